@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` and `make test`.
+BUILD ?= build
+DATA ?= annals-data
+LISTEN ?= 127.0.0.1:7070
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build run test unit fuzz bench clean
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN)
+
+# Whole suite: unit and integration tests of the release build, then the
+# ASan+UBSan unit tests and the libFuzzer targets (briefly), all via ctest.
+test: build
+	@cmake -S . -B $(BUILD)-fuzz -DANNALS_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD)-fuzz -j$(JOBS)
+	@cmake -S . -B $(BUILD)-asan -DANNALS_SANITIZE=ON -DANNALS_SERVER=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(BUILD)-asan -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD)-fuzz && ctest --output-on-failure -j$(JOBS)
+
+bench: build
+	$(BUILD)/bench/ledger_bench
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-fuzz $(BUILD)-asan

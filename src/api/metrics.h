@@ -1,0 +1,33 @@
+// Metrics: process-wide counters exported at /metrics in the Prometheus text
+// format. Counters are lock-free; labelled families take a mutex on first
+// use of a label. Thread-safe.
+#ifndef ANNALS_API_METRICS_H_
+#define ANNALS_API_METRICS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace annals::api {
+
+class Metrics {
+ public:
+  // Counter `name` with one label set, e.g. Add("annals_events_received_total",
+  // "source", "k8s-audit", 400). Created on first use.
+  void Add(const std::string& name, const std::string& label_key,
+           const std::string& label_value, uint64_t n = 1);
+  void Set(const std::string& name, uint64_t v);  // gauge without labels
+  std::string Render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>>> counters_;
+  std::map<std::string, uint64_t> gauges_;
+};
+
+}  // namespace annals::api
+
+#endif  // ANNALS_API_METRICS_H_

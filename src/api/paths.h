@@ -1,0 +1,22 @@
+// The URL paths annals serves (SPEC.md "HTTP API"). The one place that owns
+// them: handlers, clients and tests use these constants.
+#ifndef ANNALS_API_PATHS_H_
+#define ANNALS_API_PATHS_H_
+
+namespace annals::api::paths {
+
+inline constexpr char kCheckpoint[] = "/log/checkpoint";
+inline constexpr char kTilePrefix[] = "/log/tile/";       // + <L>/<N>[.p/<W>] or entries/...
+inline constexpr char kLogRoot[] = "/log/";
+inline constexpr char kEntriesPrefix[] = "/v1/entries/";  // + <index>
+inline constexpr char kInclusionProof[] = "/v1/proof/inclusion";
+inline constexpr char kConsistencyProof[] = "/v1/proof/consistency";
+inline constexpr char kIngestEvents[] = "/v1/ingest/events";
+inline constexpr char kIngestK8sAudit[] = "/v1/ingest/k8s-audit";
+inline constexpr char kHealthz[] = "/healthz";
+inline constexpr char kReadyz[] = "/readyz";
+inline constexpr char kMetrics[] = "/metrics";
+
+}  // namespace annals::api::paths
+
+#endif  // ANNALS_API_PATHS_H_

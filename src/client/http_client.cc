@@ -1,0 +1,107 @@
+#include "client/http_client.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+namespace annals::client {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+struct HttpClient::Impl {
+  std::string host, port, prefix;
+  net::io_context ioc;
+  std::optional<beast::tcp_stream> stream;
+};
+
+HttpClient::HttpClient() : impl_(new Impl) {}
+HttpClient::~HttpClient() {
+  if (impl_->stream) {
+    beast::error_code ec;
+    impl_->stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+}
+
+StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (!url.starts_with(kScheme))
+    return InvalidArgumentError("URL must start with http:// (got " + std::string(url) + ")");
+  url.remove_prefix(kScheme.size());
+  auto slash = url.find('/');
+  std::string_view hostport = url.substr(0, slash);
+  std::string prefix = slash == std::string_view::npos ? "" : std::string(url.substr(slash));
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  std::unique_ptr<HttpClient> c(new HttpClient());
+  auto colon = hostport.rfind(':');
+  if (colon == std::string_view::npos) {
+    c->impl_->host = std::string(hostport);
+    c->impl_->port = "80";
+  } else {
+    c->impl_->host = std::string(hostport.substr(0, colon));
+    c->impl_->port = std::string(hostport.substr(colon + 1));
+  }
+  if (c->impl_->host.empty()) return InvalidArgumentError("URL has no host");
+  c->impl_->prefix = prefix;
+  return c;
+}
+
+StatusOr<HttpResult> HttpClient::Get(std::string_view path) { return Do("GET", path, "", ""); }
+StatusOr<HttpResult> HttpClient::Post(std::string_view path, std::string_view body,
+                                      std::string_view ct) {
+  return Do("POST", path, body, ct);
+}
+
+StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view path,
+                                    std::string_view body, std::string_view ct) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    beast::error_code ec;
+    const bool fresh = !impl_->stream.has_value();
+    if (fresh) {
+      tcp::resolver resolver(impl_->ioc);
+      auto results = resolver.resolve(impl_->host, impl_->port, ec);
+      if (ec) return UnavailableError("cannot resolve " + impl_->host + ": " + ec.message());
+      impl_->stream.emplace(impl_->ioc);
+      impl_->stream->connect(results, ec);
+      if (ec) {
+        impl_->stream.reset();
+        return UnavailableError("cannot connect to " + impl_->host + ":" + impl_->port + ": " +
+                                ec.message());
+      }
+      impl_->stream->socket().set_option(tcp::no_delay(true));
+    }
+    http::request<http::string_body> req{
+        http::string_to_verb(std::string(method)), impl_->prefix + std::string(path), 11};
+    req.set(http::field::host, impl_->host);
+    req.set(http::field::user_agent, "annals-client");
+    if (!ct.empty()) req.set(http::field::content_type, std::string(ct));
+    req.body() = std::string(body);
+    req.keep_alive(true);
+    req.prepare_payload();
+    http::write(*impl_->stream, req, ec);
+    if (!ec) {
+      beast::flat_buffer buf;
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(1ull << 32);
+      http::read(*impl_->stream, buf, parser, ec);
+      if (!ec) {
+        auto res = parser.release();
+        HttpResult out;
+        out.status = res.result_int();
+        out.body = std::move(res.body());
+        out.content_type = std::string(res[http::field::content_type]);
+        out.cache_control = std::string(res[http::field::cache_control]);
+        if (!res.keep_alive()) impl_->stream.reset();
+        return out;
+      }
+    }
+    impl_->stream.reset();
+    if (fresh) return UnavailableError(std::string(method) + " " + std::string(path) + ": " + ec.message());
+  }
+  return UnavailableError("connection lost");
+}
+
+}  // namespace annals::client

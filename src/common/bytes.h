@@ -1,0 +1,49 @@
+// Byte helpers: big-endian coding, base64 (RFC 4648 std, padded) and hex.
+// Pure functions, thread-safe.
+#ifndef ANNALS_COMMON_BYTES_H_
+#define ANNALS_COMMON_BYTES_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace annals {
+
+inline void PutBigEndian16(std::string* dst, uint16_t v) {
+  dst->push_back(static_cast<char>(v >> 8));
+  dst->push_back(static_cast<char>(v));
+}
+inline void PutBigEndian32(std::string* dst, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) dst->push_back(static_cast<char>(v >> s));
+}
+inline void PutBigEndian64(std::string* dst, uint64_t v) {
+  for (int s = 56; s >= 0; s -= 8) dst->push_back(static_cast<char>(v >> s));
+}
+inline uint16_t GetBigEndian16(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>((u[0] << 8) | u[1]);
+}
+inline uint32_t GetBigEndian32(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
+}
+inline uint64_t GetBigEndian64(const char* p) {
+  return (uint64_t{GetBigEndian32(p)} << 32) | GetBigEndian32(p + 4);
+}
+
+std::string Base64Encode(std::string_view in);
+// Strict: standard alphabet, padding required, no whitespace.
+std::optional<std::string> Base64Decode(std::string_view in);
+
+std::string HexEncode(std::string_view in);
+std::optional<std::string> HexDecode(std::string_view in);
+
+// Parses a non-negative decimal with no sign, no leading zeros (except "0"),
+// and no overflow. The strict form C2SP notes and our URLs require.
+std::optional<uint64_t> ParseDecimal(std::string_view s);
+
+}  // namespace annals
+
+#endif  // ANNALS_COMMON_BYTES_H_

@@ -1,0 +1,39 @@
+// Turns untrusted request bodies into ledger entries. A body is all or
+// nothing: the first bad line fails the whole body with a Status naming its
+// line number, and nothing is built. Thread-safe (per-call parser state).
+#ifndef ANNALS_INGEST_JSON_LINES_H_
+#define ANNALS_INGEST_JSON_LINES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace annals::ingest {
+
+inline constexpr size_t kMaxJsonDepth = 64;
+
+struct Payload {
+  std::string meta;          // entry metadata JSON (what the ledger adds)
+  std::string_view payload;  // the original bytes, exactly as received
+};
+
+// Checks that `line` is one JSON object: valid UTF-8, well-formed, nesting
+// at most kMaxJsonDepth. `what` names it in errors ("line 3").
+Status ValidateJsonObject(std::string_view line, std::string_view what);
+
+// Splits a JSON-lines body (LF or CRLF; blank lines skipped) and validates
+// each line. Returns views into `body`.
+StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body);
+
+// RFC 3339 UTC with microseconds, e.g. "2026-11-25T15:08:21.123456Z".
+std::string NowRfc3339();
+
+// Entry metadata for one payload: {"src":..., "rt":..., "ct":"application/json"}.
+std::string MakeMeta(std::string_view source, std::string_view receive_time);
+
+}  // namespace annals::ingest
+
+#endif  // ANNALS_INGEST_JSON_LINES_H_

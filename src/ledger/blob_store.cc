@@ -1,0 +1,33 @@
+#include "ledger/blob_store.h"
+
+#include "common/bytes.h"
+#include "common/file_util.h"
+
+namespace annals::ledger {
+
+std::string BlobStore::PathFor(const Hash& digest) const {
+  std::string hex = HexEncode(HashBytes(digest));
+  return dir_ + "/" + hex.substr(0, 2) + "/" + hex;
+}
+
+Status BlobStore::Put(const Hash& digest, std::string_view payload) {
+  std::string path = PathFor(digest);
+  if (FileExists(path)) {
+    // Content-addressed: an existing blob with the right digest is the same.
+    auto have = Get(digest);
+    if (have.ok()) return OkStatus();
+  }
+  RETURN_IF_ERROR(MakeDirs(DirName(path)));
+  RETURN_IF_ERROR(WriteFileAtomic(path, payload, 0444));
+  return FsyncDir(dir_);
+}
+
+StatusOr<std::string> BlobStore::Get(const Hash& digest) const {
+  std::string path = PathFor(digest);
+  auto data = ReadFileToString(path);
+  if (!data.ok()) return data.status();
+  if (Sha256(*data) != digest) return DataLossError("blob " + path + " does not match its digest");
+  return data;
+}
+
+}  // namespace annals::ledger

@@ -1,0 +1,29 @@
+// BlobStore: payloads too large for one entry, stored content-addressed as
+// <dir>/<hex[0:2]>/<hex> (hex = SHA-256 of the payload). Put is durable when
+// it returns; blobs are never rewritten. Thread-safe.
+#ifndef ANNALS_LEDGER_BLOB_STORE_H_
+#define ANNALS_LEDGER_BLOB_STORE_H_
+
+#include <string>
+#include <string_view>
+
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace annals::ledger {
+
+class BlobStore {
+ public:
+  explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}
+  Status Put(const Hash& digest, std::string_view payload);
+  // Reads and checks the digest: DataLoss on mismatch, NotFound if absent.
+  StatusOr<std::string> Get(const Hash& digest) const;
+  std::string PathFor(const Hash& digest) const;
+
+ private:
+  const std::string dir_;
+};
+
+}  // namespace annals::ledger
+
+#endif  // ANNALS_LEDGER_BLOB_STORE_H_

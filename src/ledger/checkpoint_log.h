@@ -1,0 +1,47 @@
+// CheckpointLog: every checkpoint the ledger ever signed, in order, in one
+// append-only file of CRC-framed records (same framing as log segments), so
+// that `annals verify` can check each against the tree. The newest is also
+// written to <dir>/checkpoint for static C2SP serving. Append() is durable
+// when it returns. Writer: one thread; Latest() is thread-safe.
+#ifndef ANNALS_LEDGER_CHECKPOINT_LOG_H_
+#define ANNALS_LEDGER_CHECKPOINT_LOG_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace annals::ledger {
+
+inline constexpr char kCheckpointLogName[] = "checkpoints.log";
+
+class CheckpointLog {
+ public:
+  // Opens <dir>/checkpoints.log, cutting a torn tail (reported in *cut).
+  static StatusOr<std::unique_ptr<CheckpointLog>> Open(const std::string& dir,
+                                                       std::string* cut);
+  ~CheckpointLog();
+  Status Append(std::string_view note);
+  // The last appended note, empty if none.
+  const std::string& latest() const { return latest_; }
+
+  // Calls fn for every stored note, oldest first. DataLoss names the record
+  // number of the first bad one (a torn tail is not an error here: `cut` is
+  // set instead).
+  static Status Scan(const std::string& dir,
+                     const std::function<Status(uint64_t n, std::string_view note)>& fn,
+                     std::string* cut = nullptr);
+
+ private:
+  CheckpointLog() = default;
+  std::string dir_;
+  int fd_ = -1;
+  uint64_t bytes_ = 0;
+  std::string latest_;
+};
+
+}  // namespace annals::ledger
+
+#endif  // ANNALS_LEDGER_CHECKPOINT_LOG_H_

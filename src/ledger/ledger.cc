@@ -1,0 +1,364 @@
+#include "ledger/ledger.h"
+
+#include <sys/stat.h>
+
+#include <future>
+
+#include "checkpoint/checkpoint.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "merkle/merkle.h"
+#include "merkle/tile.h"
+
+namespace annals::ledger {
+
+namespace {
+constexpr uint64_t kReintegrateChunk = 4096;
+}
+
+StatusOr<std::string> LoadOrCreateKey(const std::string& path, const std::string& origin) {
+  if (FileExists(path)) {
+    ASSIGN_OR_RETURN(std::string key, ReadFileToString(path));
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    return key;
+  }
+  ASSIGN_OR_RETURN(std::string key, note::GeneratePrivateKey(origin));
+  RETURN_IF_ERROR(MakeDirs(DirName(path)));
+  RETURN_IF_ERROR(WriteFileAtomic(path, key + "\n", 0600));
+  return key;
+}
+
+Ledger::Ledger(LedgerOptions options)
+    : options_(std::move(options)),
+      blobs_(options_.data_dir + "/blobs"),
+      tiles_(options_.data_dir + "/log") {}
+
+StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  if (options.data_dir.empty()) return InvalidArgumentError("no data directory given");
+  RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  ::chmod(options.data_dir.c_str(), 0700);
+  std::unique_ptr<Ledger> l(new Ledger(options));
+  std::string skey = options.private_key;
+  if (skey.empty()) {
+    ASSIGN_OR_RETURN(skey, LoadOrCreateKey(options.data_dir + "/key", options.origin));
+  }
+  ASSIGN_OR_RETURN(l->signer_, note::Signer::FromPrivateKey(skey));
+  RETURN_IF_ERROR(l->Recover());
+  l->writer_ = std::thread([p = l.get()] { p->WriterLoop(); });
+  l->integrator_ = std::thread([p = l.get()] { p->IntegratorLoop(); });
+  l->publisher_ = std::thread([p = l.get()] { p->PublisherLoop(); });
+  if (l->published_.empty()) RETURN_IF_ERROR(l->PublishNow());
+  return l;
+}
+
+Status Ledger::Recover() {
+  const std::string log_dir = options_.data_dir + "/log";
+  ASSIGN_OR_RETURN(checkpoints_, CheckpointLog::Open(log_dir, &recovery_.checkpoint_log_cut));
+  uint64_t cp_size = 0;
+  Hash cp_root = merkle::EmptyRoot();
+  if (!checkpoints_->latest().empty()) {
+    ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(signer_->VerifierKey()));
+    auto opened = note::OpenNote(checkpoints_->latest(), *verifier);
+    if (!opened.ok())
+      return DataLossError("latest stored checkpoint does not verify with this log's key: " +
+                           opened.status().message());
+    ASSIGN_OR_RETURN(auto cp, checkpoint::Parse(opened->text));
+    if (cp.origin != signer_->name())
+      return FailedPreconditionError("stored checkpoint origin " + cp.origin +
+                                     " differs from the key's name " + signer_->name());
+    cp_size = cp.size;
+    cp_root = cp.root;
+  }
+  log::SegmentLogOptions lo;
+  lo.dir = options_.data_dir + "/segments";
+  lo.max_segment_entries = options_.max_segment_entries;
+  ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
+  const uint64_t n = log_->size();
+
+  auto reintegrate = [&](uint64_t from) -> Status {
+    for (uint64_t b = from; b < n; b += kReintegrateChunk) {
+      uint64_t e = std::min(n, b + kReintegrateChunk);
+      std::vector<Hash> hashes;
+      hashes.reserve(e - b);
+      RETURN_IF_ERROR(log_->ReadRange(b, e, [&](uint64_t, std::string_view d) {
+        hashes.push_back(merkle::HashLeaf(d));
+        return OkStatus();
+      }));
+      RETURN_IF_ERROR(tiles_.Integrate(hashes));
+    }
+    recovery_.reintegrated += n - from;
+    return OkStatus();
+  };
+
+  ASSIGN_OR_RETURN(uint64_t covered, tiles_.Load(n));
+  RETURN_IF_ERROR(reintegrate(covered));
+  auto root_ok = [&]() -> bool {
+    auto r = merkle::RootHash(cp_size, tiles_.Reader());
+    return r.ok() && *r == cp_root;
+  };
+  if (!root_ok()) {
+    // Stored tiles disagree with the signed checkpoint: rebuild them all
+    // from the segments, which are the source of truth.
+    recovery_.tiles_rebuilt = true;
+    ASSIGN_OR_RETURN(covered, tiles_.Load(0));
+    RETURN_IF_ERROR(reintegrate(0));
+    if (!root_ok())
+      return DataLossError("log entries do not hash to the root of the published checkpoint at size " +
+                           std::to_string(cp_size) + "; run `annals verify` to locate the damage");
+  }
+  published_ = checkpoints_->latest();
+  published_size_ = cp_size;
+  return OkStatus();
+}
+
+Ledger::~Ledger() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  writer_cv_.notify_all();
+  integrator_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (integrator_.joinable()) integrator_.join();
+  {
+    std::lock_guard lock(pub_mu_);
+    integrator_done_ = true;
+  }
+  pub_cv_.notify_all();
+  if (publisher_.joinable()) publisher_.join();
+}
+
+Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done) {
+  size_t bytes = 0;
+  for (const auto& e : entries) {
+    if (e.empty() || e.size() > 65535)
+      return InvalidArgumentError("entry of " + std::to_string(e.size()) +
+                                  " bytes: entries are 1..65535 bytes");
+    bytes += e.size() + 8;
+  }
+  if (entries.empty()) return InvalidArgumentError("no entries");
+  std::unique_lock lock(mu_);
+  if (!failed_.ok()) return UnavailableError("log is failed: " + failed_.message());
+  if (stopping_) return UnavailableError("ledger is shutting down");
+  if (queued_bytes_ + bytes > options_.max_queued_bytes && queued_bytes_ > 0)
+    return ResourceExhaustedError("append queue full (" + std::to_string(queued_bytes_) +
+                                  " bytes waiting for disk)");
+  queued_bytes_ += bytes;
+  queue_.push_back({std::move(entries), std::move(done), bytes});
+  lock.unlock();
+  writer_cv_.notify_one();
+  return OkStatus();
+}
+
+StatusOr<uint64_t> Ledger::Append(std::vector<std::string> entries) {
+  std::promise<StatusOr<uint64_t>> p;
+  auto f = p.get_future();
+  for (;;) {
+    Status s = AppendAsync(std::move(entries), [&p](StatusOr<uint64_t> r) { p.set_value(std::move(r)); });
+    if (s.ok()) break;
+    if (s.code() != StatusCode::kResourceExhausted) return s;
+    // Blocking callers wait for space instead of failing.
+    std::unique_lock lock(mu_);
+    space_cv_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+  return f.get();
+}
+
+void Ledger::WriterLoop() {
+  for (;;) {
+    std::deque<Request> batch;
+    {
+      std::unique_lock lock(mu_);
+      writer_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) break;
+      batch.swap(queue_);
+      for (const auto& r : batch) queued_bytes_ -= r.bytes;
+    }
+    space_cv_.notify_all();
+    Status s;
+    {
+      std::lock_guard lock(mu_);
+      s = failed_;
+    }
+    const uint64_t first = log_->size();
+    for (auto& r : batch) {
+      if (!s.ok()) break;
+      s = log_->Append(r.entries);
+    }
+    if (s.ok()) s = log_->Sync();
+    if (!s.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        if (failed_.ok()) failed_ = s;
+      }
+      for (auto& r : batch) r.done(UnavailableError("append failed: " + s.message()));
+      continue;
+    }
+    uint64_t idx = first;
+    std::vector<std::string> all;
+    for (auto& r : batch) {
+      r.done(idx);
+      idx += r.entries.size();
+      if (all.empty()) {
+        all = std::move(r.entries);
+      } else {
+        for (auto& e : r.entries) all.push_back(std::move(e));
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      to_integrate_.push_back(std::move(all));
+    }
+    integrator_cv_.notify_one();
+  }
+  {
+    std::lock_guard lock(mu_);
+    writer_done_ = true;
+  }
+  integrator_cv_.notify_all();
+}
+
+void Ledger::IntegratorLoop() {
+  for (;;) {
+    std::vector<std::string> entries;
+    {
+      std::unique_lock lock(mu_);
+      integrator_cv_.wait(lock, [&] { return !to_integrate_.empty() || writer_done_; });
+      if (to_integrate_.empty()) break;
+      entries = std::move(to_integrate_.front());
+      to_integrate_.pop_front();
+    }
+    std::vector<Hash> hashes;
+    hashes.reserve(entries.size());
+    for (const auto& e : entries) hashes.push_back(merkle::HashLeaf(e));
+    Status s = tiles_.Integrate(hashes);
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      if (failed_.ok()) failed_ = s;
+    }
+    pub_cv_.notify_all();
+  }
+}
+
+void Ledger::PublisherLoop() {
+  auto last = std::chrono::steady_clock::now() - options_.checkpoint_interval;
+  for (;;) {
+    {
+      std::unique_lock lock(pub_mu_);
+      pub_cv_.wait(lock, [&] {
+        return integrator_done_ || publish_requests_ > publish_served_ ||
+               tiles_.size() > published_size_;
+      });
+      if (publish_requests_ == publish_served_ && !integrator_done_) {
+        // Batch appends for at most one interval after the previous checkpoint.
+        pub_cv_.wait_until(lock, last + options_.checkpoint_interval, [&] {
+          return integrator_done_ || publish_requests_ > publish_served_;
+        });
+      }
+    }
+    uint64_t served_upto;
+    {
+      std::lock_guard lock(pub_mu_);
+      served_upto = publish_requests_;
+    }
+    Status s = SignAndPersist();
+    last = std::chrono::steady_clock::now();
+    bool done;
+    {
+      std::lock_guard lock(pub_mu_);
+      publish_served_ = served_upto;
+      publish_status_ = s;
+      done = integrator_done_;
+    }
+    pub_cv_.notify_all();
+    if (done) break;
+  }
+}
+
+Status Ledger::SignAndPersist() {
+  std::lock_guard sign_lock(sign_mu_);
+  uint64_t size;
+  Hash root;
+  tiles_.Snapshot(&size, &root);
+  {
+    std::lock_guard lock(pub_mu_);
+    if (!published_.empty() && size == published_size_) return OkStatus();
+    if (size < published_size_) return InternalError("tree shrank below published checkpoint");
+  }
+  checkpoint::Checkpoint cp{signer_->name(), size, root, {}};
+  ASSIGN_OR_RETURN(std::string note, signer_->SignNote(cp.Marshal()));
+  // Persist before publishing: a checkpoint is never served unless it is on
+  // disk, so no restart can sign a different tree at a size already served.
+  RETURN_IF_ERROR(checkpoints_->Append(note));
+  std::lock_guard lock(pub_mu_);
+  published_ = std::move(note);
+  published_size_ = size;
+  return OkStatus();
+}
+
+Status Ledger::PublishNow() {
+  std::unique_lock lock(pub_mu_);
+  uint64_t ticket = ++publish_requests_;
+  pub_cv_.notify_all();
+  pub_cv_.wait(lock, [&] { return publish_served_ >= ticket || integrator_done_; });
+  return publish_status_;
+}
+
+bool Ledger::WaitForCheckpoint(uint64_t size, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(pub_mu_);
+  return pub_cv_.wait_for(lock, timeout, [&] { return published_size_ >= size; });
+}
+
+std::string Ledger::Checkpoint() const {
+  std::lock_guard lock(pub_mu_);
+  return published_;
+}
+
+uint64_t Ledger::CheckpointSize() const {
+  std::lock_guard lock(pub_mu_);
+  return published_size_;
+}
+
+StatusOr<std::string> Ledger::ReadTilePath(std::string_view path, bool* immutable) const {
+  ASSIGN_OR_RETURN(merkle::TilePath tp, merkle::ParseTilePath(path));
+  *immutable = tp.width == merkle::kTileWidth;
+  if (!tp.entries) return tiles_.ReadTile(tp.level, tp.index, tp.width);
+  const uint64_t begin = tp.index * merkle::kTileWidth;
+  const uint64_t end = begin + tp.width;
+  if (end > tiles_.size() || end < begin) return NotFoundError("entry bundle beyond the tree");
+  std::string out;
+  RETURN_IF_ERROR(log_->ReadRange(begin, end, [&](uint64_t, std::string_view d) {
+    PutBigEndian16(&out, static_cast<uint16_t>(d.size()));
+    out.append(d);
+    return OkStatus();
+  }));
+  return out;
+}
+
+StatusOr<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t tree_size) const {
+  if (tree_size > tiles_.size())
+    return OutOfRangeError("tree_size " + std::to_string(tree_size) + " is beyond the tree (" +
+                           std::to_string(tiles_.size()) + ")");
+  if (index >= tree_size)
+    return OutOfRangeError("index " + std::to_string(index) + " is not below tree_size " +
+                           std::to_string(tree_size));
+  return merkle::InclusionProof(index, tree_size, tiles_.Reader());
+}
+
+StatusOr<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t first, uint64_t second) const {
+  if (second > tiles_.size())
+    return OutOfRangeError("second " + std::to_string(second) + " is beyond the tree (" +
+                           std::to_string(tiles_.size()) + ")");
+  if (first > second)
+    return InvalidArgumentError("first " + std::to_string(first) + " is larger than second " +
+                                std::to_string(second));
+  return merkle::ConsistencyProof(first, second, tiles_.Reader());
+}
+
+StatusOr<Hash> Ledger::RootAt(uint64_t tree_size) const {
+  if (tree_size > tiles_.size()) return OutOfRangeError("tree_size beyond the tree");
+  return merkle::RootHash(tree_size, tiles_.Reader());
+}
+
+}  // namespace annals::ledger

@@ -1,0 +1,145 @@
+// Ledger: the facade over one data directory. Sequences appends into the
+// segment log with group commit, integrates them into the Merkle tree and
+// tiles, and signs and persists checkpoints.
+//
+// Life of an append: AppendAsync() queues entries -> the writer thread
+// takes everything queued, writes it with one write() and one fdatasync(),
+// then calls each caller back with its first index (acknowledgement) and
+// hands the entries to the integrator thread, which hashes them into the
+// tree and tiles -> the publisher thread signs a checkpoint over the
+// integrated tree within checkpoint_interval, persists it, then serves it.
+//
+// Thread-safe. Owns its threads; the destructor drains the queue and
+// publishes a final checkpoint.
+#ifndef ANNALS_LEDGER_LEDGER_H_
+#define ANNALS_LEDGER_LEDGER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/note.h"
+#include "common/sha256.h"
+#include "common/status.h"
+#include "ledger/blob_store.h"
+#include "ledger/checkpoint_log.h"
+#include "ledger/tile_store.h"
+#include "log/segment_log.h"
+
+namespace annals::ledger {
+
+struct LedgerOptions {
+  std::string data_dir;
+  // Signing key in note form; if empty, <data_dir>/key is used, and created
+  // (0600) with origin `origin` when missing.
+  std::string private_key;
+  std::string origin = "annals.local/log";
+  std::chrono::milliseconds checkpoint_interval{500};
+  // Backpressure: appends beyond this many queued bytes are refused.
+  size_t max_queued_bytes = 256u << 20;
+  uint64_t max_segment_entries = 1 << 16;
+};
+
+struct Recovery {
+  log::RecoveryReport log;
+  std::string checkpoint_log_cut;
+  uint64_t reintegrated = 0;  // leaves re-hashed from segments on start
+  bool tiles_rebuilt = false;
+};
+
+class Ledger {
+ public:
+  using AppendCallback = std::function<void(StatusOr<uint64_t> first_index)>;
+
+  static StatusOr<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+  ~Ledger();
+
+  // Queues entries (each 1..65535 bytes, see entry_format.h) to be appended
+  // in order and contiguously. `done` runs on the writer thread once they
+  // are durable (or failed); it must be quick. ResourceExhausted if the
+  // queue is full, Unavailable after a write failure.
+  Status AppendAsync(std::vector<std::string> entries, AppendCallback done);
+  // Blocking form; returns the first index.
+  StatusOr<uint64_t> Append(std::vector<std::string> entries);
+  // Stores a large payload before the entry that references it is appended.
+  Status PutBlob(const Hash& digest, std::string_view payload) { return blobs_.Put(digest, payload); }
+  StatusOr<std::string> GetBlob(const Hash& digest) const { return blobs_.Get(digest); }
+
+  uint64_t DurableSize() const { return log_->size(); }
+  uint64_t IntegratedSize() const { return tiles_.size(); }
+  // The newest published signed checkpoint.
+  std::string Checkpoint() const;
+  uint64_t CheckpointSize() const;
+  // Signs and publishes a checkpoint over everything integrated now;
+  // returns once it is durable and served.
+  Status PublishNow();
+  // Blocks until the published checkpoint covers `size` or timeout.
+  bool WaitForCheckpoint(uint64_t size, std::chrono::milliseconds timeout);
+
+  StatusOr<std::string> ReadEntry(uint64_t index) const { return log_->Read(index); }
+  // Hash tile or entry bundle by C2SP path relative to the log root
+  // ("tile/0/x001/234.p/7"); sets *immutable for full tiles.
+  StatusOr<std::string> ReadTilePath(std::string_view path, bool* immutable) const;
+  StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t tree_size) const;
+  StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t first, uint64_t second) const;
+  StatusOr<Hash> RootAt(uint64_t tree_size) const;
+
+  const note::Signer& signer() const { return *signer_; }
+  const Recovery& recovery() const { return recovery_; }
+  const std::string& data_dir() const { return options_.data_dir; }
+
+ private:
+  struct Request {
+    std::vector<std::string> entries;
+    AppendCallback done;
+    size_t bytes = 0;
+  };
+  explicit Ledger(LedgerOptions options);
+  Status Recover();
+  void WriterLoop();
+  void IntegratorLoop();
+  void PublisherLoop();
+  Status SignAndPersist();
+
+  const LedgerOptions options_;
+  std::unique_ptr<note::Signer> signer_;
+  std::unique_ptr<log::SegmentLog> log_;
+  std::unique_ptr<CheckpointLog> checkpoints_;
+  BlobStore blobs_;
+  TileStore tiles_;
+  Recovery recovery_;
+
+  std::mutex mu_;  // guards the queue, the integrate queue and stop flags
+  std::condition_variable writer_cv_, integrator_cv_, space_cv_;
+  std::deque<Request> queue_;
+  size_t queued_bytes_ = 0;
+  std::deque<std::vector<std::string>> to_integrate_;
+  bool stopping_ = false;
+  bool writer_done_ = false;
+  Status failed_;
+
+  mutable std::mutex pub_mu_;  // guards published_, publish_requested_
+  std::condition_variable pub_cv_;
+  std::string published_;
+  uint64_t published_size_ = 0;
+  bool integrator_done_ = false;
+  uint64_t publish_requests_ = 0, publish_served_ = 0;
+  Status publish_status_;
+  std::mutex sign_mu_;  // serializes SignAndPersist
+
+  std::thread writer_, integrator_, publisher_;
+};
+
+// Reads or creates the key file for a data directory.
+StatusOr<std::string> LoadOrCreateKey(const std::string& path, const std::string& origin);
+
+}  // namespace annals::ledger
+
+#endif  // ANNALS_LEDGER_LEDGER_H_

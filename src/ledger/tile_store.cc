@@ -1,0 +1,198 @@
+#include "ledger/tile_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/file_util.h"
+
+namespace annals::ledger {
+
+using merkle::kTileHeight;
+using merkle::kTileWidth;
+
+namespace {
+constexpr uint64_t kTileBytes = kTileWidth * 32;
+
+Hash TileRoot(const std::vector<Hash>& hashes) {
+  std::vector<Hash> level = hashes;
+  while (level.size() > 1) {
+    std::vector<Hash> up;
+    up.reserve(level.size() / 2);
+    for (size_t i = 0; i + 1 < level.size(); i += 2)
+      up.push_back(merkle::HashChildren(level[i], level[i + 1]));
+    level.swap(up);
+  }
+  return level[0];
+}
+}  // namespace
+
+TileStore::TileStore(std::string dir) : dir_(std::move(dir)) {}
+
+std::string TileStore::FullTilePath(uint64_t level, uint64_t index) const {
+  return dir_ + "/" + merkle::FormatTilePath({false, level, index, kTileWidth});
+}
+
+StatusOr<std::vector<Hash>> TileStore::LoadTileHashes(uint64_t level, uint64_t index,
+                                                      uint64_t width) const {
+  std::string path = FullTilePath(level, index);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open " + path, errno);
+  std::vector<Hash> out(width);
+  Status s = PreadAll(fd, reinterpret_cast<char*>(out.data()), width * 32, 0, path);
+  ::close(fd);
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status TileStore::WriteFullTile(uint64_t level, uint64_t index,
+                                const std::vector<Hash>& hashes) {
+  std::string path = FullTilePath(level, index);
+  RETURN_IF_ERROR(MakeDirs(DirName(path)));
+  std::string data(reinterpret_cast<const char*>(hashes.data()), hashes.size() * 32);
+  // Tiles are derived from the segments and rebuilt on start if missing, so
+  // they need no fsync on the append path (see docs/format/tiles.md).
+  return WriteFileAtomic(path, data, 0444, /*sync=*/false);
+}
+
+StatusOr<uint64_t> TileStore::Load(uint64_t size) {
+  std::unique_lock lock(mu_);
+  full_.clear();
+  partial_.clear();
+  // Count the full tiles present at each level, in order, stopping at the
+  // first missing or short one.
+  for (uint64_t level = 0;; ++level) {
+    uint64_t want = size >> (kTileHeight * (level + 1));
+    uint64_t have = 0;
+    while (have < want) {
+      struct stat st;
+      if (::stat(FullTilePath(level, have).c_str(), &st) != 0 ||
+          static_cast<uint64_t>(st.st_size) != kTileBytes)
+        break;
+      ++have;
+    }
+    full_.push_back(have);
+    partial_.emplace_back();
+    if (want == 0) break;
+  }
+  // A level's full tiles cannot outrun the level below's.
+  for (size_t l = 1; l < full_.size(); ++l)
+    full_[l] = std::min(full_[l], full_[l - 1] / kTileWidth);
+  // Rebuild each partial tile above level 0 from the roots of the level
+  // below's full tiles that are not yet in a full tile here.
+  for (size_t l = 1; l < full_.size(); ++l) {
+    for (uint64_t k = full_[l] * kTileWidth; k < full_[l - 1]; ++k) {
+      ASSIGN_OR_RETURN(auto hashes, LoadTileHashes(l - 1, k, kTileWidth));
+      partial_[l].push_back(TileRoot(hashes));
+    }
+  }
+  uint64_t covered = full_[0] * kTileWidth;
+  lock.unlock();
+  ASSIGN_OR_RETURN(range_, merkle::CompactRange::FromNodes(covered, Reader()));
+  // Upper partial tiles may hold more than `covered` implies (never: they
+  // are derived from level-0 full tiles only), so the state is consistent.
+  return covered;
+}
+
+Status TileStore::Integrate(const std::vector<Hash>& leaf_hashes) {
+  struct Completed {
+    uint64_t level, index;
+    std::vector<Hash> hashes;
+  };
+  std::vector<Completed> done;
+  {
+    std::unique_lock lock(mu_);
+    for (const Hash& leaf : leaf_hashes) {
+      range_.Append(leaf, [&](uint64_t level, uint64_t index, const Hash& h) {
+        if (level % kTileHeight != 0) return;
+        uint64_t tl = level / kTileHeight;
+        if (tl >= partial_.size()) {
+          partial_.resize(tl + 1);
+          full_.resize(tl + 1, 0);
+        }
+        partial_[tl].push_back(h);
+        if (partial_[tl].size() == kTileWidth) {
+          done.push_back({tl, index / kTileWidth, std::move(partial_[tl])});
+          partial_[tl].clear();
+          // Readers find this tile on disk only after it is written below;
+          // until then they read it from `pending_`.
+        }
+      });
+    }
+    // Keep completed tiles readable in memory while writing them.
+    for (auto& c : done) pending_.push_back({c.level, c.index, c.hashes});
+  }
+  for (const auto& c : done) RETURN_IF_ERROR(WriteFullTile(c.level, c.index, c.hashes));
+  if (!done.empty()) {
+    std::unique_lock lock(mu_);
+    for (const auto& c : done) full_[c.level] = std::max(full_[c.level], c.index + 1);
+    pending_.clear();
+  }
+  return OkStatus();
+}
+
+uint64_t TileStore::size() const {
+  std::shared_lock lock(mu_);
+  return range_.size();
+}
+
+Hash TileStore::Root() const {
+  std::shared_lock lock(mu_);
+  return range_.Root();
+}
+
+void TileStore::Snapshot(uint64_t* size, Hash* root) const {
+  std::shared_lock lock(mu_);
+  *size = range_.size();
+  *root = range_.Root();
+}
+
+StatusOr<std::string> TileStore::ReadTile(uint64_t level, uint64_t index,
+                                          uint64_t width) const {
+  if (width == 0 || width > kTileWidth) return InvalidArgumentError("bad tile width");
+  std::vector<Hash> hashes;
+  bool from_file = false;
+  {
+    std::shared_lock lock(mu_);
+    if (level >= full_.size()) return NotFoundError("no such tile");
+    for (const auto& p : pending_) {
+      if (p.level == level && p.index == index) {
+        hashes.assign(p.hashes.begin(), p.hashes.begin() + width);
+        return std::string(reinterpret_cast<const char*>(hashes.data()), width * 32);
+      }
+    }
+    if (index < full_[level]) {
+      from_file = true;
+    } else if (index == full_[level] && width <= partial_[level].size()) {
+      return std::string(reinterpret_cast<const char*>(partial_[level].data()), width * 32);
+    } else {
+      return NotFoundError("tile beyond the tree");
+    }
+  }
+  if (from_file) {
+    ASSIGN_OR_RETURN(hashes, LoadTileHashes(level, index, width));
+  }
+  return std::string(reinterpret_cast<const char*>(hashes.data()), width * 32);
+}
+
+StatusOr<Hash> TileStore::ReadNode(uint64_t level, uint64_t index) const {
+  const uint64_t tl = level / kTileHeight;
+  const uint64_t sub = level % kTileHeight;
+  const uint64_t first = index << sub;   // first node at level tl*8
+  const uint64_t count = uint64_t{1} << sub;
+  const uint64_t tile = first / kTileWidth;
+  const uint64_t offset = first % kTileWidth;
+  ASSIGN_OR_RETURN(std::string bytes, ReadTile(tl, tile, offset + count));
+  std::vector<Hash> hashes(count);
+  std::memcpy(hashes.data(), bytes.data() + offset * 32, count * 32);
+  if (count == 1) return hashes[0];
+  return TileRoot(hashes);
+}
+
+merkle::NodeReader TileStore::Reader() const {
+  return [this](uint64_t level, uint64_t index) { return ReadNode(level, index); };
+}
+
+}  // namespace annals::ledger

@@ -1,0 +1,67 @@
+// TileStore: the Merkle tree's nodes at tree levels 0, 8, 16, ... kept as
+// C2SP hash tiles. Full tiles are immutable files <dir>/tile/<L>/<N>; the
+// rightmost, still-growing tile of each level lives in memory (it is rebuilt
+// from segments and lower tiles on start). Every other node is computed from
+// these on demand.
+//
+// Threads: Integrate() from one writer thread; readers (ReadNode, ReadTile,
+// Snapshot) from any thread. Internally synchronized.
+#ifndef ANNALS_LEDGER_TILE_STORE_H_
+#define ANNALS_LEDGER_TILE_STORE_H_
+
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/sha256.h"
+#include "common/status.h"
+#include "merkle/merkle.h"
+#include "merkle/tile.h"
+
+namespace annals::ledger {
+
+class TileStore {
+ public:
+  explicit TileStore(std::string dir);
+
+  // Loads full tiles for a tree of at least `size` leaves and prepares to
+  // integrate from the largest size the stored tiles cover, which it
+  // returns (<= size). The caller re-integrates the leaves after it.
+  StatusOr<uint64_t> Load(uint64_t size);
+  // Adds leaf hashes at the end of the tree.
+  Status Integrate(const std::vector<Hash>& leaf_hashes);
+
+  uint64_t size() const;
+  Hash Root() const;
+  // Size and root read together.
+  void Snapshot(uint64_t* size, Hash* root) const;
+
+  // Node at any level/index inside the current tree (merkle::NodeReader).
+  StatusOr<Hash> ReadNode(uint64_t level, uint64_t index) const;
+  merkle::NodeReader Reader() const;
+  // A hash tile's bytes (width * 32), full or partial, within the current tree.
+  StatusOr<std::string> ReadTile(uint64_t level, uint64_t index, uint64_t width) const;
+  std::string FullTilePath(uint64_t level, uint64_t index) const;
+
+ private:
+  Status WriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes);
+  StatusOr<std::vector<Hash>> LoadTileHashes(uint64_t level, uint64_t index, uint64_t width) const;
+
+  const std::string dir_;
+  mutable std::shared_mutex mu_;
+  // Per tile level: number of full tiles on disk, and the partial tile.
+  std::vector<uint64_t> full_;  // guarded by mu_, as are partial_ and range_
+  std::vector<std::vector<Hash>> partial_;
+  merkle::CompactRange range_;
+  struct PendingTile {
+    uint64_t level, index;
+    std::vector<Hash> hashes;
+  };
+  std::vector<PendingTile> pending_;  // full tiles being written to disk
+};
+
+}  // namespace annals::ledger
+
+#endif  // ANNALS_LEDGER_TILE_STORE_H_

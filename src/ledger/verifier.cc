@@ -1,0 +1,275 @@
+#include "ledger/verifier.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/note.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "ledger/blob_store.h"
+#include "ledger/checkpoint_log.h"
+#include "ledger/entry.h"
+#include "log/segment_format.h"
+#include "log/segment_log.h"
+#include "merkle/merkle.h"
+#include "merkle/tile.h"
+
+namespace annals::ledger {
+
+namespace {
+
+using merkle::kTileHeight;
+using merkle::kTileWidth;
+
+struct CheckpointRef {
+  uint64_t record;
+  checkpoint::Checkpoint cp;
+};
+
+class Mapped {
+ public:
+  ~Mapped() {
+    if (data_) ::munmap(data_, size_);
+  }
+  Status Open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("open " + path, errno);
+    struct stat st;
+    ::fstat(fd, &st);
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+      data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (data_ == MAP_FAILED) {
+        data_ = nullptr;
+        ::close(fd);
+        return ErrnoError("mmap " + path, errno);
+      }
+      ::madvise(data_, size_, MADV_SEQUENTIAL);
+    }
+    ::close(fd);
+    return OkStatus();
+  }
+  std::string_view view() const { return {static_cast<const char*>(data_), size_}; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+class TreeChecker {
+ public:
+  TreeChecker(std::string log_dir, std::vector<CheckpointRef> cps, VerifyReport* report)
+      : log_dir_(std::move(log_dir)), cps_(std::move(cps)), report_(report) {}
+
+  Status Add(const std::vector<Hash>& leaves) {
+    for (const Hash& h : leaves) {
+      Status s;
+      range_.Append(h, [&](uint64_t level, uint64_t index, const Hash& node) {
+        if (!s.ok() || level % kTileHeight) return;
+        uint64_t tl = level / kTileHeight;
+        if (tl >= tiles_.size()) tiles_.resize(tl + 1);
+        tiles_[tl].push_back(node);
+        if (tiles_[tl].size() == kTileWidth) {
+          s = CheckTile(tl, index / kTileWidth, tiles_[tl]);
+          tiles_[tl].clear();
+        }
+      });
+      RETURN_IF_ERROR(s);
+      while (next_cp_ < cps_.size() && cps_[next_cp_].cp.size == range_.size()) {
+        RETURN_IF_ERROR(CheckRoot(cps_[next_cp_]));
+        ++next_cp_;
+      }
+    }
+    return OkStatus();
+  }
+
+  Status Finish() {
+    // Checkpoints of size 0, and any beyond the log.
+    for (const auto& c : cps_) {
+      if (c.cp.size == 0 && c.cp.root != merkle::EmptyRoot())
+        return DataLossError("checkpoint record " + std::to_string(c.record) + " (size 0): wrong empty root");
+      if (c.cp.size > range_.size())
+        return DataLossError("checkpoint record " + std::to_string(c.record) + " claims size " +
+                             std::to_string(c.cp.size) + " but the log holds " +
+                             std::to_string(range_.size()) + " entries: entries are missing");
+    }
+    return OkStatus();
+  }
+
+ private:
+  Status CheckTile(uint64_t level, uint64_t index, const std::vector<Hash>& want) {
+    std::string rel = merkle::FormatTilePath({false, level, index, kTileWidth});
+    std::string path = log_dir_ + "/" + rel;
+    auto have = ReadFileToString(path);
+    const uint64_t span = uint64_t{1} << (kTileHeight * level);  // leaves per tile hash
+    const uint64_t first_entry = index * kTileWidth * span;
+    if (!have.ok()) {
+      report_->bad_index = static_cast<int64_t>(first_entry);
+      return DataLossError(rel + " (entries from " + std::to_string(first_entry) + "): missing: " +
+                           have.status().message());
+    }
+    if (have->size() != kTileWidth * 32) {
+      report_->bad_index = static_cast<int64_t>(first_entry);
+      return DataLossError(rel + " (entries from " + std::to_string(first_entry) + "): size " +
+                           std::to_string(have->size()) + ", want " + std::to_string(kTileWidth * 32));
+    }
+    for (uint64_t k = 0; k < kTileWidth; ++k) {
+      if (std::memcmp(have->data() + k * 32, want[k].data(), 32) != 0) {
+        uint64_t bad = first_entry + k * span;
+        report_->bad_index = static_cast<int64_t>(bad);
+        return DataLossError(rel + ": hash " + std::to_string(k) + " does not match entr" +
+                             (span == 1 ? "y " + std::to_string(bad)
+                                        : "ies " + std::to_string(bad) + ".." + std::to_string(bad + span - 1)));
+      }
+    }
+    ++report_->tiles;
+    return OkStatus();
+  }
+
+  Status CheckRoot(const CheckpointRef& c) {
+    if (range_.Root() != c.cp.root)
+      return DataLossError("checkpoint record " + std::to_string(c.record) + " (size " +
+                           std::to_string(c.cp.size) +
+                           "): root hash does not match the entries below it");
+    return OkStatus();
+  }
+
+  std::string log_dir_;
+  std::vector<CheckpointRef> cps_;
+  size_t next_cp_ = 0;
+  VerifyReport* report_;
+  merkle::CompactRange range_;
+  std::vector<std::vector<Hash>> tiles_;
+};
+
+void HashAll(const std::vector<std::string_view>& in, std::vector<Hash>* out) {
+  out->resize(in.size());
+  auto work = [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) (*out)[i] = merkle::HashLeaf(in[i]);
+  };
+  if (in.size() < 1024) return work(0, in.size());
+  size_t mid = in.size() / 2;
+  auto f = std::async(std::launch::async, work, mid, in.size());
+  work(0, mid);
+  f.get();
+}
+
+}  // namespace
+
+Status VerifyDataDir(const std::string& data_dir, const std::string& verifier_key,
+                     const std::function<void(uint64_t, uint64_t)>& progress,
+                     VerifyReport* report) {
+  const std::string log_dir = data_dir + "/log";
+  const std::string seg_dir = data_dir + "/segments";
+  ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(verifier_key));
+
+  // 1. Every stored checkpoint: signature, body, sizes never shrinking.
+  std::vector<CheckpointRef> cps;
+  std::string cut;
+  RETURN_IF_ERROR(CheckpointLog::Scan(
+      log_dir,
+      [&](uint64_t n, std::string_view text) -> Status {
+        auto opened = note::OpenNote(text, *verifier);
+        if (!opened.ok())
+          return DataLossError("checkpoint record " + std::to_string(n) + ": " + opened.status().message());
+        auto cp = checkpoint::Parse(opened->text);
+        if (!cp.ok())
+          return DataLossError("checkpoint record " + std::to_string(n) + ": " + cp.status().message());
+        if (cp->origin != verifier->name())
+          return DataLossError("checkpoint record " + std::to_string(n) + ": origin " + cp->origin);
+        if (!cps.empty() && cp->size < cps.back().cp.size)
+          return DataLossError("checkpoint record " + std::to_string(n) + ": size " +
+                               std::to_string(cp->size) + " is smaller than the one before");
+        cps.push_back({n, std::move(*cp)});
+        return OkStatus();
+      },
+      &cut));
+  if (!cut.empty()) return DataLossError(cut);
+  report->checkpoints = cps.size();
+
+  // 2. Every segment, in order.
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(seg_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.ends_with(log::kSegmentSuffix)) names.push_back(n);
+    }
+    ::closedir(d);
+  } else {
+    return NotFoundError("no segments directory in " + data_dir);
+  }
+  std::sort(names.begin(), names.end());
+  uint64_t total = 0, done = 0;
+  for (const auto& n : names) {
+    struct stat st;
+    if (::stat((seg_dir + "/" + n).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
+  }
+  BlobStore blobs(data_dir + "/blobs");
+  TreeChecker tree(log_dir, cps, report);
+  uint64_t next = 0;
+  for (const auto& n : names) {
+    Mapped m;
+    RETURN_IF_ERROR(m.Open(seg_dir + "/" + n));
+    std::vector<std::string_view> batch;
+    std::vector<Hash> hashes;
+    uint64_t seg_first = 0;
+    Status entry_status;
+    auto flush = [&]() -> Status {
+      HashAll(batch, &hashes);
+      batch.clear();
+      return tree.Add(hashes);
+    };
+    Status s = log::ScanSegment(
+        m.view(),
+        [&](uint64_t index, std::string_view data) -> Status {
+          if (index != next) {
+            report->bad_index = static_cast<int64_t>(next);
+            return DataLossError("segment " + n + " starts at entry " + std::to_string(index) +
+                                 ", expected " + std::to_string(next));
+          }
+          auto dec = DecodeEntry(data);
+          if (!dec.ok()) {
+            report->bad_index = static_cast<int64_t>(index);
+            return DataLossError("entry " + std::to_string(index) + ": " + dec.status().message());
+          }
+          if (dec->external) {
+            auto blob = blobs.Get(dec->payload_digest);
+            if (!blob.ok() || blob->size() != dec->payload_size) {
+              report->bad_index = static_cast<int64_t>(index);
+              return DataLossError("entry " + std::to_string(index) + ": payload " +
+                                   (blob.ok() ? "size differs" : blob.status().message()));
+            }
+            ++report->blobs;
+          }
+          batch.push_back(data);
+          ++next;
+          if (batch.size() == 16384) RETURN_IF_ERROR(flush());
+          return OkStatus();
+        },
+        &seg_first, nullptr);
+    if (s.ok()) s = flush();
+    if (!s.ok()) {
+      if (report->bad_index < 0) report->bad_index = static_cast<int64_t>(next);
+      if (s.message().starts_with("entry") || s.message().starts_with("tile") ||
+          s.message().starts_with("checkpoint") || s.message().starts_with("segment"))
+        return s;
+      return DataLossError("segment " + n + ": " + s.message());
+    }
+    done += m.view().size();
+    if (progress) progress(done, total);
+  }
+  report->entries = next;
+  report->bytes = total;
+  return tree.Finish();
+}
+
+}  // namespace annals::ledger

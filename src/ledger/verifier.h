@@ -1,0 +1,34 @@
+// Offline verification of a data directory (`annals verify --data DIR`):
+// re-reads every segment record (CRC), decodes every entry, re-hashes every
+// external payload, rebuilds every hash tile and compares it with the stored
+// one, and checks every stored checkpoint's signature and root. Stops at the
+// first problem with a DataLoss Status that names the entry index (or the
+// checkpoint) and what is wrong. Read-only; safe to run beside a server.
+#ifndef ANNALS_LEDGER_VERIFIER_H_
+#define ANNALS_LEDGER_VERIFIER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+
+namespace annals::ledger {
+
+struct VerifyReport {
+  uint64_t entries = 0;
+  uint64_t tiles = 0;
+  uint64_t checkpoints = 0;
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;
+  int64_t bad_index = -1;  // first bad entry index, when one is known
+};
+
+// progress(bytes_done, bytes_total) is called now and then.
+Status VerifyDataDir(const std::string& data_dir, const std::string& verifier_key,
+                     const std::function<void(uint64_t, uint64_t)>& progress,
+                     VerifyReport* report);
+
+}  // namespace annals::ledger
+
+#endif  // ANNALS_LEDGER_VERIFIER_H_

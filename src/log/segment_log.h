@@ -1,0 +1,98 @@
+// SegmentLog: the append-only sequence of entries, stored as CRC-framed
+// records in numbered segment files under one directory.
+//
+// Ownership and threads: one writer (Append/Sync, called from a single
+// thread) and any number of concurrent readers (Read*). Readers only see
+// entries that Sync() has made durable. No method rewrites or removes a
+// record except Open(), which cuts a torn or corrupt tail and reports it.
+#ifndef ANNALS_LOG_SEGMENT_LOG_H_
+#define ANNALS_LOG_SEGMENT_LOG_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace annals::log {
+
+struct SegmentLogOptions {
+  std::string dir;
+  // A new segment starts when the current one holds this many entries or
+  // bytes, always at a multiple of 256 entries so that an entry bundle never
+  // spans two segments.
+  uint64_t max_segment_entries = 1 << 16;
+  uint64_t max_segment_bytes = 1ull << 30;
+};
+
+// What Open() found at the end of the last segment.
+struct RecoveryReport {
+  uint64_t entries = 0;          // entries kept
+  uint64_t truncated_bytes = 0;  // bytes cut after the last good record
+  std::string reason;            // why the tail was cut (empty if not)
+};
+
+class SegmentLog {
+ public:
+  // Opens or creates the log in options.dir. Every record of every segment
+  // is CRC-checked. A bad record in the last segment is treated as a torn
+  // tail: it and all bytes after it are cut (and reported) unless the cut
+  // would drop entries below `min_entries` (entries covered by a published
+  // checkpoint), which is DataLoss. A bad record in a sealed segment is
+  // DataLoss naming its index.
+  static StatusOr<std::unique_ptr<SegmentLog>> Open(
+      const SegmentLogOptions& options, uint64_t min_entries,
+      RecoveryReport* report);
+  ~SegmentLog();
+
+  // Number of durable entries (what readers may read).
+  uint64_t size() const { return durable_.load(std::memory_order_acquire); }
+
+  // Writes entries after the current end, in one write(). Not durable and
+  // not visible until Sync(). Writer thread only. Each entry must be
+  // 1..kMaxRecordSize bytes.
+  Status Append(std::span<const std::string> entries);
+  // fdatasync()s everything appended so far and makes it visible.
+  Status Sync();
+
+  StatusOr<std::string> Read(uint64_t index) const;
+  // Calls fn(index, data) for entries [begin, end), in order, verifying CRCs.
+  Status ReadRange(uint64_t begin, uint64_t end,
+                   const std::function<Status(uint64_t, std::string_view)>& fn) const;
+
+ private:
+  struct Segment;
+  explicit SegmentLog(SegmentLogOptions options);
+  Status OpenSegments(uint64_t min_entries, RecoveryReport* report);
+  Status StartSegment(uint64_t first_index);
+  // Locates entry `index`: segment and byte offset of its record.
+  bool Locate(uint64_t index, const Segment** seg, uint64_t* offset) const;
+
+  const SegmentLogOptions options_;
+  mutable std::shared_mutex mu_;  // guards segments_ (the vector and offsets)
+  std::vector<std::unique_ptr<Segment>> segments_;
+  uint64_t written_ = 0;              // appended (writer thread only)
+  std::atomic<uint64_t> durable_{0};  // synced
+  std::string buffer_;                // records appended, not yet written
+  std::vector<uint32_t> pending_offsets_;  // their offsets in the last segment
+};
+
+// Scans one segment file and calls fn for each record; used by the offline
+// verifier and the fuzzer. Stops at the first bad record with DataLoss naming
+// the entry index and byte offset.
+Status ScanSegment(std::string_view bytes,
+                   const std::function<Status(uint64_t index, std::string_view data)>& fn,
+                   uint64_t* first_index = nullptr, uint64_t* good_bytes = nullptr);
+
+// Segment file name for a segment starting at first_index: 20 digits + ".seg".
+std::string SegmentFileName(uint64_t first_index);
+
+}  // namespace annals::log
+
+#endif  // ANNALS_LOG_SEGMENT_LOG_H_

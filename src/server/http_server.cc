@@ -1,0 +1,195 @@
+#include "server/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <strings.h>
+
+#include <atomic>
+#include <thread>
+
+#include "common/bytes.h"
+
+namespace annals::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr) {
+  std::string host;
+  std::string_view port;
+  if (!addr.empty() && addr[0] == '[') {
+    auto close = addr.find(']');
+    if (close == std::string_view::npos || close + 1 >= addr.size() || addr[close + 1] != ':')
+      return InvalidArgumentError("bad address " + std::string(addr));
+    host = std::string(addr.substr(1, close - 1));
+    port = addr.substr(close + 2);
+  } else {
+    auto colon = addr.rfind(':');
+    if (colon == std::string_view::npos) return InvalidArgumentError("address needs host:port: " + std::string(addr));
+    host = std::string(addr.substr(0, colon));
+    port = addr.substr(colon + 1);
+  }
+  auto p = ParseDecimal(port);
+  if (!p || *p > 65535) return InvalidArgumentError("bad port in " + std::string(addr));
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(host, static_cast<uint16_t>(*p));
+}
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler)
+      : stream_(std::move(socket)), opts_(opts), handler_(handler) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(opts_.max_body_bytes);
+    parser_->header_limit(opts_.max_header_bytes);
+    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof) return Close();
+    if (ec) {
+      HttpResponse r;
+      if (ec == http::error::body_limit) {
+        r.status = 413;
+        r.body = R"({"error":"request body exceeds the limit of )" +
+                 std::to_string(opts_.max_body_bytes) + R"( bytes"})";
+      } else if (ec == http::error::header_limit) {
+        r.status = 431;
+        r.body = R"({"error":"request headers too large"})";
+      } else if (ec == beast::error::timeout || ec == net::error::operation_aborted) {
+        return Close();
+      } else {
+        r.status = 400;
+        r.body = R"({"error":"malformed HTTP request"})";
+      }
+      keep_alive_ = false;
+      return Write(std::move(r));
+    }
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    req.body = std::move(msg.body());
+    beast::error_code ec2;
+    auto ep = stream_.socket().remote_endpoint(ec2);
+    if (!ec2) req.remote = ep.address().to_string();
+    stream_.expires_never();
+    auto self = shared_from_this();
+    auto called = std::make_shared<std::atomic<bool>>(false);
+    handler_(std::move(req), [self, called](HttpResponse resp) {
+      if (called->exchange(true)) return;
+      net::post(self->stream_.get_executor(),
+                [self, resp = std::move(resp)]() mutable { self->Write(std::move(resp)); });
+    });
+  }
+
+  void Write(HttpResponse r) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(11);
+    res->result(static_cast<http::status>(r.status));
+    res->set(http::field::server, "annals");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !self->keep_alive_) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  const HttpServerOptions& opts_;
+  const Handler& handler_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions opts;
+  Handler handler;
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+
+  void Accept() {
+    acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) {
+        s.set_option(tcp::no_delay(true));
+        std::make_shared<Session>(std::move(s), opts, handler)->Run();
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, Handler handler) : impl_(new Impl) {
+  impl_->opts = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+StatusOr<uint16_t> HttpServer::Start() {
+  ASSIGN_OR_RETURN(auto hp, SplitHostPort(impl_->opts.listen));
+  beast::error_code ec;
+  auto addr = net::ip::make_address(hp.first == "localhost" ? "127.0.0.1" : hp.first, ec);
+  if (ec) return InvalidArgumentError("bad listen address " + hp.first + ": " + ec.message());
+  tcp::endpoint ep(addr, hp.second);
+  auto& acc = impl_->acceptor.emplace(impl_->ioc);
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return UnavailableError("listen on " + impl_->opts.listen + ": " + ec.message());
+  uint16_t port = acc.local_endpoint().port();
+  impl_->Accept();
+  impl_->work.emplace(impl_->ioc.get_executor());
+  for (int i = 0; i < std::max(1, impl_->opts.threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return port;
+}
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->threads.empty()) return;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    if (impl_->acceptor) impl_->acceptor->close(ec);
+  });
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace annals::server

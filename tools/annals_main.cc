@@ -1,0 +1,286 @@
+// annals: the single binary. Subcommands per SPEC.md.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "api/api.h"
+#include "checkpoint/note.h"
+#include "client/http_client.h"
+#include "client/remote_verifier.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "ledger/ledger.h"
+#include "ledger/verifier.h"
+#include "server/http_server.h"
+
+namespace annals {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "annals: %s\n", msg.c_str());
+  return 1;
+}
+int Fail(const Status& s) { return Fail(s.message()); }
+
+std::function<void(uint64_t, uint64_t)> ProgressBar(const char* what) {
+  if (!::isatty(2)) return nullptr;
+  return [what](uint64_t done, uint64_t total) {
+    int pct = total ? static_cast<int>(done * 100 / total) : 100;
+    int bars = pct / 4;
+    std::fprintf(stderr, "\r%s [%.*s%*s] %3d%%", what, bars, "#########################",
+                 25 - bars, "", pct);
+    if (done >= total) std::fprintf(stderr, "\n");
+  };
+}
+
+int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
+          const std::string& origin, int interval_ms, uint64_t max_body) {
+  ledger::LedgerOptions lo;
+  lo.data_dir = data;
+  lo.origin = origin;
+  lo.checkpoint_interval = std::chrono::milliseconds(interval_ms);
+  if (!key_file.empty()) {
+    auto k = ReadFileToString(key_file);
+    if (!k.ok()) return Fail(k.status());
+    std::string key = *k;
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    lo.private_key = key;
+  }
+  // Block termination signals before threads start; a waiter below takes them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto ledger = ledger::Ledger::Open(lo);
+  if (!ledger.ok()) return Fail("cannot open ledger in " + data + ": " + ledger.status().message());
+  const auto& rec = (*ledger)->recovery();
+  if (!rec.log.reason.empty())
+    std::fprintf(stderr, "annals: recovery: cut %llu bytes of torn log tail (%s)\n",
+                 static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
+  if (!rec.checkpoint_log_cut.empty())
+    std::fprintf(stderr, "annals: recovery: cut torn checkpoint log tail (%s)\n",
+                 rec.checkpoint_log_cut.c_str());
+  if (rec.tiles_rebuilt) std::fprintf(stderr, "annals: recovery: rebuilt all tiles from the log\n");
+
+  api::Api api(ledger->get());
+  server::HttpServerOptions so;
+  so.listen = listen;
+  so.max_body_bytes = max_body;
+  server::HttpServer http(so, [&api](api::HttpRequest&& req, api::Responder r) {
+    api.Handle(std::move(req), std::move(r));
+  });
+  auto port = http.Start();
+  if (!port.ok()) return Fail(port.status());
+  auto hp = server::SplitHostPort(listen);
+  std::printf("annals serving %s entries=%llu\nurl: http://%s:%u\nverifier key: %s\n",
+              data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
+              hp->first.c_str(), *port, (*ledger)->signer().VerifierKey().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
+  http.Stop();
+  ledger->reset();
+  return 0;
+}
+
+int Keygen(const std::string& name, const std::string& out) {
+  auto key = note::GeneratePrivateKey(name);
+  if (!key.ok()) return Fail(key.status());
+  if (FileExists(out)) return Fail(out + " exists; refusing to overwrite a key");
+  Status s = WriteFileAtomic(out, *key + "\n", 0600);
+  if (!s.ok()) return Fail(s);
+  auto signer = note::Signer::FromPrivateKey(*key);
+  std::printf("%s\n", (*signer)->VerifierKey().c_str());
+  return 0;
+}
+
+StatusOr<std::string> VerifierKeyForDataDir(const std::string& data) {
+  ASSIGN_OR_RETURN(std::string key, ReadFileToString(data + "/key"));
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  ASSIGN_OR_RETURN(auto signer, note::Signer::FromPrivateKey(key));
+  return signer->VerifierKey();
+}
+
+int KeyShow(const std::string& data) {
+  auto vkey = VerifierKeyForDataDir(data);
+  if (!vkey.ok()) return Fail(vkey.status());
+  std::printf("%s\n", vkey->c_str());
+  return 0;
+}
+
+int VerifyLocal(const std::string& data, std::string vkey) {
+  if (vkey.empty()) {
+    auto v = VerifierKeyForDataDir(data);
+    if (!v.ok()) return Fail(v.status());
+    vkey = *v;
+  }
+  ledger::VerifyReport report;
+  auto start = std::chrono::steady_clock::now();
+  Status s = ledger::VerifyDataDir(data, vkey, ProgressBar("verify"), &report);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!s.ok()) {
+    if (report.bad_index >= 0)
+      std::fprintf(stderr, "annals: verify FAILED at index %lld: %s\n",
+                   static_cast<long long>(report.bad_index), s.message().c_str());
+    else
+      std::fprintf(stderr, "annals: verify FAILED: %s\n", s.message().c_str());
+    return 2;
+  }
+  std::printf("verified %llu entries, %llu tiles, %llu blobs, %llu checkpoints in %.3fs\n",
+              static_cast<unsigned long long>(report.entries),
+              static_cast<unsigned long long>(report.tiles),
+              static_cast<unsigned long long>(report.blobs),
+              static_cast<unsigned long long>(report.checkpoints), secs);
+  return 0;
+}
+
+int VerifyRemote(const std::string& url, const std::string& vkey, const std::string& state) {
+  if (vkey.empty()) return Fail("--key VKEY is required with --url");
+  client::RemoteVerifyResult r;
+  Status s = client::VerifyRemote(url, vkey, state, ProgressBar("verify"), &r);
+  if (!s.ok()) {
+    std::fprintf(stderr, "annals: verify FAILED: %s\n", s.message().c_str());
+    return 2;
+  }
+  std::printf("verified %s: size %llu (previously trusted %llu), %llu tiles\n", url.c_str(),
+              static_cast<unsigned long long>(r.size),
+              static_cast<unsigned long long>(r.previous_size),
+              static_cast<unsigned long long>(r.tiles));
+  return 0;
+}
+
+int Append(const std::string& url, size_t batch) {
+  auto c = client::HttpClient::Create(url);
+  if (!c.ok()) return Fail(c.status());
+  std::string body, line;
+  uint64_t sent = 0;
+  auto flush = [&]() -> int {
+    if (body.empty()) return 0;
+    auto r = (*c)->Post("/v1/ingest/events", body, "application/x-ndjson");
+    if (!r.ok()) return Fail(r.status());
+    if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
+    body.clear();
+    return 0;
+  };
+  size_t n = 0;
+  while (std::getline(std::cin, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    body += line;
+    body += '\n';
+    ++sent;
+    if (++n == batch) {
+      if (int rc = flush()) return rc;
+      n = 0;
+    }
+  }
+  if (int rc = flush()) return rc;
+  std::fprintf(stderr, "appended %llu entries\n", static_cast<unsigned long long>(sent));
+  return 0;
+}
+
+int Proof(const std::string& url, const std::string& path) {
+  auto c = client::HttpClient::Create(url);
+  if (!c.ok()) return Fail(c.status());
+  auto r = (*c)->Get(path);
+  if (!r.ok()) return Fail(r.status());
+  if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
+  std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+  return 0;
+}
+
+std::string DefaultUrl() {
+  const char* e = std::getenv("ANNALS_URL");
+  return e ? e : "http://127.0.0.1:7070";
+}
+
+}  // namespace
+}  // namespace annals
+
+int main(int argc, char** argv) {
+  using namespace annals;
+  CLI::App app{"annals: a write-once, verifiable ledger of a Kubernetes cluster"};
+  app.require_subcommand(1);
+
+  std::string data = "annals-data", listen = "127.0.0.1:7070", key_file, origin = "annals.local/log";
+  int interval_ms = 500;
+  uint64_t max_body = 16u << 20;
+  auto* serve = app.add_subcommand("serve", "run the ledger");
+  serve->add_option("--data", data, "data directory")->capture_default_str();
+  serve->add_option("--listen", listen, "HTTP listen address")->capture_default_str();
+  serve->add_option("--key", key_file, "signing key file (PRIVATE+KEY+...)");
+  serve->add_option("--origin", origin, "log origin for a key made on first start")->capture_default_str();
+  serve->add_option("--checkpoint-interval", interval_ms, "ms between checkpoints")->capture_default_str();
+  serve->add_option("--max-body", max_body, "largest request body in bytes")->capture_default_str();
+
+  std::string name, out;
+  auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key in note form");
+  keygen->add_option("--name", name, "key name (the log origin)")->required();
+  keygen->add_option("--out", out, "file to write")->required();
+
+  auto* key = app.add_subcommand("key", "key operations");
+  key->require_subcommand(1);
+  auto* key_show = key->add_subcommand("show", "print the verifier key");
+  key_show->add_option("--data", data, "data directory")->capture_default_str();
+
+  std::string url, verify_url, vkey, state;
+  auto* verify = app.add_subcommand("verify", "verify a data directory or a served log");
+  verify->add_option("--data", data, "data directory");
+  verify->add_option("--url", verify_url, "served log base URL");
+  verify->add_option("--key", vkey, "verifier key");
+  verify->add_option("--state", state, "file holding the last trusted checkpoint");
+
+  size_t batch = 1000;
+  auto* append = app.add_subcommand("append", "append JSON lines from stdin");
+  url = DefaultUrl();
+  append->add_option("--url", url, "server URL")->capture_default_str();
+  append->add_option("--batch", batch, "lines per request")->capture_default_str();
+
+  auto* proof = app.add_subcommand("proof", "fetch proofs");
+  proof->require_subcommand(1);
+  uint64_t index = 0, size = 0, first = 0, second = 0;
+  auto* incl = proof->add_subcommand("inclusion", "inclusion proof for INDEX");
+  incl->add_option("index", index)->required();
+  incl->add_option("--tree-size", size, "tree size (default: latest checkpoint)");
+  incl->add_option("--url", url)->capture_default_str();
+  auto* cons = proof->add_subcommand("consistency", "consistency proof OLD NEW");
+  cons->add_option("old", first)->required();
+  cons->add_option("new", second)->required();
+  cons->add_option("--url", url)->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body);
+  if (keygen->parsed()) return Keygen(name, out);
+  if (key_show->parsed()) return KeyShow(data);
+  if (verify->parsed()) {
+    if (!verify_url.empty()) return VerifyRemote(verify_url, vkey, state);
+    return VerifyLocal(data, vkey);
+  }
+  if (append->parsed()) return Append(url, batch);
+  if (incl->parsed()) {
+    if (size == 0) {
+      auto c = client::HttpClient::Create(url);
+      if (!c.ok()) return Fail(c.status());
+      auto r = (*c)->Get("/log/checkpoint");
+      if (!r.ok()) return Fail(r.status());
+      auto nl1 = r->body.find('\n');
+      auto nl2 = r->body.find('\n', nl1 + 1);
+      auto n = ParseDecimal(std::string_view(r->body).substr(nl1 + 1, nl2 - nl1 - 1));
+      if (!n) return Fail("cannot read the tree size from the checkpoint");
+      size = *n;
+    }
+    return Proof(url, "/v1/proof/inclusion?index=" + std::to_string(index) +
+                          "&tree_size=" + std::to_string(size));
+  }
+  if (cons->parsed())
+    return Proof(url, "/v1/proof/consistency?first=" + std::to_string(first) +
+                          "&second=" + std::to_string(second));
+  return 0;
+}
