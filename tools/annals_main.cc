@@ -9,6 +9,8 @@
 
 #include "api/api.h"
 #include "checkpoint/note.h"
+#include "index/dedup_index.h"
+#include "ingest/ingestor.h"
 #include "client/http_client.h"
 #include "client/remote_verifier.h"
 #include "common/bytes.h"
@@ -68,7 +70,12 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
                  rec.checkpoint_log_cut.c_str());
   if (rec.tiles_rebuilt) std::fprintf(stderr, "annals: recovery: rebuilt all tiles from the log\n");
 
-  api::Api api(ledger->get());
+  auto dedup = index::DedupIndex::Open(data + "/index/dedup");
+  if (!dedup.ok()) return Fail("cannot open the dedup index: " + dedup.status().message());
+  Metrics metrics;
+  auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
+  if (!ingestor.ok()) return Fail("cannot catch up the dedup index: " + ingestor.status().message());
+  api::Api api(ledger->get(), ingestor->get(), &metrics);
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = max_body;
@@ -86,7 +93,9 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   sigwait(&sigs, &sig);
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   http.Stop();
+  ingestor->reset();
   ledger->reset();
+  dedup->reset();
   return 0;
 }
 

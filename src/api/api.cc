@@ -5,7 +5,9 @@
 #include "api/paths.h"
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
+#include "ingest/classify.h"
 #include "ingest/json_lines.h"
+#include "ingest/k8s_audit.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
 
@@ -49,6 +51,7 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   if (path.starts_with("/v1/ingest/")) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
     if (path == paths::kIngestEvents) return IngestEvents(std::move(req), std::move(respond));
+    if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
   if (!get) return respond(ErrorResponse(405, "use GET"));
@@ -151,38 +154,54 @@ HttpResponse Api::ConsistencyProof(const Target& t) {
 
 void Api::IngestEvents(HttpRequest&& req, Responder respond) {
   const std::string source = "events";
-  auto lines = ingest::SplitJsonLines(req.body);
+  auto body = std::make_shared<std::string>(std::move(req.body));
+  auto lines = ingest::SplitJsonLines(*body);
   if (!lines.ok()) {
     metrics_.Add("annals_events_rejected_total", "source", source);
     return respond(ErrorResponse(lines.status()));
   }
-  const std::string meta = ingest::MakeMeta(source, ingest::NowRfc3339());
-  std::vector<std::string> entries;
-  entries.reserve(lines->size());
+  const std::string now = ingest::NowRfc3339();
+  std::vector<ingest::IngestItem> items;
+  items.reserve(lines->size());
+  size_t n = 0;
   for (auto line : *lines) {
-    bool needs_blob = false;
-    auto e = ledger::EncodeEntry(meta, line, &needs_blob);
-    if (!e.ok()) return respond(ErrorResponse(e.status()));
-    if (needs_blob) {
-      Status s = ledger_->PutBlob(Sha256(line), line);
-      if (!s.ok()) return respond(ErrorResponse(s));
+    auto item = ingest::ClassifyJsonLine(line, source, now, "line " + std::to_string(++n));
+    if (!item.ok()) {
+      metrics_.Add("annals_events_rejected_total", "source", source, lines->size());
+      return respond(ErrorResponse(item.status()));
     }
-    entries.push_back(std::move(*e));
+    items.push_back(std::move(*item));
   }
-  metrics_.Add("annals_events_received_total", "source", source, entries.size());
-  AppendAndRespond(std::move(entries), source, std::move(respond));
+  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
 }
 
-void Api::AppendAndRespond(std::vector<std::string> entries, std::string source,
-                           Responder respond) {
-  const size_t n = entries.size();
-  Status s = ledger_->AppendAsync(
-      std::move(entries), [this, n, source, respond](StatusOr<uint64_t> first) {
-        if (!first.ok()) return respond(ErrorResponse(first.status()));
-        metrics_.Add("annals_events_stored_total", "source", source, n);
-        respond(JsonResponse({{"first_index", *first}, {"count", n}}));
-      });
-  if (!s.ok()) respond(ErrorResponse(s));
+void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
+  const std::string source = "k8s-audit";
+  auto body = std::make_shared<std::string>(std::move(req.body));
+  auto events = ingest::ParseAuditBody(*body);
+  if (!events.ok()) {
+    metrics_.Add("annals_events_rejected_total", "source", source);
+    return respond(ErrorResponse(events.status()));
+  }
+  const std::string now = ingest::NowRfc3339();
+  std::vector<ingest::IngestItem> items;
+  items.reserve(events->size());
+  for (const auto& ev : *events)
+    items.push_back({ingest::AuditMeta(ev, source, now), ev.raw, ev.DedupKey()});
+  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+}
+
+void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
+                           std::vector<ingest::IngestItem> items, Responder respond) {
+  const size_t n = items.size();
+  ingestor_->Submit(source, std::move(items),
+                    [body, n, respond](StatusOr<ingest::IngestResult> r) {
+                      if (!r.ok()) return respond(ErrorResponse(r.status()));
+                      json j{{"count", n}, {"stored", r->stored}, {"duplicates", r->duplicates}};
+                      if (r->first_index >= 0) j["first_index"] = r->first_index;
+                      else j["first_index"] = nullptr;
+                      respond(JsonResponse(j));
+                    });
 }
 
 HttpResponse Api::MetricsPage() {

@@ -5,16 +5,17 @@
 #define ANNALS_API_API_H_
 
 #include "api/http.h"
-#include "api/metrics.h"
+#include "common/metrics.h"
+#include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 
 namespace annals::api {
 
 class Api {
  public:
-  explicit Api(ledger::Ledger* ledger) : ledger_(ledger) {}
+  Api(ledger::Ledger* ledger, ingest::Ingestor* ingestor, Metrics* metrics)
+      : ledger_(ledger), ingestor_(ingestor), metrics_(*metrics) {}
   void Handle(HttpRequest&& req, Responder respond);
-  Metrics& metrics() { return metrics_; }
 
  private:
   HttpResponse Checkpoint();
@@ -23,12 +24,15 @@ class Api {
   HttpResponse InclusionProof(const Target& t);
   HttpResponse ConsistencyProof(const Target& t);
   void IngestEvents(HttpRequest&& req, Responder respond);
-  // Appends entries and answers once durable.
-  void AppendAndRespond(std::vector<std::string> entries, std::string source, Responder respond);
+  void IngestK8sAudit(HttpRequest&& req, Responder respond);
+  // Submits items whose payloads point into *body; answers once durable.
+  void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
+                        std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
 
   ledger::Ledger* ledger_;
-  Metrics metrics_;
+  ingest::Ingestor* ingestor_;
+  Metrics& metrics_;
 };
 
 }  // namespace annals::api

@@ -84,6 +84,11 @@ class Ledger {
   bool WaitForCheckpoint(uint64_t size, std::chrono::milliseconds timeout);
 
   StatusOr<std::string> ReadEntry(uint64_t index) const { return log_->Read(index); }
+  // Calls fn(index, entry) for durable entries [begin, end), in order.
+  Status ReadEntries(uint64_t begin, uint64_t end,
+                     const std::function<Status(uint64_t, std::string_view)>& fn) const {
+    return log_->ReadRange(begin, end, fn);
+  }
   // Hash tile or entry bundle by C2SP path relative to the log root
   // ("tile/0/x001/234.p/7"); sets *immutable for full tiles.
   StatusOr<std::string> ReadTilePath(std::string_view path, bool* immutable) const;

@@ -1,8 +1,8 @@
 // Metrics: process-wide counters exported at /metrics in the Prometheus text
 // format. Counters are lock-free; labelled families take a mutex on first
 // use of a label. Thread-safe.
-#ifndef ANNALS_API_METRICS_H_
-#define ANNALS_API_METRICS_H_
+#ifndef ANNALS_COMMON_METRICS_H_
+#define ANNALS_COMMON_METRICS_H_
 
 #include <atomic>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-namespace annals::api {
+namespace annals {
 
 class Metrics {
  public:
@@ -28,6 +28,6 @@ class Metrics {
   std::map<std::string, uint64_t> gauges_;
 };
 
-}  // namespace annals::api
+}  // namespace annals
 
-#endif  // ANNALS_API_METRICS_H_
+#endif  // ANNALS_COMMON_METRICS_H_

@@ -1,6 +1,6 @@
-#include "api/metrics.h"
+#include "common/metrics.h"
 
-namespace annals::api {
+namespace annals {
 
 void Metrics::Add(const std::string& name, const std::string& key, const std::string& value,
                   uint64_t n) {
@@ -33,4 +33,4 @@ std::string Metrics::Render() const {
   return out;
 }
 
-}  // namespace annals::api
+}  // namespace annals

@@ -1,0 +1,94 @@
+#include "index/dedup_index.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/bytes.h"
+#include "common/file_util.h"
+
+namespace annals::index {
+
+namespace {
+constexpr char kWatermarkKey[] = "\x00watermark";
+constexpr char kKeyPrefix = 'k';
+// Bumped when the key layout changes; a mismatch means rebuild.
+constexpr char kVersionKey[] = "\x00version";
+constexpr char kVersion[] = "1";
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  return InternalError(what + ": " + s.ToString());
+}
+}  // namespace
+
+StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirs(dir));
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.max_open_files = 256;
+  opts.write_buffer_size = 32 << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
+  std::unique_ptr<DedupIndex> idx(new DedupIndex());
+  idx->db_.reset(raw);
+  std::string v;
+  auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), &v);
+  if (s.ok() && v != kVersion) return FailedPreconditionError("dedup index version " + v + " unknown; run annals rebuild");
+  if (s.IsNotFound()) {
+    RETURN_IF_ERROR(FromRocks(idx->db_->Put(rocksdb::WriteOptions(),
+                                            rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), kVersion),
+                              "init dedup index"));
+  }
+  s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), &v);
+  if (s.ok() && v.size() == 8) idx->watermark_.store(GetBigEndian64(v.data()));
+  return idx;
+}
+
+DedupIndex::~DedupIndex() {
+  if (db_) (void)Flush();
+}
+
+StatusOr<std::optional<uint64_t>> DedupIndex::Lookup(const std::string& key) const {
+  std::string k(1, kKeyPrefix);
+  k += key;
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), k, &v);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
+  RETURN_IF_ERROR(FromRocks(s, "dedup lookup"));
+  if (v.size() != 8) return DataLossError("dedup index value malformed");
+  return std::optional<uint64_t>(GetBigEndian64(v.data()));
+}
+
+Status DedupIndex::Record(const std::vector<std::pair<std::string, uint64_t>>& keys,
+                          uint64_t watermark) {
+  rocksdb::WriteBatch batch;
+  std::string k, v;
+  for (const auto& [key, index] : keys) {
+    k.assign(1, kKeyPrefix);
+    k += key;
+    v.clear();
+    PutBigEndian64(&v, index);
+    batch.Put(k, v);
+  }
+  if (watermark > watermark_) {
+    v.clear();
+    PutBigEndian64(&v, watermark);
+    batch.Put(rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), v);
+  }
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;  // derived and rebuildable: see the class comment
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "dedup record"));
+  if (watermark > watermark_.load()) watermark_.store(watermark);
+  return OkStatus();
+}
+
+Status DedupIndex::Flush() {
+  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "dedup flush");
+}
+
+}  // namespace annals::index

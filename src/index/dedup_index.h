@@ -1,0 +1,48 @@
+// DedupIndex: which dedup keys ((auditID, stage) of an audit event,
+// (source, id) of a CloudEvent) the log already holds, and at which index.
+// A derived index in RocksDB under <data>/index/dedup: it is rebuildable
+// from the log, so it is written without a WAL; its watermark says how much
+// of the log it covers, and Ingestor catches it up from there on start.
+// Thread-safe (RocksDB is).
+#ifndef ANNALS_INDEX_DEDUP_INDEX_H_
+#define ANNALS_INDEX_DEDUP_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace annals::index {
+
+class DedupIndex {
+ public:
+  static StatusOr<std::unique_ptr<DedupIndex>> Open(const std::string& dir);
+  ~DedupIndex();
+
+  // Log entries [0, watermark()) are reflected in the index.
+  uint64_t watermark() const { return watermark_; }
+  // The log index holding `key`, if any.
+  StatusOr<std::optional<uint64_t>> Lookup(const std::string& key) const;
+  // Records keys and advances the watermark, atomically.
+  Status Record(const std::vector<std::pair<std::string, uint64_t>>& keys, uint64_t watermark);
+  // Flushes memtables (clean shutdown), so the next start has less to scan.
+  Status Flush();
+
+ private:
+  DedupIndex() = default;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::atomic<uint64_t> watermark_{0};
+};
+
+}  // namespace annals::index
+
+#endif  // ANNALS_INDEX_DEDUP_INDEX_H_

@@ -1,0 +1,64 @@
+#include "ingest/classify.h"
+
+#include <simdjson.h>
+
+#include "ingest/json_lines.h"
+#include "ingest/k8s_audit.h"
+
+namespace annals::ingest {
+
+StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view source,
+                                      std::string_view receive_time, std::string_view what) {
+  RETURN_IF_ERROR(ValidateJsonObject(line, what));
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS)
+    return InvalidArgumentError(std::string(what) + ": invalid JSON");
+  IngestItem item;
+  item.payload = line;
+  std::string_view sv;
+  // An audit Event: has auditID and stage, and does not say it is something else.
+  if (doc["auditID"].get_string().get(sv) == simdjson::SUCCESS &&
+      doc["stage"].get_string().get(sv) == simdjson::SUCCESS) {
+    ASSIGN_OR_RETURN(AuditEvent ev, ParseAuditEvent(line, what));
+    item.meta = AuditMeta(ev, std::string(source) == "events" ? "k8s-audit" : source, receive_time);
+    item.key = ev.DedupKey();
+    return item;
+  }
+  // A CloudEvent (JSON format): specversion, id, source, type.
+  std::string_view spec, id, ce_source, type;
+  if (doc["specversion"].get_string().get(spec) == simdjson::SUCCESS &&
+      doc["id"].get_string().get(id) == simdjson::SUCCESS &&
+      doc["source"].get_string().get(ce_source) == simdjson::SUCCESS &&
+      doc["type"].get_string().get(type) == simdjson::SUCCESS) {
+    if (id.empty() || ce_source.empty())
+      return InvalidArgumentError(std::string(what) + ": CloudEvent with empty id or source");
+    std::string m = R"({"v":1,"src":)";
+    AppendJsonString(&m, source);
+    m += R"(,"rt":)";
+    AppendJsonString(&m, receive_time);
+    m += R"(,"ct":"application/cloudevents+json","type":)";
+    AppendJsonString(&m, type);
+    m += R"(,"ce":{"source":)";
+    AppendJsonString(&m, ce_source);
+    m += R"(,"id":)";
+    AppendJsonString(&m, id);
+    std::string_view t;
+    if (doc["time"].get_string().get(t) == simdjson::SUCCESS) {
+      m += R"(,"time":)";
+      AppendJsonString(&m, t);
+    }
+    m += "}";
+    // Length-prefixed so that no (source, id) pair can collide with another.
+    item.key = "ce:" + std::to_string(ce_source.size()) + ":" + std::string(ce_source) + std::string(id);
+    m += R"(,"key":)";
+    AppendJsonString(&m, item.key);
+    m += "}";
+    item.meta = std::move(m);
+    return item;
+  }
+  item.meta = MakeMeta(source, receive_time);
+  return item;
+}
+
+}  // namespace annals::ingest

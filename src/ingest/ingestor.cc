@@ -1,0 +1,230 @@
+#include "ingest/ingestor.h"
+
+#include <simdjson.h>
+
+#include <atomic>
+#include <future>
+#include <unordered_set>
+
+#include "ledger/entry.h"
+
+namespace annals::ingest {
+
+struct Ingestor::Pending {
+  std::mutex mu;
+  bool done = false;
+  Status status;
+  std::vector<std::function<void(const Status&)>> waiters;
+
+  void Complete(const Status& s) {
+    std::vector<std::function<void(const Status&)>> w;
+    {
+      std::lock_guard lock(mu);
+      done = true;
+      status = s;
+      w.swap(waiters);
+    }
+    for (auto& f : w) f(s);
+  }
+  void OnDone(std::function<void(const Status&)> f) {
+    std::unique_lock lock(mu);
+    if (!done) {
+      waiters.push_back(std::move(f));
+      return;
+    }
+    Status s = status;
+    lock.unlock();
+    f(s);
+  }
+};
+
+namespace {
+
+// Collects the outcome of one Submit: its own append and the earlier
+// appends its duplicates depend on.
+struct Join {
+  std::atomic<int> left{0};
+  std::mutex mu;
+  Status err;
+  IngestResult result;
+  Ingestor::Done done;
+
+  void Part(const Status& s, int64_t first_index = -1) {
+    {
+      std::lock_guard lock(mu);
+      if (!s.ok() && err.ok()) err = s;
+      if (first_index >= 0) result.first_index = first_index;
+    }
+    if (left.fetch_sub(1) == 1) Finish();
+  }
+  void Finish() {
+    if (err.ok()) done(result);
+    else done(err);
+  }
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Ingestor>> Ingestor::Open(ledger::Ledger* ledger,
+                                                   index::DedupIndex* dedup, Metrics* metrics) {
+  std::unique_ptr<Ingestor> in(new Ingestor(ledger, dedup, metrics));
+  RETURN_IF_ERROR(in->CatchUp());
+  return in;
+}
+
+std::string Ingestor::KeyFromMeta(std::string_view meta) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(meta.data(), meta.size()).get(doc) != simdjson::SUCCESS) return "";
+  std::string_view key;
+  if (doc["key"].get_string().get(key) != simdjson::SUCCESS) return "";
+  return std::string(key);
+}
+
+Status Ingestor::CatchUp() {
+  const uint64_t end = ledger_->DurableSize();
+  uint64_t begin = dedup_->watermark();
+  constexpr uint64_t kChunk = 8192;
+  while (begin < end) {
+    uint64_t stop = std::min(end, begin + kChunk);
+    std::vector<std::pair<std::string, uint64_t>> keys;
+    RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
+      auto d = ledger::DecodeEntry(e);
+      if (!d.ok()) return d.status();
+      std::string k = KeyFromMeta(d->meta);
+      if (!k.empty()) keys.emplace_back(std::move(k), i);
+      return OkStatus();
+    }));
+    RETURN_IF_ERROR(dedup_->Record(keys, stop));
+    begin = stop;
+  }
+  return OkStatus();
+}
+
+void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, Done done) {
+  metrics_->Add("annals_events_received_total", "source", source, items.size());
+  auto pending = std::make_shared<Pending>();
+  auto join = std::make_shared<Join>();
+  join->done = std::move(done);
+  std::vector<std::string> entries;
+  std::vector<std::pair<std::string, size_t>> new_keys;  // key, position in entries
+  std::vector<std::shared_ptr<Pending>> deps;
+  std::vector<size_t> blobs;  // items whose payload goes to the blob store
+  uint64_t dups = 0;
+
+  auto release = [this, &new_keys, &pending]() {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, pos] : new_keys) {
+      auto it = inflight_.find(k);
+      if (it != inflight_.end() && it->second == pending) inflight_.erase(it);
+    }
+  };
+  auto fail = [&](const Status& s) {
+    release();
+    pending->Complete(s);
+    metrics_->Add("annals_events_rejected_total", "source", source, items.size());
+    join->done(s);
+  };
+
+  {
+    std::lock_guard lock(mu_);
+    std::unordered_set<std::string_view> seen;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const IngestItem& it = items[i];
+      if (!it.key.empty()) {
+        if (!seen.insert(it.key).second) {
+          ++dups;
+          continue;
+        }
+        if (auto f = inflight_.find(it.key); f != inflight_.end()) {
+          ++dups;
+          deps.push_back(f->second);
+          continue;
+        }
+        auto found = dedup_->Lookup(it.key);
+        if (!found.ok()) {
+          // Release under the lock we hold.
+          for (const auto& [k, pos] : new_keys) inflight_.erase(k);
+          new_keys.clear();
+          pending->Complete(found.status());
+          join->done(found.status());
+          return;
+        }
+        if (found->has_value()) {
+          ++dups;
+          continue;
+        }
+        inflight_[it.key] = pending;
+        new_keys.emplace_back(it.key, entries.size());
+      }
+      bool needs_blob = false;
+      auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
+      if (!e.ok()) {
+        for (const auto& [k, pos] : new_keys) inflight_.erase(k);
+        new_keys.clear();
+        pending->Complete(e.status());
+        join->done(e.status());
+        return;
+      }
+      if (needs_blob) blobs.push_back(i);
+      entries.push_back(std::move(*e));
+    }
+  }
+  for (size_t i : blobs) {
+    Status s = ledger_->PutBlob(Sha256(items[i].payload), items[i].payload);
+    if (!s.ok()) return fail(s);
+  }
+  join->result.duplicates = dups;
+  join->result.stored = entries.size();
+  if (dups) metrics_->Add("annals_events_deduplicated_total", "source", source, dups);
+  const int parts = static_cast<int>(deps.size()) + (entries.empty() ? 0 : 1);
+  if (parts == 0) {
+    join->Finish();
+    return;
+  }
+  join->left.store(parts);
+  for (auto& d : deps) d->OnDone([join](const Status& s) { join->Part(s); });
+  if (entries.empty()) return;
+  const size_t n = entries.size();
+  Status s = ledger_->AppendAsync(
+      std::move(entries),
+      [this, source, n, pending, join, keys = new_keys](StatusOr<uint64_t> first) {
+        Status st = first.status();
+        if (first.ok()) {
+          std::vector<std::pair<std::string, uint64_t>> recs;
+          recs.reserve(keys.size());
+          for (auto& [k, pos] : keys) recs.emplace_back(k, *first + pos);
+          Status rs = dedup_->Record(recs, *first + n);
+          // The entries are durable whatever the index says; a failed index
+          // write is caught up from the log on the next start.
+          (void)rs;
+          metrics_->Add("annals_events_stored_total", "source", source, n);
+        } else {
+          metrics_->Add("annals_events_rejected_total", "source", source, n);
+        }
+        {
+          std::lock_guard lock(mu_);
+          for (const auto& [k, pos] : keys) {
+            auto it = inflight_.find(k);
+            if (it != inflight_.end() && it->second == pending) inflight_.erase(it);
+          }
+        }
+        pending->Complete(st);
+        join->Part(st, first.ok() ? static_cast<int64_t>(*first) : -1);
+      });
+  if (!s.ok()) {
+    release();
+    pending->Complete(s);
+    join->Part(s);
+  }
+}
+
+StatusOr<IngestResult> Ingestor::SubmitAndWait(const std::string& source,
+                                               std::vector<IngestItem> items) {
+  std::promise<StatusOr<IngestResult>> p;
+  auto f = p.get_future();
+  Submit(source, std::move(items), [&p](StatusOr<IngestResult> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+}  // namespace annals::ingest

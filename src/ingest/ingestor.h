@@ -1,0 +1,69 @@
+// Ingestor: the one admission path from every source (webhook, events,
+// TCP lines, file tail) into the ledger. Deduplicates by key, stores large
+// payloads as blobs, appends, and reports back only once everything it was
+// given is durable: new events by their own append, duplicates by the
+// earlier append that holds them (which may still be in flight).
+//
+// Thread-safe. Does not own the ledger or the index.
+#ifndef ANNALS_INGEST_INGESTOR_H_
+#define ANNALS_INGEST_INGESTOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "index/dedup_index.h"
+#include "ledger/ledger.h"
+
+namespace annals::ingest {
+
+struct IngestItem {
+  std::string meta;          // entry metadata JSON
+  std::string_view payload;  // original bytes; must outlive Submit's callback
+  std::string key;           // dedup key; empty = never deduplicated
+};
+
+struct IngestResult {
+  uint64_t stored = 0;
+  uint64_t duplicates = 0;
+  int64_t first_index = -1;  // of the stored ones, -1 if none
+};
+
+class Ingestor {
+ public:
+  using Done = std::function<void(StatusOr<IngestResult>)>;
+
+  // Catches the dedup index up with the log before returning.
+  static StatusOr<std::unique_ptr<Ingestor>> Open(ledger::Ledger* ledger, index::DedupIndex* dedup,
+                                                  Metrics* metrics);
+  // All or nothing per call. `done` runs once, on some internal thread.
+  void Submit(const std::string& source, std::vector<IngestItem> items, Done done);
+  // Blocking form.
+  StatusOr<IngestResult> SubmitAndWait(const std::string& source, std::vector<IngestItem> items);
+
+  // Extracts the dedup key recorded in an entry's metadata ("key").
+  static std::string KeyFromMeta(std::string_view meta);
+
+ private:
+  struct Pending;  // one in-flight append
+  Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
+      : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
+  Status CatchUp();
+
+  ledger::Ledger* ledger_;
+  index::DedupIndex* dedup_;
+  Metrics* metrics_;
+  std::mutex mu_;  // guards inflight_ and ordering of admission
+  std::unordered_map<std::string, std::shared_ptr<Pending>> inflight_;
+};
+
+}  // namespace annals::ingest
+
+#endif  // ANNALS_INGEST_INGESTOR_H_

@@ -1,0 +1,242 @@
+#include "ingest/k8s_audit.h"
+
+#include <simdjson.h>
+
+#include "ingest/json_lines.h"
+
+namespace annals::ingest {
+
+namespace {
+
+size_t SkipWs(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+// End of the string starting at s[i] == '"'.
+size_t SkipString(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') ++i;
+    else if (s[i] == '"') return i + 1;
+  }
+  return s.size();
+}
+
+// End of the JSON value starting at s[i] (s is valid JSON).
+size_t SkipValue(std::string_view s, size_t i) {
+  if (i >= s.size()) return i;
+  if (s[i] == '"') return SkipString(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    for (; i < s.size(); ++i) {
+      char c = s[i];
+      if (c == '"') {
+        i = SkipString(s, i) - 1;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+    }
+    return s.size();
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+         s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
+    ++i;
+  return i;
+}
+
+std::string Str(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
+  return "";
+}
+
+std::string Str2(simdjson::dom::element e, const char* a, const char* b) {
+  simdjson::dom::element sub;
+  if (e[a].get(sub) != simdjson::SUCCESS) return "";
+  return Str(sub, b);
+}
+
+StatusOr<AuditEvent> FromElement(simdjson::dom::element doc, std::string_view raw,
+                                 std::string_view what) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError(std::string(what) + ": " + why);
+  };
+  if (!doc.is_object()) return bad("not a JSON object");
+  AuditEvent ev;
+  ev.raw = raw;
+  std::string_view sv;
+  if (doc["kind"].get_string().get(sv) == simdjson::SUCCESS && sv != "Event")
+    return bad("kind is \"" + std::string(sv) + "\", not an audit Event");
+  if (doc["apiVersion"].get_string().get(sv) == simdjson::SUCCESS &&
+      !std::string_view(sv).starts_with("audit.k8s.io/"))
+    return bad("apiVersion \"" + std::string(sv) + "\" is not audit.k8s.io");
+  if (doc["auditID"].get_string().get(sv) != simdjson::SUCCESS || sv.empty())
+    return bad("not an audit Event: no auditID");
+  ev.audit_id = std::string(sv);
+  if (doc["stage"].get_string().get(sv) != simdjson::SUCCESS || sv.empty())
+    return bad("not an audit Event: no stage");
+  ev.stage = std::string(sv);
+  ev.level = Str(doc, "level");
+  ev.verb = Str(doc, "verb");
+  ev.user = Str2(doc, "user", "username");
+  simdjson::dom::element ref;
+  if (doc["objectRef"].get(ref) == simdjson::SUCCESS && ref.is_object()) {
+    ev.resource = Str(ref, "resource");
+    ev.subresource = Str(ref, "subresource");
+    ev.api_group = Str(ref, "apiGroup");
+    ev.namespace_ = Str(ref, "namespace");
+    ev.name = Str(ref, "name");
+  }
+  int64_t code;
+  if (doc["responseStatus"]["code"].get_int64().get(code) == simdjson::SUCCESS)
+    ev.code = static_cast<int>(code);
+  ev.stage_timestamp = Str(doc, "stageTimestamp");
+  if (ev.stage_timestamp.empty()) ev.stage_timestamp = Str(doc, "timestamp");  // v1beta1
+  return ev;
+}
+
+std::string_view Trim(std::string_view s) {
+  size_t a = SkipWs(s, 0);
+  size_t b = s.size();
+  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\n' || s[b - 1] == '\r' || s[b - 1] == '\t')) --b;
+  return s.substr(a, b - a);
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          *out += "\\u00";
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key) {
+  size_t i = SkipWs(s, 0);
+  if (i >= s.size() || s[i] != '{') return InvalidArgumentError("not a JSON object");
+  i = SkipWs(s, i + 1);
+  while (i < s.size() && s[i] != '}') {
+    size_t kend = SkipString(s, i);
+    std::string_view k = s.substr(i + 1, kend - i - 2);
+    i = SkipWs(s, kend);
+    if (i >= s.size() || s[i] != ':') return InvalidArgumentError("malformed object");
+    i = SkipWs(s, i + 1);
+    size_t vend = SkipValue(s, i);
+    if (k == key) {
+      if (s[i] != '[') return InvalidArgumentError(std::string(key) + " is not an array");
+      std::vector<std::string_view> out;
+      size_t j = SkipWs(s, i + 1);
+      while (j < vend && s[j] != ']') {
+        size_t e = SkipValue(s, j);
+        out.push_back(s.substr(j, e - j));
+        j = SkipWs(s, e);
+        if (j < vend && s[j] == ',') j = SkipWs(s, j + 1);
+      }
+      return out;
+    }
+    i = SkipWs(s, vend);
+    if (i < s.size() && s[i] == ',') i = SkipWs(s, i + 1);
+  }
+  return NotFoundError("no " + std::string(key));
+}
+
+StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what) {
+  json = Trim(json);
+  RETURN_IF_ERROR(ValidateJsonObject(json, what));
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS)
+    return InvalidArgumentError(std::string(what) + ": invalid JSON");
+  return FromElement(doc, json, what);
+}
+
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
+  body = Trim(body);
+  if (body.empty()) return InvalidArgumentError("empty body");
+  RETURN_IF_ERROR(ValidateJsonObject(body, "body"));
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS)
+    return InvalidArgumentError("body: invalid JSON");
+  std::string_view kind;
+  if (doc["kind"].get_string().get(kind) != simdjson::SUCCESS) kind = "";
+  simdjson::dom::array items;
+  const bool is_list = kind == "EventList" ||
+                       (kind.empty() && doc["items"].get_array().get(items) == simdjson::SUCCESS);
+  if (!is_list) {
+    ASSIGN_OR_RETURN(AuditEvent ev, FromElement(doc, body, "body"));
+    return std::vector<AuditEvent>{std::move(ev)};
+  }
+  std::string_view api;
+  if (doc["apiVersion"].get_string().get(api) == simdjson::SUCCESS &&
+      !api.starts_with("audit.k8s.io/"))
+    return InvalidArgumentError("EventList apiVersion \"" + std::string(api) + "\" is not audit.k8s.io");
+  if (doc["items"].get_array().get(items) != simdjson::SUCCESS)
+    return InvalidArgumentError("EventList has no items array");
+  ASSIGN_OR_RETURN(auto raws, RawArrayMember(body, "items"));
+  if (raws.size() != items.size())
+    return InvalidArgumentError("EventList items could not be located exactly");
+  std::vector<AuditEvent> out;
+  out.reserve(raws.size());
+  size_t k = 0;
+  for (simdjson::dom::element item : items) {
+    ASSIGN_OR_RETURN(AuditEvent ev, FromElement(item, raws[k], "items[" + std::to_string(k) + "]"));
+    out.push_back(std::move(ev));
+    ++k;
+  }
+  return out;
+}
+
+std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
+  std::string m = R"({"v":1,"src":)";
+  AppendJsonString(&m, source);
+  m += R"(,"rt":)";
+  AppendJsonString(&m, receive_time);
+  m += R"(,"ct":"application/json","type":"k8s.audit","key":)";
+  AppendJsonString(&m, e.DedupKey());
+  m += R"(,"audit":{"verb":)";
+  AppendJsonString(&m, e.verb);
+  m += R"(,"user":)";
+  AppendJsonString(&m, e.user);
+  m += R"(,"resource":)";
+  AppendJsonString(&m, e.resource);
+  if (!e.subresource.empty()) {
+    m += R"(,"subresource":)";
+    AppendJsonString(&m, e.subresource);
+  }
+  if (!e.api_group.empty()) {
+    m += R"(,"group":)";
+    AppendJsonString(&m, e.api_group);
+  }
+  m += R"(,"namespace":)";
+  AppendJsonString(&m, e.namespace_);
+  m += R"(,"name":)";
+  AppendJsonString(&m, e.name);
+  m += R"(,"code":)" + std::to_string(e.code);
+  m += R"(,"level":)";
+  AppendJsonString(&m, e.level);
+  m += R"(,"time":)";
+  AppendJsonString(&m, e.stage_timestamp);
+  m += "}}";
+  return m;
+}
+
+}  // namespace annals::ingest

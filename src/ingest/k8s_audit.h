@@ -1,0 +1,60 @@
+// Parsing of Kubernetes audit events (audit.k8s.io/v1 and v1beta1) as the
+// kube-apiserver sends them: an EventList from the webhook backend, one
+// Event per line from the log backend. Keeps each event's original bytes
+// and extracts the fields the ledger indexes. Thread-safe (per-thread
+// parser).
+#ifndef ANNALS_INGEST_K8S_AUDIT_H_
+#define ANNALS_INGEST_K8S_AUDIT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace annals::ingest {
+
+struct AuditEvent {
+  std::string_view raw;  // the event's JSON exactly as received
+  std::string audit_id;
+  std::string stage;
+  std::string level;
+  std::string verb;
+  std::string user;
+  std::string resource;
+  std::string subresource;
+  std::string api_group;
+  std::string namespace_;
+  std::string name;
+  int code = 0;  // responseStatus.code, 0 when absent
+  std::string stage_timestamp;
+
+  // "<auditID>/<stage>": the apiserver emits each stage of a request once,
+  // so this pair identifies an event across webhook retries.
+  std::string DedupKey() const { return audit_id + "/" + stage; }
+};
+
+// Is this object an audit Event? (kind "Event" or absent, apiVersion
+// audit.k8s.io/* or absent, auditID and stage strings present.)
+// `what` prefixes error messages ("item 3").
+StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what);
+
+// A webhook body: an EventList or a single Event. All or nothing: the first
+// bad item fails the whole body with a reason naming it.
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body);
+
+// The entry metadata for an audit event (entry_format.h "meta").
+std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time);
+
+// Appends s to out as a JSON string literal (quotes included).
+void AppendJsonString(std::string* out, std::string_view s);
+
+// Extents of the elements of the top-level member `key` (an array) of the
+// JSON object text `json`, which must already be valid JSON.
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key);
+
+}  // namespace annals::ingest
+
+#endif  // ANNALS_INGEST_K8S_AUDIT_H_

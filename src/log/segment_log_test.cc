@@ -1,0 +1,632 @@
+#include "log/segment_log.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "log/segment_format.h"
+
+namespace annals::log {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Entry i: distinct, with sizes 1..~300 bytes so records do not line up.
+std::string EntryData(uint64_t i) {
+  std::string s = "entry-" + std::to_string(i) + "|";
+  s.append((i * 37) % 293, static_cast<char>('a' + i % 26));
+  return s;
+}
+
+std::vector<std::string> Entries(uint64_t begin, uint64_t end) {
+  std::vector<std::string> out;
+  for (uint64_t i = begin; i < end; ++i) out.push_back(EntryData(i));
+  return out;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& data) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+void AppendToFile(const fs::path& p, const std::string& data) {
+  std::ofstream out(p, std::ios::binary | std::ios::app);
+  out << data;
+}
+
+class SegmentLogTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "annals-segment-log-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    options_.dir = root_ + "/segments";
+    options_.max_segment_entries = 256;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::unique_ptr<SegmentLog> MustOpen(uint64_t min_entries = 0, RecoveryReport* report = nullptr) {
+    auto log = SegmentLog::Open(options_, min_entries, report);
+    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    return log.ok() ? std::move(*log) : nullptr;
+  }
+
+  // Creates a log holding entries [0, n), appended in uneven batches.
+  void Fill(uint64_t n) {
+    auto log = MustOpen();
+    ASSERT_NE(log, nullptr);
+    uint64_t i = 0, batch = 1;
+    while (i < n) {
+      uint64_t e = std::min(n, i + batch);
+      ASSERT_TRUE(log->Append(Entries(i, e)).ok());
+      ASSERT_TRUE(log->Sync().ok());
+      i = e;
+      batch = batch * 3 % 97 + 1;
+    }
+    ASSERT_EQ(log->size(), n);
+  }
+
+  // Checks that the log holds exactly entries [0, n) as written by Fill.
+  void ExpectEntries(const SegmentLog& log, uint64_t n) {
+    ASSERT_EQ(log.size(), n);
+    uint64_t want = 0;
+    Status s = log.ReadRange(0, n, [&](uint64_t index, std::string_view data) {
+      EXPECT_EQ(index, want);
+      EXPECT_EQ(data, EntryData(index)) << "entry " << index;
+      ++want;
+      return OkStatus();
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(want, n);
+  }
+
+  fs::path SegPath(uint64_t first) const { return fs::path(options_.dir) / SegmentFileName(first); }
+
+  // Byte offset of entry `index` in the segment starting at `first`, for a
+  // log written by Fill.
+  static uint64_t RecordOffset(uint64_t first, uint64_t index) {
+    uint64_t off = kSegmentHeaderSize;
+    for (uint64_t i = first; i < index; ++i) off += kRecordHeaderSize + EntryData(i).size();
+    return off;
+  }
+
+  std::vector<std::string> SegmentNames() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(options_.dir)) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  // After a recovery: appends 20 more entries, reopens, and checks that all
+  // n + 20 are there and that the second open found nothing to cut.
+  void ExpectAppendsWorkAfterRecovery(std::unique_ptr<SegmentLog> log, uint64_t n) {
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(log->Append(Entries(n, n + 20)).ok());
+    ASSERT_TRUE(log->Sync().ok());
+    ExpectEntries(*log, n + 20);
+    log.reset();
+    RecoveryReport again;
+    log = MustOpen(0, &again);
+    ASSERT_NE(log, nullptr);
+    EXPECT_EQ(again.entries, n + 20);
+    EXPECT_EQ(again.truncated_bytes, 0u);
+    EXPECT_EQ(again.reason, "");
+    ExpectEntries(*log, n + 20);
+  }
+
+  std::string root_;
+  SegmentLogOptions options_;
+};
+
+TEST(SegmentFileNameTest, TwentyDigitsAndSuffix) {
+  EXPECT_EQ(SegmentFileName(0), "00000000000000000000.seg");
+  EXPECT_EQ(SegmentFileName(65536), "00000000000000065536.seg");
+  EXPECT_EQ(SegmentFileName(UINT64_MAX), "18446744073709551615.seg");
+}
+
+TEST_F(SegmentLogTest, NewLogIsEmptyWithOneSegment) {
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->size(), 0u);
+  EXPECT_EQ(report.entries, 0u);
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_EQ(SegmentNames(), std::vector<std::string>{SegmentFileName(0)});
+  EXPECT_EQ(fs::file_size(SegPath(0)), kSegmentHeaderSize);
+}
+
+TEST_F(SegmentLogTest, AppendedEntriesAreInvisibleUntilSync) {
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append(Entries(0, 5)).ok());
+  EXPECT_EQ(log->size(), 0u);
+  EXPECT_EQ(log->Read(0).status().code(), StatusCode::kOutOfRange);
+  ASSERT_TRUE(log->Sync().ok());
+  EXPECT_EQ(log->size(), 5u);
+  auto e = log->Read(4);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(*e, EntryData(4));
+  // A Sync with nothing pending changes nothing.
+  ASSERT_TRUE(log->Sync().ok());
+  EXPECT_EQ(log->size(), 5u);
+}
+
+TEST_F(SegmentLogTest, RollsEvery256EntriesAndReadsBackAcrossSegments) {
+  Fill(1000);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ExpectEntries(*log, 1000);
+  EXPECT_EQ(SegmentNames(), (std::vector<std::string>{SegmentFileName(0), SegmentFileName(256),
+                                                      SegmentFileName(512), SegmentFileName(768)}));
+  // A range that spans three segments, and single reads at the edges.
+  uint64_t want = 250;
+  ASSERT_TRUE(log->ReadRange(250, 530, [&](uint64_t i, std::string_view d) {
+                   EXPECT_EQ(i, want++);
+                   EXPECT_EQ(d, EntryData(i));
+                   return OkStatus();
+                 }).ok());
+  EXPECT_EQ(want, 530u);
+  for (uint64_t i : {0u, 255u, 256u, 511u, 512u, 767u, 768u, 999u}) {
+    auto e = log->Read(i);
+    ASSERT_TRUE(e.ok()) << i << ": " << e.status().ToString();
+    EXPECT_EQ(*e, EntryData(i));
+  }
+}
+
+TEST_F(SegmentLogTest, LargerSegmentLimitRollsAtThatMultipleOf256) {
+  options_.max_segment_entries = 512;
+  Fill(1300);
+  EXPECT_EQ(SegmentNames(), (std::vector<std::string>{SegmentFileName(0), SegmentFileName(512),
+                                                      SegmentFileName(1024)}));
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ExpectEntries(*log, 1300);
+}
+
+TEST_F(SegmentLogTest, ByteLimitRollsOnlyAtMultiplesOf256Entries) {
+  options_.max_segment_entries = 1 << 16;
+  options_.max_segment_bytes = 1000;  // exceeded after a few entries
+  Fill(600);
+  // Bundles of 256 entries never span segments.
+  EXPECT_EQ(SegmentNames(), (std::vector<std::string>{SegmentFileName(0), SegmentFileName(256),
+                                                      SegmentFileName(512)}));
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ExpectEntries(*log, 600);
+}
+
+TEST_F(SegmentLogTest, OneBatchSpanningSeveralSegments) {
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append(Entries(0, 700)).ok());
+  ASSERT_TRUE(log->Sync().ok());
+  ExpectEntries(*log, 700);
+  log.reset();
+  EXPECT_EQ(SegmentNames().size(), 3u);
+  log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ExpectEntries(*log, 700);
+}
+
+TEST_F(SegmentLogTest, ReopenKeepsEverythingAndContinues) {
+  Fill(300);
+  RecoveryReport report;
+  auto log = MustOpen(300, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 300u);
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_EQ(report.reason, "");
+  ExpectEntries(*log, 300);
+  ASSERT_TRUE(log->Append(Entries(300, 600)).ok());
+  ASSERT_TRUE(log->Sync().ok());
+  log.reset();
+  log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 600u);
+  ExpectEntries(*log, 600);
+  EXPECT_EQ(SegmentNames().size(), 3u);
+}
+
+TEST_F(SegmentLogTest, MaxSizeEntryIsAcceptedAndEmptyOrOversizeRejected) {
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  Status s = log->Append(std::vector<std::string>{std::string()});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  s = log->Append(std::vector<std::string>{std::string(kMaxRecordSize + 1, 'x')});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  ASSERT_TRUE(log->Sync().ok());
+  EXPECT_EQ(log->size(), 0u);
+
+  std::string big(kMaxRecordSize, 'b');
+  big[0] = 'B';
+  big.back() = 'E';
+  ASSERT_TRUE(log->Append(std::vector<std::string>{big, "small"}).ok());
+  ASSERT_TRUE(log->Sync().ok());
+  log.reset();
+  log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ASSERT_EQ(log->size(), 2u);
+  EXPECT_EQ(*log->Read(0), big);
+  EXPECT_EQ(*log->Read(1), "small");
+}
+
+TEST_F(SegmentLogTest, ReadsOutsideTheLogAreOutOfRange) {
+  Fill(10);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  auto noop = [](uint64_t, std::string_view) { return OkStatus(); };
+  EXPECT_EQ(log->ReadRange(0, 11, noop).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(log->ReadRange(10, 11, noop).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(log->ReadRange(5, 3, noop).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(log->ReadRange(UINT64_MAX, UINT64_MAX, noop).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(log->Read(10).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(log->Read(UINT64_MAX).status().code(), StatusCode::kOutOfRange);
+  int calls = 0;
+  EXPECT_TRUE(log->ReadRange(10, 10, [&](uint64_t, std::string_view) {
+                    ++calls;
+                    return OkStatus();
+                  }).ok());
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_F(SegmentLogTest, ReadRangeStopsAtTheCallbacksError) {
+  Fill(10);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  int calls = 0;
+  Status s = log->ReadRange(0, 10, [&](uint64_t i, std::string_view) {
+    ++calls;
+    return i == 3 ? InternalError("stop") : OkStatus();
+  });
+  EXPECT_EQ(s.message(), "stop");
+  EXPECT_EQ(calls, 4);
+}
+
+// --- Torn tails of the last segment: cut, reported, and appends go on. ---
+
+// 300 entries: segment 0 (sealed, 0..255) and segment 256 (256..299).
+constexpr uint64_t kTornN = 300;
+
+TEST_F(SegmentLogTest, TruncatedRecordHeaderIsCut) {
+  Fill(kTornN);
+  const uint64_t last = RecordOffset(256, kTornN - 1);
+  fs::resize_file(SegPath(256), last + 4);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN - 1);
+  EXPECT_EQ(report.truncated_bytes, 4u);
+  EXPECT_NE(report.reason.find("truncated record header"), std::string::npos) << report.reason;
+  EXPECT_NE(report.reason.find(SegmentFileName(256)), std::string::npos) << report.reason;
+  EXPECT_EQ(fs::file_size(SegPath(256)), last);
+  ExpectEntries(*log, kTornN - 1);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN - 1);
+}
+
+TEST_F(SegmentLogTest, TruncatedRecordDataIsCut) {
+  Fill(kTornN);
+  const uint64_t last = RecordOffset(256, kTornN - 1);
+  const uint64_t cut_at = last + kRecordHeaderSize + EntryData(kTornN - 1).size() / 2;
+  fs::resize_file(SegPath(256), cut_at);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN - 1);
+  EXPECT_EQ(report.truncated_bytes, cut_at - last);
+  EXPECT_NE(report.reason.find("truncated record data"), std::string::npos) << report.reason;
+  ExpectEntries(*log, kTornN - 1);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN - 1);
+}
+
+TEST_F(SegmentLogTest, CrcMismatchInLastRecordIsCut) {
+  Fill(kTornN);
+  const uint64_t last = RecordOffset(256, kTornN - 1);
+  std::string seg = ReadFile(SegPath(256));
+  ASSERT_EQ(seg.size(), last + kRecordHeaderSize + EntryData(kTornN - 1).size());
+  seg[last + 5] ^= 0x40;  // inside the stored CRC
+  WriteFile(SegPath(256), seg);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN - 1);
+  EXPECT_EQ(report.truncated_bytes, seg.size() - last);
+  EXPECT_NE(report.reason.find("CRC mismatch"), std::string::npos) << report.reason;
+  EXPECT_NE(report.reason.find("entry " + std::to_string(kTornN - 1)), std::string::npos)
+      << report.reason;
+  ExpectEntries(*log, kTornN - 1);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN - 1);
+}
+
+TEST_F(SegmentLogTest, FlippedDataByteInLastRecordIsCut) {
+  Fill(kTornN);
+  const uint64_t last = RecordOffset(256, kTornN - 1);
+  std::string seg = ReadFile(SegPath(256));
+  seg.back() ^= 0x01;
+  WriteFile(SegPath(256), seg);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN - 1);
+  EXPECT_EQ(report.truncated_bytes, seg.size() - last);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN - 1);
+}
+
+TEST_F(SegmentLogTest, GarbageAfterTheLastRecordIsCut) {
+  Fill(kTornN);
+  const std::string garbage = "\x00\x00\x01\x00garbage that is not a record";
+  AppendToFile(SegPath(256), garbage);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN);
+  EXPECT_EQ(report.truncated_bytes, garbage.size());
+  EXPECT_FALSE(report.reason.empty());
+  ExpectEntries(*log, kTornN);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN);
+}
+
+TEST_F(SegmentLogTest, ZeroFilledTailIsCut) {
+  // What a crash after the file grew but before its data reached disk leaves.
+  Fill(kTornN);
+  AppendToFile(SegPath(256), std::string(4096, '\0'));
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN);
+  EXPECT_EQ(report.truncated_bytes, 4096u);
+  EXPECT_NE(report.reason.find("bad record length 0"), std::string::npos) << report.reason;
+  ExpectEntries(*log, kTornN);
+  ExpectAppendsWorkAfterRecovery(std::move(log), kTornN);
+}
+
+TEST_F(SegmentLogTest, PartiallyWrittenHeaderOfFreshSegmentIsRewritten) {
+  Fill(512);  // segments 0 and 256 are full; the next append starts 512
+  const std::string header = ReadFile(SegPath(256)).substr(0, kSegmentHeaderSize);
+  WriteFile(SegPath(512), std::string(kSegmentMagic, 8) + "\x00\x00");
+  RecoveryReport report;
+  auto log = MustOpen(512, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 512u);
+  EXPECT_EQ(report.truncated_bytes, 10u);
+  EXPECT_NE(report.reason.find("segment header truncated"), std::string::npos) << report.reason;
+  // The header is whole again and names entry 512.
+  std::string fresh = ReadFile(SegPath(512));
+  ASSERT_EQ(fresh.size(), kSegmentHeaderSize);
+  uint64_t first = 0;
+  ASSERT_TRUE(ScanSegment(fresh, nullptr, &first).ok());
+  EXPECT_EQ(first, 512u);
+  EXPECT_NE(fresh, header);
+  ExpectEntries(*log, 512);
+  ExpectAppendsWorkAfterRecovery(std::move(log), 512);
+  EXPECT_EQ(fs::file_size(SegPath(512)),
+            RecordOffset(512, 532));  // the 20 new entries went into it
+}
+
+TEST_F(SegmentLogTest, EmptyFreshSegmentFileIsRepaired) {
+  Fill(256);
+  WriteFile(SegPath(256), "");
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 256u);
+  EXPECT_EQ(report.truncated_bytes, 0u);
+  EXPECT_FALSE(report.reason.empty());
+  EXPECT_EQ(fs::file_size(SegPath(256)), kSegmentHeaderSize);
+  ExpectAppendsWorkAfterRecovery(std::move(log), 256);
+}
+
+TEST_F(SegmentLogTest, TornTailOfTheOnlySegment) {
+  Fill(10);
+  fs::resize_file(SegPath(0), fs::file_size(SegPath(0)) - 1);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 9u);
+  ExpectAppendsWorkAfterRecovery(std::move(log), 9);
+}
+
+TEST_F(SegmentLogTest, CorruptRecordInTheMiddleOfTheLastSegmentCutsFromThere) {
+  Fill(kTornN);
+  std::string seg = ReadFile(SegPath(256));
+  const uint64_t off = RecordOffset(256, 280);
+  seg[off + kRecordHeaderSize + 2] ^= 0x20;
+  WriteFile(SegPath(256), seg);
+  RecoveryReport report;
+  auto log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 280u);
+  EXPECT_EQ(report.truncated_bytes, seg.size() - off);
+  EXPECT_NE(report.reason.find("entry 280"), std::string::npos) << report.reason;
+}
+
+// --- Damage that must not be cut. ---
+
+TEST_F(SegmentLogTest, CutBelowMinEntriesIsDataLoss) {
+  Fill(kTornN);
+  fs::resize_file(SegPath(256), fs::file_size(SegPath(256)) - 3);
+  auto bad = SegmentLog::Open(options_, kTornN, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find(std::to_string(kTornN)), std::string::npos)
+      << bad.status().ToString();
+  // Failing did not touch the file; allowing one fewer entry recovers.
+  RecoveryReport report;
+  auto log = MustOpen(kTornN - 1, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, kTornN - 1);
+}
+
+TEST_F(SegmentLogTest, FewerEntriesThanMinEntriesIsDataLoss) {
+  Fill(20);
+  auto bad = SegmentLog::Open(options_, 21, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(MustOpen(20), nullptr);
+}
+
+TEST_F(SegmentLogTest, CorruptRecordInSealedSegmentIsDataLossNamingTheIndex) {
+  Fill(kTornN);
+  std::string seg = ReadFile(SegPath(0));
+  const uint64_t off = RecordOffset(0, 100);
+  seg[off + kRecordHeaderSize + 1] ^= 0x01;
+  WriteFile(SegPath(0), seg);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("entry 100"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find(SegmentFileName(0)), std::string::npos)
+      << bad.status().ToString();
+  // Nothing was cut: the sealed segment is unchanged.
+  EXPECT_EQ(ReadFile(SegPath(0)), seg);
+}
+
+TEST_F(SegmentLogTest, TruncatedSealedSegmentIsDataLoss) {
+  Fill(kTornN);
+  const uint64_t off = RecordOffset(0, 255);
+  fs::resize_file(SegPath(0), off + 3);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("entry 255"), std::string::npos) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, MissingMiddleSegmentIsDataLoss) {
+  Fill(600);
+  fs::remove(SegPath(256));
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("256"), std::string::npos) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, SealedSegmentHeaderNamingAnotherIndexIsDataLoss) {
+  Fill(kTornN);
+  // Segment 0's file replaced by a valid segment that claims to start at 7.
+  std::string h(kSegmentMagic, 8);
+  PutBigEndian32(&h, kSegmentVersion);
+  PutBigEndian64(&h, 7);
+  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+  WriteFile(SegPath(0), h);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, ConcurrentReadersSeeOnlyDurableCorrectEntries) {
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      uint64_t k = static_cast<uint64_t>(t);
+      while (!done.load()) {
+        uint64_t n = log->size();
+        if (n == 0) continue;
+        uint64_t i = (k * 7919) % n;
+        auto e = log->Read(i);
+        ASSERT_TRUE(e.ok()) << e.status().ToString();
+        ASSERT_EQ(*e, EntryData(i));
+        ++k;
+        ++reads;
+      }
+    });
+  }
+  for (uint64_t i = 0; i < 1500; i += 50) {
+    ASSERT_TRUE(log->Append(Entries(i, i + 50)).ok());
+    ASSERT_TRUE(log->Sync().ok());
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(reads.load(), 0u);
+  ExpectEntries(*log, 1500);
+}
+
+// --- ScanSegment on raw bytes. ---
+
+TEST_F(SegmentLogTest, ScanSegmentReportsRecordsAndGoodBytes) {
+  Fill(300);
+  const std::string seg = ReadFile(SegPath(256));
+  uint64_t first = 0, good = 0, next = 256;
+  Status s = ScanSegment(
+      seg,
+      [&](uint64_t i, std::string_view d) {
+        EXPECT_EQ(i, next++);
+        EXPECT_EQ(d, EntryData(i));
+        return OkStatus();
+      },
+      &first, &good);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(first, 256u);
+  EXPECT_EQ(good, seg.size());
+  EXPECT_EQ(next, 300u);
+
+  // Torn: good_bytes stops at the last whole record.
+  s = ScanSegment(seg.substr(0, seg.size() - 1), nullptr, &first, &good);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(good, RecordOffset(256, 299));
+  EXPECT_NE(s.message().find("entry 299"), std::string::npos) << s.ToString();
+}
+
+TEST(ScanSegmentTest, RejectsBadHeaders) {
+  std::string h(kSegmentMagic, 8);
+  PutBigEndian32(&h, kSegmentVersion);
+  PutBigEndian64(&h, 0);
+  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+  uint64_t good = 99;
+  EXPECT_TRUE(ScanSegment(h, nullptr, nullptr, &good).ok());
+  EXPECT_EQ(good, kSegmentHeaderSize);
+
+  EXPECT_EQ(ScanSegment("", nullptr).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ScanSegment(h.substr(0, 23), nullptr).code(), StatusCode::kDataLoss);
+  std::string magic = h;
+  magic[0] = 'X';
+  EXPECT_NE(ScanSegment(magic, nullptr).message().find("magic"), std::string::npos);
+  std::string version = h;
+  version[11] = 2;
+  EXPECT_NE(ScanSegment(version, nullptr).message().find("version"), std::string::npos);
+  std::string crc = h;
+  crc[23] ^= 1;
+  EXPECT_NE(ScanSegment(crc, nullptr).message().find("CRC"), std::string::npos);
+  std::string first = h;
+  first[19] = 1;  // first index changed without fixing the CRC
+  EXPECT_EQ(ScanSegment(first, nullptr).code(), StatusCode::kDataLoss);
+}
+
+TEST(ScanSegmentTest, RejectsOversizeAndZeroLengthRecords) {
+  std::string h(kSegmentMagic, 8);
+  PutBigEndian32(&h, kSegmentVersion);
+  PutBigEndian64(&h, 5);
+  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+  std::string zero = h + std::string(8, '\0');
+  Status s = ScanSegment(zero, nullptr);
+  EXPECT_NE(s.message().find("entry 5"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("bad record length 0"), std::string::npos) << s.ToString();
+
+  std::string big = h;
+  PutBigEndian32(&big, kMaxRecordSize + 1);
+  PutBigEndian32(&big, 0);
+  big.append(kMaxRecordSize + 1, 'x');
+  s = ScanSegment(big, nullptr);
+  EXPECT_NE(s.message().find("bad record length"), std::string::npos) << s.ToString();
+}
+
+}  // namespace
+}  // namespace annals::log
