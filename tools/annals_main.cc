@@ -10,7 +10,9 @@
 #include "api/api.h"
 #include "checkpoint/note.h"
 #include "index/dedup_index.h"
+#include "ingest/file_tail.h"
 #include "ingest/ingestor.h"
+#include "ingest/tcp_line.h"
 #include "client/http_client.h"
 #include "client/remote_verifier.h"
 #include "common/bytes.h"
@@ -39,8 +41,13 @@ std::function<void(uint64_t, uint64_t)> ProgressBar(const char* what) {
   };
 }
 
+struct ServeFlags {
+  std::string tcp_listen;
+  std::vector<std::string> tails;
+};
+
 int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
-          const std::string& origin, int interval_ms, uint64_t max_body) {
+          const std::string& origin, int interval_ms, uint64_t max_body, const ServeFlags& flags) {
   ledger::LedgerOptions lo;
   lo.data_dir = data;
   lo.origin = origin;
@@ -84,6 +91,19 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   });
   auto port = http.Start();
   if (!port.ok()) return Fail(port.status());
+  std::unique_ptr<ingest::TcpLineListener> tcp;
+  if (!flags.tcp_listen.empty()) {
+    tcp = std::make_unique<ingest::TcpLineListener>(flags.tcp_listen, ingestor->get(), &metrics);
+    auto tport = tcp->Start();
+    if (!tport.ok()) return Fail(tport.status());
+    std::printf("tcp: %u\n", *tport);
+  }
+  std::vector<std::unique_ptr<ingest::FileTailer>> tailers;
+  for (const auto& f : flags.tails) {
+    tailers.push_back(std::make_unique<ingest::FileTailer>(f, data + "/tail", ingestor->get(), &metrics));
+    Status s = tailers.back()->Start();
+    if (!s.ok()) return Fail(s);
+  }
   auto hp = server::SplitHostPort(listen);
   std::printf("annals serving %s entries=%llu\nurl: http://%s:%u\nverifier key: %s\n",
               data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
@@ -93,6 +113,8 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   sigwait(&sigs, &sig);
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   http.Stop();
+  if (tcp) tcp->Stop();
+  for (auto& t : tailers) t->Stop();
   ingestor->reset();
   ledger->reset();
   dedup->reset();
@@ -227,6 +249,9 @@ int main(int argc, char** argv) {
   serve->add_option("--origin", origin, "log origin for a key made on first start")->capture_default_str();
   serve->add_option("--checkpoint-interval", interval_ms, "ms between checkpoints")->capture_default_str();
   serve->add_option("--max-body", max_body, "largest request body in bytes")->capture_default_str();
+  ServeFlags flags;
+  serve->add_option("--tcp-listen", flags.tcp_listen, "newline-delimited JSON over TCP on ADDR");
+  serve->add_option("--tail", flags.tails, "follow a kube-apiserver audit log file (repeatable)");
 
   std::string name, out;
   auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key in note form");
@@ -265,7 +290,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body);
+  if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body, flags);
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);
   if (verify->parsed()) {

@@ -1,0 +1,38 @@
+#include "ingest/line_batch.h"
+
+#include <cstdio>
+
+#include "ingest/classify.h"
+#include "ingest/json_lines.h"
+
+namespace annals::ingest {
+
+LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string& source,
+                        const std::string& origin, Metrics* metrics) {
+  LineBatch b;
+  b.text = std::make_shared<std::string>(std::move(text));
+  std::string_view rest = *b.text;
+  const std::string now = NowRfc3339();
+  uint64_t line_no = first_line;
+  while (!rest.empty()) {
+    auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const uint64_t this_line = line_no++;
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    auto item = ClassifyJsonLine(line, source, now, "line " + std::to_string(this_line));
+    if (!item.ok()) {
+      ++b.bad_lines;
+      metrics->Add("annals_bad_lines_total", "source", source);
+      metrics->Add("annals_events_rejected_total", "source", source);
+      std::fprintf(stderr, "annals: %s %s: skipped: %s\n", source.c_str(), origin.c_str(),
+                   item.status().message().c_str());
+      continue;
+    }
+    b.items.push_back(std::move(*item));
+  }
+  return b;
+}
+
+}  // namespace annals::ingest

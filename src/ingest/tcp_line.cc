@@ -1,0 +1,199 @@
+#include "ingest/tcp_line.h"
+
+#include <boost/asio.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "common/bytes.h"
+#include "ingest/line_batch.h"
+
+namespace annals::ingest {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr char kSource[] = "tcp";
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket s, Ingestor* ingestor, Metrics* metrics, size_t max_line)
+      : socket_(std::move(s)), ingestor_(ingestor), metrics_(metrics), max_line_(max_line) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    origin_ = ec ? "connection" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  void Start() { Read(); }
+
+ private:
+  void Read() {
+    socket_.async_read_some(net::buffer(buf_), [self = shared_from_this()](
+                                                   boost::system::error_code ec, size_t n) {
+      self->OnRead(ec, n);
+    });
+  }
+
+  void OnRead(boost::system::error_code ec, size_t n) {
+    const bool eof = ec == net::error::eof;
+    if (ec && !eof) return;  // connection reset: what was admitted is kept
+    std::string_view in(buf_.data(), n);
+    while (!in.empty()) {
+      if (discarding_) {
+        auto nl = in.find('\n');
+        if (nl == std::string_view::npos) return Read();
+        in.remove_prefix(nl + 1);
+        discarding_ = false;
+        ++line_no_;
+        continue;
+      }
+      auto nl = in.rfind('\n');
+      if (nl == std::string_view::npos) {
+        partial_.append(in);
+        in = {};
+      } else {
+        complete_.append(partial_);
+        partial_.clear();
+        complete_.append(in.substr(0, nl + 1));
+        partial_.assign(in.substr(nl + 1));
+        in = {};
+      }
+      if (partial_.size() > max_line_) {
+        metrics_->Add("annals_bad_lines_total", "source", kSource);
+        std::fprintf(stderr, "annals: tcp %s: line %llu: longer than %zu bytes, skipped\n",
+                     origin_.c_str(), static_cast<unsigned long long>(line_no_ + LinesIn(complete_)),
+                     max_line_);
+        partial_.clear();
+        discarding_ = true;
+      }
+    }
+    if (eof && !partial_.empty()) {
+      // A last line without '\n' at end of stream is still a line.
+      complete_.append(partial_);
+      complete_.push_back('\n');
+      partial_.clear();
+    }
+    if (complete_.empty()) {
+      if (eof) return;
+      return Read();
+    }
+    uint64_t lines = LinesIn(complete_);
+    LineBatch batch = MakeLineBatch(std::move(complete_), line_no_ + 1, kSource, origin_, metrics_);
+    complete_.clear();
+    line_no_ += lines;
+    Submit(std::move(batch), eof);
+  }
+
+  static uint64_t LinesIn(const std::string& s) {
+    return static_cast<uint64_t>(std::count(s.begin(), s.end(), '\n'));
+  }
+
+  void Submit(LineBatch batch, bool eof) {
+    if (batch.items.empty()) {
+      if (!eof) Read();
+      return;
+    }
+    auto shared = std::make_shared<LineBatch>(std::move(batch));
+    auto items = shared->items;
+    ingestor_->Submit(kSource, std::move(items),
+                      [self = shared_from_this(), shared, eof](StatusOr<IngestResult> r) {
+                        net::post(self->socket_.get_executor(), [self, shared, eof, r] {
+                          if (!r.ok()) {
+                            // Never drop: the stream has no acknowledgement,
+                            // so hold the connection and try again.
+                            std::fprintf(stderr, "annals: tcp %s: append failed (%s); retrying\n",
+                                         self->origin_.c_str(), r.status().message().c_str());
+                            self->Retry(shared, eof);
+                            return;
+                          }
+                          if (!eof) self->Read();
+                        });
+                      });
+  }
+
+  void Retry(std::shared_ptr<LineBatch> batch, bool eof) {
+    auto timer = std::make_shared<net::steady_timer>(socket_.get_executor(),
+                                                     std::chrono::milliseconds(200));
+    timer->async_wait([self = shared_from_this(), batch, eof, timer](boost::system::error_code) {
+      self->Submit(std::move(*batch), eof);
+    });
+  }
+
+  tcp::socket socket_;
+  Ingestor* ingestor_;
+  Metrics* metrics_;
+  size_t max_line_;
+  std::string origin_;
+  std::array<char, 1 << 16> buf_;
+  std::string partial_, complete_;
+  bool discarding_ = false;
+  uint64_t line_no_ = 0;
+};
+
+}  // namespace
+
+struct TcpLineListener::Impl {
+  std::string listen;
+  Ingestor* ingestor;
+  Metrics* metrics;
+  size_t max_line;
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::thread thread;
+
+  void Accept() {
+    acceptor->async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) std::make_shared<Connection>(std::move(s), ingestor, metrics, max_line)->Start();
+      Accept();
+    });
+  }
+};
+
+TcpLineListener::TcpLineListener(std::string listen, Ingestor* ingestor, Metrics* metrics,
+                                 size_t max_line)
+    : impl_(new Impl) {
+  impl_->listen = std::move(listen);
+  impl_->ingestor = ingestor;
+  impl_->metrics = metrics;
+  impl_->max_line = max_line;
+}
+
+TcpLineListener::~TcpLineListener() { Stop(); }
+
+StatusOr<uint16_t> TcpLineListener::Start() {
+  auto colon = impl_->listen.rfind(':');
+  if (colon == std::string::npos) return InvalidArgumentError("--tcp-listen needs host:port");
+  std::string host = impl_->listen.substr(0, colon);
+  auto port = ParseDecimal(std::string_view(impl_->listen).substr(colon + 1));
+  if (!port || *port > 65535) return InvalidArgumentError("bad port in " + impl_->listen);
+  if (host.empty()) host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) return InvalidArgumentError("bad address " + host);
+  tcp::endpoint ep(addr, static_cast<uint16_t>(*port));
+  auto& acc = impl_->acceptor.emplace(impl_->ioc);
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return UnavailableError("tcp listen on " + impl_->listen + ": " + ec.message());
+  uint16_t bound = acc.local_endpoint().port();
+  impl_->Accept();
+  impl_->thread = std::thread([this] { impl_->ioc.run(); });
+  return bound;
+}
+
+void TcpLineListener::Stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->ioc.stop();
+  impl_->thread.join();
+}
+
+}  // namespace annals::ingest
