@@ -155,19 +155,18 @@ HttpResponse Api::ConsistencyProof(const Target& t) {
 void Api::IngestEvents(HttpRequest&& req, Responder respond) {
   const std::string source = "events";
   auto body = std::make_shared<std::string>(std::move(req.body));
-  auto lines = ingest::SplitJsonLines(*body);
-  if (!lines.ok()) {
+  auto lines = ingest::SplitLines(*body);
+  if (lines.empty()) {
     metrics_.Add("annals_events_rejected_total", "source", source);
-    return respond(ErrorResponse(lines.status()));
+    return respond(ErrorResponse(400, "body holds no JSON lines"));
   }
   const std::string now = ingest::NowRfc3339();
   std::vector<ingest::IngestItem> items;
-  items.reserve(lines->size());
-  size_t n = 0;
-  for (auto line : *lines) {
-    auto item = ingest::ClassifyJsonLine(line, source, now, "line " + std::to_string(++n));
+  items.reserve(lines.size());
+  for (auto [line, line_no] : lines) {
+    auto item = ingest::ClassifyJsonLine(line, source, now, "line " + std::to_string(line_no));
     if (!item.ok()) {
-      metrics_.Add("annals_events_rejected_total", "source", source, lines->size());
+      metrics_.Add("annals_events_rejected_total", "source", source, lines.size());
       return respond(ErrorResponse(item.status()));
     }
     items.push_back(std::move(*item));

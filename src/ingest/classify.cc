@@ -9,18 +9,21 @@ namespace annals::ingest {
 
 StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view source,
                                       std::string_view receive_time, std::string_view what) {
-  RETURN_IF_ERROR(ValidateJsonObject(line, what));
+  RETURN_IF_ERROR(CheckJsonDepth(line, what));
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS)
-    return InvalidArgumentError(std::string(what) + ": invalid JSON");
+  auto err = parser.parse(line.data(), line.size()).get(doc);
+  if (err)
+    return InvalidArgumentError(std::string(what) + ": invalid JSON (" +
+                                simdjson::error_message(err) + ")");
+  if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   IngestItem item;
   item.payload = line;
   std::string_view sv;
   // An audit Event: has auditID and stage, and does not say it is something else.
   if (doc["auditID"].get_string().get(sv) == simdjson::SUCCESS &&
       doc["stage"].get_string().get(sv) == simdjson::SUCCESS) {
-    ASSIGN_OR_RETURN(AuditEvent ev, ParseAuditEvent(line, what));
+    ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, line, what));
     item.meta = AuditMeta(ev, std::string(source) == "events" ? "k8s-audit" : source, receive_time);
     item.key = ev.DedupKey();
     return item;

@@ -10,8 +10,9 @@ namespace annals::ingest {
 
 namespace {
 
-// Iterative depth check (recursion would let hostile nesting blow the stack).
-Status CheckDepth(std::string_view s, std::string_view what) {
+}  // namespace
+
+Status CheckJsonDepth(std::string_view s, std::string_view what) {
   size_t depth = 0;
   bool in_str = false, esc = false;
   for (char c : s) {
@@ -33,10 +34,8 @@ Status CheckDepth(std::string_view s, std::string_view what) {
   return OkStatus();
 }
 
-}  // namespace
-
 Status ValidateJsonObject(std::string_view line, std::string_view what) {
-  RETURN_IF_ERROR(CheckDepth(line, what));
+  RETURN_IF_ERROR(CheckJsonDepth(line, what));
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   auto err = parser.parse(line.data(), line.size()).get(doc);
@@ -64,6 +63,22 @@ StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body) {
     out.push_back(line);
   }
   if (out.empty()) return InvalidArgumentError("body holds no JSON lines");
+  return out;
+}
+
+std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body) {
+  std::vector<std::pair<std::string_view, size_t>> out;
+  size_t line_no = 0;
+  while (!body.empty()) {
+    ++line_no;
+    auto nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    size_t a = line.find_first_not_of(" \t");
+    if (a == std::string_view::npos) continue;
+    out.emplace_back(line.substr(a, line.find_last_not_of(" \t") - a + 1), line_no);
+  }
   return out;
 }
 

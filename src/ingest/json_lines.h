@@ -27,6 +27,11 @@ Status ValidateJsonObject(std::string_view line, std::string_view what);
 // Splits a JSON-lines body (LF or CRLF; blank lines skipped) and validates
 // each line. Returns views into `body`.
 StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body);
+// Same split without validation; line numbers (1-based) of each line.
+std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body);
+
+// Depth check alone (iterative; hostile nesting cannot blow the stack).
+Status CheckJsonDepth(std::string_view s, std::string_view what);
 
 // RFC 3339 UTC with microseconds, e.g. "2026-11-25T15:08:21.123456Z".
 std::string NowRfc3339();

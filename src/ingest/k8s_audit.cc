@@ -58,8 +58,10 @@ std::string Str2(simdjson::dom::element e, const char* a, const char* b) {
   return Str(sub, b);
 }
 
-StatusOr<AuditEvent> FromElement(simdjson::dom::element doc, std::string_view raw,
-                                 std::string_view what) {
+}  // namespace
+
+StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::string_view raw,
+                                       std::string_view what) {
   auto bad = [&](const std::string& why) {
     return InvalidArgumentError(std::string(what) + ": " + why);
   };
@@ -96,6 +98,8 @@ StatusOr<AuditEvent> FromElement(simdjson::dom::element doc, std::string_view ra
   if (ev.stage_timestamp.empty()) ev.stage_timestamp = Str(doc, "timestamp");  // v1beta1
   return ev;
 }
+
+namespace {
 
 std::string_view Trim(std::string_view s) {
   size_t a = SkipWs(s, 0);
@@ -160,29 +164,31 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
 
 StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what) {
   json = Trim(json);
-  RETURN_IF_ERROR(ValidateJsonObject(json, what));
+  RETURN_IF_ERROR(CheckJsonDepth(json, what));
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS)
-    return InvalidArgumentError(std::string(what) + ": invalid JSON");
-  return FromElement(doc, json, what);
+  auto err = parser.parse(json.data(), json.size()).get(doc);
+  if (err)
+    return InvalidArgumentError(std::string(what) + ": invalid JSON (" + simdjson::error_message(err) + ")");
+  return AuditEventFromDom(doc, json, what);
 }
 
 StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
   body = Trim(body);
   if (body.empty()) return InvalidArgumentError("empty body");
-  RETURN_IF_ERROR(ValidateJsonObject(body, "body"));
+  RETURN_IF_ERROR(CheckJsonDepth(body, "body"));
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS)
-    return InvalidArgumentError("body: invalid JSON");
+  auto err = parser.parse(body.data(), body.size()).get(doc);
+  if (err) return InvalidArgumentError(std::string("body: invalid JSON (") + simdjson::error_message(err) + ")");
+  if (!doc.is_object()) return InvalidArgumentError("body: not a JSON object");
   std::string_view kind;
   if (doc["kind"].get_string().get(kind) != simdjson::SUCCESS) kind = "";
   simdjson::dom::array items;
   const bool is_list = kind == "EventList" ||
                        (kind.empty() && doc["items"].get_array().get(items) == simdjson::SUCCESS);
   if (!is_list) {
-    ASSIGN_OR_RETURN(AuditEvent ev, FromElement(doc, body, "body"));
+    ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, body, "body"));
     return std::vector<AuditEvent>{std::move(ev)};
   }
   std::string_view api;
@@ -198,7 +204,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
   out.reserve(raws.size());
   size_t k = 0;
   for (simdjson::dom::element item : items) {
-    ASSIGN_OR_RETURN(AuditEvent ev, FromElement(item, raws[k], "items[" + std::to_string(k) + "]"));
+    ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(item, raws[k], "items[" + std::to_string(k) + "]"));
     out.push_back(std::move(ev));
     ++k;
   }

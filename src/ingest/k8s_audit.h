@@ -14,6 +14,10 @@
 
 #include "common/status.h"
 
+namespace simdjson::dom {
+class element;
+}
+
 namespace annals::ingest {
 
 struct AuditEvent {
@@ -40,6 +44,10 @@ struct AuditEvent {
 // audit.k8s.io/* or absent, auditID and stage strings present.)
 // `what` prefixes error messages ("item 3").
 StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what);
+
+// Same, from an already parsed document whose text is `raw`.
+StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::string_view raw,
+                                       std::string_view what);
 
 // A webhook body: an EventList or a single Event. All or nothing: the first
 // bad item fails the whole body with a reason naming it.
