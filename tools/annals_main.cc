@@ -20,6 +20,9 @@
 #include "ledger/ledger.h"
 #include "ledger/verifier.h"
 #include "server/http_server.h"
+#include "client/table.h"
+#include "state/projector.h"
+#include "state/questions.h"
 
 namespace annals {
 namespace {
@@ -82,7 +85,20 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   Metrics metrics;
   auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
   if (!ingestor.ok()) return Fail("cannot catch up the dedup index: " + ingestor.status().message());
-  api::Api api(ledger->get(), ingestor->get(), &metrics);
+  state::StateStore store;
+  state::Projector projector(ledger->get(), &store);
+  {
+    auto t0 = std::chrono::steady_clock::now();
+    Status s = projector.CatchUp();
+    if (!s.ok()) return Fail("cannot project the log: " + s.message());
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (store.applied() > 0)
+      std::fprintf(stderr, "annals: projected %llu entries in %.2fs\n",
+                   static_cast<unsigned long long>(store.applied()), secs);
+  }
+  projector.Start();
+  state::Questions questions(ledger->get(), &store);
+  api::Api api(ledger->get(), ingestor->get(), &metrics, &questions);
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = max_body;
@@ -113,6 +129,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   sigwait(&sigs, &sig);
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   http.Stop();
+  projector.Stop();
   if (tcp) tcp->Stop();
   for (auto& t : tailers) t->Stop();
   ingestor->reset();
@@ -226,6 +243,30 @@ int Proof(const std::string& url, const std::string& path) {
   return 0;
 }
 
+// GETs path and prints the body (or, with a formatter, its table).
+int Query(const std::string& url, const std::string& path,
+          const std::function<std::string(const nlohmann::json&)>& table = nullptr) {
+  auto c = client::HttpClient::Create(url);
+  if (!c.ok()) return Fail(c.status());
+  auto r = (*c)->Get(path);
+  if (!r.ok()) return Fail("cannot reach " + url + ": " + r.status().message());
+  if (r->status != 200) {
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    std::string msg = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r->body;
+    std::fprintf(stderr, "annals: %s\n", msg.c_str());
+    if (j.is_object() && j.contains("nearest")) std::fprintf(stderr, "nearest: %s\n", j["nearest"].dump().c_str());
+    return r->status == 404 ? 3 : 1;
+  }
+  if (table) {
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (j.is_discarded()) return Fail("server answered with invalid JSON");
+    std::fputs(table(j).c_str(), stdout);
+  } else {
+    std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+  }
+  return 0;
+}
+
 std::string DefaultUrl() {
   const char* e = std::getenv("ANNALS_URL");
   return e ? e : "http://127.0.0.1:7070";
@@ -288,7 +329,140 @@ int main(int argc, char** argv) {
   cons->add_option("new", second)->required();
   cons->add_option("--url", url)->capture_default_str();
 
+  std::string at, kind, ns, selector, output = "table", since, until, verbs, group_by;
+  std::string ip, object;
+  bool children = false;
+  auto add_url = [&](CLI::App* c) { c->add_option("--url", url, "server URL ($ANNALS_URL)")->capture_default_str(); };
+  auto* state_cmd = app.add_subcommand("state", "the objects that existed at T");
+  state_cmd->add_option("--at", at, "RFC 3339 or relative time (-15m)")->required();
+  state_cmd->add_option("--kind", kind, "kind or resource");
+  state_cmd->add_option("-n,--namespace", ns, "namespace");
+  state_cmd->add_option("-l,--selector", selector, "label selector");
+  state_cmd->add_option("-o,--output", output, "table or json")->capture_default_str();
+  add_url(state_cmd);
+  auto* whois = app.add_subcommand("whois", "the pod that held IP at T");
+  whois->add_option("ip", ip)->required();
+  whois->add_option("--at", at, "RFC 3339 or relative time")->required();
+  add_url(whois);
+  auto* history = app.add_subcommand("history", "who did what to KIND/NAME");
+  history->add_option("object", object, "KIND/NAME")->required();
+  history->add_option("-n,--namespace", ns, "namespace");
+  history->add_flag("--children", children, "include what the object owns");
+  history->add_option("--since", since, "from this time");
+  history->add_option("--until", until, "up to this time");
+  history->add_option("--verbs", verbs, "verbs to include (e.g. get,list)");
+  history->add_option("-o,--output", output, "table or json")->capture_default_str();
+  add_url(history);
+  std::string s_user, s_verb, s_resource, s_name, s_from, s_to, s_code, s_limit;
+  auto* search = app.add_subcommand("search", "search and group audit events");
+  search->add_option("--user", s_user);
+  search->add_option("--verb", s_verb);
+  search->add_option("--resource", s_resource);
+  search->add_option("-n,--namespace", ns);
+  search->add_option("--name", s_name);
+  search->add_option("--code", s_code);
+  search->add_option("--from", s_from);
+  search->add_option("--to", s_to);
+  search->add_option("--limit", s_limit);
+  search->add_option("--group-by", group_by, "user|verb|resource|namespace|code|source_ip|user_agent|hour|day");
+  search->add_option("-o,--output", output, "table or json")->capture_default_str();
+  add_url(search);
+  auto* enrich = app.add_subcommand("enrich", "add workload identity to flow JSON lines (stdin -> stdout)");
+  add_url(enrich);
+
   CLI11_PARSE(app, argc, argv);
+
+  using client::UrlEncode;
+  auto param = [](std::string* q, const char* k, const std::string& v) {
+    if (v.empty()) return;
+    *q += (q->find('?') == std::string::npos ? "?" : "&");
+    *q += k;
+    *q += "=" + UrlEncode(v);
+  };
+  if (state_cmd->parsed()) {
+    std::string q = "/v1/state";
+    param(&q, "at", at);
+    param(&q, "kind", kind);
+    param(&q, "namespace", ns);
+    param(&q, "selector", selector);
+    if (output == "json") return Query(url, q);
+    return Query(url, q, [](const nlohmann::json& j) {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& o : j["objects"])
+        rows.push_back({o.value("resource", ""), o.value("namespace", ""), o.value("name", ""),
+                        o.value("state", ""), o.value("since", ""), std::to_string(o.value("index", 0))});
+      return client::FormatTable({"RESOURCE", "NAMESPACE", "NAME", "STATE", "SINCE", "INDEX"}, rows);
+    });
+  }
+  if (whois->parsed()) {
+    std::string q = "/v1/pods/by-ip/" + UrlEncode(ip);
+    param(&q, "at", at);
+    return Query(url, q);
+  }
+  if (history->parsed()) {
+    auto slash = object.find('/');
+    if (slash == std::string::npos) return Fail("expected KIND/NAME, got " + object);
+    std::string q = "/v1/history";
+    param(&q, "kind", object.substr(0, slash));
+    param(&q, "name", object.substr(slash + 1));
+    param(&q, "namespace", ns);
+    if (children) param(&q, "children", "true");
+    param(&q, "since", since);
+    param(&q, "until", until);
+    param(&q, "verbs", verbs);
+    if (output == "json") return Query(url, q);
+    return Query(url, q, client::FormatHistory);
+  }
+  if (search->parsed()) {
+    std::string q = "/v1/events";
+    param(&q, "user", s_user);
+    param(&q, "verb", s_verb);
+    param(&q, "resource", s_resource);
+    param(&q, "namespace", ns);
+    param(&q, "name", s_name);
+    param(&q, "code", s_code);
+    param(&q, "from", s_from);
+    param(&q, "to", s_to);
+    param(&q, "limit", s_limit);
+    param(&q, "group_by", group_by);
+    if (output == "json") return Query(url, q);
+    return Query(url, q, [](const nlohmann::json& j) {
+      std::vector<std::vector<std::string>> rows;
+      if (j.contains("groups")) {
+        for (const auto& g : j["groups"]) rows.push_back({g.value("key", ""), std::to_string(g.value("count", 0))});
+        return client::FormatTable({j.value("group_by", "KEY"), "COUNT"}, rows);
+      }
+      for (const auto& e : j["events"])
+        rows.push_back({e.value("time", ""), e.value("verb", ""), e.value("user", ""), e.value("resource", ""),
+                        e.value("namespace", ""), e.value("name", ""), std::to_string(e.value("code", 0)),
+                        std::to_string(e.value("index", 0))});
+      return client::FormatTable({"TIME", "VERB", "USER", "RESOURCE", "NAMESPACE", "NAME", "CODE", "INDEX"}, rows);
+    });
+  }
+  if (enrich->parsed()) {
+    auto c = client::HttpClient::Create(url);
+    if (!c.ok()) return Fail(c.status());
+    std::string body, line;
+    size_t n = 0;
+    auto flush = [&]() -> int {
+      if (body.empty()) return 0;
+      auto r = (*c)->Post("/v1/enrich/flows", body, "application/x-ndjson");
+      if (!r.ok()) return Fail(r.status());
+      if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
+      std::fwrite(r->body.data(), 1, r->body.size(), stdout);
+      body.clear();
+      n = 0;
+      return 0;
+    };
+    // Streams in chunks: constant memory whatever the input size.
+    while (std::getline(std::cin, line)) {
+      body += line;
+      body += '\n';
+      if (++n == 5000)
+        if (int rc = flush()) return rc;
+    }
+    return flush();
+  }
 
   if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body, flags);
   if (keygen->parsed()) return Keygen(name, out);

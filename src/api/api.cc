@@ -5,6 +5,7 @@
 #include "api/paths.h"
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
+#include "common/time_util.h"
 #include "ingest/classify.h"
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
@@ -54,7 +55,16 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
+  if (path == paths::kEnrichFlows) {
+    if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
+    return respond(EnrichFlows(req));
+  }
   if (!get) return respond(ErrorResponse(405, "use GET"));
+  if (path == paths::kState) return respond(StateAt(*target));
+  if (path.starts_with(paths::kPodsByIpPrefix))
+    return respond(PodByIp(std::string_view(path).substr(std::string_view(paths::kPodsByIpPrefix).size()), *target));
+  if (path == paths::kHistory) return respond(History(*target));
+  if (path == paths::kEvents) return respond(Events(*target));
   if (path == paths::kCheckpoint) return respond(Checkpoint());
   if (path.starts_with(paths::kTilePrefix))
     return respond(Tile(std::string_view(path).substr(std::string_view(paths::kLogRoot).size())));
@@ -201,6 +211,157 @@ void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source
                       else j["first_index"] = nullptr;
                       respond(JsonResponse(j));
                     });
+}
+
+namespace {
+
+StatusOr<Micros> TimeParam(const Target& t, std::string_view name, Micros fallback) {
+  const std::string* v = t.Param(name);
+  if (!v || v->empty()) return fallback;
+  auto m = ParseQueryTime(*v, NowMicros());
+  if (!m) return InvalidArgumentError(std::string(name) + " is not an RFC 3339 or relative time: " + *v);
+  return *m;
+}
+
+std::string StrParam(const Target& t, std::string_view name) {
+  const std::string* v = t.Param(name);
+  return v ? *v : "";
+}
+
+bool WantProof(const Target& t) {
+  const std::string* v = t.Param("proof");
+  return v && (*v == "true" || *v == "1");
+}
+
+}  // namespace
+
+#define ANNALS_NEED_QUESTIONS() \
+  if (!questions_) return ErrorResponse(503, "projections are not enabled on this server")
+
+HttpResponse Api::StateAt(const Target& t) {
+  ANNALS_NEED_QUESTIONS();
+  auto at = TimeParam(t, "at", NowMicros());
+  if (!at.ok()) return ErrorResponse(at.status());
+  state::StateQuery q{*at, StrParam(t, "kind"), StrParam(t, "namespace"), StrParam(t, "selector")};
+  std::vector<uint64_t> evidence;
+  auto body = questions_->State(q, WantProof(t) ? &evidence : nullptr);
+  if (!body.ok()) return ErrorResponse(body.status());
+  HttpResponse r;
+  if (WantProof(t)) {
+    // Splice the receipt in before the closing brace.
+    body->pop_back();
+    *body += ",\"receipt\":" + questions_->Receipt(evidence).dump() + "}";
+  }
+  r.body = std::move(*body);
+  r.body += "\n";
+  return r;
+}
+
+HttpResponse Api::PodByIp(std::string_view ip, const Target& t) {
+  ANNALS_NEED_QUESTIONS();
+  auto at = TimeParam(t, "at", NowMicros());
+  if (!at.ok()) return ErrorResponse(at.status());
+  json nearest;
+  auto j = questions_->WhoIs(ip, *at, &nearest);
+  if (!j.ok()) {
+    HttpResponse r = ErrorResponse(j.status());
+    if (j.status().code() == StatusCode::kNotFound) {
+      json e{{"error", j.status().message()}, {"nearest", nearest}};
+      r.body = e.dump() + "\n";
+    }
+    return r;
+  }
+  if (WantProof(t)) (*j)["receipt"] = questions_->Receipt((*j)["evidence"].get<std::vector<uint64_t>>());
+  return JsonResponse(*j);
+}
+
+HttpResponse Api::History(const Target& t) {
+  ANNALS_NEED_QUESTIONS();
+  state::HistoryQuery q;
+  q.kind = StrParam(t, "kind");
+  q.namespace_ = StrParam(t, "namespace");
+  q.name = StrParam(t, "name");
+  if (q.kind.empty() || q.name.empty()) return ErrorResponse(400, "kind and name are required");
+  std::string c = StrParam(t, "children");
+  q.children = c == "true" || c == "1";
+  std::string verbs = StrParam(t, "verbs");
+  for (size_t pos = 0; !verbs.empty() && pos != std::string::npos;) {
+    size_t comma = verbs.find(',', pos);
+    std::string v = verbs.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!v.empty()) q.verbs.push_back(v);
+    pos = comma == std::string::npos ? comma : comma + 1;
+  }
+  auto since = TimeParam(t, "since", std::numeric_limits<int64_t>::min());
+  if (!since.ok()) return ErrorResponse(since.status());
+  auto until = TimeParam(t, "until", kNever);
+  if (!until.ok()) return ErrorResponse(until.status());
+  q.since = *since;
+  q.until = *until;
+  auto j = questions_->History(q);
+  if (!j.ok()) return ErrorResponse(j.status());
+  if (WantProof(t)) {
+    std::vector<uint64_t> ev;
+    for (const auto& e : (*j)["events"]) ev.push_back(e["index"].get<uint64_t>());
+    (*j)["receipt"] = questions_->Receipt(ev);
+  }
+  return JsonResponse(*j);
+}
+
+HttpResponse Api::Events(const Target& t) {
+  ANNALS_NEED_QUESTIONS();
+  state::EventQuery q;
+  auto from = TimeParam(t, "from", std::numeric_limits<int64_t>::min());
+  if (!from.ok()) return ErrorResponse(from.status());
+  auto to = TimeParam(t, "to", kNever);
+  if (!to.ok()) return ErrorResponse(to.status());
+  q.from = *from;
+  q.to = *to;
+  q.user = StrParam(t, "user");
+  q.verb = StrParam(t, "verb");
+  q.resource = StrParam(t, "resource");
+  q.namespace_ = StrParam(t, "namespace");
+  q.name = StrParam(t, "name");
+  q.stage = StrParam(t, "stage");
+  q.q = StrParam(t, "q");
+  q.group_by = StrParam(t, "group_by");
+  if (auto* c = t.Param("code")) {
+    auto n = ParseDecimal(*c);
+    if (!n || *n > 999) return ErrorResponse(400, "code must be an HTTP status code");
+    q.code = static_cast<int>(*n);
+  }
+  if (auto* l = t.Param("limit")) {
+    auto n = ParseDecimal(*l);
+    if (!n || *n == 0 || *n > 10000) return ErrorResponse(400, "limit must be 1..10000");
+    q.limit = *n;
+  }
+  if (auto* c = t.Param("cursor")) {
+    auto n = ParseDecimal(*c);
+    if (!n) return ErrorResponse(400, "cursor must be a ledger index");
+    q.cursor = *n;
+  }
+  auto j = questions_->Events(q);
+  if (!j.ok()) return ErrorResponse(j.status());
+  if (StrParam(t, "format") == "jsonl" && j->contains("events")) {
+    HttpResponse r;
+    r.content_type = "application/x-ndjson";
+    for (const auto& e : (*j)["events"]) r.body += e.dump() + "\n";
+    return r;
+  }
+  return JsonResponse(*j);
+}
+
+HttpResponse Api::EnrichFlows(const HttpRequest& req) {
+  ANNALS_NEED_QUESTIONS();
+  HttpResponse r;
+  r.content_type = "application/x-ndjson";
+  for (auto [line, line_no] : ingest::SplitLines(req.body)) {
+    auto out = questions_->EnrichFlow(line);
+    if (!out.ok())
+      return ErrorResponse(400, "line " + std::to_string(line_no) + ": " + out.status().message());
+    r.body += *out;
+    r.body += '\n';
+  }
+  return r;
 }
 
 HttpResponse Api::MetricsPage() {

@@ -8,13 +8,16 @@
 #include "common/metrics.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
+#include "state/questions.h"
 
 namespace annals::api {
 
 class Api {
  public:
-  Api(ledger::Ledger* ledger, ingest::Ingestor* ingestor, Metrics* metrics)
-      : ledger_(ledger), ingestor_(ingestor), metrics_(*metrics) {}
+  // questions may be null (no projections): the question endpoints 503.
+  Api(ledger::Ledger* ledger, ingest::Ingestor* ingestor, Metrics* metrics,
+      const state::Questions* questions = nullptr)
+      : ledger_(ledger), ingestor_(ingestor), metrics_(*metrics), questions_(questions) {}
   void Handle(HttpRequest&& req, Responder respond);
 
  private:
@@ -29,10 +32,16 @@ class Api {
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
+  HttpResponse StateAt(const Target& t);
+  HttpResponse PodByIp(std::string_view ip, const Target& t);
+  HttpResponse History(const Target& t);
+  HttpResponse Events(const Target& t);
+  HttpResponse EnrichFlows(const HttpRequest& req);
 
   ledger::Ledger* ledger_;
   ingest::Ingestor* ingestor_;
   Metrics& metrics_;
+  const state::Questions* questions_;
 };
 
 }  // namespace annals::api

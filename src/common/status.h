@@ -10,7 +10,7 @@
 
 namespace annals {
 
-// Canonical codes; api/http_status.cc maps each to one HTTP status.
+// Canonical codes; api/http.cc (HttpStatusFor) maps each to one HTTP status.
 enum class StatusCode {
   kOk = 0,
   kInvalidArgument,

@@ -109,7 +109,9 @@ bool FileTailer::Drain(int fd, TailPosition* pos, bool final_chunk) {
                                   ? static_cast<uint64_t>(n)
                                   : buf.size();
     const uint64_t lines = static_cast<uint64_t>(std::count(buf.begin(), buf.end(), '\n'));
-    LineBatch batch = MakeLineBatch(std::move(buf), pos->line + 1, kSource, path_, metrics_);
+    const std::string prefix = "tail:" + std::to_string(pos->dev) + ":" + std::to_string(pos->inode) + ":";
+    LineBatch batch = MakeLineBatch(std::move(buf), pos->line + 1, kSource, path_, metrics_, prefix,
+                                    pos->offset);
     buf = std::string();
     // Retry until durable: a followed file has no one to report an error to.
     while (!batch.items.empty()) {

@@ -4,8 +4,9 @@
 // renamed file before it reads the new one, never re-reads `.gz` backups,
 // and keeps its position (file identity and offset) durably after every
 // durable batch, so a restart neither loses nor repeats a line. A line
-// re-read after a crash between the append and the position write is an
-// audit event and is deduplicated by (auditID, stage).
+// re-read after a crash between the append and the position write is
+// deduplicated: audit events by (auditID, stage), any other line by its
+// position key "tail:<dev>:<inode>:<offset>".
 //
 // Owns one thread. Thread-safe Start/Stop.
 #ifndef ANNALS_INGEST_FILE_TAIL_H_

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <atomic>
+#include <cstdio>
 #include <future>
 #include <unordered_set>
 
@@ -81,6 +82,13 @@ std::string Ingestor::KeyFromMeta(std::string_view meta) {
   return std::string(key);
 }
 
+std::string Ingestor::Identity(std::string_view key, const Hash& digest) {
+  std::string id(key);
+  id.push_back('\0');
+  id.append(HashBytes(digest));
+  return id;
+}
+
 Status Ingestor::CatchUp() {
   const uint64_t end = ledger_->DurableSize();
   uint64_t begin = dedup_->watermark();
@@ -92,7 +100,8 @@ Status Ingestor::CatchUp() {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
-      if (!k.empty()) keys.emplace_back(std::move(k), i);
+      if (!k.empty())
+        keys.emplace_back(Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
       return OkStatus();
     }));
     RETURN_IF_ERROR(dedup_->Record(keys, stop));
@@ -129,19 +138,22 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   {
     std::lock_guard lock(mu_);
     std::unordered_set<std::string_view> seen;
+    std::vector<std::string> identities(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       const IngestItem& it = items[i];
       if (!it.key.empty()) {
-        if (!seen.insert(it.key).second) {
+        identities[i] = Identity(it.key, Sha256(it.payload));
+        const std::string& ident = identities[i];
+        if (!seen.insert(ident).second) {
           ++dups;
           continue;
         }
-        if (auto f = inflight_.find(it.key); f != inflight_.end()) {
+        if (auto f = inflight_.find(ident); f != inflight_.end()) {
           ++dups;
           deps.push_back(f->second);
           continue;
         }
-        auto found = dedup_->Lookup(it.key);
+        auto found = dedup_->Lookup(ident);
         if (!found.ok()) {
           // Release under the lock we hold.
           for (const auto& [k, pos] : new_keys) inflight_.erase(k);
@@ -154,8 +166,8 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
           ++dups;
           continue;
         }
-        inflight_[it.key] = pending;
-        new_keys.emplace_back(it.key, entries.size());
+        inflight_[ident] = pending;
+        new_keys.emplace_back(ident, entries.size());
       }
       bool needs_blob = false;
       auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
@@ -194,10 +206,13 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
           std::vector<std::pair<std::string, uint64_t>> recs;
           recs.reserve(keys.size());
           for (auto& [k, pos] : keys) recs.emplace_back(k, *first + pos);
-          Status rs = dedup_->Record(recs, *first + n);
-          // The entries are durable whatever the index says; a failed index
-          // write is caught up from the log on the next start.
-          (void)rs;
+          // The entries are durable whatever the index says. After a failed
+          // index write the watermark stops, so the next start catches up.
+          Status rs = dedup_->Record(recs, index_failed_ ? 0 : *first + n);
+          if (!rs.ok()) {
+            index_failed_ = true;
+            std::fprintf(stderr, "annals: dedup index write failed: %s\n", rs.message().c_str());
+          }
           metrics_->Add("annals_events_stored_total", "source", source, n);
         } else {
           metrics_->Add("annals_events_rejected_total", "source", source, n);

@@ -1,5 +1,8 @@
 // Ingestor: the one admission path from every source (webhook, events,
-// TCP lines, file tail) into the ledger. Deduplicates by key, stores large
+// TCP lines, file tail) into the ledger. Deduplicates by identity = (key,
+// SHA-256 of the payload): a retry of the same event is stored once, while
+// a different event that reuses a key (a client-chosen Audit-ID, say) is
+// never dropped as a duplicate. Stores large
 // payloads as blobs, appends, and reports back only once everything it was
 // given is durable: new events by their own append, duplicates by the
 // earlier append that holds them (which may still be in flight).
@@ -8,6 +11,7 @@
 #ifndef ANNALS_INGEST_INGESTOR_H_
 #define ANNALS_INGEST_INGESTOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,6 +54,8 @@ class Ingestor {
 
   // Extracts the dedup key recorded in an entry's metadata ("key").
   static std::string KeyFromMeta(std::string_view meta);
+  // The dedup index key of (key, payload digest).
+  static std::string Identity(std::string_view key, const Hash& payload_digest);
 
  private:
   struct Pending;  // one in-flight append
@@ -62,6 +68,9 @@ class Ingestor {
   Metrics* metrics_;
   std::mutex mu_;  // guards inflight_ and ordering of admission
   std::unordered_map<std::string, std::shared_ptr<Pending>> inflight_;
+  // Set once an index write failed: the watermark then stays where it was,
+  // so the next start catches the index up from the log.
+  std::atomic<bool> index_failed_{false};
 };
 
 }  // namespace annals::ingest

@@ -1,4 +1,5 @@
 #include "ingest/json_lines.h"
+#include "ingest/k8s_audit.h"
 
 #include <simdjson.h>
 
@@ -95,12 +96,18 @@ std::string NowRfc3339() {
   return buf;
 }
 
-std::string MakeMeta(std::string_view source, std::string_view receive_time) {
+std::string MakeMeta(std::string_view source, std::string_view receive_time,
+                     std::string_view key) {
   std::string m = R"({"v":1,"src":")";
   m += source;  // sources are fixed identifiers chosen by the server
   m += R"(","rt":")";
   m += receive_time;
-  m += R"(","ct":"application/json"})";
+  m += R"(","ct":"application/json")";
+  if (!key.empty()) {
+    m += R"(,"key":)";
+    AppendJsonString(&m, key);
+  }
+  m += "}";
   return m;
 }
 

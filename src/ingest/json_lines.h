@@ -36,8 +36,10 @@ Status CheckJsonDepth(std::string_view s, std::string_view what);
 // RFC 3339 UTC with microseconds, e.g. "2026-11-25T15:08:21.123456Z".
 std::string NowRfc3339();
 
-// Entry metadata for one payload: {"src":..., "rt":..., "ct":"application/json"}.
-std::string MakeMeta(std::string_view source, std::string_view receive_time);
+// Entry metadata for one payload: {"src":..., "rt":..., "ct":"application/json"}
+// and, when not empty, "key" (its dedup key).
+std::string MakeMeta(std::string_view source, std::string_view receive_time,
+                     std::string_view key = {});
 
 }  // namespace annals::ingest
 

@@ -46,6 +46,48 @@ size_t SkipValue(std::string_view s, size_t i) {
   return i;
 }
 
+// Does the member name `raw` (as written, escapes and all) name `key`?
+// simdjson looks members up by their decoded names, so the raw scan below
+// must too, or "it\u0065ms" would be taken for another member than the
+// parser's "items". `key` is ASCII: an escape for anything else cannot match.
+bool KeyEquals(std::string_view raw, std::string_view key) {
+  if (raw.find('\\') == std::string_view::npos) return raw == key;
+  std::string dec;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\') {
+      dec.push_back(raw[i]);
+      continue;
+    }
+    if (++i >= raw.size()) return false;
+    switch (raw[i]) {
+      case 'b': dec.push_back('\b'); break;
+      case 'f': dec.push_back('\f'); break;
+      case 'n': dec.push_back('\n'); break;
+      case 'r': dec.push_back('\r'); break;
+      case 't': dec.push_back('\t'); break;
+      case 'u': {
+        if (i + 4 >= raw.size()) return false;
+        unsigned v = 0;
+        for (size_t k = i + 1; k <= i + 4; ++k) {
+          const char h = raw[k];
+          const int d = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+          if (d < 0) return false;
+          v = v * 16 + static_cast<unsigned>(d);
+        }
+        if (v >= 0x80) return false;
+        dec.push_back(static_cast<char>(v));
+        i += 4;
+        break;
+      }
+      default: dec.push_back(raw[i]);  // '"', '\\', '/'
+    }
+  }
+  return dec == key;
+}
+
 std::string Str(simdjson::dom::element e, const char* key) {
   std::string_view v;
   if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
@@ -96,6 +138,15 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
     ev.code = static_cast<int>(code);
   ev.stage_timestamp = Str(doc, "stageTimestamp");
   if (ev.stage_timestamp.empty()) ev.stage_timestamp = Str(doc, "timestamp");  // v1beta1
+  simdjson::dom::array ips;
+  if (doc["sourceIPs"].get_array().get(ips) == simdjson::SUCCESS) {
+    for (auto ip : ips) {
+      std::string_view v;
+      if (ip.get_string().get(v) == simdjson::SUCCESS) ev.source_ip = std::string(v);
+      break;
+    }
+  }
+  ev.user_agent = Str(doc, "userAgent");
   return ev;
 }
 
@@ -144,7 +195,7 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
     if (i >= s.size() || s[i] != ':') return InvalidArgumentError("malformed object");
     i = SkipWs(s, i + 1);
     size_t vend = SkipValue(s, i);
-    if (k == key) {
+    if (KeyEquals(k, key)) {
       if (s[i] != '[') return InvalidArgumentError(std::string(key) + " is not an array");
       std::vector<std::string_view> out;
       size_t j = SkipWs(s, i + 1);
@@ -218,7 +269,9 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   AppendJsonString(&m, receive_time);
   m += R"(,"ct":"application/json","type":"k8s.audit","key":)";
   AppendJsonString(&m, e.DedupKey());
-  m += R"(,"audit":{"verb":)";
+  m += R"(,"audit":{"stage":)";
+  AppendJsonString(&m, e.stage);
+  m += R"(,"verb":)";
   AppendJsonString(&m, e.verb);
   m += R"(,"user":)";
   AppendJsonString(&m, e.user);
@@ -241,6 +294,14 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   AppendJsonString(&m, e.level);
   m += R"(,"time":)";
   AppendJsonString(&m, e.stage_timestamp);
+  if (!e.source_ip.empty()) {
+    m += R"(,"ip":)";
+    AppendJsonString(&m, e.source_ip);
+  }
+  if (!e.user_agent.empty()) {
+    m += R"(,"ua":)";
+    AppendJsonString(&m, e.user_agent.substr(0, 256));
+  }
   m += "}}";
   return m;
 }

@@ -34,10 +34,16 @@ struct AuditEvent {
   std::string name;
   int code = 0;  // responseStatus.code, 0 when absent
   std::string stage_timestamp;
+  std::string source_ip;   // sourceIPs[0]
+  std::string user_agent;
 
-  // "<auditID>/<stage>": the apiserver emits each stage of a request once,
-  // so this pair identifies an event across webhook retries.
-  std::string DedupKey() const { return audit_id + "/" + stage; }
+  // "audit:<len(auditID)>:<auditID>/<stage>": the apiserver emits each
+  // stage of a request once, so this pair names an event across webhook
+  // retries (length-prefixed: no two pairs share a key). The Ingestor
+  // deduplicates on this key together with the payload's digest.
+  std::string DedupKey() const {
+    return "audit:" + std::to_string(audit_id.size()) + ":" + audit_id + "/" + stage;
+  }
 };
 
 // Is this object an audit Event? (kind "Event" or absent, apiVersion

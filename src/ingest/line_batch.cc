@@ -8,7 +8,8 @@
 namespace annals::ingest {
 
 LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string& source,
-                        const std::string& origin, Metrics* metrics) {
+                        const std::string& origin, Metrics* metrics,
+                        const std::string& position_key_prefix, uint64_t base_offset) {
   LineBatch b;
   b.text = std::make_shared<std::string>(std::move(text));
   std::string_view rest = *b.text;
@@ -29,6 +30,11 @@ LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string
       std::fprintf(stderr, "annals: %s %s: skipped: %s\n", source.c_str(), origin.c_str(),
                    item.status().message().c_str());
       continue;
+    }
+    if (item->key.empty() && !position_key_prefix.empty()) {
+      item->key = position_key_prefix +
+                  std::to_string(base_offset + static_cast<uint64_t>(line.data() - b.text->data()));
+      item->meta = MakeMeta(source, now, item->key);
     }
     b.items.push_back(std::move(*item));
   }

@@ -19,7 +19,7 @@ TEST(EntryTest, InlinePayloadLayout) {
   auto e = EncodeEntry(kMeta, R"({"kind":"Event"})", &needs_blob);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
   EXPECT_FALSE(needs_blob);
-  std::string want = "\x01\x00";
+  std::string want("\x01\x00", 2);
   PutBigEndian16(&want, static_cast<uint16_t>(kMeta.size()));
   want += kMeta;
   want += R"({"kind":"Event"})";
@@ -131,7 +131,9 @@ TEST(EntryTest, DecodeRejectsMalformedEntries) {
   for (const auto& [entry, what] : bad) {
     auto d = DecodeEntry(entry);
     EXPECT_FALSE(d.ok()) << what;
-    if (!d.ok()) EXPECT_EQ(d.status().code(), StatusCode::kDataLoss) << what;
+    if (!d.ok()) {
+      EXPECT_EQ(d.status().code(), StatusCode::kDataLoss) << what;
+    }
   }
 }
 

@@ -1,6 +1,11 @@
 #include "ledger/ledger.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <future>
 
@@ -38,6 +43,12 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   RETURN_IF_ERROR(MakeDirs(options.data_dir));
   ::chmod(options.data_dir.c_str(), 0700);
   std::unique_ptr<Ledger> l(new Ledger(options));
+  // Two writers on one directory would interleave segments: refuse.
+  const std::string lock_path = options.data_dir + "/LOCK";
+  l->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (l->lock_fd_ < 0) return ErrnoError("open " + lock_path, errno);
+  if (::flock(l->lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return FailedPreconditionError(options.data_dir + " is in use by another annals process");
   std::string skey = options.private_key;
   if (skey.empty()) {
     ASSIGN_OR_RETURN(skey, LoadOrCreateKey(options.data_dir + "/key", options.origin));
@@ -90,7 +101,10 @@ Status Ledger::Recover() {
     return OkStatus();
   };
 
-  ASSIGN_OR_RETURN(uint64_t covered, tiles_.Load(n));
+  // Trust stored tiles only below the last signed checkpoint (checked
+  // against its root below); everything after it is re-hashed from the
+  // segments, so a damaged tile can never feed a future signed root.
+  ASSIGN_OR_RETURN(uint64_t covered, tiles_.Load(cp_size));
   RETURN_IF_ERROR(reintegrate(covered));
   auto root_ok = [&]() -> bool {
     auto r = merkle::RootHash(cp_size, tiles_.Reader());
@@ -127,6 +141,7 @@ Ledger::~Ledger() {
   }
   pub_cv_.notify_all();
   if (publisher_.joinable()) publisher_.join();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done) {
@@ -155,7 +170,8 @@ StatusOr<uint64_t> Ledger::Append(std::vector<std::string> entries) {
   std::promise<StatusOr<uint64_t>> p;
   auto f = p.get_future();
   for (;;) {
-    Status s = AppendAsync(std::move(entries), [&p](StatusOr<uint64_t> r) { p.set_value(std::move(r)); });
+    // A copy: a refused AppendAsync consumes its argument, and we retry.
+    Status s = AppendAsync(entries, [&p](StatusOr<uint64_t> r) { p.set_value(std::move(r)); });
     if (s.ok()) break;
     if (s.code() != StatusCode::kResourceExhausted) return s;
     // Blocking callers wait for space instead of failing.

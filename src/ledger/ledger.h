@@ -140,6 +140,7 @@ class Ledger {
   std::mutex sign_mu_;  // serializes SignAndPersist
 
   std::thread writer_, integrator_, publisher_;
+  int lock_fd_ = -1;  // flock on <data_dir>/LOCK: one process per data directory
 };
 
 // Reads or creates the key file for a data directory.

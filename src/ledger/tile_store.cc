@@ -80,6 +80,10 @@ StatusOr<uint64_t> TileStore::Load(uint64_t size) {
   // A level's full tiles cannot outrun the level below's.
   for (size_t l = 1; l < full_.size(); ++l)
     full_[l] = std::min(full_[l], full_[l - 1] / kTileWidth);
+  // Nor may it outrun what one partial tile above can hold (when an upper
+  // full tile is missing, the leaves under it are integrated again).
+  for (size_t l = full_.size() - 1; l >= 1; --l)
+    full_[l - 1] = std::min(full_[l - 1], full_[l] * kTileWidth + kTileWidth - 1);
   // Rebuild each partial tile above level 0 from the roots of the level
   // below's full tiles that are not yet in a full tile here.
   for (size_t l = 1; l < full_.size(); ++l) {

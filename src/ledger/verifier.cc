@@ -68,7 +68,10 @@ class Mapped {
 class TreeChecker {
  public:
   TreeChecker(std::string log_dir, std::vector<CheckpointRef> cps, VerifyReport* report)
-      : log_dir_(std::move(log_dir)), cps_(std::move(cps)), report_(report) {}
+      : log_dir_(std::move(log_dir)), cps_(std::move(cps)), report_(report) {
+    // Size-0 checkpoints are checked in Finish(); Add() starts at size 1.
+    while (next_cp_ < cps_.size() && cps_[next_cp_].cp.size == 0) ++next_cp_;
+  }
 
   Status Add(const std::vector<Hash>& leaves) {
     for (const Hash& h : leaves) {

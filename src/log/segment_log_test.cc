@@ -369,7 +369,10 @@ TEST_F(SegmentLogTest, FlippedDataByteInLastRecordIsCut) {
 
 TEST_F(SegmentLogTest, GarbageAfterTheLastRecordIsCut) {
   Fill(kTornN);
-  const std::string garbage = "\x00\x00\x01\x00garbage that is not a record";
+  // A plausible length (256) followed by too few bytes.
+  std::string garbage;
+  PutBigEndian32(&garbage, 256);
+  garbage += "garbage that is not a record";
   AppendToFile(SegPath(256), garbage);
   RecoveryReport report;
   auto log = MustOpen(0, &report);
@@ -398,7 +401,7 @@ TEST_F(SegmentLogTest, ZeroFilledTailIsCut) {
 TEST_F(SegmentLogTest, PartiallyWrittenHeaderOfFreshSegmentIsRewritten) {
   Fill(512);  // segments 0 and 256 are full; the next append starts 512
   const std::string header = ReadFile(SegPath(256)).substr(0, kSegmentHeaderSize);
-  WriteFile(SegPath(512), std::string(kSegmentMagic, 8) + "\x00\x00");
+  WriteFile(SegPath(512), std::string(kSegmentMagic, 8) + std::string(2, '\0'));
   RecoveryReport report;
   auto log = MustOpen(512, &report);
   ASSERT_NE(log, nullptr);
@@ -526,6 +529,29 @@ TEST_F(SegmentLogTest, SealedSegmentHeaderNamingAnotherIndexIsDataLoss) {
   auto bad = SegmentLog::Open(options_, 0, nullptr);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, LastSegmentHeaderNamingAnotherIndexIsDataLoss) {
+  // A whole, valid header naming another entry is not a torn write: Open
+  // must neither cut the segment nor serve its records under wrong indexes.
+  Fill(kTornN);
+  std::string h(kSegmentMagic, 8);
+  PutBigEndian32(&h, kSegmentVersion);
+  PutBigEndian64(&h, 512);
+  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+  const std::string moved = h + ReadFile(SegPath(256)).substr(kSegmentHeaderSize);
+  WriteFile(SegPath(256), moved);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+  EXPECT_EQ(ReadFile(SegPath(256)), moved);
+
+  // The same with a torn record after that header.
+  fs::resize_file(SegPath(256), moved.size() - 1);
+  bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+  EXPECT_EQ(fs::file_size(SegPath(256)), moved.size() - 1);
 }
 
 TEST_F(SegmentLogTest, ConcurrentReadersSeeOnlyDurableCorrectEntries) {

@@ -1,0 +1,77 @@
+#include "client/table.h"
+
+#include <algorithm>
+
+namespace annals::client {
+
+using nlohmann::json;
+
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(header.size(), 0);
+  for (size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  std::string out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string l;
+    for (size_t i = 0; i < w.size(); ++i) {
+      std::string c = i < cells.size() ? cells[i] : "";
+      l += c;
+      if (i + 1 < w.size()) l += std::string(w[i] - c.size() + 2, ' ');
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+  return out;
+}
+
+std::string FormatHistory(const json& h) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : h.value("events", json::array())) {
+    std::string what = e.value("resource", "");
+    if (!e.value("subresource", "").empty()) what += "/" + e.value("subresource", "");
+    std::string name = e.value("name", "");
+    std::string user = e.contains("user") ? e["user"].value("username", "") : "";
+    if (e.contains("impersonated_user") && e["impersonated_user"].is_object())
+      user += " (as " + e["impersonated_user"].value("username", "") + ")";
+    std::string ips;
+    for (const auto& ip : e.value("source_ips", json::array()))
+      if (ip.is_string()) ips += (ips.empty() ? "" : ",") + ip.get<std::string>();
+    std::string changed;
+    if (e.contains("changes")) {
+      size_t n = 0;
+      for (const auto& c : e["changes"]) {
+        if (n++ == 3) {
+          changed += ",...";
+          break;
+        }
+        changed += (changed.empty() ? "" : ",") + c.value("path", "");
+      }
+      if (changed.empty()) changed = "-";
+    }
+    rows.push_back({e.value("time", ""), e.value("verb", ""), what, name, user, ips,
+                    std::to_string(e.value("code", 0)), changed, std::to_string(e.value("index", 0))});
+  }
+  return FormatTable({"TIME", "VERB", "RESOURCE", "NAME", "USER", "SOURCE", "CODE", "CHANGED", "INDEX"},
+                     rows);
+}
+
+std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace annals::client

@@ -1,0 +1,24 @@
+// Aligned text tables for the CLI and the kubectl plugin, and the history
+// table both print. Pure, thread-safe.
+#ifndef ANNALS_CLIENT_TABLE_H_
+#define ANNALS_CLIENT_TABLE_H_
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace annals::client {
+
+// Columns padded to their widest cell, two spaces apart, header first.
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// The history answer (/v1/history) as a table, oldest first.
+std::string FormatHistory(const nlohmann::json& history);
+
+// Percent-encodes a query parameter value.
+std::string UrlEncode(std::string_view s);
+
+}  // namespace annals::client
+
+#endif  // ANNALS_CLIENT_TABLE_H_

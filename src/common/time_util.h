@@ -1,0 +1,28 @@
+// Times as int64 microseconds since the Unix epoch (UTC), parsed from and
+// formatted as RFC 3339. Pure, thread-safe.
+#ifndef ANNALS_COMMON_TIME_UTIL_H_
+#define ANNALS_COMMON_TIME_UTIL_H_
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace annals {
+
+using Micros = int64_t;
+inline constexpr Micros kNever = std::numeric_limits<int64_t>::max();
+
+// "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123456789+02:00", ...
+std::optional<Micros> ParseRfc3339(std::string_view s);
+// A query time: RFC 3339, "now", or relative to now ("-15m", "-2h", "-30s",
+// "-7d").
+std::optional<Micros> ParseQueryTime(std::string_view s, Micros now);
+Micros NowMicros();
+// "2024-05-01T12:00:00.123456Z" (microseconds always shown).
+std::string FormatRfc3339(Micros t);
+
+}  // namespace annals
+
+#endif  // ANNALS_COMMON_TIME_UTIL_H_

@@ -1,0 +1,666 @@
+#include "ledger/ledger.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/note.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "ledger/entry.h"
+#include "ledger/verifier.h"
+#include "log/segment_log.h"
+#include "merkle/merkle.h"
+#include "merkle/tile.h"
+
+namespace annals::ledger {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr milliseconds kWait = std::chrono::duration_cast<milliseconds>(seconds(30));
+
+// Entry i as the ingest path would build it.
+std::string EntryData(uint64_t i) {
+  std::string meta = R"({"v":1,"src":"test","i":)" + std::to_string(i) + "}";
+  std::string payload = R"({"kind":"Event","n":)" + std::to_string(i) + R"(,"pad":")" +
+                        std::string(i % 61, 'x') + "\"}";
+  auto e = EncodeEntry(meta, payload, nullptr);
+  EXPECT_TRUE(e.ok());
+  return *e;
+}
+
+std::vector<std::string> Entries(uint64_t begin, uint64_t end) {
+  std::vector<std::string> out;
+  for (uint64_t i = begin; i < end; ++i) out.push_back(EntryData(i));
+  return out;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Overwrites a file in place (tiles and blobs are stored read-only).
+void OverwriteFile(const fs::path& p, const std::string& data) {
+  fs::permissions(p, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+void FlipByte(const fs::path& p, uint64_t offset) {
+  std::string data = ReadFile(p);
+  ASSERT_LT(offset, data.size()) << p;
+  data[offset] ^= 0x01;
+  OverwriteFile(p, data);
+}
+
+// RFC 6962 MTH computed directly from the leaf hashes, independent of tiles.
+Hash ReferenceRoot(const std::vector<Hash>& leaves, size_t begin, size_t end) {
+  if (end == begin) return merkle::EmptyRoot();
+  if (end - begin == 1) return leaves[begin];
+  size_t k = 1;
+  while (k * 2 < end - begin) k *= 2;
+  return merkle::HashChildren(ReferenceRoot(leaves, begin, begin + k),
+                              ReferenceRoot(leaves, begin + k, end));
+}
+
+std::vector<Hash> LeafHashes(uint64_t n) {
+  std::vector<Hash> out;
+  out.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) out.push_back(merkle::HashLeaf(EntryData(i)));
+  return out;
+}
+
+class LedgerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "annals-ledger-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    options_.data_dir = root_ + "/data";
+    options_.checkpoint_interval = milliseconds(20);
+    options_.max_segment_entries = 256;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::unique_ptr<Ledger> MustOpen() {
+    auto l = Ledger::Open(options_);
+    EXPECT_TRUE(l.ok()) << l.status().ToString();
+    return l.ok() ? std::move(*l) : nullptr;
+  }
+
+  // Appends entries [begin, end) in batches of `batch`.
+  static void AppendRange(Ledger* l, uint64_t begin, uint64_t end, uint64_t batch = 97) {
+    for (uint64_t i = begin; i < end; i += batch) {
+      uint64_t e = std::min(end, i + batch);
+      auto first = l->Append(Entries(i, e));
+      ASSERT_TRUE(first.ok()) << first.status().ToString();
+      ASSERT_EQ(*first, i);
+    }
+  }
+
+  // Creates the data dir with entries [0, n), fully checkpointed, and
+  // closes it.
+  void Build(uint64_t n, uint64_t batch = 97) {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    AppendRange(l.get(), 0, n, batch);
+    ASSERT_TRUE(l->WaitForCheckpoint(n, kWait));
+    verifier_key_ = l->signer().VerifierKey();
+  }
+
+  // The published checkpoint: verifies with the log's key, and its root is
+  // RootAt(size) and the reference root of the entries.
+  void ExpectGoodCheckpoint(const Ledger& l, uint64_t min_size) {
+    auto verifier = note::Verifier::FromVerifierKey(l.signer().VerifierKey());
+    ASSERT_TRUE(verifier.ok()) << verifier.status().ToString();
+    auto n = note::OpenNote(l.Checkpoint(), **verifier);
+    ASSERT_TRUE(n.ok()) << n.status().ToString() << "\n" << l.Checkpoint();
+    auto cp = checkpoint::Parse(n->text);
+    ASSERT_TRUE(cp.ok()) << cp.status().ToString();
+    EXPECT_EQ(cp->origin, options_.origin);
+    EXPECT_GE(cp->size, min_size);
+    EXPECT_EQ(cp->size, l.CheckpointSize());
+    auto root = l.RootAt(cp->size);
+    ASSERT_TRUE(root.ok()) << root.status().ToString();
+    EXPECT_EQ(cp->root, *root);
+  }
+
+  fs::path Data() const { return options_.data_dir; }
+  fs::path TileFile(uint64_t level, uint64_t index) const {
+    return Data() / "log" / merkle::FormatTilePath({false, level, index, merkle::kTileWidth});
+  }
+
+  std::string root_;
+  LedgerOptions options_;
+  std::string verifier_key_;
+};
+
+TEST_F(LedgerTest, OpenCreatesKeyLayoutAndEmptyCheckpoint) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->DurableSize(), 0u);
+  EXPECT_EQ(l->IntegratedSize(), 0u);
+  EXPECT_EQ(l->CheckpointSize(), 0u);
+  ExpectGoodCheckpoint(*l, 0);
+  auto verifier = note::Verifier::FromVerifierKey(l->signer().VerifierKey());
+  ASSERT_TRUE(verifier.ok());
+  auto cp = checkpoint::Parse(note::OpenNote(l->Checkpoint(), **verifier)->text);
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->root, merkle::EmptyRoot());
+
+  struct stat st;
+  ASSERT_EQ(::stat((Data() / "key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(fs::is_regular_file(Data() / "segments" / log::SegmentFileName(0)));
+  EXPECT_EQ(ReadFile(Data() / "log" / "checkpoint"), l->Checkpoint());
+  EXPECT_TRUE(fs::is_regular_file(Data() / "log" / kCheckpointLogName));
+}
+
+TEST_F(LedgerTest, RejectsInvalidAppends) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->Append({}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->Append({std::string()}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->Append({"ok", std::string(65536, 'x')}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->AppendAsync({}, [](StatusOr<uint64_t>) { FAIL() << "called"; }).code(),
+            StatusCode::kInvalidArgument);
+  auto first = l->Append({std::string(65535, 'x')});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 0u);
+  EXPECT_EQ(l->DurableSize(), 1u);
+}
+
+TEST_F(LedgerTest, ConcurrentAppendsGetContiguousIndexesAndACheckpoint) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  struct Batch {
+    uint64_t first;
+    std::vector<std::string> entries;
+  };
+  std::mutex mu;
+  std::vector<Batch> batches;
+  constexpr int kThreads = 4, kBatches = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<StatusOr<uint64_t>>> pending;
+      std::vector<std::vector<std::string>> pending_entries;
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<std::string> entries;
+        const int n = 1 + (t * 7 + b * 5) % 23;
+        for (int k = 0; k < n; ++k) {
+          auto e = EncodeEntry(R"({"t":)" + std::to_string(t) + "}",
+                               "thread " + std::to_string(t) + " batch " + std::to_string(b) +
+                                   " entry " + std::to_string(k),
+                               nullptr);
+          entries.push_back(*e);
+        }
+        if (t % 2 == 0) {
+          auto first = l->Append(entries);
+          ASSERT_TRUE(first.ok()) << first.status().ToString();
+          std::lock_guard lock(mu);
+          batches.push_back({*first, std::move(entries)});
+        } else {
+          // The asynchronous form, several batches in flight at once.
+          auto p = std::make_shared<std::promise<StatusOr<uint64_t>>>();
+          pending.push_back(p->get_future());
+          pending_entries.push_back(entries);
+          Status s;
+          do {
+            s = l->AppendAsync(entries, [p](StatusOr<uint64_t> r) { p->set_value(r); });
+          } while (s.code() == StatusCode::kResourceExhausted);
+          ASSERT_TRUE(s.ok()) << s.ToString();
+        }
+      }
+      for (size_t i = 0; i < pending.size(); ++i) {
+        auto first = pending[i].get();
+        ASSERT_TRUE(first.ok()) << first.status().ToString();
+        std::lock_guard lock(mu);
+        batches.push_back({*first, std::move(pending_entries[i])});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(batches.size(), static_cast<size_t>(kThreads * kBatches));
+
+  // Each batch is contiguous, and together they tile [0, total).
+  std::sort(batches.begin(), batches.end(),
+            [](const Batch& a, const Batch& b) { return a.first < b.first; });
+  uint64_t next = 0;
+  std::vector<Hash> leaves;
+  for (const Batch& b : batches) {
+    ASSERT_EQ(b.first, next);
+    for (size_t k = 0; k < b.entries.size(); ++k) {
+      auto e = l->ReadEntry(b.first + k);
+      ASSERT_TRUE(e.ok()) << e.status().ToString();
+      ASSERT_EQ(*e, b.entries[k]) << "entry " << b.first + k;
+      leaves.push_back(merkle::HashLeaf(b.entries[k]));
+    }
+    next += b.entries.size();
+  }
+  const uint64_t total = next;
+  EXPECT_EQ(l->DurableSize(), total);
+  ASSERT_TRUE(l->WaitForCheckpoint(total, kWait));
+  EXPECT_EQ(l->IntegratedSize(), total);
+  ExpectGoodCheckpoint(*l, total);
+  EXPECT_EQ(*l->RootAt(total), ReferenceRoot(leaves, 0, leaves.size()));
+  // The log rolled segments every 256 entries.
+  size_t segments = 0;
+  for (const auto& e : fs::directory_iterator(Data() / "segments")) segments += e.is_regular_file();
+  EXPECT_EQ(segments, (total + 255) / 256);
+}
+
+TEST_F(LedgerTest, CheckpointFollowsAppendsWithinTheInterval) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  for (uint64_t n : {1u, 2u, 300u}) {
+    const uint64_t before = l->DurableSize();
+    AppendRange(l.get(), before, before + n);
+    ASSERT_TRUE(l->WaitForCheckpoint(before + n, kWait)) << before + n;
+    ExpectGoodCheckpoint(*l, before + n);
+  }
+  // Nothing new: no checkpoint beyond the tree.
+  EXPECT_FALSE(l->WaitForCheckpoint(l->DurableSize() + 1, milliseconds(50)));
+  ASSERT_TRUE(l->PublishNow().ok());
+  EXPECT_EQ(l->CheckpointSize(), l->DurableSize());
+}
+
+TEST_F(LedgerTest, ProofsVerifyForManyIndexAndSizePairs) {
+  constexpr uint64_t kN = 1100;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, kN);
+  ASSERT_TRUE(l->WaitForCheckpoint(kN, kWait));
+  const std::vector<Hash> leaves = LeafHashes(kN);
+  const std::vector<uint64_t> sizes = {1,   2,   3,   4,   5,   7,   8,   9,   100, 255,  256,
+                                       257, 300, 511, 512, 513, 767, 768, 1023, 1024, 1099, kN};
+  for (uint64_t size : sizes) {
+    auto root = l->RootAt(size);
+    ASSERT_TRUE(root.ok()) << root.status().ToString();
+    ASSERT_EQ(*root, ReferenceRoot(leaves, 0, size)) << "size " << size;
+    for (uint64_t index : {uint64_t{0}, size / 3, size / 2, size - 1, (size * 7) / 8}) {
+      auto proof = l->InclusionProof(index, size);
+      ASSERT_TRUE(proof.ok()) << proof.status().ToString();
+      Status v = merkle::VerifyInclusion(index, size, leaves[index], *proof, *root);
+      EXPECT_TRUE(v.ok()) << index << "/" << size << ": " << v.ToString();
+      // A proof for another leaf does not verify.
+      if (size > 1) {
+        EXPECT_FALSE(merkle::VerifyInclusion(index, size, leaves[(index + 1) % size], *proof, *root).ok());
+      }
+    }
+    for (uint64_t size2 : sizes) {
+      if (size2 < size) continue;
+      auto proof = l->ConsistencyProof(size, size2);
+      ASSERT_TRUE(proof.ok()) << proof.status().ToString();
+      Status v = merkle::VerifyConsistency(size, size2, *proof, *root, ReferenceRoot(leaves, 0, size2));
+      EXPECT_TRUE(v.ok()) << size << "->" << size2 << ": " << v.ToString();
+      if (!proof->empty()) {
+        auto bad = *proof;
+        bad[bad.size() / 2][0] ^= 1;
+        EXPECT_FALSE(merkle::VerifyConsistency(size, size2, bad, *root, ReferenceRoot(leaves, 0, size2)).ok());
+      }
+    }
+  }
+  EXPECT_EQ(l->InclusionProof(5, 5).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(l->InclusionProof(0, kN + 1).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(l->ConsistencyProof(1, kN + 1).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(l->ConsistencyProof(6, 5).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l->RootAt(kN + 1).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(*l->RootAt(0), merkle::EmptyRoot());
+}
+
+// Expected bytes of the hash tile (level, index, width) from the leaves.
+std::string WantHashTile(const std::vector<Hash>& leaves, uint64_t level, uint64_t index,
+                         uint64_t width) {
+  const uint64_t span = uint64_t{1} << (8 * level);
+  std::string out;
+  for (uint64_t k = 0; k < width; ++k) {
+    uint64_t b = (index * 256 + k) * span;
+    out += HashBytes(ReferenceRoot(leaves, b, b + span));
+  }
+  return out;
+}
+
+std::string WantBundle(uint64_t index, uint64_t width) {
+  std::string out;
+  for (uint64_t k = 0; k < width; ++k) {
+    std::string e = EntryData(index * 256 + k);
+    PutBigEndian16(&out, static_cast<uint16_t>(e.size()));
+    out += e;
+  }
+  return out;
+}
+
+void ExpectTilePaths(const Ledger& l, const std::vector<Hash>& leaves) {
+  struct Case {
+    std::string path;
+    std::string want;
+    bool immutable;
+  };
+  const std::vector<Case> cases = {
+      {"tile/0/000", WantHashTile(leaves, 0, 0, 256), true},
+      {"tile/0/001", WantHashTile(leaves, 0, 1, 256), true},
+      {"tile/0/002", WantHashTile(leaves, 0, 2, 256), true},
+      {"tile/0/003.p/50", WantHashTile(leaves, 0, 3, 50), false},
+      {"tile/0/003.p/1", WantHashTile(leaves, 0, 3, 1), false},
+      {"tile/0/001.p/7", WantHashTile(leaves, 0, 1, 7), false},
+      {"tile/1/000.p/3", WantHashTile(leaves, 1, 0, 3), false},
+      {"tile/entries/000", WantBundle(0, 256), true},
+      {"tile/entries/002", WantBundle(2, 256), true},
+      {"tile/entries/003.p/50", WantBundle(3, 50), false},
+      {"/tile/entries/003.p/2", WantBundle(3, 2), false},
+  };
+  for (const auto& c : cases) {
+    bool immutable = !c.immutable;
+    auto got = l.ReadTilePath(c.path, &immutable);
+    ASSERT_TRUE(got.ok()) << c.path << ": " << got.status().ToString();
+    EXPECT_EQ(*got, c.want) << c.path;
+    EXPECT_EQ(immutable, c.immutable) << c.path;
+  }
+  for (const char* beyond : {"tile/0/003.p/51", "tile/0/003", "tile/0/004", "tile/1/000",
+                             "tile/1/000.p/4", "tile/2/000.p/1", "tile/entries/003.p/51",
+                             "tile/entries/003", "tile/entries/004"}) {
+    bool immutable;
+    auto got = l.ReadTilePath(beyond, &immutable);
+    ASSERT_FALSE(got.ok()) << beyond;
+    EXPECT_EQ(got.status().code(), StatusCode::kNotFound) << beyond << ": " << got.status().ToString();
+  }
+  for (const char* bad : {"", "tile", "tile/0/1", "tile/0/000.p/0", "tile/0/000.p/256",
+                          "tile/entries/000.p/0", "checkpoint"}) {
+    bool immutable;
+    EXPECT_FALSE(l.ReadTilePath(bad, &immutable).ok()) << bad;
+  }
+}
+
+TEST_F(LedgerTest, ReadTilePathServesFullAndPartialTilesAndBundles) {
+  constexpr uint64_t kN = 3 * 256 + 50;
+  const std::vector<Hash> leaves = LeafHashes(kN);
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    AppendRange(l.get(), 0, kN);
+    ASSERT_TRUE(l->WaitForCheckpoint(kN, kWait));
+    ExpectTilePaths(*l, leaves);
+  }
+  // Full tiles are files; the partial ones are rebuilt on open.
+  EXPECT_EQ(ReadFile(TileFile(0, 1)), WantHashTile(leaves, 0, 1, 256));
+  EXPECT_FALSE(fs::exists(TileFile(0, 3)));
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  ExpectTilePaths(*l, leaves);
+}
+
+TEST_F(LedgerTest, ReopenRecoversSizeRootAndCheckpoint) {
+  constexpr uint64_t kN = 700;
+  Build(kN);
+  std::string cp;
+  Hash root;
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->DurableSize(), kN);
+    EXPECT_EQ(l->IntegratedSize(), kN);
+    EXPECT_EQ(l->CheckpointSize(), kN);
+    ExpectGoodCheckpoint(*l, kN);
+    EXPECT_EQ(l->signer().VerifierKey(), verifier_key_);
+    const Recovery& r = l->recovery();
+    EXPECT_EQ(r.log.entries, kN);
+    EXPECT_EQ(r.log.truncated_bytes, 0u);
+    EXPECT_EQ(r.checkpoint_log_cut, "");
+    EXPECT_FALSE(r.tiles_rebuilt);
+    // Only the leaves past the last full level-0 tile are re-hashed.
+    EXPECT_EQ(r.reintegrated, kN % 256);
+    cp = l->Checkpoint();
+    root = *l->RootAt(kN);
+    EXPECT_EQ(root, ReferenceRoot(LeafHashes(kN), 0, kN));
+    // Appends continue at the next index.
+    auto first = l->Append(Entries(kN, kN + 10));
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(*first, kN);
+    ASSERT_TRUE(l->WaitForCheckpoint(kN + 10, kWait));
+  }
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->DurableSize(), kN + 10);
+  EXPECT_EQ(*l->RootAt(kN), root);
+  EXPECT_NE(l->Checkpoint(), cp);
+  ExpectGoodCheckpoint(*l, kN + 10);
+  // The consistency proof from the old checkpoint verifies.
+  auto proof = l->ConsistencyProof(kN, kN + 10);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(merkle::VerifyConsistency(kN, kN + 10, *proof, root, *l->RootAt(kN + 10)).ok());
+}
+
+TEST_F(LedgerTest, ReopenWithoutAnyAppend) {
+  { ASSERT_NE(MustOpen(), nullptr); }
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->DurableSize(), 0u);
+  ExpectGoodCheckpoint(*l, 0);
+}
+
+TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
+  // Enough entries for a full level-1 tile (65536 leaves).
+  constexpr uint64_t kN = 65536 + 300;
+  Build(kN, 4096);
+  const std::string level1 = ReadFile(TileFile(1, 0));
+  const std::string level0 = ReadFile(TileFile(0, 100));
+  const std::string last0 = ReadFile(TileFile(0, 256));
+  ASSERT_EQ(level1.size(), 256u * 32);
+  ASSERT_EQ(level0.size(), 256u * 32);
+  Hash root;
+  {
+    // Only the level-1 tile gone.
+    fs::remove(TileFile(1, 0));
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    EXPECT_FALSE(l->recovery().tiles_rebuilt);
+    EXPECT_GT(l->recovery().reintegrated, kN % 256);
+    ExpectGoodCheckpoint(*l, kN);
+    root = *l->RootAt(kN);
+    bool immutable;
+    EXPECT_EQ(*l->ReadTilePath("tile/1/000", &immutable), level1);
+  }
+  EXPECT_EQ(ReadFile(TileFile(1, 0)), level1);
+  {
+    // A level-0 tile in the middle and the level-1 tile above it.
+    fs::remove(TileFile(1, 0));
+    fs::remove(TileFile(0, 100));
+    fs::remove(TileFile(0, 256));
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    EXPECT_FALSE(l->recovery().tiles_rebuilt);
+    EXPECT_EQ(l->recovery().reintegrated, kN - 100 * 256);
+    EXPECT_EQ(*l->RootAt(kN), root);
+    ExpectGoodCheckpoint(*l, kN);
+    auto proof = l->InclusionProof(100 * 256 + 3, kN);
+    ASSERT_TRUE(proof.ok());
+    EXPECT_TRUE(merkle::VerifyInclusion(100 * 256 + 3, kN, merkle::HashLeaf(EntryData(100 * 256 + 3)),
+                                        *proof, root)
+                    .ok());
+  }
+  EXPECT_EQ(ReadFile(TileFile(1, 0)), level1);
+  EXPECT_EQ(ReadFile(TileFile(0, 100)), level0);
+  EXPECT_EQ(ReadFile(TileFile(0, 256)), last0);
+  VerifyReport report;
+  Status v = VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &report);
+  EXPECT_TRUE(v.ok()) << v.ToString();
+  EXPECT_EQ(report.entries, kN);
+  EXPECT_EQ(report.tiles, 257u + 1u);
+
+  // A level-0 tile under the full level-1 tile, damaged in place: roots are
+  // computed from level 1, so only the offline verifier can name the entry.
+  FlipByte(TileFile(0, 5), 9 * 32);
+  VerifyReport bad;
+  v = VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &bad);
+  EXPECT_EQ(v.code(), StatusCode::kDataLoss) << v.ToString();
+  EXPECT_EQ(bad.bad_index, 5 * 256 + 9) << v.ToString();
+}
+
+TEST_F(LedgerTest, CorruptTileIsRebuiltOnOpen) {
+  constexpr uint64_t kN = 1000;
+  Build(kN);
+  const std::string tile = ReadFile(TileFile(0, 1));
+  FlipByte(TileFile(0, 1), 5 * 32 + 7);
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_TRUE(l->recovery().tiles_rebuilt);
+  EXPECT_EQ(ReadFile(TileFile(0, 1)), tile);
+  ExpectGoodCheckpoint(*l, kN);
+  EXPECT_EQ(*l->RootAt(kN), ReferenceRoot(LeafHashes(kN), 0, kN));
+  auto proof = l->InclusionProof(256 + 5, kN);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(merkle::VerifyInclusion(256 + 5, kN, merkle::HashLeaf(EntryData(256 + 5)), *proof,
+                                      *l->RootAt(kN))
+                  .ok());
+}
+
+TEST_F(LedgerTest, ShortTileIsRecreatedOnOpen) {
+  constexpr uint64_t kN = 600;
+  Build(kN);
+  const std::string tile = ReadFile(TileFile(0, 0));
+  OverwriteFile(TileFile(0, 0), tile.substr(0, 100));
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(ReadFile(TileFile(0, 0)), tile);
+  ExpectGoodCheckpoint(*l, kN);
+}
+
+TEST_F(LedgerTest, TornTailUnderAPublishedCheckpointRefusesToOpen) {
+  constexpr uint64_t kN = 300;
+  Build(kN);
+  const fs::path last = Data() / "segments" / log::SegmentFileName(256);
+  fs::resize_file(last, fs::file_size(last) - 1);
+  auto l = Ledger::Open(options_);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), StatusCode::kDataLoss) << l.status().ToString();
+}
+
+TEST_F(LedgerTest, CorruptEntryUnderACheckpointRefusesToOpen) {
+  constexpr uint64_t kN = 300;
+  Build(kN);
+  // Entry 10 rewritten with a valid record CRC: only the tree can tell.
+  const fs::path seg = Data() / "segments" / log::SegmentFileName(0);
+  std::string data = ReadFile(seg);
+  const std::string want = EntryData(10);
+  size_t pos = data.find(want);
+  ASSERT_NE(pos, std::string::npos);
+  // Tiles are rebuilt from the segments, which then disagree with the root.
+  std::string changed = want;
+  changed.back() = changed.back() == '}' ? ']' : '}';
+  data.replace(pos, want.size(), changed);
+  std::string len = data.substr(pos - 8, 4);
+  uint32_t crc = crc32c::Extend(crc32c::Value(len.data(), 4), changed.data(), changed.size());
+  std::string masked;
+  PutBigEndian32(&masked, crc32c::Mask(crc));
+  data.replace(pos - 4, 4, masked);
+  OverwriteFile(seg, data);
+  fs::remove_all(Data() / "log" / "tile");
+  auto l = Ledger::Open(options_);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), StatusCode::kDataLoss) << l.status().ToString();
+}
+
+TEST_F(LedgerTest, OpeningWithAnotherKeyFails) {
+  Build(10);
+  auto other = note::GeneratePrivateKey(options_.origin);
+  ASSERT_TRUE(other.ok());
+  options_.private_key = *other;
+  auto l = Ledger::Open(options_);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), StatusCode::kDataLoss) << l.status().ToString();
+}
+
+TEST_F(LedgerTest, ExplicitPrivateKeyIsUsed) {
+  auto key = note::GeneratePrivateKey("example.com/audit");
+  ASSERT_TRUE(key.ok());
+  options_.private_key = *key;
+  options_.origin = "example.com/audit";
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->signer().name(), "example.com/audit");
+  AppendRange(l.get(), 0, 5);
+  ASSERT_TRUE(l->WaitForCheckpoint(5, kWait));
+  ExpectGoodCheckpoint(*l, 5);
+  EXPECT_FALSE(fs::exists(Data() / "key"));
+}
+
+TEST_F(LedgerTest, LargePayloadIsStoredAsABlob) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  std::string payload(200000, 'z');
+  payload[12345] = 'A';
+  bool needs_blob = false;
+  auto entry = EncodeEntry(R"({"v":1})", payload, &needs_blob);
+  ASSERT_TRUE(entry.ok());
+  ASSERT_TRUE(needs_blob);
+  const Hash digest = Sha256(payload);
+  ASSERT_TRUE(l->PutBlob(digest, payload).ok());
+  auto first = l->Append({*entry});
+  ASSERT_TRUE(first.ok());
+  auto stored = l->ReadEntry(*first);
+  ASSERT_TRUE(stored.ok());
+  auto d = DecodeEntry(*stored);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->external);
+  EXPECT_EQ(d->payload_size, payload.size());
+  auto blob = l->GetBlob(d->payload_digest);
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_EQ(*blob, payload);
+  EXPECT_EQ(l->GetBlob(Sha256("absent")).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(LedgerTest, SmallQueueStillAcceptsBlockingAppends) {
+  options_.max_queued_bytes = 2000;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  std::vector<std::thread> threads;
+  std::atomic<uint64_t> appended{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int b = 0; b < 25; ++b) {
+        auto first = l->Append(Entries(0, 20));
+        ASSERT_TRUE(first.ok()) << first.status().ToString();
+        appended += 20;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(l->DurableSize(), appended.load());
+  EXPECT_EQ(appended.load(), 2000u);
+}
+
+TEST_F(LedgerTest, DestructorPublishesTheFinalCheckpoint) {
+  options_.checkpoint_interval = std::chrono::hours(1);
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    AppendRange(l.get(), 0, 50);
+  }
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->CheckpointSize(), 50u);
+  ExpectGoodCheckpoint(*l, 50);
+}
+
+}  // namespace
+}  // namespace annals::ledger

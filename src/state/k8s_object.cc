@@ -1,0 +1,206 @@
+#include "state/k8s_object.h"
+
+#include <arpa/inet.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+
+namespace annals::state {
+
+std::optional<IpKey> ParseIp(std::string_view s) {
+  if (s.empty() || s.size() > 45) return std::nullopt;
+  char buf[64];
+  std::memcpy(buf, s.data(), s.size());
+  buf[s.size()] = 0;
+  IpKey k{};
+  in_addr v4;
+  if (::inet_pton(AF_INET, buf, &v4) == 1) {
+    k[10] = k[11] = 0xff;
+    std::memcpy(k.data() + 12, &v4, 4);
+    return k;
+  }
+  in6_addr v6;
+  if (::inet_pton(AF_INET6, buf, &v6) == 1) {
+    std::memcpy(k.data(), &v6, 16);
+    return k;
+  }
+  return std::nullopt;
+}
+
+std::string FormatIp(const IpKey& k) {
+  char buf[64];
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(k.data(), kMapped, 12) == 0) {
+    ::inet_ntop(AF_INET, k.data() + 12, buf, sizeof(buf));
+  } else {
+    ::inet_ntop(AF_INET6, k.data(), buf, sizeof(buf));
+  }
+  return buf;
+}
+
+std::string_view RawMember(std::string_view event_json, std::string_view key) {
+  // Reuse the structural scanner of the ingest side through a tiny shim:
+  // look the member up as an array-free value by scanning top-level keys.
+  size_t i = 0;
+  auto ws = [&](size_t j) {
+    while (j < event_json.size() && std::isspace(static_cast<unsigned char>(event_json[j]))) ++j;
+    return j;
+  };
+  auto skip_string = [&](size_t j) {
+    for (++j; j < event_json.size(); ++j) {
+      if (event_json[j] == '\\') ++j;
+      else if (event_json[j] == '"') return j + 1;
+    }
+    return event_json.size();
+  };
+  auto skip_value = [&](size_t j) {
+    if (j >= event_json.size()) return j;
+    if (event_json[j] == '"') return skip_string(j);
+    if (event_json[j] == '{' || event_json[j] == '[') {
+      int depth = 0;
+      for (; j < event_json.size(); ++j) {
+        char c = event_json[j];
+        if (c == '"') j = skip_string(j) - 1;
+        else if (c == '{' || c == '[') ++depth;
+        else if ((c == '}' || c == ']') && --depth == 0) return j + 1;
+      }
+      return event_json.size();
+    }
+    while (j < event_json.size() && event_json[j] != ',' && event_json[j] != '}' &&
+           !std::isspace(static_cast<unsigned char>(event_json[j])))
+      ++j;
+    return j;
+  };
+  i = ws(0);
+  if (i >= event_json.size() || event_json[i] != '{') return {};
+  i = ws(i + 1);
+  while (i < event_json.size() && event_json[i] == '"') {
+    size_t kend = skip_string(i);
+    std::string_view k = event_json.substr(i + 1, kend - i - 2);
+    i = ws(kend);
+    if (i >= event_json.size() || event_json[i] != ':') return {};
+    i = ws(i + 1);
+    size_t vend = skip_value(i);
+    if (k == key) return event_json.substr(i, vend - i);
+    i = ws(vend);
+    if (i < event_json.size() && event_json[i] == ',') i = ws(i + 1);
+  }
+  return {};
+}
+
+namespace {
+
+std::string Str(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
+  return "";
+}
+
+void StringMap(simdjson::dom::element e, const char* key,
+               std::vector<std::pair<std::string, std::string>>* out) {
+  simdjson::dom::object obj;
+  if (e[key].get_object().get(obj) != simdjson::SUCCESS) return;
+  for (auto [k, v] : obj) {
+    std::string_view sv;
+    if (v.get_string().get(sv) == simdjson::SUCCESS) out->emplace_back(std::string(k), std::string(sv));
+  }
+  std::sort(out->begin(), out->end());
+}
+
+}  // namespace
+
+StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS || !doc.is_object())
+    return InvalidArgumentError("object is not valid JSON");
+  ObjectFacts f;
+  f.kind = Str(doc, "kind");
+  f.api_version = Str(doc, "apiVersion");
+  simdjson::dom::element md;
+  if (doc["metadata"].get(md) != simdjson::SUCCESS || !md.is_object())
+    return NotFoundError("object has no metadata");
+  f.uid = Str(md, "uid");
+  if (f.uid.empty()) return NotFoundError("object has no metadata.uid");
+  f.name = Str(md, "name");
+  f.namespace_ = Str(md, "namespace");
+  f.resource_version = Str(md, "resourceVersion");
+  simdjson::dom::element x;
+  f.deleting = md["deletionTimestamp"].get(x) == simdjson::SUCCESS && !x.is_null();
+  simdjson::dom::array fin;
+  f.has_finalizers = md["finalizers"].get_array().get(fin) == simdjson::SUCCESS && fin.size() > 0;
+  int64_t g;
+  if (md["deletionGracePeriodSeconds"].get_int64().get(g) == simdjson::SUCCESS) f.grace_seconds = g;
+  simdjson::dom::array owners;
+  if (md["ownerReferences"].get_array().get(owners) == simdjson::SUCCESS) {
+    for (auto o : owners) {
+      OwnerRef r{Str(o, "kind"), Str(o, "name"), Str(o, "uid"), false};
+      bool c;
+      if (o["controller"].get_bool().get(c) == simdjson::SUCCESS) r.controller = c;
+      if (!r.uid.empty()) f.owners.push_back(std::move(r));
+    }
+  }
+  StringMap(md, "labels", &f.labels);
+  std::vector<std::pair<std::string, std::string>> ann;
+  StringMap(md, "annotations", &ann);
+  for (auto& [k, v] : ann)
+    if (k == "meta.helm.sh/release-name") f.helm_release = v;
+  simdjson::dom::element spec, status;
+  const bool has_spec = doc["spec"].get(spec) == simdjson::SUCCESS && spec.is_object();
+  const bool has_status = doc["status"].get(status) == simdjson::SUCCESS && status.is_object();
+  if (f.kind == "Pod") {
+    if (has_spec) {
+      bool hn;
+      if (spec["hostNetwork"].get_bool().get(hn) == simdjson::SUCCESS) f.host_network = hn;
+      f.node_name = Str(spec, "nodeName");
+      f.service_account = Str(spec, "serviceAccountName");
+      if (f.service_account.empty()) f.service_account = Str(spec, "serviceAccount");
+    }
+    if (has_status) {
+      f.phase = Str(status, "phase");
+      simdjson::dom::array ips;
+      if (status["podIPs"].get_array().get(ips) == simdjson::SUCCESS) {
+        for (auto e : ips)
+          if (auto ip = ParseIp(Str(e, "ip"))) f.pod_ips.push_back(*ip);
+      }
+      if (f.pod_ips.empty())
+        if (auto ip = ParseIp(Str(status, "podIP"))) f.pod_ips.push_back(*ip);
+    }
+  } else if (f.kind == "Service" && has_spec) {
+    StringMap(spec, "selector", &f.selector);
+  }
+  return f;
+}
+
+std::string ResourceFor(std::string_view kind) {
+  std::string k(kind);
+  std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"pod", "pods"}, {"po", "pods"}, {"service", "services"}, {"svc", "services"},
+      {"deployment", "deployments"}, {"deploy", "deployments"}, {"replicaset", "replicasets"},
+      {"rs", "replicasets"}, {"statefulset", "statefulsets"}, {"sts", "statefulsets"},
+      {"daemonset", "daemonsets"}, {"ds", "daemonsets"}, {"job", "jobs"}, {"cronjob", "cronjobs"},
+      {"cj", "cronjobs"}, {"configmap", "configmaps"}, {"cm", "configmaps"}, {"secret", "secrets"},
+      {"namespace", "namespaces"}, {"ns", "namespaces"}, {"node", "nodes"}, {"no", "nodes"},
+      {"serviceaccount", "serviceaccounts"}, {"sa", "serviceaccounts"}, {"role", "roles"},
+      {"rolebinding", "rolebindings"}, {"clusterrole", "clusterroles"},
+      {"clusterrolebinding", "clusterrolebindings"}, {"networkpolicy", "networkpolicies"},
+      {"netpol", "networkpolicies"}, {"ingress", "ingresses"}, {"ing", "ingresses"},
+      {"endpointslice", "endpointslices"}, {"endpoints", "endpoints"}, {"ep", "endpoints"},
+      {"persistentvolumeclaim", "persistentvolumeclaims"}, {"pvc", "persistentvolumeclaims"},
+      {"persistentvolume", "persistentvolumes"}, {"pv", "persistentvolumes"},
+      {"event", "events"}, {"ev", "events"}, {"replicationcontroller", "replicationcontrollers"},
+      {"rc", "replicationcontrollers"}, {"storageclass", "storageclasses"},
+      {"customresourcedefinition", "customresourcedefinitions"}, {"crd", "customresourcedefinitions"},
+  };
+  for (auto [from, to] : kNames)
+    if (k == from) return to;
+  if (k.ends_with("s")) return k;
+  if (k.ends_with("y")) return k.substr(0, k.size() - 1) + "ies";
+  return k + "s";
+}
+
+}  // namespace annals::state

@@ -1,0 +1,58 @@
+// Facts about one Kubernetes object read from its JSON (an audit event's
+// responseObject), as the state engine needs them. Pure, thread-safe.
+#ifndef ANNALS_STATE_K8S_OBJECT_H_
+#define ANNALS_STATE_K8S_OBJECT_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time_util.h"
+
+namespace annals::state {
+
+// An IP address as 16 bytes (IPv4 mapped into ::ffff:0:0/96).
+using IpKey = std::array<uint8_t, 16>;
+std::optional<IpKey> ParseIp(std::string_view s);
+std::string FormatIp(const IpKey& ip);
+
+struct OwnerRef {
+  std::string kind, name, uid;
+  bool controller = false;
+};
+
+struct ObjectFacts {
+  std::string kind, api_version, uid, name, namespace_, resource_version;
+  bool deleting = false;           // metadata.deletionTimestamp set
+  bool has_finalizers = false;
+  int64_t grace_seconds = -1;      // metadata.deletionGracePeriodSeconds, -1 absent
+  std::vector<OwnerRef> owners;
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::string helm_release;        // meta.helm.sh/release-name annotation
+  // Pods only.
+  std::vector<IpKey> pod_ips;      // status.podIPs (or podIP)
+  std::string phase, node_name, service_account;
+  bool host_network = false;
+  // Services only: spec.selector.
+  std::vector<std::pair<std::string, std::string>> selector;
+};
+
+// Parses an object's JSON. NotFound if it has no metadata.uid.
+StatusOr<ObjectFacts> ReadObjectFacts(std::string_view object_json);
+
+// Extracts the raw JSON text of a top-level member ("responseObject") of an
+// audit event, or "" if absent. The event must be valid JSON.
+std::string_view RawMember(std::string_view event_json, std::string_view key);
+
+// Canonical resource name for a kind, plural or short name:
+// "Pod"/"pod"/"po"/"pods" -> "pods"; "deploy" -> "deployments".
+std::string ResourceFor(std::string_view kind);
+
+}  // namespace annals::state
+
+#endif  // ANNALS_STATE_K8S_OBJECT_H_

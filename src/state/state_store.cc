@@ -1,0 +1,292 @@
+#include "state/state_store.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace annals::state {
+
+std::string_view PresenceName(Presence p) {
+  switch (p) {
+    case Presence::kPresent: return "present";
+    case Presence::kTerminating: return "terminating";
+    case Presence::kGone: return "gone";
+  }
+  return "?";
+}
+
+uint32_t Strings::Intern(std::string_view s) {
+  auto it = ids_.find(std::string(s));
+  if (it != ids_.end()) return it->second;
+  uint32_t id = static_cast<uint32_t>(strings_.size());
+  strings_.emplace_back(s);
+  ids_.emplace(strings_.back(), id);
+  return id;
+}
+
+uint32_t Strings::Find(std::string_view s) const {
+  auto it = ids_.find(std::string(s));
+  return it == ids_.end() ? 0xffffffffu : it->second;
+}
+
+const Version* Object::At(Micros t) const {
+  auto it = std::upper_bound(versions.begin(), versions.end(), t,
+                             [](Micros x, const Version& v) { return x < v.time; });
+  if (it == versions.begin()) return nullptr;
+  return &*(it - 1);
+}
+
+uint64_t StateStore::applied() const {
+  std::shared_lock lock(mu_);
+  return applied_;
+}
+
+void StateStore::SetApplied(uint64_t n) {
+  std::unique_lock lock(mu_);
+  applied_ = n;
+}
+
+namespace {
+
+std::string_view Sv(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
+  return v;
+}
+
+bool IsWrite(std::string_view verb) {
+  return verb == "create" || verb == "update" || verb == "patch" || verb == "delete";
+}
+
+}  // namespace
+
+Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view payload) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element m;
+  if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
+  if (Sv(m, "type") != "k8s.audit") return OkStatus();
+  simdjson::dom::element a;
+  if (m["audit"].get(a) != simdjson::SUCCESS) return OkStatus();
+  const std::string stage(Sv(a, "stage"));
+  const std::string verb(Sv(a, "verb"));
+  const std::string resource(Sv(a, "resource"));
+  const std::string ns(Sv(a, "namespace"));
+  const std::string name(Sv(a, "name"));
+  int64_t code = 0;
+  if (a["code"].get_int64().get(code)) code = {};
+  const Micros t = ParseRfc3339(Sv(a, "time")).value_or(0);
+
+  std::unique_lock lock(mu_);
+  EventRow row;
+  row.index = index;
+  row.time = t;
+  row.verb = strings_.Intern(verb);
+  row.user = strings_.Intern(Sv(a, "user"));
+  row.resource = strings_.Intern(resource);
+  row.subresource = strings_.Intern(Sv(a, "subresource"));
+  row.ns = strings_.Intern(ns);
+  row.name = strings_.Intern(name);
+  row.ip = strings_.Intern(Sv(a, "ip"));
+  row.ua = strings_.Intern(Sv(a, "ua"));
+  row.stage = strings_.Intern(stage);
+  row.code = static_cast<int32_t>(code);
+  events_.push_back(row);
+  if (!name.empty()) events_by_name_[{row.resource, row.ns, row.name}].push_back(index);
+
+  if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWrite(verb)) return OkStatus();
+  lock.unlock();  // parse the body without holding the writer lock
+  std::string_view obj = RawMember(payload, "responseObject");
+  if (obj.empty()) return OkStatus();
+  auto facts = ReadObjectFacts(obj);
+  lock.lock();
+  if (!facts.ok()) {
+    // A delete answered with a Status (no object): the named object is gone.
+    if (verb == "delete" && !name.empty()) {
+      // The object of that name that existed at t (names are reused).
+      int64_t best = -1;
+      Micros best_time = 0;
+      for (uint32_t id : ByName(row.resource, row.ns, row.name)) {
+        const Version* v = objects_[id].At(t);
+        if (v && v->presence != Presence::kGone && (best < 0 || v->time >= best_time)) {
+          best = id;
+          best_time = v->time;
+        }
+      }
+      if (best >= 0) AddVersion(static_cast<uint32_t>(best), {t, index, Presence::kGone}, nullptr);
+    }
+    return OkStatus();
+  }
+  if (facts->kind == "Status") return OkStatus();
+  Presence p = Presence::kPresent;
+  if (verb == "delete") {
+    p = (facts->has_finalizers || facts->grace_seconds > 0) ? Presence::kTerminating : Presence::kGone;
+  } else if (facts->deleting) {
+    const bool pod = facts->kind == "Pod";
+    p = (!pod && !facts->has_finalizers) ? Presence::kGone : Presence::kTerminating;
+  }
+  uint32_t id;
+  auto it = by_uid_.find(facts->uid);
+  if (it == by_uid_.end()) {
+    id = static_cast<uint32_t>(objects_.size());
+    Object o;
+    o.resource = row.resource;
+    o.ns = strings_.Intern(facts->namespace_);
+    o.name = strings_.Intern(facts->name);
+    o.uid = facts->uid;
+    objects_.push_back(std::move(o));
+    by_uid_.emplace(facts->uid, id);
+    by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name}].push_back(id);
+    by_resource_ns_[{objects_[id].resource, objects_[id].ns}].push_back(id);
+    if (facts->name != name) {
+      // Created with generateName: file its events under the real name too.
+      events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
+    }
+  } else {
+    id = it->second;
+  }
+  for (const auto& o : facts->owners) children_[o.uid].insert(id);
+  for (const auto& [k, v] : facts->labels)
+    if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, v}].insert(id);
+  if (!facts->helm_release.empty()) instances_[{objects_[id].ns, facts->helm_release}].insert(id);
+  AddVersion(id, {t, index, p}, &*facts);
+  return OkStatus();
+}
+
+void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {
+  Object& o = objects_[id];
+  auto pos = std::upper_bound(o.versions.begin(), o.versions.end(), v, [](const Version& x, const Version& y) {
+    return x.time != y.time ? x.time < y.time : x.index < y.index;
+  });
+  size_t k = static_cast<size_t>(pos - o.versions.begin());
+  o.versions.insert(pos, v);
+  const bool is_pod = strings_.Get(o.resource) == "pods";
+  if (!is_pod) return;
+  Object::PodFacts pf;
+  if (facts) {
+    pf.ips = facts->pod_ips;
+    pf.holds_ip = v.presence != Presence::kGone && !facts->host_network &&
+                  facts->phase != "Succeeded" && facts->phase != "Failed" && !pf.ips.empty();
+  }
+  o.pod.insert(o.pod.begin() + static_cast<long>(k), pf);
+  RecomputeIntervals(id);
+}
+
+void StateStore::RecomputeIntervals(uint32_t id) {
+  Object& o = objects_[id];
+  for (const auto& iv : o.intervals) {
+    auto& vec = by_ip_[iv.ip];
+    vec.erase(std::remove_if(vec.begin(), vec.end(), [id](const IpInterval& x) { return x.pod == id; }),
+              vec.end());
+  }
+  o.intervals.clear();
+  std::vector<IpInterval> open;
+  for (size_t k = 0; k < o.versions.size(); ++k) {
+    const Version& v = o.versions[k];
+    const auto& pf = o.pod[k];
+    static const std::vector<IpKey> kNone;
+    const std::vector<IpKey>& active = pf.holds_ip ? pf.ips : kNone;
+    for (auto it = open.begin(); it != open.end();) {
+      if (std::find(active.begin(), active.end(), it->ip) == active.end()) {
+        it->end = v.time;
+        it->end_index = v.index;
+        o.intervals.push_back(*it);
+        it = open.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const IpKey& ip : active) {
+      bool is_open = std::any_of(open.begin(), open.end(), [&](const IpInterval& x) { return x.ip == ip; });
+      if (!is_open) {
+        IpInterval iv;
+        iv.ip = ip;
+        iv.start = v.time;
+        iv.pod = id;
+        iv.start_index = v.index;
+        open.push_back(iv);
+      }
+    }
+  }
+  for (auto& iv : open) o.intervals.push_back(iv);
+  for (const auto& iv : o.intervals) {
+    auto& vec = by_ip_[iv.ip];
+    auto pos = std::upper_bound(vec.begin(), vec.end(), iv.start,
+                                [](Micros s, const IpInterval& x) { return s < x.start; });
+    vec.insert(pos, iv);
+    if (std::find(o.ips_ever.begin(), o.ips_ever.end(), iv.ip) == o.ips_ever.end())
+      o.ips_ever.push_back(iv.ip);
+  }
+}
+
+std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool any_ns) const {
+  std::vector<uint32_t> out;
+  if (resource == 0 && any_ns) {
+    out.resize(objects_.size());
+    for (uint32_t i = 0; i < out.size(); ++i) out[i] = i;
+    return out;
+  }
+  for (const auto& [key, ids] : by_resource_ns_) {
+    if (resource != 0 && key.first != resource) continue;
+    if (!any_ns && key.second != ns) continue;
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
+}
+
+int64_t StateStore::FindUid(std::string_view uid) const {
+  auto it = by_uid_.find(std::string(uid));
+  return it == by_uid_.end() ? int64_t{-1} : static_cast<int64_t>(it->second);
+}
+
+std::vector<uint32_t> StateStore::ByName(uint32_t resource, uint32_t ns, uint32_t name) const {
+  auto it = by_name_.find({resource, ns, name});
+  if (it == by_name_.end()) return {};
+  return it->second;
+}
+
+const std::vector<uint64_t>* StateStore::EventsFor(uint32_t resource, uint32_t ns, uint32_t name) const {
+  auto it = events_by_name_.find({resource, ns, name});
+  return it == events_by_name_.end() ? nullptr : &it->second;
+}
+
+std::vector<uint32_t> StateStore::Children(std::string_view owner_uid) const {
+  auto it = children_.find(std::string(owner_uid));
+  if (it == children_.end()) return {};
+  std::vector<uint32_t> out(it->second.begin(), it->second.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<uint32_t> StateStore::Instance(uint32_t ns, std::string_view release) const {
+  auto it = instances_.find({ns, std::string(release)});
+  if (it == instances_.end()) return {};
+  std::vector<uint32_t> out(it->second.begin(), it->second.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const IpInterval* StateStore::PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
+                                      const IpInterval** after) const {
+  if (before) *before = nullptr;
+  if (after) *after = nullptr;
+  auto it = by_ip_.find(ip);
+  if (it == by_ip_.end()) return nullptr;
+  const auto& vec = it->second;
+  auto pos = std::upper_bound(vec.begin(), vec.end(), t,
+                              [](Micros x, const IpInterval& iv) { return x < iv.start; });
+  if (after && pos != vec.end()) *after = &*pos;
+  const IpInterval* found = nullptr;
+  for (auto k = pos; k != vec.begin();) {
+    --k;
+    if (t < k->end) {
+      if (!found) found = &*k;
+    } else if (before && !*before) {
+      *before = &*k;
+    }
+    if (found && (!before || *before)) break;
+  }
+  return found;
+}
+
+}  // namespace annals::state

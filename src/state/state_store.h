@@ -1,0 +1,166 @@
+// StateStore: the projection of the log into Kubernetes object versions,
+// pod-IP intervals, provenance and an event table for search. Derived and
+// rebuildable: it holds ledger indexes and small facts; object bodies stay
+// in the log and are read back by index when an answer needs them.
+//
+// Rules (docs/state.md): an audit event at stage ResponseComplete with a 2xx
+// code, verb create/update/patch/delete and a responseObject that is the
+// object (not a Status) gives a version at its stageTimestamp, keyed by
+// metadata.uid. A delete ends the object when it is really gone: with
+// finalizers or a grace period it is Terminating until a later event shows
+// it gone. Events at Metadata level add provenance but no version.
+//
+// Thread-safe: one writer (Apply), many readers; a shared mutex.
+#ifndef ANNALS_STATE_STATE_STORE_H_
+#define ANNALS_STATE_STATE_STORE_H_
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time_util.h"
+#include "state/k8s_object.h"
+
+namespace annals::state {
+
+enum class Presence : uint8_t { kPresent = 0, kTerminating = 1, kGone = 2 };
+std::string_view PresenceName(Presence p);
+
+struct Version {
+  Micros time = 0;
+  uint64_t index = 0;  // the ledger entry that made it so
+  Presence presence = Presence::kPresent;
+};
+
+struct IpInterval {
+  IpKey ip{};
+  Micros start = 0, end = kNever;  // [start, end)
+  uint32_t pod = 0;                // object id
+  uint64_t start_index = 0, end_index = 0;  // evidence; end_index 0 while open
+};
+
+// One audit event, as the search table keeps it.
+struct EventRow {
+  uint64_t index;
+  Micros time;
+  uint32_t verb, user, resource, subresource, ns, name, ip, ua, stage;
+  int32_t code;
+};
+
+// Interned strings (ids are dense, 0 = "").
+class Strings {
+ public:
+  Strings() { Intern(""); }
+  uint32_t Intern(std::string_view s);
+  // 0xffffffff if unknown.
+  uint32_t Find(std::string_view s) const;
+  const std::string& Get(uint32_t id) const { return strings_[id]; }
+  size_t size() const { return strings_.size(); }
+
+ private:
+  std::vector<std::string> strings_;
+  std::unordered_map<std::string, uint32_t> ids_;
+};
+
+struct Object {
+  uint32_t resource = 0, ns = 0, name = 0;  // interned
+  std::string uid;
+  std::vector<Version> versions;  // sorted by (time, index)
+  // Pods: facts per version, parallel to versions.
+  struct PodFacts {
+    std::vector<IpKey> ips;
+    bool holds_ip = false;  // running, not hostNetwork, not terminal
+  };
+  std::vector<PodFacts> pod;
+  std::vector<IpKey> ips_ever;
+  std::vector<IpInterval> intervals;
+
+  // Last version at or before t, or nullptr; presence kGone means absent.
+  const Version* At(Micros t) const;
+};
+
+class StateStore {
+ public:
+  StateStore() = default;
+
+  // Applies one ledger entry (its decoded meta and payload). Entries must
+  // come in index order; anything that is not an audit event is ignored.
+  Status Apply(uint64_t index, std::string_view meta, std::string_view payload);
+  // Entries [0, applied()) have been applied.
+  uint64_t applied() const;
+  void SetApplied(uint64_t n);
+
+  // All readers take this lock (shared) around the accessors below.
+  std::shared_mutex& mutex() const { return mu_; }
+
+  // --- Accessors; caller holds mutex() shared. ---
+  const Strings& strings() const { return strings_; }
+  const Object& object(uint32_t id) const { return objects_[id]; }
+  size_t object_count() const { return objects_.size(); }
+  // Object ids whose resource/namespace match (0 = any).
+  std::vector<uint32_t> Objects(uint32_t resource, uint32_t ns, bool any_ns) const;
+  // The object with uid, or -1.
+  int64_t FindUid(std::string_view uid) const;
+  // Objects that ever had this (resource, namespace, name), oldest first.
+  std::vector<uint32_t> ByName(uint32_t resource, uint32_t ns, uint32_t name) const;
+  // Ledger indexes of every audit event on (resource, namespace, name).
+  const std::vector<uint64_t>* EventsFor(uint32_t resource, uint32_t ns, uint32_t name) const;
+  // Objects that ever named `owner_uid` in their ownerReferences.
+  std::vector<uint32_t> Children(std::string_view owner_uid) const;
+  // Objects labelled app.kubernetes.io/instance=release or annotated
+  // meta.helm.sh/release-name=release in namespace ns.
+  std::vector<uint32_t> Instance(uint32_t ns, std::string_view release) const;
+  // The interval in which some pod held ip at t (nullptr if none), and the
+  // nearest intervals before and after t.
+  const IpInterval* PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
+                            const IpInterval** after) const;
+  const std::vector<EventRow>& events() const { return events_; }
+
+ private:
+  struct NameKey {
+    uint32_t resource, ns, name;
+    bool operator==(const NameKey&) const = default;
+  };
+  struct NameKeyHash {
+    size_t operator()(const NameKey& k) const {
+      return (uint64_t{k.resource} * 0x9E3779B97F4A7C15ull) ^ (uint64_t{k.ns} << 32) ^ k.name ^
+             (uint64_t{k.name} << 17);
+    }
+  };
+  struct IpHash {
+    size_t operator()(const IpKey& k) const {
+      uint64_t a, b;
+      std::memcpy(&a, k.data(), 8);
+      std::memcpy(&b, k.data() + 8, 8);
+      return a * 0x9E3779B97F4A7C15ull ^ b;
+    }
+  };
+
+  void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
+  void RecomputeIntervals(uint32_t id);
+
+  mutable std::shared_mutex mu_;
+  uint64_t applied_ = 0;
+  Strings strings_;
+  std::vector<Object> objects_;
+  std::unordered_map<std::string, uint32_t> by_uid_;
+  std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> by_name_;
+  std::unordered_map<NameKey, std::vector<uint64_t>, NameKeyHash> events_by_name_;
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> by_resource_ns_;
+  std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;
+  std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
+  std::unordered_map<IpKey, std::vector<IpInterval>, IpHash> by_ip_;  // sorted by start
+  std::vector<EventRow> events_;
+};
+
+}  // namespace annals::state
+
+#endif  // ANNALS_STATE_STATE_STORE_H_
