@@ -207,6 +207,7 @@ void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source
                     [body, n, respond](StatusOr<ingest::IngestResult> r) {
                       if (!r.ok()) return respond(ErrorResponse(r.status()));
                       json j{{"count", n}, {"stored", r->stored}, {"duplicates", r->duplicates}};
+                      if (r->conflicts) j["conflicts"] = r->conflicts;
                       if (r->first_index >= 0) j["first_index"] = r->first_index;
                       else j["first_index"] = nullptr;
                       respond(JsonResponse(j));

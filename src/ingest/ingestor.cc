@@ -82,6 +82,24 @@ std::string Ingestor::KeyFromMeta(std::string_view meta) {
   return std::string(key);
 }
 
+std::string Ingestor::MarkConflict(std::string_view meta) {
+  std::string m(meta);
+  constexpr std::string_view kAudit = R"("type":"k8s.audit")";
+  auto pos = m.find(kAudit);
+  if (pos != std::string::npos) {
+    m.replace(pos, kAudit.size(), R"("type":"k8s.audit.conflict")");
+  } else if (!m.empty() && m.back() == '}') {
+    m.pop_back();
+    m += R"(,"conflict":true})";
+  }
+  return m;
+}
+
+bool Ingestor::IsConflict(std::string_view meta) {
+  return meta.find(R"("type":"k8s.audit.conflict")") != std::string_view::npos ||
+         meta.find(R"("conflict":true)") != std::string_view::npos;
+}
+
 std::string Ingestor::Identity(std::string_view key, const Hash& digest) {
   std::string id(key);
   id.push_back('\0');
@@ -100,8 +118,10 @@ Status Ingestor::CatchUp() {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
-      if (!k.empty())
-        keys.emplace_back(Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
+      if (!k.empty()) {
+        keys.emplace_back("I" + Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
+        if (!IsConflict(d->meta)) keys.emplace_back("K" + k, i);
+      }
       return OkStatus();
     }));
     RETURN_IF_ERROR(dedup_->Record(keys, stop));
@@ -135,16 +155,22 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     join->done(s);
   };
 
+  uint64_t conflicts = 0;
   {
     std::lock_guard lock(mu_);
-    std::unordered_set<std::string_view> seen;
-    std::vector<std::string> identities(items.size());
+    auto abort_with = [&](const Status& st) {
+      for (const auto& [k, pos] : new_keys) inflight_.erase(k);
+      new_keys.clear();
+      pending->Complete(st);
+      join->done(st);
+    };
+    // Claimed in this batch: exact identities, and logical keys.
+    std::unordered_set<std::string> seen;
     for (size_t i = 0; i < items.size(); ++i) {
-      const IngestItem& it = items[i];
+      IngestItem& it = items[i];
       if (!it.key.empty()) {
-        identities[i] = Identity(it.key, Sha256(it.payload));
-        const std::string& ident = identities[i];
-        if (!seen.insert(ident).second) {
+        std::string ident = "I" + Identity(it.key, Sha256(it.payload));
+        if (seen.count(ident)) {
           ++dups;
           continue;
         }
@@ -154,39 +180,47 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
           continue;
         }
         auto found = dedup_->Lookup(ident);
-        if (!found.ok()) {
-          // Release under the lock we hold.
-          for (const auto& [k, pos] : new_keys) inflight_.erase(k);
-          new_keys.clear();
-          pending->Complete(found.status());
-          join->done(found.status());
-          return;
-        }
+        if (!found.ok()) return abort_with(found.status());
         if (found->has_value()) {
           ++dups;
           continue;
         }
+        // Same key, different bytes: not a retry. Keep it, marked as a
+        // conflict, so a reused Audit-ID can neither suppress an event nor
+        // pass for the original; the first one stays the audit event.
+        std::string key = "K" + it.key;
+        bool conflict = seen.count(key) || inflight_.count(key);
+        if (!conflict) {
+          auto k = dedup_->Lookup(key);
+          if (!k.ok()) return abort_with(k.status());
+          conflict = k->has_value();
+        }
+        seen.insert(ident);
         inflight_[ident] = pending;
         new_keys.emplace_back(ident, entries.size());
+        if (conflict) {
+          ++conflicts;
+          it.meta = MarkConflict(it.meta);
+        } else {
+          seen.insert(key);
+          inflight_[key] = pending;
+          new_keys.emplace_back(key, entries.size());
+        }
       }
       bool needs_blob = false;
       auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
-      if (!e.ok()) {
-        for (const auto& [k, pos] : new_keys) inflight_.erase(k);
-        new_keys.clear();
-        pending->Complete(e.status());
-        join->done(e.status());
-        return;
-      }
+      if (!e.ok()) return abort_with(e.status());
       if (needs_blob) blobs.push_back(i);
       entries.push_back(std::move(*e));
     }
   }
+  if (conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, conflicts);
   for (size_t i : blobs) {
     Status s = ledger_->PutBlob(Sha256(items[i].payload), items[i].payload);
     if (!s.ok()) return fail(s);
   }
   join->result.duplicates = dups;
+  join->result.conflicts = conflicts;
   join->result.stored = entries.size();
   if (dups) metrics_->Add("annals_events_deduplicated_total", "source", source, dups);
   const int parts = static_cast<int>(deps.size()) + (entries.empty() ? 0 : 1);

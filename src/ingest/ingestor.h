@@ -1,8 +1,10 @@
 // Ingestor: the one admission path from every source (webhook, events,
-// TCP lines, file tail) into the ledger. Deduplicates by identity = (key,
-// SHA-256 of the payload): a retry of the same event is stored once, while
-// a different event that reuses a key (a client-chosen Audit-ID, say) is
-// never dropped as a duplicate. Stores large
+// TCP lines, file tail) into the ledger. Deduplicates: an item whose key
+// and payload bytes were both seen before is a retry and is stored once. An
+// item that reuses a stored key with different bytes (a client-chosen
+// Audit-ID, a forged copy) is not a retry: it is kept, marked as a conflict
+// (meta type "k8s.audit.conflict"), and the first stays the audit event.
+// Stores large
 // payloads as blobs, appends, and reports back only once everything it was
 // given is durable: new events by their own append, duplicates by the
 // earlier append that holds them (which may still be in flight).
@@ -37,6 +39,7 @@ struct IngestItem {
 struct IngestResult {
   uint64_t stored = 0;
   uint64_t duplicates = 0;
+  uint64_t conflicts = 0;  // stored, but marked: same key, different bytes
   int64_t first_index = -1;  // of the stored ones, -1 if none
 };
 
@@ -54,6 +57,9 @@ class Ingestor {
 
   // Extracts the dedup key recorded in an entry's metadata ("key").
   static std::string KeyFromMeta(std::string_view meta);
+  // Conflict marking of entry metadata (see the class comment).
+  static std::string MarkConflict(std::string_view meta);
+  static bool IsConflict(std::string_view meta);
   // The dedup index key of (key, payload digest).
   static std::string Identity(std::string_view key, const Hash& payload_digest);
 
