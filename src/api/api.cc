@@ -61,8 +61,12 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   }
   if (!get) return respond(ErrorResponse(405, "use GET"));
   if (path == paths::kState) return respond(StateAt(*target));
-  if (path.starts_with(paths::kPodsByIpPrefix))
-    return respond(PodByIp(std::string_view(path).substr(std::string_view(paths::kPodsByIpPrefix).size()), *target));
+  if (path.starts_with(paths::kPodsByIpPrefix)) {
+    // Clients may percent-encode an IPv6 address's colons (client::UrlEncode does).
+    auto ip = PercentDecode(std::string_view(path).substr(std::string_view(paths::kPodsByIpPrefix).size()));
+    if (!ip.ok()) return respond(ErrorResponse(ip.status()));
+    return respond(PodByIp(*ip, *target));
+  }
   if (path == paths::kHistory) return respond(History(*target));
   if (path == paths::kEvents) return respond(Events(*target));
   if (path == paths::kCheckpoint) return respond(Checkpoint());

@@ -45,7 +45,6 @@ HttpResponse ErrorResponse(const Status& s) {
   return r;
 }
 
-namespace {
 StatusOr<std::string> PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -71,7 +70,6 @@ StatusOr<std::string> PercentDecode(std::string_view s) {
   }
   return out;
 }
-}  // namespace
 
 const std::string* Target::Param(std::string_view name) const {
   for (const auto& [k, v] : params)

@@ -49,6 +49,8 @@ struct Target {
   const std::string* Param(std::string_view name) const;
 };
 StatusOr<Target> ParseTarget(std::string_view target);
+// Decodes %XX escapes (and '+' as a space, as in a query string).
+StatusOr<std::string> PercentDecode(std::string_view s);
 
 }  // namespace annals::api
 

@@ -29,6 +29,10 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir) {
   opts.create_if_missing = true;
   opts.max_open_files = 256;
   opts.write_buffer_size = 32 << 20;
+  // Most lookups are of keys not there: a memtable bloom filter answers them
+  // without searching the memtable's skiplist.
+  opts.memtable_prefix_bloom_size_ratio = 0.1;
+  opts.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

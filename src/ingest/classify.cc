@@ -9,13 +9,10 @@ namespace annals::ingest {
 
 StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view source,
                                       std::string_view receive_time, std::string_view what) {
-  RETURN_IF_ERROR(CheckJsonDepth(line, what));
-  thread_local simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(line.data(), line.size()).get(doc);
-  if (err)
-    return InvalidArgumentError(std::string(what) + ": invalid JSON (" +
-                                simdjson::error_message(err) + ")");
+  if (err) return InvalidArgumentError(std::string(what) + ": " + JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   IngestItem item;
   item.payload = line;

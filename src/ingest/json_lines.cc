@@ -35,15 +35,28 @@ Status CheckJsonDepth(std::string_view s, std::string_view what) {
   return OkStatus();
 }
 
-Status ValidateJsonObject(std::string_view line, std::string_view what) {
-  RETURN_IF_ERROR(CheckJsonDepth(line, what));
+simdjson::dom::parser& JsonParser() {
   thread_local simdjson::dom::parser parser;
+  thread_local bool ready = false;
+  if (!ready) {
+    // On failure (out of memory) parse() reports it for every document.
+    ready = parser.allocate(64 << 10, kMaxJsonDepth) == simdjson::SUCCESS;
+  }
+  return parser;
+}
+
+std::string JsonErrorMessage(int e) {
+  auto err = static_cast<simdjson::error_code>(e);
+  if (err == simdjson::DEPTH_ERROR)
+    return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  return std::string("invalid JSON (") + simdjson::error_message(err) + ")";
+}
+
+Status ValidateJsonObject(std::string_view line, std::string_view what) {
+  simdjson::dom::parser& parser = JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(line.data(), line.size()).get(doc);
-  if (err) {
-    return InvalidArgumentError(std::string(what) + ": invalid JSON (" +
-                                simdjson::error_message(err) + ")");
-  }
+  if (err) return InvalidArgumentError(std::string(what) + ": " + JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   return OkStatus();
 }

@@ -11,6 +11,10 @@
 
 #include "common/status.h"
 
+namespace simdjson::dom {
+class parser;
+}
+
 namespace annals::ingest {
 
 inline constexpr size_t kMaxJsonDepth = 64;
@@ -29,6 +33,12 @@ Status ValidateJsonObject(std::string_view line, std::string_view what);
 StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body);
 // Same split without validation; line numbers (1-based) of each line.
 std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body);
+
+// This thread's simdjson parser, limited to kMaxJsonDepth levels of nesting
+// (simdjson parses iteratively: hostile nesting cannot blow the stack).
+simdjson::dom::parser& JsonParser();
+// A one-line reason for a simdjson error code.
+std::string JsonErrorMessage(int simdjson_error);
 
 // Depth check alone (iterative; hostile nesting cannot blow the stack).
 Status CheckJsonDepth(std::string_view s, std::string_view what);

@@ -215,23 +215,20 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
 
 StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what) {
   json = Trim(json);
-  RETURN_IF_ERROR(CheckJsonDepth(json, what));
-  thread_local simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(json.data(), json.size()).get(doc);
-  if (err)
-    return InvalidArgumentError(std::string(what) + ": invalid JSON (" + simdjson::error_message(err) + ")");
+  if (err) return InvalidArgumentError(std::string(what) + ": " + JsonErrorMessage(err));
   return AuditEventFromDom(doc, json, what);
 }
 
 StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
   body = Trim(body);
   if (body.empty()) return InvalidArgumentError("empty body");
-  RETURN_IF_ERROR(CheckJsonDepth(body, "body"));
-  thread_local simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(body.data(), body.size()).get(doc);
-  if (err) return InvalidArgumentError(std::string("body: invalid JSON (") + simdjson::error_message(err) + ")");
+  if (err) return InvalidArgumentError("body: " + JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("body: not a JSON object");
   std::string_view kind;
   if (doc["kind"].get_string().get(kind) != simdjson::SUCCESS) kind = "";

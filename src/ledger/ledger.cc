@@ -56,6 +56,7 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   ASSIGN_OR_RETURN(l->signer_, note::Signer::FromPrivateKey(skey));
   RETURN_IF_ERROR(l->Recover());
   l->writer_ = std::thread([p = l.get()] { p->WriterLoop(); });
+  l->completer_ = std::thread([p = l.get()] { p->CompleterLoop(); });
   l->integrator_ = std::thread([p = l.get()] { p->IntegratorLoop(); });
   l->publisher_ = std::thread([p = l.get()] { p->PublisherLoop(); });
   if (l->published_.empty()) RETURN_IF_ERROR(l->PublishNow());
@@ -134,6 +135,7 @@ Ledger::~Ledger() {
   integrator_cv_.notify_all();
   space_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (completer_.joinable()) completer_.join();
   if (integrator_.joinable()) integrator_.join();
   {
     std::lock_guard lock(pub_mu_);
@@ -208,31 +210,60 @@ void Ledger::WriterLoop() {
         std::lock_guard lock(mu_);
         if (failed_.ok()) failed_ = s;
       }
-      for (auto& r : batch) r.done(UnavailableError("append failed: " + s.message()));
+      {
+        std::lock_guard lock(mu_);
+        for (auto& r : batch)
+          completions_.emplace_back(std::move(r.done), UnavailableError("append failed: " + s.message()));
+      }
+      completer_cv_.notify_one();
       continue;
     }
     uint64_t idx = first;
     std::vector<std::string> all;
-    for (auto& r : batch) {
-      r.done(idx);
-      idx += r.entries.size();
-      if (all.empty()) {
-        all = std::move(r.entries);
-      } else {
-        for (auto& e : r.entries) all.push_back(std::move(e));
-      }
-    }
+    size_t bytes = 0;
     {
       std::lock_guard lock(mu_);
-      to_integrate_.push_back(std::move(all));
+      for (auto& r : batch) {
+        completions_.emplace_back(std::move(r.done), idx);
+        idx += r.entries.size();
+        bytes += r.bytes;
+        if (all.empty()) {
+          all = std::move(r.entries);
+        } else {
+          for (auto& e : r.entries) all.push_back(std::move(e));
+        }
+      }
     }
-    integrator_cv_.notify_one();
+    completer_cv_.notify_one();
+    {
+      std::unique_lock lock(mu_);
+      to_integrate_.push_back(std::move(all));
+      integrate_bytes_ += bytes;
+      integrator_cv_.notify_one();
+      // Hashing is slower than the disk at times: do not let durable but
+      // unintegrated entries pile up in memory without bound.
+      space_cv_.wait(lock, [&] { return integrate_bytes_ <= options_.max_queued_bytes || stopping_; });
+    }
   }
   {
     std::lock_guard lock(mu_);
     writer_done_ = true;
   }
   integrator_cv_.notify_all();
+  completer_cv_.notify_all();
+}
+
+void Ledger::CompleterLoop() {
+  for (;;) {
+    std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> work;
+    {
+      std::unique_lock lock(mu_);
+      completer_cv_.wait(lock, [&] { return !completions_.empty() || writer_done_; });
+      if (completions_.empty()) break;
+      work.swap(completions_);
+    }
+    for (auto& [done, result] : work) done(std::move(result));
+  }
 }
 
 void Ledger::IntegratorLoop() {
@@ -245,14 +276,18 @@ void Ledger::IntegratorLoop() {
       entries = std::move(to_integrate_.front());
       to_integrate_.pop_front();
     }
+    size_t bytes = 0;
+    for (const auto& e : entries) bytes += e.size() + 8;
     std::vector<Hash> hashes;
     hashes.reserve(entries.size());
     for (const auto& e : entries) hashes.push_back(merkle::HashLeaf(e));
     Status s = tiles_.Integrate(hashes);
-    if (!s.ok()) {
+    {
       std::lock_guard lock(mu_);
-      if (failed_.ok()) failed_ = s;
+      integrate_bytes_ -= std::min(integrate_bytes_, bytes);
+      if (!s.ok() && failed_.ok()) failed_ = s;
     }
+    space_cv_.notify_all();
     pub_cv_.notify_all();
   }
 }

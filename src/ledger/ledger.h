@@ -4,8 +4,8 @@
 //
 // Life of an append: AppendAsync() queues entries -> the writer thread
 // takes everything queued, writes it with one write() and one fdatasync(),
-// then calls each caller back with its first index (acknowledgement) and
-// hands the entries to the integrator thread, which hashes them into the
+// then hands each caller's callback its first index (acknowledgement, run
+// on the completer thread) and the entries to the integrator thread, which hashes them into the
 // tree and tiles -> the publisher thread signs a checkpoint over the
 // integrated tree within checkpoint_interval, persists it, then serves it.
 //
@@ -109,6 +109,7 @@ class Ledger {
   explicit Ledger(LedgerOptions options);
   Status Recover();
   void WriterLoop();
+  void CompleterLoop();
   void IntegratorLoop();
   void PublisherLoop();
   Status SignAndPersist();
@@ -126,6 +127,12 @@ class Ledger {
   std::deque<Request> queue_;
   size_t queued_bytes_ = 0;
   std::deque<std::vector<std::string>> to_integrate_;
+  size_t integrate_bytes_ = 0;  // bytes in to_integrate_; bounded like the queue
+  // Acknowledgements run on their own thread so that callers' work (index
+  // writes, HTTP answers) never delays the next group commit.
+  std::condition_variable completer_cv_;
+  std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> completions_;
+  bool completer_done_ = false;
   bool stopping_ = false;
   bool writer_done_ = false;
   Status failed_;
@@ -139,7 +146,7 @@ class Ledger {
   Status publish_status_;
   std::mutex sign_mu_;  // serializes SignAndPersist
 
-  std::thread writer_, integrator_, publisher_;
+  std::thread writer_, completer_, integrator_, publisher_;
   int lock_fd_ = -1;  // flock on <data_dir>/LOCK: one process per data directory
 };
 

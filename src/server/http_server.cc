@@ -44,7 +44,10 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler)
-      : stream_(std::move(socket)), opts_(opts), handler_(handler) {}
+      : stream_(std::move(socket)), opts_(opts), handler_(handler) {
+    // Without room, Beast reads bodies 512 bytes per recvmsg.
+    buffer_.reserve(64 << 10);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });

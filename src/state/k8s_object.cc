@@ -11,7 +11,7 @@
 namespace annals::state {
 
 std::optional<IpKey> ParseIp(std::string_view s) {
-  if (s.empty() || s.size() > 45) return std::nullopt;
+  if (s.empty() || s.size() > 45 || s.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[64];
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = 0;
@@ -171,6 +171,12 @@ StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json) {
     }
   } else if (f.kind == "Service" && has_spec) {
     StringMap(spec, "selector", &f.selector);
+  } else if (f.kind == "Namespace" && has_spec) {
+    // A Namespace's finalizers live in spec.finalizers: deleted, it stays
+    // Terminating until the namespace controller has emptied it.
+    simdjson::dom::array sfin;
+    if (spec["finalizers"].get_array().get(sfin) == simdjson::SUCCESS && sfin.size() > 0)
+      f.has_finalizers = true;
   }
   return f;
 }
@@ -198,8 +204,10 @@ std::string ResourceFor(std::string_view kind) {
   };
   for (auto [from, to] : kNames)
     if (k == from) return to;
+  if (k.ends_with("ss")) return k + "es";  // priorityclass, ingressclass
   if (k.ends_with("s")) return k;
-  if (k.ends_with("y")) return k.substr(0, k.size() - 1) + "ies";
+  if (k.size() >= 2 && k.ends_with("y") && std::string_view("aeiou").find(k[k.size() - 2]) == std::string_view::npos)
+    return k.substr(0, k.size() - 1) + "ies";  // policy -> policies, but gateway -> gateways
   return k + "s";
 }
 

@@ -92,7 +92,11 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   row.stage = strings_.Intern(stage);
   row.code = static_cast<int32_t>(code);
   events_.push_back(row);
-  if (!name.empty()) events_by_name_[{row.resource, row.ns, row.name}].push_back(index);
+  // Requests to /api/v1/namespaces/NAME carry objectRef.namespace = NAME
+  // (the create, a POST to /api/v1/namespaces, does not): a Namespace's
+  // events are filed under its cluster-scoped name.
+  const uint32_t key_ns = resource == "namespaces" ? 0 : row.ns;
+  if (!name.empty()) events_by_name_[{row.resource, key_ns, row.name}].push_back(index);
 
   if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWrite(verb)) return OkStatus();
   lock.unlock();  // parse the body without holding the writer lock
@@ -106,7 +110,7 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
       // The object of that name that existed at t (names are reused).
       int64_t best = -1;
       Micros best_time = 0;
-      for (uint32_t id : ByName(row.resource, row.ns, row.name)) {
+      for (uint32_t id : ByName(row.resource, key_ns, row.name)) {
         const Version* v = objects_[id].At(t);
         if (v && v->presence != Presence::kGone && (best < 0 || v->time >= best_time)) {
           best = id;
