@@ -15,7 +15,7 @@ constexpr char kWatermarkKey[] = "\x00watermark";
 constexpr char kKeyPrefix = 'k';
 // Bumped when the key layout changes; a mismatch means rebuild.
 constexpr char kVersionKey[] = "\x00version";
-constexpr char kVersion[] = "1";
+constexpr char kVersion[] = "2";
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
@@ -42,7 +42,15 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir) {
   idx->db_.reset(raw);
   std::string v;
   auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), &v);
-  if (s.ok() && v != kVersion) return FailedPreconditionError("dedup index version " + v + " unknown; run annals rebuild");
+  if (s.ok() && v != kVersion) {
+    // Another layout: the index is derived, so start it afresh; the
+    // Ingestor catches it up from the log.
+    idx->db_.reset();
+    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, opts), "reset dedup index " + dir));
+    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
+    idx->db_.reset(raw);
+    s = rocksdb::Status::NotFound();
+  }
   if (s.IsNotFound()) {
     RETURN_IF_ERROR(FromRocks(idx->db_->Put(rocksdb::WriteOptions(),
                                             rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), kVersion),

@@ -101,10 +101,17 @@ bool Ingestor::IsConflict(std::string_view meta) {
 }
 
 std::string Ingestor::Identity(std::string_view key, const Hash& digest) {
-  std::string id(key);
-  id.push_back('\0');
-  id.append(HashBytes(digest));
+  // Fixed 33-byte index keys: long keys made memtable inserts the largest
+  // cost of ingest. SHA-256 keeps them collision-free in practice.
+  std::string id = "I";
+  id.append(HashBytes(Sha256Parts({key, std::string_view("\0", 1), HashBytes(digest)})));
   return id;
+}
+
+std::string Ingestor::KeyIndexKey(std::string_view key) {
+  std::string k = "K";
+  k.append(HashBytes(Sha256(key)));
+  return k;
 }
 
 Status Ingestor::CatchUp() {
@@ -119,8 +126,8 @@ Status Ingestor::CatchUp() {
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
       if (!k.empty()) {
-        keys.emplace_back("I" + Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
-        if (!IsConflict(d->meta)) keys.emplace_back("K" + k, i);
+        keys.emplace_back(Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
+        if (!IsConflict(d->meta)) keys.emplace_back(KeyIndexKey(k), i);
       }
       return OkStatus();
     }));
@@ -169,7 +176,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     for (size_t i = 0; i < items.size(); ++i) {
       IngestItem& it = items[i];
       if (!it.key.empty()) {
-        std::string ident = "I" + Identity(it.key, Sha256(it.payload));
+        std::string ident = Identity(it.key, Sha256(it.payload));
         if (seen.count(ident)) {
           ++dups;
           continue;
@@ -188,7 +195,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
         // Same key, different bytes: not a retry. Keep it, marked as a
         // conflict, so a reused Audit-ID can neither suppress an event nor
         // pass for the original; the first one stays the audit event.
-        std::string key = "K" + it.key;
+        std::string key = KeyIndexKey(it.key);
         bool conflict = seen.count(key) || inflight_.count(key);
         if (!conflict) {
           auto k = dedup_->Lookup(key);

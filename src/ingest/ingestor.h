@@ -60,8 +60,10 @@ class Ingestor {
   // Conflict marking of entry metadata (see the class comment).
   static std::string MarkConflict(std::string_view meta);
   static bool IsConflict(std::string_view meta);
-  // The dedup index key of (key, payload digest).
+  // Dedup index keys: "I" + SHA-256(key || 0x00 || payload digest) names
+  // an exact item; "K" + SHA-256(key) names the first item with that key.
   static std::string Identity(std::string_view key, const Hash& payload_digest);
+  static std::string KeyIndexKey(std::string_view key);
 
  private:
   struct Pending;  // one in-flight append

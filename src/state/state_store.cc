@@ -230,8 +230,15 @@ std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool a
     for (uint32_t i = 0; i < out.size(); ++i) out[i] = i;
     return out;
   }
-  for (const auto& [key, ids] : by_resource_ns_) {
-    if (resource != 0 && key.first != resource) continue;
+  if (resource != 0 && !any_ns) {  // one (resource, namespace): a lookup, not a scan
+    auto it = by_resource_ns_.find({resource, ns});
+    if (it != by_resource_ns_.end()) out = it->second;
+    return out;
+  }
+  auto from = resource != 0 ? by_resource_ns_.lower_bound({resource, 0}) : by_resource_ns_.begin();
+  for (auto it = from; it != by_resource_ns_.end(); ++it) {
+    const auto& [key, ids] = *it;
+    if (resource != 0 && key.first != resource) break;
     if (!any_ns && key.second != ns) continue;
     out.insert(out.end(), ids.begin(), ids.end());
   }

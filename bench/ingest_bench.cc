@@ -1,0 +1,633 @@
+// ingest_bench: figures for Kubernetes audit ingest through the real
+// `annals serve`, next to the disk's own bound measured in the same run.
+// Not a test: nothing here passes or fails, the figures are for people.
+//
+//   1. disk      sequential write + fdatasync of 1 MiB chunks (the bound)
+//   2. webhook   POST /v1/ingest/k8s-audit, EventLists of 400 real corpus
+//                events (PerfSPEC rows rebuilt as Metadata-level v1 events,
+//                with Falco and audit2rbac events spread among them), with
+//                1, 4 and 16 concurrent posters. The server answers only
+//                once every event is fdatasync'ed, so each answer is a
+//                durable ack. Each request's auditIDs are new (the last 12
+//                hex digits of the UUID are a counter), so nothing is
+//                deduplicated away.
+//   3. paced     the same requests at a steady 10,000 events/s (25 lists of
+//                400 per second); ack latency from each request's scheduled
+//                send time (so a slow answer cannot hide the ones queued
+//                behind it).
+//   4. tcp       the --tcp-listen connector: lines written as fast as the
+//                server reads them, timed until /metrics shows them all in
+//                the log.
+//
+// Everything runs in a temporary directory under --dir (default /tmp),
+// which must be on the filesystem whose speed matters.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/http_client.h"
+#include "common/status.h"
+
+namespace annals::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kTargetEventsPerSec = 150000;
+constexpr double kPacedRate = 10000;
+constexpr double kTargetPacedP99Ms = 20;
+constexpr size_t kBatch = 400;
+
+double Since(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {
+  return std::chrono::duration<double>(t1 - t0).count();
+}
+
+[[noreturn]] void Die(const std::string& what, const std::string& why) {
+  std::fprintf(stderr, "ingest_bench: %s: %s\n", what.c_str(), why.c_str());
+  std::exit(1);
+}
+
+// Latency samples in microseconds.
+class Samples {
+ public:
+  void Add(double us) { v_.push_back(us); }
+  void Merge(const Samples& o) { v_.insert(v_.end(), o.v_.begin(), o.v_.end()); }
+  size_t size() const { return v_.size(); }
+  double Pct(double p) {
+    if (v_.empty()) return 0;
+    std::sort(v_.begin(), v_.end());
+    return v_[std::min(static_cast<size_t>(p * static_cast<double>(v_.size())), v_.size() - 1)];
+  }
+
+ private:
+  std::vector<double> v_;
+};
+
+std::string Num(double x) {
+  char raw[32];
+  std::snprintf(raw, sizeof(raw), "%.0f", x);
+  std::string s = raw, out;
+  int n = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (n && n % 3 == 0 && *it != '-') out.push_back(',');
+    out.push_back(*it);
+    ++n;
+  }
+  return {out.rbegin(), out.rend()};
+}
+
+std::string Ms(double us) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), us < 10000 ? "%.2f ms" : "%.1f ms", us / 1000);
+  return buf;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// ---------------------------------------------------------------------------
+// Corpus events (see test/integration/audit_ingest_test.cc for the same
+// reading with its checks).
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find("\"auditID\"") != std::string::npos) out.push_back(std::move(line));
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> ParseCsv(const std::string& s) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') field.push_back(s[++i]);
+      else if (c == '"') quoted = false;
+      else field.push_back(c);
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      row.push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n') {
+      row.push_back(std::move(field));
+      field.clear();
+      rows.push_back(std::move(row));
+      row.clear();
+    } else {
+      field.push_back(c);
+    }
+  }
+  return rows;  // a last row without '\n' is the cut-off one: left out
+}
+
+std::string Q(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+// A PerfSPEC CSV row (columns per the corpus SOURCES.md) as a
+// Metadata-level audit.k8s.io/v1 Event.
+std::string Rebuild(const std::vector<std::string>& c) {
+  std::string e = R"({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":)" +
+                  Q(c[9]) + R"(,"stage":)" + Q(c[10]) + R"(,"requestURI":)" + Q(c[8]) +
+                  R"(,"verb":)" + Q(c[3]) + R"(,"user":{"username":)" + Q(c[2]) + "}";
+  std::string ref;
+  if (!c[4].empty()) ref += R"("resource":)" + Q(c[4]);
+  if (!c[5].empty()) ref += std::string(ref.empty() ? "" : ",") + R"("subresource":)" + Q(c[5]);
+  if (!c[6].empty()) ref += std::string(ref.empty() ? "" : ",") + R"("name":)" + Q(c[6]);
+  if (!ref.empty()) e += R"(,"objectRef":{)" + ref + "}";
+  if (!c[11].empty()) e += R"(,"responseStatus":{"metadata":{},"code":)" + c[11] + "}";
+  e += R"(,"requestReceivedTimestamp":)" + Q(c[1]) + R"(,"stageTimestamp":)" + Q(c[1]);
+  e += R"(,"annotations":{"perfspec.logstash/host":)" + Q(c[0]) + "}}";
+  return e;
+}
+
+// PerfSPEC events with the Falco and audit2rbac events spread evenly among
+// them. Only events whose auditID is a 36-character UUID (all of them).
+std::vector<std::string> LoadCorpus(const std::string& dir) {
+  std::vector<std::string> perf, other;
+  for (const auto& row : ParseCsv(ReadAll(dir + "/perfspec-kubernetes-event-dataset/audit-logs.csv")))
+    if (row.size() == 15) perf.push_back(Rebuild(row));
+  for (auto& l : Lines(ReadAll(dir + "/audit2rbac-demo.jsonl"))) other.push_back(std::move(l));
+  std::vector<std::string> falco;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/falco"))
+    if (e.path().extension() == ".json") falco.push_back(e.path().string());
+  std::sort(falco.begin(), falco.end());
+  for (const auto& f : falco)
+    for (auto& l : Lines(ReadAll(f))) other.push_back(std::move(l));
+  if (perf.empty() || other.empty()) Die("corpus", "no events under " + dir);
+  std::vector<std::string> out;
+  const size_t every = perf.size() / other.size() + 1;
+  size_t o = 0;
+  for (size_t i = 0; i < perf.size(); ++i) {
+    if (i % every == 0 && o < other.size()) out.push_back(other[o++]);
+    out.push_back(std::move(perf[i]));
+  }
+  while (o < other.size()) out.push_back(other[o++]);
+  return out;
+}
+
+// Offset of the last 12 hex digits of the event's auditID UUID.
+size_t CounterOffset(const std::string& ev) {
+  constexpr std::string_view kKey = "\"auditID\":\"";
+  size_t k = ev.find(kKey);
+  if (k == std::string::npos) return std::string::npos;
+  size_t start = k + kKey.size(), end = ev.find('"', start);
+  if (end == std::string::npos || end - start != 36) return std::string::npos;
+  return end - 12;
+}
+
+void PutCounter(char* at, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 11; i >= 0; --i) {
+    at[i] = kHex[v & 15];
+    v >>= 4;
+  }
+}
+
+// A request body with the places to stamp fresh auditIDs into.
+struct Body {
+  std::string text;
+  std::vector<size_t> counters;
+  void Stamp(uint64_t* seq) {
+    for (size_t at : counters) PutCounter(text.data() + at, (*seq)++);
+  }
+};
+
+// EventLists of kBatch consecutive events (cycling through the corpus).
+std::vector<Body> MakeBodies(const std::vector<std::string>& evs, size_t n) {
+  std::vector<Body> out(n);
+  size_t next = 0;
+  for (auto& b : out) {
+    b.text = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[)";
+    for (size_t i = 0; i < kBatch; ++i) {
+      const std::string& ev = evs[next++ % evs.size()];
+      if (i) b.text += ',';
+      size_t at = CounterOffset(ev);
+      if (at == std::string::npos) Die("corpus", "an auditID is not a UUID: " + ev.substr(0, 120));
+      b.counters.push_back(b.text.size() + at);
+      b.text += ev;
+    }
+    b.text += "]}";
+  }
+  return out;
+}
+
+// Lines for the TCP connector, `n` of them, each with a fresh auditID.
+std::string MakeLines(const std::vector<std::string>& evs, size_t n, uint64_t* seq) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    std::string ev = evs[i % evs.size()];
+    PutCounter(ev.data() + CounterOffset(ev), (*seq)++);
+    out += ev;
+    out += '\n';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The disk.
+
+double DiskBound(const std::string& dir, double seconds) {
+  const std::string path = dir + "/disk-bound";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Die("open " + path, std::strerror(errno));
+  std::string chunk(size_t{1} << 20, '\0');
+  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>((i * 2654435761u) >> 13);
+  uint64_t off = 0;
+  auto t0 = Clock::now();
+  while (Since(t0) < seconds) {
+    if (::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(off)) !=
+        static_cast<ssize_t>(chunk.size()))
+      Die("pwrite " + path, std::strerror(errno));
+    if (::fdatasync(fd) != 0) Die("fdatasync " + path, std::strerror(errno));
+    off += chunk.size();
+  }
+  double bps = static_cast<double>(off) / Since(t0);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return bps;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) n += it->file_size(ec);
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+
+// `annals serve` on 127.0.0.1:0 with the TCP connector on 127.0.0.1:0,
+// stopped with SIGTERM.
+class Server {
+ public:
+  Server(const std::string& annals, const std::string& data) : data_(data) {
+    const std::string out = data + ".stdout", err = data + ".stderr";
+    std::vector<std::string> args = {annals, "serve", "--data", data, "--listen", "127.0.0.1:0",
+                                     "--tcp-listen", "127.0.0.1:0"};
+    pid_ = ::fork();
+    if (pid_ < 0) Die("fork", std::strerror(errno));
+    if (pid_ == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(annals.c_str(), argv.data());
+      ::_exit(127);
+    }
+    auto t0 = Clock::now();
+    while (url_.empty()) {
+      std::ifstream in(out);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.starts_with("url: ")) url_ = line.substr(5);
+        if (line.starts_with("tcp: ")) tcp_port_ = static_cast<uint16_t>(std::stoi(line.substr(5)));
+      }
+      int status;
+      if (url_.empty() && (::waitpid(pid_, &status, WNOHANG) == pid_ || Since(t0) > 120)) {
+        pid_ = -1;
+        Die("annals serve (" + annals + ") did not start", ReadAll(err));
+      }
+      if (url_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~Server() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 3000; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  const std::string& url() const { return url_; }
+  uint16_t tcp_port() const { return tcp_port_; }
+  // CPU seconds (user + system, all threads) the server has used so far.
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return 0;
+    std::istringstream rest(stat.substr(paren + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::stod(field);
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  uint64_t SegmentBytes() const { return DirBytes(data_ + "/segments"); }
+
+  uint64_t LogEntries() const {
+    auto c = client::HttpClient::Create(url_);
+    if (!c.ok()) Die("metrics", c.status().ToString());
+    auto r = (*c)->Get("/metrics");
+    if (!r.ok() || r->status != 200) Die("metrics", r.ok() ? r->body : r.status().ToString());
+    constexpr std::string_view kName = "\nannals_log_entries ";
+    size_t at = r->body.find(kName);
+    if (at == std::string::npos) Die("metrics", "no annals_log_entries");
+    return std::stoull(r->body.substr(at + kName.size()));
+  }
+
+ private:
+  std::string data_, url_;
+  uint16_t tcp_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// One POST; the answer must store every event (nothing deduplicated).
+Status PostOnce(client::HttpClient* c, const std::string& body) {
+  auto r = c->Post("/v1/ingest/k8s-audit", body);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return InternalError("HTTP " + std::to_string(r->status) + ": " + r->body);
+  if (r->body.find("\"stored\":" + std::to_string(kBatch)) == std::string::npos)
+    return InternalError("not every event was stored: " + r->body);
+  return OkStatus();
+}
+
+struct RunResult {
+  uint64_t events = 0, requests = 0;
+  double seconds = 0;
+  Samples lat;
+};
+
+// `posters` threads, each posting its own bodies back to back for `seconds`.
+RunResult Saturate(const Server& server, const std::vector<std::string>& evs, int posters,
+                   double seconds, uint64_t* seq) {
+  std::vector<std::vector<Body>> bodies;
+  for (int p = 0; p < posters; ++p) bodies.push_back(MakeBodies(evs, 8));
+  std::vector<RunResult> res(posters);
+  std::vector<uint64_t> seqs;
+  for (int p = 0; p < posters; ++p) seqs.push_back(*seq + static_cast<uint64_t>(p) * (1ull << 40));
+  *seq += static_cast<uint64_t>(posters) * (1ull << 40);
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex mu;
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int p = 0; p < posters; ++p) {
+    ts.emplace_back([&, p] {
+      auto c = client::HttpClient::Create(server.url());
+      if (!c.ok()) Die("client", c.status().ToString());
+      size_t k = 0;
+      while (Since(t0) < seconds && !failed) {
+        Body& b = bodies[p][k++ % bodies[p].size()];
+        b.Stamp(&seqs[p]);
+        auto a = Clock::now();
+        Status s = PostOnce(c->get(), b.text);
+        if (!s.ok()) {
+          std::lock_guard lock(mu);
+          error = s.ToString();
+          failed = true;
+          return;
+        }
+        res[p].lat.Add(Since(a) * 1e6);
+        res[p].events += kBatch;
+        ++res[p].requests;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (failed) Die("webhook", error);
+  RunResult all;
+  all.seconds = Since(t0);
+  for (auto& r : res) {
+    all.events += r.events;
+    all.requests += r.requests;
+    all.lat.Merge(r.lat);
+  }
+  return all;
+}
+
+// Requests sent on a fixed schedule (rate events/s in lists of kBatch) by a
+// pool of senders; latency from the scheduled time to the durable answer.
+RunResult Paced(const Server& server, const std::vector<std::string>& evs, double rate,
+                double seconds, uint64_t* seq) {
+  constexpr int kSenders = 8;
+  const size_t total = static_cast<size_t>(rate * seconds / kBatch);
+  const auto period = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(static_cast<double>(kBatch) / rate));
+  std::vector<std::vector<Body>> bodies;
+  for (int p = 0; p < kSenders; ++p) bodies.push_back(MakeBodies(evs, 2));
+  std::vector<Samples> lat(kSenders);
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> seq_base{*seq};
+  *seq += 1ull << 44;
+  const auto t0 = Clock::now() + std::chrono::milliseconds(50);
+  std::vector<std::thread> ts;
+  for (int p = 0; p < kSenders; ++p) {
+    ts.emplace_back([&, p] {
+      auto c = client::HttpClient::Create(server.url());
+      if (!c.ok()) Die("client", c.status().ToString());
+      for (size_t k; (k = next.fetch_add(1)) < total;) {
+        Body& b = bodies[p][k % 2];
+        uint64_t s = seq_base.fetch_add(kBatch);
+        b.Stamp(&s);
+        const auto due = t0 + period * static_cast<long>(k);
+        std::this_thread::sleep_until(due);
+        Status st = PostOnce(c->get(), b.text);
+        if (!st.ok()) Die("paced webhook", st.ToString());
+        lat[p].Add(Since(due) * 1e6);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  RunResult all;
+  all.seconds = Since(t0);
+  all.events = total * kBatch;
+  all.requests = total;
+  for (auto& l : lat) all.lat.Merge(l);
+  return all;
+}
+
+// Writes `lines` to the TCP connector over `conns` connections and returns
+// the seconds until the log holds them all.
+double TcpRun(const Server& server, const std::vector<std::string>& evs, size_t lines, int conns,
+              uint64_t* seq) {
+  std::vector<std::string> data;
+  for (int c = 0; c < conns; ++c) data.push_back(MakeLines(evs, lines / conns, seq));
+  const uint64_t want = server.LogEntries() + static_cast<uint64_t>(lines / conns) * conns;
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int c = 0; c < conns; ++c) {
+    ts.emplace_back([&, c] {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sa.sin_port = htons(server.tcp_port());
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+        Die("tcp connect", std::strerror(errno));
+      const std::string& d = data[c];
+      size_t done = 0;
+      while (done < d.size()) {
+        ssize_t k = ::send(fd, d.data() + done, d.size() - done, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) Die("tcp send", std::strerror(errno));
+        done += static_cast<size_t>(k);
+      }
+      ::shutdown(fd, SHUT_WR);
+      char buf[16];
+      while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+      }
+      ::close(fd);
+    });
+  }
+  for (auto& t : ts) t.join();
+  while (server.LogEntries() < want) {
+    if (Since(t0) > 300) Die("tcp", "the lines did not all reach the log within 300 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Since(t0);
+}
+
+std::string DefaultAnnalsPath() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "annals";
+  return (self.parent_path().parent_path() / "annals").string();
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"ingest_bench: Kubernetes audit ingest figures against the disk's bound"};
+  std::string base = "/tmp", annals = DefaultAnnalsPath();
+#ifdef ANNALS_CORPUS_DIR
+  std::string corpus = ANNALS_CORPUS_DIR "/k8s-audit";
+#else
+  std::string corpus = "../shared/corpus/k8s-audit";
+#endif
+  double seconds = 5;
+  size_t tcp_lines = 400000;
+  app.add_option("--dir", base, "where the temporary data directory goes")->capture_default_str();
+  app.add_option("--annals", annals, "the annals binary")->capture_default_str();
+  app.add_option("--corpus", corpus, "the k8s-audit corpus directory")->capture_default_str();
+  app.add_option("--seconds", seconds, "length of each saturated run")->capture_default_str();
+  app.add_option("--tcp-lines", tcp_lines, "lines per TCP run")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  std::string dir = base + "/ingest-bench-XXXXXX";
+  if (!::mkdtemp(dir.data())) Die("mkdtemp", std::strerror(errno));
+
+  std::printf("ingest_bench\nnproc            %u\n", std::thread::hardware_concurrency());
+  {
+    std::ifstream in("/proc/loadavg");
+    std::string load;
+    std::getline(in, load);
+    std::printf("loadavg          %s (other work on the machine skews every figure)\n", load.c_str());
+  }
+  const auto evs = LoadCorpus(corpus);
+  size_t bytes = 0;
+  for (const auto& e : evs) bytes += e.size();
+  std::printf("corpus           %zu events, %.0f B on average (PerfSPEC rebuilt + Falco + audit2rbac)\n",
+              evs.size(), static_cast<double>(bytes) / static_cast<double>(evs.size()));
+  std::fflush(stdout);
+
+  std::printf("\n== 1. disk bound: sequential 1 MiB writes, fdatasync after each (3 s)\n");
+  const double disk = DiskBound(dir, 3);
+  std::printf("disk             %.0f MB/s\n", disk / 1e6);
+
+  uint64_t seq = 1;
+  double best = 0, p99_ms = 0;
+  {
+    Server server(annals, dir + "/data");
+    std::printf("\n== 2. webhook: EventLists of %zu events, durable answer per request, %.0f s each\n",
+                kBatch, seconds);
+    // Warm-up: the first requests pay for page faults and RocksDB's start.
+    Saturate(server, evs, 4, 1, &seq);
+    for (int posters : {1, 4, 16}) {
+      const uint64_t e0 = server.LogEntries(), b0 = server.SegmentBytes();
+      const double c0 = server.CpuSeconds();
+      RunResult r = Saturate(server, evs, posters, seconds, &seq);
+      const uint64_t e1 = server.LogEntries(), b1 = server.SegmentBytes();
+      const double cpu_us = (server.CpuSeconds() - c0) * 1e6 / static_cast<double>(r.events);
+      const double eps = static_cast<double>(r.events) / r.seconds;
+      const double per_event = e1 > e0 ? static_cast<double>(b1 - b0) / static_cast<double>(e1 - e0) : 0;
+      std::printf("%2d posters  %9s events/s  %6.0f req/s  request p50 %s p99 %s  "
+                  "%.0f B/event on disk -> %.1f MB/s = %.0f%% of the disk bound  "
+                  "server CPU %.1f us/event\n",
+                  posters, Num(eps).c_str(), static_cast<double>(r.requests) / r.seconds,
+                  Ms(r.lat.Pct(0.5)).c_str(), Ms(r.lat.Pct(0.99)).c_str(), per_event,
+                  eps * per_event / 1e6, 100 * eps * per_event / disk, cpu_us);
+      std::fflush(stdout);
+      best = std::max(best, eps);
+    }
+
+    std::printf("\n== 3. paced: %s events/s as %.0f EventLists of %zu per second, 10 s\n",
+                Num(kPacedRate).c_str(), kPacedRate / kBatch, kBatch);
+    RunResult p = Paced(server, evs, kPacedRate, 10, &seq);
+    p99_ms = p.lat.Pct(0.99) / 1000;
+    std::printf("%zu requests   ack latency p50 %s  p99 %s  max %s  (from the scheduled send time)\n",
+                static_cast<size_t>(p.requests), Ms(p.lat.Pct(0.5)).c_str(),
+                Ms(p.lat.Pct(0.99)).c_str(), Ms(p.lat.Pct(1.0)).c_str());
+    std::fflush(stdout);
+
+    std::printf("\n== 4. TCP connector: %s lines, timed until all are in the log\n",
+                Num(static_cast<double>(tcp_lines)).c_str());
+    for (int conns : {1, 4}) {
+      const double c0 = server.CpuSeconds();
+      double s = TcpRun(server, evs, tcp_lines, conns, &seq);
+      const double n = static_cast<double>(tcp_lines / conns * conns);
+      std::printf("%d connection%s  %9s lines/s  server CPU %.1f us/line\n", conns,
+                  conns > 1 ? "s" : " ", Num(n / s).c_str(), (server.CpuSeconds() - c0) * 1e6 / n);
+      std::fflush(stdout);
+    }
+  }
+
+  std::printf("\n== summary (targets on 2 cores)\n");
+  std::printf("webhook events/s (best)   %9s   target >= %s   %s\n", Num(best).c_str(),
+              Num(kTargetEventsPerSec).c_str(), best >= kTargetEventsPerSec ? "meets" : "MISSES");
+  std::printf("ack p99 at 10,000 ev/s    %7.1f ms   target <= %.0f ms     %s\n", p99_ms,
+              kTargetPacedP99Ms, p99_ms <= kTargetPacedP99Ms ? "meets" : "MISSES");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace annals::bench
+
+int main(int argc, char** argv) { return annals::bench::Main(argc, argv); }

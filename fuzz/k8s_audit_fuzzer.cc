@@ -1,0 +1,36 @@
+// Feeds arbitrary bytes to ingest::ParseAuditBody, the parser of webhook
+// bodies (an audit EventList or one Event). It may reject anything, but must
+// not crash, and what it accepts must be what the ledger stores verbatim:
+// each event's raw bytes are a view into the input, carry no surrounding
+// whitespace, and parse on their own as the same event (same auditID and
+// stage), so a stored payload can never belong to another event's metadata.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "ingest/k8s_audit.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  auto events = annals::ingest::ParseAuditBody(input);
+  if (!events.ok()) {
+    if (events.status().message().empty()) std::abort();  // a rejection names its reason
+    return 0;
+  }
+  if (events->empty()) return 0;
+  for (const auto& ev : *events) {
+    const char* b = ev.raw.data();
+    if (ev.raw.empty() || b < input.data() || b + ev.raw.size() > input.data() + input.size())
+      std::abort();  // not a view into the body
+    if (input.find(ev.raw) == std::string_view::npos) std::abort();
+    const char first = ev.raw.front(), last = ev.raw.back();
+    if (first != '{' || last != '}') std::abort();  // an object, trimmed
+    if (ev.audit_id.empty() || ev.stage.empty()) std::abort();
+    auto again = annals::ingest::ParseAuditEvent(ev.raw, "raw");
+    if (!again.ok()) std::abort();
+    if (again->audit_id != ev.audit_id || again->stage != ev.stage || again->raw != ev.raw)
+      std::abort();
+  }
+  return 0;
+}
