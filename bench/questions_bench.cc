@@ -1324,11 +1324,15 @@ int Main(int argc, char** argv) {
     auto r = questions.Events(q);
     if (!r.ok()) Die("events", r.status());
   });
-  const double gb_scaled = gb_verb_ms * 1e7 / static_cast<double>(std::max<uint64_t>(1, groups_total));
+  // The slower of the two unfiltered group-bys counts (user keys are long
+  // strings, verb keys short).
+  const double scale = 1e7 / static_cast<double>(std::max<uint64_t>(1, groups_total));
+  const double gb_scaled = std::max(gb_verb_ms, gb_user_ms) * scale;
   std::printf("Questions::Events group-by over %llu events: verb %.0f ms, user %.0f ms, resource in one namespace "
-              "%.0f ms (verb scaled to 10M events: %.0f ms)\n",
-              static_cast<unsigned long long>(groups_total), gb_verb_ms, gb_user_ms, gb_filter_ms, gb_scaled);
-  Summarize("group-by over all events (scaled to 10M)", Fmt("%.0f ms", gb_scaled), "<= 2 s",
+              "%.0f ms (scaled to 10M events: verb %.0f ms, user %.0f ms)\n",
+              static_cast<unsigned long long>(groups_total), gb_verb_ms, gb_user_ms, gb_filter_ms, gb_verb_ms * scale,
+              gb_user_ms * scale);
+  Summarize("group-by over all events (slowest key, scaled to 10M)", Fmt("%.0f ms", gb_scaled), "<= 2 s",
             gb_scaled <= kTargetGroupByMsPer10M);
 
   const uint64_t rss = ProcStatus("self", "VmRSS"), hwm = ProcStatus("self", "VmHWM");

@@ -183,6 +183,8 @@ int VerifyLocal(const std::string& data, std::string vkey) {
       std::fprintf(stderr, "annals: verify FAILED: %s\n", s.message().c_str());
     return 2;
   }
+  if (!report.unverified_tail.empty())
+    std::fprintf(stderr, "annals: note: %s\n", report.unverified_tail.c_str());
   std::printf("verified %llu entries, %llu tiles, %llu blobs, %llu checkpoints in %.3fs\n",
               static_cast<unsigned long long>(report.entries),
               static_cast<unsigned long long>(report.tiles),

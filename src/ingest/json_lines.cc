@@ -89,9 +89,9 @@ std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view bod
     std::string_view line = body.substr(0, nl);
     body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    size_t a = line.find_first_not_of(" \t");
+    size_t a = line.find_first_not_of(" \t\r");
     if (a == std::string_view::npos) continue;
-    out.emplace_back(line.substr(a, line.find_last_not_of(" \t") - a + 1), line_no);
+    out.emplace_back(line.substr(a, line.find_last_not_of(" \t\r") - a + 1), line_no);
   }
   return out;
 }

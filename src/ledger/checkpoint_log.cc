@@ -38,12 +38,16 @@ Status CheckpointLog::Scan(const std::string& dir,
   uint64_t off = 0, n = 0;
   while (off < v.size()) {
     std::string why;
+    // A crash can tear only the last record (each append is one small write
+    // and a sync): damage with good records after it is not a torn tail.
+    bool torn = true;
     if (v.size() - off < 8) {
       why = "truncated record header";
     } else {
       uint32_t len = GetBigEndian32(v.data() + off);
       if (len == 0 || len > kMaxNote) {
         why = "bad record length";
+        torn = v.substr(off).find_first_not_of('\0') == std::string_view::npos;
       } else if (v.size() - off - 8 < len) {
         why = "truncated record";
       } else {
@@ -51,6 +55,7 @@ Status CheckpointLog::Scan(const std::string& dir,
         uint32_t got = crc32c::Extend(crc32c::Value(v.data() + off, 4), v.data() + off + 8, len);
         if (want != got) {
           why = "CRC mismatch";
+          torn = off + 8 + len == v.size();
         } else {
           if (fn) RETURN_IF_ERROR(fn(n, v.substr(off + 8, len)));
           off += 8 + len;
@@ -61,6 +66,7 @@ Status CheckpointLog::Scan(const std::string& dir,
     }
     std::string msg = "checkpoint record " + std::to_string(n) + " at byte " +
                       std::to_string(off) + ": " + why;
+    if (!torn) return DataLossError(msg + " (not at the end of the file: damage, not a torn write)");
     if (cut) {
       *cut = msg;
       // Tail position is encoded for Open() in the message's byte offset.

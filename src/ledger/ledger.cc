@@ -288,6 +288,7 @@ void Ledger::IntegratorLoop() {
       if (!s.ok() && failed_.ok()) failed_ = s;
     }
     space_cv_.notify_all();
+    { std::lock_guard l(pub_mu_); }  // no lost wake-up: the publisher checks tiles_ under pub_mu_
     pub_cv_.notify_all();
   }
 }

@@ -132,7 +132,6 @@ class Ledger {
   // writes, HTTP answers) never delays the next group commit.
   std::condition_variable completer_cv_;
   std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> completions_;
-  bool completer_done_ = false;
   bool stopping_ = false;
   bool writer_done_ = false;
   Status failed_;

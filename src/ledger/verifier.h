@@ -22,6 +22,9 @@ struct VerifyReport {
   uint64_t blobs = 0;
   uint64_t bytes = 0;
   int64_t bad_index = -1;  // first bad entry index, when one is known
+  // Set when reading stopped early past every checkpoint (a record being
+  // written, or a torn tail recovery will cut): what was not read, and why.
+  std::string unverified_tail;
 };
 
 // progress(bytes_done, bytes_total) is called now and then.

@@ -225,6 +225,11 @@ Status SegmentLog::StartSegment(uint64_t first_index) {
 }
 
 Status SegmentLog::Append(std::span<const std::string> entries) {
+  // All or nothing: check every entry before buffering any.
+  for (const std::string& e : entries)
+    if (e.empty() || e.size() > kMaxRecordSize)
+      return InvalidArgumentError("entry of " + std::to_string(e.size()) +
+                                  " bytes: must be 1.." + std::to_string(kMaxRecordSize));
   // Only this (the writer) thread adds segments, so the last one stays put
   // until the roll below: look it up once, not per entry.
   Segment* seg;

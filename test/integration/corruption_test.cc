@@ -372,7 +372,7 @@ TEST_F(CheckpointCorruptionTest, SignedCheckpointWithAWrongRootIsReportedAtItsRe
 // bad_index = next for any error, including TreeChecker::CheckRoot's, which
 // is about a checkpoint, not an entry. Enable once only segment-scan errors
 // take that fallback.
-TEST_F(CheckpointCorruptionTest, DISABLED_WrongRootNamesNoEntryBeyondTheCheckpoint) {
+TEST_F(CheckpointCorruptionTest, WrongRootNamesNoEntryBeyondTheCheckpoint) {
   ASSERT_OK_AND_ASSIGN(std::string skey, testutil::ReadFile(dir_ + "/key"));
   while (!skey.empty() && skey.back() == '\n') skey.pop_back();
   ASSERT_OK_AND_ASSIGN(auto signer, note::Signer::FromPrivateKey(skey));
@@ -391,7 +391,7 @@ TEST_F(CheckpointCorruptionTest, DISABLED_WrongRootNamesNoEntryBeyondTheCheckpoi
 // checkpoints.log makes `serve` silently delete every later signed
 // checkpoint (src/ledger/checkpoint_log.cc, Scan). Enable once Scan only
 // cuts a bad record that reaches the end of the file.
-TEST_F(CheckpointCorruptionTest, DISABLED_ServeKeepsTheCheckpointsAfterADamagedRecord) {
+TEST_F(CheckpointCorruptionTest, ServeKeepsTheCheckpointsAfterADamagedRecord) {
   // A damaged record in the middle of checkpoints.log is not a torn tail:
   // the signed checkpoints after it must not be thrown away on start.
   auto [b64, len] = SignatureSpan(note_);
