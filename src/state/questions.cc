@@ -199,7 +199,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
   return out;
 }
 
-const Questions::PodCard& Questions::Card(uint32_t pod, const Version& v) const {
+Questions::PodCard Questions::Card(uint32_t pod, const Version& v) const {
   {
     std::lock_guard lock(cache_mu_);
     auto it = cards_.find(v.index);
@@ -226,7 +226,7 @@ const Questions::PodCard& Questions::Card(uint32_t pod, const Version& v) const 
   return cards_.emplace(v.index, std::move(c)).first->second;
 }
 
-const std::vector<std::pair<std::string, std::string>>& Questions::Selector(uint64_t index) const {
+std::vector<std::pair<std::string, std::string>> Questions::Selector(uint64_t index) const {
   {
     std::lock_guard lock(cache_mu_);
     auto it = selectors_.find(index);
@@ -364,7 +364,7 @@ std::string Questions::FlowWorkload(std::string_view ip_text, Micros t) const {
   const Object& pod = store_->object(iv->pod);
   const Version* v = pod.At(t);
   if (!v) return "null";
-  const PodCard& c = Card(iv->pod, *v);
+  const PodCard c = Card(iv->pod, *v);
   json services = json::array();
   uint32_t svc = store_->strings().Find("services");
   if (svc != kUnknown) {

@@ -98,8 +98,9 @@ class Questions {
     nlohmann::json owner;  // top owner {kind,name,uid} or null
   };
   // Cached by the ledger index of the version (a version never changes).
-  const PodCard& Card(uint32_t pod, const Version& v) const;
-  const std::vector<std::pair<std::string, std::string>>& Selector(uint64_t index) const;
+  // Copies out of the caches: another thread may clear them at any time.
+  PodCard Card(uint32_t pod, const Version& v) const;
+  std::vector<std::pair<std::string, std::string>> Selector(uint64_t index) const;
   std::string FlowWorkload(std::string_view ip, Micros t) const;
 
   mutable std::mutex cache_mu_;
