@@ -63,16 +63,7 @@ Status ValidateJsonObject(std::string_view line, std::string_view what) {
 
 StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body) {
   std::vector<std::string_view> out;
-  size_t line_no = 0;
-  while (!body.empty()) {
-    ++line_no;
-    auto nl = body.find('\n');
-    std::string_view line = body.substr(0, nl);
-    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    size_t a = line.find_first_not_of(" \t");
-    if (a == std::string_view::npos) continue;
-    line = line.substr(a, line.find_last_not_of(" \t") - a + 1);
+  for (auto [line, line_no] : SplitLines(body)) {
     RETURN_IF_ERROR(ValidateJsonObject(line, "line " + std::to_string(line_no)));
     out.push_back(line);
   }

@@ -98,29 +98,22 @@ bool LabelSelector::Matches(const json& labels) const {
   return true;
 }
 
-StatusOr<json> Questions::EventAt(uint64_t index) const {
+StatusOr<std::string> Questions::PayloadAt(uint64_t index) const {
   ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
   ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
-  std::string payload;
-  if (d.external) {
-    ASSIGN_OR_RETURN(payload, ledger_->GetBlob(d.payload_digest));
-  } else {
-    payload.assign(d.payload);
-  }
+  if (d.external) return ledger_->GetBlob(d.payload_digest);
+  return std::string(d.payload);
+}
+
+StatusOr<json> Questions::EventAt(uint64_t index) const {
+  ASSIGN_OR_RETURN(std::string payload, PayloadAt(index));
   json j = Parse(payload);
   if (j.is_discarded()) return DataLossError("entry " + std::to_string(index) + " is not JSON");
   return j;
 }
 
 StatusOr<json> Questions::BodyAt(uint64_t index) const {
-  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
-  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
-  std::string payload;
-  if (d.external) {
-    ASSIGN_OR_RETURN(payload, ledger_->GetBlob(d.payload_digest));
-  } else {
-    payload.assign(d.payload);
-  }
+  ASSIGN_OR_RETURN(std::string payload, PayloadAt(index));
   std::string_view obj = RawMember(payload, "responseObject");
   if (obj.empty()) return json();  // gone by a Status answer: no body
   json j = Parse(obj);

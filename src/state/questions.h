@@ -89,6 +89,8 @@ class Questions {
   nlohmann::json SelectingServices(uint32_t ns, const nlohmann::json& labels, Micros at,
                                    std::vector<uint64_t>* evidence) const;
   StatusOr<nlohmann::json> EventAt(uint64_t index) const;
+  // The payload of the entry at index (from the blob store if external).
+  StatusOr<std::string> PayloadAt(uint64_t index) const;
 
   ledger::Ledger* ledger_;
   const StateStore* store_;
