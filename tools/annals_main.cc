@@ -122,7 +122,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = tailers.back()->Start();
     if (!s.ok()) return Fail(s);
   }
-  auto hp = server::SplitHostPort(listen);
+  auto hp = SplitHostPort(listen);
   std::printf("annals serving %s entries=%llu\nurl: http://%s:%u\nverifier key: %s\n",
               data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
               hp->first.c_str(), *port, (*ledger)->signer().VerifierKey().c_str());

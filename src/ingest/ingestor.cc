@@ -145,7 +145,8 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   std::vector<std::string> entries;
   std::vector<std::pair<std::string, size_t>> new_keys;  // key, position in entries
   std::vector<std::shared_ptr<Pending>> deps;
-  std::vector<size_t> blobs;  // items whose payload goes to the blob store
+  // (item, entry position) of payloads that go to the blob store.
+  std::vector<std::pair<size_t, size_t>> blobs;
   uint64_t dups = 0;
 
   auto release = [this, &new_keys, &pending]() {
@@ -217,13 +218,16 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
       bool needs_blob = false;
       auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
       if (!e.ok()) return abort_with(e.status());
-      if (needs_blob) blobs.push_back(i);
+      if (needs_blob) blobs.emplace_back(i, entries.size());
       entries.push_back(std::move(*e));
     }
   }
   if (conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, conflicts);
-  for (size_t i : blobs) {
-    Status s = ledger_->PutBlob(Sha256(items[i].payload), items[i].payload);
+  for (auto [i, pos] : blobs) {
+    // The entry already carries the payload's digest: do not hash it again.
+    auto ref = ledger::DecodeEntry(entries[pos]);
+    if (!ref.ok()) return fail(ref.status());
+    Status s = ledger_->PutBlob(ref->payload_digest, items[i].payload);
     if (!s.ok()) return fail(s);
   }
   join->result.duplicates = dups;

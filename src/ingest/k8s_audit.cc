@@ -184,33 +184,37 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key) {
+std::string_view RawMemberValue(std::string_view s, std::string_view key) {
   size_t i = SkipWs(s, 0);
-  if (i >= s.size() || s[i] != '{') return InvalidArgumentError("not a JSON object");
+  if (i >= s.size() || s[i] != '{') return {};
   i = SkipWs(s, i + 1);
-  while (i < s.size() && s[i] != '}') {
+  while (i < s.size() && s[i] == '"') {
     size_t kend = SkipString(s, i);
     std::string_view k = s.substr(i + 1, kend - i - 2);
     i = SkipWs(s, kend);
-    if (i >= s.size() || s[i] != ':') return InvalidArgumentError("malformed object");
+    if (i >= s.size() || s[i] != ':') return {};
     i = SkipWs(s, i + 1);
     size_t vend = SkipValue(s, i);
-    if (KeyEquals(k, key)) {
-      if (s[i] != '[') return InvalidArgumentError(std::string(key) + " is not an array");
-      std::vector<std::string_view> out;
-      size_t j = SkipWs(s, i + 1);
-      while (j < vend && s[j] != ']') {
-        size_t e = SkipValue(s, j);
-        out.push_back(s.substr(j, e - j));
-        j = SkipWs(s, e);
-        if (j < vend && s[j] == ',') j = SkipWs(s, j + 1);
-      }
-      return out;
-    }
+    if (KeyEquals(k, key)) return s.substr(i, vend - i);
     i = SkipWs(s, vend);
     if (i < s.size() && s[i] == ',') i = SkipWs(s, i + 1);
   }
-  return NotFoundError("no " + std::string(key));
+  return {};
+}
+
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key) {
+  std::string_view v = RawMemberValue(s, key);
+  if (v.empty()) return NotFoundError("no " + std::string(key));
+  if (v[0] != '[') return InvalidArgumentError(std::string(key) + " is not an array");
+  std::vector<std::string_view> out;
+  size_t j = SkipWs(v, 1);
+  while (j < v.size() && v[j] != ']') {
+    size_t e = SkipValue(v, j);
+    out.push_back(v.substr(j, e - j));
+    j = SkipWs(v, e);
+    if (j < v.size() && v[j] == ',') j = SkipWs(v, j + 1);
+  }
+  return out;
 }
 
 StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what) {
@@ -266,39 +270,28 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   AppendJsonString(&m, receive_time);
   m += R"(,"ct":"application/json","type":"k8s.audit","key":)";
   AppendJsonString(&m, e.DedupKey());
-  m += R"(,"audit":{"stage":)";
-  AppendJsonString(&m, e.stage);
-  m += R"(,"verb":)";
-  AppendJsonString(&m, e.verb);
-  m += R"(,"user":)";
-  AppendJsonString(&m, e.user);
-  m += R"(,"resource":)";
-  AppendJsonString(&m, e.resource);
-  if (!e.subresource.empty()) {
-    m += R"(,"subresource":)";
-    AppendJsonString(&m, e.subresource);
-  }
-  if (!e.api_group.empty()) {
-    m += R"(,"group":)";
-    AppendJsonString(&m, e.api_group);
-  }
-  m += R"(,"namespace":)";
-  AppendJsonString(&m, e.namespace_);
-  m += R"(,"name":)";
-  AppendJsonString(&m, e.name);
+  m += R"(,"audit":{)";
+  // `,"name":"value"`; optional fields are left out when empty.
+  auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
+    if (optional && value.empty()) return;
+    if (m.back() != '{') m += ',';
+    AppendJsonString(&m, name);
+    m += ':';
+    AppendJsonString(&m, value);
+  };
+  field("stage", e.stage);
+  field("verb", e.verb);
+  field("user", e.user);
+  field("resource", e.resource);
+  field("subresource", e.subresource, true);
+  field("group", e.api_group, true);
+  field("namespace", e.namespace_);
+  field("name", e.name);
   m += R"(,"code":)" + std::to_string(e.code);
-  m += R"(,"level":)";
-  AppendJsonString(&m, e.level);
-  m += R"(,"time":)";
-  AppendJsonString(&m, e.stage_timestamp);
-  if (!e.source_ip.empty()) {
-    m += R"(,"ip":)";
-    AppendJsonString(&m, e.source_ip);
-  }
-  if (!e.user_agent.empty()) {
-    m += R"(,"ua":)";
-    AppendJsonString(&m, e.user_agent.substr(0, 256));
-  }
+  field("level", e.level);
+  field("time", e.stage_timestamp);
+  field("ip", e.source_ip, true);
+  field("ua", std::string_view(e.user_agent).substr(0, 256), true);
   m += "}}";
   return m;
 }

@@ -65,6 +65,11 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
 // Appends s to out as a JSON string literal (quotes included).
 void AppendJsonString(std::string* out, std::string_view s);
 
+// The raw text of the value of the top-level member `key` of the JSON
+// object text `json` (valid JSON), or "" if there is none. Member names are
+// compared decoded, as simdjson compares them.
+std::string_view RawMemberValue(std::string_view json, std::string_view key);
+
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.
 StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key);

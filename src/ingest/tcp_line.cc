@@ -8,7 +8,7 @@
 #include <optional>
 #include <thread>
 
-#include "common/bytes.h"
+#include "common/net_util.h"
 #include "ingest/line_batch.h"
 
 namespace annals::ingest {
@@ -166,18 +166,11 @@ TcpLineListener::TcpLineListener(std::string listen, Ingestor* ingestor, Metrics
 TcpLineListener::~TcpLineListener() { Stop(); }
 
 StatusOr<uint16_t> TcpLineListener::Start() {
-  auto colon = impl_->listen.rfind(':');
-  if (colon == std::string::npos) return InvalidArgumentError("--tcp-listen needs host:port");
-  std::string host = impl_->listen.substr(0, colon);
-  auto port = ParseDecimal(std::string_view(impl_->listen).substr(colon + 1));
-  if (!port || *port > 65535) return InvalidArgumentError("bad port in " + impl_->listen);
-  if (host.empty()) host = "0.0.0.0";
-  if (host == "localhost") host = "127.0.0.1";
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  ASSIGN_OR_RETURN(auto hp, SplitHostPort(impl_->listen));
   boost::system::error_code ec;
-  auto addr = net::ip::make_address(host, ec);
-  if (ec) return InvalidArgumentError("bad address " + host);
-  tcp::endpoint ep(addr, static_cast<uint16_t>(*port));
+  auto addr = net::ip::make_address(hp.first, ec);
+  if (ec) return InvalidArgumentError("bad --tcp-listen address " + hp.first);
+  tcp::endpoint ep(addr, hp.second);
   auto& acc = impl_->acceptor.emplace(impl_->ioc);
   acc.open(ep.protocol(), ec);
   if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/http.h"
+#include "common/net_util.h"
 #include "common/status.h"
 
 namespace annals::server {
@@ -44,8 +45,6 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// "host:port" -> (host, port). Accepts "[v6]:port".
-StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(std::string_view addr);
 
 }  // namespace annals::server
 

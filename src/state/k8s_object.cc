@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "ingest/k8s_audit.h"
+
 
 namespace annals::state {
 
@@ -42,53 +44,7 @@ std::string FormatIp(const IpKey& k) {
 }
 
 std::string_view RawMember(std::string_view event_json, std::string_view key) {
-  // Reuse the structural scanner of the ingest side through a tiny shim:
-  // look the member up as an array-free value by scanning top-level keys.
-  size_t i = 0;
-  auto ws = [&](size_t j) {
-    while (j < event_json.size() && std::isspace(static_cast<unsigned char>(event_json[j]))) ++j;
-    return j;
-  };
-  auto skip_string = [&](size_t j) {
-    for (++j; j < event_json.size(); ++j) {
-      if (event_json[j] == '\\') ++j;
-      else if (event_json[j] == '"') return j + 1;
-    }
-    return event_json.size();
-  };
-  auto skip_value = [&](size_t j) {
-    if (j >= event_json.size()) return j;
-    if (event_json[j] == '"') return skip_string(j);
-    if (event_json[j] == '{' || event_json[j] == '[') {
-      int depth = 0;
-      for (; j < event_json.size(); ++j) {
-        char c = event_json[j];
-        if (c == '"') j = skip_string(j) - 1;
-        else if (c == '{' || c == '[') ++depth;
-        else if ((c == '}' || c == ']') && --depth == 0) return j + 1;
-      }
-      return event_json.size();
-    }
-    while (j < event_json.size() && event_json[j] != ',' && event_json[j] != '}' &&
-           !std::isspace(static_cast<unsigned char>(event_json[j])))
-      ++j;
-    return j;
-  };
-  i = ws(0);
-  if (i >= event_json.size() || event_json[i] != '{') return {};
-  i = ws(i + 1);
-  while (i < event_json.size() && event_json[i] == '"') {
-    size_t kend = skip_string(i);
-    std::string_view k = event_json.substr(i + 1, kend - i - 2);
-    i = ws(kend);
-    if (i >= event_json.size() || event_json[i] != ':') return {};
-    i = ws(i + 1);
-    size_t vend = skip_value(i);
-    if (k == key) return event_json.substr(i, vend - i);
-    i = ws(vend);
-    if (i < event_json.size() && event_json[i] == ',') i = ws(i + 1);
-  }
-  return {};
+  return ingest::RawMemberValue(event_json, key);
 }
 
 namespace {
