@@ -15,7 +15,7 @@ constexpr char kWatermarkKey[] = "\x00watermark";
 constexpr char kKeyPrefix = 'k';
 // Bumped when the key layout changes; a mismatch means rebuild.
 constexpr char kVersionKey[] = "\x00version";
-constexpr char kVersion[] = "2";
+constexpr char kVersion[] = "3";
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
@@ -65,27 +65,48 @@ DedupIndex::~DedupIndex() {
   if (db_) (void)Flush();
 }
 
-StatusOr<std::optional<uint64_t>> DedupIndex::Lookup(const std::string& key) const {
+StatusOr<std::optional<std::string>> DedupIndex::Lookup(std::string_view key) const {
   std::string k(1, kKeyPrefix);
   k += key;
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), k, &v);
-  if (s.IsNotFound()) return std::optional<uint64_t>();
+  if (s.IsNotFound()) return std::optional<std::string>();
   RETURN_IF_ERROR(FromRocks(s, "dedup lookup"));
-  if (v.size() != 8) return DataLossError("dedup index value malformed");
-  return std::optional<uint64_t>(GetBigEndian64(v.data()));
+  return std::optional<std::string>(std::move(v));
 }
 
-Status DedupIndex::Record(const std::vector<std::pair<std::string, uint64_t>>& keys,
+StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
+    const std::vector<std::string>& keys) const {
+  std::vector<std::optional<std::string>> out(keys.size());
+  if (keys.empty()) return out;
+  std::vector<std::string> prefixed(keys.size());
+  std::vector<rocksdb::Slice> slices(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    prefixed[i].reserve(keys[i].size() + 1);
+    prefixed[i].push_back(kKeyPrefix);
+    prefixed[i] += keys[i];
+    slices[i] = prefixed[i];
+  }
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+                values.data(), statuses.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(statuses[i], "dedup lookup"));
+    out[i] = values[i].ToString();
+  }
+  return out;
+}
+
+Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>& entries,
                           uint64_t watermark) {
   rocksdb::WriteBatch batch;
   std::string k, v;
-  for (const auto& [key, index] : keys) {
+  for (const auto& [key, value] : entries) {
     k.assign(1, kKeyPrefix);
     k += key;
-    v.clear();
-    PutBigEndian64(&v, index);
-    batch.Put(k, v);
+    batch.Put(k, value);
   }
   if (watermark > watermark_) {
     v.clear();

@@ -1,5 +1,6 @@
 // DedupIndex: which dedup keys ((auditID, stage) of an audit event,
-// (source, id) of a CloudEvent) the log already holds, and at which index.
+// (source, id) of a CloudEvent) the log already holds, with a short value
+// per key (the Ingestor's: the log index and payload digest).
 // A derived index in RocksDB under <data>/index/dedup: it is rebuildable
 // from the log, so it is written without a WAL; its watermark says how much
 // of the log it covers, and Ingestor catches it up from there on start.
@@ -12,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,10 +32,14 @@ class DedupIndex {
 
   // Log entries [0, watermark()) are reflected in the index.
   uint64_t watermark() const { return watermark_; }
-  // The log index holding `key`, if any.
-  StatusOr<std::optional<uint64_t>> Lookup(const std::string& key) const;
-  // Records keys and advances the watermark, atomically.
-  Status Record(const std::vector<std::pair<std::string, uint64_t>>& keys, uint64_t watermark);
+  // The value recorded under `key`, if any.
+  StatusOr<std::optional<std::string>> Lookup(std::string_view key) const;
+  // The values of many keys in one batched read (RocksDB MultiGet).
+  StatusOr<std::vector<std::optional<std::string>>> LookupMany(
+      const std::vector<std::string>& keys) const;
+  // Records (key, value) pairs and advances the watermark, atomically.
+  Status Record(const std::vector<std::pair<std::string, std::string>>& entries,
+                uint64_t watermark);
   // Flushes memtables (clean shutdown), so the next start has less to scan.
   Status Flush();
 

@@ -7,6 +7,7 @@
 #include <future>
 #include <unordered_set>
 
+#include "common/bytes.h"
 #include "ledger/entry.h"
 
 namespace annals::ingest {
@@ -100,19 +101,40 @@ bool Ingestor::IsConflict(std::string_view meta) {
          meta.find(R"("conflict":true)") != std::string_view::npos;
 }
 
-std::string Ingestor::Identity(std::string_view key, const Hash& digest) {
+std::string Ingestor::KeyIndexKey(std::string_view key) {
   // Fixed 33-byte index keys: long keys made memtable inserts the largest
   // cost of ingest. SHA-256 keeps them collision-free in practice.
-  std::string id = "I";
-  id.append(HashBytes(Sha256Parts({key, std::string_view("\0", 1), HashBytes(digest)})));
-  return id;
-}
-
-std::string Ingestor::KeyIndexKey(std::string_view key) {
   std::string k = "K";
   k.append(HashBytes(Sha256(key)));
   return k;
 }
+
+std::string Ingestor::ConflictIndexKey(std::string_view key, const Hash& digest) {
+  std::string id = "C";
+  id.append(HashBytes(Sha256Parts({key, std::string_view("\0", 1), HashBytes(digest)})));
+  return id;
+}
+
+namespace {
+
+// Value of a "K" record: the log index, then the payload digest.
+std::string KeyValue(uint64_t index, const Hash& digest) {
+  std::string v;
+  v.reserve(8 + 32);
+  PutBigEndian64(&v, index);
+  v.append(HashBytes(digest));
+  return v;
+}
+std::string IndexValue(uint64_t index) {
+  std::string v;
+  PutBigEndian64(&v, index);
+  return v;
+}
+bool SameDigest(std::string_view key_value, const Hash& digest) {
+  return key_value.size() == 8 + 32 && key_value.substr(8) == HashBytes(digest);
+}
+
+}  // namespace
 
 Status Ingestor::CatchUp() {
   const uint64_t end = ledger_->DurableSize();
@@ -120,18 +142,19 @@ Status Ingestor::CatchUp() {
   constexpr uint64_t kChunk = 8192;
   while (begin < end) {
     uint64_t stop = std::min(end, begin + kChunk);
-    std::vector<std::pair<std::string, uint64_t>> keys;
+    std::vector<std::pair<std::string, std::string>> records;
     RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
       if (!k.empty()) {
-        keys.emplace_back(Identity(k, d->external ? d->payload_digest : Sha256(d->payload)), i);
-        if (!IsConflict(d->meta)) keys.emplace_back(KeyIndexKey(k), i);
+        Hash digest = d->external ? d->payload_digest : Sha256(d->payload);
+        if (IsConflict(d->meta)) records.emplace_back(ConflictIndexKey(k, digest), IndexValue(i));
+        else records.emplace_back(KeyIndexKey(k), KeyValue(i, digest));
       }
       return OkStatus();
     }));
-    RETURN_IF_ERROR(dedup_->Record(keys, stop));
+    RETURN_IF_ERROR(dedup_->Record(records, stop));
     begin = stop;
   }
   return OkStatus();
@@ -142,94 +165,141 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   auto pending = std::make_shared<Pending>();
   auto join = std::make_shared<Join>();
   join->done = std::move(done);
-  std::vector<std::string> entries;
-  std::vector<std::pair<std::string, size_t>> new_keys;  // key, position in entries
-  std::vector<std::shared_ptr<Pending>> deps;
-  // (item, entry position) of payloads that go to the blob store.
-  std::vector<std::pair<size_t, size_t>> blobs;
-  uint64_t dups = 0;
-
-  auto release = [this, &new_keys, &pending]() {
-    std::lock_guard lock(mu_);
-    for (const auto& [k, pos] : new_keys) {
-      auto it = inflight_.find(k);
-      if (it != inflight_.end() && it->second == pending) inflight_.erase(it);
-    }
-  };
   auto fail = [&](const Status& s) {
-    release();
-    pending->Complete(s);
     metrics_->Add("annals_events_rejected_total", "source", source, items.size());
+    pending->Complete(s);
     join->done(s);
   };
 
+  // Outside the lock: each keyed item's payload digest and index key.
+  struct Keyed {
+    Hash digest;
+    std::string index_key;  // "K" record
+  };
+  std::vector<Keyed> keyed(items.size());
+  std::vector<std::string> lookup;
+  lookup.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].key.empty()) continue;
+    keyed[i].digest = Sha256(items[i].payload);
+    keyed[i].index_key = KeyIndexKey(items[i].key);
+    lookup.push_back(keyed[i].index_key);
+  }
+
+  enum class Fate : uint8_t { kNew, kConflict, kDuplicate };
+  std::vector<Fate> fate(items.size(), Fate::kNew);
+  // Index records this request will write once durable: (key, item).
+  std::vector<std::pair<std::string, size_t>> claims;
+  std::vector<std::shared_ptr<Pending>> deps;
+  uint64_t dups = 0;
   uint64_t conflicts = 0;
   {
     std::lock_guard lock(mu_);
-    auto abort_with = [&](const Status& st) {
-      for (const auto& [k, pos] : new_keys) inflight_.erase(k);
-      new_keys.clear();
-      pending->Complete(st);
-      join->done(st);
-    };
-    // Claimed in this batch: exact identities, and logical keys.
-    std::unordered_set<std::string> seen;
+    // Looked up under the lock: a request that finishes between a lookup
+    // and the claims below would otherwise be missed by both.
+    auto stored = dedup_->LookupMany(lookup);
+    if (!stored.ok()) return fail(stored.status());
+    // What this request claims, by index key: the digest of its first item.
+    std::unordered_map<std::string_view, const Hash*> batch_keys;
+    std::unordered_set<std::string> batch_conflicts;
+    size_t next = 0;
     for (size_t i = 0; i < items.size(); ++i) {
-      IngestItem& it = items[i];
-      if (!it.key.empty()) {
-        std::string ident = Identity(it.key, Sha256(it.payload));
-        if (seen.count(ident)) {
-          ++dups;
-          continue;
-        }
-        if (auto f = inflight_.find(ident); f != inflight_.end()) {
-          ++dups;
-          deps.push_back(f->second);
-          continue;
-        }
-        auto found = dedup_->Lookup(ident);
-        if (!found.ok()) return abort_with(found.status());
-        if (found->has_value()) {
-          ++dups;
-          continue;
-        }
-        // Same key, different bytes: not a retry. Keep it, marked as a
-        // conflict, so a reused Audit-ID can neither suppress an event nor
-        // pass for the original; the first one stays the audit event.
-        std::string key = KeyIndexKey(it.key);
-        bool conflict = seen.count(key) || inflight_.count(key);
-        if (!conflict) {
-          auto k = dedup_->Lookup(key);
-          if (!k.ok()) return abort_with(k.status());
-          conflict = k->has_value();
-        }
-        seen.insert(ident);
-        inflight_[ident] = pending;
-        new_keys.emplace_back(ident, entries.size());
-        if (conflict) {
-          ++conflicts;
-          it.meta = MarkConflict(it.meta);
-        } else {
-          seen.insert(key);
-          inflight_[key] = pending;
-          new_keys.emplace_back(key, entries.size());
+      if (items[i].key.empty()) continue;
+      const Keyed& k = keyed[i];
+      const std::optional<std::string>& found = (*stored)[next++];
+      // Who holds the key already: this request, another in flight, or the index.
+      bool held = true;
+      bool same = false;
+      std::shared_ptr<Pending> holder;
+      if (auto b = batch_keys.find(k.index_key); b != batch_keys.end()) {
+        same = *b->second == k.digest;
+      } else if (auto f = inflight_.find(k.index_key); f != inflight_.end()) {
+        same = f->second.digest == k.digest;
+        holder = f->second.pending;
+      } else if (found.has_value()) {
+        same = SameDigest(*found, k.digest);
+      } else {
+        held = false;
+      }
+      if (!held) {
+        batch_keys.emplace(k.index_key, &k.digest);
+        inflight_[k.index_key] = {pending, k.digest};
+        claims.emplace_back(k.index_key, i);
+        continue;
+      }
+      if (same) {
+        ++dups;
+        fate[i] = Fate::kDuplicate;
+        if (holder) deps.push_back(std::move(holder));
+        continue;
+      }
+      // Same key, different bytes: not a retry. Keep it, marked as a
+      // conflict, so a reused Audit-ID can neither suppress an event nor
+      // pass for the original; the first one stays the audit event. A
+      // retried conflict is a duplicate of its own "C" record.
+      std::string ckey = ConflictIndexKey(items[i].key, k.digest);
+      bool dup = batch_conflicts.count(ckey) > 0;
+      if (!dup) {
+        if (auto f = inflight_.find(ckey); f != inflight_.end()) {
+          dup = true;
+          deps.push_back(f->second.pending);
         }
       }
-      bool needs_blob = false;
-      auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
-      if (!e.ok()) return abort_with(e.status());
-      if (needs_blob) blobs.emplace_back(i, entries.size());
-      entries.push_back(std::move(*e));
+      if (!dup) {
+        auto c = dedup_->Lookup(ckey);
+        if (!c.ok()) {
+          for (const auto& [key, item] : claims) inflight_.erase(key);
+          return fail(c.status());
+        }
+        dup = c->has_value();
+      }
+      if (dup) {
+        ++dups;
+        fate[i] = Fate::kDuplicate;
+        continue;
+      }
+      ++conflicts;
+      fate[i] = Fate::kConflict;
+      batch_conflicts.insert(ckey);
+      inflight_[ckey] = {pending, k.digest};
+      claims.emplace_back(std::move(ckey), i);
     }
   }
-  if (conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, conflicts);
-  for (auto [i, pos] : blobs) {
-    // The entry already carries the payload's digest: do not hash it again.
-    auto ref = ledger::DecodeEntry(entries[pos]);
-    if (!ref.ok()) return fail(ref.status());
-    Status s = ledger_->PutBlob(ref->payload_digest, items[i].payload);
-    if (!s.ok()) return fail(s);
+  auto release = [this, &claims, &pending]() {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, item] : claims) {
+      auto it = inflight_.find(k);
+      if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
+    }
+  };
+
+  // Outside the lock: encode the entries, store large payloads as blobs.
+  std::vector<std::string> entries;
+  entries.reserve(items.size() - dups);
+  std::vector<size_t> position(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (fate[i] == Fate::kDuplicate) continue;
+    IngestItem& it = items[i];
+    if (fate[i] == Fate::kConflict) it.meta = MarkConflict(it.meta);
+    bool needs_blob = false;
+    auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
+    if (!e.ok()) {
+      release();
+      return fail(e.status());
+    }
+    if (needs_blob) {
+      // The entry already carries the payload's digest: do not hash it again.
+      auto ref = ledger::DecodeEntry(*e);
+      Status s = ref.ok() ? ledger_->PutBlob(ref->payload_digest, it.payload) : ref.status();
+      if (!s.ok()) {
+        release();
+        return fail(s);
+      }
+    }
+    position[i] = entries.size();
+    entries.push_back(std::move(*e));
   }
+  if (conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, conflicts);
   join->result.duplicates = dups;
   join->result.conflicts = conflicts;
   join->result.stored = entries.size();
@@ -242,18 +312,26 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   join->left.store(parts);
   for (auto& d : deps) d->OnDone([join](const Status& s) { join->Part(s); });
   if (entries.empty()) return;
+  // The index records to write once durable, with their entry's position.
+  std::vector<Claim> recs;
+  recs.reserve(claims.size());
+  for (auto& [k, item] : claims)
+    recs.push_back({std::move(k), position[item], fate[item] == Fate::kConflict, keyed[item].digest});
   const size_t n = entries.size();
   Status s = ledger_->AppendAsync(
       std::move(entries),
-      [this, source, n, pending, join, keys = new_keys](StatusOr<uint64_t> first) {
+      [this, source, n, pending, join, recs = std::move(recs)](StatusOr<uint64_t> first) {
         Status st = first.status();
         if (first.ok()) {
-          std::vector<std::pair<std::string, uint64_t>> recs;
-          recs.reserve(keys.size());
-          for (auto& [k, pos] : keys) recs.emplace_back(k, *first + pos);
+          std::vector<std::pair<std::string, std::string>> records;
+          records.reserve(recs.size());
+          for (const Claim& c : recs) {
+            uint64_t index = *first + c.position;
+            records.emplace_back(c.key, c.conflict ? IndexValue(index) : KeyValue(index, c.digest));
+          }
           // The entries are durable whatever the index says. After a failed
           // index write the watermark stops, so the next start catches up.
-          Status rs = dedup_->Record(recs, index_failed_ ? 0 : *first + n);
+          Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
           if (!rs.ok()) {
             index_failed_ = true;
             std::fprintf(stderr, "annals: dedup index write failed: %s\n", rs.message().c_str());
@@ -264,16 +342,22 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
         }
         {
           std::lock_guard lock(mu_);
-          for (const auto& [k, pos] : keys) {
-            auto it = inflight_.find(k);
-            if (it != inflight_.end() && it->second == pending) inflight_.erase(it);
+          for (const Claim& c : recs) {
+            auto it = inflight_.find(c.key);
+            if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
           }
         }
         pending->Complete(st);
         join->Part(st, first.ok() ? static_cast<int64_t>(*first) : -1);
       });
   if (!s.ok()) {
-    release();
+    {
+      std::lock_guard lock(mu_);
+      for (const Claim& c : recs) {
+        auto it = inflight_.find(c.key);
+        if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
+      }
+    }
     pending->Complete(s);
     join->Part(s);
   }

@@ -60,13 +60,25 @@ class Ingestor {
   // Conflict marking of entry metadata (see the class comment).
   static std::string MarkConflict(std::string_view meta);
   static bool IsConflict(std::string_view meta);
-  // Dedup index keys: "I" + SHA-256(key || 0x00 || payload digest) names
-  // an exact item; "K" + SHA-256(key) names the first item with that key.
-  static std::string Identity(std::string_view key, const Hash& payload_digest);
+  // Dedup index keys (docs/format/dedup-index.md): "K" + SHA-256(key)
+  // names the first item with that key (value: log index, payload digest);
+  // "C" + SHA-256(key || 0x00 || payload digest) names a conflicting item.
   static std::string KeyIndexKey(std::string_view key);
+  static std::string ConflictIndexKey(std::string_view key, const Hash& payload_digest);
 
  private:
   struct Pending;  // one in-flight append
+  struct Inflight {
+    std::shared_ptr<Pending> pending;
+    Hash digest;  // of the payload that claimed the key
+  };
+  // An index record an append writes once durable.
+  struct Claim {
+    std::string key;
+    size_t position;  // of its entry in the append
+    bool conflict;
+    Hash digest;
+  };
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
@@ -75,7 +87,7 @@ class Ingestor {
   index::DedupIndex* dedup_;
   Metrics* metrics_;
   std::mutex mu_;  // guards inflight_ and ordering of admission
-  std::unordered_map<std::string, std::shared_ptr<Pending>> inflight_;
+  std::unordered_map<std::string, Inflight> inflight_;
   // Set once an index write failed: the watermark then stays where it was,
   // so the next start catches the index up from the log.
   std::atomic<bool> index_failed_{false};
