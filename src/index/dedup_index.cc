@@ -2,8 +2,12 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
 
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -21,24 +25,37 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
   return InternalError(what + ": " + s.ToString());
 }
-}  // namespace
 
-StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir) {
-  RETURN_IF_ERROR(MakeDirs(dir));
+rocksdb::Options DbOptions() {
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.max_open_files = 256;
-  opts.write_buffer_size = 32 << 20;
-  // Most lookups are of keys not there: a memtable bloom filter answers them
-  // without searching the memtable's skiplist.
-  opts.memtable_prefix_bloom_size_ratio = 0.1;
-  opts.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
+  // Most lookups are of keys not there: bloom filters answer them without
+  // reading data blocks.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return opts;
+}
+
+std::string Stored(std::string_view key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(kKeyPrefix);
+  k += key;
+  return k;
+}
+}  // namespace
+
+StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
+                                                       DedupIndexOptions options) {
+  RETURN_IF_ERROR(MakeDirs(dir));
+  const rocksdb::Options opts = DbOptions();
   rocksdb::DB* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
   std::unique_ptr<DedupIndex> idx(new DedupIndex());
+  idx->dir_ = dir;
+  idx->options_ = options;
   idx->db_.reset(raw);
   std::string v;
   auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), &v);
@@ -58,70 +75,139 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir) {
   }
   s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), &v);
   if (s.ok() && v.size() == 8) idx->watermark_.store(GetBigEndian64(v.data()));
+  idx->sealed_watermark_ = idx->watermark_.load();
+  // Leftovers of a run whose ingestion a crash interrupted.
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir, ec))
+    if (f.path().filename().string().starts_with("run-")) std::filesystem::remove(f.path(), ec);
+  idx->writer_ = std::thread([p = idx.get()] { p->WriterLoop(); });
   return idx;
 }
 
 DedupIndex::~DedupIndex() {
-  if (db_) (void)Flush();
+  if (!db_) return;
+  Status s = Flush();
+  if (!s.ok()) std::fprintf(stderr, "annals: dedup index flush: %s\n", s.message().c_str());
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
 }
 
 StatusOr<std::optional<std::string>> DedupIndex::Lookup(std::string_view key) const {
-  std::string k(1, kKeyPrefix);
-  k += key;
-  std::string v;
-  auto s = db_->Get(rocksdb::ReadOptions(), k, &v);
-  if (s.IsNotFound()) return std::optional<std::string>();
-  RETURN_IF_ERROR(FromRocks(s, "dedup lookup"));
-  return std::optional<std::string>(std::move(v));
+  std::vector<std::string> keys{std::string(key)};
+  ASSIGN_OR_RETURN(auto values, LookupMany(keys));
+  return std::move(values[0]);
 }
 
 StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
     const std::vector<std::string>& keys) const {
   std::vector<std::optional<std::string>> out(keys.size());
-  if (keys.empty()) return out;
-  std::vector<std::string> prefixed(keys.size());
-  std::vector<rocksdb::Slice> slices(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    prefixed[i].reserve(keys[i].size() + 1);
-    prefixed[i].push_back(kKeyPrefix);
-    prefixed[i] += keys[i];
-    slices[i] = prefixed[i];
+  std::vector<std::string> stored;
+  std::vector<size_t> from_db;
+  stored.reserve(keys.size());
+  {
+    // The runs first, under one hold of the lock: a run leaves sealed_ only
+    // after RocksDB holds it, so what is not in a run here is in RocksDB
+    // by the time it is read below, or was never recorded.
+    std::shared_lock lock(mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::string k = Stored(keys[i]);
+      if (auto f = open_.find(k); f != open_.end()) {
+        out[i] = f->second;
+        continue;
+      }
+      if (sealed_) {
+        if (auto f = sealed_->find(k); f != sealed_->end()) {
+          out[i] = f->second;
+          continue;
+        }
+      }
+      stored.push_back(std::move(k));
+      from_db.push_back(i);
+    }
   }
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> statuses(keys.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+  if (from_db.empty()) return out;
+  std::vector<rocksdb::Slice> slices(stored.begin(), stored.end());
+  std::vector<rocksdb::PinnableSlice> values(stored.size());
+  std::vector<rocksdb::Status> statuses(stored.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), stored.size(), slices.data(),
                 values.data(), statuses.data());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].IsNotFound()) continue;
-    RETURN_IF_ERROR(FromRocks(statuses[i], "dedup lookup"));
-    out[i] = values[i].ToString();
+  for (size_t j = 0; j < stored.size(); ++j) {
+    if (statuses[j].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(statuses[j], "dedup lookup"));
+    out[from_db[j]] = values[j].ToString();
   }
   return out;
 }
 
 Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>& entries,
                           uint64_t watermark) {
-  rocksdb::WriteBatch batch;
-  std::string k, v;
-  for (const auto& [key, value] : entries) {
-    k.assign(1, kKeyPrefix);
-    k += key;
-    batch.Put(k, value);
-  }
-  if (watermark > watermark_) {
-    v.clear();
-    PutBigEndian64(&v, watermark);
-    batch.Put(rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), v);
-  }
-  rocksdb::WriteOptions wo;
-  wo.disableWAL = true;  // derived and rebuildable: see the class comment
-  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "dedup record"));
+  std::unique_lock lock(mu_);
+  if (!writer_status_.ok()) return writer_status_;
+  for (const auto& [key, value] : entries) open_.insert_or_assign(Stored(key), value);
   if (watermark > watermark_.load()) watermark_.store(watermark);
+  if (open_.size() >= options_.run_keys) return SealLocked(lock);
+  return OkStatus();
+}
+
+Status DedupIndex::SealLocked(std::unique_lock<std::shared_mutex>& lock) {
+  // One run in writing at a time: this bounds memory, and holds back
+  // recording (and so acknowledgements) if RocksDB falls behind.
+  cv_.wait(lock, [this] { return !sealed_ || !writer_status_.ok(); });
+  if (!writer_status_.ok()) return writer_status_;
+  sealed_ = std::make_unique<Run>(std::move(open_));
+  open_ = Run();
+  sealed_watermark_ = watermark_.load();
+  cv_.notify_all();
   return OkStatus();
 }
 
 Status DedupIndex::Flush() {
-  return FromRocks(db_->Flush(rocksdb::FlushOptions()), "dedup flush");
+  std::unique_lock lock(mu_);
+  if (!open_.empty() || watermark_.load() > sealed_watermark_) RETURN_IF_ERROR(SealLocked(lock));
+  cv_.wait(lock, [this] { return !sealed_ || !writer_status_.ok(); });
+  return writer_status_;
+}
+
+void DedupIndex::WriterLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || sealed_; });
+    if (!sealed_) return;  // stopping, nothing left to write
+    const Run* run = sealed_.get();
+    const uint64_t watermark = sealed_watermark_;
+    lock.unlock();
+    // Lookups keep reading the sealed run (shared lock) while it is written.
+    Status s = WriteRun(*run, watermark);
+    lock.lock();
+    if (!s.ok() && writer_status_.ok()) writer_status_ = s;
+    sealed_.reset();
+    cv_.notify_all();
+  }
+}
+
+Status DedupIndex::WriteRun(const Run& run, uint64_t watermark) {
+  std::vector<const std::pair<const std::string, std::string>*> sorted;
+  sorted.reserve(run.size());
+  for (const auto& kv : run) sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  const std::string path = dir_ + "/run-" + std::to_string(++file_seq_) + ".sst";
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), DbOptions());
+  RETURN_IF_ERROR(FromRocks(writer.Open(path), "dedup run " + path));
+  // The watermark sorts first (0x00 < 'k') and is ingested atomically with
+  // the keys it covers.
+  std::string v;
+  PutBigEndian64(&v, watermark);
+  RETURN_IF_ERROR(FromRocks(writer.Put(rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), v),
+                            "dedup run"));
+  for (const auto* kv : sorted) RETURN_IF_ERROR(FromRocks(writer.Put(kv->first, kv->second), "dedup run"));
+  RETURN_IF_ERROR(FromRocks(writer.Finish(), "dedup run " + path));
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;
+  return FromRocks(db_->IngestExternalFile({path}, ingest), "ingest dedup run " + path);
 }
 
 }  // namespace annals::index

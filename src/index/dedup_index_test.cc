@@ -1,0 +1,117 @@
+#include "index/dedup_index.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+
+namespace annals::index {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DedupIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "annals-dedup-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string dir_;
+};
+
+std::string Key(int i) { return "K" + std::to_string(i * 7919 % 100003) + "-key"; }
+std::string Value(int i) { return "v" + std::to_string(i); }
+
+TEST_F(DedupIndexTest, FindsKeysInTheOpenRunTheSealedRunAndRocksDb) {
+  DedupIndexOptions o;
+  o.run_keys = 64;  // many runs, so lookups cross every tier
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  constexpr int kKeys = 2000;
+  for (int i = 0; i < kKeys; i += 10) {
+    std::vector<std::pair<std::string, std::string>> batch;
+    for (int j = i; j < i + 10; ++j) batch.emplace_back(Key(j), Value(j));
+    ASSERT_TRUE((*idx)->Record(batch, i + 10).ok());
+    // Everything recorded so far is found at once, whichever tier holds it.
+    auto v = (*idx)->Lookup(Key(i / 2));
+    ASSERT_TRUE(v.ok());
+    ASSERT_TRUE(v->has_value()) << i;
+    EXPECT_EQ(**v, Value(i / 2));
+  }
+  EXPECT_EQ((*idx)->watermark(), static_cast<uint64_t>(kKeys));
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
+  keys.push_back("Kmissing");
+  auto vs = (*idx)->LookupMany(keys);
+  ASSERT_TRUE(vs.ok());
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE((*vs)[i].has_value()) << i;
+    EXPECT_EQ(*(*vs)[i], Value(i));
+  }
+  EXPECT_FALSE(vs->back().has_value());
+}
+
+TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {
+  DedupIndexOptions o;
+  o.run_keys = 100;
+  {
+    auto idx = DedupIndex::Open(dir_, o);
+    ASSERT_TRUE(idx.ok());
+    for (int i = 0; i < 550; ++i) ASSERT_TRUE((*idx)->Record({{Key(i), Value(i)}}, i + 1).ok());
+  }  // the destructor writes the open run
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok());
+  EXPECT_EQ((*idx)->watermark(), 550u);
+  for (int i = 0; i < 550; ++i) {
+    auto v = (*idx)->Lookup(Key(i));
+    ASSERT_TRUE(v.ok());
+    ASSERT_TRUE(v->has_value()) << i;
+    EXPECT_EQ(**v, Value(i));
+  }
+  // No run files are left beside RocksDB's own.
+  for (const auto& f : fs::directory_iterator(dir_))
+    EXPECT_FALSE(f.path().filename().string().starts_with("run-")) << f.path();
+}
+
+TEST_F(DedupIndexTest, LaterRecordOfAKeyWins) {
+  DedupIndexOptions o;
+  o.run_keys = 4;
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok());
+  ASSERT_TRUE((*idx)->Record({{"Ka", "1"}, {"Kb", "1"}, {"Kc", "1"}, {"Kd", "1"}}, 4).ok());
+  ASSERT_TRUE((*idx)->Record({{"Ka", "2"}}, 5).ok());
+  ASSERT_TRUE((*idx)->Flush().ok());
+  auto v = (*idx)->Lookup("Ka");
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, "2");
+}
+
+TEST_F(DedupIndexTest, ConcurrentLookupsWhileRunsAreWritten) {
+  DedupIndexOptions o;
+  o.run_keys = 50;
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok());
+  std::atomic<int> recorded{0};
+  std::atomic<bool> missing{false};
+  std::thread reader([&] {
+    while (recorded.load() < 3000) {
+      int n = recorded.load();
+      if (n == 0) continue;
+      auto v = (*idx)->Lookup(Key(n - 1));
+      if (!v.ok() || !v->has_value()) missing = true;
+    }
+  });
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE((*idx)->Record({{Key(i), Value(i)}}, i + 1).ok());
+    recorded = i + 1;
+  }
+  reader.join();
+  EXPECT_FALSE(missing.load()) << "a recorded key was not found while its run was being written";
+}
+
+}  // namespace
+}  // namespace annals::index
