@@ -47,6 +47,74 @@ std::string Stored(std::string_view key) {
 }
 }  // namespace
 
+RunTable::RunTable(size_t expected_keys) {
+  size_t n = 16;
+  while (n < expected_keys * 2) n <<= 1;
+  slots_.assign(n, 0);
+  arena_.reserve(expected_keys * 80);
+}
+
+std::string_view RunTable::KeyAt(uint32_t offset) const {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(arena_.data() + offset);
+  return std::string_view(arena_.data() + offset + 4, p[0] | (p[1] << 8));
+}
+
+std::string_view RunTable::ValueAt(uint32_t offset) const {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(arena_.data() + offset);
+  const size_t klen = p[0] | (p[1] << 8);
+  return std::string_view(arena_.data() + offset + 4 + klen, p[2] | (p[3] << 8));
+}
+
+size_t RunTable::Slot(std::string_view key) const {
+  const size_t mask = slots_.size() - 1;
+  size_t i = std::hash<std::string_view>()(key) & mask;
+  while (slots_[i] != 0 && KeyAt(slots_[i] - 1) != key) i = (i + 1) & mask;
+  return i;
+}
+
+void RunTable::Put(std::string_view key, std::string_view value) {
+  if ((size_ + 1) * 2 > slots_.size()) Grow();
+  const size_t i = Slot(key);
+  if (slots_[i] == 0) ++size_;
+  // A replaced value stays in the arena, unreferenced; replacing is rare.
+  const uint32_t offset = static_cast<uint32_t>(arena_.size());
+  const size_t klen = std::min<size_t>(key.size(), 0xffff);
+  const size_t vlen = std::min<size_t>(value.size(), 0xffff);
+  const char header[4] = {static_cast<char>(klen & 0xff), static_cast<char>(klen >> 8),
+                          static_cast<char>(vlen & 0xff), static_cast<char>(vlen >> 8)};
+  arena_.append(header, 4);
+  arena_.append(key.data(), klen);
+  arena_.append(value.data(), vlen);
+  slots_[i] = offset + 1;
+}
+
+std::optional<std::string_view> RunTable::Find(std::string_view key) const {
+  const size_t i = Slot(key);
+  if (slots_[i] == 0) return std::nullopt;
+  return ValueAt(slots_[i] - 1);
+}
+
+void RunTable::Grow() {
+  std::vector<uint32_t> old(slots_.size() * 2, 0);
+  old.swap(slots_);
+  const size_t mask = slots_.size() - 1;
+  for (uint32_t s : old) {
+    if (s == 0) continue;
+    size_t i = std::hash<std::string_view>()(KeyAt(s - 1)) & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> RunTable::Sorted() const {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  out.reserve(size_);
+  for (uint32_t s : slots_)
+    if (s != 0) out.emplace_back(KeyAt(s - 1), ValueAt(s - 1));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
                                                        DedupIndexOptions options) {
   RETURN_IF_ERROR(MakeDirs(dir));
@@ -56,6 +124,7 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
   std::unique_ptr<DedupIndex> idx(new DedupIndex());
   idx->dir_ = dir;
   idx->options_ = options;
+  idx->open_ = Run(options.run_keys);
   idx->db_.reset(raw);
   std::string v;
   auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), &v);
@@ -115,13 +184,13 @@ StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
     std::shared_lock lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       std::string k = Stored(keys[i]);
-      if (auto f = open_.find(k); f != open_.end()) {
-        out[i] = f->second;
+      if (auto v = open_.Find(k)) {
+        out[i] = std::string(*v);
         continue;
       }
       if (sealed_) {
-        if (auto f = sealed_->find(k); f != sealed_->end()) {
-          out[i] = f->second;
+        if (auto v = sealed_->Find(k)) {
+          out[i] = std::string(*v);
           continue;
         }
       }
@@ -147,7 +216,12 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>
                           uint64_t watermark) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;
-  for (const auto& [key, value] : entries) open_.insert_or_assign(Stored(key), value);
+  std::string k;
+  for (const auto& [key, value] : entries) {
+    k.assign(1, kKeyPrefix);
+    k += key;
+    open_.Put(k, value);
+  }
   if (watermark > watermark_.load()) watermark_.store(watermark);
   if (open_.size() >= options_.run_keys) return SealLocked(lock);
   return OkStatus();
@@ -159,7 +233,7 @@ Status DedupIndex::SealLocked(std::unique_lock<std::shared_mutex>& lock) {
   cv_.wait(lock, [this] { return !sealed_ || !writer_status_.ok(); });
   if (!writer_status_.ok()) return writer_status_;
   sealed_ = std::make_unique<Run>(std::move(open_));
-  open_ = Run();
+  open_ = Run(options_.run_keys);
   sealed_watermark_ = watermark_.load();
   cv_.notify_all();
   return OkStatus();
@@ -190,10 +264,7 @@ void DedupIndex::WriterLoop() {
 }
 
 Status DedupIndex::WriteRun(const Run& run, uint64_t watermark) {
-  std::vector<const std::pair<const std::string, std::string>*> sorted;
-  sorted.reserve(run.size());
-  for (const auto& kv : run) sorted.push_back(&kv);
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  const auto sorted = run.Sorted();
   const std::string path = dir_ + "/run-" + std::to_string(++file_seq_) + ".sst";
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), DbOptions());
   RETURN_IF_ERROR(FromRocks(writer.Open(path), "dedup run " + path));
@@ -203,7 +274,9 @@ Status DedupIndex::WriteRun(const Run& run, uint64_t watermark) {
   PutBigEndian64(&v, watermark);
   RETURN_IF_ERROR(FromRocks(writer.Put(rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), v),
                             "dedup run"));
-  for (const auto* kv : sorted) RETURN_IF_ERROR(FromRocks(writer.Put(kv->first, kv->second), "dedup run"));
+  for (const auto& [k, val] : sorted)
+    RETURN_IF_ERROR(FromRocks(writer.Put(rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(val.data(), val.size())),
+                              "dedup run"));
   RETURN_IF_ERROR(FromRocks(writer.Finish(), "dedup run " + path));
   rocksdb::IngestExternalFileOptions ingest;
   ingest.move_files = true;

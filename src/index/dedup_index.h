@@ -26,7 +26,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -41,6 +40,33 @@ namespace annals::index {
 struct DedupIndexOptions {
   // Keys per bulk-loaded run (one SST file each).
   size_t run_keys = 1 << 17;
+};
+
+// The keys of one run: an open-addressing hash table over one byte arena,
+// so recording a key costs no allocation of its own (a node-based map made
+// three per key). Not thread-safe; DedupIndex guards it.
+class RunTable {
+ public:
+  explicit RunTable(size_t expected_keys = 0);
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // Sets `key` to `value`; a later value replaces an earlier one. Keys and
+  // values are at most 65,535 bytes (the index's are 33 and 40).
+  void Put(std::string_view key, std::string_view value);
+  std::optional<std::string_view> Find(std::string_view key) const;
+  // Every (key, value), in key order.
+  std::vector<std::pair<std::string_view, std::string_view>> Sorted() const;
+
+ private:
+  // Arena record: u16 key length, u16 value length, key, value.
+  std::string_view KeyAt(uint32_t offset) const;
+  std::string_view ValueAt(uint32_t offset) const;
+  size_t Slot(std::string_view key) const;  // where key is, or the empty slot for it
+  void Grow();
+
+  std::string arena_;
+  std::vector<uint32_t> slots_;  // arena offset + 1; 0 = empty
+  size_t size_ = 0;
 };
 
 class DedupIndex {
@@ -67,7 +93,7 @@ class DedupIndex {
   Status Flush();
 
  private:
-  using Run = std::unordered_map<std::string, std::string>;  // stored key -> value
+  using Run = RunTable;  // stored key -> value
   DedupIndex() = default;
   // Sorts `run` and ingests it into RocksDB as one SST with `watermark`.
   Status WriteRun(const Run& run, uint64_t watermark);

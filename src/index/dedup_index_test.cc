@@ -115,3 +115,24 @@ TEST_F(DedupIndexTest, ConcurrentLookupsWhileRunsAreWritten) {
 
 }  // namespace
 }  // namespace annals::index
+
+namespace annals::index {
+namespace {
+
+TEST(RunTableTest, GrowsReplacesAndSorts) {
+  RunTable t;  // starts small: growing is exercised
+  for (int i = 0; i < 5000; ++i) t.Put("key" + std::to_string(i), "v" + std::to_string(i));
+  t.Put("key42", "replaced");
+  EXPECT_EQ(t.size(), 5000u);
+  EXPECT_EQ(*t.Find("key42"), "replaced");
+  EXPECT_EQ(*t.Find("key4999"), "v4999");
+  EXPECT_FALSE(t.Find("key5000").has_value());
+  EXPECT_FALSE(t.Find("").has_value());
+  auto sorted = t.Sorted();
+  ASSERT_EQ(sorted.size(), 5000u);
+  for (size_t i = 1; i < sorted.size(); ++i) EXPECT_LT(sorted[i - 1].first, sorted[i].first);
+  EXPECT_EQ(sorted.front().first, "key0");
+}
+
+}  // namespace
+}  // namespace annals::index

@@ -163,8 +163,14 @@ std::string_view Trim(std::string_view s) {
 
 void AppendJsonString(std::string* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out->reserve(out->size() + s.size() + 2);
   out->push_back('"');
-  for (unsigned char c : s) {
+  size_t run = 0;  // start of the pending run of bytes that need no escape
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': *out += "\\\""; break;
       case '\\': *out += "\\\\"; break;
@@ -172,15 +178,12 @@ void AppendJsonString(std::string* out, std::string_view s) {
       case '\r': *out += "\\r"; break;
       case '\t': *out += "\\t"; break;
       default:
-        if (c < 0x20) {
-          *out += "\\u00";
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+        *out += "\\u00";
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
     }
   }
+  out->append(s.data() + run, s.size() - run);
   out->push_back('"');
 }
 
@@ -264,7 +267,9 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
 }
 
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
-  std::string m = R"({"v":1,"src":)";
+  std::string m;
+  m.reserve(384 + e.user_agent.size());
+  m += R"({"v":1,"src":)";
   AppendJsonString(&m, source);
   m += R"(,"rt":)";
   AppendJsonString(&m, receive_time);
