@@ -49,7 +49,7 @@ std::string Stored(std::string_view key) {
 
 RunTable::RunTable(size_t expected_keys) {
   size_t n = 16;
-  while (n < expected_keys * 2) n <<= 1;
+  while (n < expected_keys * 2 + 2) n <<= 1;
   slots_.assign(n, 0);
   arena_.reserve(expected_keys * 80);
 }
