@@ -66,16 +66,24 @@ std::string_view RunTable::ValueAt(uint32_t offset) const {
   return std::string_view(arena_.data() + offset + 4 + klen, p[2] | (p[3] << 8));
 }
 
-size_t RunTable::Slot(std::string_view key) const {
+namespace {
+uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>()(key); }
+uint32_t Offset(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
+}  // namespace
+
+size_t RunTable::Slot(std::string_view key, uint64_t hash) const {
   const size_t mask = slots_.size() - 1;
-  size_t i = std::hash<std::string_view>()(key) & mask;
-  while (slots_[i] != 0 && KeyAt(slots_[i] - 1) != key) i = (i + 1) & mask;
+  const uint64_t tag = hash >> 32;
+  size_t i = hash & mask;
+  while (slots_[i] != 0 && ((slots_[i] >> 32) != tag || KeyAt(Offset(slots_[i])) != key))
+    i = (i + 1) & mask;
   return i;
 }
 
 void RunTable::Put(std::string_view key, std::string_view value) {
   if ((size_ + 1) * 2 > slots_.size()) Grow();
-  const size_t i = Slot(key);
+  const uint64_t hash = KeyHash(key);
+  const size_t i = Slot(key, hash);
   if (slots_[i] == 0) ++size_;
   // A replaced value stays in the arena, unreferenced; replacing is rare.
   const uint32_t offset = static_cast<uint32_t>(arena_.size());
@@ -86,22 +94,22 @@ void RunTable::Put(std::string_view key, std::string_view value) {
   arena_.append(header, 4);
   arena_.append(key.data(), klen);
   arena_.append(value.data(), vlen);
-  slots_[i] = offset + 1;
+  slots_[i] = (hash >> 32 << 32) | (uint64_t{offset} + 1);
 }
 
 std::optional<std::string_view> RunTable::Find(std::string_view key) const {
-  const size_t i = Slot(key);
+  const size_t i = Slot(key, KeyHash(key));
   if (slots_[i] == 0) return std::nullopt;
-  return ValueAt(slots_[i] - 1);
+  return ValueAt(Offset(slots_[i]));
 }
 
 void RunTable::Grow() {
-  std::vector<uint32_t> old(slots_.size() * 2, 0);
+  std::vector<uint64_t> old(slots_.size() * 2, 0);
   old.swap(slots_);
   const size_t mask = slots_.size() - 1;
-  for (uint32_t s : old) {
+  for (uint64_t s : old) {
     if (s == 0) continue;
-    size_t i = std::hash<std::string_view>()(KeyAt(s - 1)) & mask;
+    size_t i = KeyHash(KeyAt(Offset(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
@@ -110,8 +118,8 @@ void RunTable::Grow() {
 std::vector<std::pair<std::string_view, std::string_view>> RunTable::Sorted() const {
   std::vector<std::pair<std::string_view, std::string_view>> out;
   out.reserve(size_);
-  for (uint32_t s : slots_)
-    if (s != 0) out.emplace_back(KeyAt(s - 1), ValueAt(s - 1));
+  for (uint64_t s : slots_)
+    if (s != 0) out.emplace_back(KeyAt(Offset(s)), ValueAt(Offset(s)));
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -61,11 +61,15 @@ class RunTable {
   // Arena record: u16 key length, u16 value length, key, value.
   std::string_view KeyAt(uint32_t offset) const;
   std::string_view ValueAt(uint32_t offset) const;
-  size_t Slot(std::string_view key) const;  // where key is, or the empty slot for it
+  // Where key is, or the empty slot for it.
+  size_t Slot(std::string_view key, uint64_t hash) const;
   void Grow();
 
   std::string arena_;
-  std::vector<uint32_t> slots_;  // arena offset + 1; 0 = empty
+  // High 32 bits: the key's hash (compared before the arena is touched, so
+  // a probe past another key costs no cache miss); low 32: arena offset + 1,
+  // 0 = empty.
+  std::vector<uint64_t> slots_;
   size_t size_ = 0;
 };
 

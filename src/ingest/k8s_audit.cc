@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <array>
+#include <cstring>
+
 #include "ingest/json_lines.h"
 
 namespace annals::ingest {
@@ -13,14 +16,30 @@ size_t SkipWs(std::string_view s, size_t i) {
   return i;
 }
 
-// End of the string starting at s[i] == '"'.
+// End of the string starting at s[i] == '"'. Strings are most of an
+// event's bytes: memchr finds each candidate quote, and a quote preceded by
+// an odd run of backslashes is escaped.
 size_t SkipString(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') ++i;
-    else if (s[i] == '"') return i + 1;
+  const char* base = s.data();
+  size_t j = i + 1;
+  while (j < s.size()) {
+    const void* q = std::memchr(base + j, '"', s.size() - j);
+    if (q == nullptr) return s.size();
+    const size_t k = static_cast<size_t>(static_cast<const char*>(q) - base);
+    size_t backslashes = 0;  // stops at s[i], the opening quote
+    while (base[k - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return k + 1;
+    j = k + 1;
   }
   return s.size();
 }
+
+// The bytes SkipValue stops at inside an object or array.
+constexpr std::array<bool, 256> kStructural = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view("\"{}[]")) t[c] = true;
+  return t;
+}();
 
 // End of the JSON value starting at s[i] (s is valid JSON).
 size_t SkipValue(std::string_view s, size_t i) {
@@ -29,7 +48,8 @@ size_t SkipValue(std::string_view s, size_t i) {
   if (s[i] == '{' || s[i] == '[') {
     int depth = 0;
     for (; i < s.size(); ++i) {
-      char c = s[i];
+      const char c = s[i];
+      if (!kStructural[static_cast<unsigned char>(c)]) continue;
       if (c == '"') {
         i = SkipString(s, i) - 1;
       } else if (c == '{' || c == '[') {
