@@ -1,5 +1,7 @@
 #include "client/http_client.h"
 
+#include <poll.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -59,6 +61,13 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
                                     std::string_view body, std::string_view ct) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     beast::error_code ec;
+    // An idle keep-alive connection that is readable has been closed by the
+    // server (nothing else is sent unasked): drop it before writing, so a
+    // POST is not sent into a dead connection (curl checks the same way).
+    if (impl_->stream) {
+      pollfd p{impl_->stream->socket().native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 0) != 0) impl_->stream.reset();
+    }
     const bool fresh = !impl_->stream.has_value();
     if (fresh) {
       tcp::resolver resolver(impl_->ioc);
@@ -82,6 +91,7 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
     req.keep_alive(true);
     req.prepare_payload();
     http::write(*impl_->stream, req, ec);
+    const bool sent = !ec;
     if (!ec) {
       beast::flat_buffer buf;
       http::response_parser<http::string_body> parser;
@@ -100,6 +110,14 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
     }
     impl_->stream.reset();
     if (fresh) return UnavailableError(std::string(method) + " " + std::string(path) + ": " + ec.message());
+    // A reused keep-alive connection the server had closed fails the write,
+    // and a request not wholly sent was not processed: retry it once on a
+    // new connection. Once a POST is wholly sent the server may have stored
+    // it, and lines without a dedup key would be stored twice: not retried.
+    if (sent && method != "GET")
+      return UnavailableError(std::string(method) + " " + std::string(path) +
+                              ": connection lost after the request was sent (it may have been applied): " +
+                              ec.message());
   }
   return UnavailableError("connection lost");
 }
