@@ -23,6 +23,27 @@ std::string Frame(std::string_view note) {
   return out;
 }
 
+std::string Header() {
+  std::string h(kCheckpointLogMagic, 4);
+  PutBigEndian32(&h, kCheckpointLogVersion);
+  return h;
+}
+
+// Where the records start: after the header, or at 0 in a file written
+// before there was one. An empty file, or one holding only part of a
+// header (a crash while creating it), has no records.
+StatusOr<uint64_t> RecordsStart(std::string_view v) {
+  const std::string h = Header();
+  if (v.size() < kCheckpointLogHeaderSize && h.starts_with(v)) return v.size();
+  if (!v.starts_with(std::string_view(kCheckpointLogMagic, 4))) return 0;
+  const uint32_t version = GetBigEndian32(v.data() + 4);
+  if (version != kCheckpointLogVersion)
+    return FailedPreconditionError(std::string(kCheckpointLogName) + " has format version " +
+                                   std::to_string(version) + "; this annals reads version " +
+                                   std::to_string(kCheckpointLogVersion));
+  return kCheckpointLogHeaderSize;
+}
+
 }  // namespace
 
 Status CheckpointLog::Scan(const std::string& dir,
@@ -35,7 +56,8 @@ Status CheckpointLog::Scan(const std::string& dir,
     return data.status();
   }
   std::string_view v = *data;
-  uint64_t off = 0, n = 0;
+  ASSIGN_OR_RETURN(uint64_t off, RecordsStart(v));
+  uint64_t n = 0;
   while (off < v.size()) {
     std::string why;
     // A crash can tear only the last record (each append is one small write
@@ -82,7 +104,11 @@ StatusOr<std::unique_ptr<CheckpointLog>> CheckpointLog::Open(const std::string& 
   RETURN_IF_ERROR(MakeDirs(dir));
   std::unique_ptr<CheckpointLog> log(new CheckpointLog());
   log->dir_ = dir;
+  std::string path = dir + "/" + kCheckpointLogName;
   uint64_t good = 0;
+  if (auto data = ReadFileToString(path); data.ok()) {
+    ASSIGN_OR_RETURN(good, RecordsStart(*data));
+  }
   std::string why;
   RETURN_IF_ERROR(Scan(
       dir,
@@ -92,13 +118,22 @@ StatusOr<std::unique_ptr<CheckpointLog>> CheckpointLog::Open(const std::string& 
         return OkStatus();
       },
       &why));
-  std::string path = dir + "/" + kCheckpointLogName;
   log->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log->fd_ < 0) return ErrnoError("open " + path, errno);
   if (!why.empty()) {
     if (cut) *cut = why;
     if (::ftruncate(log->fd_, static_cast<off_t>(good)) != 0 || ::fdatasync(log->fd_) != 0)
       return ErrnoError("truncate " + path, errno);
+  }
+  if (good < kCheckpointLogHeaderSize) {
+    // No record yet (a new file, a header torn at creation, or nothing
+    // good left after a cut): start the file with the header.
+    const std::string h = Header();
+    if (::ftruncate(log->fd_, 0) != 0 ||
+        ::pwrite(log->fd_, h.data(), h.size(), 0) != static_cast<ssize_t>(h.size()) ||
+        ::fdatasync(log->fd_) != 0)
+      return ErrnoError("write header of " + path, errno);
+    good = h.size();
   }
   log->bytes_ = good;
   RETURN_IF_ERROR(FsyncDir(dir));

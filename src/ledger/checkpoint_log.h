@@ -6,6 +6,8 @@
 #ifndef ANNALS_LEDGER_CHECKPOINT_LOG_H_
 #define ANNALS_LEDGER_CHECKPOINT_LOG_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +18,12 @@
 namespace annals::ledger {
 
 inline constexpr char kCheckpointLogName[] = "checkpoints.log";
+// File header: the magic "ACKP", then the format version, u32 BE. As a
+// record length the magic would be over 1 GiB, so a file written before
+// the header existed (records from byte 0) is told apart and still read.
+inline constexpr char kCheckpointLogMagic[] = "ACKP";
+inline constexpr uint32_t kCheckpointLogVersion = 1;
+inline constexpr size_t kCheckpointLogHeaderSize = 8;
 
 class CheckpointLog {
  public:

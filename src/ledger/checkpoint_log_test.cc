@@ -114,7 +114,69 @@ TEST_F(CheckpointLogTest, ZeroFilledTailIsCut) {
   ASSERT_NE(log, nullptr);
   EXPECT_FALSE(cut.empty());
   EXPECT_EQ(log->latest(), Note(0));
-  EXPECT_EQ(fs::file_size(Path()), 8 + Note(0).size());
+  EXPECT_EQ(fs::file_size(Path()), kCheckpointLogHeaderSize + 8 + Note(0).size());
+}
+
+}  // namespace
+}  // namespace annals::ledger
+
+namespace annals::ledger {
+namespace {
+
+class CheckpointLogHeaderTest : public CheckpointLogTest {};
+
+TEST_F(CheckpointLogHeaderTest, NewFileStartsWithTheVersionHeader) {
+  {
+    auto log = MustOpen(nullptr);
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(log->Append(Note(0)).ok());
+  }
+  std::string f = ReadFile(Path());
+  ASSERT_GE(f.size(), kCheckpointLogHeaderSize);
+  EXPECT_EQ(f.substr(0, 8), std::string("ACKP\0\0\0\1", 8));
+  EXPECT_EQ(ScanAll(), std::vector<std::string>{Note(0)});
+}
+
+TEST_F(CheckpointLogHeaderTest, FileWithoutHeaderIsStillRead) {
+  // Written before the header existed: records from byte 0.
+  {
+    auto log = MustOpen(nullptr);
+    ASSERT_TRUE(log->Append(Note(0)).ok());
+    ASSERT_TRUE(log->Append(Note(1)).ok());
+  }
+  std::string f = ReadFile(Path());
+  {
+    std::ofstream out(Path(), std::ios::binary | std::ios::trunc);
+    out << f.substr(kCheckpointLogHeaderSize);
+  }
+  EXPECT_EQ(ScanAll(), (std::vector<std::string>{Note(0), Note(1)}));
+  auto log = MustOpen(nullptr);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->latest(), Note(1));
+  ASSERT_TRUE(log->Append(Note(2)).ok());
+  EXPECT_EQ(ScanAll(), (std::vector<std::string>{Note(0), Note(1), Note(2)}));
+}
+
+TEST_F(CheckpointLogHeaderTest, UnknownVersionIsRefused) {
+  {
+    std::ofstream out(Path(), std::ios::binary);
+    out << std::string("ACKP\0\0\0\2", 8);
+  }
+  auto log = CheckpointLog::Open(dir_, nullptr);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("version 2"), std::string::npos) << log.status().message();
+  EXPECT_EQ(ReadFile(Path()).size(), 8u) << "a file of another version must not be touched";
+}
+
+TEST_F(CheckpointLogHeaderTest, TornHeaderIsRewritten) {
+  {
+    std::ofstream out(Path(), std::ios::binary);
+    out << "ACK";
+  }
+  auto log = MustOpen(nullptr);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append(Note(0)).ok());
+  EXPECT_EQ(ScanAll(), std::vector<std::string>{Note(0)});
 }
 
 }  // namespace

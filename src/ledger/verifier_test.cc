@@ -69,7 +69,7 @@ struct Record {
 
 std::vector<Record> CheckpointRecords(const std::string& log) {
   std::vector<Record> out;
-  uint64_t off = 0;
+  uint64_t off = kCheckpointLogHeaderSize;
   while (off + 8 <= log.size()) {
     uint32_t len = GetBigEndian32(log.data() + off);
     out.push_back({off, log.substr(off + 8, len)});

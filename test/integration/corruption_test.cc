@@ -22,6 +22,7 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/sha256.h"
+#include "ledger/checkpoint_log.h"
 #include "log/segment_format.h"
 #include "merkle/merkle.h"
 #include "testutil/log_client.h"
@@ -169,7 +170,7 @@ class CorruptionTest : public ::testing::Test {
   std::vector<Record> CheckpointRecords() {
     auto f = testutil::ReadFile(CheckpointLogPath());
     EXPECT_TRUE(f.ok()) << f.status().ToString();
-    return f.ok() ? ParseRecords(*f, 0) : std::vector<Record>{};
+    return f.ok() ? ParseRecords(*f, ledger::kCheckpointLogHeaderSize) : std::vector<Record>{};
   }
 
   TempDir tmp_;
