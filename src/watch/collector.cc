@@ -161,6 +161,7 @@ Status IngestorSink::Append(const std::vector<WatchRecord>& records) {
   return res.status();
 }
 
+RemoteSink::RemoteSink(std::string url) : url_(std::move(url)) {}
 RemoteSink::~RemoteSink() = default;
 
 Status RemoteSink::Append(const std::vector<WatchRecord>& records) {

@@ -80,7 +80,7 @@ class IngestorSink : public WatchSink {
 // and 503 (the ledger's backpressure) with backoff; other errors fail.
 class RemoteSink : public WatchSink {
  public:
-  explicit RemoteSink(std::string url) : url_(std::move(url)) {}
+  explicit RemoteSink(std::string url);
   ~RemoteSink() override;
   Status Append(const std::vector<ingest::WatchRecord>& records) override;
 
