@@ -53,6 +53,7 @@ struct WatchFlags {
   std::string kubeconfig, context, resources;
   bool in_cluster = false;
   int watch_timeout_s = 300;
+  size_t list_page = 500;
 };
 
 struct ServeFlags {
@@ -87,6 +88,8 @@ StatusOr<watch::CollectorOptions> MakeCollectorOptions(const WatchFlags& f, cons
   o.state_dir = state_dir;
   if (f.watch_timeout_s <= 0) return InvalidArgumentError("--watch-timeout must be positive");
   o.watch_timeout = std::chrono::seconds(f.watch_timeout_s);
+  if (f.list_page == 0) return InvalidArgumentError("--watch-list-page must be positive");
+  o.list_page = f.list_page;
   return o;
 }
 
@@ -415,6 +418,7 @@ int main(int argc, char** argv) {
     c->add_option("--watch-resources", w->resources,
                   "comma-separated resources (pods, deployments, group/version/resource); default: all built-in");
     c->add_option("--watch-timeout", w->watch_timeout_s, "seconds per watch request")->capture_default_str();
+    c->add_option("--watch-list-page", w->list_page, "objects per list page (limit=)")->capture_default_str();
   };
   serve->add_flag("--watch", flags.watch.enabled, "list/watch the Kubernetes API server into the ledger");
   add_watch(serve, &flags.watch);

@@ -13,6 +13,7 @@ The test scripts it through /control/* (unauthenticated):
   POST /control/garbage {"line":"..."}    send a raw line to every open watch
   POST /control/refuse  {"on":bool}       answer lists and watches with 503
   POST /control/compact {"http410":bool}  forget history: older resumes get 410
+  POST /control/token   {"token":"..."}   the bearer token accepted from now on
   GET  /control/stats                     counters
 
 Prints "port: N" on stdout once listening. Objects live in memory only.
@@ -40,6 +41,7 @@ STATE = {
     "stats": {"lists": 0, "watches": 0, "unauthorized": 0, "gone": 0, "open_watches": 0},
 }
 TOKEN = None
+GONE_BODY = None  # the body of HTTP 410 answers (--gone-body)
 KINDS = {}  # path -> (kind, apiVersion)
 
 
@@ -98,6 +100,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if u.path == "/control/garbage":
                 STATE["garbage"].append((STATE["generation"], req["line"].encode()))
                 LOCK.notify_all()
+                return self.send_json(200, b"{}")
+            if u.path == "/control/token":
+                global TOKEN
+                TOKEN = req["token"]
                 return self.send_json(200, b"{}")
             if u.path == "/control/refuse":
                 STATE["refuse"] = bool(req.get("on"))
@@ -161,7 +167,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             STATE["stats"]["watches"] += 1
             if since < STATE["compacted"] and STATE["http410"]:
                 STATE["stats"]["gone"] += 1
-                return self.send_json(410, status_body(410, "Expired", "too old resource version: %d (%d)" % (since, STATE["compacted"])))
+                return self.send_json(410, GONE_BODY or status_body(410, "Expired", "too old resource version: %d (%d)" % (since, STATE["compacted"])))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -230,12 +236,16 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def main():
-    global TOKEN
+    global TOKEN, GONE_BODY
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token", required=True)
+    ap.add_argument("--gone-body", help="file whose bytes answer HTTP 410s")
     args = ap.parse_args()
     TOKEN = args.token
+    if args.gone_body:
+        with open(args.gone_body, "rb") as f:
+            GONE_BODY = f.read()
     srv = Server(("127.0.0.1", args.port), Handler)
     print("port: %d" % srv.server_address[1], flush=True)
     srv.serve_forever()

@@ -51,14 +51,17 @@ json LoadJson(const std::string& rel) {
 // fake_kube_apiserver.py as a child process.
 class FakeApiServer {
  public:
-  FakeApiServer() {
+  explicit FakeApiServer(std::string gone_body = "") {
     int out[2];
     if (pipe(out) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], 1);
       close(out[0]);
-      execlp("python3", "python3", FAKE_APISERVER, "--token", kToken, nullptr);
+      if (gone_body.empty())
+        execlp("python3", "python3", FAKE_APISERVER, "--token", kToken, nullptr);
+      else
+        execlp("python3", "python3", FAKE_APISERVER, "--token", kToken, "--gone-body", gone_body.c_str(), nullptr);
       _exit(127);
     }
     close(out[1]);
@@ -103,12 +106,14 @@ class FakeApiServer {
   std::unique_ptr<client::HttpClient> http_;
 };
 
+// `token` is the user's token, or "tokenFile: PATH".
 std::string Kubeconfig(const TempDir& dir, int port, const std::string& token) {
   std::string path = dir.Sub("kubeconfig");
+  const std::string user = token.starts_with("tokenFile: ") ? token : "token: " + token;
   std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
                          "    server: http://127.0.0.1:" << port << "\ncontexts:\n- name: fake\n"
                          "  context:\n    cluster: fake\n    user: collector\ncurrent-context: fake\n"
-                         "users:\n- name: collector\n  user:\n    token: " << token << "\n";
+                         "users:\n- name: collector\n  user:\n    " << user << "\n";
   return path;
 }
 
@@ -170,6 +175,11 @@ uint64_t Metric(const std::string& url, const std::string& line_prefix) {
   while (std::getline(in, line))
     if (line.starts_with(line_prefix + " ")) return std::stoull(line.substr(line_prefix.size() + 1));
   return 0;
+}
+
+std::string ReadText(const std::string& path) {
+  auto t = testutil::ReadFile(path);
+  return t.ok() ? *t : "";
 }
 
 std::string Now() { return FormatRfc3339(NowMicros()); }
@@ -327,6 +337,116 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   EXPECT_EQ(PodNames(server.url(), Now()), with(kSeeds, {"default/db"}));
   EXPECT_EQ(WhoIs(server.url(), "10.244.7.8", Now()), "");
   EXPECT_EQ(WhoIs(server.url(), "10.244.7.7", t_php), "default/php");  // rebuilt from the log
+}
+
+// Bearer tokens: a wrong one gets 401 and stores nothing; a token file is
+// re-read on every request, so a rotated token is picked up. A list in
+// pages, an HTTP 410 answer (kubeclient's recorded body) and `annals
+// collect --url` posting to a separate ledger over /v1/ingest/k8s-watch.
+TEST(WatchCollector, TokensPagesHttp410AndRemoteCollector) {
+  FakeApiServer api(testutil::CorpusDir() + "/k8s-objects/kubeclient/pods_410.json");
+  ASSERT_GT(api.port(), 0);
+  TempDir dir;
+  // The kind cluster's kube-system pods: more than one page of 5.
+  json pods = LoadJson("kubehound-kind-cluster/kube-system/pods.json");
+  const size_t n = pods["items"].size();
+  ASSERT_GT(n, 5u);
+  for (json pod : pods["items"]) {
+    pod["kind"] = "Pod";
+    pod["apiVersion"] = "v1";
+    api.Apply("ADDED", pod);
+  }
+  ServeOptions so;
+  so.data_dir = dir.Sub("data");
+  so.checkpoint_interval_ms = 20;
+  ServerProcess ledger(so);
+  ASSERT_OK(ledger.Start());
+  const std::string& url = ledger.url();
+
+  // Malformed watch records are refused whole.
+  {
+    auto c = client::HttpClient::Create(url);
+    auto r = (*c)->Post("/v1/ingest/k8s-watch",
+                        R"({"type":"ADDED","version":"v1","resource":"pods","object":{"metadata":{"uid":"u"}}})");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find("resourceVersion"), std::string::npos) << r->body;
+    EXPECT_EQ(TreeSize(url), 0u);
+  }
+
+  // A token file the collector re-reads; first with a wrong token.
+  const std::string token_file = dir.Sub("token");
+  std::ofstream(token_file) << "wrong-token\n";
+  const std::string kubeconfig = Kubeconfig(dir, api.port(), "tokenFile: " + token_file);
+  auto collect_args = std::vector<std::string>{
+      "collect", "--url", url, "--state-dir", dir.Sub("collect-state"), "--kubeconfig", kubeconfig,
+      "--watch-resources", "pods", "--watch-timeout", "3", "--watch-list-page", "5"};
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    std::string bin = testutil::AnnalsBinary();
+    argv.push_back(bin.data());
+    for (auto& a : collect_args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int fd = ::open(dir.Sub("collect.err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 2);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{pid};
+  ASSERT_TRUE(WaitFor([&] { return api.Stats().value("unauthorized", 0) >= 2; }));
+  EXPECT_EQ(TreeSize(url), 0u);
+
+  // The right token in the file: picked up on the next attempt.
+  std::ofstream(token_file) << kToken << "\n";
+  ASSERT_TRUE(WaitFor([&] { return PodNames(url, Now()).size() == n; }, 40))
+      << ReadText(dir.Sub("collect.err"));
+  EXPECT_GE(api.Stats().value("lists", 0), static_cast<int>((n + 4) / 5));
+
+  // Rotation: the server now wants a new token; the file changes with it.
+  api.Control("token", {{"token", "rotated-token-77"}});
+  std::ofstream(token_file) << "rotated-token-77\n";
+  api.Control("drop", {{"partial", false}});
+  json victim = pods["items"][0];
+  victim["kind"] = "Pod";
+  victim["apiVersion"] = "v1";
+  const std::string victim_name = "kube-system/" + victim["metadata"]["name"].get<std::string>();
+  api.Apply("DELETED", victim);
+  ASSERT_TRUE(WaitFor([&] { return PodNames(url, Now()).size() == n - 1; }, 40))
+      << ReadText(dir.Sub("collect.err"));
+  const std::string t_deleted = Now();
+
+  // HTTP 410 (not an ERROR frame): relist; the answer's message is logged.
+  api.Control("refuse", {{"on", true}});
+  api.Control("drop", {{"partial", false}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  json moved = pods["items"][1];
+  moved["kind"] = "Pod";
+  moved["apiVersion"] = "v1";
+  moved["metadata"]["labels"]["relisted"] = "yes";
+  api.Apply("MODIFIED", moved);
+  api.Control("compact", {{"http410", true}});
+  api.Control("refuse", {{"on", false}});
+  ASSERT_TRUE(WaitFor([&] {
+    json j = Get(url, "/v1/state?kind=pods&selector=relisted%3Dyes&at=" + Now());
+    return j.is_object() && j.value("count", 0) == 1;
+  }, 40)) << ReadText(dir.Sub("collect.err"));
+  EXPECT_GE(api.Stats().value("gone", 0), 1);
+  EXPECT_EQ(PodNames(url, t_deleted).count(victim_name), 0u);
+  const std::string err = ReadText(dir.Sub("collect.err"));
+  EXPECT_NE(err.find("401"), std::string::npos) << err;
+  EXPECT_NE(err.find("410"), std::string::npos) << err;
+
+  // Every key once, every payload an object with a uid (or a marker).
+  std::set<std::string> keys;
+  for (const auto& m : Metas(url)) EXPECT_TRUE(keys.insert(m.value("key", "")).second) << m.dump();
 }
 
 }  // namespace
