@@ -387,50 +387,25 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
 
 Status Collector::Relist(Resource* r, const std::string& reason) {
   metrics_->Add("annals_watch_relists_total", "resource", r->name);
-  // Pages of one consistent list; a 410 on a continue token starts over.
-  std::vector<std::string> pages;
-  std::string list_rv, kind;
+  // Pages of one consistent list, each appended as it comes (memory stays
+  // at one page and the known set): first the relist marker, then what
+  // changed, then tombstones for what is gone. A 410 on a continue token
+  // (the snapshot expired) starts over; what was appended already comes
+  // back with the same keys and bytes and is stored once.
   for (int attempt = 0;; ++attempt) {
-    pages.clear();
-    list_rv.clear();
-    std::string cont;
     bool expired = false;
-    do {
-      std::string path = r->spec.Path() + "?limit=" + std::to_string(options_.list_page);
-      if (!cont.empty()) path += "&continue=" + QueryEscape(cont);
-      ASSIGN_OR_RETURN(auto res, kube_->Get(path));
-      if (stop_) return UnavailableError("stopping");
-      if (res.status == 410 && !cont.empty()) {
-        expired = true;
-        break;
-      }
-      if (res.status != 200) return UnavailableError("list answered " + StatusSummary(res.status, res.body));
-      simdjson::dom::element doc;
-      auto err = ingest::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
-      if (err) return InvalidArgumentError("list body: " + ingest::JsonErrorMessage(err));
-      std::string_view sv;
-      if (doc["kind"].get_string().get(sv) == simdjson::SUCCESS && kind.empty()) kind = std::string(sv);
-      simdjson::dom::element md;
-      if (doc["metadata"].get(md) != simdjson::SUCCESS) return InvalidArgumentError("list has no metadata");
-      if (list_rv.empty() && md["resourceVersion"].get_string().get(sv) == simdjson::SUCCESS)
-        list_rv = std::string(sv);
-      cont.clear();
-      if (md["continue"].get_string().get(sv) == simdjson::SUCCESS) cont = std::string(sv);
-      pages.push_back(std::move(res.body));
-    } while (!cont.empty());
-    if (!expired) break;
+    Status s = RelistOnce(r, reason, &expired);
+    if (!s.ok() || !expired) return s;
     if (attempt >= 3) return UnavailableError("list continue token kept expiring");
   }
-  if (list_rv.empty()) return InvalidArgumentError("list has no metadata.resourceVersion");
-  if (kind.ends_with("List")) kind.resize(kind.size() - 4);
-  if (!kind.empty()) RETURN_IF_ERROR(r->state.SetKind(kind, ApiVersion(r->spec)));
-  if (kind.empty()) kind = r->state.kind();
+}
 
-  // Marker first, then the differences, in batches.
+Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expired) {
+  std::string list_rv, kind, cont;
   std::deque<std::string> owned;  // bytes of the marker and tombstones
-  std::vector<WatchRecord> records;
   std::unordered_map<std::string, WatchState::Known> now_known;
   size_t added = 0, modified = 0, deleted = 0, items = 0;
+  const auto& known = r->state.known();
   auto base = [&](WatchRecord::Type t) {
     WatchRecord rec;
     rec.type = t;
@@ -441,14 +416,60 @@ Status Collector::Relist(Resource* r, const std::string& reason) {
     rec.observed = "relist";
     return rec;
   };
-  const auto& known = r->state.known();
-  for (const auto& page : pages) {
-    auto raws = ingest::RawArrayMember(page, "items");
-    if (!raws.ok()) {
-      if (raws.status().code() == StatusCode::kNotFound) continue;  // "items": null
-      return raws.status();
+  auto append = [&](const std::vector<WatchRecord>& records) -> Status {
+    for (size_t i = 0; i < records.size(); i += options_.batch_records) {
+      std::vector<WatchRecord> batch(
+          records.begin() + static_cast<long>(i),
+          records.begin() + static_cast<long>(std::min(records.size(), i + options_.batch_records)));
+      RETURN_IF_ERROR(sink_->Append(batch));
+      metrics_->Add("annals_watch_events_total", "resource", r->name, batch.size());
     }
-    for (std::string_view item : *raws) {
+    return OkStatus();
+  };
+  do {
+    std::string path = r->spec.Path() + "?limit=" + std::to_string(options_.list_page);
+    if (!cont.empty()) path += "&continue=" + QueryEscape(cont);
+    ASSIGN_OR_RETURN(auto res, kube_->Get(path));
+    if (stop_) return UnavailableError("stopping");
+    if (res.status == 410 && !cont.empty()) {
+      *expired = true;
+      return OkStatus();
+    }
+    if (res.status != 200) return UnavailableError("list answered " + StatusSummary(res.status, res.body));
+    simdjson::dom::element doc;
+    auto err = ingest::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
+    if (err) return InvalidArgumentError("list body: " + ingest::JsonErrorMessage(err));
+    std::string_view sv;
+    simdjson::dom::element md;
+    if (doc["metadata"].get(md) != simdjson::SUCCESS) return InvalidArgumentError("list has no metadata");
+    cont.clear();
+    if (md["continue"].get_string().get(sv) == simdjson::SUCCESS) cont = std::string(sv);
+    std::vector<WatchRecord> records;
+    if (list_rv.empty()) {  // the first page: the snapshot's version and kind
+      if (md["resourceVersion"].get_string().get(sv) != simdjson::SUCCESS || sv.empty())
+        return InvalidArgumentError("list has no metadata.resourceVersion");
+      list_rv = std::string(sv);
+      if (doc["kind"].get_string().get(sv) == simdjson::SUCCESS) kind = std::string(sv);
+      if (kind.ends_with("List")) kind.resize(kind.size() - 4);
+      if (!kind.empty()) RETURN_IF_ERROR(r->state.SetKind(kind, ApiVersion(r->spec)));
+      if (kind.empty()) kind = r->state.kind();
+      WatchRecord m = base(WatchRecord::kRelist);
+      m.observed.clear();
+      m.head.resource_version = list_rv;
+      std::string j = R"({"resource":)";
+      ingest::AppendJsonString(&j, r->name);
+      j += R"(,"resourceVersion":)";
+      ingest::AppendJsonString(&j, list_rv);
+      j += R"(,"reason":)";
+      ingest::AppendJsonString(&j, reason);
+      j += "}";
+      owned.push_back(std::move(j));
+      m.object = owned.back();
+      records.push_back(std::move(m));
+    }
+    auto raws = ingest::RawArrayMember(res.body, "items");
+    if (!raws.ok() && raws.status().code() != StatusCode::kNotFound) return raws.status();
+    for (std::string_view item : raws.ok() ? *raws : std::vector<std::string_view>{}) {
       if (item == "null") continue;
       ++items;
       auto head = ingest::ReadObjectHead(item);
@@ -466,7 +487,10 @@ Status Collector::Relist(Resource* r, const std::string& reason) {
       rec.object = item;
       records.push_back(std::move(rec));
     }
-  }
+    RETURN_IF_ERROR(append(records));
+  } while (!cont.empty());
+
+  std::vector<WatchRecord> records;
   for (const auto& [uid, k] : known) {
     if (now_known.count(uid)) continue;
     // Deleted while we were away: its final state is unknown, so the entry
@@ -497,28 +521,7 @@ Status Collector::Relist(Resource* r, const std::string& reason) {
     records.push_back(std::move(rec));
     ++deleted;
   }
-  {
-    WatchRecord m = base(WatchRecord::kRelist);
-    m.observed.clear();
-    m.head.resource_version = list_rv;
-    std::string j = R"({"resource":)";
-    ingest::AppendJsonString(&j, r->name);
-    j += R"(,"resourceVersion":)";
-    ingest::AppendJsonString(&j, list_rv);
-    j += R"(,"reason":)";
-    ingest::AppendJsonString(&j, reason);
-    j += R"(,"items":)" + std::to_string(items) + R"(,"added":)" + std::to_string(added) +
-         R"(,"modified":)" + std::to_string(modified) + R"(,"deleted":)" + std::to_string(deleted) + "}";
-    owned.push_back(std::move(j));
-    m.object = owned.back();
-    records.insert(records.begin(), std::move(m));
-  }
-  for (size_t i = 0; i < records.size(); i += options_.batch_records) {
-    std::vector<WatchRecord> batch(records.begin() + static_cast<long>(i),
-                                   records.begin() + static_cast<long>(std::min(records.size(), i + options_.batch_records)));
-    RETURN_IF_ERROR(sink_->Append(batch));
-    metrics_->Add("annals_watch_events_total", "resource", r->name, batch.size());
-  }
+  RETURN_IF_ERROR(append(records));
   RETURN_IF_ERROR(r->state.Reset(std::move(now_known), list_rv));
   Log(r->name, "listed " + std::to_string(items) + " at resourceVersion " + list_rv + " (" + reason +
                    "): " + std::to_string(added) + " added, " + std::to_string(modified) +

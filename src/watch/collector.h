@@ -114,6 +114,8 @@ class Collector {
   void Run(Resource* r);
   // Lists the resource and appends the differences from what was known.
   Status Relist(Resource* r, const std::string& reason);
+  // One attempt; *expired when the list's continue token expired.
+  Status RelistOnce(Resource* r, const std::string& reason, bool* expired);
   // One watch request; returns when it ends. *relist set on 410.
   Status WatchOnce(Resource* r, bool* relist);
   // Appends one batch and records it in the state.
