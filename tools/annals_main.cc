@@ -25,6 +25,8 @@
 #include "client/table.h"
 #include "state/projector.h"
 #include "state/questions.h"
+#include "watch/collector.h"
+#include "watch/kube_client.h"
 
 namespace annals {
 namespace {
@@ -46,10 +48,50 @@ std::function<void(uint64_t, uint64_t)> ProgressBar(const char* what) {
   };
 }
 
+struct WatchFlags {
+  bool enabled = false;
+  std::string kubeconfig, context, resources;
+  bool in_cluster = false;
+  int watch_timeout_s = 300;
+  size_t list_page = 500;
+};
+
 struct ServeFlags {
   std::string tcp_listen;
   std::vector<std::string> tails;
+  WatchFlags watch;
 };
+
+// The API server's client: --kubeconfig, else in-cluster, else
+// $KUBECONFIG or ~/.kube/config.
+StatusOr<std::unique_ptr<watch::KubeClient>> MakeKubeClient(const WatchFlags& f) {
+  StatusOr<watch::KubeConfig> cfg = FailedPreconditionError("no API server configured");
+  if (!f.kubeconfig.empty()) {
+    cfg = watch::LoadKubeconfig(f.kubeconfig, f.context);
+  } else if (f.in_cluster || std::getenv("KUBERNETES_SERVICE_HOST")) {
+    cfg = watch::InClusterConfig();
+  } else {
+    std::string path;
+    if (const char* k = std::getenv("KUBECONFIG"); k && *k) path = std::string(k).substr(0, std::string(k).find(':'));
+    else if (const char* h = std::getenv("HOME")) path = std::string(h) + "/.kube/config";
+    if (path.empty() || !FileExists(path))
+      return FailedPreconditionError("--watch needs --kubeconfig FILE or an in-cluster ServiceAccount");
+    cfg = watch::LoadKubeconfig(path, f.context);
+  }
+  if (!cfg.ok()) return cfg.status();
+  return watch::KubeClient::Create(std::move(*cfg));
+}
+
+StatusOr<watch::CollectorOptions> MakeCollectorOptions(const WatchFlags& f, const std::string& state_dir) {
+  watch::CollectorOptions o;
+  ASSIGN_OR_RETURN(o.resources, watch::ParseResourceList(f.resources));
+  o.state_dir = state_dir;
+  if (f.watch_timeout_s <= 0) return InvalidArgumentError("--watch-timeout must be positive");
+  o.watch_timeout = std::chrono::seconds(f.watch_timeout_s);
+  if (f.list_page == 0) return InvalidArgumentError("--watch-list-page must be positive");
+  o.list_page = f.list_page;
+  return o;
+}
 
 int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
           const std::string& origin, int interval_ms, uint64_t max_body, const ServeFlags& flags) {
@@ -122,6 +164,20 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = tailers.back()->Start();
     if (!s.ok()) return Fail(s);
   }
+  std::unique_ptr<watch::KubeClient> kube;
+  std::unique_ptr<watch::IngestorSink> watch_sink;
+  std::unique_ptr<watch::Collector> collector;
+  if (flags.watch.enabled) {
+    auto k = MakeKubeClient(flags.watch);
+    if (!k.ok()) return Fail(k.status());
+    kube = std::move(*k);
+    auto opts = MakeCollectorOptions(flags.watch, data + "/watch");
+    if (!opts.ok()) return Fail(opts.status());
+    watch_sink = std::make_unique<watch::IngestorSink>(ingestor->get());
+    collector = std::make_unique<watch::Collector>(kube.get(), watch_sink.get(), &metrics, std::move(*opts));
+    Status s = collector->Start();
+    if (!s.ok()) return Fail(s);
+  }
   auto hp = SplitHostPort(listen);
   std::printf("annals serving %s entries=%llu\nurl: http://%s:%u\nverifier key: %s\n",
               data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
@@ -130,6 +186,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   int sig = 0;
   sigwait(&sigs, &sig);
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
+  if (collector) collector->Stop();
   http.Stop();
   projector.Stop();
   if (tcp) tcp->Stop();
@@ -137,6 +194,33 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   ingestor->reset();
   ledger->reset();
   dedup->reset();
+  return 0;
+}
+
+// `annals collect --url LEDGER`: the watch collector alone, appending to a
+// remote ledger; its state lives in --state-dir.
+int Collect(const std::string& url, const std::string& state_dir, const WatchFlags& flags) {
+  if (url.empty()) return Fail("--url LEDGER is required");
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  auto kube = MakeKubeClient(flags);
+  if (!kube.ok()) return Fail(kube.status());
+  auto opts = MakeCollectorOptions(flags, state_dir);
+  if (!opts.ok()) return Fail(opts.status());
+  Metrics metrics;
+  watch::RemoteSink sink(url);
+  watch::Collector collector(kube->get(), &sink, &metrics, std::move(*opts));
+  Status s = collector.Start();
+  if (!s.ok()) return Fail(s);
+  std::printf("annals collecting from %s into %s\n", (*kube)->config().server.c_str(), url.c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
+  collector.Stop();
   return 0;
 }
 
@@ -327,6 +411,23 @@ int main(int argc, char** argv) {
   serve->add_option("--checkpoint-interval", interval_ms, "ms between checkpoints")->capture_default_str();
   serve->add_option("--max-body", max_body, "largest request body in bytes")->capture_default_str();
   ServeFlags flags;
+  auto add_watch = [](CLI::App* c, WatchFlags* w) {
+    c->add_option("--kubeconfig", w->kubeconfig, "kubeconfig of the API server to watch");
+    c->add_option("--context", w->context, "kubeconfig context (default: current-context)");
+    c->add_flag("--in-cluster", w->in_cluster, "use the pod's ServiceAccount token and CA");
+    c->add_option("--watch-resources", w->resources,
+                  "comma-separated resources (pods, deployments, group/version/resource); default: all built-in");
+    c->add_option("--watch-timeout", w->watch_timeout_s, "seconds per watch request")->capture_default_str();
+    c->add_option("--watch-list-page", w->list_page, "objects per list page (limit=)")->capture_default_str();
+  };
+  serve->add_flag("--watch", flags.watch.enabled, "list/watch the Kubernetes API server into the ledger");
+  add_watch(serve, &flags.watch);
+  WatchFlags collect_flags;
+  std::string collect_url, collect_state = "annals-collect-state";
+  auto* collect = app.add_subcommand("collect", "list/watch the Kubernetes API server into a remote ledger");
+  collect->add_option("--url", collect_url, "the ledger's URL")->required();
+  collect->add_option("--state-dir", collect_state, "where the last resourceVersions are kept")->capture_default_str();
+  add_watch(collect, &collect_flags);
   serve->add_option("--tcp-listen", flags.tcp_listen, "newline-delimited JSON over TCP on ADDR");
   serve->add_option("--tail", flags.tails, "follow a kube-apiserver audit log file (repeatable)");
 
@@ -505,6 +606,7 @@ int main(int argc, char** argv) {
   }
 
   if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body, flags);
+  if (collect->parsed()) return Collect(collect_url, collect_state, collect_flags);
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);
   if (verify->parsed()) {

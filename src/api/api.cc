@@ -9,6 +9,7 @@
 #include "ingest/classify.h"
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
+#include "ingest/k8s_watch.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
 
@@ -53,6 +54,7 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
     if (path == paths::kIngestEvents) return IngestEvents(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
+    if (path == paths::kIngestK8sWatch) return IngestK8sWatch(std::move(req), std::move(respond));
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
   if (path == paths::kEnrichFlows) {
@@ -201,6 +203,30 @@ void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
   items.reserve(events->size());
   for (const auto& ev : *events)
     items.push_back({ingest::AuditMeta(ev, source, now), ev.raw, ev.DedupKey()});
+  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+}
+
+// Watch records from a remote collector (`annals collect --url`): JSON
+// lines as ingest::WatchRecordLine writes them. All or nothing.
+void Api::IngestK8sWatch(HttpRequest&& req, Responder respond) {
+  const std::string source = "k8s-watch";
+  auto body = std::make_shared<std::string>(std::move(req.body));
+  auto lines = ingest::SplitLines(*body);
+  if (lines.empty()) {
+    metrics_.Add("annals_events_rejected_total", "source", source);
+    return respond(ErrorResponse(400, "body holds no JSON lines"));
+  }
+  const std::string now = ingest::NowRfc3339();
+  std::vector<ingest::IngestItem> items;
+  items.reserve(lines.size());
+  for (auto [line, line_no] : lines) {
+    auto rec = ingest::ParseWatchRecordLine(line, "line " + std::to_string(line_no));
+    if (!rec.ok()) {
+      metrics_.Add("annals_events_rejected_total", "source", source, lines.size());
+      return respond(ErrorResponse(rec.status()));
+    }
+    items.push_back(ingest::WatchItem(*rec, source, now));
+  }
   SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
 }
 

@@ -28,6 +28,7 @@ class Api {
   HttpResponse ConsistencyProof(const Target& t);
   void IngestEvents(HttpRequest&& req, Responder respond);
   void IngestK8sAudit(HttpRequest&& req, Responder respond);
+  void IngestK8sWatch(HttpRequest&& req, Responder respond);
   // Submits items whose payloads point into *body; answers once durable.
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);

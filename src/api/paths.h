@@ -13,6 +13,7 @@ inline constexpr char kInclusionProof[] = "/v1/proof/inclusion";
 inline constexpr char kConsistencyProof[] = "/v1/proof/consistency";
 inline constexpr char kIngestEvents[] = "/v1/ingest/events";
 inline constexpr char kIngestK8sAudit[] = "/v1/ingest/k8s-audit";
+inline constexpr char kIngestK8sWatch[] = "/v1/ingest/k8s-watch";
 inline constexpr char kState[] = "/v1/state";
 inline constexpr char kPodsByIpPrefix[] = "/v1/pods/by-ip/";  // + <ip>
 inline constexpr char kEnrichFlows[] = "/v1/enrich/flows";

@@ -68,13 +68,19 @@ void StringMap(simdjson::dom::element e, const char* key,
 
 }  // namespace
 
-StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json) {
+std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload) {
+  if (meta.find(R"("type":"k8s.watch")") != std::string_view::npos) return payload;
+  return RawMember(payload, "responseObject");
+}
+
+StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json, std::string_view kind_hint) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS || !doc.is_object())
     return InvalidArgumentError("object is not valid JSON");
   ObjectFacts f;
   f.kind = Str(doc, "kind");
+  if (f.kind.empty()) f.kind = std::string(kind_hint);
   f.api_version = Str(doc, "apiVersion");
   simdjson::dom::element md;
   if (doc["metadata"].get(md) != simdjson::SUCCESS || !md.is_object())

@@ -42,8 +42,13 @@ struct ObjectFacts {
   std::vector<std::pair<std::string, std::string>> selector;
 };
 
-// Parses an object's JSON. NotFound if it has no metadata.uid.
-StatusOr<ObjectFacts> ReadObjectFacts(std::string_view object_json);
+// Parses an object's JSON. NotFound if it has no metadata.uid. kind_hint
+// stands in for a missing "kind" (items of a List carry none).
+StatusOr<ObjectFacts> ReadObjectFacts(std::string_view object_json, std::string_view kind_hint = {});
+
+// The object a version's entry holds: a watch entry's payload is the object
+// itself ("k8s.watch" meta), an audit event's is its responseObject.
+std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload);
 
 // Extracts the raw JSON text of a top-level member ("responseObject") of an
 // audit event, or "" if absent. The event must be valid JSON.

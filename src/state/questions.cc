@@ -113,8 +113,15 @@ StatusOr<json> Questions::EventAt(uint64_t index) const {
 }
 
 StatusOr<json> Questions::BodyAt(uint64_t index) const {
-  ASSIGN_OR_RETURN(std::string payload, PayloadAt(index));
-  std::string_view obj = RawMember(payload, "responseObject");
+  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
+  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
+  std::string payload;
+  if (d.external) {
+    ASSIGN_OR_RETURN(payload, ledger_->GetBlob(d.payload_digest));
+  } else {
+    payload = std::string(d.payload);
+  }
+  std::string_view obj = ObjectOfEntry(d.meta, payload);
   if (obj.empty()) return json();  // gone by a Status answer: no body
   json j = Parse(obj);
   if (j.is_discarded()) return DataLossError("entry " + std::to_string(index) + ": bad responseObject");
@@ -164,7 +171,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
         raw = std::move(*blob);
         payload = raw;
       }
-      std::string_view body = RawMember(payload, "responseObject");
+      std::string_view body = ObjectOfEntry(d->meta, payload);
       if (!sel.empty()) {
         json b = Parse(body);
         json labels = b.is_object() && b.contains("metadata") ? b["metadata"].value("labels", json::object())

@@ -65,6 +65,7 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element m;
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
+  if (Sv(m, "type") == "k8s.watch") return ApplyWatch(index, meta, payload);
   if (Sv(m, "type") != "k8s.audit") return OkStatus();
   simdjson::dom::element a;
   if (m["audit"].get(a) != simdjson::SUCCESS) return OkStatus();
@@ -129,32 +130,41 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
     const bool pod = facts->kind == "Pod";
     p = (!pod && !facts->has_finalizers) ? Presence::kGone : Presence::kTerminating;
   }
+  bool created = false;
+  const uint32_t id = ObjectFor(row.resource, *facts, &created);
+  if (created && facts->name != name) {
+    // Created with generateName: file its events under the real name too.
+    events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
+  }
+  NoteResourceVersion(id, facts->resource_version, index);
+  AddVersion(id, {t, index, p}, &*facts);
+  if (watched_objects_.count(id)) OrderByResourceVersion(id);
+  return OkStatus();
+}
+
+uint32_t StateStore::ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created) {
   uint32_t id;
-  auto it = by_uid_.find(facts->uid);
-  if (it == by_uid_.end()) {
+  auto it = by_uid_.find(facts.uid);
+  *created = it == by_uid_.end();
+  if (*created) {
     id = static_cast<uint32_t>(objects_.size());
     Object o;
-    o.resource = row.resource;
-    o.ns = strings_.Intern(facts->namespace_);
-    o.name = strings_.Intern(facts->name);
-    o.uid = facts->uid;
+    o.resource = resource;
+    o.ns = strings_.Intern(facts.namespace_);
+    o.name = strings_.Intern(facts.name);
+    o.uid = facts.uid;
     objects_.push_back(std::move(o));
-    by_uid_.emplace(facts->uid, id);
+    by_uid_.emplace(facts.uid, id);
     by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name}].push_back(id);
     by_resource_ns_[{objects_[id].resource, objects_[id].ns}].push_back(id);
-    if (facts->name != name) {
-      // Created with generateName: file its events under the real name too.
-      events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
-    }
   } else {
     id = it->second;
   }
-  for (const auto& o : facts->owners) children_[o.uid].insert(id);
-  for (const auto& [k, v] : facts->labels)
+  for (const auto& o : facts.owners) children_[o.uid].insert(id);
+  for (const auto& [k, v] : facts.labels)
     if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, v}].insert(id);
-  if (!facts->helm_release.empty()) instances_[{objects_[id].ns, facts->helm_release}].insert(id);
-  AddVersion(id, {t, index, p}, &*facts);
-  return OkStatus();
+  if (!facts.helm_release.empty()) instances_[{objects_[id].ns, facts.helm_release}].insert(id);
+  return id;
 }
 
 void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {

@@ -145,6 +145,19 @@ class StateStore {
   };
 
   void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
+  // The object with facts.uid (made, filed under `resource`, if new), its
+  // owner and instance links updated from facts.
+  uint32_t ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created);
+  // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative
+  // versions merged with audit versions by uid and resourceVersion.
+  Status ApplyWatch(uint64_t index, std::string_view meta, std::string_view payload);
+  // Remembers that object `id` had resourceVersion rv in the version made
+  // by entry `index`; false if that (uid, rv) already had a version.
+  bool NoteResourceVersion(uint32_t id, const std::string& rv, uint64_t index);
+  // Moves watch versions (whose time is when they were received, not when
+  // they happened) before any version of the object with a greater
+  // resourceVersion.
+  void OrderByResourceVersion(uint32_t id);
   void RecomputeIntervals(uint32_t id);
 
   mutable std::shared_mutex mu_;
@@ -159,6 +172,11 @@ class StateStore {
   std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
   std::unordered_map<IpKey, std::vector<IpInterval>, IpHash> by_ip_;  // sorted by start
   std::vector<EventRow> events_;
+  // Watch merge (state_store_watch.cc).
+  std::unordered_set<std::string> uid_rvs_;             // uid + '\0' + rv
+  std::unordered_map<uint64_t, uint64_t> version_rv_;   // entry index -> numeric rv
+  std::unordered_set<uint64_t> watch_versions_;         // entry indexes
+  std::unordered_set<uint32_t> watched_objects_;
 };
 
 }  // namespace annals::state

@@ -1,0 +1,109 @@
+// The watch half of the state projection: "k8s.watch" entries (the watch
+// collector, docs/state.md "Watch entries") as object versions, merged with
+// the versions audit events give by uid and resourceVersion.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <mutex>
+#include <numeric>
+
+#include "state/state_store.h"
+
+namespace annals::state {
+
+namespace {
+
+std::string_view Sv(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
+  return v;
+}
+
+}  // namespace
+
+bool StateStore::NoteResourceVersion(uint32_t id, const std::string& rv, uint64_t index) {
+  if (rv.empty()) return true;
+  std::string key = objects_[id].uid;
+  key += '\0';
+  key += rv;
+  const bool inserted = uid_rvs_.insert(std::move(key)).second;
+  // resourceVersions are opaque to clients, but every API server backed by
+  // etcd hands out decimal revisions; only those are compared.
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), n);
+  if (ec == std::errc() && p == rv.data() + rv.size()) version_rv_[index] = n;
+  return inserted;
+}
+
+void StateStore::OrderByResourceVersion(uint32_t id) {
+  Object& o = objects_[id];
+  bool changed = false;
+  for (Version& w : o.versions) {
+    if (!watch_versions_.count(w.index)) continue;
+    auto wr = version_rv_.find(w.index);
+    if (wr == version_rv_.end()) continue;
+    Micros limit = kNever;
+    for (const Version& v : o.versions) {
+      auto vr = version_rv_.find(v.index);
+      if (vr != version_rv_.end() && vr->second > wr->second) limit = std::min(limit, v.time);
+    }
+    if (limit != kNever && w.time >= limit) {
+      w.time = limit - 1;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  std::vector<size_t> order(o.versions.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const Version& x = o.versions[a];
+    const Version& y = o.versions[b];
+    return x.time != y.time ? x.time < y.time : x.index < y.index;
+  });
+  std::vector<Version> versions;
+  std::vector<Object::PodFacts> pod;
+  for (size_t k : order) {
+    versions.push_back(o.versions[k]);
+    if (k < o.pod.size()) pod.push_back(o.pod[k]);
+  }
+  o.versions = std::move(versions);
+  if (!o.pod.empty()) {
+    o.pod = std::move(pod);
+    RecomputeIntervals(id);
+  }
+}
+
+Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string_view payload) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element m, w;
+  if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
+  if (m["watch"].get(w) != simdjson::SUCCESS) return OkStatus();
+  const std::string event(Sv(w, "event"));
+  if (event != "ADDED" && event != "MODIFIED" && event != "DELETED") return OkStatus();
+  const std::string resource(Sv(w, "resource"));
+  const bool tombstone = event == "DELETED" && Sv(w, "observed") == "relist";
+  // The receive time: the watch carries no time of its own.
+  const Micros t = ParseRfc3339(Sv(m, "rt")).value_or(0);
+  auto facts = ReadObjectFacts(payload, Sv(w, "kind"));
+  if (!facts.ok() || facts->kind == "Status") return OkStatus();
+  Presence p = Presence::kPresent;
+  if (event == "DELETED") p = Presence::kGone;
+  else if (facts->deleting) p = Presence::kTerminating;
+
+  std::unique_lock lock(mu_);
+  bool created = false;
+  const uint32_t id = ObjectFor(strings_.Intern(resource), *facts, &created);
+  // A tombstone repeats the last resourceVersion known; it is a deletion,
+  // not that version again, and orders after everything known.
+  if (!tombstone && !NoteResourceVersion(id, facts->resource_version, index)) {
+    return OkStatus();  // the same version is already in (from an audit event or a relist)
+  }
+  watch_versions_.insert(index);
+  watched_objects_.insert(id);
+  AddVersion(id, {t, index, p}, &*facts);
+  OrderByResourceVersion(id);
+  return OkStatus();
+}
+
+}  // namespace annals::state
