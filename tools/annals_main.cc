@@ -26,6 +26,7 @@
 #include "server/http_server.h"
 #include "client/table.h"
 #include "forward/forwarder.h"
+#include "forward/nats_sink.h"
 #include "forward/syslog_sink.h"
 #include "common/sha256.h"
 #include "state/projector.h"
@@ -58,6 +59,7 @@ struct ServeFlags {
   size_t watch_buffer = 65536;
   std::vector<std::string> forwards;
   std::string forward_ca;
+  std::string nats;
 };
 
 // DATA/forward/<kind>-<first 16 hex of SHA-256(target)>.pos: a new target
@@ -123,7 +125,9 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   feed.Start();
   api.SetChangeFeed(&feed);
   std::vector<std::unique_ptr<forward::Forwarder>> forwarders;
-  for (const auto& f : flags.forwards) {
+  std::vector<std::string> targets = flags.forwards;
+  if (!flags.nats.empty()) targets.push_back(flags.nats);
+  for (const auto& f : targets) {
     std::unique_ptr<forward::Sink> sink;
     forward::ForwarderOptions fwo;
     if (f.starts_with("syslog+")) {
@@ -131,6 +135,8 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
       if (!t.ok()) return Fail(t.status());
       sink = std::make_unique<forward::SyslogSink>(*t, (*ledger)->signer().name(), flags.forward_ca);
       fwo.wait_for_checkpoint = true;
+    } else if (f == flags.nats) {
+      sink = std::make_unique<forward::NatsSink>(f, (*ledger)->signer().name());
     } else {
       return Fail("--forward wants syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT, got " + f);
     }
@@ -417,6 +423,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--forward", flags.forwards,
                     "forward every entry to syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT (repeatable)");
+  serve->add_option("--nats", flags.nats,
+                    "publish every change to NATS JetStream at URL (nats://HOST:PORT), subject annals.<log>.<resource>.<namespace>.<name>");
   serve->add_option("--forward-ca", flags.forward_ca, "PEM trust anchors for syslog+tls (default: the system's)");
 
   std::string name, out;

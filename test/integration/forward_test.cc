@@ -23,6 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include <nats/nats.h>
+
+#include <set>
+
 #include "client/http_client.h"
 #include "testutil/server_process.h"
 #include "testutil/test_macros.h"
@@ -110,6 +114,113 @@ class Rsyslog {
   pid_t pid_ = -1;
 };
 
+bool PortAccepts(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// nats-server -js with its store in a temporary directory.
+class NatsServer {
+ public:
+  NatsServer(const TempDir& dir, uint16_t port) : dir_(dir), port_(port) {}
+  ~NatsServer() { Stop(); }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  void Start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string sd = dir_.Sub("nats-store"), port = std::to_string(port_), log = dir_.Sub("nats.log");
+      ::execlp("nats-server", "nats-server", "-js", "-sd", sd.c_str(), "-a", "127.0.0.1", "-p", port.c_str(),
+               "-l", log.c_str(), nullptr);
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !PortAccepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(PortAccepts(port_)) << "nats-server did not listen";
+  }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  const TempDir& dir_;
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+// Every message in the stream, read with a new durable pull consumer:
+// Nats-Msg-Id -> count, and the stream's message count.
+struct NatsView {
+  std::map<uint64_t, int> ids;
+  std::map<uint64_t, std::string> subjects;
+  std::map<uint64_t, json> data;
+  uint64_t stream_msgs = 0;
+};
+
+NatsView ReadNats(const std::string& url, const std::string& stream, size_t want, const std::string& durable) {
+  NatsView v;
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr;
+  EXPECT_EQ(natsConnection_ConnectTo(&nc, url.c_str()), NATS_OK);
+  if (!nc) return v;
+  EXPECT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  for (int i = 0; i < 300; ++i) {  // annals creates the stream on its first publish
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &jerr) == NATS_OK) {
+      v.stream_msgs = si->State.Msgs;
+      jsStreamInfo_Destroy(si);
+      if (v.stream_msgs >= want) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(js_PullSubscribe(&sub, js, "annals.>", durable.c_str(), nullptr, nullptr, &jerr), NATS_OK);
+  size_t got = 0;
+  for (int tries = 0; sub && got < v.stream_msgs && tries < 100; ++tries) {
+    natsMsgList list{};
+    natsStatus s = natsSubscription_Fetch(&list, sub, 500, 2000, &jerr);
+    if (s != NATS_OK) continue;
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      const char* id = nullptr;
+      EXPECT_EQ(natsMsgHeader_Get(m, "Nats-Msg-Id", &id), NATS_OK);
+      uint64_t idx = id ? std::stoull(id) : uint64_t(-1);
+      ++v.ids[idx];
+      v.subjects[idx] = natsMsg_GetSubject(m);
+      v.data[idx] = json::parse(std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), nullptr, false);
+      natsMsg_Ack(m, nullptr);
+      ++got;
+    }
+    natsMsgList_Destroy(&list);
+  }
+  if (sub) natsSubscription_Destroy(sub);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return v;
+}
+
+void CheckNatsOnce(const NatsView& v, const std::vector<json>& evs) {
+  EXPECT_EQ(v.stream_msgs, evs.size());
+  ASSERT_EQ(v.ids.size(), evs.size());
+  uint64_t i = 0;
+  for (const auto& [idx, n] : v.ids) {
+    ASSERT_EQ(idx, i) << "gap";
+    EXPECT_EQ(n, 1) << "index " << idx << " arrived " << n << " times";
+    EXPECT_EQ(v.data.at(idx)["index"], idx);
+    EXPECT_EQ(v.data.at(idx)["event"], evs[idx]);
+    ++i;
+  }
+}
+
 struct Line {
   uint64_t index, tree_size;
   json msg;
@@ -196,6 +307,48 @@ TEST(ForwardTest, SyslogGetsEveryEntryOnceAcrossRestartsOfBothSides) {
   ASSERT_OK(m);
   EXPECT_NE(m->body.find("annals_consumers{kind=\"syslog\"} 1"), std::string::npos);
   EXPECT_NE(m->body.find("annals_forward_sent_total{kind=\"syslog\"}"), std::string::npos);
+}
+
+TEST(ForwardTest, NatsJetStreamGetsEveryChangeOnceAcrossRestartsOfBothSides) {
+  TempDir dir;
+  NatsServer nats(dir, testutil::FreePort());
+  nats.Start();
+  ServeOptions o;
+  o.data_dir = dir.Sub("data");
+  o.checkpoint_interval_ms = 100;
+  o.extra_args = {"--nats", nats.url(), "--origin", "test.example/log"};
+  ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  const std::string stream = "ANNALS_test_example_log";
+  auto evs = CorpusEvents(300, "n");
+  ASSERT_OK(Post(server.url(), evs));
+  NatsView v = ReadNats(nats.url(), stream, evs.size(), "check1");
+  CheckNatsOnce(v, evs);
+  // Subject: annals.<log>.<resource>.<namespace>.<name>.
+  const json& e0 = evs[0];
+  EXPECT_EQ(v.subjects[0], "annals.test_example_log." + e0["objectRef"].value("resource", "") + "." +
+                               (e0["objectRef"].value("namespace", "").empty() ? "_" : e0["objectRef"].value("namespace", "")) +
+                               "." + (e0["objectRef"].value("name", "").empty() ? "_" : e0["objectRef"].value("name", "")));
+
+  // NATS goes down while events come in; they are published once it is back.
+  nats.Stop();
+  auto more = CorpusEvents(200, "m");
+  ASSERT_OK(Post(server.url(), more));
+  evs.insert(evs.end(), more.begin(), more.end());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  nats.Start();
+  CheckNatsOnce(ReadNats(nats.url(), stream, evs.size(), "check2"), evs);
+
+  // annals is killed and restarted: it publishes again from its saved
+  // position; what it sends twice JetStream drops by Nats-Msg-Id.
+  more = CorpusEvents(200, "k");
+  ASSERT_OK(Post(server.url(), more));
+  evs.insert(evs.end(), more.begin(), more.end());
+  ASSERT_OK(server.Restart(/*kill=*/true));
+  more = CorpusEvents(100, "r");
+  ASSERT_OK(Post(server.url(), more));
+  evs.insert(evs.end(), more.begin(), more.end());
+  CheckNatsOnce(ReadNats(nats.url(), stream, evs.size(), "check3"), evs);
 }
 
 TEST(ForwardTest, BadForwardUrlIsRefusedAtStart) {
