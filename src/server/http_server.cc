@@ -112,11 +112,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // connection is the stream's until it ends (no keep-alive after it).
   class Stream : public api::ResponseStream {
    public:
-    explicit Stream(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+    // Weak: the session lives as long as its pending peer-close read, so a
+    // handler holding the stream never keeps a finished connection alive.
+    explicit Stream(std::weak_ptr<Session> s) : s_(std::move(s)) {}
     void Write(std::vector<std::shared_ptr<const std::string>> pieces,
                std::function<void(bool)> done) override {
-      net::post(s_->stream_.get_executor(), [s = s_, pieces = std::move(pieces),
-                                             done = std::move(done)]() mutable {
+      auto s = s_.lock();
+      if (!s) return done(false);
+      net::post(s->stream_.get_executor(), [s, pieces = std::move(pieces),
+                                            done = std::move(done)]() mutable {
         if (s->stream_closed_) return done(false);
         size_t n = 0;
         for (const auto& p : pieces) n += p->size();
@@ -137,15 +141,21 @@ class Session : public std::enable_shared_from_this<Session> {
                          });
       });
     }
-    void Post(std::function<void()> fn) override { net::post(s_->stream_.get_executor(), std::move(fn)); }
+    void Post(std::function<void()> fn) override {
+      if (auto s = s_.lock()) net::post(s->stream_.get_executor(), std::move(fn));
+    }
     void OnClose(std::function<void()> fn) override {
-      net::post(s_->stream_.get_executor(), [s = s_, fn = std::move(fn)]() mutable {
+      auto s = s_.lock();
+      if (!s) return fn();
+      net::post(s->stream_.get_executor(), [s, fn = std::move(fn)]() mutable {
         if (s->stream_closed_) return fn();
         s->on_stream_close_ = std::move(fn);
       });
     }
     void Close() override {
-      net::post(s_->stream_.get_executor(), [s = s_] {
+      auto s = s_.lock();
+      if (!s) return;
+      net::post(s->stream_.get_executor(), [s] {
         if (s->stream_closed_) return;
         static const std::string kLast = "0\r\n\r\n";
         net::async_write(s->stream_.socket(), net::buffer(kLast),
@@ -153,11 +163,11 @@ class Session : public std::enable_shared_from_this<Session> {
       });
     }
     void Abort() override {
-      net::post(s_->stream_.get_executor(), [s = s_] { s->EndStream(); });
+      if (auto s = s_.lock()) net::post(s->stream_.get_executor(), [s] { s->EndStream(); });
     }
 
    private:
-    std::shared_ptr<Session> s_;
+    std::weak_ptr<Session> s_;
   };
 
   void StartStream(HttpResponse r) {

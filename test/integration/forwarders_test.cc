@@ -269,7 +269,7 @@ void CheckExactlyOnce(const std::vector<Line>& lines, const std::vector<json>& e
   }
 }
 
-TEST(ForwardTest, SyslogGetsEveryEntryOnceAcrossRestartsOfBothSides) {
+TEST(ForwardersTest, SyslogGetsEveryEntryOnceAcrossRestartsOfBothSides) {
   TempDir dir;
   const uint16_t port = testutil::FreePort();
   Rsyslog rsyslog(dir, port);
@@ -309,7 +309,7 @@ TEST(ForwardTest, SyslogGetsEveryEntryOnceAcrossRestartsOfBothSides) {
   EXPECT_NE(m->body.find("annals_forward_sent_total{kind=\"syslog\"}"), std::string::npos);
 }
 
-TEST(ForwardTest, NatsJetStreamGetsEveryChangeOnceAcrossRestartsOfBothSides) {
+TEST(ForwardersTest, NatsJetStreamGetsEveryChangeOnceAcrossRestartsOfBothSides) {
   TempDir dir;
   NatsServer nats(dir, testutil::FreePort());
   nats.Start();
@@ -351,7 +351,7 @@ TEST(ForwardTest, NatsJetStreamGetsEveryChangeOnceAcrossRestartsOfBothSides) {
   CheckNatsOnce(ReadNats(nats.url(), stream, evs.size(), "check3"), evs);
 }
 
-TEST(ForwardTest, BadForwardUrlIsRefusedAtStart) {
+TEST(ForwardersTest, BadForwardUrlIsRefusedAtStart) {
   TempDir dir;
   for (const char* bad : {"syslog+udp://127.0.0.1:514", "syslog+tcp://127.0.0.1", "syslog+tcp://h:x"}) {
     auto r = testutil::RunAnnals({"serve", "--data", dir.Sub("d"), "--listen", "127.0.0.1:0", "--forward", bad},
