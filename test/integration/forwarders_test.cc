@@ -5,6 +5,7 @@
 // ledger index and a checkpoint size that covers it — also across restarts
 // of annals and of rsyslogd.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -68,11 +70,19 @@ Status Post(const std::string& url, const std::vector<json>& evs) {
 // "MSGID|STRUCTURED-DATA|MSG" lines to a file.
 class Rsyslog {
  public:
-  Rsyslog(const TempDir& dir, uint16_t port) : dir_(dir), port_(port) {
+  // tls: serve TLS (rsyslog's ossl driver) with cert.pem/key.pem in dir.
+  Rsyslog(const TempDir& dir, uint16_t port, bool tls = false) : dir_(dir), port_(port) {
     ::mkdir(dir_.Sub("rsyslog-work").c_str(), 0700);
     std::ofstream conf(dir_.Sub("rsyslog.conf"));
-    conf << "global(workDirectory=\"" << dir_.Sub("rsyslog-work") << "\" maxMessageSize=\"4m\")\n"
-         << "module(load=\"imtcp\")\n"
+    conf << "global(workDirectory=\"" << dir_.Sub("rsyslog-work") << "\" maxMessageSize=\"4m\"";
+    if (tls)
+      conf << " DefaultNetstreamDriver=\"ossl\" DefaultNetstreamDriverCAFile=\"" << dir_.Sub("cert.pem")
+           << "\" DefaultNetstreamDriverCertFile=\"" << dir_.Sub("cert.pem")
+           << "\" DefaultNetstreamDriverKeyFile=\"" << dir_.Sub("key.pem") << "\"";
+    conf << ")\n"
+         << (tls ? "module(load=\"imtcp\" StreamDriver.Name=\"ossl\" StreamDriver.Mode=\"1\" "
+                   "StreamDriver.AuthMode=\"anon\")\n"
+                 : "module(load=\"imtcp\")\n")
          << "template(name=\"annals\" type=\"string\" string=\"%msgid%|%structured-data%|%msg%\\n\")\n"
          << "ruleset(name=\"annals\") { action(type=\"omfile\" file=\"" << out() << "\" template=\"annals\") }\n"
          << "input(type=\"imtcp\" port=\"" << port_ << "\" address=\"127.0.0.1\" ruleset=\"annals\")\n";
@@ -83,6 +93,11 @@ class Rsyslog {
     pid_ = ::fork();
     if (pid_ == 0) {
       std::string conf = dir_.Sub("rsyslog.conf"), pid = dir_.Sub("rsyslog.pid");
+      int log = ::open(dir_.Sub("rsyslog.stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (log >= 0) {
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+      }
       ::execlp("rsyslogd", "rsyslogd", "-n", "-f", conf.c_str(), "-i", pid.c_str(), nullptr);
       ::_exit(127);
     }
@@ -349,6 +364,46 @@ TEST(ForwardersTest, NatsJetStreamGetsEveryChangeOnceAcrossRestartsOfBothSides) 
   ASSERT_OK(Post(server.url(), more));
   evs.insert(evs.end(), more.begin(), more.end());
   CheckNatsOnce(ReadNats(nats.url(), stream, evs.size(), "check3"), evs);
+}
+
+// A self-signed certificate for localhost (and 127.0.0.1) in dir.
+void MakeCert(const TempDir& dir, const std::string& name) {
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" +
+                    dir.Sub("key.pem") + "' -out '" + dir.Sub(name) +
+                    "' -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+                    "> /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+TEST(ForwardersTest, SyslogOverTlsVerifiesTheReceiverAndDeliversEverything) {
+  TempDir dir;
+  MakeCert(dir, "cert.pem");
+  const uint16_t port = testutil::FreePort();
+  Rsyslog rsyslog(dir, port, /*tls=*/true);
+  rsyslog.Start();
+  // First with trust anchors that do not include the receiver: nothing goes out.
+  TempDir other;
+  MakeCert(other, "cert.pem");
+  ServeOptions o;
+  o.data_dir = dir.Sub("data");
+  o.checkpoint_interval_ms = 100;
+  o.extra_args = {"--forward", "syslog+tls://localhost:" + std::to_string(port), "--forward-ca",
+                  other.Sub("cert.pem")};
+  auto evs = CorpusEvents(100, "t");
+  {
+    ServerProcess server(o);
+    ASSERT_OK(server.Start());
+    ASSERT_OK(Post(server.url(), evs));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    EXPECT_TRUE(ReadLines(rsyslog.out()).empty());
+    EXPECT_NE(server.StderrText().find("certificate verify failed"), std::string::npos) << server.StderrText();
+    ASSERT_OK(server.Stop());
+  }
+  // With the right anchor, everything arrives, from index 0.
+  o.extra_args.back() = dir.Sub("cert.pem");
+  ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  CheckExactlyOnce(WaitForLines(rsyslog.out(), evs.size()), evs);
 }
 
 TEST(ForwardersTest, BadForwardUrlIsRefusedAtStart) {
