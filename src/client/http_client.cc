@@ -107,12 +107,19 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
 
 Status HttpClient::GetStream(std::string_view path,
                              const std::vector<std::pair<std::string, std::string>>& headers,
-                             const std::function<bool(std::string_view)>& on_data) {
+                             const std::function<bool(std::string_view)>& on_data,
+                             int receive_buffer) {
   beast::error_code ec;
   tcp::resolver resolver(impl_->ioc);
   auto results = resolver.resolve(impl_->host, impl_->port, ec);
   if (ec) return UnavailableError("cannot resolve " + impl_->host + ": " + ec.message());
   beast::tcp_stream stream(impl_->ioc);
+  if (receive_buffer > 0) {
+    // Before connect, so the window is small from the handshake on.
+    stream.socket().open(results.begin()->endpoint().protocol(), ec);
+    if (!ec) stream.socket().set_option(net::socket_base::receive_buffer_size(receive_buffer), ec);
+    if (ec) return UnavailableError("socket: " + ec.message());
+  }
   stream.connect(results, ec);
   if (ec) return UnavailableError("cannot connect to " + impl_->host + ":" + impl_->port + ": " + ec.message());
   stream.socket().set_option(tcp::no_delay(true));

@@ -37,9 +37,11 @@ class HttpClient {
   // the server ends the body or on_data returns false (the connection is
   // then closed), Unavailable when the connection fails, and
   // FailedPrecondition with the body for a status other than 200.
+  // receive_buffer > 0 caps the socket's receive buffer (SO_RCVBUF), as a
+  // slow reader on a small machine would have.
   Status GetStream(std::string_view path,
                    const std::vector<std::pair<std::string, std::string>>& headers,
-                   const std::function<bool(std::string_view)>& on_data);
+                   const std::function<bool(std::string_view)>& on_data, int receive_buffer = 0);
 
  private:
   HttpClient();
