@@ -565,14 +565,18 @@ int main(int argc, char** argv) {
     if (output == "json") return Query(url, q);
     return Query(url, q, client::FormatHistory);
   }
+  // The event filters search and watch share.
+  auto event_filters = [&](std::string* q) {
+    param(q, "user", s_user);
+    param(q, "verb", s_verb);
+    param(q, "resource", s_resource);
+    param(q, "namespace", ns);
+    param(q, "name", s_name);
+    param(q, "code", s_code);
+  };
   if (search->parsed()) {
     std::string q = "/v1/events";
-    param(&q, "user", s_user);
-    param(&q, "verb", s_verb);
-    param(&q, "resource", s_resource);
-    param(&q, "namespace", ns);
-    param(&q, "name", s_name);
-    param(&q, "code", s_code);
+    event_filters(&q);
     param(&q, "from", s_from);
     param(&q, "to", s_to);
     param(&q, "limit", s_limit);
@@ -594,12 +598,7 @@ int main(int argc, char** argv) {
   if (watch->parsed()) {
     std::string q = "/v1/watch";
     param(&q, "from", w_from);
-    param(&q, "user", s_user);
-    param(&q, "verb", s_verb);
-    param(&q, "resource", s_resource);
-    param(&q, "namespace", ns);
-    param(&q, "name", s_name);
-    param(&q, "code", s_code);
+    event_filters(&q);
     param(&q, "stage", w_stage);
     param(&q, "type", w_type);
     param(&q, "selector", selector);

@@ -66,6 +66,47 @@ Status Post(const std::string& url, const std::vector<json>& evs) {
   return OkStatus();
 }
 
+bool PortAccepts(uint16_t port);
+
+// A receiver started as a child process (argv, stdout and stderr to a
+// file), ready once its port accepts connections; SIGTERM on Stop.
+class Receiver {
+ public:
+  Receiver(std::vector<std::string> argv, std::string log, uint16_t port)
+      : argv_(std::move(argv)), log_(std::move(log)), port_(port) {}
+  ~Receiver() { Stop(); }
+  void Start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> a;
+      for (auto& s : argv_) a.push_back(s.data());
+      a.push_back(nullptr);
+      ::execvp(a[0], a.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200 && !PortAccepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(PortAccepts(port_)) << argv_[0] << " did not listen on " << port_;
+  }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::vector<std::string> argv_;
+  std::string log_;
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
 // rsyslogd -n (foreground) with imtcp on 127.0.0.1:port, writing
 // "MSGID|STRUCTURED-DATA|MSG" lines to a file.
 class Rsyslog {
@@ -87,46 +128,15 @@ class Rsyslog {
          << "ruleset(name=\"annals\") { action(type=\"omfile\" file=\"" << out() << "\" template=\"annals\") }\n"
          << "input(type=\"imtcp\" port=\"" << port_ << "\" address=\"127.0.0.1\" ruleset=\"annals\")\n";
   }
-  ~Rsyslog() { Stop(); }
   std::string out() const { return dir_.Sub("syslog.out"); }
-  void Start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string conf = dir_.Sub("rsyslog.conf"), pid = dir_.Sub("rsyslog.pid");
-      int log = ::open(dir_.Sub("rsyslog.stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (log >= 0) {
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-      }
-      ::execlp("rsyslogd", "rsyslogd", "-n", "-f", conf.c_str(), "-i", pid.c_str(), nullptr);
-      ::_exit(127);
-    }
-    // Ready when the port accepts.
-    for (int i = 0; i < 100; ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(port_);
-      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
-      ::close(fd);
-      if (ok) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ADD_FAILURE() << "rsyslogd did not listen on " << port_;
-  }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
+  void Start() { proc_.Start(); }
+  void Stop() { proc_.Stop(); }
 
  private:
   const TempDir& dir_;
   uint16_t port_;
-  pid_t pid_ = -1;
+  Receiver proc_{{"rsyslogd", "-n", "-f", dir_.Sub("rsyslog.conf"), "-i", dir_.Sub("rsyslog.pid")},
+                 dir_.Sub("rsyslog.stderr"), port_};
 };
 
 bool PortAccepts(uint16_t port) {
@@ -143,32 +153,17 @@ bool PortAccepts(uint16_t port) {
 // nats-server -js with its store in a temporary directory.
 class NatsServer {
  public:
-  NatsServer(const TempDir& dir, uint16_t port) : dir_(dir), port_(port) {}
-  ~NatsServer() { Stop(); }
+  NatsServer(const TempDir& dir, uint16_t port)
+      : port_(port),
+        proc_({"nats-server", "-js", "-sd", dir.Sub("nats-store"), "-a", "127.0.0.1", "-p", std::to_string(port)},
+              dir.Sub("nats.log"), port) {}
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
-  void Start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string sd = dir_.Sub("nats-store"), port = std::to_string(port_), log = dir_.Sub("nats.log");
-      ::execlp("nats-server", "nats-server", "-js", "-sd", sd.c_str(), "-a", "127.0.0.1", "-p", port.c_str(),
-               "-l", log.c_str(), nullptr);
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200 && !PortAccepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    ASSERT_TRUE(PortAccepts(port_)) << "nats-server did not listen";
-  }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
+  void Start() { proc_.Start(); }
+  void Stop() { proc_.Stop(); }
 
  private:
-  const TempDir& dir_;
   uint16_t port_;
-  pid_t pid_ = -1;
+  Receiver proc_;
 };
 
 // Every message in the stream, read with a new durable pull consumer:

@@ -38,11 +38,9 @@ using testutil::ServerProcess;
 using testutil::TempDir;
 
 std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = testutil::ReadFile(path);
+  EXPECT_TRUE(text.ok()) << path;
+  return text.ok() ? *text : "";
 }
 
 struct RawEvent {
