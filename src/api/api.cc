@@ -4,6 +4,7 @@
 
 #include "api/paths.h"
 #include "api/watch.h"
+#include "stream/watch_format.h"
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
 #include "common/time_util.h"
@@ -377,7 +378,7 @@ void Api::Watch(const HttpRequest& req, const Target& t, Responder respond) {
   if (!o.ok()) return respond(ErrorResponse(o.status()));
   auto session = std::make_shared<WatchSession>(feed_, &metrics_, std::move(*o));
   HttpResponse r;
-  r.content_type = "text/event-stream";
+  r.content_type = stream::kWatchContentType;
   r.headers.emplace_back("Cache-Control", "no-cache");
   r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
   r.stream = [session](std::shared_ptr<ResponseStream> s) { session->Start(std::move(s)); };

@@ -6,6 +6,7 @@
 
 #include "common/bytes.h"
 #include "state/k8s_object.h"
+#include "stream/watch_format.h"
 
 namespace annals::api {
 
@@ -23,6 +24,12 @@ int64_t NowMs() {
 
 std::shared_ptr<const std::string> Text(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
+}
+
+// The event that ends a stream (watch_format.h).
+std::shared_ptr<const std::string> ErrorFrame(const nlohmann::json& e) {
+  return Text(std::string("event: ") + stream::kErrorEvent + "\n" + stream::kFieldData + e.dump() +
+              stream::kFrameEnd);
 }
 
 }  // namespace
@@ -91,7 +98,7 @@ void WatchSession::Start(std::shared_ptr<ResponseStream> stream) {
   stream_->OnClose([self = shared_from_this()] { self->Finish(); });
   last_write_ms_ = NowMs();
   // retry: how long a browser's EventSource waits before it reconnects.
-  stream_->Write({Text(": annals watch from " + std::to_string(pos_) + "\nretry: 1000\n\n")},
+  stream_->Write({Text(": annals watch from " + std::to_string(pos_) + "\nretry: " + std::to_string(stream::kRetryMillis) + "\n\n")},
                  [self = shared_from_this()](bool ok) {
                    if (!ok) return self->Finish();
                    self->Pump();
@@ -114,7 +121,7 @@ void WatchSession::Pump() {
     if (!s.ok()) {
       std::fprintf(stderr, "annals: watch from %s: %s\n", options_.remote.c_str(), s.message().c_str());
       nlohmann::json e{{"error", s.message()}, {"reason", "read"}};
-      stream_->Write({Text("event: error\ndata: " + e.dump() + "\n\n")},
+      stream_->Write({ErrorFrame(e)},
                      [self = shared_from_this()](bool) { self->stream_->Close(); });
       done_ = true;
       return;
@@ -146,7 +153,7 @@ void WatchSession::Pump() {
   }
   if (NowMs() - last_write_ms_ >= options_.heartbeat.count()) {
     last_write_ms_ = NowMs();
-    stream_->Write({Text(": heartbeat\n\n")}, [self = shared_from_this()](bool ok) {
+    stream_->Write({Text(stream::kHeartbeat)}, [self = shared_from_this()](bool ok) {
       if (!ok) return self->Finish();
       self->Pump();
     });
@@ -190,10 +197,10 @@ void WatchSession::CutOff(uint64_t behind) {
   nlohmann::json e{{"error", "subscriber too slow: " + std::to_string(behind) +
                                  " entries behind, more than the server buffers; reconnect with "
                                  "Last-Event-ID to resume"},
-                   {"reason", "slow"},
+                   {"reason", stream::kReasonSlow},
                    {"resume_from", pos_}};
   done_ = true;
-  stream_->Write({Text("event: error\ndata: " + e.dump() + "\n\n")},
+  stream_->Write({ErrorFrame(e)},
                  [self = shared_from_this()](bool) { self->stream_->Close(); });
 }
 

@@ -2,6 +2,7 @@
 
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "forward/forward_format.h"
 
 namespace annals::forward {
 
@@ -9,16 +10,16 @@ std::string EncodeCursor(uint64_t next, std::string_view target) {
   std::string t(target);
   for (char& c : t)
     if (c == '\n' || c == '\r' || c == ' ') c = '_';
-  return "v1 next=" + std::to_string(next) + " target=" + t + "\n";
+  return kCursorPrefix + std::to_string(next) + kCursorTarget + t + "\n";
 }
 
 StatusOr<uint64_t> ParseCursor(std::string_view text) {
-  constexpr std::string_view kPrefix = "v1 next=";
+  constexpr std::string_view kPrefix = kCursorPrefix;
   if (!text.starts_with(kPrefix) || !text.ends_with("\n"))
     return InvalidArgumentError("not a forward cursor (want \"v1 next=N target=...\")");
   text.remove_prefix(kPrefix.size());
   size_t sp = text.find(' ');
-  if (sp == std::string_view::npos || !text.substr(sp + 1).starts_with("target="))
+  if (sp == std::string_view::npos || !text.substr(sp).starts_with(kCursorTarget))
     return InvalidArgumentError("forward cursor without target");
   auto n = ParseDecimal(text.substr(0, sp));
   if (!n) return InvalidArgumentError("forward cursor: next is not a decimal integer");

@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "forward/forward_format.h"
+
 namespace annals::forward {
 
 struct NatsSink::State {
@@ -44,7 +46,7 @@ std::string NatsLogName(std::string_view origin) {
 }
 
 std::string NatsSubject(std::string_view log, const stream::Change& c) {
-  return "annals." + std::string(log) + "." + SubjectToken(c.resource.empty() ? c.type : c.resource) + "." +
+  return kNatsSubjectPrefix + std::string(log) + "." + SubjectToken(c.resource.empty() ? c.type : c.resource) + "." +
          SubjectToken(c.namespace_) + "." + SubjectToken(c.name);
 }
 
@@ -89,12 +91,12 @@ Status NatsSink::Connect() {
     Disconnect();
     return NatsError("JetStream context", s);
   }
-  const std::string stream = "ANNALS_" + log_;
+  const std::string stream = kNatsStreamPrefix + log_;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   s = js_GetStreamInfo(&si, st_->js, stream.c_str(), nullptr, &jerr);
   if (s == NATS_NOT_FOUND) {
-    const std::string subjects = "annals." + log_ + ".>";
+    const std::string subjects = kNatsSubjectPrefix + log_ + ".>";
     const char* subj[] = {subjects.c_str()};
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
@@ -121,7 +123,7 @@ Status NatsSink::Send(const std::vector<std::shared_ptr<const stream::Change>>& 
     const std::string subject = NatsSubject(log_, *c);
     std::string_view data = c->data();
     s = natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", std::to_string(c->index).c_str());
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, kNatsMsgIdHeader, std::to_string(c->index).c_str());
     if (s == NATS_OK) s = js_PublishMsgAsync(st_->js, &m, nullptr);
     if (m) natsMsg_Destroy(m);  // still ours only if the publish failed
     if (s != NATS_OK) break;

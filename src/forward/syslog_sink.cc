@@ -6,15 +6,14 @@
 #include <boost/asio/ssl.hpp>
 #include <optional>
 
+#include "forward/forward_format.h"
+
 namespace annals::forward {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
-
-constexpr int kFacilityLogAudit = 13;
-constexpr int kSeverityInfo = 6;
 
 // PRINTUSASCII without the characters RFC 5424 reserves in SD-NAMEs.
 std::string Token(std::string_view s, size_t max) {
@@ -63,15 +62,17 @@ StatusOr<SyslogTarget> ParseSyslogUrl(std::string_view url) {
 
 std::string FormatSyslog(const stream::Change& c, uint64_t checkpoint_size, std::string_view hostname,
                          std::string_view origin, int pid) {
-  std::string m = "<" + std::to_string(kFacilityLogAudit * 8 + kSeverityInfo) + ">1 ";
+  std::string m = "<" + std::to_string(kSyslogPri) + ">1 ";
   m += c.time ? FormatRfc3339(c.time) : "-";
   m += ' ';
   m += Token(hostname, 255);
-  m += " annals ";
+  m += ' ';
+  m += kSyslogAppName;
+  m += ' ';
   m += std::to_string(pid);
   m += ' ';
   m += Token(c.type, 32);
-  m += " [annals@32473 index=\"" + std::to_string(c.index) + "\" tree_size=\"" +
+  m += std::string(" [") + kSyslogSdId + " index=\"" + std::to_string(c.index) + "\" tree_size=\"" +
        std::to_string(checkpoint_size) + "\" origin=\"" + ParamValue(origin) + "\"] ";
   m.append(c.data());
   return std::to_string(m.size()) + " " + m;

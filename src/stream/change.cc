@@ -8,6 +8,7 @@
 
 #include "ledger/entry.h"
 #include "state/k8s_object.h"
+#include "stream/watch_format.h"
 
 namespace annals::stream {
 
@@ -134,9 +135,10 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   }
   std::string& f = c->frame;
   f.reserve(payload.size() + 512);
-  f += "id: ";
+  f += kFieldId;
   f += std::to_string(index);
-  f += "\ndata: ";
+  f += "\n";
+  f += kFieldData;
   c->data_begin = f.size();
   f += "{\"index\":";
   f += std::to_string(index);
@@ -150,7 +152,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   AppendOneLine(&f, payload);
   f += "}";
   c->data_size = f.size() - c->data_begin;
-  f += "\n\n";
+  f += kFrameEnd;
   return std::shared_ptr<const Change>(std::move(c));
 }
 
