@@ -3,7 +3,8 @@
 set -eu
 PKGS="build-essential cmake clang libclang-rt-14-dev libboost-dev libssl-dev \
 libsimdjson-dev librocksdb-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
-netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev"
+netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev \
+rsyslog rsyslog-openssl openssl libnats-dev nats-server"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

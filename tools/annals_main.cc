@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <shared_mutex>
 #include <iostream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
@@ -17,14 +18,20 @@
 #include "ingest/tcp_line.h"
 #include "client/http_client.h"
 #include "client/remote_verifier.h"
+#include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "ledger/ledger.h"
 #include "ledger/verifier.h"
 #include "server/http_server.h"
 #include "client/table.h"
+#include "forward/forwarder.h"
+#include "forward/nats_sink.h"
+#include "forward/syslog_sink.h"
+#include "common/sha256.h"
 #include "state/projector.h"
 #include "state/questions.h"
+#include "stream/change_feed.h"
 #include "watch/collector.h"
 #include "watch/kube_client.h"
 
@@ -60,6 +67,10 @@ struct ServeFlags {
   std::string tcp_listen;
   std::vector<std::string> tails;
   WatchFlags watch;
+  size_t watch_buffer = 65536;
+  std::vector<std::string> forwards;
+  std::string forward_ca;
+  std::string nats;
 };
 
 // The API server's client: --kubeconfig, else in-cluster, else
@@ -91,6 +102,13 @@ StatusOr<watch::CollectorOptions> MakeCollectorOptions(const WatchFlags& f, cons
   if (f.list_page == 0) return InvalidArgumentError("--watch-list-page must be positive");
   o.list_page = f.list_page;
   return o;
+}
+
+// DATA/forward/<kind>-<first 16 hex of SHA-256(target)>.pos: a new target
+// starts from the beginning of the log.
+std::string CursorPath(const std::string& data, const forward::Sink& sink) {
+  return data + "/forward/" + sink.kind() + "-" +
+         HexEncode(HashBytes(Sha256(sink.target()))).substr(0, 16) + ".pos";
 }
 
 int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
@@ -143,6 +161,32 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   projector.Start();
   state::Questions questions(ledger->get(), &store);
   api::Api api(ledger->get(), ingestor->get(), &metrics, &questions);
+  stream::ChangeFeedOptions fo;
+  fo.buffer_entries = std::max<size_t>(1, flags.watch_buffer);
+  stream::ChangeFeed feed({ledger->get(), &store, &questions}, &projector, fo);
+  feed.Start();
+  api.SetChangeFeed(&feed);
+  std::vector<std::unique_ptr<forward::Forwarder>> forwarders;
+  std::vector<std::string> targets = flags.forwards;
+  if (!flags.nats.empty()) targets.push_back(flags.nats);
+  for (const auto& f : targets) {
+    std::unique_ptr<forward::Sink> sink;
+    forward::ForwarderOptions fwo;
+    if (f.starts_with("syslog+")) {
+      auto t = forward::ParseSyslogUrl(f);
+      if (!t.ok()) return Fail(t.status());
+      sink = std::make_unique<forward::SyslogSink>(*t, (*ledger)->signer().name(), flags.forward_ca);
+      fwo.wait_for_checkpoint = true;
+    } else if (f == flags.nats) {
+      sink = std::make_unique<forward::NatsSink>(f, (*ledger)->signer().name());
+    } else {
+      return Fail("--forward wants syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT, got " + f);
+    }
+    std::string cursor = CursorPath(data, *sink);
+    forwarders.push_back(std::make_unique<forward::Forwarder>(&feed, std::move(sink), cursor, &metrics, fwo));
+    Status s = forwarders.back()->Start();
+    if (!s.ok()) return Fail("forwarder " + f + ": " + s.message());
+  }
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = max_body;
@@ -188,6 +232,8 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   if (collector) collector->Stop();
   http.Stop();
+  for (auto& f : forwarders) f->Stop();
+  feed.Stop();
   projector.Stop();
   if (tcp) tcp->Stop();
   for (auto& t : tailers) t->Stop();
@@ -387,6 +433,49 @@ int Rebuild(const std::string& data) {
   return 0;
 }
 
+// Follows /v1/watch and prints each change's JSON on its own line. Resumes
+// by itself (Last-Event-ID) when the connection drops or the server cuts it
+// off, so the output has no gap and no duplicate.
+int Watch(const std::string& url, const std::string& path, uint64_t max_events) {
+  std::string last_id;
+  uint64_t printed = 0;
+  int backoff_ms = 200;
+  for (;;) {
+    auto c = client::HttpClient::Create(url);
+    if (!c.ok()) return Fail(c.status());
+    client::SseParser parser;
+    bool enough = false;
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!last_id.empty()) headers.emplace_back("Last-Event-ID", last_id);
+    Status s = (*c)->GetStream(path, headers, [&](std::string_view data) {
+      return parser.Feed(data, [&](const client::SseEvent& ev) {
+        if (ev.event == "error") {
+          auto j = nlohmann::json::parse(ev.data, nullptr, false);
+          std::fprintf(stderr, "annals: watch: server: %s\n",
+                       j.is_object() ? j.value("error", ev.data).c_str() : ev.data.c_str());
+          return true;  // the server closes; we resume
+        }
+        last_id = ev.id;
+        std::fwrite(ev.data.data(), 1, ev.data.size(), stdout);
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+        backoff_ms = 200;
+        if (max_events && ++printed >= max_events) {
+          enough = true;
+          return false;
+        }
+        return true;
+      });
+    });
+    if (enough) return 0;
+    if (s.code() == StatusCode::kFailedPrecondition) return Fail(s);
+    std::fprintf(stderr, "annals: watch: %s; resuming after id %s\n",
+                 s.ok() ? "stream ended" : s.message().c_str(), last_id.empty() ? "(none)" : last_id.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 5000);
+  }
+}
+
 std::string DefaultUrl() {
   const char* e = std::getenv("ANNALS_URL");
   return e ? e : "http://127.0.0.1:7070";
@@ -430,6 +519,14 @@ int main(int argc, char** argv) {
   add_watch(collect, &collect_flags);
   serve->add_option("--tcp-listen", flags.tcp_listen, "newline-delimited JSON over TCP on ADDR");
   serve->add_option("--tail", flags.tails, "follow a kube-apiserver audit log file (repeatable)");
+  serve->add_option("--watch-buffer", flags.watch_buffer,
+                    "newest changes kept in memory for subscribers; a live subscriber further behind is disconnected")
+      ->capture_default_str();
+  serve->add_option("--forward", flags.forwards,
+                    "forward every entry to syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT (repeatable)");
+  serve->add_option("--nats", flags.nats,
+                    "publish every change to NATS JetStream at URL (nats://HOST:PORT), subject annals.<log>.<resource>.<namespace>.<name>");
+  serve->add_option("--forward-ca", flags.forward_ca, "PEM trust anchors for syslog+tls (default: the system's)");
 
   std::string name, out;
   auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key in note form");
@@ -504,6 +601,21 @@ int main(int argc, char** argv) {
   search->add_option("--group-by", group_by, "user|verb|resource|namespace|code|source_ip|user_agent|hour|day");
   search->add_option("-o,--output", output, "table or json")->capture_default_str();
   add_url(search);
+  std::string w_from, w_type, w_stage, w_heartbeat;
+  uint64_t w_max = 0;
+  auto* watch = app.add_subcommand("watch", "follow changes as they become durable (resumes by itself)");
+  watch->add_option("--from", w_from, "first ledger index (default: only new changes)");
+  watch->add_option("--user", s_user);
+  watch->add_option("--verb", s_verb);
+  watch->add_option("--resource", s_resource, "resource or kind");
+  watch->add_option("-n,--namespace", ns);
+  watch->add_option("--name", s_name);
+  watch->add_option("--code", s_code);
+  watch->add_option("--stage", w_stage);
+  watch->add_option("--type", w_type, "entry type (k8s.audit, a CloudEvent type)");
+  watch->add_option("-l,--selector", selector, "label selector on the object");
+  watch->add_option("--max-events", w_max, "exit after printing this many changes");
+  add_url(watch);
   auto* enrich = app.add_subcommand("enrich", "add workload identity to flow JSON lines (stdin -> stdout)");
   add_url(enrich);
 
@@ -554,14 +666,18 @@ int main(int argc, char** argv) {
     if (output == "json") return Query(url, q);
     return Query(url, q, client::FormatHistory);
   }
+  // The event filters search and watch share.
+  auto event_filters = [&](std::string* q) {
+    param(q, "user", s_user);
+    param(q, "verb", s_verb);
+    param(q, "resource", s_resource);
+    param(q, "namespace", ns);
+    param(q, "name", s_name);
+    param(q, "code", s_code);
+  };
   if (search->parsed()) {
     std::string q = "/v1/events";
-    param(&q, "user", s_user);
-    param(&q, "verb", s_verb);
-    param(&q, "resource", s_resource);
-    param(&q, "namespace", ns);
-    param(&q, "name", s_name);
-    param(&q, "code", s_code);
+    event_filters(&q);
     param(&q, "from", s_from);
     param(&q, "to", s_to);
     param(&q, "limit", s_limit);
@@ -579,6 +695,15 @@ int main(int argc, char** argv) {
                         std::to_string(e.value("index", 0))});
       return client::FormatTable({"TIME", "VERB", "USER", "RESOURCE", "NAMESPACE", "NAME", "CODE", "INDEX"}, rows);
     });
+  }
+  if (watch->parsed()) {
+    std::string q = "/v1/watch";
+    param(&q, "from", w_from);
+    event_filters(&q);
+    param(&q, "stage", w_stage);
+    param(&q, "type", w_type);
+    param(&q, "selector", selector);
+    return Watch(url, q, w_max);
   }
   if (enrich->parsed()) {
     auto c = client::HttpClient::Create(url);

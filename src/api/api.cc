@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "api/paths.h"
+#include "api/watch.h"
+#include "stream/watch_format.h"
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
 #include "common/time_util.h"
@@ -71,6 +73,7 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   }
   if (path == paths::kHistory) return respond(History(*target));
   if (path == paths::kEvents) return respond(Events(*target));
+  if (path == paths::kWatch) return Watch(req, *target, std::move(respond));
   if (path == paths::kCheckpoint) return respond(Checkpoint());
   if (path.starts_with(paths::kTilePrefix))
     return respond(Tile(std::string_view(path).substr(std::string_view(paths::kLogRoot).size())));
@@ -78,8 +81,8 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size())));
   if (path == paths::kInclusionProof) return respond(InclusionProof(*target));
   if (path == paths::kConsistencyProof) return respond(ConsistencyProof(*target));
-  if (path == paths::kHealthz) return respond(HttpResponse{200, "text/plain", "ok\n", {}});
-  if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}});
+  if (path == paths::kHealthz) return respond(HttpResponse{200, "text/plain", "ok\n", {}, {}});
+  if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
   if (path == paths::kMetrics) return respond(MetricsPage());
   respond(ErrorResponse(404, "not found: " + path));
 }
@@ -395,6 +398,19 @@ HttpResponse Api::EnrichFlows(const HttpRequest& req) {
   return r;
 }
 
+void Api::Watch(const HttpRequest& req, const Target& t, Responder respond) {
+  if (!feed_) return respond(ErrorResponse(503, "subscriptions are not enabled on this server"));
+  auto o = ParseWatchRequest(t, req, feed_->next());
+  if (!o.ok()) return respond(ErrorResponse(o.status()));
+  auto session = std::make_shared<WatchSession>(feed_, &metrics_, std::move(*o));
+  HttpResponse r;
+  r.content_type = stream::kWatchContentType;
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
+  r.stream = [session](std::shared_ptr<ResponseStream> s) { session->Start(std::move(s)); };
+  respond(std::move(r));
+}
+
 HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_entries", ledger_->DurableSize());
   metrics_.Set("annals_tree_size", ledger_->IntegratedSize());
@@ -402,6 +418,7 @@ HttpResponse Api::MetricsPage() {
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = metrics_.Render();
+  if (feed_) r.body += feed_->RenderMetrics();
   return r;
 }
 

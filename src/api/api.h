@@ -9,6 +9,7 @@
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 #include "state/questions.h"
+#include "stream/change_feed.h"
 
 namespace annals::api {
 
@@ -19,6 +20,8 @@ class Api {
       const state::Questions* questions = nullptr)
       : ledger_(ledger), ingestor_(ingestor), metrics_(*metrics), questions_(questions) {}
   void Handle(HttpRequest&& req, Responder respond);
+  // Enables /v1/watch (and the feed's lines in /metrics). Not owned.
+  void SetChangeFeed(stream::ChangeFeed* feed) { feed_ = feed; }
 
  private:
   HttpResponse Checkpoint();
@@ -38,11 +41,13 @@ class Api {
   HttpResponse History(const Target& t);
   HttpResponse Events(const Target& t);
   HttpResponse EnrichFlows(const HttpRequest& req);
+  void Watch(const HttpRequest& req, const Target& t, Responder respond);
 
   ledger::Ledger* ledger_;
   ingest::Ingestor* ingestor_;
   Metrics& metrics_;
   const state::Questions* questions_;
+  stream::ChangeFeed* feed_ = nullptr;
 };
 
 }  // namespace annals::api

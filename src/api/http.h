@@ -4,6 +4,7 @@
 #define ANNALS_API_HTTP_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,11 +25,36 @@ struct HttpRequest {
   std::string Header(std::string_view name) const;
 };
 
+// The writing end of a streamed response (Server-Sent Events): the server
+// has sent the status and headers; the body follows in chunks for as long
+// as the handler writes. Thread-safe; callbacks run on the connection's
+// thread.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Sends the pieces, in order, after everything written before. One Write
+  // at a time: call the next one from (or after) `done`. done(false) when
+  // the connection failed or was closed.
+  virtual void Write(std::vector<std::shared_ptr<const std::string>> pieces,
+                     std::function<void(bool ok)> done) = 0;
+  // Runs fn on the connection's thread.
+  virtual void Post(std::function<void()> fn) = 0;
+  // `fn` runs once when the peer goes away or the connection ends.
+  virtual void OnClose(std::function<void()> fn) = 0;
+  // Ends the response after the pending write and closes the connection.
+  virtual void Close() = 0;
+  // Closes the connection now (a pending write fails).
+  virtual void Abort() = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // If set, the response is streamed: the server sends status and headers
+  // (chunked, no length; body is ignored), then hands the stream to this.
+  std::function<void(std::shared_ptr<ResponseStream>)> stream;
 };
 
 // Called exactly once per request, from any thread.

@@ -19,6 +19,7 @@ inline constexpr char kPodsByIpPrefix[] = "/v1/pods/by-ip/";  // + <ip>
 inline constexpr char kEnrichFlows[] = "/v1/enrich/flows";
 inline constexpr char kHistory[] = "/v1/history";
 inline constexpr char kEvents[] = "/v1/events";
+inline constexpr char kWatch[] = "/v1/watch";
 inline constexpr char kHealthz[] = "/healthz";
 inline constexpr char kReadyz[] = "/readyz";
 inline constexpr char kMetrics[] = "/metrics";

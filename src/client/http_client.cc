@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 #include <optional>
 
 namespace annals::client {
@@ -120,6 +121,64 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
                               ec.message());
   }
   return UnavailableError("connection lost");
+}
+
+Status HttpClient::GetStream(std::string_view path,
+                             const std::vector<std::pair<std::string, std::string>>& headers,
+                             const std::function<bool(std::string_view)>& on_data,
+                             int receive_buffer) {
+  beast::error_code ec;
+  tcp::resolver resolver(impl_->ioc);
+  auto results = resolver.resolve(impl_->host, impl_->port, ec);
+  if (ec) return UnavailableError("cannot resolve " + impl_->host + ": " + ec.message());
+  beast::tcp_stream stream(impl_->ioc);
+  if (receive_buffer > 0) {
+    // Before connect, so the window is small from the handshake on.
+    stream.socket().open(results.begin()->endpoint().protocol(), ec);
+    if (!ec) stream.socket().set_option(net::socket_base::receive_buffer_size(receive_buffer), ec);
+    if (ec) return UnavailableError("socket: " + ec.message());
+  }
+  stream.connect(results, ec);
+  if (ec) return UnavailableError("cannot connect to " + impl_->host + ":" + impl_->port + ": " + ec.message());
+  stream.socket().set_option(tcp::no_delay(true));
+  http::request<http::empty_body> req{http::verb::get, impl_->prefix + std::string(path), 11};
+  req.set(http::field::host, impl_->host);
+  req.set(http::field::user_agent, "annals-client");
+  req.set(http::field::accept, "text/event-stream");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  http::write(stream, req, ec);
+  if (ec) return UnavailableError("GET " + std::string(path) + ": " + ec.message());
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  http::read_header(stream, buf, parser, ec);
+  if (ec) return UnavailableError("GET " + std::string(path) + ": " + ec.message());
+  const int status = parser.get().result_int();
+  std::string error_body;
+  char chunk[64 << 10];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof(chunk);
+    http::read_some(stream, buf, parser, ec);  // returns with what has arrived
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (ec == http::error::end_of_stream || ec == net::error::eof) break;
+      return UnavailableError("stream " + std::string(path) + ": " + ec.message());
+    }
+    std::string_view got(chunk, sizeof(chunk) - parser.get().body().size);
+    if (got.empty()) continue;
+    if (status != 200) {
+      error_body.append(got);
+      continue;
+    }
+    if (!on_data(got)) {
+      stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+      return OkStatus();
+    }
+  }
+  if (status != 200)
+    return FailedPreconditionError("server answered " + std::to_string(status) + ": " + error_body);
+  return OkStatus();
 }
 
 }  // namespace annals::client

@@ -5,7 +5,10 @@
 #define ANNALS_CLIENT_HTTP_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -29,6 +32,16 @@ class HttpClient {
   StatusOr<HttpResult> Get(std::string_view path);
   StatusOr<HttpResult> Post(std::string_view path, std::string_view body,
                             std::string_view content_type = "application/json");
+  // GETs a streamed response (Server-Sent Events) on a new connection and
+  // hands each piece of the body to on_data as it arrives. Returns OK when
+  // the server ends the body or on_data returns false (the connection is
+  // then closed), Unavailable when the connection fails, and
+  // FailedPrecondition with the body for a status other than 200.
+  // receive_buffer > 0 caps the socket's receive buffer (SO_RCVBUF), as a
+  // slow reader on a small machine would have.
+  Status GetStream(std::string_view path,
+                   const std::vector<std::pair<std::string, std::string>>& headers,
+                   const std::function<bool(std::string_view)>& on_data, int receive_buffer = 0);
 
  private:
   HttpClient();

@@ -246,6 +246,7 @@ void Ledger::WriterLoop() {
           for (auto& e : r.entries) all.push_back(std::move(e));
         }
       }
+      durable_cv_.notify_all();  // under mu_: WaitForDurable cannot miss it
     }
     completer_cv_.notify_one();
     {
@@ -262,8 +263,15 @@ void Ledger::WriterLoop() {
     std::lock_guard lock(mu_);
     writer_done_ = true;
   }
+  durable_cv_.notify_all();
   integrator_cv_.notify_all();
   completer_cv_.notify_all();
+}
+
+uint64_t Ledger::WaitForDurable(uint64_t size, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  durable_cv_.wait_for(lock, timeout, [&] { return log_->size() > size || writer_done_; });
+  return log_->size();
 }
 
 void Ledger::CompleterLoop() {

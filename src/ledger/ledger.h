@@ -73,6 +73,9 @@ class Ledger {
   StatusOr<std::string> GetBlob(const Hash& digest) const { return blobs_.Get(digest); }
 
   uint64_t DurableSize() const { return log_->size(); }
+  // Blocks until DurableSize() > size, the ledger stops, or timeout passes;
+  // returns DurableSize(). For readers that follow the log (subscriptions).
+  uint64_t WaitForDurable(uint64_t size, std::chrono::milliseconds timeout);
   uint64_t IntegratedSize() const { return tiles_.size(); }
   // The newest published signed checkpoint.
   std::string Checkpoint() const;
@@ -124,6 +127,7 @@ class Ledger {
 
   std::mutex mu_;  // guards the queue, the integrate queue and stop flags
   std::condition_variable writer_cv_, integrator_cv_, space_cv_;
+  std::condition_variable durable_cv_;  // notified after each successful Sync
   std::deque<Request> queue_;
   size_t queued_bytes_ = 0;
   std::deque<std::vector<std::string>> to_integrate_;

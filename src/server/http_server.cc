@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "common/bytes.h"
@@ -85,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse r) {
+    if (r.stream) return StartStream(std::move(r));
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(11);
     res->result(static_cast<http::status>(r.status));
@@ -107,12 +109,117 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // A streamed response (see api::ResponseStream): chunked, and the
+  // connection is the stream's until it ends (no keep-alive after it).
+  class Stream : public api::ResponseStream {
+   public:
+    // Weak: the session lives as long as its pending peer-close read, so a
+    // handler holding the stream never keeps a finished connection alive.
+    explicit Stream(std::weak_ptr<Session> s) : s_(std::move(s)) {}
+    void Write(std::vector<std::shared_ptr<const std::string>> pieces,
+               std::function<void(bool)> done) override {
+      auto s = s_.lock();
+      if (!s) return done(false);
+      net::post(s->stream_.get_executor(), [s, pieces = std::move(pieces),
+                                            done = std::move(done)]() mutable {
+        if (s->stream_closed_) return done(false);
+        size_t n = 0;
+        for (const auto& p : pieces) n += p->size();
+        if (n == 0) return done(true);  // an empty chunk would end the body
+        char hex[24];
+        int hl = std::snprintf(hex, sizeof(hex), "%zx\r\n", n);
+        auto head = std::make_shared<std::string>(hex, hl);
+        std::vector<net::const_buffer> bufs;
+        bufs.reserve(pieces.size() + 2);
+        bufs.push_back(net::buffer(*head));
+        for (const auto& p : pieces) bufs.push_back(net::buffer(*p));
+        bufs.push_back(net::buffer("\r\n", 2));
+        net::async_write(s->stream_.socket(), bufs,
+                         [s, head, pieces = std::move(pieces), done = std::move(done)](
+                             beast::error_code ec, size_t) {
+                           if (ec) s->EndStream();
+                           done(!ec);
+                         });
+      });
+    }
+    void Post(std::function<void()> fn) override {
+      if (auto s = s_.lock()) net::post(s->stream_.get_executor(), std::move(fn));
+    }
+    void OnClose(std::function<void()> fn) override {
+      auto s = s_.lock();
+      if (!s) return fn();
+      net::post(s->stream_.get_executor(), [s, fn = std::move(fn)]() mutable {
+        if (s->stream_closed_) return fn();
+        s->on_stream_close_ = std::move(fn);
+      });
+    }
+    void Close() override {
+      auto s = s_.lock();
+      if (!s) return;
+      net::post(s->stream_.get_executor(), [s] {
+        if (s->stream_closed_) return;
+        static const std::string kLast = "0\r\n\r\n";
+        net::async_write(s->stream_.socket(), net::buffer(kLast),
+                         [s](beast::error_code, size_t) { s->EndStream(); });
+      });
+    }
+    void Abort() override {
+      if (auto s = s_.lock()) net::post(s->stream_.get_executor(), [s] { s->EndStream(); });
+    }
+
+   private:
+    std::weak_ptr<Session> s_;
+  };
+
+  void StartStream(HttpResponse r) {
+    auto res = std::make_shared<http::response<http::empty_body>>();
+    res->version(11);
+    res->result(static_cast<http::status>(r.status));
+    res->set(http::field::server, "annals");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(false);
+    res->chunked(true);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    stream_.expires_never();
+    http::async_write_header(
+        stream_, *sr,
+        [self = shared_from_this(), res, sr, start = std::move(r.stream)](beast::error_code ec, size_t) {
+          if (ec) return self->EndStream();
+          self->WatchForPeerClose();
+          start(std::make_shared<Stream>(self));
+        });
+  }
+
+  // The client sends nothing more on a stream: any read completion (data,
+  // EOF or error) means it is gone or misbehaving.
+  void WatchForPeerClose() {
+    stream_.socket().async_read_some(
+        net::buffer(peer_byte_, 1), [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (!ec) return self->WatchForPeerClose();
+          self->EndStream();
+        });
+  }
+
+  void EndStream() {
+    if (stream_closed_) return;
+    stream_closed_ = true;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+    if (auto fn = std::move(on_stream_close_)) fn();
+  }
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   const HttpServerOptions& opts_;
   const Handler& handler_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
+  // Streamed responses only; touched on the connection's strand.
+  bool stream_closed_ = false;
+  std::function<void()> on_stream_close_;
+  char peer_byte_[1];
 };
 
 }  // namespace

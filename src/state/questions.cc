@@ -57,6 +57,17 @@ std::string JStr(const json& j, const char* a, const char* b = nullptr) {
 
 }  // namespace
 
+json WhatChanged(const json& before, const json& after) {
+  json kept = json::array();
+  for (auto& op : json::diff(before, after)) {
+    std::string path = op.value("path", "");
+    if (path.starts_with("/metadata/resourceVersion") || path.starts_with("/metadata/managedFields"))
+      continue;
+    kept.push_back(op);
+  }
+  return kept;
+}
+
 StatusOr<LabelSelector> LabelSelector::Parse(std::string_view s) {
   LabelSelector sel;
   while (!s.empty()) {
@@ -495,16 +506,7 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
           lock.unlock();
           auto prev = BodyAt(prev_index);
           if (prev.ok() && prev->is_object()) {
-            json patch = json::diff(*prev, obj);
-            json kept = json::array();
-            for (auto& op : patch) {
-              std::string path = op.value("path", "");
-              if (path.starts_with("/metadata/resourceVersion") ||
-                  path.starts_with("/metadata/managedFields"))
-                continue;
-              kept.push_back(op);
-            }
-            row["changes"] = kept;
+            row["changes"] = WhatChanged(*prev, obj);
             row["previous_index"] = prev_index;
           }
         } else if (it == o.versions.begin()) {

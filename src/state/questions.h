@@ -39,6 +39,10 @@ class LabelSelector {
   std::vector<Req> reqs_;
 };
 
+// What changed from one version of an object to the next: a JSON Patch
+// (RFC 6902) without the bookkeeping paths (resourceVersion, managedFields).
+nlohmann::json WhatChanged(const nlohmann::json& before, const nlohmann::json& after);
+
 struct StateQuery {
   Micros at = 0;
   std::string kind;       // "" = all

@@ -696,23 +696,7 @@ TEST(AuditIngest, RotatedAuditLogIsFollowedAcrossSigkillWithNothingLostOrRepeate
 // ---------------------------------------------------------------------------
 // The TCP connector, fed by netcat.
 
-// A port that was free a moment ago on 127.0.0.1 (the serve command prints
-// "tcp: PORT", but ServerProcess only keeps the url and key lines).
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = 0;
-  socklen_t len = sizeof(sa);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
+using testutil::FreePort;
 
 int RunNc(uint16_t port, const std::string& file) {
   std::string cmd = "nc -q1 127.0.0.1 " + std::to_string(port) + " < '" + file + "' > /dev/null";

@@ -1,5 +1,9 @@
 #include "testutil/server_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -193,7 +197,7 @@ void ServerProcess::ClosePipe() {
 Status ServerProcess::Start(std::chrono::seconds timeout) {
   if (running()) return FailedPreconditionError("server already running");
   std::vector<std::string> a{AnnalsBinary(),    "serve",    "--data",
-                             options_.data_dir, "--listen", "127.0.0.1:0"};
+                             options_.data_dir, "--listen", options_.listen};
   if (!options_.key_file.empty()) {
     a.push_back("--key");
     a.push_back(options_.key_file);
@@ -407,6 +411,22 @@ Status FlipByte(const std::string& path, uint64_t offset, uint8_t mask) {
     return OutOfRangeError("offset " + std::to_string(offset) + " beyond " + path);
   data[offset] = static_cast<char>(data[offset] ^ mask);
   return OverwriteFile(path, data);
+}
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = 0;
+  socklen_t len = sizeof(sa);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(sa.sin_port);
 }
 
 }  // namespace annals::testutil

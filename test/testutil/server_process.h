@@ -60,6 +60,7 @@ struct ServeOptions {
   int checkpoint_interval_ms = -1;  // --checkpoint-interval, if >= 0
   uint64_t max_body = 0;            // --max-body, if > 0
   std::vector<std::string> extra_args;
+  std::string listen = "127.0.0.1:0";  // --listen (a fixed port keeps the URL across restarts)
 };
 
 // `annals serve --data DIR --listen 127.0.0.1:0 ...` as a child process.
@@ -108,6 +109,10 @@ class ServerProcess {
   std::string url_;
   std::string verifier_key_;
 };
+
+// A TCP port that was free a moment ago on 127.0.0.1 (0 if none): for
+// servers that must keep their address across restarts.
+uint16_t FreePort();
 
 // Copies a directory tree (files, permissions), for corrupting copies of a
 // data directory.

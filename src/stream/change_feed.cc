@@ -1,0 +1,192 @@
+#include "stream/change_feed.h"
+
+#include <cstdio>
+#include <map>
+
+namespace annals::stream {
+
+namespace {
+constexpr uint64_t kChunk = 4096;
+}
+
+ChangeFeed::ChangeFeed(ChangeSources sources, state::Projector* projector, ChangeFeedOptions options)
+    : sources_(sources), projector_(projector), options_(options) {}
+
+ChangeFeed::~ChangeFeed() { Stop(); }
+
+void ChangeFeed::Start() {
+  {
+    std::unique_lock lock(buf_mu_);
+    next_ = sources_.store->applied();
+  }
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ChangeFeed::Stop() {
+  stop_ = true;
+  wait_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t ChangeFeed::next() const {
+  std::shared_lock lock(buf_mu_);
+  return next_;
+}
+
+uint64_t ChangeFeed::buffer_begin() const {
+  std::shared_lock lock(buf_mu_);
+  return next_ - buf_.size();
+}
+
+void ChangeFeed::Run() {
+  auto last_tick = std::chrono::steady_clock::now();
+  while (!stop_) {
+    uint64_t n = next();
+    uint64_t durable = sources_.ledger->WaitForDurable(n, std::chrono::milliseconds(50));
+    if (durable > n && !stop_) {
+      Status s = Advance(durable);
+      if (!s.ok()) {
+        std::fprintf(stderr, "annals: change feed: %s\n", s.message().c_str());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_tick >= options_.tick) {
+      last_tick = now;
+      WakeAll(true);
+    }
+  }
+}
+
+Status ChangeFeed::Advance(uint64_t durable) {
+  // The feed reports what changed, which needs the projection to have the
+  // entries: apply them now rather than wait for the projector's next poll.
+  RETURN_IF_ERROR(projector_->CatchUp());
+  const uint64_t end = std::min(durable, sources_.store->applied());
+  uint64_t begin = next();
+  while (begin < end && !stop_) {
+    const uint64_t stop = std::min(end, begin + kChunk);
+    std::vector<std::shared_ptr<const Change>> made;
+    made.reserve(stop - begin);
+    RETURN_IF_ERROR(sources_.ledger->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
+      ASSIGN_OR_RETURN(auto c, MakeChange(sources_, i, e));
+      made.push_back(std::move(c));
+      return OkStatus();
+    }));
+    {
+      std::unique_lock lock(buf_mu_);
+      for (auto& c : made) {
+        buf_bytes_ += c->frame.size();
+        buf_.push_back(std::move(c));
+      }
+      next_ = stop;
+      while (!buf_.empty() &&
+             (buf_.size() > options_.buffer_entries || buf_bytes_ > options_.buffer_bytes)) {
+        buf_bytes_ -= buf_.front()->frame.size();
+        buf_.pop_front();
+      }
+    }
+    {
+      std::lock_guard lock(wait_mu_);
+    }
+    wait_cv_.notify_all();
+    WakeAll(false);
+    begin = stop;
+  }
+  return OkStatus();
+}
+
+void ChangeFeed::WakeAll(bool tick) {
+  std::vector<std::shared_ptr<Consumer>> cs;
+  {
+    std::lock_guard lock(consumers_mu_);
+    cs = consumers_;
+  }
+  for (auto& c : cs)
+    if (c->wake) c->wake(tick);
+}
+
+Status ChangeFeed::Read(uint64_t pos, size_t max_entries, size_t max_bytes,
+                        std::vector<std::shared_ptr<const Change>>* out, bool* from_buffer) const {
+  uint64_t end;
+  {
+    std::shared_lock lock(buf_mu_);
+    end = next_;
+    const uint64_t begin = next_ - buf_.size();
+    if (pos >= end) {
+      *from_buffer = true;
+      return OkStatus();
+    }
+    if (pos >= begin) {
+      *from_buffer = true;
+      size_t bytes = 0;
+      for (uint64_t i = pos; i < end && max_entries > 0 && bytes < max_bytes; ++i, --max_entries) {
+        const auto& c = buf_[i - begin];
+        bytes += c->frame.size();
+        out->push_back(c);
+      }
+      return OkStatus();
+    }
+    end = std::min(begin, pos + max_entries);
+  }
+  *from_buffer = false;
+  size_t bytes = 0;
+  // Entries below next_ are applied by the store; encode them again.
+  return sources_.ledger->ReadEntries(pos, end, [&](uint64_t i, std::string_view e) -> Status {
+    if (bytes >= max_bytes) return OkStatus();
+    ASSIGN_OR_RETURN(auto c, MakeChange(sources_, i, e));
+    bytes += c->frame.size();
+    out->push_back(std::move(c));
+    return OkStatus();
+  });
+}
+
+uint64_t ChangeFeed::WaitFor(uint64_t pos, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(wait_mu_);
+  wait_cv_.wait_for(lock, timeout, [&] { return next() > pos || stop_; });
+  return next();
+}
+
+std::shared_ptr<ChangeFeed::Consumer> ChangeFeed::Register(std::string kind, std::string name,
+                                                           uint64_t pos,
+                                                           std::function<void(bool)> wake) {
+  auto c = std::make_shared<Consumer>();
+  c->kind = std::move(kind);
+  c->name = std::move(name);
+  c->pos = pos;
+  c->wake = std::move(wake);
+  std::lock_guard lock(consumers_mu_);
+  c->id = next_consumer_id_++;
+  consumers_.push_back(c);
+  return c;
+}
+
+void ChangeFeed::Unregister(const std::shared_ptr<Consumer>& c) {
+  std::lock_guard lock(consumers_mu_);
+  std::erase(consumers_, c);
+}
+
+std::string ChangeFeed::RenderMetrics() const {
+  const uint64_t head = next();
+  std::string out;
+  std::map<std::string, uint64_t> by_kind = {{"watch", 0}};
+  std::string lag;
+  {
+    std::lock_guard lock(consumers_mu_);
+    for (const auto& c : consumers_) {
+      ++by_kind[c->kind];
+      uint64_t p = c->pos.load();
+      lag += "annals_consumer_lag_entries{kind=\"" + c->kind + "\",id=\"" + std::to_string(c->id) +
+             "\",name=\"" + c->name + "\"} " + std::to_string(head > p ? head - p : 0) + "\n";
+    }
+  }
+  out += "# TYPE annals_feed_next_index gauge\nannals_feed_next_index " + std::to_string(head) + "\n";
+  out += "# TYPE annals_consumers gauge\n";
+  for (const auto& [k, n] : by_kind)
+    out += "annals_consumers{kind=\"" + k + "\"} " + std::to_string(n) + "\n";
+  out += "# TYPE annals_consumer_lag_entries gauge\n" + lag;
+  return out;
+}
+
+}  // namespace annals::stream
