@@ -216,7 +216,6 @@ double Run(const std::string& dir, const std::vector<PodTemplate>& t, uint64_t l
   if (Status s = collector.Start(); !s.ok()) Die(s.message());
   while ((*ledger)->DurableSize() < expect) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (Clock::now() - t0 > std::chrono::seconds(5) && std::getenv("WB_DEBUG")) std::fprintf(stderr, "size %llu\n", (unsigned long long)(*ledger)->DurableSize());
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   collector.Stop();

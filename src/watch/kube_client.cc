@@ -283,7 +283,7 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
     const int status = parser.get().result_int();
     // Large enough that a stream arriving faster than it is appended is
     // taken in big batches (a read returns what the socket holds).
-    constexpr size_t kChunk = 1 << 20;
+    constexpr size_t kChunk = 4 << 20;  // pages are touched only as filled
     std::unique_ptr<char[]> chunk_buf(new char[kChunk]);
     char* chunk = chunk_buf.get();
     while (!parser.is_done()) {
