@@ -86,7 +86,8 @@ StatusOr<std::unique_ptr<watch::KubeClient>> MakeKubeClient(const WatchFlags& f)
     if (const char* k = std::getenv("KUBECONFIG"); k && *k) path = std::string(k).substr(0, std::string(k).find(':'));
     else if (const char* h = std::getenv("HOME")) path = std::string(h) + "/.kube/config";
     if (path.empty() || !FileExists(path))
-      return FailedPreconditionError("--watch needs --kubeconfig FILE or an in-cluster ServiceAccount");
+      return FailedPreconditionError(
+          "no API server to watch: give --kubeconfig FILE or --in-cluster (or set $KUBECONFIG)");
     cfg = watch::LoadKubeconfig(path, f.context);
   }
   if (!cfg.ok()) return cfg.status();

@@ -231,6 +231,8 @@ StatusOr<std::string> KubeClient::BearerToken() const {
 void KubeClient::Register(int fd) {
   std::lock_guard lock(mu_);
   fds_.insert(fd);
+  // Aborted before this connection was registered: it must not block.
+  if (aborted_) ::shutdown(fd, SHUT_RDWR);
 }
 void KubeClient::Unregister(int fd) {
   std::lock_guard lock(mu_);
@@ -238,12 +240,17 @@ void KubeClient::Unregister(int fd) {
 }
 void KubeClient::Abort() {
   std::lock_guard lock(mu_);
+  aborted_ = true;
   for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
 }
 
 template <class BodyFn>
 StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle, BodyFn&& body_fn,
                              std::string* error_body) {
+  {
+    std::lock_guard lock(mu_);
+    if (aborted_) return UnavailableError("GET " + path + ": client stopped");
+  }
   ASSIGN_OR_RETURN(std::string token, BearerToken());
   net::io_context ioc;
   beast::error_code ec;
@@ -274,16 +281,24 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
     http::read_header(stream, buf, parser, ec);
     if (ec) return UnavailableError("GET " + path + ": " + ec.message());
     const int status = parser.get().result_int();
-    std::string sink;
-    char chunk[64 << 10];
+    // Large enough that a stream arriving faster than it is appended is
+    // taken in big batches (a read returns what the socket holds).
+    constexpr size_t kChunk = 4 << 20;  // pages are touched only as filled
+    std::unique_ptr<char[]> chunk_buf(new char[kChunk]);
+    char* chunk = chunk_buf.get();
     while (!parser.is_done()) {
       parser.get().body().data = chunk;
-      parser.get().body().size = sizeof(chunk);
-      lowest.expires_after(idle);
-      http::read_some(stream, buf, parser, ec);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) return UnavailableError("GET " + path + ": connection dropped (" + ec.message() + ")");
-      const size_t n = sizeof(chunk) - parser.get().body().size;
+      parser.get().body().size = kChunk;
+      // Read what is there now (up to kChunk) before handing it on: each
+      // hand-off is one durable append, so batches follow the load.
+      do {
+        lowest.expires_after(idle);
+        http::read_some(stream, buf, parser, ec);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) return UnavailableError("GET " + path + ": connection dropped (" + ec.message() + ")");
+      } while (!parser.is_done() && parser.get().body().size > 0 &&
+               lowest.socket().available(ec) > 0);
+      const size_t n = kChunk - parser.get().body().size;
       if (status != 200) {
         if (error_body && error_body->size() < (1 << 20)) error_body->append(chunk, n);
         continue;

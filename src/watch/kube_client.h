@@ -62,8 +62,8 @@ class KubeClient {
   StatusOr<int> Stream(const std::string& path, std::chrono::seconds idle,
                        const std::function<bool(std::string_view)>& on_data,
                        std::string* error_body);
-  // Shuts down every connection in flight (from any thread); their calls
-  // return an error. Later calls work again.
+  // Shuts down every connection in flight and refuses later requests
+  // (from any thread; for stopping): their calls return an error.
   void Abort();
 
   const KubeConfig& config() const { return config_; }
@@ -82,8 +82,9 @@ class KubeClient {
   bool tls_ = false;
   std::string host_, port_;
   std::unique_ptr<Tls> tls_ctx_;
-  std::mutex mu_;  // guards fds_
+  std::mutex mu_;  // guards fds_ and aborted_
   std::set<int> fds_;
+  bool aborted_ = false;
 };
 
 }  // namespace annals::watch

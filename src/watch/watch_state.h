@@ -2,7 +2,7 @@
 // the last resourceVersion it appended up to (where a watch resumes) and
 // the objects it last knew (uid -> resourceVersion, namespace, name), which
 // a relist is compared with. Kept in DIR/<resource>.state, an append-only
-// journal fdatasync'ed after every durable batch and rewritten atomically
+// journal appended after every durable batch and rewritten atomically
 // after a relist or on open (docs/format/watch-state.md).
 //
 // Thread-compatible: owned by the one collector thread of its resource.

@@ -214,6 +214,8 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   const std::string& url = server.url();
   ASSERT_TRUE(WaitFor([&] { return PodNames(url, Now()).size() == 3; })) << server.StderrText();
   EXPECT_EQ(WhoIs(url, "10.244.1.2", Now()), "default/priv-pod");
+  // Both watches stream (each got at least its bookmark).
+  EXPECT_TRUE(WaitFor([&] { return Metric(url, "annals_watch_open") == 2; }));
 
   // kubeclient's recorded watch stream: php is added, then scheduled.
   json stream;

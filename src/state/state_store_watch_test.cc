@@ -1,0 +1,111 @@
+// Watch entries in the state projection, and their merge with audit
+// versions of the same object (docs/state.md "Watch entries").
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+
+#include "ingest/k8s_audit.h"
+#include "ingest/k8s_watch.h"
+#include "state/state_store.h"
+
+namespace annals::state {
+namespace {
+
+std::string Pod(const std::string& rv, const std::string& ip) {
+  return R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web","namespace":"default","uid":"pod-uid-1","resourceVersion":")" +
+         rv + R"("},"spec":{"nodeName":"n1"},"status":{"phase":"Running","podIP":")" + ip + R"("}})";
+}
+
+struct Harness {
+  StateStore store;
+  uint64_t next = 0;
+  void Watch(ingest::WatchRecord::Type type, const std::string& object, const std::string& rt,
+             const std::string& observed = "", const std::string& kind = "Pod") {
+    ingest::WatchRecord r;
+    r.type = type;
+    r.version = "v1";
+    r.resource = "pods";
+    r.kind = kind;
+    r.observed = observed;
+    r.head = *ingest::ReadObjectHead(object);
+    r.object = object;
+    ASSERT_TRUE(store.Apply(next++, ingest::WatchMeta(r, "k8s-watch", rt), object).ok());
+  }
+  void Audit(const std::string& object, const std::string& time) {
+    std::string ev = R"({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a-)" +
+                     std::to_string(next) +
+                     R"(","stage":"ResponseComplete","verb":"update","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"default","name":"web","apiVersion":"v1"},"responseStatus":{"code":200},"stageTimestamp":")" +
+                     time + R"(","responseObject":)" + object + "}";
+    auto parsed = ingest::ParseAuditEvent(ev, "event");
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    ASSERT_TRUE(store.Apply(next++, ingest::AuditMeta(*parsed, "k8s-audit", time), ev).ok());
+  }
+  const Object& Web() {
+    int64_t id = store.FindUid("pod-uid-1");
+    EXPECT_GE(id, 0);
+    return store.object(static_cast<uint32_t>(id));
+  }
+  std::string WhoHas(const std::string& ip, const std::string& at) {
+    std::shared_lock lock(store.mutex());
+    const IpInterval* iv = store.PodByIp(*ParseIp(ip), *ParseRfc3339(at), nullptr, nullptr);
+    return iv ? store.object(iv->pod).uid : "";
+  }
+};
+
+TEST(StateWatch, WatchEventsAreVersionsAtTheirReceiveTime) {
+  Harness h;
+  h.Watch(ingest::WatchRecord::kAdded, Pod("100", "10.0.0.1"), "2024-05-01T12:00:05Z");
+  h.Watch(ingest::WatchRecord::kModified, Pod("102", "10.0.0.3"), "2024-05-01T12:00:20Z");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:10Z"), "pod-uid-1");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:21Z"), "");
+  EXPECT_EQ(h.WhoHas("10.0.0.3", "2024-05-01T12:00:21Z"), "pod-uid-1");
+  h.Watch(ingest::WatchRecord::kDeleted, Pod("103", "10.0.0.3"), "2024-05-01T12:00:30Z");
+  std::shared_lock lock(h.store.mutex());
+  const Version* v = h.Web().At(*ParseRfc3339("2024-05-01T12:00:31Z"));
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->presence, Presence::kGone);
+}
+
+TEST(StateWatch, SameResourceVersionFromAuditAndWatchIsOneVersion) {
+  Harness h;
+  h.Audit(Pod("101", "10.0.0.2"), "2024-05-01T12:00:10Z");
+  h.Watch(ingest::WatchRecord::kModified, Pod("101", "10.0.0.2"), "2024-05-01T12:00:11Z");
+  std::shared_lock lock(h.store.mutex());
+  ASSERT_EQ(h.Web().versions.size(), 1u);
+  EXPECT_EQ(h.Web().versions[0].index, 0u);  // the audit version, with the exact time
+}
+
+TEST(StateWatch, ALateWatchVersionOrdersBeforeANewerResourceVersion) {
+  Harness h;
+  // The audit event for rv 101 happened at :10; the watch delivered rv 100
+  // late, at :12. rv 101 must stay the state after :10.
+  h.Audit(Pod("101", "10.0.0.2"), "2024-05-01T12:00:10Z");
+  h.Watch(ingest::WatchRecord::kAdded, Pod("100", "10.0.0.1"), "2024-05-01T12:00:12Z");
+  {
+    std::shared_lock lock(h.store.mutex());
+    const Version* v = h.Web().At(*ParseRfc3339("2024-05-01T12:00:13Z"));
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(v->index, 0u);
+  }
+  EXPECT_EQ(h.WhoHas("10.0.0.2", "2024-05-01T12:00:13Z"), "pod-uid-1");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:13Z"), "");
+}
+
+TEST(StateWatch, RelistTombstoneEndsTheObjectAndListItemsNeedNoKind) {
+  Harness h;
+  // A list item: no kind (the entry's watch.kind stands in).
+  std::string item = Pod("100", "10.0.0.1");
+  const std::string kind_and_version = R"("kind":"Pod","apiVersion":"v1",)";
+  item.replace(item.find(kind_and_version), kind_and_version.size(), "");
+  h.Watch(ingest::WatchRecord::kAdded, item, "2024-05-01T12:00:05Z", "relist");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:06Z"), "pod-uid-1");
+  const std::string tomb =
+      R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web","namespace":"default","uid":"pod-uid-1","resourceVersion":"100"}})";
+  h.Watch(ingest::WatchRecord::kDeleted, tomb, "2024-05-01T12:01:00Z", "relist");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:59Z"), "pod-uid-1");
+  EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:01:00Z"), "");
+}
+
+}  // namespace
+}  // namespace annals::state
