@@ -8,6 +8,7 @@
 #ifndef ANNALS_STATE_QUESTIONS_H_
 #define ANNALS_STATE_QUESTIONS_H_
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -28,7 +29,8 @@ namespace annals::state {
 class LabelSelector {
  public:
   static StatusOr<LabelSelector> Parse(std::string_view s);
-  bool Matches(const nlohmann::json& labels) const;
+  // labels: a projected label set (StateStore::label_set).
+  bool Matches(const LabelSet& labels, const Strings& strings) const;
   bool empty() const { return reqs_.empty(); }
 
  private:
@@ -74,6 +76,10 @@ class Questions {
   StatusOr<nlohmann::json> Events(const EventQuery& q) const;
   // One flow line in, the same line out with src_workload/dst_workload.
   StatusOr<std::string> EnrichFlow(std::string_view line) const;
+  // Every line of a JSON-lines body (blank lines skipped) enriched and
+  // appended to *out, one LF-terminated line each. InvalidArgument naming
+  // the line at the first bad one (*out then holds the lines before it).
+  Status EnrichFlows(std::string_view body, std::string* out) const;
 
   // Receipt for evidence: the current checkpoint and an inclusion proof
   // for each index it covers.
@@ -85,29 +91,50 @@ class Questions {
  private:
   // Caller holds the store lock (shared).
   nlohmann::json Workload(uint32_t pod, Micros at, const Version& v) const;
-  nlohmann::json OwnerChain(const nlohmann::json& body, Micros at, std::vector<uint64_t>* evidence) const;
-  nlohmann::json SelectingServices(uint32_t ns, const nlohmann::json& labels, Micros at,
-                                   std::vector<uint64_t>* evidence) const;
+  // The owner chain of an object version as of `at` (Pod -> ReplicaSet ->
+  // Deployment, Job -> CronJob): each link's ownerReference and the owner's
+  // version at `at` (nullptr, and the chain ends, if the ledger has none).
+  struct OwnerStep {
+    const OwnerLink* link;
+    const Version* version;
+  };
+  std::vector<OwnerStep> Owners(const Version& v, Micros at) const;
+  nlohmann::json OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const;
+  // Services of namespace ns present at `at` whose selector matches labels,
+  // in creation order: (object id, version).
+  std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t ns, const LabelSet& labels,
+                                                                    Micros at) const;
   StatusOr<nlohmann::json> EventAt(uint64_t index) const;
   // The payload of the entry at index (from the blob store if external).
   StatusOr<std::string> PayloadAt(uint64_t index) const;
 
+  // Flow enrichment; caller holds the store lock (shared).
+  Status EnrichFlowLocked(std::string_view line, std::string* out) const;
+  // Appends the workload of the pod that held ip at t, or null.
+  void AppendWorkload(std::string_view ip, Micros t, std::string* out) const;
+  // The workload JSON of pod version v with the Services that select it at
+  // t, from the projection alone (no log reads).
+  std::string RenderWorkload(uint32_t pod, const Version& v, Micros t) const;
+
   ledger::Ledger* ledger_;
   const StateStore* store_;
-  struct PodCard {
-    std::string ns, name, uid, service_account, node;
-    std::vector<std::pair<std::string, std::string>> labels;
-    nlohmann::json owner;  // top owner {kind,name,uid} or null
-  };
-  // Cached by the ledger index of the version (a version never changes).
-  // Copies out of the caches: another thread may clear them at any time.
-  PodCard Card(uint32_t pod, const Version& v) const;
-  std::vector<std::pair<std::string, std::string>> Selector(uint64_t index) const;
-  std::string FlowWorkload(std::string_view ip, Micros t) const;
 
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<uint64_t, PodCard> cards_;
-  mutable std::unordered_map<uint64_t, std::vector<std::pair<std::string, std::string>>> selectors_;
+  // Rendered workloads, keyed by the pod version's ledger index (a version
+  // never changes) and valid while the namespace's Service epoch at the
+  // flow's time and the store's owner generation are the ones they were
+  // rendered with. Sharded so that concurrent enrichments rarely meet on a
+  // lock; a full shard is cleared (bounded memory).
+  struct alignas(64) CacheShard {
+    struct Entry {
+      uint64_t epoch = 0, generation = 0;
+      std::string text;
+    };
+    std::mutex mu;
+    std::unordered_map<uint64_t, Entry> map;
+  };
+  static constexpr size_t kCacheShards = 64;
+  static constexpr size_t kCacheShardEntries = 4096;
+  mutable std::array<CacheShard, kCacheShards> cache_;
 };
 
 }  // namespace annals::state

@@ -17,7 +17,7 @@ std::string_view PresenceName(Presence p) {
 }
 
 uint32_t Strings::Intern(std::string_view s) {
-  auto it = ids_.find(std::string(s));
+  auto it = ids_.find(s);
   if (it != ids_.end()) return it->second;
   uint32_t id = static_cast<uint32_t>(strings_.size());
   strings_.emplace_back(s);
@@ -26,7 +26,7 @@ uint32_t Strings::Intern(std::string_view s) {
 }
 
 uint32_t Strings::Find(std::string_view s) const {
-  auto it = ids_.find(std::string(s));
+  auto it = ids_.find(s);
   return it == ids_.end() ? 0xffffffffu : it->second;
 }
 
@@ -35,6 +35,13 @@ const Version* Object::At(Micros t) const {
                              [](Micros x, const Version& v) { return x < v.time; });
   if (it == versions.begin()) return nullptr;
   return &*(it - 1);
+}
+
+StateStore::StateStore() {
+  pods_id_ = strings_.Intern("pods");
+  services_id_ = strings_.Intern("services");
+  label_sets_.emplace_back();
+  owner_refs_.emplace_back();
 }
 
 uint64_t StateStore::applied() const {
@@ -117,7 +124,13 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
           best_time = v->time;
         }
       }
-      if (best >= 0) AddVersion(static_cast<uint32_t>(best), {t, index, Presence::kGone}, nullptr);
+      if (best >= 0) {
+        Version gone;
+        gone.time = t;
+        gone.index = index;
+        gone.presence = Presence::kGone;
+        AddVersion(static_cast<uint32_t>(best), gone, nullptr);
+      }
     }
     return OkStatus();
   }
@@ -153,8 +166,55 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   for (const auto& [k, v] : facts->labels)
     if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, v}].insert(id);
   if (!facts->helm_release.empty()) instances_[{objects_[id].ns, facts->helm_release}].insert(id);
-  AddVersion(id, {t, index, p}, &*facts);
+  Version ver;
+  ver.time = t;
+  ver.index = index;
+  ver.presence = p;
+  ver.owner = InternOwner(facts->owners);
+  ver.labels = InternLabels(facts->labels);
+  if (facts->kind == "Service") ver.selector = InternLabels(facts->selector);
+  AddVersion(id, ver, &*facts);
   return OkStatus();
+}
+
+uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::string>>& labels) {
+  if (labels.empty()) return 0;
+  LabelSet set;
+  set.reserve(labels.size());
+  for (const auto& [k, v] : labels) set.emplace_back(strings_.Intern(k), strings_.Intern(v));
+  std::sort(set.begin(), set.end());
+  // One value per key (a JSON object may repeat a key).
+  LabelSet unique;
+  for (size_t i = 0; i < set.size(); ++i) {
+    if (!unique.empty() && unique.back().first == set[i].first) unique.pop_back();
+    unique.push_back(set[i]);
+  }
+  std::string key(reinterpret_cast<const char*>(unique.data()), unique.size() * sizeof(unique[0]));
+  auto [it, inserted] = label_set_ids_.emplace(std::move(key), static_cast<uint32_t>(label_sets_.size()));
+  if (inserted) label_sets_.push_back(std::move(unique));
+  return it->second;
+}
+
+uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners) {
+  if (owners.empty()) return 0;
+  // The controller if there is one (the last one marked), else the first.
+  const OwnerRef* ref = &owners[0];
+  for (const auto& o : owners)
+    if (o.controller) ref = &o;
+  std::string key = ref->uid;
+  key += '\0';
+  key += ref->kind;
+  key += '\0';
+  key += ref->name;
+  auto [it, inserted] = owner_ref_ids_.emplace(std::move(key), static_cast<uint32_t>(owner_refs_.size()));
+  if (inserted) owner_refs_.push_back({strings_.Intern(ref->kind), strings_.Intern(ref->name), ref->uid});
+  return it->second;
+}
+
+uint64_t StateStore::ServiceEpoch(uint32_t ns, Micros t) const {
+  auto it = service_times_.find(ns);
+  if (it == service_times_.end()) return 0;
+  return static_cast<uint64_t>(std::upper_bound(it->second.begin(), it->second.end(), t) - it->second.begin());
 }
 
 void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {
@@ -164,11 +224,20 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   });
   size_t k = static_cast<size_t>(pos - o.versions.begin());
   o.versions.insert(pos, v);
-  const bool is_pod = strings_.Get(o.resource) == "pods";
-  if (!is_pod) return;
+  if (o.resource != pods_id_) {
+    if (v.time <= max_pod_time_) ++owner_generation_;
+    if (o.resource == services_id_) {
+      auto& times = service_times_[o.ns];
+      times.insert(std::upper_bound(times.begin(), times.end(), v.time), v.time);
+    }
+    return;
+  }
+  max_pod_time_ = std::max(max_pod_time_, v.time);
   Object::PodFacts pf;
   if (facts) {
     pf.ips = facts->pod_ips;
+    pf.service_account = strings_.Intern(facts->service_account);
+    pf.node = strings_.Intern(facts->node_name);
     pf.holds_ip = v.presence != Presence::kGone && !facts->host_network &&
                   facts->phase != "Succeeded" && facts->phase != "Failed" && !pf.ips.empty();
   }
@@ -179,7 +248,7 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
 void StateStore::RecomputeIntervals(uint32_t id) {
   Object& o = objects_[id];
   for (const auto& iv : o.intervals) {
-    auto& vec = by_ip_[iv.ip];
+    auto& vec = ip_index_.Intervals(iv.ip);
     vec.erase(std::remove_if(vec.begin(), vec.end(), [id](const IpInterval& x) { return x.pod == id; }),
               vec.end());
   }
@@ -214,7 +283,7 @@ void StateStore::RecomputeIntervals(uint32_t id) {
   }
   for (auto& iv : open) o.intervals.push_back(iv);
   for (const auto& iv : o.intervals) {
-    auto& vec = by_ip_[iv.ip];
+    auto& vec = ip_index_.Intervals(iv.ip);
     auto pos = std::upper_bound(vec.begin(), vec.end(), iv.start,
                                 [](Micros s, const IpInterval& x) { return s < x.start; });
     vec.insert(pos, iv);
@@ -275,29 +344,6 @@ std::vector<uint32_t> StateStore::Instance(uint32_t ns, std::string_view release
   std::vector<uint32_t> out(it->second.begin(), it->second.end());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-const IpInterval* StateStore::PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
-                                      const IpInterval** after) const {
-  if (before) *before = nullptr;
-  if (after) *after = nullptr;
-  auto it = by_ip_.find(ip);
-  if (it == by_ip_.end()) return nullptr;
-  const auto& vec = it->second;
-  auto pos = std::upper_bound(vec.begin(), vec.end(), t,
-                              [](Micros x, const IpInterval& iv) { return x < iv.start; });
-  if (after && pos != vec.end()) *after = &*pos;
-  const IpInterval* found = nullptr;
-  for (auto k = pos; k != vec.begin();) {
-    --k;
-    if (t < k->end) {
-      if (!found) found = &*k;
-    } else if (before && !*before) {
-      *before = &*k;
-    }
-    if (found && (!before || *before)) break;
-  }
-  return found;
 }
 
 }  // namespace annals::state
