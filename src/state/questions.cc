@@ -335,13 +335,15 @@ void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* 
     return;
   }
   const uint64_t epoch = store_->ServiceEpoch(store_->object(iv->pod).ns, t);
-  const uint64_t generation = store_->owner_generation();
-  CacheShard& shard = cache_[(v->index * 0x9E3779B97F4A7C15ull) >> 58];
+  const uint64_t generation = store_->late_generation();
+  const uint64_t key = (v->index * 0x9E3779B97F4A7C15ull) ^ (epoch * 0xC2B2AE3D27D4EB4Full);
   static_assert(kCacheShards == 64);
+  CacheShard& shard = cache_[key >> 58];
   {
     std::lock_guard lock(shard.mu);
-    auto it = shard.map.find(v->index);
-    if (it != shard.map.end() && it->second.epoch == epoch && it->second.generation == generation) {
+    auto it = shard.map.find(key);
+    if (it != shard.map.end() && it->second.index == v->index && it->second.epoch == epoch &&
+        it->second.generation == generation) {
       *out += it->second.text;
       return;
     }
@@ -350,7 +352,7 @@ void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* 
   *out += w;
   std::lock_guard lock(shard.mu);
   if (shard.map.size() >= kCacheShardEntries) shard.map.clear();
-  shard.map[v->index] = {epoch, generation, std::move(w)};
+  shard.map[key] = {v->index, epoch, generation, std::move(w)};
 }
 
 Status Questions::EnrichFlowLocked(std::string_view line, std::string* out) const {

@@ -119,18 +119,19 @@ class Questions {
   ledger::Ledger* ledger_;
   const StateStore* store_;
 
-  // Rendered workloads, keyed by the pod version's ledger index (a version
-  // never changes) and valid while the namespace's Service epoch at the
-  // flow's time and the store's owner generation are the ones they were
-  // rendered with. Sharded so that concurrent enrichments rarely meet on a
+  // Rendered workloads, keyed by (the pod version's ledger index, the
+  // namespace's Service epoch at the flow's time): a version never changes,
+  // and the Services selecting it are the same within one epoch. An entry
+  // is used only while the store's late generation is the one it was
+  // rendered under. Sharded so that concurrent enrichments rarely meet on a
   // lock; a full shard is cleared (bounded memory).
   struct alignas(64) CacheShard {
     struct Entry {
-      uint64_t epoch = 0, generation = 0;
+      uint64_t index = 0, epoch = 0, generation = 0;
       std::string text;
     };
     std::mutex mu;
-    std::unordered_map<uint64_t, Entry> map;
+    std::unordered_map<uint64_t, Entry> map;  // by a hash of (index, epoch)
   };
   static constexpr size_t kCacheShards = 64;
   static constexpr size_t kCacheShardEntries = 4096;

@@ -225,11 +225,14 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   size_t k = static_cast<size_t>(pos - o.versions.begin());
   o.versions.insert(pos, v);
   if (o.resource != pods_id_) {
-    if (v.time <= max_pod_time_) ++owner_generation_;
+    bool late = v.time <= max_pod_time_;
     if (o.resource == services_id_) {
       auto& times = service_times_[o.ns];
-      times.insert(std::upper_bound(times.begin(), times.end(), v.time), v.time);
+      auto at = std::upper_bound(times.begin(), times.end(), v.time);
+      late |= at != times.end();
+      times.insert(at, v.time);
     }
+    if (late) ++late_generation_;
     return;
   }
   max_pod_time_ = std::max(max_pod_time_, v.time);

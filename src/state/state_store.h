@@ -143,14 +143,16 @@ class StateStore {
   const OwnerLink& owner_ref(uint32_t id) const { return owner_refs_[id]; }
   uint32_t pods_id() const { return pods_id_; }
   uint32_t services_id() const { return services_id_; }
-  // How many Service versions in namespace ns are at or before t: the
+  // How many Service versions of namespace ns are at or before t: the
   // Services that select a pod at t are the same for two times with the
-  // same count.
+  // same count, as long as late_generation() has not moved (a Service
+  // version is only ever added after the namespace's latest, or it bumps it).
   uint64_t ServiceEpoch(uint32_t ns, Micros t) const;
-  // Bumped whenever a version of a non-pod object is applied with a time at
-  // or before the latest pod version's: owner chains computed as of a pod
-  // version's time (and cached) may have changed.
-  uint64_t owner_generation() const { return owner_generation_; }
+  // Bumped whenever a version arrives that can change a workload rendered
+  // earlier: a non-pod version with a time at or before the latest pod
+  // version's (an owner chain as of that pod version's time), or a Service
+  // version earlier than its namespace's latest (Service epochs renumber).
+  uint64_t late_generation() const { return late_generation_; }
 
  private:
   struct NameKey {
@@ -188,7 +190,7 @@ class StateStore {
   std::unordered_map<std::string, uint32_t> owner_ref_ids_;  // uid NUL kind NUL name -> id
   std::unordered_map<uint32_t, std::vector<Micros>> service_times_;  // ns -> sorted times
   Micros max_pod_time_ = std::numeric_limits<Micros>::min();
-  uint64_t owner_generation_ = 0;
+  uint64_t late_generation_ = 0;
 };
 
 }  // namespace annals::state

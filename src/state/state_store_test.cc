@@ -647,18 +647,27 @@ TEST(StateStore, ServiceEpochCountsServiceVersionsOfTheNamespace) {
   EXPECT_EQ(h.store.ServiceEpoch(h.Str("a"), At(13)), 2u);
 }
 
-TEST(StateStore, LateOwnerVersionBumpsTheOwnerGeneration) {
+TEST(StateStore, LateOwnerOrServiceVersionBumpsTheLateGeneration) {
   Harness h;
   json rs = json::parse(CorpusFile("k9s/rs.json"));
   const std::string ns = "icx";
   h.Apply({"create", "replicasets", "", ns, rs["metadata"]["name"], At(1), rs, 201});
-  const uint64_t g0 = h.store.owner_generation();
+  const uint64_t g0 = h.store.late_generation();
   h.Apply({"create", "pods", "", ns, "p", At(5), Pod(ns, "p", "uid-p", "Running", {"10.244.0.9"}), 201});
   rs["spec"]["replicas"] = 2;
   h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(9), rs, 200});  // after every pod version
-  EXPECT_EQ(h.store.owner_generation(), g0);
+  EXPECT_EQ(h.store.late_generation(), g0);
   h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(4), rs, 200});  // late: before the pod's
-  EXPECT_GT(h.store.owner_generation(), g0);
+  const uint64_t g1 = h.store.late_generation();
+  EXPECT_GT(g1, g0);
+  // Services: in time order nothing moves; one before the latest does.
+  json svc = json::parse(CorpusFile("k9s/svc.json"));
+  svc["metadata"]["namespace"] = ns;
+  h.Apply({"create", "services", "", ns, svc["metadata"]["name"], At(20), svc, 201});
+  h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(30), svc, 200});
+  EXPECT_EQ(h.store.late_generation(), g1);
+  h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(25), svc, 200});
+  EXPECT_GT(h.store.late_generation(), g1);
 }
 
 TEST(StateStore, NamespaceEventsAreFiledUnderTheClusterScopedName) {
