@@ -204,7 +204,15 @@ std::vector<std::pair<uint32_t, const Version*>> Questions::SelectingServices(ui
                                                                              Micros at) const {
   std::vector<std::pair<uint32_t, const Version*>> out;
   if (labels.empty()) return out;
-  for (uint32_t id : store_->Objects(store_->services_id(), ns, false)) {
+  // A Service that selects the pod has a non-empty selector within its
+  // labels: it is filed under each of them.
+  std::vector<uint32_t> candidates;
+  for (const auto& [key, value] : labels)
+    if (const auto* ids = store_->ServicesSelectingOn(ns, key, value))
+      candidates.insert(candidates.end(), ids->begin(), ids->end());
+  std::sort(candidates.begin(), candidates.end());  // creation order
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  for (uint32_t id : candidates) {
     const Version* v = store_->object(id).At(at);
     if (!v || v->presence == Presence::kGone) continue;
     if (Selects(store_->label_set(v->selector), labels)) out.emplace_back(id, v);
@@ -336,23 +344,34 @@ void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* 
   }
   const uint64_t epoch = store_->ServiceEpoch(store_->object(iv->pod).ns, t);
   const uint64_t generation = store_->late_generation();
-  const uint64_t key = (v->index * 0x9E3779B97F4A7C15ull) ^ (epoch * 0xC2B2AE3D27D4EB4Full);
-  static_assert(kCacheShards == 64);
-  CacheShard& shard = cache_[key >> 58];
+  const uint64_t hash = (v->index * 0x9E3779B97F4A7C15ull) ^ (epoch * 0xC2B2AE3D27D4EB4Full);
+  std::call_once(cache_once_, [this] { cache_.resize(kCacheSlots); });
+  static_assert((kCacheSlots & (kCacheSlots - 1)) == 0);
+  // Two-way: the set is slots {at, at + 1}; the newest entry sits first.
+  const size_t at = static_cast<size_t>(hash >> 40) & (kCacheSlots - 2);
+  CacheSlot* set = &cache_[at];
+  std::mutex& mu = cache_locks_[(at / 2) % kCacheLocks].mu;
+  auto fresh = [&](const CacheSlot& s) {
+    return s.used && s.index == v->index && s.epoch == epoch && s.generation == generation;
+  };
   {
-    std::lock_guard lock(shard.mu);
-    auto it = shard.map.find(key);
-    if (it != shard.map.end() && it->second.index == v->index && it->second.epoch == epoch &&
-        it->second.generation == generation) {
-      *out += it->second.text;
-      return;
+    std::lock_guard lock(mu);
+    for (int way = 0; way < 2; ++way) {
+      if (fresh(set[way])) {
+        *out += set[way].text;
+        return;
+      }
     }
   }
   std::string w = RenderWorkload(iv->pod, *v, t);
   *out += w;
-  std::lock_guard lock(shard.mu);
-  if (shard.map.size() >= kCacheShardEntries) shard.map.clear();
-  shard.map[key] = {v->index, epoch, generation, std::move(w)};
+  std::lock_guard lock(mu);
+  if (set[0].used && set[0].generation == generation) std::swap(set[0], set[1]);  // keep the newer one
+  set[0].used = true;
+  set[0].index = v->index;
+  set[0].epoch = epoch;
+  set[0].generation = generation;
+  set[0].text = std::move(w);
 }
 
 Status Questions::EnrichFlowLocked(std::string_view line, std::string* out) const {

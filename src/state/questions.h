@@ -123,19 +123,25 @@ class Questions {
   // namespace's Service epoch at the flow's time): a version never changes,
   // and the Services selecting it are the same within one epoch. An entry
   // is used only while the store's late generation is the one it was
-  // rendered under. Sharded so that concurrent enrichments rarely meet on a
-  // lock; a full shard is cleared (bounded memory).
-  struct alignas(64) CacheShard {
-    struct Entry {
-      uint64_t index = 0, epoch = 0, generation = 0;
-      std::string text;
-    };
-    std::mutex mu;
-    std::unordered_map<uint64_t, Entry> map;  // by a hash of (index, epoch)
+  // rendered under. Two-way set associative (a set is two adjacent slots,
+  // the newer entry first; a new key evicts the older): a lookup is one
+  // cache line and one string, no nodes to chase. Allocated at the first
+  // enrichment; bounded (kCacheSlots slots plus their strings). Sets are
+  // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
+  // rarely meet on a lock.
+  struct CacheSlot {
+    uint64_t index = 0, epoch = 0, generation = 0;
+    bool used = false;
+    std::string text;
   };
-  static constexpr size_t kCacheShards = 64;
-  static constexpr size_t kCacheShardEntries = 4096;
-  mutable std::array<CacheShard, kCacheShards> cache_;
+  struct alignas(64) CacheLock {
+    std::mutex mu;
+  };
+  static constexpr size_t kCacheSlots = size_t{1} << 20;
+  static constexpr size_t kCacheLocks = 64;
+  mutable std::once_flag cache_once_;
+  mutable std::vector<CacheSlot> cache_;
+  mutable std::array<CacheLock, kCacheLocks> cache_locks_;
 };
 
 }  // namespace annals::state

@@ -211,6 +211,11 @@ uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners) {
   return it->second;
 }
 
+const std::vector<uint32_t>* StateStore::ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const {
+  auto it = services_by_selector_.find({ns, key, value});
+  return it == services_by_selector_.end() ? nullptr : &it->second;
+}
+
 uint64_t StateStore::ServiceEpoch(uint32_t ns, Micros t) const {
   auto it = service_times_.find(ns);
   if (it == service_times_.end()) return 0;
@@ -231,6 +236,11 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
       auto at = std::upper_bound(times.begin(), times.end(), v.time);
       late |= at != times.end();
       times.insert(at, v.time);
+      for (const auto& [key, value] : label_sets_[v.selector]) {
+        auto& ids = services_by_selector_[{o.ns, key, value}];
+        if (std::find(ids.begin(), ids.end(), id) == ids.end())
+          ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
+      }
     }
     if (late) ++late_generation_;
     return;

@@ -153,6 +153,10 @@ class StateStore {
   // version's (an owner chain as of that pod version's time), or a Service
   // version earlier than its namespace's latest (Service epochs renumber).
   uint64_t late_generation() const { return late_generation_; }
+  // Services of namespace ns any version of which had (key, value) in its
+  // selector, in creation order (nullptr if none): the candidates to
+  // select a pod with that label.
+  const std::vector<uint32_t>* ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const;
 
  private:
   struct NameKey {
@@ -189,6 +193,7 @@ class StateStore {
   std::vector<OwnerLink> owner_refs_;  // [0] is "none"
   std::unordered_map<std::string, uint32_t> owner_ref_ids_;  // uid NUL kind NUL name -> id
   std::unordered_map<uint32_t, std::vector<Micros>> service_times_;  // ns -> sorted times
+  std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> services_by_selector_;  // (ns, key, value)
   Micros max_pod_time_ = std::numeric_limits<Micros>::min();
   uint64_t late_generation_ = 0;
 };
