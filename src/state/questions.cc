@@ -342,8 +342,9 @@ void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* 
     *out += "null";
     return;
   }
-  const uint64_t epoch = store_->ServiceEpoch(store_->object(iv->pod).ns, t);
-  const uint64_t generation = store_->late_generation();
+  const uint32_t ns = store_->object(iv->pod).ns;
+  const uint64_t epoch = store_->ServiceEpoch(ns, t);
+  const uint64_t generation = store_->late_generation(ns);
   const uint64_t hash = (v->index * 0x9E3779B97F4A7C15ull) ^ (epoch * 0xC2B2AE3D27D4EB4Full);
   std::call_once(cache_once_, [this] { cache_.resize(kCacheSlots); });
   static_assert((kCacheSlots & (kCacheSlots - 1)) == 0);

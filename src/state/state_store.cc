@@ -217,9 +217,16 @@ const std::vector<uint32_t>* StateStore::ServicesSelectingOn(uint32_t ns, uint32
 }
 
 uint64_t StateStore::ServiceEpoch(uint32_t ns, Micros t) const {
-  auto it = service_times_.find(ns);
-  if (it == service_times_.end()) return 0;
-  return static_cast<uint64_t>(std::upper_bound(it->second.begin(), it->second.end(), t) - it->second.begin());
+  auto it = ns_epochs_.find(ns);
+  if (it == ns_epochs_.end()) return 0;
+  const auto& times = it->second.service_times;
+  return static_cast<uint64_t>(std::upper_bound(times.begin(), times.end(), t) - times.begin());
+}
+
+uint64_t StateStore::late_generation(uint32_t ns) const {
+  auto it = ns_epochs_.find(ns);
+  // Both only grow: their sum moves when either does.
+  return late_generation_ + (it == ns_epochs_.end() ? 0 : it->second.late_generation);
 }
 
 void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {
@@ -230,22 +237,28 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   size_t k = static_cast<size_t>(pos - o.versions.begin());
   o.versions.insert(pos, v);
   if (o.resource != pods_id_) {
-    bool late = v.time <= max_pod_time_;
+    if (o.ns == 0) {  // cluster-scoped
+      if (v.time <= max_pod_time_) ++late_generation_;
+      return;
+    }
+    NamespaceEpochs& e = ns_epochs_[o.ns];
+    bool late = v.time <= e.max_pod_time;
     if (o.resource == services_id_) {
-      auto& times = service_times_[o.ns];
-      auto at = std::upper_bound(times.begin(), times.end(), v.time);
-      late |= at != times.end();
-      times.insert(at, v.time);
+      auto at = std::upper_bound(e.service_times.begin(), e.service_times.end(), v.time);
+      late |= at != e.service_times.end();
+      e.service_times.insert(at, v.time);
       for (const auto& [key, value] : label_sets_[v.selector]) {
         auto& ids = services_by_selector_[{o.ns, key, value}];
         if (std::find(ids.begin(), ids.end(), id) == ids.end())
           ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
       }
     }
-    if (late) ++late_generation_;
+    if (late) ++e.late_generation;
     return;
   }
   max_pod_time_ = std::max(max_pod_time_, v.time);
+  Micros& ns_max = ns_epochs_[o.ns].max_pod_time;
+  ns_max = std::max(ns_max, v.time);
   Object::PodFacts pf;
   if (facts) {
     pf.ips = facts->pod_ips;

@@ -145,14 +145,16 @@ class StateStore {
   uint32_t services_id() const { return services_id_; }
   // How many Service versions of namespace ns are at or before t: the
   // Services that select a pod at t are the same for two times with the
-  // same count, as long as late_generation() has not moved (a Service
+  // same count, as long as late_generation(ns) has not moved (a Service
   // version is only ever added after the namespace's latest, or it bumps it).
   uint64_t ServiceEpoch(uint32_t ns, Micros t) const;
-  // Bumped whenever a version arrives that can change a workload rendered
-  // earlier: a non-pod version with a time at or before the latest pod
-  // version's (an owner chain as of that pod version's time), or a Service
-  // version earlier than its namespace's latest (Service epochs renumber).
-  uint64_t late_generation() const { return late_generation_; }
+  // Moves whenever a version arrives that can change a workload of
+  // namespace ns rendered earlier: a Service version earlier than the
+  // namespace's latest (Service epochs renumber), or a non-pod version with
+  // a time at or before the latest pod version's of its namespace (an owner
+  // chain as of that pod's time); a cluster-scoped one moves every
+  // namespace's (owners may be cluster-scoped).
+  uint64_t late_generation(uint32_t ns) const;
   // Services of namespace ns any version of which had (key, value) in its
   // selector, in creation order (nullptr if none): the candidates to
   // select a pod with that label.
@@ -192,10 +194,15 @@ class StateStore {
   std::unordered_map<std::string, uint32_t> label_set_ids_;  // packed ids -> id
   std::vector<OwnerLink> owner_refs_;  // [0] is "none"
   std::unordered_map<std::string, uint32_t> owner_ref_ids_;  // uid NUL kind NUL name -> id
-  std::unordered_map<uint32_t, std::vector<Micros>> service_times_;  // ns -> sorted times
+  struct NamespaceEpochs {
+    std::vector<Micros> service_times;  // sorted
+    Micros max_pod_time = std::numeric_limits<Micros>::min();
+    uint64_t late_generation = 0;
+  };
+  std::unordered_map<uint32_t, NamespaceEpochs> ns_epochs_;
   std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> services_by_selector_;  // (ns, key, value)
   Micros max_pod_time_ = std::numeric_limits<Micros>::min();
-  uint64_t late_generation_ = 0;
+  uint64_t late_generation_ = 0;  // cluster-scoped late versions
 };
 
 }  // namespace annals::state

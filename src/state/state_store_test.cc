@@ -652,22 +652,33 @@ TEST(StateStore, LateOwnerOrServiceVersionBumpsTheLateGeneration) {
   json rs = json::parse(CorpusFile("k9s/rs.json"));
   const std::string ns = "icx";
   h.Apply({"create", "replicasets", "", ns, rs["metadata"]["name"], At(1), rs, 201});
-  const uint64_t g0 = h.store.late_generation();
+  const uint64_t g0 = h.store.late_generation(h.Str(ns));
   h.Apply({"create", "pods", "", ns, "p", At(5), Pod(ns, "p", "uid-p", "Running", {"10.244.0.9"}), 201});
   rs["spec"]["replicas"] = 2;
   h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(9), rs, 200});  // after every pod version
-  EXPECT_EQ(h.store.late_generation(), g0);
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g0);
   h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(4), rs, 200});  // late: before the pod's
-  const uint64_t g1 = h.store.late_generation();
+  const uint64_t g1 = h.store.late_generation(h.Str(ns));
   EXPECT_GT(g1, g0);
   // Services: in time order nothing moves; one before the latest does.
   json svc = json::parse(CorpusFile("k9s/svc.json"));
   svc["metadata"]["namespace"] = ns;
   h.Apply({"create", "services", "", ns, svc["metadata"]["name"], At(20), svc, 201});
   h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(30), svc, 200});
-  EXPECT_EQ(h.store.late_generation(), g1);
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g1);
   h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(25), svc, 200});
-  EXPECT_GT(h.store.late_generation(), g1);
+  const uint64_t g2 = h.store.late_generation(h.Str(ns));
+  EXPECT_GT(g2, g1);
+  // Another namespace's late version leaves this one's alone; a
+  // cluster-scoped one (an owner may be cluster-scoped) moves it.
+  json other = rs;
+  other["metadata"]["namespace"] = "elsewhere";
+  other["metadata"]["uid"] = "uid-rs-elsewhere";
+  h.Apply({"create", "replicasets", "", "elsewhere", other["metadata"]["name"], At(1), other, 201});
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g2);
+  json node = json::parse(CorpusFile("k9s/no.json"));
+  h.Apply({"update", "nodes", "", "", node["metadata"]["name"], At(3), node, 200});
+  EXPECT_GT(h.store.late_generation(h.Str(ns)), g2);
 }
 
 TEST(StateStore, NamespaceEventsAreFiledUnderTheClusterScopedName) {
