@@ -388,13 +388,8 @@ HttpResponse Api::EnrichFlows(const HttpRequest& req) {
   ANNALS_NEED_QUESTIONS();
   HttpResponse r;
   r.content_type = "application/x-ndjson";
-  for (auto [line, line_no] : ingest::SplitLines(req.body)) {
-    auto out = questions_->EnrichFlow(line);
-    if (!out.ok())
-      return ErrorResponse(400, "line " + std::to_string(line_no) + ": " + out.status().message());
-    r.body += *out;
-    r.body += '\n';
-  }
+  Status s = questions_->EnrichFlows(req.body, &r.body);
+  if (!s.ok()) return ErrorResponse(400, s.message());
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/bytes.h"
+#include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
@@ -24,35 +25,9 @@ json Parse(std::string_view s) { return json::parse(s, nullptr, false); }
 
 std::string Time(Micros t) { return FormatRfc3339(t); }
 
-bool LabelsMatch(const std::vector<std::pair<std::string, std::string>>& selector,
-                 const std::vector<std::pair<std::string, std::string>>& labels) {
-  if (selector.empty()) return false;  // a Service without selector selects nothing
-  for (const auto& [k, v] : selector) {
-    auto it = std::find_if(labels.begin(), labels.end(), [&](const auto& l) { return l.first == k; });
-    if (it == labels.end() || it->second != v) return false;
-  }
-  return true;
-}
-
-std::vector<std::pair<std::string, std::string>> LabelsOf(const json& body) {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto md = body.find("metadata");
-  if (md == body.end() || !md->is_object()) return out;
-  auto l = md->find("labels");
-  if (l == md->end() || !l->is_object()) return out;
-  for (auto& [k, v] : l->items())
-    if (v.is_string()) out.emplace_back(k, v.get<std::string>());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string JStr(const json& j, const char* a, const char* b = nullptr) {
-  auto it = j.find(a);
-  if (it == j.end()) return "";
-  if (!b) return it->is_string() ? it->get<std::string>() : "";
-  if (!it->is_object()) return "";
-  auto it2 = it->find(b);
-  return it2 != it->end() && it2->is_string() ? it2->get<std::string>() : "";
+// A Service without selector selects nothing.
+bool Selects(const LabelSet& selector, const LabelSet& labels) {
+  return !selector.empty() && std::includes(labels.begin(), labels.end(), selector.begin(), selector.end());
 }
 
 }  // namespace
@@ -95,16 +70,42 @@ StatusOr<LabelSelector> LabelSelector::Parse(std::string_view s) {
   return sel;
 }
 
+bool LabelSelector::Req::Holds(const std::string* v) const {
+  switch (op) {
+    case kEq: return v && *v == value;
+    case kNe: return !v || *v != value;
+    case kExists: return v != nullptr;
+    case kNotExists: return v == nullptr;
+  }
+  return false;
+}
+
+bool LabelSelector::Matches(const LabelSet& labels, const Strings& strings) const {
+  for (const auto& r : reqs_) {
+    const std::string* value = nullptr;
+    for (const auto& [k, v] : labels) {
+      if (strings.Get(k) == r.key) {
+        value = &strings.Get(v);
+        break;
+      }
+    }
+    if (!r.Holds(value)) return false;
+  }
+  return true;
+}
+
 bool LabelSelector::Matches(const json& labels) const {
   for (const auto& r : reqs_) {
-    const bool has = labels.is_object() && labels.contains(r.key);
-    std::string v = has && labels[r.key].is_string() ? labels[r.key].get<std::string>() : "";
-    switch (r.op) {
-      case Req::kEq: if (!has || v != r.value) return false; break;
-      case Req::kNe: if (has && v == r.value) return false; break;
-      case Req::kExists: if (!has) return false; break;
-      case Req::kNotExists: if (has) return false; break;
+    std::string value;
+    const std::string* found = nullptr;
+    if (labels.is_object()) {
+      auto it = labels.find(r.key);
+      if (it != labels.end() && it->is_string()) {
+        value = it->get<std::string>();
+        found = &value;
+      }
     }
+    if (!r.Holds(found)) return false;
   }
   return true;
 }
@@ -159,18 +160,24 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
   std::string out = "{\"at\":\"" + Time(q.at) + "\",\"objects\":[";
   size_t count = 0;
   if (!none) {
-    std::vector<uint32_t> ids = store_->Objects(resource, ns, q.namespace_.empty());
-    std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
-      const Object& x = store_->object(a);
-      const Object& y = store_->object(b);
-      return std::tie(S.Get(x.resource), S.Get(x.ns), S.Get(x.name), a) <
-             std::tie(S.Get(y.resource), S.Get(y.ns), S.Get(y.name), b);
+    // What existed at T (and matches the selector, from the projected
+    // labels), then sorted: most objects ever seen are gone by T.
+    std::vector<std::pair<uint32_t, const Version*>> live;
+    for (uint32_t id : store_->Objects(resource, ns, q.namespace_.empty())) {
+      const Version* v = store_->object(id).At(q.at);
+      if (!v || v->presence == Presence::kGone) continue;
+      if (!sel.empty() && !sel.Matches(store_->label_set(v->labels), S)) continue;
+      live.emplace_back(id, v);
+    }
+    std::sort(live.begin(), live.end(), [&](const auto& a, const auto& b) {
+      const Object& x = store_->object(a.first);
+      const Object& y = store_->object(b.first);
+      return std::tie(S.Get(x.resource), S.Get(x.ns), S.Get(x.name), a.first) <
+             std::tie(S.Get(y.resource), S.Get(y.ns), S.Get(y.name), b.first);
     });
     std::string raw;
-    for (uint32_t id : ids) {
+    for (const auto& [id, v] : live) {
       const Object& o = store_->object(id);
-      const Version* v = o.At(q.at);
-      if (!v || v->presence == Presence::kGone) continue;
       auto entry = ledger_->ReadEntry(v->index);
       if (!entry.ok()) return entry.status();
       auto d = ledger::DecodeEntry(*entry);
@@ -183,12 +190,6 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
         payload = raw;
       }
       std::string_view body = ObjectOfEntry(d->meta, payload);
-      if (!sel.empty()) {
-        json b = Parse(body);
-        json labels = b.is_object() && b.contains("metadata") ? b["metadata"].value("labels", json::object())
-                                                              : json::object();
-        if (!sel.Matches(labels)) continue;
-      }
       if (count++) out += ',';
       out += "{\"resource\":";
       ingest::AppendJsonString(&out, S.Get(o.resource));
@@ -210,104 +211,50 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
   return out;
 }
 
-Questions::PodCard Questions::Card(uint32_t pod, const Version& v) const {
-  {
-    std::lock_guard lock(cache_mu_);
-    auto it = cards_.find(v.index);
-    if (it != cards_.end()) return it->second;
-  }
-  PodCard c;
-  const Object& o = store_->object(pod);
-  c.ns = store_->strings().Get(o.ns);
-  c.name = store_->strings().Get(o.name);
-  c.uid = o.uid;
-  auto body = BodyAt(v.index);
-  if (body.ok() && body->is_object()) {
-    c.labels = LabelsOf(*body);
-    if (body->contains("spec")) {
-      c.service_account = JStr((*body)["spec"], "serviceAccountName");
-      c.node = JStr((*body)["spec"], "nodeName");
-    }
-    std::vector<uint64_t> ev;
-    json chain = OwnerChain(*body, v.time, &ev);
-    c.owner = chain.empty() ? json() : chain.back();
-  }
-  std::lock_guard lock(cache_mu_);
-  if (cards_.size() > 1000000) cards_.clear();
-  return cards_.emplace(v.index, std::move(c)).first->second;
-}
-
-std::vector<std::pair<std::string, std::string>> Questions::Selector(uint64_t index) const {
-  {
-    std::lock_guard lock(cache_mu_);
-    auto it = selectors_.find(index);
-    if (it != selectors_.end()) return it->second;
-  }
-  std::vector<std::pair<std::string, std::string>> sel;
-  auto body = BodyAt(index);
-  if (body.ok() && body->is_object() && body->contains("spec")) {
-    auto s = (*body)["spec"].find("selector");
-    if (s != (*body)["spec"].end() && s->is_object())
-      for (auto& [k, v] : s->items())
-        if (v.is_string()) sel.emplace_back(k, v.get<std::string>());
-  }
-  std::sort(sel.begin(), sel.end());
-  std::lock_guard lock(cache_mu_);
-  if (selectors_.size() > 1000000) selectors_.clear();
-  return selectors_.emplace(index, std::move(sel)).first->second;
-}
-
-json Questions::OwnerChain(const json& body, Micros at, std::vector<uint64_t>* evidence) const {
-  json chain = json::array();
-  const json* cur = &body;
-  json holder;
-  for (int depth = 0; depth < 8; ++depth) {
-    if (!cur->is_object() || !cur->contains("metadata")) break;
-    const json& md = (*cur)["metadata"];
-    auto refs = md.find("ownerReferences");
-    if (refs == md.end() || !refs->is_array() || refs->empty()) break;
-    const json* ref = &(*refs)[0];
-    for (const auto& r : *refs)
-      if (r.value("controller", false)) ref = &r;
-    json link{{"kind", ref->value("kind", "")}, {"name", ref->value("name", "")}, {"uid", ref->value("uid", "")}};
-    int64_t id = store_->FindUid(link["uid"].get<std::string>());
-    if (id < 0) {
-      chain.push_back(link);
-      break;
-    }
-    const Version* v = store_->object(static_cast<uint32_t>(id)).At(at);
-    if (!v) {
-      chain.push_back(link);
-      break;
-    }
-    link["index"] = v->index;
-    if (evidence) evidence->push_back(v->index);
-    chain.push_back(link);
-    auto b = BodyAt(v->index);
-    if (!b.ok()) break;
-    holder = std::move(*b);
-    cur = &holder;
+std::vector<Questions::OwnerStep> Questions::Owners(const Version& v, Micros at) const {
+  std::vector<OwnerStep> chain;
+  uint32_t ref = v.owner;
+  for (int depth = 0; depth < 8 && ref != 0; ++depth) {
+    OwnerStep step{&store_->owner_ref(ref), nullptr};
+    const int64_t id = store_->FindUid(step.link->uid);
+    if (id >= 0) step.version = store_->object(static_cast<uint32_t>(id)).At(at);
+    chain.push_back(step);
+    if (!step.version) break;
+    ref = step.version->owner;
   }
   return chain;
 }
 
-json Questions::SelectingServices(uint32_t ns, const json& labels_json, Micros at,
-                                  std::vector<uint64_t>* evidence) const {
-  json out = json::array();
-  uint32_t svc = store_->strings().Find("services");
-  if (svc == kUnknown) return out;
-  std::vector<std::pair<std::string, std::string>> labels;
-  if (labels_json.is_object())
-    for (auto& [k, v] : labels_json.items())
-      if (v.is_string()) labels.emplace_back(k, v.get<std::string>());
-  std::sort(labels.begin(), labels.end());
-  for (uint32_t id : store_->Objects(svc, ns, false)) {
-    const Object& o = store_->object(id);
-    const Version* v = o.At(at);
+json Questions::OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const {
+  json chain = json::array();
+  const Strings& S = store_->strings();
+  for (const OwnerStep& step : Owners(v, at)) {
+    json link{{"kind", S.Get(step.link->kind)}, {"name", S.Get(step.link->name)}, {"uid", step.link->uid}};
+    if (step.version) {
+      link["index"] = step.version->index;
+      if (evidence) evidence->push_back(step.version->index);
+    }
+    chain.push_back(std::move(link));
+  }
+  return chain;
+}
+
+std::vector<std::pair<uint32_t, const Version*>> Questions::SelectingServices(uint32_t ns, const LabelSet& labels,
+                                                                             Micros at) const {
+  std::vector<std::pair<uint32_t, const Version*>> out;
+  if (labels.empty()) return out;
+  // A Service that selects the pod has a non-empty selector within its
+  // labels: it is filed under each of them.
+  std::vector<uint32_t> candidates;
+  for (const auto& [key, value] : labels)
+    if (const auto* ids = store_->ServicesSelectingOn(ns, key, value))
+      candidates.insert(candidates.end(), ids->begin(), ids->end());
+  std::sort(candidates.begin(), candidates.end());  // creation order
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  for (uint32_t id : candidates) {
+    const Version* v = store_->object(id).At(at);
     if (!v || v->presence == Presence::kGone) continue;
-    if (!LabelsMatch(Selector(v->index), labels)) continue;
-    out.push_back({{"name", store_->strings().Get(o.name)}, {"uid", o.uid}, {"index", v->index}});
-    if (evidence) evidence->push_back(v->index);
+    if (Selects(store_->label_set(v->selector), labels)) out.emplace_back(id, v);
   }
   return out;
 }
@@ -357,8 +304,14 @@ StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* neare
               {"node", spec.value("nodeName", "")},
               {"phase", body.is_object() && body.contains("status") ? body["status"].value("phase", "") : ""},
               {"state", PresenceName(v->presence)}};
-  j["owners"] = OwnerChain(body, at, &evidence);
-  j["services"] = SelectingServices(pod.ns, labels, at, &evidence);
+  j["owners"] = OwnerChain(*v, at, &evidence);
+  json services = json::array();
+  for (const auto& [id, sv] : SelectingServices(pod.ns, store_->label_set(v->labels), at)) {
+    const Object& o = store_->object(id);
+    services.push_back({{"name", store_->strings().Get(o.name)}, {"uid", o.uid}, {"index", sv->index}});
+    evidence.push_back(sv->index);
+  }
+  j["services"] = std::move(services);
   j["interval"] = describe(iv);
   j["version_index"] = v->index;
   std::sort(evidence.begin(), evidence.end());
@@ -367,35 +320,102 @@ StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* neare
   return j;
 }
 
-std::string Questions::FlowWorkload(std::string_view ip_text, Micros t) const {
-  auto ip = ParseIp(ip_text);
-  if (!ip) return "null";
-  const IpInterval* iv = store_->PodByIp(*ip, t, nullptr, nullptr);
-  if (!iv) return "null";
-  const Object& pod = store_->object(iv->pod);
-  const Version* v = pod.At(t);
-  if (!v) return "null";
-  const PodCard c = Card(iv->pod, *v);
-  json services = json::array();
-  uint32_t svc = store_->strings().Find("services");
-  if (svc != kUnknown) {
-    for (uint32_t id : store_->Objects(svc, pod.ns, false)) {
-      const Object& o = store_->object(id);
-      const Version* sv = o.At(t);
-      if (!sv || sv->presence == Presence::kGone) continue;
-      if (LabelsMatch(Selector(sv->index), c.labels)) services.push_back(store_->strings().Get(o.name));
-    }
+// {"namespace","pod","uid","owner":{"kind","name","uid"[,"index"]}|null,
+//  "labels":{...},"service_account","index","services":[names]}: the top
+// owner as of the version's time, the Services as of the flow's.
+std::string Questions::RenderWorkload(uint32_t pod, const Version& v, Micros t) const {
+  const Strings& S = store_->strings();
+  const Object& o = store_->object(pod);
+  auto k = static_cast<size_t>(&v - o.versions.data());
+  std::string w = "{\"namespace\":";
+  ingest::AppendJsonString(&w, S.Get(o.ns));
+  w += ",\"pod\":";
+  ingest::AppendJsonString(&w, S.Get(o.name));
+  w += ",\"uid\":";
+  ingest::AppendJsonString(&w, o.uid);
+  w += ",\"owner\":";
+  const std::vector<OwnerStep> chain = Owners(v, v.time);
+  if (chain.empty()) {
+    w += "null";
+  } else {
+    const OwnerStep& top = chain.back();
+    w += "{\"kind\":";
+    ingest::AppendJsonString(&w, S.Get(top.link->kind));
+    w += ",\"name\":";
+    ingest::AppendJsonString(&w, S.Get(top.link->name));
+    w += ",\"uid\":";
+    ingest::AppendJsonString(&w, top.link->uid);
+    if (top.version) w += ",\"index\":" + std::to_string(top.version->index);
+    w += '}';
   }
-  json labels = json::object();
-  for (const auto& [k, val] : c.labels) labels[k] = val;
-  json w{{"namespace", c.ns}, {"pod", c.name}, {"uid", c.uid}, {"owner", c.owner},
-         {"labels", labels}, {"service_account", c.service_account}, {"services", services},
-         {"index", v->index}};
-  return w.dump();
+  // Labels in key order.
+  const LabelSet& labels = store_->label_set(v.labels);
+  std::vector<std::pair<std::string_view, std::string_view>> sorted;
+  for (const auto& [key, val] : labels) sorted.emplace_back(S.Get(key), S.Get(val));
+  std::sort(sorted.begin(), sorted.end());
+  w += ",\"labels\":{";
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (i) w += ',';
+    ingest::AppendJsonString(&w, sorted[i].first);
+    w += ':';
+    ingest::AppendJsonString(&w, sorted[i].second);
+  }
+  w += "},\"service_account\":";
+  ingest::AppendJsonString(&w, k < o.pod.size() ? S.Get(o.pod[k].service_account) : std::string());
+  w += ",\"index\":" + std::to_string(v.index) + ",\"services\":[";
+  bool first = true;
+  for (const auto& [id, sv] : SelectingServices(o.ns, labels, t)) {
+    if (!first) w += ',';
+    first = false;
+    ingest::AppendJsonString(&w, S.Get(store_->object(id).name));
+  }
+  w += "]}";
+  return w;
 }
 
-StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
-  thread_local simdjson::dom::parser parser;
+void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* out) const {
+  auto ip = ParseIp(ip_text);
+  const IpInterval* iv = ip ? store_->PodByIp(*ip, t, nullptr, nullptr) : nullptr;
+  const Version* v = iv ? store_->object(iv->pod).At(t) : nullptr;
+  if (!v) {
+    *out += "null";
+    return;
+  }
+  const uint32_t ns = store_->object(iv->pod).ns;
+  const uint64_t epoch = store_->ServiceEpoch(ns, t);
+  const uint64_t generation = store_->late_generation(ns);
+  const uint64_t hash = (v->index * 0x9E3779B97F4A7C15ull) ^ (epoch * 0xC2B2AE3D27D4EB4Full);
+  std::call_once(cache_once_, [this] { cache_.resize(kCacheSlots); });
+  static_assert((kCacheSlots & (kCacheSlots - 1)) == 0);
+  // Two-way: the set is slots {at, at + 1}; the newest entry sits first.
+  const size_t at = static_cast<size_t>(hash >> 40) & (kCacheSlots - 2);
+  CacheSlot* set = &cache_[at];
+  std::mutex& mu = cache_locks_[(at / 2) % kCacheLocks].mu;
+  auto fresh = [&](const CacheSlot& s) {
+    return s.used && s.index == v->index && s.epoch == epoch && s.generation == generation;
+  };
+  {
+    std::lock_guard lock(mu);
+    for (int way = 0; way < 2; ++way) {
+      if (fresh(set[way])) {
+        *out += set[way].text;
+        return;
+      }
+    }
+  }
+  std::string w = RenderWorkload(iv->pod, *v, t);
+  *out += w;
+  std::lock_guard lock(mu);
+  if (set[0].used && set[0].generation == generation) std::swap(set[0], set[1]);  // keep the newer one
+  set[0].used = true;
+  set[0].index = v->index;
+  set[0].epoch = epoch;
+  set[0].generation = generation;
+  set[0].text = std::move(w);
+}
+
+Status Questions::EnrichFlowLocked(std::string_view line, std::string* out) const {
+  simdjson::dom::parser& parser = ingest::JsonParser();
   simdjson::dom::element doc;
   if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS || !doc.is_object())
     return InvalidArgumentError("flow is not a JSON object");
@@ -403,8 +423,11 @@ StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
   simdjson::dom::element flow;
   if (doc["flow"].get(flow) == simdjson::SUCCESS && flow.is_object()) {
     if (flow["time"].get_string().get(t)) t = {};
-    if (flow["IP"]["source"].get_string().get(src)) src = {};
-    if (flow["IP"]["destination"].get_string().get(dst)) dst = {};
+    simdjson::dom::element ip;
+    if (flow["IP"].get(ip) == simdjson::SUCCESS) {
+      if (ip["source"].get_string().get(src)) src = {};
+      if (ip["destination"].get_string().get(dst)) dst = {};
+    }
   } else {
     if (doc["time"].get_string().get(t)) t = {};
     if (doc["src_ip"].get_string().get(src)) src = {};
@@ -412,20 +435,45 @@ StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
   }
   auto when = ParseRfc3339(t);
   if (!when) return InvalidArgumentError("flow has no RFC 3339 time");
-  std::string s, d;
-  {
-    std::shared_lock lock(store_->mutex());
-    s = FlowWorkload(src, *when);
-    d = FlowWorkload(dst, *when);
-  }
-  std::string out(line);
-  while (!out.empty() && out.back() != '}') out.pop_back();
-  out.pop_back();
-  size_t last = out.find_last_not_of(" \t\r\n");
-  const bool empty_obj = last != std::string::npos && out[last] == '{';
-  out += empty_obj ? "" : ",";
-  out += "\"src_workload\":" + s + ",\"dst_workload\":" + d + "}";
+  // The line as it came, without its closing brace (it is an object: the
+  // last non-space byte is '}'), then the two members.
+  size_t end = line.find_last_not_of(" \t\r\n");
+  std::string_view head = line.substr(0, end);
+  size_t last = head.find_last_not_of(" \t\r\n");
+  const bool empty_obj = last != std::string_view::npos && head[last] == '{';
+  out->append(head);
+  *out += empty_obj ? "\"src_workload\":" : ",\"src_workload\":";
+  AppendWorkload(src, *when, out);
+  *out += ",\"dst_workload\":";
+  AppendWorkload(dst, *when, out);
+  *out += '}';
+  return OkStatus();
+}
+
+StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
+  std::string out;
+  out.reserve(line.size() + 768);
+  std::shared_lock lock(store_->mutex());
+  RETURN_IF_ERROR(EnrichFlowLocked(line, &out));
   return out;
+}
+
+Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
+  // The store lock is taken per batch of lines, not per line (two threads
+  // enriching would otherwise bounce its cache line on every flow), and
+  // released between batches so that the projector is not held back.
+  constexpr size_t kLinesPerLock = 256;
+  const auto lines = ingest::SplitLines(body);
+  out->reserve(out->size() + body.size() + lines.size() * 768);
+  for (size_t i = 0; i < lines.size();) {
+    std::shared_lock lock(store_->mutex());
+    for (size_t n = 0; n < kLinesPerLock && i < lines.size(); ++n, ++i) {
+      Status s = EnrichFlowLocked(lines[i].first, out);
+      if (!s.ok()) return InvalidArgumentError("line " + std::to_string(lines[i].second) + ": " + s.message());
+      *out += '\n';
+    }
+  }
+  return OkStatus();
 }
 
 StatusOr<json> Questions::History(const HistoryQuery& q) const {
@@ -545,26 +593,49 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
   const auto& rows = store_->events();
   auto begin = std::lower_bound(rows.begin(), rows.end(), q.cursor,
                                 [](const EventRow& r, uint64_t c) { return r.index < c; });
-  std::map<std::string, uint64_t> groups;
   json list = json::array();
   uint64_t next = 0, matched = 0;
-  auto field = [&](const EventRow& r) -> std::string {
-    const std::string& g = q.group_by;
-    if (g == "user") return S.Get(r.user);
-    if (g == "verb") return S.Get(r.verb);
-    if (g == "resource") return S.Get(r.resource);
-    if (g == "namespace") return S.Get(r.ns);
-    if (g == "code") return std::to_string(r.code);
-    if (g == "source_ip") return S.Get(r.ip);
-    if (g == "user_agent") return S.Get(r.ua);
-    if (g == "hour") return Time(r.time).substr(0, 13) + ":00:00Z";
-    if (g == "day") return Time(r.time).substr(0, 10);
-    return "";
+  // Group-by counts by interned id (or time bucket, or code) into flat
+  // tables; ids become strings once, at the end.
+  enum class Group { kNone, kUser, kVerb, kResource, kNamespace, kCode, kSourceIp, kUserAgent, kHour, kDay };
+  static const std::pair<const char*, Group> kGroups[] = {
+      {"user", Group::kUser},         {"verb", Group::kVerb},           {"resource", Group::kResource},
+      {"namespace", Group::kNamespace}, {"code", Group::kCode},         {"source_ip", Group::kSourceIp},
+      {"user_agent", Group::kUserAgent}, {"hour", Group::kHour},        {"day", Group::kDay}};
+  Group group = Group::kNone;
+  if (!q.group_by.empty()) {
+    for (const auto& [name_, g] : kGroups)
+      if (q.group_by == name_) group = g;
+    if (group == Group::kNone)
+      return InvalidArgumentError("group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day");
+  }
+  std::vector<uint64_t> by_id;                       // string-valued groups
+  std::unordered_map<int64_t, uint64_t> by_number;   // code, hour, day
+  constexpr Micros kHourUs = int64_t{3600} * 1000000, kDayUs = 24 * kHourUs;
+  auto floor_div = [](Micros t, Micros d) { return t >= 0 ? t / d : (t - d + 1) / d; };
+  auto count = [&](const EventRow& r) {
+    switch (group) {
+      case Group::kUser: ++by_id[r.user]; break;
+      case Group::kVerb: ++by_id[r.verb]; break;
+      case Group::kResource: ++by_id[r.resource]; break;
+      case Group::kNamespace: ++by_id[r.ns]; break;
+      case Group::kSourceIp: ++by_id[r.ip]; break;
+      case Group::kUserAgent: ++by_id[r.ua]; break;
+      case Group::kCode: ++by_number[r.code]; break;
+      case Group::kHour: ++by_number[floor_div(r.time, kHourUs)]; break;
+      case Group::kDay: ++by_number[floor_div(r.time, kDayUs)]; break;
+      case Group::kNone: break;
+    }
   };
-  static const std::set<std::string> kGroups = {"user", "verb", "resource", "namespace", "code",
-                                                "source_ip", "user_agent", "hour", "day"};
-  if (!q.group_by.empty() && !kGroups.count(q.group_by))
-    return InvalidArgumentError("group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day");
+  if (group != Group::kNone) by_id.assign(S.size(), 0);
+  // q: a substring of name, user or namespace; decided once per string id.
+  std::vector<int8_t> contains;
+  if (!q.q.empty()) contains.assign(S.size(), -1);
+  auto has_q = [&](uint32_t id) {
+    int8_t& c = contains[id];
+    if (c < 0) c = S.Get(id).find(q.q) != std::string::npos;
+    return c == 1;
+  };
   if (possible) {
     for (auto it = begin; it != rows.end(); ++it) {
       const EventRow& r = *it;
@@ -574,12 +645,10 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
           (name != kAny && r.name != name) || (stage != kAny && r.stage != stage))
         continue;
       if (q.code && r.code != q.code) continue;
-      if (!q.q.empty() && S.Get(r.name).find(q.q) == std::string::npos &&
-          S.Get(r.user).find(q.q) == std::string::npos && S.Get(r.ns).find(q.q) == std::string::npos)
-        continue;
+      if (!q.q.empty() && !has_q(r.name) && !has_q(r.user) && !has_q(r.ns)) continue;
       ++matched;
-      if (!q.group_by.empty()) {
-        ++groups[field(r)];
+      if (group != Group::kNone) {
+        count(r);
         continue;
       }
       if (list.size() == q.limit) {
@@ -593,8 +662,17 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
                       {"source_ip", S.Get(r.ip)}, {"user_agent", S.Get(r.ua)}});
     }
   }
-  if (!q.group_by.empty()) {
-    std::vector<std::pair<std::string, uint64_t>> g(groups.begin(), groups.end());
+  if (group != Group::kNone) {
+    std::vector<std::pair<std::string, uint64_t>> g;
+    for (uint32_t id = 0; id < by_id.size(); ++id)
+      if (by_id[id]) g.emplace_back(S.Get(id), by_id[id]);
+    for (const auto& [key, n] : by_number) {
+      switch (group) {
+        case Group::kCode: g.emplace_back(std::to_string(key), n); break;
+        case Group::kHour: g.emplace_back(Time(key * kHourUs).substr(0, 13) + ":00:00Z", n); break;
+        default: g.emplace_back(Time(key * kDayUs).substr(0, 10), n); break;
+      }
+    }
     std::sort(g.begin(), g.end(), [](auto& a, auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
     json out = json::array();
     for (auto& [k, n] : g) out.push_back({{"key", k}, {"count", n}});

@@ -8,6 +8,7 @@
 #ifndef ANNALS_STATE_QUESTIONS_H_
 #define ANNALS_STATE_QUESTIONS_H_
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,9 @@ namespace annals::state {
 class LabelSelector {
  public:
   static StatusOr<LabelSelector> Parse(std::string_view s);
+  // labels: a projected label set (StateStore::label_set).
+  bool Matches(const LabelSet& labels, const Strings& strings) const;
+  // labels: an object's metadata.labels as JSON (null or not an object: none).
   bool Matches(const nlohmann::json& labels) const;
   bool empty() const { return reqs_.empty(); }
 
@@ -35,6 +39,8 @@ class LabelSelector {
   struct Req {
     std::string key, value;
     enum Op { kEq, kNe, kExists, kNotExists } op;
+    // Does a label value (nullptr: the key is absent) satisfy this?
+    bool Holds(const std::string* value) const;
   };
   std::vector<Req> reqs_;
 };
@@ -78,6 +84,10 @@ class Questions {
   StatusOr<nlohmann::json> Events(const EventQuery& q) const;
   // One flow line in, the same line out with src_workload/dst_workload.
   StatusOr<std::string> EnrichFlow(std::string_view line) const;
+  // Every line of a JSON-lines body (blank lines skipped) enriched and
+  // appended to *out, one LF-terminated line each. InvalidArgument naming
+  // the line at the first bad one (*out then holds the lines before it).
+  Status EnrichFlows(std::string_view body, std::string* out) const;
 
   // Receipt for evidence: the current checkpoint and an inclusion proof
   // for each index it covers.
@@ -89,29 +99,57 @@ class Questions {
  private:
   // Caller holds the store lock (shared).
   nlohmann::json Workload(uint32_t pod, Micros at, const Version& v) const;
-  nlohmann::json OwnerChain(const nlohmann::json& body, Micros at, std::vector<uint64_t>* evidence) const;
-  nlohmann::json SelectingServices(uint32_t ns, const nlohmann::json& labels, Micros at,
-                                   std::vector<uint64_t>* evidence) const;
+  // The owner chain of an object version as of `at` (Pod -> ReplicaSet ->
+  // Deployment, Job -> CronJob): each link's ownerReference and the owner's
+  // version at `at` (nullptr, and the chain ends, if the ledger has none).
+  struct OwnerStep {
+    const OwnerLink* link;
+    const Version* version;
+  };
+  std::vector<OwnerStep> Owners(const Version& v, Micros at) const;
+  nlohmann::json OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const;
+  // Services of namespace ns present at `at` whose selector matches labels,
+  // in creation order: (object id, version).
+  std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t ns, const LabelSet& labels,
+                                                                    Micros at) const;
   StatusOr<nlohmann::json> EventAt(uint64_t index) const;
   // The payload of the entry at index (from the blob store if external).
   StatusOr<std::string> PayloadAt(uint64_t index) const;
 
+  // Flow enrichment; caller holds the store lock (shared).
+  Status EnrichFlowLocked(std::string_view line, std::string* out) const;
+  // Appends the workload of the pod that held ip at t, or null.
+  void AppendWorkload(std::string_view ip, Micros t, std::string* out) const;
+  // The workload JSON of pod version v with the Services that select it at
+  // t, from the projection alone (no log reads).
+  std::string RenderWorkload(uint32_t pod, const Version& v, Micros t) const;
+
   ledger::Ledger* ledger_;
   const StateStore* store_;
-  struct PodCard {
-    std::string ns, name, uid, service_account, node;
-    std::vector<std::pair<std::string, std::string>> labels;
-    nlohmann::json owner;  // top owner {kind,name,uid} or null
-  };
-  // Cached by the ledger index of the version (a version never changes).
-  // Copies out of the caches: another thread may clear them at any time.
-  PodCard Card(uint32_t pod, const Version& v) const;
-  std::vector<std::pair<std::string, std::string>> Selector(uint64_t index) const;
-  std::string FlowWorkload(std::string_view ip, Micros t) const;
 
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<uint64_t, PodCard> cards_;
-  mutable std::unordered_map<uint64_t, std::vector<std::pair<std::string, std::string>>> selectors_;
+  // Rendered workloads, keyed by (the pod version's ledger index, the
+  // namespace's Service epoch at the flow's time): a version never changes,
+  // and the Services selecting it are the same within one epoch. An entry
+  // is used only while the store's late generation is the one it was
+  // rendered under. Two-way set associative (a set is two adjacent slots,
+  // the newer entry first; a new key evicts the older): a lookup is one
+  // cache line and one string, no nodes to chase. Allocated at the first
+  // enrichment; bounded (kCacheSlots slots plus their strings). Sets are
+  // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
+  // rarely meet on a lock.
+  struct CacheSlot {
+    uint64_t index = 0, epoch = 0, generation = 0;
+    bool used = false;
+    std::string text;
+  };
+  struct alignas(64) CacheLock {
+    std::mutex mu;
+  };
+  static constexpr size_t kCacheSlots = size_t{1} << 20;
+  static constexpr size_t kCacheLocks = 64;
+  mutable std::once_flag cache_once_;
+  mutable std::vector<CacheSlot> cache_;
+  mutable std::array<CacheLock, kCacheLocks> cache_locks_;
 };
 
 }  // namespace annals::state

@@ -17,7 +17,7 @@ std::string_view PresenceName(Presence p) {
 }
 
 uint32_t Strings::Intern(std::string_view s) {
-  auto it = ids_.find(std::string(s));
+  auto it = ids_.find(s);
   if (it != ids_.end()) return it->second;
   uint32_t id = static_cast<uint32_t>(strings_.size());
   strings_.emplace_back(s);
@@ -26,7 +26,7 @@ uint32_t Strings::Intern(std::string_view s) {
 }
 
 uint32_t Strings::Find(std::string_view s) const {
-  auto it = ids_.find(std::string(s));
+  auto it = ids_.find(s);
   return it == ids_.end() ? 0xffffffffu : it->second;
 }
 
@@ -35,6 +35,13 @@ const Version* Object::At(Micros t) const {
                              [](Micros x, const Version& v) { return x < v.time; });
   if (it == versions.begin()) return nullptr;
   return &*(it - 1);
+}
+
+StateStore::StateStore() {
+  pods_id_ = strings_.Intern("pods");
+  services_id_ = strings_.Intern("services");
+  label_sets_.emplace_back();
+  owner_refs_.emplace_back();
 }
 
 uint64_t StateStore::applied() const {
@@ -118,7 +125,13 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
           best_time = v->time;
         }
       }
-      if (best >= 0) AddVersion(static_cast<uint32_t>(best), {t, index, Presence::kGone}, nullptr);
+      if (best >= 0) {
+        Version gone;
+        gone.time = t;
+        gone.index = index;
+        gone.presence = Presence::kGone;
+        AddVersion(static_cast<uint32_t>(best), gone, nullptr);
+      }
     }
     return OkStatus();
   }
@@ -137,9 +150,20 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
     events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
   }
   NoteResourceVersion(id, facts->resource_version, index);
-  AddVersion(id, {t, index, p}, &*facts);
+  AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
   if (watched_objects_.count(id)) OrderByResourceVersion(id);
   return OkStatus();
+}
+
+Version StateStore::VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts) {
+  Version ver;
+  ver.time = t;
+  ver.index = index;
+  ver.presence = p;
+  ver.owner = InternOwner(facts.owners);
+  ver.labels = InternLabels(facts.labels);
+  if (facts.kind == "Service") ver.selector = InternLabels(facts.selector);
+  return ver;
 }
 
 uint32_t StateStore::ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created) {
@@ -167,6 +191,58 @@ uint32_t StateStore::ObjectFor(uint32_t resource, const ObjectFacts& facts, bool
   return id;
 }
 
+uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::string>>& labels) {
+  if (labels.empty()) return 0;
+  LabelSet set;
+  set.reserve(labels.size());
+  for (const auto& [k, v] : labels) set.emplace_back(strings_.Intern(k), strings_.Intern(v));
+  std::sort(set.begin(), set.end());
+  // One value per key (a JSON object may repeat a key).
+  LabelSet unique;
+  for (size_t i = 0; i < set.size(); ++i) {
+    if (!unique.empty() && unique.back().first == set[i].first) unique.pop_back();
+    unique.push_back(set[i]);
+  }
+  std::string key(reinterpret_cast<const char*>(unique.data()), unique.size() * sizeof(unique[0]));
+  auto [it, inserted] = label_set_ids_.emplace(std::move(key), static_cast<uint32_t>(label_sets_.size()));
+  if (inserted) label_sets_.push_back(std::move(unique));
+  return it->second;
+}
+
+uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners) {
+  if (owners.empty()) return 0;
+  // The controller if there is one (the last one marked), else the first.
+  const OwnerRef* ref = &owners[0];
+  for (const auto& o : owners)
+    if (o.controller) ref = &o;
+  std::string key = ref->uid;
+  key += '\0';
+  key += ref->kind;
+  key += '\0';
+  key += ref->name;
+  auto [it, inserted] = owner_ref_ids_.emplace(std::move(key), static_cast<uint32_t>(owner_refs_.size()));
+  if (inserted) owner_refs_.push_back({strings_.Intern(ref->kind), strings_.Intern(ref->name), ref->uid});
+  return it->second;
+}
+
+const std::vector<uint32_t>* StateStore::ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const {
+  auto it = services_by_selector_.find({ns, key, value});
+  return it == services_by_selector_.end() ? nullptr : &it->second;
+}
+
+uint64_t StateStore::ServiceEpoch(uint32_t ns, Micros t) const {
+  auto it = ns_epochs_.find(ns);
+  if (it == ns_epochs_.end()) return 0;
+  const auto& times = it->second.service_times;
+  return static_cast<uint64_t>(std::upper_bound(times.begin(), times.end(), t) - times.begin());
+}
+
+uint64_t StateStore::late_generation(uint32_t ns) const {
+  auto it = ns_epochs_.find(ns);
+  // Both only grow: their sum moves when either does.
+  return late_generation_ + (it == ns_epochs_.end() ? 0 : it->second.late_generation);
+}
+
 void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {
   Object& o = objects_[id];
   auto pos = std::upper_bound(o.versions.begin(), o.versions.end(), v, [](const Version& x, const Version& y) {
@@ -174,11 +250,34 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   });
   size_t k = static_cast<size_t>(pos - o.versions.begin());
   o.versions.insert(pos, v);
-  const bool is_pod = strings_.Get(o.resource) == "pods";
-  if (!is_pod) return;
+  if (o.resource != pods_id_) {
+    if (o.ns == 0) {  // cluster-scoped
+      if (v.time <= max_pod_time_) ++late_generation_;
+      return;
+    }
+    NamespaceEpochs& e = ns_epochs_[o.ns];
+    bool late = v.time <= e.max_pod_time;
+    if (o.resource == services_id_) {
+      auto at = std::upper_bound(e.service_times.begin(), e.service_times.end(), v.time);
+      late |= at != e.service_times.end();
+      e.service_times.insert(at, v.time);
+      for (const auto& [key, value] : label_sets_[v.selector]) {
+        auto& ids = services_by_selector_[{o.ns, key, value}];
+        if (std::find(ids.begin(), ids.end(), id) == ids.end())
+          ids.insert(std::upper_bound(ids.begin(), ids.end(), id), id);
+      }
+    }
+    if (late) ++e.late_generation;
+    return;
+  }
+  max_pod_time_ = std::max(max_pod_time_, v.time);
+  Micros& ns_max = ns_epochs_[o.ns].max_pod_time;
+  ns_max = std::max(ns_max, v.time);
   Object::PodFacts pf;
   if (facts) {
     pf.ips = facts->pod_ips;
+    pf.service_account = strings_.Intern(facts->service_account);
+    pf.node = strings_.Intern(facts->node_name);
     pf.holds_ip = v.presence != Presence::kGone && !facts->host_network &&
                   facts->phase != "Succeeded" && facts->phase != "Failed" && !pf.ips.empty();
   }
@@ -189,7 +288,7 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
 void StateStore::RecomputeIntervals(uint32_t id) {
   Object& o = objects_[id];
   for (const auto& iv : o.intervals) {
-    auto& vec = by_ip_[iv.ip];
+    auto& vec = ip_index_.Intervals(iv.ip);
     vec.erase(std::remove_if(vec.begin(), vec.end(), [id](const IpInterval& x) { return x.pod == id; }),
               vec.end());
   }
@@ -224,7 +323,7 @@ void StateStore::RecomputeIntervals(uint32_t id) {
   }
   for (auto& iv : open) o.intervals.push_back(iv);
   for (const auto& iv : o.intervals) {
-    auto& vec = by_ip_[iv.ip];
+    auto& vec = ip_index_.Intervals(iv.ip);
     auto pos = std::upper_bound(vec.begin(), vec.end(), iv.start,
                                 [](Micros s, const IpInterval& x) { return s < x.start; });
     vec.insert(pos, iv);
@@ -285,29 +384,6 @@ std::vector<uint32_t> StateStore::Instance(uint32_t ns, std::string_view release
   std::vector<uint32_t> out(it->second.begin(), it->second.end());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-const IpInterval* StateStore::PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
-                                      const IpInterval** after) const {
-  if (before) *before = nullptr;
-  if (after) *after = nullptr;
-  auto it = by_ip_.find(ip);
-  if (it == by_ip_.end()) return nullptr;
-  const auto& vec = it->second;
-  auto pos = std::upper_bound(vec.begin(), vec.end(), t,
-                              [](Micros x, const IpInterval& iv) { return x < iv.start; });
-  if (after && pos != vec.end()) *after = &*pos;
-  const IpInterval* found = nullptr;
-  for (auto k = pos; k != vec.begin();) {
-    --k;
-    if (t < k->end) {
-      if (!found) found = &*k;
-    } else if (before && !*before) {
-      *before = &*k;
-    }
-    if (found && (!before || *before)) break;
-  }
-  return found;
 }
 
 }  // namespace annals::state

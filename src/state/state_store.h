@@ -15,7 +15,7 @@
 #define ANNALS_STATE_STATE_STORE_H_
 
 #include <cstdint>
-#include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -27,6 +27,7 @@
 
 #include "common/status.h"
 #include "common/time_util.h"
+#include "state/ip_index.h"
 #include "state/k8s_object.h"
 
 namespace annals::state {
@@ -34,17 +35,24 @@ namespace annals::state {
 enum class Presence : uint8_t { kPresent = 0, kTerminating = 1, kGone = 2 };
 std::string_view PresenceName(Presence p);
 
+// Facts of one object version that questions need without reading the
+// body back from the log (flow enrichment renders from them alone).
 struct Version {
   Micros time = 0;
   uint64_t index = 0;  // the ledger entry that made it so
+  uint32_t owner = 0;     // controller ownerReference: StateStore::owner_ref(id); 0 none
+  uint32_t labels = 0;    // metadata.labels: StateStore::label_set(id); 0 none
+  uint32_t selector = 0;  // Services: spec.selector, a label set; 0 none (selects nothing)
   Presence presence = Presence::kPresent;
 };
 
-struct IpInterval {
-  IpKey ip{};
-  Micros start = 0, end = kNever;  // [start, end)
-  uint32_t pod = 0;                // object id
-  uint64_t start_index = 0, end_index = 0;  // evidence; end_index 0 while open
+// A set of (key, value) string ids, sorted, keys unique.
+using LabelSet = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// An ownerReference: kind and name interned, uid as given.
+struct OwnerLink {
+  uint32_t kind = 0, name = 0;
+  std::string uid;
 };
 
 // One audit event, as the search table keeps it.
@@ -66,8 +74,13 @@ class Strings {
   size_t size() const { return strings_.size(); }
 
  private:
+  // Looks up by string_view without building a std::string.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   std::vector<std::string> strings_;
-  std::unordered_map<std::string, uint32_t> ids_;
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
 };
 
 struct Object {
@@ -77,6 +90,7 @@ struct Object {
   // Pods: facts per version, parallel to versions.
   struct PodFacts {
     std::vector<IpKey> ips;
+    uint32_t service_account = 0, node = 0;  // interned
     bool holds_ip = false;  // running, not hostNetwork, not terminal
   };
   std::vector<PodFacts> pod;
@@ -89,7 +103,7 @@ struct Object {
 
 class StateStore {
  public:
-  StateStore() = default;
+  StateStore();
 
   // Applies one ledger entry (its decoded meta and payload). Entries must
   // come in index order; anything that is not an audit event is ignored.
@@ -121,8 +135,30 @@ class StateStore {
   // The interval in which some pod held ip at t (nullptr if none), and the
   // nearest intervals before and after t.
   const IpInterval* PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
-                            const IpInterval** after) const;
+                            const IpInterval** after) const {
+    return ip_index_.Lookup(ip, t, before, after);
+  }
   const std::vector<EventRow>& events() const { return events_; }
+  const LabelSet& label_set(uint32_t id) const { return label_sets_[id]; }
+  const OwnerLink& owner_ref(uint32_t id) const { return owner_refs_[id]; }
+  uint32_t pods_id() const { return pods_id_; }
+  uint32_t services_id() const { return services_id_; }
+  // How many Service versions of namespace ns are at or before t: the
+  // Services that select a pod at t are the same for two times with the
+  // same count, as long as late_generation(ns) has not moved (a Service
+  // version is only ever added after the namespace's latest, or it bumps it).
+  uint64_t ServiceEpoch(uint32_t ns, Micros t) const;
+  // Moves whenever a version arrives that can change a workload of
+  // namespace ns rendered earlier: a Service version earlier than the
+  // namespace's latest (Service epochs renumber), or a non-pod version with
+  // a time at or before the latest pod version's of its namespace (an owner
+  // chain as of that pod's time); a cluster-scoped one moves every
+  // namespace's (owners may be cluster-scoped).
+  uint64_t late_generation(uint32_t ns) const;
+  // Services of namespace ns any version of which had (key, value) in its
+  // selector, in creation order (nullptr if none): the candidates to
+  // select a pod with that label.
+  const std::vector<uint32_t>* ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const;
 
  private:
   struct NameKey {
@@ -135,19 +171,13 @@ class StateStore {
              (uint64_t{k.name} << 17);
     }
   };
-  struct IpHash {
-    size_t operator()(const IpKey& k) const {
-      uint64_t a, b;
-      std::memcpy(&a, k.data(), 8);
-      std::memcpy(&b, k.data() + 8, 8);
-      return a * 0x9E3779B97F4A7C15ull ^ b;
-    }
-  };
 
   void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
   // The object with facts.uid (made, filed under `resource`, if new), its
   // owner and instance links updated from facts.
   uint32_t ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created);
+  // A version at (t, index) with the facts enrichment and whois need, interned.
+  Version VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts);
   // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative
   // versions merged with audit versions by uid and resourceVersion.
   Status ApplyWatch(uint64_t index, std::string_view meta, std::string_view payload);
@@ -159,6 +189,8 @@ class StateStore {
   // resourceVersion.
   void OrderByResourceVersion(uint32_t id);
   void RecomputeIntervals(uint32_t id);
+  uint32_t InternLabels(const std::vector<std::pair<std::string, std::string>>& labels);
+  uint32_t InternOwner(const std::vector<OwnerRef>& owners);
 
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
@@ -170,13 +202,27 @@ class StateStore {
   std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> by_resource_ns_;
   std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;
   std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
-  std::unordered_map<IpKey, std::vector<IpInterval>, IpHash> by_ip_;  // sorted by start
+  IpIndex ip_index_;
   std::vector<EventRow> events_;
   // Watch merge (state_store_watch.cc).
   std::unordered_set<std::string> uid_rvs_;             // uid + '\0' + rv
   std::unordered_map<uint64_t, uint64_t> version_rv_;   // entry index -> numeric rv
   std::unordered_set<uint64_t> watch_versions_;         // entry indexes
   std::unordered_set<uint32_t> watched_objects_;
+  uint32_t pods_id_ = 0, services_id_ = 0;
+  std::vector<LabelSet> label_sets_;  // [0] is the empty set
+  std::unordered_map<std::string, uint32_t> label_set_ids_;  // packed ids -> id
+  std::vector<OwnerLink> owner_refs_;  // [0] is "none"
+  std::unordered_map<std::string, uint32_t> owner_ref_ids_;  // uid NUL kind NUL name -> id
+  struct NamespaceEpochs {
+    std::vector<Micros> service_times;  // sorted
+    Micros max_pod_time = std::numeric_limits<Micros>::min();
+    uint64_t late_generation = 0;
+  };
+  std::unordered_map<uint32_t, NamespaceEpochs> ns_epochs_;
+  std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> services_by_selector_;  // (ns, key, value)
+  Micros max_pod_time_ = std::numeric_limits<Micros>::min();
+  uint64_t late_generation_ = 0;  // cluster-scoped late versions
 };
 
 }  // namespace annals::state

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -567,6 +568,117 @@ TEST(StateStore, ChildrenAndApplicationInstances) {
   EXPECT_EQ(h.store.Objects(h.Str("configmaps"), 0, true).size(), 2u);
   EXPECT_EQ(h.store.Objects(0, h.Str(ns), false).size(), 5u);
   EXPECT_EQ(h.store.Objects(0, 0, true).size(), 6u);
+}
+
+TEST(StateStore, VersionsCarryInternedOwnerLabelsAndSelector) {
+  Harness h;
+  json rs = json::parse(CorpusFile("k9s/rs.json"));
+  json svc = json::parse(CorpusFile("k9s/svc.json"));
+  const std::string ns = "icx";
+  svc["metadata"]["namespace"] = ns;
+  svc["spec"]["selector"] = {{"app", "a"}};
+  h.Apply({"create", "services", "", ns, svc["metadata"]["name"], At(1), svc, 201});
+  auto pod_with = [&](const std::string& name, const std::string& uid, json labels) {
+    json p = Pod(ns, name, uid, "Running", {"10.244.20.1"});
+    p["metadata"]["labels"] = labels;
+    p["metadata"]["ownerReferences"] = {{{"kind", "Node"}, {"name", "n"}, {"uid", "uid-node"}},
+                                        {{"kind", "ReplicaSet"}, {"name", rs["metadata"]["name"]},
+                                         {"uid", rs["metadata"]["uid"]}, {"controller", true}}};
+    p["spec"]["serviceAccountName"] = "sa-" + name;
+    return p;
+  };
+  h.Apply({"create", "pods", "", ns, "p1", At(2), pod_with("p1", "uid-p1", {{"app", "a"}, {"tier", "db"}}), 201});
+  h.Apply({"create", "pods", "", ns, "p2", At(3), pod_with("p2", "uid-p2", {{"tier", "db"}, {"app", "a"}}), 201});
+  h.Apply({"create", "pods", "", ns, "p3", At(4), pod_with("p3", "uid-p3", json::object()), 201});
+
+  std::shared_lock lock(h.store.mutex());
+  const Version& v1 = h.Obj("uid-p1").versions[0];
+  const Version& v2 = h.Obj("uid-p2").versions[0];
+  const Version& v3 = h.Obj("uid-p3").versions[0];
+  // The same labels in another order are one label set; no labels is set 0.
+  EXPECT_NE(v1.labels, 0u);
+  EXPECT_EQ(v1.labels, v2.labels);
+  EXPECT_EQ(v3.labels, 0u);
+  const LabelSet& set = h.store.label_set(v1.labels);
+  ASSERT_EQ(set.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(set.begin(), set.end()));
+  EXPECT_EQ(h.store.strings().Get(set[0].first) + "=" + h.store.strings().Get(set[0].second),
+            h.Str("app") < h.Str("tier") ? "app=a" : "tier=db");
+  // The controller reference wins over the first one.
+  ASSERT_NE(v1.owner, 0u);
+  const OwnerLink& owner = h.store.owner_ref(v1.owner);
+  EXPECT_EQ(h.store.strings().Get(owner.kind), "ReplicaSet");
+  EXPECT_EQ(h.store.strings().Get(owner.name), rs["metadata"]["name"]);
+  EXPECT_EQ(owner.uid, rs["metadata"]["uid"]);
+  EXPECT_EQ(v1.owner, v2.owner);
+  EXPECT_EQ(h.store.strings().Get(h.Obj("uid-p1").pod[0].service_account), "sa-p1");
+  // The Service's selector is a label set too; pods carry none.
+  const Version& sv = h.Obj(svc["metadata"]["uid"].get<std::string>()).versions[0];
+  ASSERT_NE(sv.selector, 0u);
+  EXPECT_EQ(h.store.label_set(sv.selector).size(), 1u);
+  EXPECT_EQ(v1.selector, 0u);
+}
+
+TEST(StateStore, ServiceEpochCountsServiceVersionsOfTheNamespace) {
+  Harness h;
+  json svc = json::parse(CorpusFile("k9s/svc.json"));
+  svc["metadata"]["namespace"] = "a";
+  const std::string name = svc["metadata"]["name"];
+  h.Apply({"create", "services", "", "a", name, At(10), svc, 201});
+  h.Apply({"update", "services", "", "a", name, At(20), svc, 200});
+  json other = svc;
+  other["metadata"]["namespace"] = "b";
+  other["metadata"]["uid"] = "uid-svc-b";
+  h.Apply({"create", "services", "", "b", name, At(15), other, 201});
+  {
+    std::shared_lock lock(h.store.mutex());
+    const uint32_t a = h.Str("a");
+    EXPECT_EQ(h.store.ServiceEpoch(a, At(5)), 0u);
+    EXPECT_EQ(h.store.ServiceEpoch(a, At(10)), 1u);
+    EXPECT_EQ(h.store.ServiceEpoch(a, At(19)), 1u);
+    EXPECT_EQ(h.store.ServiceEpoch(a, At(25)), 2u);
+    EXPECT_EQ(h.store.ServiceEpoch(h.Str("b"), At(25)), 1u);
+  }
+  // A late Service version (earlier time, later index) moves the epochs
+  // after its time and leaves those before it alone.
+  h.Apply({"delete", "services", "", "a", name, At(12), StatusSuccess("Service", name), 200});
+  std::shared_lock lock(h.store.mutex());
+  EXPECT_EQ(h.store.ServiceEpoch(h.Str("a"), At(11)), 1u);
+  EXPECT_EQ(h.store.ServiceEpoch(h.Str("a"), At(13)), 2u);
+}
+
+TEST(StateStore, LateOwnerOrServiceVersionBumpsTheLateGeneration) {
+  Harness h;
+  json rs = json::parse(CorpusFile("k9s/rs.json"));
+  const std::string ns = "icx";
+  h.Apply({"create", "replicasets", "", ns, rs["metadata"]["name"], At(1), rs, 201});
+  const uint64_t g0 = h.store.late_generation(h.Str(ns));
+  h.Apply({"create", "pods", "", ns, "p", At(5), Pod(ns, "p", "uid-p", "Running", {"10.244.0.9"}), 201});
+  rs["spec"]["replicas"] = 2;
+  h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(9), rs, 200});  // after every pod version
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g0);
+  h.Apply({"update", "replicasets", "", ns, rs["metadata"]["name"], At(4), rs, 200});  // late: before the pod's
+  const uint64_t g1 = h.store.late_generation(h.Str(ns));
+  EXPECT_GT(g1, g0);
+  // Services: in time order nothing moves; one before the latest does.
+  json svc = json::parse(CorpusFile("k9s/svc.json"));
+  svc["metadata"]["namespace"] = ns;
+  h.Apply({"create", "services", "", ns, svc["metadata"]["name"], At(20), svc, 201});
+  h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(30), svc, 200});
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g1);
+  h.Apply({"update", "services", "", ns, svc["metadata"]["name"], At(25), svc, 200});
+  const uint64_t g2 = h.store.late_generation(h.Str(ns));
+  EXPECT_GT(g2, g1);
+  // Another namespace's late version leaves this one's alone; a
+  // cluster-scoped one (an owner may be cluster-scoped) moves it.
+  json other = rs;
+  other["metadata"]["namespace"] = "elsewhere";
+  other["metadata"]["uid"] = "uid-rs-elsewhere";
+  h.Apply({"create", "replicasets", "", "elsewhere", other["metadata"]["name"], At(1), other, 201});
+  EXPECT_EQ(h.store.late_generation(h.Str(ns)), g2);
+  json node = json::parse(CorpusFile("k9s/no.json"));
+  h.Apply({"update", "nodes", "", "", node["metadata"]["name"], At(3), node, 200});
+  EXPECT_GT(h.store.late_generation(h.Str(ns)), g2);
 }
 
 TEST(StateStore, NamespaceEventsAreFiledUnderTheClusterScopedName) {

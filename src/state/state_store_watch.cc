@@ -101,7 +101,7 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   }
   watch_versions_.insert(index);
   watched_objects_.insert(id);
-  AddVersion(id, {t, index, p}, &*facts);
+  AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
   OrderByResourceVersion(id);
   return OkStatus();
 }

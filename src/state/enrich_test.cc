@@ -1,0 +1,211 @@
+// Tests for flow enrichment in process (Questions::EnrichFlow/EnrichFlows):
+// the rendered workload comes from the projection alone, and a cached
+// fragment is re-rendered when a Service or an owner changes under it.
+// Objects are the shared corpus's k9s fixtures, applied as audit events.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "ingest/k8s_audit.h"
+#include "state/questions.h"
+#include "state/state_store.h"
+
+namespace annals::state {
+namespace {
+
+using nlohmann::json;
+
+json Corpus(const std::string& rel) {
+  std::ifstream in(std::string(ANNALS_CORPUS_DIR) + "/k8s-objects/" + rel, std::ios::binary);
+  EXPECT_TRUE(in.good()) << rel;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return json::parse(ss.str());
+}
+
+const Micros kT0 = *ParseRfc3339("2024-03-01T10:00:00Z");
+std::string Ts(double s) { return FormatRfc3339(kT0 + static_cast<Micros>(s * 1e6)); }
+
+// A store fed audit events the way the Projector feeds it. Enrichment never
+// reads the log, so Questions gets no ledger.
+class Enrich : public ::testing::Test {
+ protected:
+  uint64_t Apply(const std::string& verb, const std::string& resource, const json& obj, double t) {
+    const std::string ns = obj["metadata"].value("namespace", "");
+    const std::string name = obj["metadata"].value("name", "");
+    json ev = {{"kind", "Event"},
+               {"apiVersion", "audit.k8s.io/v1"},
+               {"level", "RequestResponse"},
+               {"auditID", "00000000-0000-4000-8000-" + std::to_string(100000000000 + next_)},
+               {"stage", "ResponseComplete"},
+               {"requestURI", "/api/v1/namespaces/" + ns + "/" + resource + "/" + name},
+               {"verb", verb},
+               {"user", {{"username", "admin"}}},
+               {"sourceIPs", {"172.18.0.1"}},
+               {"objectRef", {{"resource", resource}, {"namespace", ns}, {"name", name}, {"apiVersion", "v1"}}},
+               {"responseStatus", {{"metadata", json::object()}, {"code", verb == "create" ? 201 : 200}}},
+               {"responseObject", obj},
+               {"requestReceivedTimestamp", Ts(t)},
+               {"stageTimestamp", Ts(t)}};
+    const std::string payload = ev.dump();
+    auto parsed = ingest::ParseAuditEvent(payload, "test event");
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_TRUE(store_.Apply(next_, ingest::AuditMeta(*parsed, "k8s-audit", Ts(t)), payload).ok());
+    return next_++;
+  }
+
+  json Pod(const std::string& name, const std::string& uid, const std::string& ip, const json& owner) {
+    json p = Corpus("k9s/po.json");
+    p["metadata"]["namespace"] = "shop";
+    p["metadata"]["name"] = name;
+    p["metadata"]["uid"] = uid;
+    p["metadata"]["labels"] = {{"app", "cart"}, {"tier", "web \"edge\""}};
+    p["metadata"]["ownerReferences"] = json::array({owner});
+    p["spec"]["serviceAccountName"] = "cart-sa";
+    p["status"]["phase"] = "Running";
+    p["status"]["podIP"] = ip;
+    p["status"]["podIPs"] = {{{"ip", ip}}};
+    return p;
+  }
+  json Service(const std::string& name, const std::string& uid, const json& selector) {
+    json s = Corpus("k9s/svc.json");
+    s["metadata"]["namespace"] = "shop";
+    s["metadata"]["name"] = name;
+    s["metadata"]["uid"] = uid;
+    s["spec"]["selector"] = selector;
+    return s;
+  }
+  static json Ref(const std::string& kind, const std::string& name, const std::string& uid) {
+    return {{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", name}, {"uid", uid}, {"controller", true}};
+  }
+  json Flow(double t, const std::string& src, const std::string& dst) {
+    json f = json::parse(R"({"flow":{"time":"","verdict":"FORWARDED","IP":{"source":"","destination":"",
+                              "ipVersion":"IPv4"}},"node_name":"kind-control-plane"})");
+    f["flow"]["time"] = Ts(t);
+    f["flow"]["IP"]["source"] = src;
+    f["flow"]["IP"]["destination"] = dst;
+    return f;
+  }
+  json EnrichOne(const json& flow) {
+    auto out = questions_.EnrichFlow(flow.dump());
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? json::parse(*out) : json();
+  }
+
+  StateStore store_;
+  Questions questions_{nullptr, &store_};
+  uint64_t next_ = 0;
+};
+
+TEST_F(Enrich, WorkloadComesFromTheProjectionWithOwnerLabelsAndServices) {
+  json rs = Corpus("k9s/rs.json");
+  rs["metadata"]["namespace"] = "shop";
+  rs["metadata"]["ownerReferences"] = json::array({Ref("Deployment", "cart", "uid-dep")});
+  json dep = Corpus("k9s/dp.json");
+  dep["metadata"]["namespace"] = "shop";
+  dep["metadata"]["name"] = "cart";
+  dep["metadata"]["uid"] = "uid-dep";
+  dep["metadata"].erase("ownerReferences");
+  const uint64_t dep_index = Apply("create", "deployments", dep, 0);
+  Apply("create", "replicasets", rs, 1);
+  Apply("create", "services", Service("cart", "uid-svc", {{"app", "cart"}}), 2);
+  Apply("create", "services", Service("other", "uid-svc2", {{"app", "other"}}), 2);
+  Apply("create", "services", Service("none", "uid-svc3", json::object()), 2);
+  const uint64_t pod_index = Apply("create", "pods",
+                                   Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", rs["metadata"]["name"],
+                                                                             rs["metadata"]["uid"])),
+                                   3);
+  const json in = Flow(10, "10.244.1.2", "93.184.216.34");
+  auto first = questions_.EnrichFlow(in.dump());
+  ASSERT_TRUE(first.ok());
+  const json out = json::parse(*first);
+  json back = out;
+  back.erase("src_workload");
+  back.erase("dst_workload");
+  EXPECT_EQ(back, in);
+  const json& w = out["src_workload"];
+  EXPECT_EQ(w["namespace"], "shop");
+  EXPECT_EQ(w["pod"], "cart-1");
+  EXPECT_EQ(w["uid"], "uid-p1");
+  EXPECT_EQ(w["labels"], (json{{"app", "cart"}, {"tier", "web \"edge\""}}));
+  EXPECT_EQ(w["service_account"], "cart-sa");
+  EXPECT_EQ(w["index"], pod_index);
+  EXPECT_EQ(w["services"], json::array({"cart"}));  // an empty selector selects nothing
+  EXPECT_EQ(w["owner"], (json{{"kind", "Deployment"}, {"name", "cart"}, {"uid", "uid-dep"}, {"index", dep_index}}));
+  EXPECT_TRUE(out["dst_workload"].is_null());
+  // Cached: the same bytes again.
+  EXPECT_EQ(*questions_.EnrichFlow(in.dump()), *first);
+  // Before the pod held the IP: nobody.
+  EXPECT_TRUE(EnrichOne(Flow(1, "10.244.1.2", "10.244.1.2"))["src_workload"].is_null());
+}
+
+TEST_F(Enrich, CachedWorkloadFollowsServiceChangesAtTheFlowsTime) {
+  Apply("create", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs-unknown")), 0);
+  EXPECT_EQ(EnrichOne(Flow(10, "10.244.1.2", ""))["src_workload"]["services"], json::array());
+  // A Service created at 20 (applied after the first answer was cached).
+  Apply("create", "services", Service("cart", "uid-svc", {{"app", "cart"}}), 20);
+  EXPECT_EQ(EnrichOne(Flow(10, "10.244.1.2", ""))["src_workload"]["services"], json::array());
+  EXPECT_EQ(EnrichOne(Flow(30, "10.244.1.2", ""))["src_workload"]["services"], json::array({"cart"}));
+  // Its selector changed at 40: it no longer selects the pod.
+  Apply("update", "services", Service("cart", "uid-svc", {{"app", "basket"}}), 40);
+  EXPECT_EQ(EnrichOne(Flow(30, "10.244.1.2", ""))["src_workload"]["services"], json::array({"cart"}));
+  EXPECT_EQ(EnrichOne(Flow(50, "10.244.1.2", ""))["src_workload"]["services"], json::array());
+  // A late event (applied now, time 15) changes what held before 20.
+  Apply("create", "services", Service("early", "uid-svc-early", {{"tier", "web \"edge\""}}), 15);
+  EXPECT_EQ(EnrichOne(Flow(16, "10.244.1.2", ""))["src_workload"]["services"], json::array({"early"}));
+  // An owner the ledger does not know: the link without an index.
+  EXPECT_EQ(EnrichOne(Flow(16, "10.244.1.2", ""))["src_workload"]["owner"],
+            (json{{"kind", "ReplicaSet"}, {"name", "rs"}, {"uid", "uid-rs-unknown"}}));
+}
+
+TEST_F(Enrich, LateOwnerEventIsSeenByACachedWorkload) {
+  json rs = Corpus("k9s/rs.json");
+  rs["metadata"]["namespace"] = "shop";
+  rs["metadata"].erase("ownerReferences");
+  const std::string rs_name = rs["metadata"]["name"], rs_uid = rs["metadata"]["uid"];
+  Apply("create", "replicasets", rs, 0);
+  Apply("create", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", rs_name, rs_uid)), 5);
+  EXPECT_EQ(EnrichOne(Flow(10, "10.244.1.2", ""))["src_workload"]["owner"]["kind"], "ReplicaSet");
+  // The ReplicaSet's adoption by a Deployment at 2 arrives late.
+  rs["metadata"]["ownerReferences"] = json::array({Ref("Deployment", "cart", "uid-dep")});
+  Apply("update", "replicasets", rs, 2);
+  const json owner = EnrichOne(Flow(10, "10.244.1.2", ""))["src_workload"]["owner"];
+  EXPECT_EQ(owner["kind"], "Deployment");
+  EXPECT_EQ(owner["name"], "cart");
+}
+
+TEST_F(Enrich, BadLinesAreRejectedWithTheirLineNumber) {
+  Apply("create", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 0);
+  const std::string good = Flow(10, "10.244.1.2", "not an ip").dump();
+  for (const std::string bad : {"not json", "[1,2]", "{}", "{\"flow\":{\"time\":\"yesterday\"}}",
+                                "{\"time\":12}", "{\"flow\":{}} trailing", "{\"a\":\"\xff\"}"}) {
+    SCOPED_TRACE(bad);
+    std::string out;
+    Status s = questions_.EnrichFlows(good + "\n\n" + bad + "\n" + good + "\n", &out);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("line 3"), std::string::npos) << s.message();
+  }
+  std::string out;
+  ASSERT_TRUE(questions_.EnrichFlows(good + "\r\n" + good + "\n", &out).ok());
+  std::stringstream ss(out);
+  int lines = 0;
+  for (std::string l; std::getline(ss, l); ++lines) {
+    json j = json::parse(l);
+    EXPECT_EQ(j["src_workload"]["pod"], "cart-1");
+    EXPECT_TRUE(j["dst_workload"].is_null());  // not an address
+  }
+  EXPECT_EQ(lines, 2);
+  // The flat form, and an empty object but for the time.
+  json flat = json::parse(*questions_.EnrichFlow(
+      R"({"time":")" + Ts(10) + R"(","src_ip":"10.244.1.2","dst_ip":"::ffff:10.244.1.2"})"));
+  EXPECT_EQ(flat["dst_workload"]["pod"], "cart-1");
+  EXPECT_EQ(*questions_.EnrichFlow(R"({"time":")" + Ts(10) + "\"} \n"),
+            R"({"time":")" + Ts(10) + R"(","src_workload":null,"dst_workload":null})");
+}
+
+}  // namespace
+}  // namespace annals::state
