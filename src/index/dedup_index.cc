@@ -1,4 +1,5 @@
 #include "index/dedup_index.h"
+#include "common/thread_util.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -149,7 +150,10 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir, ec))
     if (f.path().filename().string().starts_with("run-")) std::filesystem::remove(f.path(), ec);
-  idx->writer_ = std::thread([p = idx.get()] { p->WriterLoop(); });
+  idx->writer_ = std::thread([p = idx.get()] {
+    SetThreadName("annals-dedup");
+    p->WriterLoop();
+  });
   return idx;
 }
 

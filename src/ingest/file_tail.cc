@@ -1,4 +1,5 @@
 #include "ingest/file_tail.h"
+#include "common/thread_util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -72,7 +73,10 @@ FileTailer::~FileTailer() { Stop(); }
 
 Status FileTailer::Start() {
   RETURN_IF_ERROR(MakeDirs(DirName(state_file_)));
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("annals-tail");
+    Run();
+  });
   return OkStatus();
 }
 

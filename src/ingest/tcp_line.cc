@@ -1,4 +1,5 @@
 #include "ingest/tcp_line.h"
+#include "common/thread_util.h"
 
 #include <boost/asio.hpp>
 
@@ -179,7 +180,10 @@ StatusOr<uint16_t> TcpLineListener::Start() {
   if (ec) return UnavailableError("tcp listen on " + impl_->listen + ": " + ec.message());
   uint16_t bound = acc.local_endpoint().port();
   impl_->Accept();
-  impl_->thread = std::thread([this] { impl_->ioc.run(); });
+  impl_->thread = std::thread([this] {
+    SetThreadName("annals-tcp");
+    impl_->ioc.run();
+  });
   return bound;
 }
 

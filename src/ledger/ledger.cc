@@ -1,4 +1,5 @@
 #include "ledger/ledger.h"
+#include "common/thread_util.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -55,10 +56,22 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   }
   ASSIGN_OR_RETURN(l->signer_, note::Signer::FromPrivateKey(skey));
   RETURN_IF_ERROR(l->Recover());
-  l->writer_ = std::thread([p = l.get()] { p->WriterLoop(); });
-  l->completer_ = std::thread([p = l.get()] { p->CompleterLoop(); });
-  l->integrator_ = std::thread([p = l.get()] { p->IntegratorLoop(); });
-  l->publisher_ = std::thread([p = l.get()] { p->PublisherLoop(); });
+  l->writer_ = std::thread([p = l.get()] {
+    SetThreadName("annals-writer");
+    p->WriterLoop();
+  });
+  l->completer_ = std::thread([p = l.get()] {
+    SetThreadName("annals-complete");
+    p->CompleterLoop();
+  });
+  l->integrator_ = std::thread([p = l.get()] {
+    SetThreadName("annals-integrat");
+    p->IntegratorLoop();
+  });
+  l->publisher_ = std::thread([p = l.get()] {
+    SetThreadName("annals-publish");
+    p->PublisherLoop();
+  });
   if (l->published_.empty()) RETURN_IF_ERROR(l->PublishNow());
   return l;
 }

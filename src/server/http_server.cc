@@ -1,4 +1,5 @@
 #include "server/http_server.h"
+#include "common/thread_util.h"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -159,7 +160,10 @@ StatusOr<uint16_t> HttpServer::Start() {
   impl_->Accept();
   impl_->work.emplace(impl_->ioc.get_executor());
   for (int i = 0; i < std::max(1, impl_->opts.threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+    impl_->threads.emplace_back([this] {
+      SetThreadName("annals-http");
+      impl_->ioc.run();
+    });
   return port;
 }
 

@@ -1,4 +1,5 @@
 #include "state/projector.h"
+#include "common/thread_util.h"
 
 #include <cstdio>
 
@@ -33,7 +34,10 @@ Status Projector::CatchUp() {
 
 void Projector::Start() {
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("annals-project");
+    Run();
+  });
 }
 
 void Projector::Stop() {
