@@ -1,13 +1,18 @@
 #include "server/http_server.h"
 #include "common/thread_util.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <optional>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <strings.h>
 
 #include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/bytes.h"
@@ -18,34 +23,88 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
+namespace ssl = net::ssl;
+using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// The subject's CN and every O of the peer's verified certificate.
+void PeerIdentity(SSL* ssl, std::string* user, std::vector<std::string>* groups) {
+  if (SSL_get_verify_result(ssl) != X509_V_OK) return;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return;
+  X509_NAME* name = X509_get_subject_name(cert);
+  auto text = [&](int pos) {
+    ASN1_STRING* d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, pos));
+    unsigned char* utf8 = nullptr;
+    int n = ASN1_STRING_to_UTF8(&utf8, d);
+    std::string out = n > 0 ? std::string(reinterpret_cast<char*>(utf8), n) : "";
+    OPENSSL_free(utf8);
+    return out;
+  };
+  int cn = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (cn >= 0) *user = text(cn);
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(name, NID_organizationName, i)) >= 0;)
+    groups->push_back(text(i));
+  X509_free(cert);
+}
+
+// One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, SslStream>;
+
  public:
   Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler)
+    requires(!kTls)
       : stream_(std::move(socket)), opts_(opts), handler_(handler) {
     // Without room, Beast reads bodies 512 bytes per recvmsg.
     buffer_.reserve(64 << 10);
   }
+  Session(tcp::socket socket, std::shared_ptr<ssl::context> ctx, const HttpServerOptions& opts,
+          const Handler& handler)
+    requires(kTls)
+      : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), opts_(opts), handler_(handler) {
+    buffer_.reserve(64 << 10);
+  }
 
   void Run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) self->Handshake();
+      else self->Read();
+    });
   }
 
  private:
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  void Handshake() {
+    Tcp().expires_after(std::chrono::seconds(opts_.handshake_timeout_seconds));
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              if (ec) return self->Close();
+                              PeerIdentity(self->stream_.native_handle(), &self->tls_user_,
+                                           &self->tls_groups_);
+                              self->Read();
+                            });
+  }
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(opts_.max_body_bytes);
     parser_->header_limit(opts_.max_header_bytes);
-    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    // The whole request (headers and body) must arrive within the timeout:
+    // a slow sender (slowloris) is cut off.
+    Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof) return Close();
+    if (ec == ssl::error::stream_truncated || ec.category() == net::error::get_ssl_category())
+      return Close();
     if (ec) {
       HttpResponse r;
       if (ec == http::error::body_limit) {
@@ -72,10 +131,12 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
     beast::error_code ec2;
-    auto ep = stream_.socket().remote_endpoint(ec2);
+    auto ep = Tcp().socket().remote_endpoint(ec2);
     if (!ec2) req.remote = ep.address().to_string();
-    stream_.expires_never();
-    auto self = shared_from_this();
+    req.tls_user = tls_user_;
+    req.tls_groups = tls_groups_;
+    Tcp().expires_never();
+    auto self = this->shared_from_this();
     auto called = std::make_shared<std::atomic<bool>>(false);
     handler_(std::move(req), [self, called](HttpResponse resp) {
       if (called->exchange(true)) return;
@@ -94,9 +155,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !self->keep_alive_) return self->Close();
                         self->Read();
                       });
@@ -104,10 +165,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  beast::tcp_stream stream_;
+  std::shared_ptr<ssl::context> ctx_;  // kept alive across a reload
+  Stream stream_;
+  std::string tls_user_;
+  std::vector<std::string> tls_groups_;
   beast::flat_buffer buffer_;
   const HttpServerOptions& opts_;
   const Handler& handler_;
@@ -115,11 +179,45 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
 };
 
+StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpServerOptions& o) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |
+                   ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(o.tls_cert, ec);
+  if (ec) return InvalidArgumentError("TLS certificate " + o.tls_cert + ": " + ec.message());
+  ctx->use_private_key_file(o.tls_key, ssl::context::pem, ec);
+  if (ec) return InvalidArgumentError("TLS key " + o.tls_key + ": " + ec.message());
+  if (SSL_CTX_check_private_key(native) != 1)
+    return InvalidArgumentError("TLS key " + o.tls_key + " does not match " + o.tls_cert);
+  if (!o.client_ca.empty()) {
+    ctx->load_verify_file(o.client_ca, ec);
+    if (ec) return InvalidArgumentError("client CA " + o.client_ca + ": " + ec.message());
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca.c_str());
+    if (names) SSL_CTX_set_client_CA_list(native, names);
+    // Ask for a certificate; none is allowed (bearer tokens), a bad one is not.
+    ctx->set_verify_mode(ssl::verify_peer);
+    static const unsigned char kSid[] = "annals";
+    SSL_CTX_set_session_id_context(native, kSid, sizeof kSid - 1);
+  }
+  return ctx;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   HttpServerOptions opts;
   Handler handler;
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
+
+  std::shared_ptr<ssl::context> Tls() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
+
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
@@ -130,7 +228,10 @@ struct HttpServer::Impl {
       if (ec == net::error::operation_aborted) return;
       if (!ec) {
         s.set_option(tcp::no_delay(true));
-        std::make_shared<Session>(std::move(s), opts, handler)->Run();
+        if (auto ctx = Tls())
+          std::make_shared<Session<SslStream>>(std::move(s), std::move(ctx), opts, handler)->Run();
+        else
+          std::make_shared<Session<beast::tcp_stream>>(std::move(s), opts, handler)->Run();
       }
       Accept();
     });
@@ -144,7 +245,20 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler) : impl_(new I
 
 HttpServer::~HttpServer() { Stop(); }
 
+Status HttpServer::ReloadTls() {
+  if (impl_->opts.tls_cert.empty()) return FailedPreconditionError("TLS is not configured");
+  ASSIGN_OR_RETURN(auto ctx, MakeTlsContext(impl_->opts));
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->tls = std::move(ctx);
+  return OkStatus();
+}
+
 StatusOr<uint16_t> HttpServer::Start() {
+  if (impl_->opts.tls_cert.empty() != impl_->opts.tls_key.empty())
+    return InvalidArgumentError("TLS needs both a certificate and a key");
+  if (!impl_->opts.client_ca.empty() && impl_->opts.tls_cert.empty())
+    return InvalidArgumentError("client certificates need TLS (a certificate and a key)");
+  if (!impl_->opts.tls_cert.empty()) RETURN_IF_ERROR(ReloadTls());
   ASSIGN_OR_RETURN(auto hp, SplitHostPort(impl_->opts.listen));
   beast::error_code ec;
   auto addr = net::ip::make_address(hp.first, ec);
