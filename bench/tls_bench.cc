@@ -223,7 +223,9 @@ int Main(int argc, char** argv) {
   std::string dir = base + "/tls-bench-XXXXXX";
   if (!::mkdtemp(dir.data())) Die("mkdtemp", std::strerror(errno));
   MakeCerts(dir);
-  const auto evs = testutil::CorpusAuditLines();
+  std::vector<std::string> evs;
+  for (auto& l : testutil::CorpusAuditLines())
+    if (l.find("\"auditID\"") != std::string::npos) evs.push_back(std::move(l));
   {
     std::ifstream in("/proc/loadavg");
     std::string load;

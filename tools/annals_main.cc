@@ -56,6 +56,8 @@ struct ServeFlags {
   std::string tls_cert, tls_key, client_ca, tokens, auth_config;
   bool insecure_listen = false;
   int request_timeout = 60;
+  double rate_limit = 0, rate_burst = 0;
+  uint32_t max_inflight = 0;
 };
 
 bool IsLoopbackHost(const std::string& host) {
@@ -140,6 +142,8 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   state::Questions questions(ledger->get(), &store);
   api::Api api(ledger->get(), ingestor->get(), &metrics, &questions);
   if (authorizer) api.EnableAuth(authorizer.get());
+  auth::Limiter limiter({flags.rate_limit, flags.rate_burst, flags.max_inflight});
+  if (limiter.enabled()) api.EnableLimits(&limiter);
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = max_body;
@@ -384,6 +388,9 @@ int main(int argc, char** argv) {
   serve->add_option("--tokens", flags.tokens, "bearer tokens file: \"<sha256 hex> <user> [groups]\" lines, re-read on change");
   serve->add_option("--auth-config", flags.auth_config, "roles config (JSON, docs/security.md)");
   serve->add_flag("--insecure-listen", flags.insecure_listen, "allow plain HTTP on a non-loopback address");
+  serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
+  serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
+  serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
   serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
 
   std::string name, out;

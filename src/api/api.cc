@@ -118,6 +118,22 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     }
   }
   const auth::Permissions& perms = caller.perms;
+  if (limiter_ && limiter_->enabled() && path != paths::kHealthz && path != paths::kReadyz) {
+    std::string key = caller.user.empty() ? "addr:" + req.remote : "user:" + caller.user;
+    auto v = limiter_->Acquire(key);
+    if (v != auth::Limiter::Verdict::kOk) {
+      const bool rate = v == auth::Limiter::Verdict::kRate;
+      metrics_.Add("annals_http_denied_total", "reason", rate ? "rate" : "inflight");
+      HttpResponse r = ErrorResponse(429, rate ? "too many requests from this caller"
+                                               : "too many requests in flight from this caller");
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
+    respond = [limiter = limiter_, key = std::move(key), inner = std::move(respond)](HttpResponse r) {
+      limiter->Release(key);
+      inner(std::move(r));
+    };
+  }
 
   if (path.starts_with("/v1/ingest/")) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));

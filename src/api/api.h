@@ -6,6 +6,7 @@
 
 #include "api/http.h"
 #include "auth/authorizer.h"
+#include "auth/limiter.h"
 #include "common/metrics.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
@@ -26,6 +27,9 @@ class Api {
   // the ledger as an "annals.read" entry (self-audit). Without it, every
   // caller may do everything (the loopback default). Call before serving.
   void EnableAuth(auth::Authorizer* authorizer) { authz_ = authorizer; }
+  // Per-caller rate and in-flight limits (429 beyond them); health checks
+  // are exempt. A caller is its user, or its address if anonymous.
+  void EnableLimits(auth::Limiter* limiter) { limiter_ = limiter; }
 
  private:
   HttpResponse Checkpoint();
@@ -56,6 +60,7 @@ class Api {
   Metrics& metrics_;
   const state::Questions* questions_;
   auth::Authorizer* authz_ = nullptr;
+  auth::Limiter* limiter_ = nullptr;
 };
 
 }  // namespace annals::api

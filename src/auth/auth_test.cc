@@ -154,3 +154,46 @@ TEST(Authorizer, CertificateThenTokenThenAnonymous) {
 
 }  // namespace
 }  // namespace annals::auth
+
+#include "auth/limiter.h"
+
+namespace annals::auth {
+namespace {
+
+TEST(Limiter, TokenBucketPerCaller) {
+  Limiter l({.rate = 2, .burst = 3, .max_inflight = 0});
+  auto t = Limiter::Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(l.Acquire("alice", t), Limiter::Verdict::kOk);
+    l.Release("alice");
+  }
+  EXPECT_EQ(l.Acquire("alice", t), Limiter::Verdict::kRate);
+  EXPECT_EQ(l.Acquire("bob", t), Limiter::Verdict::kOk);  // another caller, its own bucket
+  l.Release("bob");
+  // Half a second later, one token (2/s) has come back.
+  t += std::chrono::milliseconds(500);
+  EXPECT_EQ(l.Acquire("alice", t), Limiter::Verdict::kOk);
+  l.Release("alice");
+  EXPECT_EQ(l.Acquire("alice", t), Limiter::Verdict::kRate);
+  // Never more than the burst, however long the wait.
+  t += std::chrono::seconds(30);
+  int ok = 0;
+  while (l.Acquire("alice", t) == Limiter::Verdict::kOk) {
+    ++ok;
+    l.Release("alice");
+  }
+  EXPECT_EQ(ok, 3);
+}
+
+TEST(Limiter, InflightCapPerCaller) {
+  Limiter l({.rate = 0, .burst = 0, .max_inflight = 2});
+  EXPECT_EQ(l.Acquire("a"), Limiter::Verdict::kOk);
+  EXPECT_EQ(l.Acquire("a"), Limiter::Verdict::kOk);
+  EXPECT_EQ(l.Acquire("a"), Limiter::Verdict::kInflight);
+  EXPECT_EQ(l.Acquire("b"), Limiter::Verdict::kOk);
+  l.Release("a");
+  EXPECT_EQ(l.Acquire("a"), Limiter::Verdict::kOk);
+}
+
+}  // namespace
+}  // namespace annals::auth

@@ -521,5 +521,22 @@ TEST(AuthListen, PlainHttpOnlyOnLoopbackUnlessInsecureListen) {
   EXPECT_NE(r.err.find("--insecure-listen"), std::string::npos) << r.err;
 }
 
+TEST(AuthListen, PerCallerRateLimitAnswers429) {
+  TempDir d;
+  ServeOptions o;
+  o.data_dir = d.Sub("data");
+  o.extra_args = {"--rate-limit", "1", "--rate-burst", "3"};
+  ServerProcess server(o);
+  ASSERT_TRUE(server.Start().ok());
+  std::vector<int> statuses;
+  for (int i = 0; i < 6; ++i) statuses.push_back(Curl({server.url() + "/log/checkpoint"}).status);
+  EXPECT_EQ(statuses[0], 200);
+  EXPECT_EQ(statuses[2], 200);
+  EXPECT_GE(std::count(statuses.begin(), statuses.end(), 429), 2) << ::testing::PrintToString(statuses);
+  EXPECT_EQ(Curl({server.url() + "/healthz"}).status, 200);  // health checks are exempt
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(Curl({server.url() + "/log/checkpoint"}).status, 200);  // the bucket refills
+}
+
 }  // namespace
 }  // namespace annals
