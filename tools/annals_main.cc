@@ -160,6 +160,20 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   std::unique_ptr<ingest::TcpLineListener> tcp;
   if (!flags.tcp_listen.empty()) {
     tcp = std::make_unique<ingest::TcpLineListener>(flags.tcp_listen, ingestor->get(), &metrics);
+    auto thp = SplitHostPort(flags.tcp_listen);
+    if (!thp.ok()) return Fail(thp.status());
+    if (tls) {
+      ingest::TcpLineListener::Admit admit;
+      if (authorizer)
+        admit = [a = authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
+          return !user.empty() && auth::Resolve(a->config(), user, groups, true).Has(auth::kIngest);
+        };
+      Status s = tcp->EnableTls({flags.tls_cert, flags.tls_key, flags.client_ca}, std::move(admit));
+      if (!s.ok()) return Fail(s);
+    } else if (!flags.insecure_listen && !IsLoopbackHost(thp->first)) {
+      return Fail("refusing plain TCP on " + flags.tcp_listen +
+                  ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+    }
     auto tport = tcp->Start();
     if (!tport.ok()) return Fail(tport.status());
     std::printf("tcp: %u\n", *tport);
@@ -179,6 +193,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
     if (!tls) continue;
     Status s = http.ReloadTls();
+    if (s.ok() && tcp) s = tcp->ReloadTls();
     std::fprintf(stderr, "annals: SIGHUP: %s\n",
                  s.ok() ? "reloaded the TLS certificate and key" : s.message().c_str());
   }

@@ -1,8 +1,6 @@
 #include "server/http_server.h"
 #include "common/thread_util.h"
 
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <strings.h>
 
 #include <atomic>
@@ -16,6 +14,7 @@
 #include <thread>
 
 #include "common/bytes.h"
+#include "tls/tls_context.h"
 
 namespace annals::server {
 
@@ -28,27 +27,6 @@ using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 
 namespace {
-
-// The subject's CN and every O of the peer's verified certificate.
-void PeerIdentity(SSL* ssl, std::string* user, std::vector<std::string>* groups) {
-  if (SSL_get_verify_result(ssl) != X509_V_OK) return;
-  X509* cert = SSL_get1_peer_certificate(ssl);
-  if (!cert) return;
-  X509_NAME* name = X509_get_subject_name(cert);
-  auto text = [&](int pos) {
-    ASN1_STRING* d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, pos));
-    unsigned char* utf8 = nullptr;
-    int n = ASN1_STRING_to_UTF8(&utf8, d);
-    std::string out = n > 0 ? std::string(reinterpret_cast<char*>(utf8), n) : "";
-    OPENSSL_free(utf8);
-    return out;
-  };
-  int cn = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-  if (cn >= 0) *user = text(cn);
-  for (int i = -1; (i = X509_NAME_get_index_by_NID(name, NID_organizationName, i)) >= 0;)
-    groups->push_back(text(i));
-  X509_free(cert);
-}
 
 // One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
 template <class Stream>
@@ -84,7 +62,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_.async_handshake(ssl::stream_base::server,
                             [self = this->shared_from_this()](beast::error_code ec) {
                               if (ec) return self->Close();
-                              PeerIdentity(self->stream_.native_handle(), &self->tls_user_,
+                              tls::PeerIdentity(self->stream_.native_handle(), &self->tls_user_,
                                            &self->tls_groups_);
                               self->Read();
                             });
@@ -179,32 +157,6 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool keep_alive_ = true;
 };
 
-StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpServerOptions& o) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX* native = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |
-                   ssl::context::single_dh_use);
-  beast::error_code ec;
-  ctx->use_certificate_chain_file(o.tls_cert, ec);
-  if (ec) return InvalidArgumentError("TLS certificate " + o.tls_cert + ": " + ec.message());
-  ctx->use_private_key_file(o.tls_key, ssl::context::pem, ec);
-  if (ec) return InvalidArgumentError("TLS key " + o.tls_key + ": " + ec.message());
-  if (SSL_CTX_check_private_key(native) != 1)
-    return InvalidArgumentError("TLS key " + o.tls_key + " does not match " + o.tls_cert);
-  if (!o.client_ca.empty()) {
-    ctx->load_verify_file(o.client_ca, ec);
-    if (ec) return InvalidArgumentError("client CA " + o.client_ca + ": " + ec.message());
-    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca.c_str());
-    if (names) SSL_CTX_set_client_CA_list(native, names);
-    // Ask for a certificate; none is allowed (bearer tokens), a bad one is not.
-    ctx->set_verify_mode(ssl::verify_peer);
-    static const unsigned char kSid[] = "annals";
-    SSL_CTX_set_session_id_context(native, kSid, sizeof kSid - 1);
-  }
-  return ctx;
-}
-
 }  // namespace
 
 struct HttpServer::Impl {
@@ -247,7 +199,8 @@ HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::ReloadTls() {
   if (impl_->opts.tls_cert.empty()) return FailedPreconditionError("TLS is not configured");
-  ASSIGN_OR_RETURN(auto ctx, MakeTlsContext(impl_->opts));
+  const auto& o = impl_->opts;
+  ASSIGN_OR_RETURN(auto ctx, tls::MakeServerContext({o.tls_cert, o.tls_key, o.client_ca, false}));
   std::lock_guard lock(impl_->tls_mu);
   impl_->tls = std::move(ctx);
   return OkStatus();

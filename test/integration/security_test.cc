@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -166,6 +168,47 @@ json PodEvent(int serial, const std::string& verb, const std::string& ns, const 
           {"requestReceivedTimestamp", ts}, {"stageTimestamp", ts}, {"responseObject", pod}};
 }
 
+// A port that was free a moment ago on 127.0.0.1 (ServerProcess keeps only
+// the url line, not "tcp: PORT").
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+// Sends `text` over TLS to the TCP connector with a client certificate
+// (who = "" for none) and closes. False if the connection failed.
+bool SendTls(uint16_t port, const std::string& dir, const std::string& who, const std::string& text) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.load_verify_file(dir + "/ca.crt");
+  if (!who.empty()) {
+    ctx.use_certificate_chain_file(dir + "/" + who + ".crt");
+    ctx.use_private_key_file(dir + "/" + who + ".key", net::ssl::context::pem);
+  }
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  net::ssl::stream<net::ip::tcp::socket> s(ioc, ctx);
+  boost::system::error_code ec;
+  s.lowest_layer().connect({net::ip::make_address("127.0.0.1"), port}, ec);
+  if (!ec) s.handshake(net::ssl::stream_base::client, ec);
+  if (!ec) net::write(s, net::buffer(text), ec);
+  bool ok = !ec;
+  // Wait for the server to be done with us (it closes at our shutdown).
+  boost::system::error_code ignored;
+  s.shutdown(ignored);
+  return ok;
+}
+
 std::string HashHex(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
 
 // ---------------------------------------------------------------------------
@@ -201,7 +244,8 @@ class Auth : public ::testing::Test {
     o.data_dir = dir_->Sub("data");
     o.checkpoint_interval_ms = 50;
     o.extra_args = {"--tls-cert", d + "/server.crt", "--tls-key", d + "/server.key", "--client-ca",
-                    d + "/ca.crt", "--auth-config", d + "/auth.json", "--request-timeout", "3"};
+                    d + "/ca.crt", "--auth-config", d + "/auth.json", "--request-timeout", "3",
+                    "--tcp-listen", "127.0.0.1:" + std::to_string(tcp_port_ = FreePort())};
     server_ = new ServerProcess(o);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
@@ -267,7 +311,9 @@ class Auth : public ::testing::Test {
   static TempDir* dir_;
   static ServerProcess* server_;
   static KeyCert ca_;
+  static uint16_t tcp_port_;
 };
+uint16_t Auth::tcp_port_ = 0;
 TempDir* Auth::dir_ = nullptr;
 ServerProcess* Auth::server_ = nullptr;
 KeyCert Auth::ca_;
@@ -511,6 +557,30 @@ TEST_F(Auth, SlowClientsAreCutOff) {
   EXPECT_EQ(n, 0) << "connection not closed";
   EXPECT_LT(secs, 9.5);
   close(fd);
+}
+
+// Last in the suite: it adds corpus events (and their objects) to the log.
+TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
+  std::string lines;
+  size_t n = 0;
+  for (const auto& l : testutil::CorpusAuditLines()) {
+    if (l.find("\"auditID\"") == std::string::npos) continue;
+    lines += testutil::UniqueVariant(l, "tcp-tls") + "\n";
+    if (++n == 5) break;
+  }
+  const uint64_t before = LogSize();
+  SendTls(tcp_port_, dir_->path(), "alice", lines);     // a reader: refused
+  SendTls(tcp_port_, dir_->path(), "", lines);          // no certificate: refused
+  SendTls(tcp_port_, dir_->path(), "mallory", lines);   // another CA: refused
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(LogSize(), before);
+  EXPECT_TRUE(SendTls(tcp_port_, dir_->path(), "apiserver", lines));
+  uint64_t after = before;
+  for (int i = 0; i < 100 && after < before + n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    after = LogSize();
+  }
+  EXPECT_EQ(after, before + n);
 }
 
 TEST(AuthListen, PlainHttpOnlyOnLoopbackUnlessInsecureListen) {
