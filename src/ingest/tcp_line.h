@@ -2,7 +2,9 @@
 // newline-delimited JSON, so `cat audit.log | nc HOST PORT` works. Each
 // connection reads a chunk, admits its complete lines through the Ingestor
 // and reads on only once they are durable (backpressure through TCP). A
-// bad line is skipped, counted and logged with its line number.
+// bad line is skipped, counted and logged with its line number. With TLS
+// (EnableTls) the same loop runs after a handshake, and with a client CA
+// only connections whose certificate is admitted may write.
 //
 // Thread-safe; owns one io thread. Stop() closes listener and connections.
 #ifndef ANNALS_INGEST_TCP_LINE_H_
