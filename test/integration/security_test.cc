@@ -17,6 +17,9 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -207,6 +210,40 @@ bool SendTls(uint16_t port, const std::string& dir, const std::string& who, cons
   boost::system::error_code ignored;
   s.shutdown(ignored);
   return ok;
+}
+
+// One kept-alive HTTPS connection with a client certificate.
+class KeptAlive {
+ public:
+  KeptAlive(uint16_t port, const std::string& dir, const std::string& who)
+      : ctx_(boost::asio::ssl::context::tls_client), s_(ioc_, ctx_) {
+    ctx_.load_verify_file(dir + "/ca.crt");
+    ctx_.use_certificate_chain_file(dir + "/" + who + ".crt");
+    ctx_.use_private_key_file(dir + "/" + who + ".key", boost::asio::ssl::context::pem);
+    s_.lowest_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    s_.handshake(boost::asio::ssl::stream_base::client);
+  }
+  int Get(const std::string& target) {
+    namespace http = boost::beast::http;
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    boost::system::error_code ec;
+    http::write(s_, req, ec);
+    if (ec) return 0;
+    http::response<http::string_body> res;
+    http::read(s_, buf_, res, ec);
+    return ec ? 0 : res.result_int();
+  }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ssl::context ctx_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> s_;
+  boost::beast::flat_buffer buf_;
+};
+
+uint16_t PortOf(const std::string& url) {
+  return static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
 }
 
 std::string HashHex(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
@@ -521,6 +558,8 @@ TEST_F(Auth, SighupReloadsTheServerCertificate) {
   KeyCert ca2 = Issue("annals-test-ca-2", {}, nullptr, true);
   WritePem(dir_->path(), "ca2", ca2);
   ASSERT_EQ(As("root", {Url("/healthz")}).status, 200);
+  KeptAlive established(PortOf(server_->url()), dir_->path(), "root");
+  ASSERT_EQ(established.Get("/healthz"), 200);
   WritePem(dir_->path(), "server", Issue("annals", {}, &ca2, false, -3600, 86400, "IP:127.0.0.1"));
   EXPECT_EQ(As("root", {Url("/healthz")}).status, 200);  // not reloaded yet
   ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
@@ -532,6 +571,8 @@ TEST_F(Auth, SighupReloadsTheServerCertificate) {
   }
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(As("root", {Url("/healthz")}).status, 0);  // the old CA no longer vouches
+  // A connection made before the reload is not dropped.
+  EXPECT_EQ(established.Get("/healthz"), 200);
   // Put the original back for the other tests.
   WritePem(dir_->path(), "server", Issue("annals", {}, &ca_, false, -3600, 86400, "IP:127.0.0.1"));
   ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
