@@ -93,6 +93,10 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   if (!tls && !flags.insecure_listen && !IsLoopbackHost(listen_hp->first))
     return Fail("refusing plain HTTP on " + listen +
                 ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+  if (!IsLoopbackHost(listen_hp->first) && flags.client_ca.empty() && flags.tokens.empty() &&
+      flags.auth_config.empty())
+    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens or --auth-config: every caller "
+                         "that reaches %s may write and read\n", listen.c_str());
   std::unique_ptr<auth::Authorizer> authorizer;
   if (!flags.client_ca.empty() || !flags.tokens.empty() || !flags.auth_config.empty()) {
     auth::AuthConfig ac = auth::DefaultAuthConfig();
