@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto config = ParseAuthConfig(input);
   if (!config.ok()) return 0;
-  uint8_t any = config->anonymous | config->authenticated;
+  uint8_t any = config->anonymous | config->authenticated.roles;
   std::vector<std::string> groups;
   for (const auto& [name, b] : config->groups) {
     if (b.roles & ~0x0f) std::abort();
@@ -39,5 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (anon.roles != config->anonymous) std::abort();
   Permissions all = Resolve(*config, "someone", groups, true);
   if ((all.roles & ~any) != 0) std::abort();
+  for (const auto& src : all.ingest_sources)
+    if (src != "k8s-audit" && src != "events" && src != "tcp") std::abort();
   return 0;
 }

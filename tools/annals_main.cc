@@ -170,7 +170,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
       ingest::TcpLineListener::Admit admit;
       if (authorizer)
         admit = [a = authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
-          return !user.empty() && auth::Resolve(a->config(), user, groups, true).Has(auth::kIngest);
+          return !user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp");
         };
       Status s = tcp->EnableTls({flags.tls_cert, flags.tls_key, flags.client_ca}, std::move(admit));
       if (!s.ok()) return Fail(s);

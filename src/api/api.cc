@@ -107,7 +107,13 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     }
     caller = std::move(*c);
     const uint8_t need = RequiredRole(path);
-    if (need && !caller.perms.Has(static_cast<auth::Role>(need))) {
+    bool allowed = !need || caller.perms.Has(static_cast<auth::Role>(need));
+    if (!allowed && need == auth::kIngest) {
+      // Per-source ingest roles: the webhook is "k8s-audit", /v1/ingest/events "events".
+      allowed = (path == paths::kIngestK8sAudit && caller.perms.MayIngest("k8s-audit")) ||
+                (path == paths::kIngestEvents && caller.perms.MayIngest("events"));
+    }
+    if (!allowed) {
       if (!caller.authenticated()) {
         metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
         return respond(Unauthenticated("authentication required (" + auth::RoleNames(need) + " role)"));

@@ -28,12 +28,24 @@ std::string RoleNames(uint8_t roles) {
 
 namespace {
 
-StatusOr<uint8_t> RoleList(const json& j, const std::string& where) {
+// sources: where "ingest:<source>" roles go; null = not allowed here.
+StatusOr<uint8_t> RoleList(const json& j, const std::string& where,
+                           std::vector<std::string>* sources = nullptr) {
   if (!j.is_array()) return InvalidArgumentError(where + ": roles must be a list of strings");
   uint8_t roles = 0;
   for (const auto& r : j) {
     if (!r.is_string()) return InvalidArgumentError(where + ": roles must be a list of strings");
-    auto role = ParseRole(r.get_ref<const std::string&>());
+    const std::string& name = r.get_ref<const std::string&>();
+    if (name.starts_with("ingest:")) {
+      std::string source = name.substr(7);
+      if (!sources) return InvalidArgumentError(where + ": per-source ingest roles are not allowed here");
+      if (source != "k8s-audit" && source != "events" && source != "tcp")
+        return InvalidArgumentError(where + ": unknown ingest source \"" + source +
+                                    "\" (sources: k8s-audit, events, tcp)");
+      sources->push_back(std::move(source));
+      continue;
+    }
+    auto role = ParseRole(name);
     if (!role.ok()) return InvalidArgumentError(where + ": " + role.status().message());
     roles |= *role;
   }
@@ -43,13 +55,13 @@ StatusOr<uint8_t> RoleList(const json& j, const std::string& where) {
 StatusOr<Binding> ParseBinding(const json& j, const std::string& where) {
   Binding b;
   if (j.is_array()) {
-    ASSIGN_OR_RETURN(b.roles, RoleList(j, where));
+    ASSIGN_OR_RETURN(b.roles, RoleList(j, where, &b.ingest_sources));
     return b;
   }
   if (!j.is_object()) return InvalidArgumentError(where + ": a binding is a list of roles or {\"roles\",\"namespaces\"}");
   for (const auto& [k, v] : j.items()) {
     if (k == "roles") {
-      ASSIGN_OR_RETURN(b.roles, RoleList(v, where));
+      ASSIGN_OR_RETURN(b.roles, RoleList(v, where, &b.ingest_sources));
     } else if (k == "namespaces") {
       if (!v.is_array()) return InvalidArgumentError(where + ": namespaces must be a list of strings");
       for (const auto& n : v) {
@@ -79,9 +91,7 @@ StatusOr<AuthConfig> ParseAuthConfig(std::string_view text) {
     } else if (k == "anonymous") {
       ASSIGN_OR_RETURN(c.anonymous, RoleList(v, "anonymous"));
     } else if (k == "authenticated") {
-      ASSIGN_OR_RETURN(Binding b, ParseBinding(v, "authenticated"));
-      c.authenticated = b.roles;
-      c.authenticated_namespaces = std::move(b.namespaces);
+      ASSIGN_OR_RETURN(c.authenticated, ParseBinding(v, "authenticated"));
     } else if (k == "groups" || k == "users") {
       if (!v.is_object()) return InvalidArgumentError(k + " must be an object of name: binding");
       auto& dst = k == "groups" ? c.groups : c.users;
@@ -98,7 +108,7 @@ StatusOr<AuthConfig> ParseAuthConfig(std::string_view text) {
 AuthConfig DefaultAuthConfig() {
   AuthConfig c;
   c.anonymous = kVerify;
-  c.authenticated = kAdmin;
+  c.authenticated.roles = kAdmin;
   return c;
 }
 
@@ -157,21 +167,20 @@ StatusOr<std::unordered_map<std::string, TokenIdentity>> ParseTokensFile(std::st
 Permissions Resolve(const AuthConfig& config, std::string_view user,
                     const std::vector<std::string>& groups, bool authenticated) {
   Permissions p;
-  auto apply = [&p](uint8_t roles, const std::vector<std::string>& namespaces) {
-    p.roles |= roles;
-    if (roles & kRead) {
-      if (namespaces.empty()) p.all_namespaces = true;
-      else p.namespaces.insert(namespaces.begin(), namespaces.end());
+  auto apply = [&p](const Binding& b) {
+    p.roles |= b.roles;
+    if (b.roles & kRead) {
+      if (b.namespaces.empty()) p.all_namespaces = true;
+      else p.namespaces.insert(b.namespaces.begin(), b.namespaces.end());
     }
+    p.ingest_sources.insert(b.ingest_sources.begin(), b.ingest_sources.end());
   };
-  apply(config.anonymous, {});
+  apply(Binding{config.anonymous, {}, {}});
   if (!authenticated) return p;
-  apply(config.authenticated, config.authenticated_namespaces);
-  if (auto it = config.users.find(std::string(user)); it != config.users.end())
-    apply(it->second.roles, it->second.namespaces);
+  apply(config.authenticated);
+  if (auto it = config.users.find(std::string(user)); it != config.users.end()) apply(it->second);
   for (const auto& g : groups)
-    if (auto it = config.groups.find(g); it != config.groups.end())
-      apply(it->second.roles, it->second.namespaces);
+    if (auto it = config.groups.find(g); it != config.groups.end()) apply(it->second);
   if (p.all_namespaces) p.namespaces.clear();
   return p;
 }

@@ -31,17 +31,20 @@ StatusOr<Role> ParseRole(std::string_view name);
 std::string RoleNames(uint8_t roles);  // "ingest,read" ...
 
 // What one group or user is bound to. `namespaces` limits the read role
-// granted by this binding; empty = every namespace.
+// granted by this binding; empty = every namespace. A role written
+// "ingest:<source>" grants ingest for that source only ("k8s-audit": the
+// webhook, "events": /v1/ingest/events, "tcp": the TCP connector); it is
+// listed in ingest_sources, not in roles.
 struct Binding {
   uint8_t roles = 0;
   std::vector<std::string> namespaces;
+  std::vector<std::string> ingest_sources;
 };
 
 struct AuthConfig {
   std::string tokens_file;        // "" = no bearer tokens
   uint8_t anonymous = 0;          // roles of a caller without credentials
-  uint8_t authenticated = 0;      // roles of every authenticated caller
-  std::vector<std::string> authenticated_namespaces;  // limits that read, if any
+  Binding authenticated;          // what every authenticated caller holds
   std::map<std::string, Binding> groups, users;
 };
 
@@ -68,8 +71,12 @@ struct Permissions {
   uint8_t roles = 0;
   bool all_namespaces = false;       // for kRead
   std::set<std::string> namespaces;  // for kRead when !all_namespaces
+  std::set<std::string> ingest_sources;  // ingest for these sources only
 
   bool Has(Role r) const { return (roles & (r | kAdmin)) != 0; }
+  bool MayIngest(std::string_view source) const {
+    return Has(kIngest) || ingest_sources.count(std::string(source)) > 0;
+  }
   bool Limited() const { return Has(kRead) && !(roles & kAdmin) && !all_namespaces; }
   bool MayReadNamespace(std::string_view ns) const {
     if (!Has(kRead)) return false;

@@ -106,6 +106,25 @@ TEST(Resolve, GroupsMapToRolesAndNamespaceLimitsUnion) {
   EXPECT_FALSE(Resolve(*c2, "u", {"y"}, false).Has(kRead));
 }
 
+TEST(Resolve, PerSourceIngest) {
+  auto c = ParseAuthConfig(R"({"groups":{"ci":["ingest:events"],"api":["ingest"],
+                                         "nodes":{"roles":["ingest:tcp","ingest:k8s-audit"]}}})");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  Permissions ci = Resolve(*c, "ci", {"ci"}, true);
+  EXPECT_FALSE(ci.Has(kIngest));
+  EXPECT_TRUE(ci.MayIngest("events"));
+  EXPECT_FALSE(ci.MayIngest("k8s-audit"));
+  EXPECT_FALSE(ci.MayIngest("tcp"));
+  Permissions nodes = Resolve(*c, "n", {"nodes"}, true);
+  EXPECT_TRUE(nodes.MayIngest("tcp") && nodes.MayIngest("k8s-audit"));
+  EXPECT_FALSE(nodes.MayIngest("events"));
+  Permissions api = Resolve(*c, "a", {"api"}, true);
+  EXPECT_TRUE(api.MayIngest("events") && api.MayIngest("tcp") && api.MayIngest("k8s-audit"));
+  EXPECT_FALSE(ParseAuthConfig(R"({"groups":{"g":["ingest:syslog"]}})").ok());
+  EXPECT_FALSE(ParseAuthConfig(R"({"groups":{"g":["ingest:"]}})").ok());
+  EXPECT_FALSE(ParseAuthConfig(R"({"anonymous":["ingest:events"]})").ok());
+}
+
 TEST(Authorizer, CertificateThenTokenThenAnonymous) {
   char tmpl[] = "/tmp/annals-auth-XXXXXX";
   int fd = mkstemp(tmpl);

@@ -263,6 +263,7 @@ class Auth : public ::testing::Test {
     WritePem(d, "alice", Issue("alice", {"team-a"}, &ca_, false));
     WritePem(d, "auditor", Issue("auditor", {"auditors"}, &ca_, false));
     WritePem(d, "root", Issue("root", {"system:masters"}, &ca_, false));
+    WritePem(d, "ci", Issue("ci-pipeline", {"ci"}, &ca_, false));
     WritePem(d, "mallory", Issue("kube-apiserver", {"system:masters"}, &other_ca, false));
     WritePem(d, "expired", Issue("kube-apiserver", {"system:masters"}, &ca_, false, -7200, -3600));
     std::ofstream(d + "/tokens") << "# sha256 user groups\n" << HashHex("alice-token") << " alice team-a\n"
@@ -273,6 +274,7 @@ class Auth : public ::testing::Test {
       "groups": {
         "system:masters": ["admin"],
         "annals:ingest": ["ingest"],
+        "ci": ["ingest:events"],
         "auditors": ["read"],
         "team-a": {"roles": ["read"], "namespaces": ["team-a"]},
         "team-b": {"roles": ["read"], "namespaces": ["team-b"]}
@@ -598,6 +600,23 @@ TEST_F(Auth, SlowClientsAreCutOff) {
   EXPECT_EQ(n, 0) << "connection not closed";
   EXPECT_LT(secs, 9.5);
   close(fd);
+}
+
+TEST_F(Auth, PerSourceIngestRole) {
+  const uint64_t before = LogSize();
+  // The CI pipeline may post its CloudEvents but not impersonate the apiserver.
+  EXPECT_EQ(As("ci", {"-X", "POST", "--data-binary", "@" + P("events.json"), Url("/v1/ingest/k8s-audit")}).status,
+            403);
+  EXPECT_EQ(LogSize(), before);
+  CurlResult r = As("ci", {"-X", "POST", "--data-binary",
+                           R"({"specversion":"1.0","id":"deploy-1","source":"/ci/annals","type":"com.example.deploy"})",
+                           Url("/v1/ingest/events")});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(LogSize(), before + 1);
+  // ... nor the TCP connector.
+  SendTls(tcp_port_, dir_->path(), "ci", testutil::UniqueVariant(testutil::CorpusAuditLines()[0], "ci") + "\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(LogSize(), before + 1);
 }
 
 // Last in the suite: it adds corpus events (and their objects) to the log.
