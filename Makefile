@@ -29,6 +29,7 @@ test: build
 
 bench: build
 	$(BUILD)/bench/ledger_bench
+	$(BUILD)/bench/tls_bench
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz $(BUILD)-asan

@@ -10,7 +10,10 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "api/api.h"
+#include "auth/authorizer.h"
 #include "checkpoint/note.h"
 #include "index/dedup_index.h"
 #include "ingest/file_tail.h"
@@ -71,6 +74,12 @@ struct ServeFlags {
   std::vector<std::string> forwards;
   std::string forward_ca;
   std::string nats;
+  // docs/security.md
+  std::string tls_cert, tls_key, client_ca, tokens, auth_config;
+  bool insecure_listen = false;
+  int request_timeout = 60;
+  double rate_limit = 0, rate_burst = 0;
+  uint32_t max_inflight = 0;
 };
 
 // The API server's client: --kubeconfig, else in-cluster, else
@@ -112,6 +121,12 @@ std::string CursorPath(const std::string& data, const forward::Sink& sink) {
          HexEncode(HashBytes(Sha256(sink.target()))).substr(0, 16) + ".pos";
 }
 
+bool IsLoopbackHost(const std::string& host) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+
 int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
           const std::string& origin, int interval_ms, uint64_t max_body, const ServeFlags& flags) {
   ledger::LedgerOptions lo;
@@ -130,7 +145,36 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);  // reloads the TLS certificate and key
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto listen_hp = SplitHostPort(listen);
+  if (!listen_hp.ok()) return Fail(listen_hp.status());
+  const bool tls = !flags.tls_cert.empty();
+  if (!tls && !flags.insecure_listen && !IsLoopbackHost(listen_hp->first))
+    return Fail("refusing plain HTTP on " + listen +
+                ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+  if (!IsLoopbackHost(listen_hp->first) && flags.client_ca.empty() && flags.tokens.empty() &&
+      flags.auth_config.empty())
+    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens or --auth-config: every caller "
+                         "that reaches %s may write and read\n", listen.c_str());
+  std::unique_ptr<auth::Authorizer> authorizer;
+  if (!flags.client_ca.empty() || !flags.tokens.empty() || !flags.auth_config.empty()) {
+    auth::AuthConfig ac = auth::DefaultAuthConfig();
+    if (!flags.auth_config.empty()) {
+      auto text = ReadFileToString(flags.auth_config);
+      if (!text.ok()) return Fail(text.status());
+      auto parsed = auth::ParseAuthConfig(*text);
+      if (!parsed.ok()) return Fail(flags.auth_config + ": " + parsed.status().message());
+      ac = std::move(*parsed);
+      // A relative tokens path is relative to the config file.
+      if (!ac.tokens_file.empty() && ac.tokens_file.front() != '/')
+        ac.tokens_file = DirName(flags.auth_config) + "/" + ac.tokens_file;
+    }
+    auto a = auth::Authorizer::Create(std::move(ac), flags.tokens);
+    if (!a.ok()) return Fail(a.status());
+    authorizer = std::move(*a);
+  }
 
   auto ledger = ledger::Ledger::Open(lo);
   if (!ledger.ok()) return Fail("cannot open ledger in " + data + ": " + ledger.status().message());
@@ -188,9 +232,17 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = forwarders.back()->Start();
     if (!s.ok()) return Fail("forwarder " + f + ": " + s.message());
   }
+  if (authorizer) api.EnableAuth(authorizer.get());
+  auth::Limiter limiter({flags.rate_limit, flags.rate_burst, flags.max_inflight});
+  if (limiter.enabled()) api.EnableLimits(&limiter);
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = max_body;
+  so.tls_cert = flags.tls_cert;
+  so.tls_key = flags.tls_key;
+  so.client_ca = flags.client_ca;
+  so.idle_timeout_seconds = flags.request_timeout;
+  so.handshake_timeout_seconds = std::min(so.handshake_timeout_seconds, flags.request_timeout);
   server::HttpServer http(so, [&api](api::HttpRequest&& req, api::Responder r) {
     api.Handle(std::move(req), std::move(r));
   });
@@ -199,6 +251,20 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   std::unique_ptr<ingest::TcpLineListener> tcp;
   if (!flags.tcp_listen.empty()) {
     tcp = std::make_unique<ingest::TcpLineListener>(flags.tcp_listen, ingestor->get(), &metrics);
+    auto thp = SplitHostPort(flags.tcp_listen);
+    if (!thp.ok()) return Fail(thp.status());
+    if (tls) {
+      ingest::TcpLineListener::Admit admit;
+      if (authorizer)
+        admit = [a = authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
+          return !user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp");
+        };
+      Status s = tcp->EnableTls({flags.tls_cert, flags.tls_key, flags.client_ca}, std::move(admit));
+      if (!s.ok()) return Fail(s);
+    } else if (!flags.insecure_listen && !IsLoopbackHost(thp->first)) {
+      return Fail("refusing plain TCP on " + flags.tcp_listen +
+                  ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+    }
     auto tport = tcp->Start();
     if (!tport.ok()) return Fail(tport.status());
     std::printf("tcp: %u\n", *tport);
@@ -223,13 +289,19 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = collector->Start();
     if (!s.ok()) return Fail(s);
   }
-  auto hp = SplitHostPort(listen);
-  std::printf("annals serving %s entries=%llu\nurl: http://%s:%u\nverifier key: %s\n",
+  std::printf("annals serving %s entries=%llu\nurl: %s://%s:%u\nverifier key: %s\n",
               data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
-              hp->first.c_str(), *port, (*ledger)->signer().VerifierKey().c_str());
+              tls ? "https" : "http", listen_hp->first.c_str(), *port,
+              (*ledger)->signer().VerifierKey().c_str());
   std::fflush(stdout);
   int sig = 0;
-  sigwait(&sigs, &sig);
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+    if (!tls) continue;
+    Status s = http.ReloadTls();
+    if (s.ok() && tcp) s = tcp->ReloadTls();
+    std::fprintf(stderr, "annals: SIGHUP: %s\n",
+                 s.ok() ? "reloaded the TLS certificate and key" : s.message().c_str());
+  }
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   if (collector) collector->Stop();
   http.Stop();
@@ -528,6 +600,16 @@ int main(int argc, char** argv) {
   serve->add_option("--nats", flags.nats,
                     "publish every change to NATS JetStream at URL (nats://HOST:PORT), subject annals.<log>.<resource>.<namespace>.<name>");
   serve->add_option("--forward-ca", flags.forward_ca, "PEM trust anchors for syslog+tls (default: the system's)");
+  serve->add_option("--tls-cert", flags.tls_cert, "serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)");
+  serve->add_option("--tls-key", flags.tls_key, "the PEM private key of --tls-cert");
+  serve->add_option("--client-ca", flags.client_ca, "verify client certificates against this PEM CA bundle (CN = user, O = groups)");
+  serve->add_option("--tokens", flags.tokens, "bearer tokens file: \"<sha256 hex> <user> [groups]\" lines, re-read on change");
+  serve->add_option("--auth-config", flags.auth_config, "roles config (JSON, docs/security.md)");
+  serve->add_flag("--insecure-listen", flags.insecure_listen, "allow plain HTTP on a non-loopback address");
+  serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
+  serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
+  serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
+  serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
 
   std::string name, out;
   auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key in note form");

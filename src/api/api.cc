@@ -1,12 +1,16 @@
 #include "api/api.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
 #include "api/paths.h"
 #include "api/watch.h"
 #include "stream/watch_format.h"
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
+#include "common/sha256.h"
 #include "common/time_util.h"
 #include "ingest/classify.h"
 #include "ingest/json_lines.h"
@@ -45,12 +49,101 @@ StatusOr<uint64_t> UintParam(const Target& t, std::string_view name) {
 
 }  // namespace
 
+namespace {
+
+// The role an endpoint class needs (0: none, e.g. health checks).
+uint8_t RequiredRole(std::string_view path) {
+  if (path.starts_with("/v1/ingest/")) return auth::kIngest;
+  if (path == paths::kEnrichFlows || path == paths::kState || path.starts_with(paths::kPodsByIpPrefix) ||
+      path == paths::kHistory || path == paths::kEvents || path == paths::kWatch)
+    return auth::kRead;
+  if (path == paths::kCheckpoint || path.starts_with(paths::kTilePrefix) ||
+      path.starts_with(paths::kEntriesPrefix) || path == paths::kInclusionProof ||
+      path == paths::kConsistencyProof)
+    return auth::kVerify;
+  if (path == paths::kMetrics) return auth::kAdmin;
+  return 0;
+}
+
+HttpResponse Unauthenticated(std::string_view why) {
+  HttpResponse r = ErrorResponse(401, why);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"annals\"");
+  return r;
+}
+
+std::string Join(const std::set<std::string>& s) {
+  std::string out;
+  for (const auto& x : s) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+// The namespace a namespace-limited reader's query is confined to: the one
+// asked for if allowed, else its only namespace; PermissionDenied if it
+// asks for another or must choose among several.
+StatusOr<std::string> ScopedNamespace(const auth::Permissions& p, std::string requested) {
+  if (!p.Limited()) return requested;
+  if (requested.empty()) {
+    if (p.namespaces.size() == 1) return *p.namespaces.begin();
+    return PermissionDeniedError("you may read namespaces " + Join(p.namespaces) +
+                                 " only: name one with namespace=");
+  }
+  if (!p.MayReadNamespace(requested)) return PermissionDeniedError("you may not read namespace " + requested);
+  return requested;
+}
+
+}  // namespace
+
 void Api::Handle(HttpRequest&& req, Responder respond) {
   auto target = ParseTarget(req.target);
   if (!target.ok()) return respond(ErrorResponse(target.status()));
   const std::string& path = target->path;
   const bool get = req.method == "GET" || req.method == "HEAD";
   metrics_.Add("annals_http_requests_total", "method", req.method);
+
+  auth::Caller caller;
+  caller.method = "none";
+  caller.perms.roles = auth::kAdmin;  // no authorizer: the loopback default
+  if (authz_) {
+    auto c = authz_->Authenticate(req.tls_user, req.tls_groups, req.Header("Authorization"));
+    if (!c.ok()) {
+      metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
+      return respond(Unauthenticated(c.status().message()));
+    }
+    caller = std::move(*c);
+    const uint8_t need = RequiredRole(path);
+    bool allowed = !need || caller.perms.Has(static_cast<auth::Role>(need));
+    if (!allowed && need == auth::kIngest) {
+      // Per-source ingest roles: the webhook is "k8s-audit", /v1/ingest/events "events".
+      allowed = (path == paths::kIngestK8sAudit && caller.perms.MayIngest("k8s-audit")) ||
+                (path == paths::kIngestEvents && caller.perms.MayIngest("events"));
+    }
+    if (!allowed) {
+      if (!caller.authenticated()) {
+        metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
+        return respond(Unauthenticated("authentication required (" + auth::RoleNames(need) + " role)"));
+      }
+      metrics_.Add("annals_http_denied_total", "reason", "forbidden");
+      return respond(ErrorResponse(403, caller.user + " (" + caller.method + ") lacks the " +
+                                            auth::RoleNames(need) + " role"));
+    }
+  }
+  const auth::Permissions& perms = caller.perms;
+  if (limiter_ && limiter_->enabled() && path != paths::kHealthz && path != paths::kReadyz) {
+    std::string key = caller.user.empty() ? "addr:" + req.remote : "user:" + caller.user;
+    auto v = limiter_->Acquire(key);
+    if (v != auth::Limiter::Verdict::kOk) {
+      const bool rate = v == auth::Limiter::Verdict::kRate;
+      metrics_.Add("annals_http_denied_total", "reason", rate ? "rate" : "inflight");
+      HttpResponse r = ErrorResponse(429, rate ? "too many requests from this caller"
+                                               : "too many requests in flight from this caller");
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
+    respond = [limiter = limiter_, key = std::move(key), inner = std::move(respond)](HttpResponse r) {
+      limiter->Release(key);
+      inner(std::move(r));
+    };
+  }
 
   if (path.starts_with("/v1/ingest/")) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
@@ -59,21 +152,32 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     if (path == paths::kIngestK8sWatch) return IngestK8sWatch(std::move(req), std::move(respond));
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
+  // The questions: answered, then (with auth on) recorded before the answer leaves.
+  size_t count = 0;
+  std::optional<HttpResponse> answer;
   if (path == paths::kEnrichFlows) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
-    return respond(EnrichFlows(req));
-  }
-  if (!get) return respond(ErrorResponse(405, "use GET"));
-  if (path == paths::kState) return respond(StateAt(*target));
-  if (path.starts_with(paths::kPodsByIpPrefix)) {
+    answer = EnrichFlows(req, perms, &count);
+  } else if (!get) {
+    return respond(ErrorResponse(405, "use GET"));
+  } else if (path == paths::kState) {
+    answer = StateAt(*target, perms, &count);
+  } else if (path.starts_with(paths::kPodsByIpPrefix)) {
     // Clients may percent-encode an IPv6 address's colons (client::UrlEncode does).
     auto ip = PercentDecode(std::string_view(path).substr(std::string_view(paths::kPodsByIpPrefix).size()));
     if (!ip.ok()) return respond(ErrorResponse(ip.status()));
-    return respond(PodByIp(*ip, *target));
+    answer = PodByIp(*ip, *target, perms, &count);
+  } else if (path == paths::kHistory) {
+    answer = History(*target, perms, &count);
+  } else if (path == paths::kEvents) {
+    answer = Events(*target, perms, &count);
+  } else if (path == paths::kWatch) {
+    return Watch(req, *target, caller, std::move(respond));
   }
-  if (path == paths::kHistory) return respond(History(*target));
-  if (path == paths::kEvents) return respond(Events(*target));
-  if (path == paths::kWatch) return Watch(req, *target, std::move(respond));
+  if (answer) {
+    if (!authz_) return respond(std::move(*answer));
+    return AuditReadAndRespond(req, caller, count, std::move(*answer), std::move(respond));
+  }
   if (path == paths::kCheckpoint) return respond(Checkpoint());
   if (path.starts_with(paths::kTilePrefix))
     return respond(Tile(std::string_view(path).substr(std::string_view(paths::kLogRoot).size())));
@@ -85,6 +189,42 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
   if (path == paths::kMetrics) return respond(MetricsPage());
   respond(ErrorResponse(404, "not found: " + path));
+}
+
+void Api::AuditReadAndRespond(const HttpRequest& req, const auth::Caller& caller, size_t count,
+                              HttpResponse answer, Responder respond) {
+  const std::string now = ingest::NowRfc3339();
+  json rec{{"time", now},
+           {"user", caller.user},
+           {"groups", caller.groups},
+           {"auth", caller.method},
+           {"remote", req.remote},
+           {"method", req.method},
+           {"target", req.target},
+           {"status", answer.status},
+           {"count", count}};
+  if (req.method == "POST") rec["body_sha256"] = HexEncode(HashBytes(Sha256(req.body)));
+  auto payload = std::make_shared<std::string>(rec.dump(-1, ' ', false, json::error_handler_t::replace));
+  json meta{{"v", 1}, {"src", "annals"}, {"rt", now}, {"ct", "application/json"}, {"type", "annals.read"},
+            {"read", {{"user", caller.user}, {"target", req.target}, {"count", count}}}};
+  std::string meta_text = meta.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (meta_text.size() > 4096) {  // an enormous query string: the payload keeps it whole
+    meta["read"].erase("target");
+    meta_text = meta.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  std::vector<ingest::IngestItem> items;
+  items.push_back({std::move(meta_text), *payload, ""});
+  auto shared = std::make_shared<HttpResponse>(std::move(answer));
+  ingestor_->Submit("annals", std::move(items),
+                    [this, payload, shared, respond](StatusOr<ingest::IngestResult> r) {
+                      if (!r.ok()) {
+                        metrics_.Add("annals_self_audit_total", "result", "failed");
+                        return respond(ErrorResponse(503, "cannot record this read in the ledger: " +
+                                                              r.status().message()));
+                      }
+                      metrics_.Add("annals_self_audit_total", "result", "recorded");
+                      respond(std::move(*shared));
+                    });
 }
 
 HttpResponse Api::Checkpoint() {
@@ -272,14 +412,38 @@ bool WantProof(const Target& t) {
 #define ANNALS_NEED_QUESTIONS() \
   if (!questions_) return ErrorResponse(503, "projections are not enabled on this server")
 
-HttpResponse Api::StateAt(const Target& t) {
+HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* count) {
   ANNALS_NEED_QUESTIONS();
   auto at = TimeParam(t, "at", NowMicros());
   if (!at.ok()) return ErrorResponse(at.status());
-  state::StateQuery q{*at, StrParam(t, "kind"), StrParam(t, "namespace"), StrParam(t, "selector")};
+  auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
+  if (!ns.ok()) return ErrorResponse(ns.status());
+  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector")};
   std::vector<uint64_t> evidence;
   auto body = questions_->State(q, WantProof(t) ? &evidence : nullptr);
   if (!body.ok()) return ErrorResponse(body.status());
+  json parsed;
+  if (p.Limited()) {
+    // Belt and braces: keep only objects of namespaces the caller may read.
+    parsed = json::parse(*body, nullptr, false);
+    if (parsed.is_discarded()) return ErrorResponse(500, "state answer is not JSON");
+    json kept = json::array();
+    evidence.clear();
+    for (auto& o : parsed["objects"])
+      if (p.MayReadNamespace(o.value("namespace", ""))) {
+        evidence.push_back(o.value("index", uint64_t{0}));
+        kept.push_back(std::move(o));
+      }
+    parsed["count"] = kept.size();
+    parsed["objects"] = std::move(kept);
+    *body = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
+    *count = parsed["count"].get<size_t>();
+  } else {
+    // The count is the answer's last-but-one member; no need to parse it all.
+    size_t pos = body->rfind("\"count\":");
+    if (pos != std::string::npos) *count = ParseDecimal(std::string_view(*body).substr(
+        pos + 8, body->find(',', pos) - pos - 8)).value_or(0);
+  }
   HttpResponse r;
   if (WantProof(t)) {
     // Splice the receipt in before the closing brace.
@@ -291,12 +455,22 @@ HttpResponse Api::StateAt(const Target& t) {
   return r;
 }
 
-HttpResponse Api::PodByIp(std::string_view ip, const Target& t) {
+HttpResponse Api::PodByIp(std::string_view ip, const Target& t, const auth::Permissions& p,
+                          size_t* count) {
   ANNALS_NEED_QUESTIONS();
   auto at = TimeParam(t, "at", NowMicros());
   if (!at.ok()) return ErrorResponse(at.status());
   json nearest;
   auto j = questions_->WhoIs(ip, *at, &nearest);
+  if (p.Limited()) {
+    // Another namespace's pod is, to this caller, no pod at all.
+    for (const char* side : {"before", "after"})
+      if (nearest.is_object() && nearest[side].is_object() &&
+          !p.MayReadNamespace(nearest[side].value("namespace", "")))
+        nearest[side] = nullptr;
+    if (j.ok() && !p.MayReadNamespace((*j)["pod"].value("namespace", "")))
+      j = NotFoundError("no pod of namespaces you may read held " + std::string(ip) + " at that time");
+  }
   if (!j.ok()) {
     HttpResponse r = ErrorResponse(j.status());
     if (j.status().code() == StatusCode::kNotFound) {
@@ -306,14 +480,17 @@ HttpResponse Api::PodByIp(std::string_view ip, const Target& t) {
     return r;
   }
   if (WantProof(t)) (*j)["receipt"] = questions_->Receipt((*j)["evidence"].get<std::vector<uint64_t>>());
+  *count = 1;
   return JsonResponse(*j);
 }
 
-HttpResponse Api::History(const Target& t) {
+HttpResponse Api::History(const Target& t, const auth::Permissions& p, size_t* count) {
   ANNALS_NEED_QUESTIONS();
   state::HistoryQuery q;
   q.kind = StrParam(t, "kind");
-  q.namespace_ = StrParam(t, "namespace");
+  auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
+  if (!ns.ok()) return ErrorResponse(ns.status());
+  q.namespace_ = *ns;
   q.name = StrParam(t, "name");
   if (q.kind.empty() || q.name.empty()) return ErrorResponse(400, "kind and name are required");
   std::string c = StrParam(t, "children");
@@ -333,6 +510,14 @@ HttpResponse Api::History(const Target& t) {
   q.until = *until;
   auto j = questions_->History(q);
   if (!j.ok()) return ErrorResponse(j.status());
+  if (p.Limited()) {
+    json kept = json::array();
+    for (auto& e : (*j)["events"])
+      if (p.MayReadNamespace(e.value("namespace", ""))) kept.push_back(std::move(e));
+    (*j)["events"] = std::move(kept);
+    (*j)["count"] = (*j)["events"].size();
+  }
+  *count = (*j)["events"].size();
   if (WantProof(t)) {
     std::vector<uint64_t> ev;
     for (const auto& e : (*j)["events"]) ev.push_back(e["index"].get<uint64_t>());
@@ -341,7 +526,7 @@ HttpResponse Api::History(const Target& t) {
   return JsonResponse(*j);
 }
 
-HttpResponse Api::Events(const Target& t) {
+HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* count) {
   ANNALS_NEED_QUESTIONS();
   state::EventQuery q;
   auto from = TimeParam(t, "from", std::numeric_limits<int64_t>::min());
@@ -353,7 +538,9 @@ HttpResponse Api::Events(const Target& t) {
   q.user = StrParam(t, "user");
   q.verb = StrParam(t, "verb");
   q.resource = StrParam(t, "resource");
-  q.namespace_ = StrParam(t, "namespace");
+  auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
+  if (!ns.ok()) return ErrorResponse(ns.status());
+  q.namespace_ = *ns;
   q.name = StrParam(t, "name");
   q.stage = StrParam(t, "stage");
   q.q = StrParam(t, "q");
@@ -375,6 +562,18 @@ HttpResponse Api::Events(const Target& t) {
   }
   auto j = questions_->Events(q);
   if (!j.ok()) return ErrorResponse(j.status());
+  if (j->contains("events")) {
+    if (p.Limited()) {
+      json kept = json::array();
+      for (auto& e : (*j)["events"])
+        if (p.MayReadNamespace(e.value("namespace", ""))) kept.push_back(std::move(e));
+      (*j)["events"] = std::move(kept);
+      (*j)["count"] = (*j)["events"].size();
+    }
+    *count = (*j)["events"].size();
+  } else if (j->contains("groups")) {
+    *count = (*j)["groups"].size();
+  }
   if (StrParam(t, "format") == "jsonl" && j->contains("events")) {
     HttpResponse r;
     r.content_type = "application/x-ndjson";
@@ -384,26 +583,51 @@ HttpResponse Api::Events(const Target& t) {
   return JsonResponse(*j);
 }
 
-HttpResponse Api::EnrichFlows(const HttpRequest& req) {
+HttpResponse Api::EnrichFlows(const HttpRequest& req, const auth::Permissions& p, size_t* count) {
   ANNALS_NEED_QUESTIONS();
   HttpResponse r;
   r.content_type = "application/x-ndjson";
-  Status s = questions_->EnrichFlows(req.body, &r.body);
-  if (!s.ok()) return ErrorResponse(400, s.message());
+  if (!p.Limited()) {
+    // The fast path: the whole body under one hold of the store's lock.
+    Status s = questions_->EnrichFlows(req.body, &r.body);
+    if (!s.ok()) return ErrorResponse(400, s.message());
+    *count = static_cast<size_t>(std::count(r.body.begin(), r.body.end(), '\n'));
+    return r;
+  }
+  for (auto [line, line_no] : ingest::SplitLines(req.body)) {
+    auto out = questions_->EnrichFlow(line);
+    if (!out.ok())
+      return ErrorResponse(400, "line " + std::to_string(line_no) + ": " + out.status().message());
+    {
+      // A workload in a namespace the caller may not read stays unnamed.
+      json j = json::parse(*out, nullptr, false);
+      if (j.is_discarded()) return ErrorResponse(500, "enriched flow is not JSON");
+      for (const char* side : {"src_workload", "dst_workload"})
+        if (j[side].is_object() && !p.MayReadNamespace(j[side].value("namespace", ""))) j[side] = nullptr;
+      *out = j.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    ++*count;
+    r.body += *out;
+    r.body += '\n';
+  }
   return r;
 }
 
-void Api::Watch(const HttpRequest& req, const Target& t, Responder respond) {
+void Api::Watch(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond) {
   if (!feed_) return respond(ErrorResponse(503, "subscriptions are not enabled on this server"));
   auto o = ParseWatchRequest(t, req, feed_->next());
   if (!o.ok()) return respond(ErrorResponse(o.status()));
+  auto ns = ScopedNamespace(caller.perms, o->filter.namespace_);
+  if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+  o->filter.namespace_ = *ns;
   auto session = std::make_shared<WatchSession>(feed_, &metrics_, std::move(*o));
   HttpResponse r;
   r.content_type = stream::kWatchContentType;
   r.headers.emplace_back("Cache-Control", "no-cache");
   r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
   r.stream = [session](std::shared_ptr<ResponseStream> s) { session->Start(std::move(s)); };
-  respond(std::move(r));
+  if (!authz_) return respond(std::move(r));
+  AuditReadAndRespond(req, caller, 0, std::move(r), std::move(respond));
 }
 
 HttpResponse Api::MetricsPage() {

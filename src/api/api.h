@@ -5,6 +5,8 @@
 #define ANNALS_API_API_H_
 
 #include "api/http.h"
+#include "auth/authorizer.h"
+#include "auth/limiter.h"
 #include "common/metrics.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
@@ -22,6 +24,15 @@ class Api {
   void Handle(HttpRequest&& req, Responder respond);
   // Enables /v1/watch (and the feed's lines in /metrics). Not owned.
   void SetChangeFeed(stream::ChangeFeed* feed) { feed_ = feed; }
+  // Turns on authentication and authorization (docs/security.md): every
+  // endpoint class needs its role; a namespace-limited reader is confined
+  // to its namespaces; and every answered question is first appended to
+  // the ledger as an "annals.read" entry (self-audit). Without it, every
+  // caller may do everything (the loopback default). Call before serving.
+  void EnableAuth(auth::Authorizer* authorizer) { authz_ = authorizer; }
+  // Per-caller rate and in-flight limits (429 beyond them); health checks
+  // are exempt. A caller is its user, or its address if anonymous.
+  void EnableLimits(auth::Limiter* limiter) { limiter_ = limiter; }
 
  private:
   HttpResponse Checkpoint();
@@ -36,18 +47,29 @@ class Api {
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
-  HttpResponse StateAt(const Target& t);
-  HttpResponse PodByIp(std::string_view ip, const Target& t);
-  HttpResponse History(const Target& t);
-  HttpResponse Events(const Target& t);
-  HttpResponse EnrichFlows(const HttpRequest& req);
-  void Watch(const HttpRequest& req, const Target& t, Responder respond);
+  // The questions. `p` confines a namespace-limited reader; *count is set
+  // to the number of answers returned (objects, pods, events, flows).
+  HttpResponse StateAt(const Target& t, const auth::Permissions& p, size_t* count);
+  HttpResponse PodByIp(std::string_view ip, const Target& t, const auth::Permissions& p, size_t* count);
+  HttpResponse History(const Target& t, const auth::Permissions& p, size_t* count);
+  HttpResponse Events(const Target& t, const auth::Permissions& p, size_t* count);
+  HttpResponse EnrichFlows(const HttpRequest& req, const auth::Permissions& p, size_t* count);
+  // Self-audit: appends who asked what and how many answers they got, and
+  // responds with `answer` once that is durable (503 if it cannot be).
+  void AuditReadAndRespond(const HttpRequest& req, const auth::Caller& caller, size_t count,
+                           HttpResponse answer, Responder respond);
+  // /v1/watch: a streamed answer; a namespace-limited reader is confined
+  // to one of its namespaces, and (with auth on) the subscription is
+  // recorded like any other question.
+  void Watch(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond);
 
   ledger::Ledger* ledger_;
   ingest::Ingestor* ingestor_;
   Metrics& metrics_;
   const state::Questions* questions_;
   stream::ChangeFeed* feed_ = nullptr;
+  auth::Authorizer* authz_ = nullptr;
+  auth::Limiter* limiter_ = nullptr;
 };
 
 }  // namespace annals::api

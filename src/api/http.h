@@ -20,6 +20,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string remote;  // peer address
+  // Set by a TLS listener that verified a client certificate against its
+  // client CA: the certificate's subject CN and O values. Empty otherwise.
+  std::string tls_user;
+  std::vector<std::string> tls_groups;
 
   // Value of the first header named `name` (case-insensitive), or "".
   std::string Header(std::string_view name) const;

@@ -2,10 +2,12 @@
 #include "common/thread_util.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -15,23 +17,73 @@
 namespace annals::ingest {
 
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
+using SslSocket = ssl::stream<tcp::socket>;
 
 namespace {
 
 constexpr char kSource[] = "tcp";
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// Stream: tcp::socket, or SslSocket (TLS, then the same line loop).
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, SslSocket>;
+  using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
+
  public:
   Connection(tcp::socket s, Ingestor* ingestor, Metrics* metrics, size_t max_line)
+    requires(!kTls)
       : socket_(std::move(s)), ingestor_(ingestor), metrics_(metrics), max_line_(max_line) {
-    boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    origin_ = ec ? "connection" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    SetOrigin();
   }
-  void Start() { Read(); }
+  Connection(tcp::socket s, std::shared_ptr<ssl::context> ctx, TcpLineListener::Admit admit,
+             Ingestor* ingestor, Metrics* metrics, size_t max_line)
+    requires(kTls)
+      : ctx_(std::move(ctx)), admit_(std::move(admit)), socket_(std::move(s), *ctx_),
+        ingestor_(ingestor), metrics_(metrics), max_line_(max_line) {
+    SetOrigin();
+  }
+  void Start() {
+    if constexpr (kTls) {
+      // A client that does not finish its handshake in 10 s is dropped.
+      auto timer = std::make_shared<net::steady_timer>(socket_.get_executor(), std::chrono::seconds(10));
+      timer->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec && !self->handshaken_) {
+          boost::system::error_code ignored;
+          self->socket_.lowest_layer().close(ignored);
+        }
+      });
+      socket_.async_handshake(ssl::stream_base::server,
+                              [self = shared_from_this(), timer](boost::system::error_code ec) {
+                                self->handshaken_ = true;
+                                timer->cancel();
+                                if (ec) return;
+                                std::string user;
+                                std::vector<std::string> groups;
+                                tls::PeerIdentity(self->socket_.native_handle(), &user, &groups);
+                                if (self->admit_ && !self->admit_(user, groups)) {
+                                  self->metrics_->Add("annals_tcp_refused_total", "reason", "forbidden");
+                                  std::fprintf(stderr, "annals: tcp %s: %s may not ingest, closed\n",
+                                               self->origin_.c_str(), user.c_str());
+                                  boost::system::error_code ignored;
+                                  self->socket_.lowest_layer().close(ignored);
+                                  return;
+                                }
+                                self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
 
  private:
+  void SetOrigin() {
+    boost::system::error_code ec;
+    auto ep = socket_.lowest_layer().remote_endpoint(ec);
+    origin_ = ec ? "connection" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
   void Read() {
     socket_.async_read_some(net::buffer(buf_), [self = shared_from_this()](
                                                    boost::system::error_code ec, size_t n) {
@@ -40,7 +92,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnRead(boost::system::error_code ec, size_t n) {
-    const bool eof = ec == net::error::eof;
+    const bool eof = ec == net::error::eof || ec == ssl::error::stream_truncated;
     if (ec && !eof) return;  // connection reset: what was admitted is kept
     std::string_view in(buf_.data(), n);
     while (!in.empty()) {
@@ -124,7 +176,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  tcp::socket socket_;
+  std::shared_ptr<ssl::context> ctx_;  // kept alive across a reload
+  TcpLineListener::Admit admit_;
+  bool handshaken_ = false;
+  Stream socket_;
   Ingestor* ingestor_;
   Metrics* metrics_;
   size_t max_line_;
@@ -145,11 +200,26 @@ struct TcpLineListener::Impl {
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
   std::thread thread;
+  std::optional<tls::TlsFiles> tls_files;
+  Admit admit;
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls;
 
   void Accept() {
     acceptor->async_accept([this](boost::system::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) std::make_shared<Connection>(std::move(s), ingestor, metrics, max_line)->Start();
+      if (!ec) {
+        std::shared_ptr<ssl::context> ctx;
+        {
+          std::lock_guard lock(tls_mu);
+          ctx = tls;
+        }
+        if (ctx)
+          std::make_shared<Connection<SslSocket>>(std::move(s), std::move(ctx), admit, ingestor, metrics, max_line)
+              ->Start();
+        else
+          std::make_shared<Connection<tcp::socket>>(std::move(s), ingestor, metrics, max_line)->Start();
+      }
       Accept();
     });
   }
@@ -165,6 +235,21 @@ TcpLineListener::TcpLineListener(std::string listen, Ingestor* ingestor, Metrics
 }
 
 TcpLineListener::~TcpLineListener() { Stop(); }
+
+Status TcpLineListener::EnableTls(tls::TlsFiles files, Admit admit) {
+  files.require_client_cert = !files.client_ca.empty();
+  impl_->tls_files = std::move(files);
+  impl_->admit = std::move(admit);
+  return ReloadTls();
+}
+
+Status TcpLineListener::ReloadTls() {
+  if (!impl_->tls_files) return FailedPreconditionError("TLS is not configured");
+  ASSIGN_OR_RETURN(auto ctx, tls::MakeServerContext(*impl_->tls_files));
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->tls = std::move(ctx);
+  return OkStatus();
+}
 
 StatusOr<uint16_t> TcpLineListener::Start() {
   ASSIGN_OR_RETURN(auto hp, SplitHostPort(impl_->listen));

@@ -1,17 +1,21 @@
 #include "server/http_server.h"
 #include "common/thread_util.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <optional>
 #include <strings.h>
 
 #include <atomic>
 #include <cstdio>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/bytes.h"
+#include "tls/tls_context.h"
 
 namespace annals::server {
 
@@ -19,34 +23,67 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
+namespace ssl = net::ssl;
+using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, SslStream>;
+
  public:
   Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler)
+    requires(!kTls)
       : stream_(std::move(socket)), opts_(opts), handler_(handler) {
     // Without room, Beast reads bodies 512 bytes per recvmsg.
     buffer_.reserve(64 << 10);
   }
+  Session(tcp::socket socket, std::shared_ptr<ssl::context> ctx, const HttpServerOptions& opts,
+          const Handler& handler)
+    requires(kTls)
+      : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), opts_(opts), handler_(handler) {
+    buffer_.reserve(64 << 10);
+  }
 
   void Run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) self->Handshake();
+      else self->Read();
+    });
   }
 
  private:
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  void Handshake() {
+    Tcp().expires_after(std::chrono::seconds(opts_.handshake_timeout_seconds));
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              if (ec) return self->Close();
+                              tls::PeerIdentity(self->stream_.native_handle(), &self->tls_user_,
+                                           &self->tls_groups_);
+                              self->Read();
+                            });
+  }
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(opts_.max_body_bytes);
     parser_->header_limit(opts_.max_header_bytes);
-    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    // The whole request (headers and body) must arrive within the timeout:
+    // a slow sender (slowloris) is cut off.
+    Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == net::error::eof) return Close();
+    if (ec == ssl::error::stream_truncated || ec.category() == net::error::get_ssl_category())
+      return Close();
     if (ec) {
       HttpResponse r;
       if (ec == http::error::body_limit) {
@@ -73,10 +110,12 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
     beast::error_code ec2;
-    auto ep = stream_.socket().remote_endpoint(ec2);
+    auto ep = Tcp().socket().remote_endpoint(ec2);
     if (!ec2) req.remote = ep.address().to_string();
-    stream_.expires_never();
-    auto self = shared_from_this();
+    req.tls_user = tls_user_;
+    req.tls_groups = tls_groups_;
+    Tcp().expires_never();
+    auto self = this->shared_from_this();
     auto called = std::make_shared<std::atomic<bool>>(false);
     handler_(std::move(req), [self, called](HttpResponse resp) {
       if (called->exchange(true)) return;
@@ -96,26 +135,22 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive_);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !self->keep_alive_) return self->Close();
                         self->Read();
                       });
   }
 
-  void Close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-  }
-
   // A streamed response (see api::ResponseStream): chunked, and the
   // connection is the stream's until it ends (no keep-alive after it).
-  class Stream : public api::ResponseStream {
+  // Writes go through stream_, so a TLS session streams encrypted.
+  class ChunkStream : public api::ResponseStream {
    public:
     // Weak: the session lives as long as its pending peer-close read, so a
     // handler holding the stream never keeps a finished connection alive.
-    explicit Stream(std::weak_ptr<Session> s) : s_(std::move(s)) {}
+    explicit ChunkStream(std::weak_ptr<Session> s) : s_(std::move(s)) {}
     void Write(std::vector<std::shared_ptr<const std::string>> pieces,
                std::function<void(bool)> done) override {
       auto s = s_.lock();
@@ -134,7 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
         bufs.push_back(net::buffer(*head));
         for (const auto& p : pieces) bufs.push_back(net::buffer(*p));
         bufs.push_back(net::buffer("\r\n", 2));
-        net::async_write(s->stream_.socket(), bufs,
+        net::async_write(s->stream_, bufs,
                          [s, head, pieces = std::move(pieces), done = std::move(done)](
                              beast::error_code ec, size_t) {
                            if (ec) s->EndStream();
@@ -159,7 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
       net::post(s->stream_.get_executor(), [s] {
         if (s->stream_closed_) return;
         static const std::string kLast = "0\r\n\r\n";
-        net::async_write(s->stream_.socket(), net::buffer(kLast),
+        net::async_write(s->stream_, net::buffer(kLast),
                          [s](beast::error_code, size_t) { s->EndStream(); });
       });
     }
@@ -181,21 +216,21 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(false);
     res->chunked(true);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
-    stream_.expires_never();
+    Tcp().expires_never();
     http::async_write_header(
         stream_, *sr,
-        [self = shared_from_this(), res, sr, start = std::move(r.stream)](beast::error_code ec, size_t) {
+        [self = this->shared_from_this(), res, sr, start = std::move(r.stream)](beast::error_code ec, size_t) {
           if (ec) return self->EndStream();
           self->WatchForPeerClose();
-          start(std::make_shared<Stream>(self));
+          start(std::make_shared<ChunkStream>(self));
         });
   }
 
   // The client sends nothing more on a stream: any read completion (data,
   // EOF or error) means it is gone or misbehaving.
   void WatchForPeerClose() {
-    stream_.socket().async_read_some(
-        net::buffer(peer_byte_, 1), [self = shared_from_this()](beast::error_code ec, size_t) {
+    stream_.async_read_some(
+        net::buffer(peer_byte_, 1), [self = this->shared_from_this()](beast::error_code ec, size_t) {
           if (!ec) return self->WatchForPeerClose();
           self->EndStream();
         });
@@ -205,12 +240,20 @@ class Session : public std::enable_shared_from_this<Session> {
     if (stream_closed_) return;
     stream_closed_ = true;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Tcp().socket().close(ec);
     if (auto fn = std::move(on_stream_close_)) fn();
   }
 
-  beast::tcp_stream stream_;
+  void Close() {
+    beast::error_code ec;
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  std::shared_ptr<ssl::context> ctx_;  // kept alive across a reload
+  Stream stream_;
+  std::string tls_user_;
+  std::vector<std::string> tls_groups_;
   beast::flat_buffer buffer_;
   const HttpServerOptions& opts_;
   const Handler& handler_;
@@ -227,6 +270,14 @@ class Session : public std::enable_shared_from_this<Session> {
 struct HttpServer::Impl {
   HttpServerOptions opts;
   Handler handler;
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
+
+  std::shared_ptr<ssl::context> Tls() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
+
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
@@ -237,7 +288,10 @@ struct HttpServer::Impl {
       if (ec == net::error::operation_aborted) return;
       if (!ec) {
         s.set_option(tcp::no_delay(true));
-        std::make_shared<Session>(std::move(s), opts, handler)->Run();
+        if (auto ctx = Tls())
+          std::make_shared<Session<SslStream>>(std::move(s), std::move(ctx), opts, handler)->Run();
+        else
+          std::make_shared<Session<beast::tcp_stream>>(std::move(s), opts, handler)->Run();
       }
       Accept();
     });
@@ -251,7 +305,21 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler) : impl_(new I
 
 HttpServer::~HttpServer() { Stop(); }
 
+Status HttpServer::ReloadTls() {
+  if (impl_->opts.tls_cert.empty()) return FailedPreconditionError("TLS is not configured");
+  const auto& o = impl_->opts;
+  ASSIGN_OR_RETURN(auto ctx, tls::MakeServerContext({o.tls_cert, o.tls_key, o.client_ca, false}));
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->tls = std::move(ctx);
+  return OkStatus();
+}
+
 StatusOr<uint16_t> HttpServer::Start() {
+  if (impl_->opts.tls_cert.empty() != impl_->opts.tls_key.empty())
+    return InvalidArgumentError("TLS needs both a certificate and a key");
+  if (!impl_->opts.client_ca.empty() && impl_->opts.tls_cert.empty())
+    return InvalidArgumentError("client certificates need TLS (a certificate and a key)");
+  if (!impl_->opts.tls_cert.empty()) RETURN_IF_ERROR(ReloadTls());
   ASSIGN_OR_RETURN(auto hp, SplitHostPort(impl_->opts.listen));
   beast::error_code ec;
   auto addr = net::ip::make_address(hp.first, ec);

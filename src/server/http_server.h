@@ -30,6 +30,13 @@ struct HttpServerOptions {
   uint64_t max_body_bytes = 16u << 20;
   uint32_t max_header_bytes = 16 << 10;
   int idle_timeout_seconds = 60;
+  // TLS (PEM files): both cert and key, or neither for plain HTTP. TLS 1.2
+  // and later only. With client_ca, client certificates are verified
+  // against it (a bad or expired one fails the handshake; none at all is
+  // allowed, the caller may still bring a bearer token) and a verified
+  // certificate's CN and O reach the handler as tls_user/tls_groups.
+  std::string tls_cert, tls_key, client_ca;
+  int handshake_timeout_seconds = 10;
 };
 
 class HttpServer {
@@ -39,6 +46,10 @@ class HttpServer {
   // Binds and starts serving. Returns the bound port.
   StatusOr<uint16_t> Start();
   void Stop();
+  // Re-reads the TLS certificate, key and client CA (e.g. on SIGHUP):
+  // new connections use them, established ones keep theirs. On error the
+  // previous ones stay in use.
+  Status ReloadTls();
 
  private:
   struct Impl;

@@ -376,6 +376,12 @@ TEST_F(WatchTest, SlowSubscriberIsCutOffWithAReasonWhileIngestGoesOn) {
       return ids.size() < evs.size();  // not cut off: fail below, do not hang
     }, &errors, nullptr, 64 << 10));
   });
+  // The subscriber must be live (at the head of an empty log) before
+  // ingest starts: one that connects late starts behind and catches up
+  // from disk, which is not the case under test.
+  for (int i = 0; i < 500 && Metrics().find("annals_consumers{kind=\"watch\"} 1") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_NE(Metrics().find("annals_consumers{kind=\"watch\"} 1"), std::string::npos) << Metrics();
   // Ingest does not wait for the subscriber: every request is answered
   // while the subscriber reads nothing.
   ASSERT_OK(PostAll(server_->url(), evs, 500));

@@ -1,0 +1,188 @@
+#include "auth/auth_config.h"
+
+#include <nlohmann/json.hpp>
+
+namespace annals::auth {
+
+using nlohmann::json;
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  if (name == "ingest") return kIngest;
+  if (name == "read") return kRead;
+  if (name == "verify") return kVerify;
+  if (name == "admin") return kAdmin;
+  return InvalidArgumentError("unknown role \"" + std::string(name) +
+                              "\" (roles: ingest, read, verify, admin)");
+}
+
+std::string RoleNames(uint8_t roles) {
+  std::string out;
+  for (auto [bit, name] : {std::pair{kIngest, "ingest"}, {kRead, "read"}, {kVerify, "verify"},
+                           {kAdmin, "admin"}}) {
+    if (!(roles & bit)) continue;
+    if (!out.empty()) out += ',';
+    out += name;
+  }
+  return out;
+}
+
+namespace {
+
+// sources: where "ingest:<source>" roles go; null = not allowed here.
+StatusOr<uint8_t> RoleList(const json& j, const std::string& where,
+                           std::vector<std::string>* sources = nullptr) {
+  if (!j.is_array()) return InvalidArgumentError(where + ": roles must be a list of strings");
+  uint8_t roles = 0;
+  for (const auto& r : j) {
+    if (!r.is_string()) return InvalidArgumentError(where + ": roles must be a list of strings");
+    const std::string& name = r.get_ref<const std::string&>();
+    if (name.starts_with("ingest:")) {
+      std::string source = name.substr(7);
+      if (!sources) return InvalidArgumentError(where + ": per-source ingest roles are not allowed here");
+      if (source != "k8s-audit" && source != "events" && source != "tcp")
+        return InvalidArgumentError(where + ": unknown ingest source \"" + source +
+                                    "\" (sources: k8s-audit, events, tcp)");
+      sources->push_back(std::move(source));
+      continue;
+    }
+    auto role = ParseRole(name);
+    if (!role.ok()) return InvalidArgumentError(where + ": " + role.status().message());
+    roles |= *role;
+  }
+  return roles;
+}
+
+StatusOr<Binding> ParseBinding(const json& j, const std::string& where) {
+  Binding b;
+  if (j.is_array()) {
+    ASSIGN_OR_RETURN(b.roles, RoleList(j, where, &b.ingest_sources));
+    return b;
+  }
+  if (!j.is_object()) return InvalidArgumentError(where + ": a binding is a list of roles or {\"roles\",\"namespaces\"}");
+  for (const auto& [k, v] : j.items()) {
+    if (k == "roles") {
+      ASSIGN_OR_RETURN(b.roles, RoleList(v, where, &b.ingest_sources));
+    } else if (k == "namespaces") {
+      if (!v.is_array()) return InvalidArgumentError(where + ": namespaces must be a list of strings");
+      for (const auto& n : v) {
+        if (!n.is_string() || n.get_ref<const std::string&>().empty())
+          return InvalidArgumentError(where + ": namespaces must be non-empty strings");
+        b.namespaces.push_back(n.get<std::string>());
+      }
+      if (b.namespaces.empty())
+        return InvalidArgumentError(where + ": an empty namespaces list would allow none; leave it out to allow all");
+    } else {
+      return InvalidArgumentError(where + ": unknown key \"" + k + "\"");
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+StatusOr<AuthConfig> ParseAuthConfig(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("auth config is not a JSON object");
+  AuthConfig c;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "tokens") {
+      if (!v.is_string()) return InvalidArgumentError("tokens must be a file path");
+      c.tokens_file = v.get<std::string>();
+    } else if (k == "anonymous") {
+      ASSIGN_OR_RETURN(c.anonymous, RoleList(v, "anonymous"));
+    } else if (k == "authenticated") {
+      ASSIGN_OR_RETURN(c.authenticated, ParseBinding(v, "authenticated"));
+    } else if (k == "groups" || k == "users") {
+      if (!v.is_object()) return InvalidArgumentError(k + " must be an object of name: binding");
+      auto& dst = k == "groups" ? c.groups : c.users;
+      for (const auto& [name, b] : v.items()) {
+        ASSIGN_OR_RETURN(dst[name], ParseBinding(b, k + "." + name));
+      }
+    } else {
+      return InvalidArgumentError("auth config: unknown key \"" + k + "\"");
+    }
+  }
+  return c;
+}
+
+AuthConfig DefaultAuthConfig() {
+  AuthConfig c;
+  c.anonymous = kVerify;
+  c.authenticated.roles = kAdmin;
+  return c;
+}
+
+StatusOr<std::unordered_map<std::string, TokenIdentity>> ParseTokensFile(std::string_view text) {
+  std::unordered_map<std::string, TokenIdentity> out;
+  size_t line_no = 0;
+  auto fields = [](std::string_view line) {
+    std::vector<std::string_view> f;
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+      size_t s = i;
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+      if (i > s) f.push_back(line.substr(s, i - s));
+    }
+    return f;
+  };
+  while (!text.empty()) {
+    ++line_no;
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto f = fields(line);
+    if (f.empty() || f[0].front() == '#') continue;
+    const std::string where = "tokens line " + std::to_string(line_no);
+    if (f.size() < 2 || f.size() > 3)
+      return InvalidArgumentError(where + ": want \"<sha256 hex> <user> [group,group...]\"");
+    std::string hash(f[0]);
+    if (hash.starts_with("sha256:")) hash.erase(0, 7);
+    if (hash.size() != 64) return InvalidArgumentError(where + ": the token hash must be 64 hex digits (SHA-256)");
+    for (char& ch : hash) {
+      if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
+      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+        return InvalidArgumentError(where + ": the token hash must be 64 hex digits (SHA-256)");
+    }
+    TokenIdentity id;
+    id.user = std::string(f[1]);
+    if (f.size() == 3) {
+      std::string_view g = f[2];
+      while (!g.empty()) {
+        size_t comma = g.find(',');
+        std::string_view one = g.substr(0, comma);
+        if (one.empty()) return InvalidArgumentError(where + ": empty group name");
+        id.groups.emplace_back(one);
+        g.remove_prefix(comma == std::string_view::npos ? g.size() : comma + 1);
+        if (comma != std::string_view::npos && g.empty()) return InvalidArgumentError(where + ": empty group name");
+      }
+    }
+    if (!out.emplace(hash, std::move(id)).second)
+      return InvalidArgumentError(where + ": the same token hash appears twice");
+  }
+  return out;
+}
+
+Permissions Resolve(const AuthConfig& config, std::string_view user,
+                    const std::vector<std::string>& groups, bool authenticated) {
+  Permissions p;
+  auto apply = [&p](const Binding& b) {
+    p.roles |= b.roles;
+    if (b.roles & kRead) {
+      if (b.namespaces.empty()) p.all_namespaces = true;
+      else p.namespaces.insert(b.namespaces.begin(), b.namespaces.end());
+    }
+    p.ingest_sources.insert(b.ingest_sources.begin(), b.ingest_sources.end());
+  };
+  apply(Binding{config.anonymous, {}, {}});
+  if (!authenticated) return p;
+  apply(config.authenticated);
+  if (auto it = config.users.find(std::string(user)); it != config.users.end()) apply(it->second);
+  for (const auto& g : groups)
+    if (auto it = config.groups.find(g); it != config.groups.end()) apply(it->second);
+  if (p.all_namespaces) p.namespaces.clear();
+  return p;
+}
+
+}  // namespace annals::auth

@@ -1,0 +1,672 @@
+// Authentication and authorization end to end (docs/security.md): the real
+// binary serving HTTPS with client certificates and bearer tokens, driven
+// by curl as the kube-apiserver's webhook and kubectl users would, with
+// certificates made here with OpenSSL: a CA, the server's certificate,
+// client certificates for an ingester, a namespace-limited reader, a full
+// reader and an admin; one from another CA and one expired.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "checkpoint/note.h"
+#include "common/bytes.h"
+#include "common/sha256.h"
+#include "merkle/merkle.h"
+#include "testutil/log_client.h"
+#include "testutil/server_process.h"
+
+namespace annals {
+namespace {
+
+using nlohmann::json;
+using testutil::ServeOptions;
+using testutil::ServerProcess;
+using testutil::TempDir;
+
+// ---------------------------------------------------------------------------
+// Certificates (OpenSSL API).
+
+struct KeyCert {
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+};
+
+void WritePem(const std::string& dir, const std::string& name, const KeyCert& kc) {
+  FILE* f = std::fopen((dir + "/" + name + ".crt").c_str(), "w");
+  PEM_write_X509(f, kc.cert);
+  std::fclose(f);
+  f = std::fopen((dir + "/" + name + ".key").c_str(), "w");
+  PEM_write_PrivateKey(f, kc.key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+}
+
+void AddExt(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+// A P-256 key and a certificate for CN/O, signed by `issuer` (self-signed
+// when null), valid from now+from_s to now+to_s.
+KeyCert Issue(const std::string& cn, const std::vector<std::string>& orgs, const KeyCert* issuer,
+              bool ca, long from_s = -3600, long to_s = 86400, const char* san = nullptr) {
+  static long serial = 1;
+  KeyCert kc;
+  kc.key = EVP_EC_gen("P-256");
+  kc.cert = X509_new();
+  X509_set_version(kc.cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(kc.cert), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(kc.cert), from_s);
+  X509_gmtime_adj(X509_getm_notAfter(kc.cert), to_s);
+  X509_set_pubkey(kc.cert, kc.key);
+  X509_NAME* name = X509_get_subject_name(kc.cert);
+  for (const auto& o : orgs)
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509* issuer_cert = issuer ? issuer->cert : kc.cert;
+  X509_set_issuer_name(kc.cert, X509_get_subject_name(issuer_cert));
+  AddExt(kc.cert, issuer_cert, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
+  AddExt(kc.cert, issuer_cert, NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+  if (!ca) AddExt(kc.cert, issuer_cert, NID_ext_key_usage, san ? "serverAuth" : "clientAuth");
+  AddExt(kc.cert, issuer_cert, NID_subject_key_identifier, "hash");
+  if (san) AddExt(kc.cert, issuer_cert, NID_subject_alt_name, san);
+  X509_sign(kc.cert, issuer ? issuer->key : kc.key, EVP_sha256());
+  return kc;
+}
+
+// ---------------------------------------------------------------------------
+// curl, as the apiserver's webhook and users run it.
+
+struct CurlResult {
+  int exit_code = -1;
+  int status = 0;
+  std::string body;
+};
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+CurlResult Curl(const std::vector<std::string>& args) {
+  std::string cmd = "curl -sS --max-time 20 -o - -w '\\n%{http_code}'";
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  cmd += " 2>/dev/null";
+  CurlResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[65536];
+  size_t n;
+  std::string out;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  size_t nl = out.rfind('\n');
+  if (nl != std::string::npos) {
+    r.status = std::atoi(out.c_str() + nl + 1);
+    r.body = out.substr(0, nl);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Data: pods in two namespaces, from a real corpus pod.
+
+json CorpusPod() {
+  std::ifstream in(testutil::CorpusDir() + "/k8s-objects/k9s/po.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return json::parse(ss.str());
+}
+
+json PodEvent(int serial, const std::string& verb, const std::string& ns, const std::string& name,
+              const std::string& ip, int second) {
+  json pod = CorpusPod();
+  pod["metadata"]["namespace"] = ns;
+  pod["metadata"]["name"] = name;
+  pod["metadata"]["uid"] = "7a1b2c3d-0000-4000-8000-" + std::to_string(100000000000 + name.size() * 1000 + name.back());
+  pod["metadata"]["labels"] = {{"app", name}};
+  pod["metadata"].erase("ownerReferences");
+  pod["metadata"]["resourceVersion"] = std::to_string(1000 + serial);
+  pod["status"]["phase"] = ip.empty() ? "Pending" : "Running";
+  pod["status"].erase("podIPs");
+  if (ip.empty()) pod["status"].erase("podIP");
+  else {
+    pod["status"]["podIP"] = ip;
+    pod["status"]["podIPs"] = json::array({{{"ip", ip}}});
+  }
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "2024-03-01T10:00:%02d.000000Z", second);
+  char id[64];
+  std::snprintf(id, sizeof id, "5e1d2c3b-%04x-4a5b-8c7d-00000000%04x", serial, serial);
+  json ref = {{"resource", "pods"}, {"namespace", ns}, {"name", name}, {"apiVersion", "v1"}};
+  if (verb == "patch") ref["subresource"] = "status";
+  return {{"kind", "Event"}, {"apiVersion", "audit.k8s.io/v1"}, {"level", "RequestResponse"},
+          {"auditID", id}, {"stage", "ResponseComplete"},
+          {"requestURI", "/api/v1/namespaces/" + ns + "/pods/" + name}, {"verb", verb},
+          {"user", {{"username", "system:serviceaccount:" + ns + ":deployer"}, {"groups", {"system:authenticated"}}}},
+          {"sourceIPs", {"172.18.0.3"}}, {"userAgent", "kubectl/v1.29.2"}, {"objectRef", ref},
+          {"responseStatus", {{"metadata", json::object()}, {"code", verb == "create" ? 201 : 200}}},
+          {"requestReceivedTimestamp", ts}, {"stageTimestamp", ts}, {"responseObject", pod}};
+}
+
+// A port that was free a moment ago on 127.0.0.1 (ServerProcess keeps only
+// the url line, not "tcp: PORT").
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+// Sends `text` over TLS to the TCP connector with a client certificate
+// (who = "" for none) and closes. False if the connection failed.
+bool SendTls(uint16_t port, const std::string& dir, const std::string& who, const std::string& text) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.load_verify_file(dir + "/ca.crt");
+  if (!who.empty()) {
+    ctx.use_certificate_chain_file(dir + "/" + who + ".crt");
+    ctx.use_private_key_file(dir + "/" + who + ".key", net::ssl::context::pem);
+  }
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  net::ssl::stream<net::ip::tcp::socket> s(ioc, ctx);
+  boost::system::error_code ec;
+  s.lowest_layer().connect({net::ip::make_address("127.0.0.1"), port}, ec);
+  if (!ec) s.handshake(net::ssl::stream_base::client, ec);
+  if (!ec) net::write(s, net::buffer(text), ec);
+  bool ok = !ec;
+  // Wait for the server to be done with us (it closes at our shutdown).
+  boost::system::error_code ignored;
+  s.shutdown(ignored);
+  return ok;
+}
+
+// One kept-alive HTTPS connection with a client certificate.
+class KeptAlive {
+ public:
+  KeptAlive(uint16_t port, const std::string& dir, const std::string& who)
+      : ctx_(boost::asio::ssl::context::tls_client), s_(ioc_, ctx_) {
+    ctx_.load_verify_file(dir + "/ca.crt");
+    ctx_.use_certificate_chain_file(dir + "/" + who + ".crt");
+    ctx_.use_private_key_file(dir + "/" + who + ".key", boost::asio::ssl::context::pem);
+    s_.lowest_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    s_.handshake(boost::asio::ssl::stream_base::client);
+  }
+  int Get(const std::string& target) {
+    namespace http = boost::beast::http;
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    boost::system::error_code ec;
+    http::write(s_, req, ec);
+    if (ec) return 0;
+    http::response<http::string_body> res;
+    http::read(s_, buf_, res, ec);
+    return ec ? 0 : res.result_int();
+  }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ssl::context ctx_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> s_;
+  boost::beast::flat_buffer buf_;
+};
+
+uint16_t PortOf(const std::string& url) {
+  return static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+}
+
+std::string HashHex(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
+
+// ---------------------------------------------------------------------------
+
+class Auth : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string& d = dir_->path();
+    ca_ = Issue("annals-test-ca", {}, nullptr, true);
+    KeyCert other_ca = Issue("some-other-ca", {}, nullptr, true);
+    WritePem(d, "ca", ca_);
+    WritePem(d, "server", Issue("annals", {}, &ca_, false, -3600, 86400, "IP:127.0.0.1,DNS:localhost"));
+    WritePem(d, "apiserver", Issue("kube-apiserver", {"annals:ingest"}, &ca_, false));
+    WritePem(d, "alice", Issue("alice", {"team-a"}, &ca_, false));
+    WritePem(d, "auditor", Issue("auditor", {"auditors"}, &ca_, false));
+    WritePem(d, "root", Issue("root", {"system:masters"}, &ca_, false));
+    WritePem(d, "ci", Issue("ci-pipeline", {"ci"}, &ca_, false));
+    WritePem(d, "mallory", Issue("kube-apiserver", {"system:masters"}, &other_ca, false));
+    WritePem(d, "expired", Issue("kube-apiserver", {"system:masters"}, &ca_, false, -7200, -3600));
+    std::ofstream(d + "/tokens") << "# sha256 user groups\n" << HashHex("alice-token") << " alice team-a\n"
+                                 << HashHex("ro-token") << " bob team-a,team-b\n";
+    std::ofstream(d + "/auth.json") << R"({
+      "tokens": "tokens",
+      "anonymous": ["verify"],
+      "groups": {
+        "system:masters": ["admin"],
+        "annals:ingest": ["ingest"],
+        "ci": ["ingest:events"],
+        "auditors": ["read"],
+        "team-a": {"roles": ["read"], "namespaces": ["team-a"]},
+        "team-b": {"roles": ["read"], "namespaces": ["team-b"]}
+      }})";
+    ServeOptions o;
+    o.data_dir = dir_->Sub("data");
+    o.checkpoint_interval_ms = 50;
+    o.extra_args = {"--tls-cert", d + "/server.crt", "--tls-key", d + "/server.key", "--client-ca",
+                    d + "/ca.crt", "--auth-config", d + "/auth.json", "--request-timeout", "3",
+                    "--tcp-listen", "127.0.0.1:" + std::to_string(tcp_port_ = FreePort())};
+    server_ = new ServerProcess(o);
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.message();
+    ASSERT_EQ(server_->url().substr(0, 8), "https://");
+
+    // Two namespaces' pods, through the webhook as the kube-apiserver posts them.
+    json list = {{"kind", "EventList"}, {"apiVersion", "audit.k8s.io/v1"}, {"metadata", json::object()},
+                 {"items", {PodEvent(1, "create", "team-a", "web-a", "", 1),
+                            PodEvent(2, "patch", "team-a", "web-a", "10.1.0.1", 2),
+                            PodEvent(3, "create", "team-b", "web-b", "", 3),
+                            PodEvent(4, "patch", "team-b", "web-b", "10.2.0.1", 4)}}};
+    std::ofstream(d + "/events.json") << list.dump();
+    CurlResult r = As("apiserver", {"-X", "POST", "--data-binary", "@" + d + "/events.json", "-H",
+                                    "Content-Type: application/json", Url("/v1/ingest/k8s-audit")});
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(json::parse(r.body)["stored"], 4);
+    // Wait for the projections.
+    for (int i = 0; i < 200; ++i) {
+      CurlResult st = As("root", {Url("/v1/state?kind=Pod&namespace=team-b")});
+      if (st.status == 200 && json::parse(st.body)["count"] == 1) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+
+  static std::string Url(const std::string& path) { return server_->url() + path; }
+  static std::string P(const std::string& f) { return dir_->path() + "/" + f; }
+  // curl with a client certificate (who = "" for none).
+  static CurlResult As(const std::string& who, std::vector<std::string> args) {
+    std::vector<std::string> a = {"--cacert", P("ca.crt")};
+    if (!who.empty()) a.insert(a.end(), {"--cert", P(who + ".crt"), "--key", P(who + ".key")});
+    a.insert(a.end(), args.begin(), args.end());
+    return Curl(a);
+  }
+  static CurlResult Token(const std::string& token, std::vector<std::string> args) {
+    std::vector<std::string> a = {"--cacert", P("ca.crt"), "-H", "Authorization: Bearer " + token};
+    a.insert(a.end(), args.begin(), args.end());
+    return Curl(a);
+  }
+  static uint64_t LogSize() {
+    CurlResult m = As("root", {Url("/metrics")});
+    EXPECT_EQ(m.status, 200);
+    size_t p = m.body.find("\nannals_log_entries ");
+    EXPECT_NE(p, std::string::npos);
+    return std::strtoull(m.body.c_str() + p + 20, nullptr, 10);
+  }
+  // The annals.read entries at or after `from`, decoded, via /v1/entries.
+  static std::vector<json> ReadEntries(uint64_t from) {
+    std::vector<json> out;
+    uint64_t n = LogSize();
+    for (uint64_t i = from; i < n; ++i) {
+      CurlResult e = As("root", {Url("/v1/entries/" + std::to_string(i))});
+      EXPECT_EQ(e.status, 200) << e.body;
+      json j = json::parse(e.body);
+      if (j["meta"].value("type", "") == "annals.read") out.push_back(j);
+    }
+    return out;
+  }
+
+  static TempDir* dir_;
+  static ServerProcess* server_;
+  static KeyCert ca_;
+  static uint16_t tcp_port_;
+};
+uint16_t Auth::tcp_port_ = 0;
+TempDir* Auth::dir_ = nullptr;
+ServerProcess* Auth::server_ = nullptr;
+KeyCert Auth::ca_;
+
+TEST_F(Auth, NoCertificateIsAnonymousVerifyOnly) {
+  EXPECT_EQ(As("", {Url("/log/checkpoint")}).status, 200);  // the public C2SP read path
+  CurlResult r = As("", {Url("/v1/events")});
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(As("", {Url("/v1/state")}).status, 401);
+  EXPECT_EQ(As("", {Url("/metrics")}).status, 401);
+  EXPECT_EQ(As("", {Url("/healthz")}).status, 200);
+}
+
+TEST_F(Auth, WrongCaAndExpiredCertificatesFailTheHandshake) {
+  for (const char* who : {"mallory", "expired"}) {
+    CurlResult r = As(who, {Url("/v1/events")});
+    EXPECT_NE(r.exit_code, 0) << who;
+    EXPECT_EQ(r.status, 0) << who << " got an HTTP answer: " << r.body;
+    r = As(who, {"-X", "POST", "--data-binary", "@" + P("events.json"), Url("/v1/ingest/k8s-audit")});
+    EXPECT_EQ(r.status, 0) << who;
+  }
+  // The same CN from the right CA is fine: it is the CA that decides.
+  EXPECT_EQ(As("apiserver", {"-X", "POST", "--data-binary", "@" + P("events.json"),
+                             Url("/v1/ingest/k8s-audit")}).status, 200);
+}
+
+TEST_F(Auth, TlsBelow12IsRefused) {
+  CurlResult r = As("root", {"--tlsv1.1", "--tls-max", "1.1", Url("/healthz")});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(As("root", {"--tlsv1.2", "--tls-max", "1.2", Url("/healthz")}).status, 200);
+}
+
+TEST_F(Auth, WritesWithoutTheIngestRoleAreRejectedAndTheLogDoesNotGrow) {
+  const uint64_t before = LogSize();
+  const std::vector<std::string> post = {"-X", "POST", "--data-binary", "@" + P("events.json"),
+                                         Url("/v1/ingest/k8s-audit")};
+  const std::vector<std::string> post_events = {"-X", "POST", "--data-binary",
+                                                R"({"specversion":"1.0","id":"x1","source":"/t","type":"t"})",
+                                                Url("/v1/ingest/events")};
+  EXPECT_EQ(As("", post).status, 401);
+  EXPECT_EQ(As("", post_events).status, 401);
+  EXPECT_EQ(Token("not-a-token", post).status, 401);
+  EXPECT_EQ(As("alice", post).status, 403);
+  EXPECT_EQ(As("alice", post_events).status, 403);
+  EXPECT_EQ(As("auditor", post).status, 403);
+  EXPECT_EQ(Token("alice-token", post).status, 403);
+  EXPECT_EQ(LogSize(), before);
+  // The ingester itself may (these are duplicates: stored once, the log stays).
+  CurlResult ok = As("apiserver", post);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["duplicates"], 4);
+}
+
+TEST_F(Auth, ClientCertificateIsTheUserAndTokensToo) {
+  const uint64_t from = LogSize();
+  ASSERT_EQ(As("alice", {Url("/v1/events?limit=5")}).status, 200);
+  ASSERT_EQ(Token("ro-token", {Url("/v1/events?namespace=team-b")}).status, 200);
+  auto reads = ReadEntries(from);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(reads[0]["event"]["user"], "alice");
+  EXPECT_EQ(reads[0]["event"]["groups"], json::array({"team-a"}));
+  EXPECT_EQ(reads[0]["event"]["auth"], "tls");
+  EXPECT_EQ(reads[1]["event"]["user"], "bob");
+  EXPECT_EQ(reads[1]["event"]["auth"], "token");
+  EXPECT_EQ(reads[1]["event"]["target"], "/v1/events?namespace=team-b");
+}
+
+TEST_F(Auth, TokensFileIsReReadWhenItChanges) {
+  EXPECT_EQ(Token("new-token", {Url("/v1/events?limit=1")}).status, 401);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  {
+    std::ofstream(P("tokens"), std::ios::app) << HashHex("new-token") << " carol auditors\n";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CurlResult r = Token("new-token", {Url("/v1/events?limit=1")});
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+// A reader limited to team-a, endpoint by endpoint; the full reader sees
+// team-b's pod at the same place, so each check could fail.
+TEST_F(Auth, NamespaceLimitedReaderSeesNothingOfOtherNamespaces) {
+  // state
+  json all = json::parse(As("auditor", {Url("/v1/state?kind=Pod")}).body);
+  EXPECT_EQ(all["count"], 2);
+  CurlResult s = As("alice", {Url("/v1/state?kind=Pod")});
+  ASSERT_EQ(s.status, 200) << s.body;
+  json a = json::parse(s.body);
+  ASSERT_EQ(a["count"], 1);
+  EXPECT_EQ(a["objects"][0]["namespace"], "team-a");
+  EXPECT_EQ(As("alice", {Url("/v1/state?kind=Pod&namespace=team-b")}).status, 403);
+  EXPECT_EQ(As("alice", {Url("/v1/state?kind=Pod&namespace=team-b&proof=true")}).status, 403);
+  EXPECT_EQ(As("alice", {Url("/v1/state?kind=Node&namespace=")}).status, 200);  // scoped to team-a
+  // a reader of two namespaces must name one
+  EXPECT_EQ(Token("ro-token", {Url("/v1/state?kind=Pod")}).status, 403);
+
+  // whois
+  const std::string at = "at=2024-03-01T10:00:30Z";
+  EXPECT_EQ(As("auditor", {Url("/v1/pods/by-ip/10.2.0.1?" + at)}).status, 200);
+  CurlResult w = As("alice", {Url("/v1/pods/by-ip/10.2.0.1?" + at)});
+  EXPECT_EQ(w.status, 404) << w.body;
+  EXPECT_EQ(w.body.find("web-b"), std::string::npos) << w.body;
+  CurlResult wa = As("alice", {Url("/v1/pods/by-ip/10.1.0.1?" + at)});
+  ASSERT_EQ(wa.status, 200) << wa.body;
+  EXPECT_EQ(json::parse(wa.body)["pod"]["name"], "web-a");
+  // nearest intervals do not name the other namespace's pod either
+  CurlResult wn = As("alice", {Url("/v1/pods/by-ip/10.2.0.1?at=2024-03-01T10:00:03Z")});
+  EXPECT_EQ(wn.body.find("web-b"), std::string::npos) << wn.body;
+
+  // history
+  EXPECT_EQ(As("auditor", {Url("/v1/history?kind=Pod&namespace=team-b&name=web-b")}).status, 200);
+  EXPECT_EQ(As("alice", {Url("/v1/history?kind=Pod&namespace=team-b&name=web-b")}).status, 403);
+  CurlResult h = As("alice", {Url("/v1/history?kind=Pod&namespace=team-a&name=web-a")});
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(json::parse(h.body)["events"].size(), 2u);
+  CurlResult h2 = As("alice", {Url("/v1/history?kind=Pod&name=web-b")});  // scoped to team-a
+  ASSERT_EQ(h2.status, 200);
+  EXPECT_EQ(json::parse(h2.body)["events"].size(), 0u);
+
+  // events, group-by
+  json ev_all = json::parse(As("auditor", {Url("/v1/events?resource=pods")}).body);
+  EXPECT_GE(ev_all["events"].size(), 4u);
+  CurlResult e = As("alice", {Url("/v1/events?resource=pods")});
+  ASSERT_EQ(e.status, 200);
+  json ev = json::parse(e.body);
+  EXPECT_EQ(ev["events"].size(), 2u);
+  for (const auto& x : ev["events"]) EXPECT_EQ(x["namespace"], "team-a");
+  EXPECT_EQ(As("alice", {Url("/v1/events?namespace=team-b")}).status, 403);
+  json g = json::parse(As("alice", {Url("/v1/events?group_by=namespace")}).body);
+  ASSERT_EQ(g["groups"].size(), 1u) << g.dump();
+  EXPECT_EQ(g["groups"][0]["key"], "team-a");
+  CurlResult jl = As("alice", {Url("/v1/events?format=jsonl")});
+  EXPECT_EQ(jl.body.find("team-b"), std::string::npos);
+
+  // enrich
+  const std::string flow = R"({"time":"2024-03-01T10:00:30Z","src_ip":"10.1.0.1","dst_ip":"10.2.0.1"})";
+  json full = json::parse(As("auditor", {"-X", "POST", "--data-binary", flow, Url("/v1/enrich/flows")}).body);
+  EXPECT_EQ(full["dst_workload"]["namespace"], "team-b");
+  CurlResult en = As("alice", {"-X", "POST", "--data-binary", flow, Url("/v1/enrich/flows")});
+  ASSERT_EQ(en.status, 200) << en.body;
+  json lim = json::parse(en.body);
+  EXPECT_EQ(lim["src_workload"]["pod"], "web-a");
+  EXPECT_TRUE(lim["dst_workload"].is_null()) << en.body;
+  EXPECT_EQ(en.body.find("team-b"), std::string::npos);
+}
+
+TEST_F(Auth, EveryQuestionIsRecordedAndTheRecordIsVerifiable) {
+  const uint64_t from = LogSize();
+  const std::vector<std::string> asked = {
+      "/v1/state?kind=Pod", "/v1/pods/by-ip/10.1.0.1?at=2024-03-01T10:00:30Z",
+      "/v1/history?kind=Pod&name=web-a", "/v1/events?resource=pods"};
+  for (const auto& q : asked) ASSERT_EQ(As("alice", {Url(q)}).status, 200) << q;
+  ASSERT_EQ(As("alice", {"-X", "POST", "--data-binary",
+                         R"({"time":"2024-03-01T10:00:30Z","src_ip":"10.1.0.1","dst_ip":"10.9.9.9"})",
+                         Url("/v1/enrich/flows")}).status, 200);
+  // A question refused for its namespace is recorded too (who tried to look
+  // where), with its status and nothing returned; a caller without the read
+  // role never gets as far as a question.
+  ASSERT_EQ(As("alice", {Url("/v1/events?namespace=team-b")}).status, 403);
+  ASSERT_EQ(As("apiserver", {Url("/v1/events")}).status, 403);
+  auto reads = ReadEntries(from);
+  ASSERT_EQ(reads.size(), asked.size() + 2);
+  const std::vector<uint64_t> counts = {1, 1, 2, 2, 1, 0};
+  const std::vector<int> statuses = {200, 200, 200, 200, 200, 403};
+  for (size_t i = 0; i < reads.size(); ++i) {
+    const json& ev = reads[i]["event"];
+    EXPECT_EQ(ev["user"], "alice");
+    EXPECT_EQ(ev["remote"], "127.0.0.1");
+    EXPECT_EQ(ev["count"], counts[i]) << ev.dump();
+    EXPECT_EQ(ev["status"], statuses[i]) << ev.dump();
+    EXPECT_EQ(ev["target"], i < asked.size() ? asked[i]
+                            : i == asked.size() ? "/v1/enrich/flows" : "/v1/events?namespace=team-b");
+    EXPECT_EQ(reads[i]["meta"]["src"], "annals");
+    EXPECT_EQ(reads[i]["meta"]["read"]["user"], "alice");
+  }
+  // Verifiable like any entry: inclusion in a signed checkpoint.
+  auto verifier = note::Verifier::FromVerifierKey(server_->verifier_key());
+  ASSERT_TRUE(verifier.ok());
+  const uint64_t last = reads.back()["index"].get<uint64_t>();
+  json e;
+  for (int i = 0; i < 100; ++i) {
+    e = json::parse(As("root", {Url("/v1/entries/" + std::to_string(last))}).body);
+    if (!e["inclusion_proof"].is_null()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(e["inclusion_proof"].is_null());
+  auto cp = testutil::OpenCheckpoint(e["checkpoint"].get<std::string>(), **verifier);
+  ASSERT_TRUE(cp.ok()) << cp.status().message();
+  std::vector<Hash> proof;
+  for (const auto& h : e["inclusion_proof"]["hashes"]) {
+    auto b = Base64Decode(h.get<std::string>());
+    ASSERT_TRUE(b && b->size() == 32);
+    Hash x;
+    std::copy(b->begin(), b->end(), x.begin());
+    proof.push_back(x);
+  }
+  auto raw = Base64Decode(e["entry"].get<std::string>());
+  ASSERT_TRUE(raw);
+  Status v = merkle::VerifyInclusion(last, cp->cp.size, merkle::HashLeaf(*raw), proof, cp->cp.root);
+  EXPECT_TRUE(v.ok()) << v.message();
+}
+
+TEST_F(Auth, SighupReloadsTheServerCertificate) {
+  // A new CA and server certificate replace the files; after SIGHUP new
+  // connections present the new one.
+  KeyCert ca2 = Issue("annals-test-ca-2", {}, nullptr, true);
+  WritePem(dir_->path(), "ca2", ca2);
+  ASSERT_EQ(As("root", {Url("/healthz")}).status, 200);
+  KeptAlive established(PortOf(server_->url()), dir_->path(), "root");
+  ASSERT_EQ(established.Get("/healthz"), 200);
+  WritePem(dir_->path(), "server", Issue("annals", {}, &ca2, false, -3600, 86400, "IP:127.0.0.1"));
+  EXPECT_EQ(As("root", {Url("/healthz")}).status, 200);  // not reloaded yet
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  CurlResult r;
+  for (int i = 0; i < 50; ++i) {
+    r = Curl({"--cacert", P("ca2.crt"), "--cert", P("root.crt"), "--key", P("root.key"), Url("/healthz")});
+    if (r.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(As("root", {Url("/healthz")}).status, 0);  // the old CA no longer vouches
+  // A connection made before the reload is not dropped.
+  EXPECT_EQ(established.Get("/healthz"), 200);
+  // Put the original back for the other tests.
+  WritePem(dir_->path(), "server", Issue("annals", {}, &ca_, false, -3600, 86400, "IP:127.0.0.1"));
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  for (int i = 0; i < 50 && As("root", {Url("/healthz")}).status != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+TEST_F(Auth, SlowClientsAreCutOff) {
+  // A slowloris: a TCP connection that sends half a request and waits.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(server_->url().substr(server_->url().rfind(':') + 1))));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto t0 = std::chrono::steady_clock::now();
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) {}  // no TLS hello: closed by the handshake timeout
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(n, 0) << "connection not closed";
+  EXPECT_LT(secs, 9.5);
+  close(fd);
+}
+
+TEST_F(Auth, PerSourceIngestRole) {
+  const uint64_t before = LogSize();
+  // The CI pipeline may post its CloudEvents but not impersonate the apiserver.
+  EXPECT_EQ(As("ci", {"-X", "POST", "--data-binary", "@" + P("events.json"), Url("/v1/ingest/k8s-audit")}).status,
+            403);
+  EXPECT_EQ(LogSize(), before);
+  CurlResult r = As("ci", {"-X", "POST", "--data-binary",
+                           R"({"specversion":"1.0","id":"deploy-1","source":"/ci/annals","type":"com.example.deploy"})",
+                           Url("/v1/ingest/events")});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(LogSize(), before + 1);
+  // ... nor the TCP connector.
+  SendTls(tcp_port_, dir_->path(), "ci", testutil::UniqueVariant(testutil::CorpusAuditLines()[0], "ci") + "\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(LogSize(), before + 1);
+}
+
+// Last in the suite: it adds corpus events (and their objects) to the log.
+TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
+  std::string lines;
+  size_t n = 0;
+  for (const auto& l : testutil::CorpusAuditLines()) {
+    if (l.find("\"auditID\"") == std::string::npos) continue;
+    lines += testutil::UniqueVariant(l, "tcp-tls") + "\n";
+    if (++n == 5) break;
+  }
+  const uint64_t before = LogSize();
+  SendTls(tcp_port_, dir_->path(), "alice", lines);     // a reader: refused
+  SendTls(tcp_port_, dir_->path(), "", lines);          // no certificate: refused
+  SendTls(tcp_port_, dir_->path(), "mallory", lines);   // another CA: refused
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(LogSize(), before);
+  EXPECT_TRUE(SendTls(tcp_port_, dir_->path(), "apiserver", lines));
+  uint64_t after = before;
+  for (int i = 0; i < 100 && after < before + n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    after = LogSize();
+  }
+  EXPECT_EQ(after, before + n);
+}
+
+TEST(AuthListen, PlainHttpOnlyOnLoopbackUnlessInsecureListen) {
+  TempDir d;
+  auto r = testutil::RunAnnals({"serve", "--data", d.Sub("data"), "--listen", "0.0.0.0:0"}, "",
+                               std::chrono::seconds(20));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--insecure-listen"), std::string::npos) << r.err;
+}
+
+TEST(AuthListen, PerCallerRateLimitAnswers429) {
+  TempDir d;
+  ServeOptions o;
+  o.data_dir = d.Sub("data");
+  o.extra_args = {"--rate-limit", "1", "--rate-burst", "3"};
+  ServerProcess server(o);
+  ASSERT_TRUE(server.Start().ok());
+  std::vector<int> statuses;
+  for (int i = 0; i < 6; ++i) statuses.push_back(Curl({server.url() + "/log/checkpoint"}).status);
+  EXPECT_EQ(statuses[0], 200);
+  EXPECT_EQ(statuses[2], 200);
+  EXPECT_GE(std::count(statuses.begin(), statuses.end(), 429), 2) << ::testing::PrintToString(statuses);
+  EXPECT_EQ(Curl({server.url() + "/healthz"}).status, 200);  // health checks are exempt
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(Curl({server.url() + "/log/checkpoint"}).status, 200);  // the bucket refills
+}
+
+}  // namespace
+}  // namespace annals
