@@ -496,6 +496,18 @@ TEST_F(Auth, NamespaceLimitedReaderSeesNothingOfOtherNamespaces) {
   EXPECT_EQ(lim["src_workload"]["pod"], "web-a");
   EXPECT_TRUE(lim["dst_workload"].is_null()) << en.body;
   EXPECT_EQ(en.body.find("team-b"), std::string::npos);
+
+  // watch: the first two seconds of the stream from the log's start
+  auto sse = [](const std::string& who, const std::string& q) {
+    return As(who, {"-N", "--max-time", "2", Url("/v1/watch?from=0" + q)});
+  };
+  EXPECT_EQ(sse("alice", "&namespace=team-b").status, 403);
+  CurlResult sa = sse("auditor", "&resource=pods");
+  EXPECT_NE(sa.body.find("\"team-b\""), std::string::npos) << "a full reader's stream names team-b";
+  CurlResult sl = sse("alice", "");
+  EXPECT_EQ(sl.status, 200);
+  EXPECT_NE(sl.body.find("\"team-a\""), std::string::npos) << sl.body.substr(0, 2000);
+  EXPECT_EQ(sl.body.find("team-b"), std::string::npos) << sl.body.substr(0, 2000);
 }
 
 TEST_F(Auth, EveryQuestionIsRecordedAndTheRecordIsVerifiable) {
