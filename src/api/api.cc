@@ -311,8 +311,8 @@ HttpResponse Api::ConsistencyProof(const Target& t) {
   return JsonResponse({{"first", *first}, {"second", *second}, {"hashes", B64Hashes(*proof)}});
 }
 
-void Api::IngestEvents(HttpRequest&& req, Responder respond) {
-  const std::string source = "events";
+void Api::IngestLines(HttpRequest&& req, const std::string& source, const LineParser& parse,
+                      Responder respond) {
   auto body = std::make_shared<std::string>(std::move(req.body));
   auto lines = ingest::SplitLines(*body);
   if (lines.empty()) {
@@ -323,7 +323,7 @@ void Api::IngestEvents(HttpRequest&& req, Responder respond) {
   std::vector<ingest::IngestItem> items;
   items.reserve(lines.size());
   for (auto [line, line_no] : lines) {
-    auto item = ingest::ClassifyJsonLine(line, source, now, "line " + std::to_string(line_no));
+    auto item = parse(line, now, "line " + std::to_string(line_no));
     if (!item.ok()) {
       metrics_.Add("annals_events_rejected_total", "source", source, lines.size());
       return respond(ErrorResponse(item.status()));
@@ -331,6 +331,14 @@ void Api::IngestEvents(HttpRequest&& req, Responder respond) {
     items.push_back(std::move(*item));
   }
   SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+}
+
+void Api::IngestEvents(HttpRequest&& req, Responder respond) {
+  IngestLines(std::move(req), "events",
+              [](std::string_view line, const std::string& now, const std::string& what) {
+                return ingest::ClassifyJsonLine(line, "events", now, what);
+              },
+              std::move(respond));
 }
 
 void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
@@ -352,25 +360,13 @@ void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
 // Watch records from a remote collector (`annals collect --url`): JSON
 // lines as ingest::WatchRecordLine writes them. All or nothing.
 void Api::IngestK8sWatch(HttpRequest&& req, Responder respond) {
-  const std::string source = "k8s-watch";
-  auto body = std::make_shared<std::string>(std::move(req.body));
-  auto lines = ingest::SplitLines(*body);
-  if (lines.empty()) {
-    metrics_.Add("annals_events_rejected_total", "source", source);
-    return respond(ErrorResponse(400, "body holds no JSON lines"));
-  }
-  const std::string now = ingest::NowRfc3339();
-  std::vector<ingest::IngestItem> items;
-  items.reserve(lines.size());
-  for (auto [line, line_no] : lines) {
-    auto rec = ingest::ParseWatchRecordLine(line, "line " + std::to_string(line_no));
-    if (!rec.ok()) {
-      metrics_.Add("annals_events_rejected_total", "source", source, lines.size());
-      return respond(ErrorResponse(rec.status()));
-    }
-    items.push_back(ingest::WatchItem(*rec, source, now));
-  }
-  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+  IngestLines(std::move(req), "k8s-watch",
+              [](std::string_view line, const std::string& now,
+                 const std::string& what) -> StatusOr<ingest::IngestItem> {
+                ASSIGN_OR_RETURN(auto rec, ingest::ParseWatchRecordLine(line, what));
+                return ingest::WatchItem(rec, "k8s-watch", now);
+              },
+              std::move(respond));
 }
 
 void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,

@@ -40,6 +40,12 @@ class Api {
   HttpResponse Entry(std::string_view index);
   HttpResponse InclusionProof(const Target& t);
   HttpResponse ConsistencyProof(const Target& t);
+  // JSON lines, each made an item by `parse(line, receive time, "line N")`;
+  // all or nothing.
+  using LineParser = std::function<StatusOr<ingest::IngestItem>(std::string_view, const std::string&,
+                                                                const std::string&)>;
+  void IngestLines(HttpRequest&& req, const std::string& source, const LineParser& parse,
+                   Responder respond);
   void IngestEvents(HttpRequest&& req, Responder respond);
   void IngestK8sAudit(HttpRequest&& req, Responder respond);
   void IngestK8sWatch(HttpRequest&& req, Responder respond);

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "client/http_client.h"
+#include "client/table.h"
 #include "common/file_util.h"
 #include "common/time_util.h"
 #include "ingest/json_lines.h"
@@ -58,21 +59,6 @@ bool NameOk(std::string_view s) {
   for (char c : s)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
   return true;
-}
-
-std::string QueryEscape(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string ApiVersion(const ResourceSpec& s) {
@@ -295,7 +281,7 @@ Status Collector::AppendBatch(Resource* r, const std::vector<WatchRecord>& recor
 
 Status Collector::WatchOnce(Resource* r, bool* relist) {
   const std::string path = r->spec.Path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                           QueryEscape(r->state.rv()) +
+                           client::UrlEncode(r->state.rv()) +
                            "&timeoutSeconds=" + std::to_string(options_.watch_timeout.count());
   ingest::LineSplitter splitter(options_.max_frame);
   Status failure;  // why the stream was given up, if it was
@@ -428,7 +414,7 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
   };
   do {
     std::string path = r->spec.Path() + "?limit=" + std::to_string(options_.list_page);
-    if (!cont.empty()) path += "&continue=" + QueryEscape(cont);
+    if (!cont.empty()) path += "&continue=" + client::UrlEncode(cont);
     ASSIGN_OR_RETURN(auto res, kube_->Get(path));
     if (stop_) return UnavailableError("stopping");
     if (res.status == 410 && !cont.empty()) {
