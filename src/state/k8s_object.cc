@@ -173,4 +173,14 @@ std::string ResourceFor(std::string_view kind) {
   return k + "s";
 }
 
+std::string_view StringMember(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
+  return v;
+}
+
+bool IsWriteVerb(std::string_view verb) {
+  return verb == "create" || verb == "update" || verb == "patch" || verb == "delete";
+}
+
 }  // namespace annals::state

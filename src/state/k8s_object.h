@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "common/status.h"
 #include "common/time_util.h"
 
@@ -57,6 +59,12 @@ std::string_view RawMember(std::string_view event_json, std::string_view key);
 // Canonical resource name for a kind, plural or short name:
 // "Pod"/"pod"/"po"/"pods" -> "pods"; "deploy" -> "deployments".
 std::string ResourceFor(std::string_view kind);
+
+// The string member `key` of a parsed object; empty if absent or not a string.
+std::string_view StringMember(simdjson::dom::element e, const char* key);
+
+// create, update, patch or delete: the verbs that change an object.
+bool IsWriteVerb(std::string_view verb);
 
 }  // namespace annals::state
 

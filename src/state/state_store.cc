@@ -1,4 +1,5 @@
 #include "state/state_store.h"
+#include "state/k8s_object.h"
 
 #include <simdjson.h>
 
@@ -56,47 +57,37 @@ void StateStore::SetApplied(uint64_t n) {
 
 namespace {
 
-std::string_view Sv(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
-  return v;
-}
-
-bool IsWrite(std::string_view verb) {
-  return verb == "create" || verb == "update" || verb == "patch" || verb == "delete";
-}
-
 }  // namespace
 
 Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view payload) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element m;
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
-  if (Sv(m, "type") == "k8s.watch") return ApplyWatch(index, meta, payload);
-  if (Sv(m, "type") != "k8s.audit") return OkStatus();
+  if (StringMember(m, "type") == "k8s.watch") return ApplyWatch(index, meta, payload);
+  if (StringMember(m, "type") != "k8s.audit") return OkStatus();
   simdjson::dom::element a;
   if (m["audit"].get(a) != simdjson::SUCCESS) return OkStatus();
-  const std::string stage(Sv(a, "stage"));
-  const std::string verb(Sv(a, "verb"));
-  const std::string resource(Sv(a, "resource"));
-  const std::string ns(Sv(a, "namespace"));
-  const std::string name(Sv(a, "name"));
+  const std::string stage(StringMember(a, "stage"));
+  const std::string verb(StringMember(a, "verb"));
+  const std::string resource(StringMember(a, "resource"));
+  const std::string ns(StringMember(a, "namespace"));
+  const std::string name(StringMember(a, "name"));
   int64_t code = 0;
   if (a["code"].get_int64().get(code)) code = {};
-  const Micros t = ParseRfc3339(Sv(a, "time")).value_or(0);
+  const Micros t = ParseRfc3339(StringMember(a, "time")).value_or(0);
 
   std::unique_lock lock(mu_);
   EventRow row;
   row.index = index;
   row.time = t;
   row.verb = strings_.Intern(verb);
-  row.user = strings_.Intern(Sv(a, "user"));
+  row.user = strings_.Intern(StringMember(a, "user"));
   row.resource = strings_.Intern(resource);
-  row.subresource = strings_.Intern(Sv(a, "subresource"));
+  row.subresource = strings_.Intern(StringMember(a, "subresource"));
   row.ns = strings_.Intern(ns);
   row.name = strings_.Intern(name);
-  row.ip = strings_.Intern(Sv(a, "ip"));
-  row.ua = strings_.Intern(Sv(a, "ua"));
+  row.ip = strings_.Intern(StringMember(a, "ip"));
+  row.ua = strings_.Intern(StringMember(a, "ua"));
   row.stage = strings_.Intern(stage);
   row.code = static_cast<int32_t>(code);
   events_.push_back(row);
@@ -106,7 +97,7 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   const uint32_t key_ns = resource == "namespaces" ? 0 : row.ns;
   if (!name.empty()) events_by_name_[{row.resource, key_ns, row.name}].push_back(index);
 
-  if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWrite(verb)) return OkStatus();
+  if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWriteVerb(verb)) return OkStatus();
   lock.unlock();  // parse the body without holding the writer lock
   std::string_view obj = RawMember(payload, "responseObject");
   if (obj.empty()) return OkStatus();

@@ -9,16 +9,11 @@
 #include <numeric>
 
 #include "state/state_store.h"
+#include "state/k8s_object.h"
 
 namespace annals::state {
 
 namespace {
-
-std::string_view Sv(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
-  return v;
-}
 
 }  // namespace
 
@@ -79,13 +74,13 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   simdjson::dom::element m, w;
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
   if (m["watch"].get(w) != simdjson::SUCCESS) return OkStatus();
-  const std::string event(Sv(w, "event"));
+  const std::string event(StringMember(w, "event"));
   if (event != "ADDED" && event != "MODIFIED" && event != "DELETED") return OkStatus();
-  const std::string resource(Sv(w, "resource"));
-  const bool tombstone = event == "DELETED" && Sv(w, "observed") == "relist";
+  const std::string resource(StringMember(w, "resource"));
+  const bool tombstone = event == "DELETED" && StringMember(w, "observed") == "relist";
   // The receive time: the watch carries no time of its own.
-  const Micros t = ParseRfc3339(Sv(m, "rt")).value_or(0);
-  auto facts = ReadObjectFacts(payload, Sv(w, "kind"));
+  const Micros t = ParseRfc3339(StringMember(m, "rt")).value_or(0);
+  auto facts = ReadObjectFacts(payload, StringMember(w, "kind"));
   if (!facts.ok() || facts->kind == "Status") return OkStatus();
   Presence p = Presence::kPresent;
   if (event == "DELETED") p = Presence::kGone;

@@ -16,16 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string_view Sv(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};
-  return v;
-}
-
-bool IsWrite(std::string_view verb) {
-  return verb == "create" || verb == "update" || verb == "patch" || verb == "delete";
-}
-
 // The payload as one line: raw CR and LF can only be white space in valid
 // JSON (strings escape them), and an SSE data line may not contain them.
 void AppendOneLine(std::string* out, std::string_view json_text) {
@@ -55,7 +45,7 @@ void DescribeObject(const ChangeSources& src, std::string_view payload, Change* 
   if (c->name.empty()) c->name = facts->name;
   if (c->namespace_.empty()) c->namespace_ = facts->namespace_;
   if (!from_response || c->stage != "ResponseComplete" || c->code < 200 || c->code >= 300 ||
-      !IsWrite(c->verb))
+      !state::IsWriteVerb(c->verb))
     return;
   // The version this entry made, and the one before it.
   int64_t prev = -1;
@@ -101,27 +91,27 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   simdjson::dom::element m;
   if (parser.parse(dec.meta.data(), dec.meta.size()).get(m) != simdjson::SUCCESS)
     return DataLossError("entry " + std::to_string(index) + ": metadata is not JSON");
-  c->type = std::string(Sv(m, "type"));
-  c->time = ParseRfc3339(Sv(m, "rt")).value_or(0);
+  c->type = std::string(state::StringMember(m, "type"));
+  c->time = ParseRfc3339(state::StringMember(m, "rt")).value_or(0);
   json change;  // null unless an audit event
   simdjson::dom::element a;
   if (c->type == "k8s.audit" && m["audit"].get(a) == simdjson::SUCCESS) {
-    c->verb = Sv(a, "verb");
-    c->user = Sv(a, "user");
-    c->resource = Sv(a, "resource");
-    c->namespace_ = Sv(a, "namespace");
-    c->name = Sv(a, "name");
-    c->stage = Sv(a, "stage");
+    c->verb = state::StringMember(a, "verb");
+    c->user = state::StringMember(a, "user");
+    c->resource = state::StringMember(a, "resource");
+    c->namespace_ = state::StringMember(a, "namespace");
+    c->name = state::StringMember(a, "name");
+    c->stage = state::StringMember(a, "stage");
     int64_t code = 0;
     if (a["code"].get_int64().get(code)) code = 0;
     c->code = static_cast<int>(code);
-    std::string_view t = Sv(a, "time");
+    std::string_view t = state::StringMember(a, "time");
     if (auto at = ParseRfc3339(t)) c->time = *at;
     change = json::object();
     DescribeObject(src, payload, c.get(), &change);
     change["kind"] = c->kind;
     change["resource"] = c->resource;
-    std::string_view sub = Sv(a, "subresource");
+    std::string_view sub = state::StringMember(a, "subresource");
     if (!sub.empty()) change["subresource"] = std::string(sub);
     change["namespace"] = c->namespace_;
     change["name"] = c->name;
