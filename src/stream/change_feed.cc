@@ -67,6 +67,29 @@ Status ChangeFeed::Advance(uint64_t durable) {
   uint64_t begin = next();
   while (begin < end && !stop_) {
     const uint64_t stop = std::min(end, begin + kChunk);
+    bool anyone;
+    {
+      std::lock_guard lock(consumers_mu_);
+      anyone = !consumers_.empty();
+    }
+    if (!anyone) {
+      // Nobody to deliver to: building every entry's change would double
+      // the CPU of ingest. Skip ahead with an empty buffer; a consumer that
+      // comes later at an earlier position reads those entries from disk.
+      {
+        std::unique_lock lock(buf_mu_);
+        buf_.clear();
+        buf_bytes_ = 0;
+        next_ = stop;
+      }
+      {
+        std::lock_guard lock(wait_mu_);
+      }
+      wait_cv_.notify_all();
+      WakeAll(false);  // one may have registered since the check
+      begin = stop;
+      continue;
+    }
     std::vector<std::shared_ptr<const Change>> made;
     made.reserve(stop - begin);
     RETURN_IF_ERROR(sources_.ledger->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
