@@ -91,6 +91,19 @@ StatusOr<std::string> ScopedNamespace(const auth::Permissions& p, std::string re
   return requested;
 }
 
+// Drops the events of namespaces a limited reader may not read from an
+// answer's "events" (and recounts them); returns how many are left.
+size_t KeepReadableEvents(const auth::Permissions& p, json* j) {
+  if (p.Limited()) {
+    json kept = json::array();
+    for (auto& e : (*j)["events"])
+      if (p.MayReadNamespace(e.value("namespace", ""))) kept.push_back(std::move(e));
+    (*j)["events"] = std::move(kept);
+    (*j)["count"] = (*j)["events"].size();
+  }
+  return (*j)["events"].size();
+}
+
 }  // namespace
 
 void Api::Handle(HttpRequest&& req, Responder respond) {
@@ -506,14 +519,7 @@ HttpResponse Api::History(const Target& t, const auth::Permissions& p, size_t* c
   q.until = *until;
   auto j = questions_->History(q);
   if (!j.ok()) return ErrorResponse(j.status());
-  if (p.Limited()) {
-    json kept = json::array();
-    for (auto& e : (*j)["events"])
-      if (p.MayReadNamespace(e.value("namespace", ""))) kept.push_back(std::move(e));
-    (*j)["events"] = std::move(kept);
-    (*j)["count"] = (*j)["events"].size();
-  }
-  *count = (*j)["events"].size();
+  *count = KeepReadableEvents(p, &*j);
   if (WantProof(t)) {
     std::vector<uint64_t> ev;
     for (const auto& e : (*j)["events"]) ev.push_back(e["index"].get<uint64_t>());
@@ -559,14 +565,7 @@ HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* co
   auto j = questions_->Events(q);
   if (!j.ok()) return ErrorResponse(j.status());
   if (j->contains("events")) {
-    if (p.Limited()) {
-      json kept = json::array();
-      for (auto& e : (*j)["events"])
-        if (p.MayReadNamespace(e.value("namespace", ""))) kept.push_back(std::move(e));
-      (*j)["events"] = std::move(kept);
-      (*j)["count"] = (*j)["events"].size();
-    }
-    *count = (*j)["events"].size();
+    *count = KeepReadableEvents(p, &*j);
   } else if (j->contains("groups")) {
     *count = (*j)["groups"].size();
   }

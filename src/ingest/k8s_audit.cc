@@ -207,6 +207,14 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+void AppendJsonMember(std::string* out, std::string_view name, std::string_view value, bool optional) {
+  if (optional && value.empty()) return;
+  if (!out->empty() && out->back() != '{') *out += ',';
+  AppendJsonString(out, name);
+  *out += ':';
+  AppendJsonString(out, value);
+}
+
 std::string_view RawMemberValue(std::string_view s, std::string_view key) {
   size_t i = SkipWs(s, 0);
   if (i >= s.size() || s[i] != '{') return {};
@@ -296,13 +304,8 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   m += R"(,"ct":"application/json","type":"k8s.audit","key":)";
   AppendJsonString(&m, e.DedupKey());
   m += R"(,"audit":{)";
-  // `,"name":"value"`; optional fields are left out when empty.
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
-    if (optional && value.empty()) return;
-    if (m.back() != '{') m += ',';
-    AppendJsonString(&m, name);
-    m += ':';
-    AppendJsonString(&m, value);
+    AppendJsonMember(&m, name, value, optional);
   };
   field("stage", e.stage);
   field("verb", e.verb);

@@ -64,6 +64,10 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
 
 // Appends s to out as a JSON string literal (quotes included).
 void AppendJsonString(std::string* out, std::string_view s);
+// Appends `"name":"value"` to an object being built in *out, with a comma
+// unless it is the first member; an optional empty value is left out.
+void AppendJsonMember(std::string* out, std::string_view name, std::string_view value,
+                      bool optional = false);
 
 // The raw text of the value of the top-level member `key` of the JSON
 // object text `json` (valid JSON), or "" if there is none. Member names are

@@ -152,11 +152,7 @@ std::string WatchMeta(const WatchRecord& r, std::string_view source, std::string
   AppendJsonString(&m, WatchKey(r));
   m += R"(,"watch":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
-    if (optional && value.empty()) return;
-    if (m.back() != '{') m += ',';
-    AppendJsonString(&m, name);
-    m += ':';
-    AppendJsonString(&m, value);
+    AppendJsonMember(&m, name, value, optional);
   };
   field("event", WatchRecordTypeName(r.type));
   field("group", r.group);
