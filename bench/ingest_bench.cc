@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_process.h"
 #include "client/http_client.h"
 #include "common/status.h"
 
@@ -307,18 +308,8 @@ class Server {
     const std::string out = data + ".stdout", err = data + ".stderr";
     std::vector<std::string> args = {annals, "serve", "--data", data, "--listen", "127.0.0.1:0",
                                      "--tcp-listen", "127.0.0.1:0"};
-    pid_ = ::fork();
+    pid_ = SpawnWithOutput(annals, args, out, err);
     if (pid_ < 0) Die("fork", std::strerror(errno));
-    if (pid_ == 0) {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(annals.c_str(), argv.data());
-      ::_exit(127);
-    }
     auto t0 = Clock::now();
     while (url_.empty()) {
       std::ifstream in(out);
@@ -348,18 +339,7 @@ class Server {
   const std::string& url() const { return url_; }
   uint16_t tcp_port() const { return tcp_port_; }
   // CPU seconds (user + system, all threads) the server has used so far.
-  double CpuSeconds() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) return 0;
-    std::istringstream rest(stat.substr(paren + 2));
-    std::string field;
-    double ticks = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i)
-      if (i == 14 || i == 15) ticks += std::stod(field);
-    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  }
+  double CpuSeconds() const { return ProcessCpuSeconds(pid_); }
   uint64_t SegmentBytes() const { return DirBytes(data_ + "/segments"); }
 
   uint64_t LogEntries() const {

@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_process.h"
 #include "client/http_client.h"
 #include "common/bytes.h"
 #include "ledger/entry.h"
@@ -553,18 +554,8 @@ class Server {
     std::vector<std::string> args = {annals, "serve", "--data", data, "--listen", "127.0.0.1:0",
                                      "--checkpoint-interval", std::to_string(interval_ms),
                                      "--max-body", std::to_string(64u << 20)};
-    pid_ = ::fork();
+    pid_ = SpawnWithOutput(annals, args, out, err);
     if (pid_ < 0) Die("fork", ErrnoError("fork", errno));
-    if (pid_ == 0) {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(annals.c_str(), argv.data());
-      ::_exit(127);
-    }
     auto t0 = Clock::now();
     while (url_.empty()) {
       std::ifstream in(out);
