@@ -40,6 +40,19 @@ Status WriteAll(int fd, std::string_view data, std::string_view what) {
   return OkStatus();
 }
 
+Status PwriteAll(int fd, std::string_view data, uint64_t offset, std::string_view what) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(std::string("write ") + std::string(what), errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return OkStatus();
+}
+
 Status PreadAll(int fd, char* buf, size_t n, uint64_t offset, std::string_view what) {
   while (n > 0) {
     ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(offset));

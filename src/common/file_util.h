@@ -19,6 +19,8 @@ Status MakeDirs(const std::string& dir);
 bool FileExists(const std::string& path);
 // Writes all of data to fd at its current offset, retrying short writes.
 Status WriteAll(int fd, std::string_view data, std::string_view what);
+// Writes all of data at offset, retrying short writes.
+Status PwriteAll(int fd, std::string_view data, uint64_t offset, std::string_view what);
 // Reads exactly n bytes at offset, or fails.
 Status PreadAll(int fd, char* buf, size_t n, uint64_t offset, std::string_view what);
 std::string DirName(const std::string& path);

@@ -359,6 +359,9 @@ Status Ledger::SignAndPersist() {
     if (!published_.empty() && size == published_size_) return OkStatus();
     if (size < published_size_) return InternalError("tree shrank below published checkpoint");
   }
+  // The tiles under the new checkpoint reach the disk first: on start,
+  // stored tiles are trusted up to the last checkpoint (Recover).
+  RETURN_IF_ERROR(tiles_.Sync());
   checkpoint::Checkpoint cp{signer_->name(), size, root, {}};
   ASSIGN_OR_RETURN(std::string note, signer_->SignNote(cp.Marshal()));
   // Persist before publishing: a checkpoint is never served unless it is on

@@ -20,6 +20,7 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "ledger/entry.h"
+#include "ledger/tile_store.h"
 #include "ledger/verifier.h"
 #include "log/segment_log.h"
 #include "merkle/merkle.h"
@@ -144,8 +145,19 @@ class LedgerTest : public testing::Test {
   }
 
   fs::path Data() const { return options_.data_dir; }
-  fs::path TileFile(uint64_t level, uint64_t index) const {
-    return Data() / "log" / merkle::FormatTilePath({false, level, index, merkle::kTileWidth});
+  // Level L's full tiles, tile N at byte N * 8192 (docs/format/tiles.md).
+  fs::path LevelFile(uint64_t level) const { return TileStore::LevelFile((Data() / "log").string(), level); }
+  static constexpr uint64_t kTileBytes = TileStore::kTileBytes;
+  // Tile N of level L as stored, or "" when the file does not hold it whole.
+  std::string StoredTile(uint64_t level, uint64_t index) const {
+    const std::string all = fs::exists(LevelFile(level)) ? ReadFile(LevelFile(level)) : "";
+    if (all.size() < (index + 1) * kTileBytes) return "";
+    return all.substr(index * kTileBytes, kTileBytes);
+  }
+  // Drops tile N of level L and every tile after it, as a crash before
+  // they reached the disk would.
+  void CutTilesFrom(uint64_t level, uint64_t index) const {
+    fs::resize_file(LevelFile(level), index * kTileBytes);
   }
 
   std::string root_;
@@ -402,8 +414,8 @@ TEST_F(LedgerTest, ReadTilePathServesFullAndPartialTilesAndBundles) {
     ExpectTilePaths(*l, leaves);
   }
   // Full tiles are files; the partial ones are rebuilt on open.
-  EXPECT_EQ(ReadFile(TileFile(0, 1)), WantHashTile(leaves, 0, 1, 256));
-  EXPECT_FALSE(fs::exists(TileFile(0, 3)));
+  EXPECT_EQ(StoredTile(0, 1), WantHashTile(leaves, 0, 1, 256));
+  EXPECT_EQ(fs::file_size(LevelFile(0)), 3 * kTileBytes);
   auto l = MustOpen();
   ASSERT_NE(l, nullptr);
   ExpectTilePaths(*l, leaves);
@@ -462,15 +474,15 @@ TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
   // Enough entries for a full level-1 tile (65536 leaves).
   constexpr uint64_t kN = 65536 + 300;
   Build(kN, 4096);
-  const std::string level1 = ReadFile(TileFile(1, 0));
-  const std::string level0 = ReadFile(TileFile(0, 100));
-  const std::string last0 = ReadFile(TileFile(0, 256));
+  const std::string level1 = StoredTile(1, 0);
+  const std::string level0 = StoredTile(0, 100);
+  const std::string last0 = StoredTile(0, 256);
   ASSERT_EQ(level1.size(), 256u * 32);
   ASSERT_EQ(level0.size(), 256u * 32);
   Hash root;
   {
     // Only the level-1 tile gone.
-    fs::remove(TileFile(1, 0));
+    CutTilesFrom(1, 0);
     auto l = MustOpen();
     ASSERT_NE(l, nullptr);
     EXPECT_FALSE(l->recovery().tiles_rebuilt);
@@ -480,12 +492,12 @@ TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
     bool immutable;
     EXPECT_EQ(*l->ReadTilePath("tile/1/000", &immutable), level1);
   }
-  EXPECT_EQ(ReadFile(TileFile(1, 0)), level1);
+  EXPECT_EQ(StoredTile(1, 0), level1);
   {
-    // A level-0 tile in the middle and the level-1 tile above it.
-    fs::remove(TileFile(1, 0));
-    fs::remove(TileFile(0, 100));
-    fs::remove(TileFile(0, 256));
+    // The level-0 tiles from one in the middle on, and the level-1 tile
+    // above them.
+    CutTilesFrom(1, 0);
+    CutTilesFrom(0, 100);
     auto l = MustOpen();
     ASSERT_NE(l, nullptr);
     EXPECT_FALSE(l->recovery().tiles_rebuilt);
@@ -498,9 +510,9 @@ TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
                                         *proof, root)
                     .ok());
   }
-  EXPECT_EQ(ReadFile(TileFile(1, 0)), level1);
-  EXPECT_EQ(ReadFile(TileFile(0, 100)), level0);
-  EXPECT_EQ(ReadFile(TileFile(0, 256)), last0);
+  EXPECT_EQ(StoredTile(1, 0), level1);
+  EXPECT_EQ(StoredTile(0, 100), level0);
+  EXPECT_EQ(StoredTile(0, 256), last0);
   VerifyReport report;
   Status v = VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &report);
   EXPECT_TRUE(v.ok()) << v.ToString();
@@ -509,7 +521,7 @@ TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
 
   // A level-0 tile under the full level-1 tile, damaged in place: roots are
   // computed from level 1, so only the offline verifier can name the entry.
-  FlipByte(TileFile(0, 5), 9 * 32);
+  FlipByte(LevelFile(0), 5 * kTileBytes + 9 * 32);
   VerifyReport bad;
   v = VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &bad);
   EXPECT_EQ(v.code(), StatusCode::kDataLoss) << v.ToString();
@@ -519,12 +531,12 @@ TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {
 TEST_F(LedgerTest, CorruptTileIsRebuiltOnOpen) {
   constexpr uint64_t kN = 1000;
   Build(kN);
-  const std::string tile = ReadFile(TileFile(0, 1));
-  FlipByte(TileFile(0, 1), 5 * 32 + 7);
+  const std::string tile = StoredTile(0, 1);
+  FlipByte(LevelFile(0), kTileBytes + 5 * 32 + 7);
   auto l = MustOpen();
   ASSERT_NE(l, nullptr);
   EXPECT_TRUE(l->recovery().tiles_rebuilt);
-  EXPECT_EQ(ReadFile(TileFile(0, 1)), tile);
+  EXPECT_EQ(StoredTile(0, 1), tile);
   ExpectGoodCheckpoint(*l, kN);
   EXPECT_EQ(*l->RootAt(kN), ReferenceRoot(LeafHashes(kN), 0, kN));
   auto proof = l->InclusionProof(256 + 5, kN);
@@ -537,11 +549,12 @@ TEST_F(LedgerTest, CorruptTileIsRebuiltOnOpen) {
 TEST_F(LedgerTest, ShortTileIsRecreatedOnOpen) {
   constexpr uint64_t kN = 600;
   Build(kN);
-  const std::string tile = ReadFile(TileFile(0, 0));
-  OverwriteFile(TileFile(0, 0), tile.substr(0, 100));
+  const std::string tile = StoredTile(0, 0);
+  ASSERT_EQ(tile.size(), kTileBytes);
+  fs::resize_file(LevelFile(0), 100);  // a torn write
   auto l = MustOpen();
   ASSERT_NE(l, nullptr);
-  EXPECT_EQ(ReadFile(TileFile(0, 0)), tile);
+  EXPECT_EQ(StoredTile(0, 0), tile);
   ExpectGoodCheckpoint(*l, kN);
 }
 
@@ -574,7 +587,7 @@ TEST_F(LedgerTest, CorruptEntryUnderACheckpointRefusesToOpen) {
   PutBigEndian32(&masked, crc32c::Mask(crc));
   data.replace(pos - 4, 4, masked);
   OverwriteFile(seg, data);
-  fs::remove_all(Data() / "log" / "tile");
+  fs::remove_all(Data() / "log" / "tiles");
   auto l = Ledger::Open(options_);
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.status().code(), StatusCode::kDataLoss) << l.status().ToString();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "common/file_util.h"
 
@@ -14,8 +15,6 @@ using merkle::kTileHeight;
 using merkle::kTileWidth;
 
 namespace {
-constexpr uint64_t kTileBytes = kTileWidth * 32;
-
 Hash TileRoot(const std::vector<Hash>& hashes) {
   std::vector<Hash> level = hashes;
   while (level.size() > 1) {
@@ -29,49 +28,81 @@ Hash TileRoot(const std::vector<Hash>& hashes) {
 }
 }  // namespace
 
-TileStore::TileStore(std::string dir) : dir_(std::move(dir)) {}
+TileStore::TileStore(std::string dir) : dir_(std::move(dir)) {
+  for (auto& fd : fds_) fd.store(-1);
+}
 
-std::string TileStore::FullTilePath(uint64_t level, uint64_t index) const {
-  return dir_ + "/" + merkle::FormatTilePath({false, level, index, kTileWidth});
+TileStore::~TileStore() {
+  for (auto& fd : fds_)
+    if (fd.load() >= 0) ::close(fd.load());
+}
+
+std::string TileStore::LevelFile(const std::string& log_dir, uint64_t level) {
+  return log_dir + "/tiles/" + std::to_string(level) + ".tiles";
+}
+
+StatusOr<int> TileStore::LevelFd(uint64_t level) {
+  if (level >= fds_.size()) return OutOfRangeError("tile level " + std::to_string(level));
+  std::lock_guard lock(open_mu_);
+  if (fds_[level].load() < 0) {
+    const std::string path = LevelFile(dir_, level);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoError("open " + path, errno);
+    fds_[level].store(fd);
+  }
+  return fds_[level].load();
 }
 
 StatusOr<std::vector<Hash>> TileStore::LoadTileHashes(uint64_t level, uint64_t index,
                                                       uint64_t width) const {
-  std::string path = FullTilePath(level, index);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("open " + path, errno);
+  const int fd = level < fds_.size() ? fds_[level].load() : -1;
+  if (fd < 0) return NotFoundError("no tile file for level " + std::to_string(level));
   std::vector<Hash> out(width);
-  Status s = PreadAll(fd, reinterpret_cast<char*>(out.data()), width * 32, 0, path);
-  ::close(fd);
-  if (!s.ok()) return s;
+  RETURN_IF_ERROR(PreadAll(fd, reinterpret_cast<char*>(out.data()), width * 32, index * kTileBytes,
+                           LevelFile(dir_, level)));
   return out;
 }
 
 Status TileStore::WriteFullTile(uint64_t level, uint64_t index,
                                 const std::vector<Hash>& hashes) {
-  std::string path = FullTilePath(level, index);
-  RETURN_IF_ERROR(MakeDirs(DirName(path)));
-  std::string data(reinterpret_cast<const char*>(hashes.data()), hashes.size() * 32);
-  // Tiles are derived from the segments and rebuilt on start if missing, so
-  // they need no fsync on the append path (see docs/format/tiles.md).
-  return WriteFileAtomic(path, data, 0444, /*sync=*/false);
+  ASSIGN_OR_RETURN(int fd, LevelFd(level));
+  // Tiles are derived from the segments and rebuilt on start if damaged;
+  // Sync() makes them durable before a checkpoint covers them
+  // (docs/format/tiles.md).
+  const char* p = reinterpret_cast<const char*>(hashes.data());
+  return PwriteAll(fd, std::string_view(p, hashes.size() * 32), index * kTileBytes,
+                   LevelFile(dir_, level));
+}
+
+Status TileStore::Sync() {
+  std::lock_guard io(io_mu_);
+  for (size_t l = 0; l < fds_.size(); ++l) {
+    const int fd = fds_[l].load();
+    if (fd >= 0 && ::fdatasync(fd) != 0) return ErrnoError("fdatasync " + LevelFile(dir_, l), errno);
+  }
+  return OkStatus();
 }
 
 StatusOr<uint64_t> TileStore::Load(uint64_t size) {
+  std::lock_guard io(io_mu_);
   std::unique_lock lock(mu_);
   full_.clear();
   partial_.clear();
-  // Count the full tiles present at each level, in order, stopping at the
-  // first missing or short one.
+  // Earlier versions kept one file per tile under tile/; they are derived
+  // data, rebuilt below from the segments.
+  std::error_code ec;
+  std::filesystem::remove_all(dir_ + "/tile", ec);
+  RETURN_IF_ERROR(MakeDirs(dir_ + "/tiles"));
+  // Count the full tiles present at each level: as many as the level's file
+  // holds whole, up to what `size` leaves make.
   for (uint64_t level = 0;; ++level) {
     uint64_t want = size >> (kTileHeight * (level + 1));
     uint64_t have = 0;
-    while (have < want) {
+    if (want > 0) {
+      ASSIGN_OR_RETURN(int fd, LevelFd(level));
       struct stat st;
-      if (::stat(FullTilePath(level, have).c_str(), &st) != 0 ||
-          static_cast<uint64_t>(st.st_size) != kTileBytes)
-        break;
-      ++have;
+      if (::fstat(fd, &st) != 0) return ErrnoError("stat " + LevelFile(dir_, level), errno);
+      have = std::min(want, static_cast<uint64_t>(st.st_size) / kTileBytes);
     }
     full_.push_back(have);
     partial_.emplace_back();
@@ -106,6 +137,7 @@ Status TileStore::Integrate(const std::vector<Hash>& leaf_hashes) {
     std::vector<Hash> hashes;
   };
   std::vector<Completed> done;
+  std::lock_guard io(io_mu_);
   {
     std::unique_lock lock(mu_);
     for (const Hash& leaf : leaf_hashes) {

@@ -1,14 +1,18 @@
 // TileStore: the Merkle tree's nodes at tree levels 0, 8, 16, ... kept as
-// C2SP hash tiles. Full tiles are immutable files <dir>/tile/<L>/<N>; the
-// rightmost, still-growing tile of each level lives in memory (it is rebuilt
-// from segments and lower tiles on start). Every other node is computed from
-// these on demand.
+// C2SP hash tiles. The full tiles of level L are written once, in order, into
+// one file <dir>/tiles/<L>.tiles, tile N at byte N * 8,192 (docs/format/
+// tiles.md); the rightmost, still-growing tile of each level lives in memory
+// (it is rebuilt from segments and lower tiles on start). Every other node is
+// computed from these on demand.
 //
-// Threads: Integrate() from one writer thread; readers (ReadNode, ReadTile,
-// Snapshot) from any thread. Internally synchronized.
+// Threads: Integrate() from one writer thread; Sync() from the checkpoint
+// publisher; readers (ReadNode, ReadTile, Snapshot) from any thread.
+// Internally synchronized.
 #ifndef ANNALS_LEDGER_TILE_STORE_H_
 #define ANNALS_LEDGER_TILE_STORE_H_
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <shared_mutex>
@@ -33,6 +37,11 @@ class TileStore {
   // Adds leaf hashes at the end of the tree.
   Status Integrate(const std::vector<Hash>& leaf_hashes);
 
+  // Makes every full tile of the tree as large as size() was when called
+  // durable (fdatasync), so that tiles below a signed checkpoint survive a
+  // crash whole.
+  Status Sync();
+
   uint64_t size() const;
   Hash Root() const;
   // Size and root read together.
@@ -43,14 +52,28 @@ class TileStore {
   merkle::NodeReader Reader() const;
   // A hash tile's bytes (width * 32), full or partial, within the current tree.
   StatusOr<std::string> ReadTile(uint64_t level, uint64_t index, uint64_t width) const;
-  std::string FullTilePath(uint64_t level, uint64_t index) const;
+
+  // The file that holds the full tiles of `level` under the log directory.
+  static std::string LevelFile(const std::string& log_dir, uint64_t level);
+  static constexpr uint64_t kTileBytes = merkle::kTileWidth * 32;
+
+  ~TileStore();
 
  private:
   Status WriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes);
   StatusOr<std::vector<Hash>> LoadTileHashes(uint64_t level, uint64_t index, uint64_t width) const;
+  // The level's file, opened (created) on first use.
+  StatusOr<int> LevelFd(uint64_t level);
 
   const std::string dir_;
+  // Held by Integrate() from the tree's growth until its tiles are written,
+  // and by Sync(): a Sync() that follows a Snapshot() sees those tiles.
+  std::mutex io_mu_;
   mutable std::shared_mutex mu_;
+  // Per level (at most 64: merkle::ParseTilePath), -1 until opened; opened
+  // under open_mu_, read without a lock.
+  std::mutex open_mu_;
+  std::array<std::atomic<int>, 64> fds_;
   // Per tile level: number of full tiles on disk, and the partial tile.
   std::vector<uint64_t> full_;  // guarded by mu_, as are partial_ and range_
   std::vector<std::vector<Hash>> partial_;

@@ -49,8 +49,10 @@ TEST_F(TileStoreTest, IntegrateWritesFullTilesAndReadsEveryNode) {
   }
   EXPECT_EQ(tiles.size(), kN);
   EXPECT_EQ(tiles.Root(), Root(leaves, kN));
-  for (uint64_t t = 0; t < 3; ++t) EXPECT_EQ(fs::file_size(tiles.FullTilePath(0, t)), 256u * 32);
-  EXPECT_FALSE(fs::exists(tiles.FullTilePath(0, 3)));
+  // Three full level-0 tiles, back to back in the level's file; none above.
+  EXPECT_EQ(fs::file_size(TileStore::LevelFile(dir_, 0)), 3u * 256 * 32);
+  EXPECT_FALSE(fs::exists(TileStore::LevelFile(dir_, 1)));
+  ASSERT_TRUE(tiles.Sync().ok());
   for (uint64_t i = 0; i < kN; i += 13) {
     auto h = tiles.ReadNode(0, i);
     ASSERT_TRUE(h.ok()) << i << ": " << h.status().ToString();
@@ -84,6 +86,38 @@ TEST_F(TileStoreTest, LoadResumesFromStoredTiles) {
   EXPECT_EQ(tiles.Root(), Root(leaves, 768));
   ASSERT_TRUE(tiles.Integrate(std::vector<Hash>(leaves.begin() + 768, leaves.end())).ok());
   EXPECT_EQ(tiles.Root(), Root(leaves, kN));
+}
+
+TEST_F(TileStoreTest, LoadTrustsOnlyWholeTilesBelowTheGivenSize) {
+  constexpr uint64_t kN = 5 * 256;
+  const auto leaves = Leaves(kN);
+  {
+    TileStore tiles(dir_);
+    ASSERT_TRUE(tiles.Load(0).ok());
+    ASSERT_TRUE(tiles.Integrate(leaves).ok());
+  }
+  // A torn write: the file ends in the middle of tile 4.
+  fs::resize_file(TileStore::LevelFile(dir_, 0), 4 * 256 * 32 + 100);
+  // A tile directory of an earlier version is derived data and goes away.
+  fs::create_directories(dir_ + "/tile/0");
+  {
+    TileStore tiles(dir_);
+    auto covered = tiles.Load(kN);
+    ASSERT_TRUE(covered.ok()) << covered.status().ToString();
+    EXPECT_EQ(*covered, 4u * 256);
+    EXPECT_FALSE(fs::exists(dir_ + "/tile"));
+    // Re-integrating rewrites tile 4 whole.
+    ASSERT_TRUE(tiles.Integrate(std::vector<Hash>(leaves.begin() + 4 * 256, leaves.end())).ok());
+    EXPECT_EQ(tiles.Root(), Root(leaves, kN));
+    EXPECT_EQ(fs::file_size(TileStore::LevelFile(dir_, 0)), 5u * 256 * 32);
+  }
+  // Tiles beyond the size Load() is given (say, past the last checkpoint)
+  // are not trusted: the caller re-hashes from there.
+  TileStore tiles(dir_);
+  auto covered = tiles.Load(2 * 256 + 10);
+  ASSERT_TRUE(covered.ok());
+  EXPECT_EQ(*covered, 2u * 256);
+  EXPECT_EQ(tiles.Root(), Root(leaves, 2 * 256));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "ledger/blob_store.h"
 #include "ledger/checkpoint_log.h"
 #include "ledger/entry.h"
+#include "ledger/tile_store.h"
 #include "log/segment_format.h"
 #include "log/segment_log.h"
 #include "merkle/merkle.h"
@@ -73,6 +74,12 @@ class TreeChecker {
     // Size-0 checkpoints are checked in Finish(); Add() starts at size 1.
     while (next_cp_ < cps_.size() && cps_[next_cp_].cp.size == 0) ++next_cp_;
   }
+  ~TreeChecker() {
+    for (int fd : tile_fds_)
+      if (fd >= 0) ::close(fd);
+  }
+  TreeChecker(const TreeChecker&) = delete;
+  TreeChecker& operator=(const TreeChecker&) = delete;
 
   Status Add(const std::vector<Hash>& leaves) {
     for (const Hash& h : leaves) {
@@ -112,27 +119,32 @@ class TreeChecker {
  private:
   Status CheckTile(uint64_t level, uint64_t index, const std::vector<Hash>& want) {
     std::string rel = merkle::FormatTilePath({false, level, index, kTileWidth});
-    std::string path = log_dir_ + "/" + rel;
-    auto have = ReadFileToString(path);
+    const std::string file = TileStore::LevelFile(log_dir_, level);
+    const uint64_t offset = index * TileStore::kTileBytes;
     const uint64_t span = uint64_t{1} << (kTileHeight * level);  // leaves per tile hash
     const uint64_t first_entry = index * kTileWidth * span;
-    if (!have.ok() && first_entry + kTileWidth * span > covered_) {
+    rel += " (" + file + " at byte " + std::to_string(offset) + ")";
+    std::string have(TileStore::kTileBytes, '\0');
+    Status read = OkStatus();
+    if (level >= tile_fds_.size()) tile_fds_.resize(level + 1, -1);
+    if (tile_fds_[level] < 0) tile_fds_[level] = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (tile_fds_[level] < 0) {
+      read = ErrnoError("open " + file, errno);
+    } else {
+      read = PreadAll(tile_fds_[level], have.data(), have.size(), offset, file);
+    }
+    if (!read.ok() && first_entry + kTileWidth * span > covered_) {
       // Beyond the last checkpoint: a running server may not have written
       // it yet (tiles follow their entries).
       return OkStatus();
     }
-    if (!have.ok()) {
+    if (!read.ok()) {
       report_->bad_index = static_cast<int64_t>(first_entry);
       return DataLossError(rel + " (entries from " + std::to_string(first_entry) + "): missing: " +
-                           have.status().message());
-    }
-    if (have->size() != kTileWidth * 32) {
-      report_->bad_index = static_cast<int64_t>(first_entry);
-      return DataLossError(rel + " (entries from " + std::to_string(first_entry) + "): size " +
-                           std::to_string(have->size()) + ", want " + std::to_string(kTileWidth * 32));
+                           read.message());
     }
     for (uint64_t k = 0; k < kTileWidth; ++k) {
-      if (std::memcmp(have->data() + k * 32, want[k].data(), 32) != 0) {
+      if (std::memcmp(have.data() + k * 32, want[k].data(), 32) != 0) {
         uint64_t bad = first_entry + k * span;
         report_->bad_index = static_cast<int64_t>(bad);
         return DataLossError(rel + ": hash " + std::to_string(k) + " does not match entr" +
@@ -159,6 +171,7 @@ class TreeChecker {
   uint64_t covered_;
   merkle::CompactRange range_;
   std::vector<std::vector<Hash>> tiles_;
+  std::vector<int> tile_fds_;  // per level, -1 until opened
 };
 
 void HashAll(const std::vector<std::string_view>& in, std::vector<Hash>* out) {

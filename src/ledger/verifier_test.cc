@@ -19,6 +19,7 @@
 #include "ledger/ledger.h"
 #include "log/segment_format.h"
 #include "log/segment_log.h"
+#include "ledger/tile_store.h"
 #include "merkle/tile.h"
 
 namespace annals::ledger {
@@ -128,9 +129,8 @@ class VerifierTest : public testing::Test {
 
   fs::path Data() const { return fs::path(root_) / "data"; }
   fs::path Segment(uint64_t first) const { return Data() / "segments" / log::SegmentFileName(first); }
-  fs::path TileFile(uint64_t level, uint64_t index) const {
-    return Data() / "log" / merkle::FormatTilePath({false, level, index, merkle::kTileWidth});
-  }
+  // Level L's full tiles, tile N at byte N * 8192 (docs/format/tiles.md).
+  fs::path LevelFile(uint64_t level) const { return TileStore::LevelFile((Data() / "log").string(), level); }
   fs::path CheckpointLogPath() const { return Data() / "log" / kCheckpointLogName; }
   fs::path BlobPath() const { return BlobStore((Data() / "blobs").string()).PathFor(Sha256(Payload(kBlobIndex))); }
 
@@ -244,20 +244,21 @@ TEST_F(VerifierTest, UndecodableEntryWithValidCrcNamesTheEntry) {
 }
 
 TEST_F(VerifierTest, FlippedByteInFullTileNamesTheEntry) {
-  std::string tile = ReadFile(TileFile(0, 1));
-  ASSERT_EQ(tile.size(), 256u * 32);
-  tile[37 * 32 + 31] ^= 0x10;
-  OverwriteFile(TileFile(0, 1), tile);
+  std::string tiles = ReadFile(LevelFile(0));
+  ASSERT_EQ(tiles.size(), 2u * 256 * 32);
+  tiles[256 * 32 + 37 * 32 + 31] ^= 0x10;
+  OverwriteFile(LevelFile(0), tiles);
   ExpectFailure("entry 293", 256 + 37);
 }
 
 TEST_F(VerifierTest, MissingTileIsDetected) {
-  fs::remove(TileFile(0, 0));
+  fs::remove(LevelFile(0));
   ExpectFailure("tile/0/000", 0);
 }
 
 TEST_F(VerifierTest, ShortTileIsDetected) {
-  OverwriteFile(TileFile(0, 1), ReadFile(TileFile(0, 1)).substr(0, 32 * 255));
+  // Tile 1 cut one hash short, as a torn write leaves it.
+  fs::resize_file(LevelFile(0), 256 * 32 + 255 * 32);
   ExpectFailure("tile/0/001", 256);
 }
 
