@@ -20,7 +20,7 @@ constexpr char kWatermarkKey[] = "\x00watermark";
 constexpr char kKeyPrefix = 'k';
 // Bumped when the key layout changes; a mismatch means rebuild.
 constexpr char kVersionKey[] = "\x00version";
-constexpr char kVersion[] = "3";
+constexpr char kVersion[] = "4";  // 4: universal compaction, no compression
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
@@ -40,6 +40,14 @@ rocksdb::Options DbOptions() {
   // that about 1 in 10,000.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(20));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Keys are hashes, so every run overlaps every other: leveled compaction
+  // would merge each new batch of L0 runs with all of L1, rewriting the
+  // whole index again and again (7% of the server's CPU at 100k events/s).
+  // Universal compaction merges runs of similar size, writing each key
+  // about log(runs) times.
+  opts.compaction_style = rocksdb::kCompactionStyleUniversal;
+  // Hashes and digests do not compress: skip the work.
+  opts.compression = rocksdb::kNoCompression;
   return opts;
 }
 
