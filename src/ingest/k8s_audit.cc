@@ -127,46 +127,99 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
   auto bad = [&](const std::string& why) {
     return InvalidArgumentError(std::string(what) + ": " + why);
   };
-  if (!doc.is_object()) return bad("not a JSON object");
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) return bad("not a JSON object");
+  // One pass over the members (an Event has about twenty; looking each
+  // wanted one up by name scanned them a dozen times). The first of
+  // repeated keys counts, as with a lookup by name.
+  std::string_view kind, api_version, audit_id, stage, level, verb, user, stage_ts, ts, ip, ua;
+  bool has_kind = false, has_api = false, has_id = false, has_stage = false, has_level = false,
+       has_verb = false, has_user = false, has_ref = false, has_code = false, has_stage_ts = false,
+       has_ts = false, has_ips = false, has_ua = false;
+  simdjson::dom::element ref;
+  int64_t code = 0;
+  // Records the first occurrence; *seen ends true only if it is a string.
+  auto str = [](simdjson::dom::element v, bool* seen, std::string_view* out) {
+    if (*seen) return;
+    *seen = v.get_string().get(*out) == simdjson::SUCCESS;
+    if (!*seen) *out = {};
+  };
+  for (auto field : obj) {
+    const std::string_view k = field.key;
+    switch (k.size()) {
+      case 4:
+        if (k == "kind") str(field.value, &has_kind, &kind);
+        else if (k == "verb") str(field.value, &has_verb, &verb);
+        else if (k == "user" && !has_user) {
+          has_user = true;
+          if (field.value["username"].get_string().get(user) != simdjson::SUCCESS) user = {};
+        }
+        break;
+      case 5:
+        if (k == "stage") str(field.value, &has_stage, &stage);
+        else if (k == "level") str(field.value, &has_level, &level);
+        break;
+      case 7:
+        if (k == "auditID") str(field.value, &has_id, &audit_id);
+        break;
+      case 9:
+        if (k == "objectRef" && !has_ref) {
+          has_ref = true;
+          ref = field.value;
+        } else if (k == "sourceIPs" && !has_ips) {
+          has_ips = true;
+          simdjson::dom::array ips;
+          if (field.value.get_array().get(ips) == simdjson::SUCCESS) {
+            for (auto v : ips) {
+              if (v.get_string().get(ip) != simdjson::SUCCESS) ip = {};
+              break;
+            }
+          }
+        } else if (k == "timestamp") {
+          str(field.value, &has_ts, &ts);  // v1beta1
+        } else if (k == "userAgent") {
+          str(field.value, &has_ua, &ua);
+        }
+        break;
+      case 10:
+        if (k == "apiVersion") str(field.value, &has_api, &api_version);
+        break;
+      case 14:
+        if (k == "responseStatus" && !has_code) {
+          has_code = true;
+          if (field.value["code"].get_int64().get(code) != simdjson::SUCCESS) code = 0;
+        } else if (k == "stageTimestamp") {
+          str(field.value, &has_stage_ts, &stage_ts);
+        }
+        break;
+      default: break;
+    }
+  }
+  // A kind or apiVersion that is not a string is treated as absent.
+  if (has_kind && kind != "Event")
+    return bad("kind is \"" + std::string(kind) + "\", not an audit Event");
+  if (has_api && !api_version.starts_with("audit.k8s.io/"))
+    return bad("apiVersion \"" + std::string(api_version) + "\" is not audit.k8s.io");
+  if (audit_id.empty()) return bad("not an audit Event: no auditID");
+  if (stage.empty()) return bad("not an audit Event: no stage");
   AuditEvent ev;
   ev.raw = raw;
-  std::string_view sv;
-  if (doc["kind"].get_string().get(sv) == simdjson::SUCCESS && sv != "Event")
-    return bad("kind is \"" + std::string(sv) + "\", not an audit Event");
-  if (doc["apiVersion"].get_string().get(sv) == simdjson::SUCCESS &&
-      !std::string_view(sv).starts_with("audit.k8s.io/"))
-    return bad("apiVersion \"" + std::string(sv) + "\" is not audit.k8s.io");
-  if (doc["auditID"].get_string().get(sv) != simdjson::SUCCESS || sv.empty())
-    return bad("not an audit Event: no auditID");
-  ev.audit_id = std::string(sv);
-  if (doc["stage"].get_string().get(sv) != simdjson::SUCCESS || sv.empty())
-    return bad("not an audit Event: no stage");
-  ev.stage = std::string(sv);
-  ev.level = Str(doc, "level");
-  ev.verb = Str(doc, "verb");
-  ev.user = Str2(doc, "user", "username");
-  simdjson::dom::element ref;
-  if (doc["objectRef"].get(ref) == simdjson::SUCCESS && ref.is_object()) {
+  ev.audit_id = std::string(audit_id);
+  ev.stage = std::string(stage);
+  ev.level = std::string(level);
+  ev.verb = std::string(verb);
+  ev.user = std::string(user);
+  if (has_ref && ref.is_object()) {
     ev.resource = Str(ref, "resource");
     ev.subresource = Str(ref, "subresource");
     ev.api_group = Str(ref, "apiGroup");
     ev.namespace_ = Str(ref, "namespace");
     ev.name = Str(ref, "name");
   }
-  int64_t code;
-  if (doc["responseStatus"]["code"].get_int64().get(code) == simdjson::SUCCESS)
-    ev.code = static_cast<int>(code);
-  ev.stage_timestamp = Str(doc, "stageTimestamp");
-  if (ev.stage_timestamp.empty()) ev.stage_timestamp = Str(doc, "timestamp");  // v1beta1
-  simdjson::dom::array ips;
-  if (doc["sourceIPs"].get_array().get(ips) == simdjson::SUCCESS) {
-    for (auto ip : ips) {
-      std::string_view v;
-      if (ip.get_string().get(v) == simdjson::SUCCESS) ev.source_ip = std::string(v);
-      break;
-    }
-  }
-  ev.user_agent = Str(doc, "userAgent");
+  ev.code = static_cast<int>(code);
+  ev.stage_timestamp = std::string(stage_ts.empty() ? ts : stage_ts);
+  ev.source_ip = std::string(ip);
+  ev.user_agent = std::string(ua);
   return ev;
 }
 
