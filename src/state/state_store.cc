@@ -63,31 +63,59 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element m;
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
-  if (StringMember(m, "type") == "k8s.watch") return ApplyWatch(index, meta, payload);
-  if (StringMember(m, "type") != "k8s.audit") return OkStatus();
-  simdjson::dom::element a;
-  if (m["audit"].get(a) != simdjson::SUCCESS) return OkStatus();
-  const std::string stage(StringMember(a, "stage"));
-  const std::string verb(StringMember(a, "verb"));
-  const std::string resource(StringMember(a, "resource"));
-  const std::string ns(StringMember(a, "namespace"));
-  const std::string name(StringMember(a, "name"));
+  const std::string_view type = StringMember(m, "type");
+  if (type == "k8s.watch") return ApplyWatch(index, meta, payload);
+  if (type != "k8s.audit") return OkStatus();
+  simdjson::dom::object a;
+  if (m["audit"].get_object().get(a) != simdjson::SUCCESS) return OkStatus();
+  // One pass over the indexed fields (ingest::AuditMeta writes them), not
+  // a lookup by name for each: this runs for every audit event.
+  std::string_view stage, verb, resource, ns, name, time, user, subresource, ip, ua;
   int64_t code = 0;
-  if (a["code"].get_int64().get(code)) code = {};
-  const Micros t = ParseRfc3339(StringMember(a, "time")).value_or(0);
+  for (auto f : a) {
+    const std::string_view k = f.key;
+    std::string_view* out = nullptr;
+    switch (k.size()) {
+      case 2:
+        out = k == "ip" ? &ip : k == "ua" ? &ua : nullptr;
+        break;
+      case 4:
+        if (k == "verb") out = &verb;
+        else if (k == "name") out = &name;
+        else if (k == "time") out = &time;
+        else if (k == "user") out = &user;
+        else if (k == "code" && f.value.get_int64().get(code) != simdjson::SUCCESS) code = 0;
+        break;
+      case 5:
+        if (k == "stage") out = &stage;
+        break;
+      case 8:
+        if (k == "resource") out = &resource;
+        break;
+      case 9:
+        if (k == "namespace") out = &ns;
+        break;
+      case 11:
+        if (k == "subresource") out = &subresource;
+        break;
+      default: break;
+    }
+    if (out && f.value.get_string().get(*out) != simdjson::SUCCESS) *out = {};
+  }
+  const Micros t = ParseRfc3339(time).value_or(0);
 
   std::unique_lock lock(mu_);
   EventRow row;
   row.index = index;
   row.time = t;
   row.verb = strings_.Intern(verb);
-  row.user = strings_.Intern(StringMember(a, "user"));
+  row.user = strings_.Intern(user);
   row.resource = strings_.Intern(resource);
-  row.subresource = strings_.Intern(StringMember(a, "subresource"));
+  row.subresource = strings_.Intern(subresource);
   row.ns = strings_.Intern(ns);
   row.name = strings_.Intern(name);
-  row.ip = strings_.Intern(StringMember(a, "ip"));
-  row.ua = strings_.Intern(StringMember(a, "ua"));
+  row.ip = strings_.Intern(ip);
+  row.ua = strings_.Intern(ua);
   row.stage = strings_.Intern(stage);
   row.code = static_cast<int32_t>(code);
   events_.push_back(row);
