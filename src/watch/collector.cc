@@ -3,7 +3,10 @@
 #include <simdjson.h>
 
 #include <cstdio>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
+#include <thread>
 #include <random>
 
 #include "client/http_client.h"
@@ -279,13 +282,70 @@ Status Collector::AppendBatch(Resource* r, const std::vector<WatchRecord>& recor
   return r->state.Record(changes, rv);
 }
 
+namespace {
+
+// Frames read from a watch, waiting for their append. Owns the objects'
+// bytes (the records' views point into `bytes`).
+struct PendingBatch {
+  std::string bytes;
+  std::vector<WatchRecord> records;
+  std::string rv;  // the stream's resourceVersion after these frames
+  Micros received = 0;
+};
+
+}  // namespace
+
 Status Collector::WatchOnce(Resource* r, bool* relist) {
   const std::string path = r->spec.Path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
                            client::UrlEncode(r->state.rv()) +
                            "&timeoutSeconds=" + std::to_string(options_.watch_timeout.count());
   ingest::LineSplitter splitter(options_.max_frame);
-  Status failure;  // why the stream was given up, if it was
+  Status failure;  // why the stream was given up, if it was (reader side)
   bool counted_open = false;
+
+  // Reading and parsing overlap with appending: this thread reads and
+  // parses the next frames while an appender thread waits for the previous
+  // batch to become durable. Batches are appended (and their resourceVersion
+  // recorded) strictly in order; at most kMaxPending wait, so memory stays
+  // bounded and a slow disk slows the reads (TCP backpressure on the API
+  // server). Each hand-off is whatever one read returned, so batches grow
+  // with the load.
+  constexpr size_t kMaxPending = 2;
+  // The state belongs to the appender from here on; the reader keeps its
+  // own copies of what it needs.
+  std::string rv = r->state.rv();  // after the frames handed on so far
+  std::string kind = r->state.kind();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<PendingBatch> pending;
+  bool reading_done = false;
+  Status append_failure;  // guarded by mu
+  std::thread appender([&] {
+    for (;;) {
+      PendingBatch b;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return !pending.empty() || reading_done; });
+        if (pending.empty()) return;
+        b = std::move(pending.front());
+      }
+      if (!b.records.empty() && !b.records.front().head.kind.empty())
+        (void)r->state.SetKind(b.records.front().head.kind, b.records.front().head.api_version);
+      Status s = AppendBatch(r, b.records, b.rv);
+      std::lock_guard lock(mu);
+      pending.pop_front();
+      if (!s.ok()) {
+        append_failure = UnavailableError("append failed: " + s.message());
+        pending.clear();
+        reading_done = true;  // nothing after a failed batch may be appended
+      } else {
+        metrics_->Set("annals_watch_lag_microseconds", static_cast<uint64_t>(NowMicros() - b.received));
+        r->backoff = std::chrono::milliseconds(0);  // progress: the next error starts small
+      }
+      cv.notify_all();
+    }
+  });
+
   auto on_data = [&](std::string_view bytes) -> bool {
     if (!counted_open) {
       counted_open = true;
@@ -298,9 +358,11 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
                                      " bytes; restarting the watch");
       return false;
     }
-    std::vector<WatchRecord> records;
-    std::string rv = r->state.rv();
+    PendingBatch batch;
+    batch.received = received;
+    const std::string before = rv;
     bool stop_stream = false;
+    size_t object_bytes = 0;
     for (std::string_view line : splitter.Lines()) {
       auto f = ingest::ParseWatchFrame(line);
       if (!f.ok()) {
@@ -331,30 +393,46 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
       rec.group = r->spec.group;
       rec.version = r->spec.version;
       rec.resource = r->spec.resource;
-      rec.kind = f->head.kind.empty() ? r->state.kind() : f->head.kind;
+      if (!f->head.kind.empty()) kind = f->head.kind;
+      rec.kind = kind;
       rec.head = std::move(f->head);
-      rec.object = f->object;
-      records.push_back(std::move(rec));
+      rec.object = f->object;  // into the splitter's buffer until copied below
+      object_bytes += rec.object.size();
+      batch.records.push_back(std::move(rec));
     }
     // The good frames before a bad one are appended; the bad one is not.
-    if (!records.empty() || rv != r->state.rv()) {
-      if (!records.empty() && !records.front().head.kind.empty())
-        (void)r->state.SetKind(records.front().head.kind, records.front().head.api_version);
-      Status s = AppendBatch(r, records, rv);
-      if (!s.ok()) {
-        failure = UnavailableError("append failed: " + s.message());
-        return false;
+    if (!batch.records.empty() || rv != before) {
+      batch.bytes.reserve(object_bytes);
+      for (auto& rec : batch.records) {
+        const size_t at = batch.bytes.size();
+        batch.bytes.append(rec.object);
+        rec.object = std::string_view(batch.bytes.data() + at, rec.object.size());
       }
-      metrics_->Set("annals_watch_lag_microseconds", static_cast<uint64_t>(NowMicros() - received));
-      r->backoff = std::chrono::milliseconds(0);  // progress: the next error starts small
+      batch.rv = rv;
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return pending.size() < kMaxPending || !append_failure.ok(); });
+      if (!append_failure.ok()) return false;
+      pending.push_back(std::move(batch));
+      cv.notify_all();
     }
     splitter.Consume();
-    return !stop_stream && !stop_;
+    if (stop_stream || stop_) return false;
+    std::lock_guard lock(mu);
+    return append_failure.ok();
   };
   std::string error_body;
   auto status = kube_->Stream(path, options_.watch_timeout + std::chrono::seconds(30), on_data,
                               &error_body);
+  {
+    // Whatever was read is appended before this watch ends (or the first
+    // failed append drops the rest, to be read again from its rv).
+    std::lock_guard lock(mu);
+    reading_done = true;
+    cv.notify_all();
+  }
+  appender.join();
   if (counted_open) metrics_->Set("annals_watch_open", static_cast<uint64_t>(--open_watches_));
+  if (!append_failure.ok()) return append_failure;
   if (*relist) return OkStatus();
   if (!failure.ok()) return failure;
   if (!status.ok()) return status.status();
