@@ -37,9 +37,15 @@
 #include "stream/change_feed.h"
 #include "watch/collector.h"
 #include "watch/kube_client.h"
+#include "watch/token_review.h"
 
 namespace annals {
 namespace {
+
+// How long one TokenReview may take, connecting included. A request whose
+// token needs one waits that long at most (on a review thread, not a
+// listener thread), then gets 401.
+constexpr std::chrono::milliseconds kTokenReviewTimeout{5000};
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "annals: %s\n", msg.c_str());
@@ -76,6 +82,8 @@ struct ServeFlags {
   std::string nats;
   // docs/security.md
   std::string tls_cert, tls_key, client_ca, tokens, auth_config;
+  std::string token_review;  // "in-cluster" or a kubeconfig path
+  std::vector<std::string> token_review_audiences;
   bool insecure_listen = false;
   int request_timeout = 60;
   double rate_limit = 0, rate_burst = 0;
@@ -154,12 +162,21 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   if (!tls && !flags.insecure_listen && !IsLoopbackHost(listen_hp->first))
     return Fail("refusing plain HTTP on " + listen +
                 ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
-  if (!IsLoopbackHost(listen_hp->first) && flags.client_ca.empty() && flags.tokens.empty() &&
-      flags.auth_config.empty())
-    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens or --auth-config: every caller "
-                         "that reaches %s may write and read\n", listen.c_str());
+  const bool auth_on = !flags.client_ca.empty() || !flags.tokens.empty() || !flags.auth_config.empty() ||
+                       !flags.token_review.empty();
+  if (!IsLoopbackHost(listen_hp->first) && !auth_on)
+    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens, --token-review or --auth-config: "
+                         "every caller that reaches %s may write and read\n", listen.c_str());
+  if (flags.token_review.empty() && !flags.token_review_audiences.empty())
+    return Fail("--token-review-audience needs --token-review");
+  // The default roles make every authenticated caller an admin: with
+  // TokenReview, that would be every ServiceAccount in the cluster.
+  if (!flags.token_review.empty() && flags.auth_config.empty())
+    return Fail("--token-review needs --auth-config: without it every ServiceAccount in the cluster "
+                "would be an admin");
   std::unique_ptr<auth::Authorizer> authorizer;
-  if (!flags.client_ca.empty() || !flags.tokens.empty() || !flags.auth_config.empty()) {
+  std::unique_ptr<watch::TokenReviewer> token_reviewer;
+  if (auth_on) {
     auth::AuthConfig ac = auth::DefaultAuthConfig();
     if (!flags.auth_config.empty()) {
       auto text = ReadFileToString(flags.auth_config);
@@ -174,6 +191,17 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     auto a = auth::Authorizer::Create(std::move(ac), flags.tokens);
     if (!a.ok()) return Fail(a.status());
     authorizer = std::move(*a);
+  }
+  if (!flags.token_review.empty()) {
+    auto cfg = flags.token_review == "in-cluster" ? watch::InClusterConfig()
+                                                  : watch::LoadKubeconfig(flags.token_review);
+    if (!cfg.ok())
+      return Fail("--token-review: " + cfg.status().message() +
+                  (flags.token_review == "in-cluster" ? "; outside a cluster, give --token-review KUBECONFIG" : ""));
+    auto client = watch::KubeClient::Create(std::move(*cfg));
+    if (!client.ok()) return Fail("--token-review: " + client.status().message());
+    token_reviewer = std::make_unique<watch::TokenReviewer>(std::move(*client), flags.token_review_audiences,
+                                                            kTokenReviewTimeout);
   }
 
   auto ledger = ledger::Ledger::Open(lo);
@@ -232,6 +260,12 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = forwarders.back()->Start();
     if (!s.ok()) return Fail("forwarder " + f + ": " + s.message());
   }
+  if (token_reviewer) {
+    auth::TokenReviewOptions ro;
+    ro.metrics = &metrics;
+    authorizer->EnableTokenReview(
+        [r = token_reviewer.get()](std::string_view token) { return r->Review(token); }, std::move(ro));
+  }
   if (authorizer) api.EnableAuth(authorizer.get());
   auth::Limiter limiter({flags.rate_limit, flags.rate_burst, flags.max_inflight});
   if (limiter.enabled()) api.EnableLimits(&limiter);
@@ -243,6 +277,15 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   so.client_ca = flags.client_ca;
   so.idle_timeout_seconds = flags.request_timeout;
   so.handshake_timeout_seconds = std::min(so.handshake_timeout_seconds, flags.request_timeout);
+  // However Serve returns: the review threads use the api, the ingestor,
+  // the metrics and the reviewer, so they stop before those go (after the
+  // listener, declared below, has stopped handing them requests).
+  struct StopReviews {
+    auth::Authorizer* a;
+    ~StopReviews() {
+      if (a) a->Stop();
+    }
+  } stop_reviews{authorizer.get()};
   server::HttpServer http(so, [&api](api::HttpRequest&& req, api::Responder r) {
     api.Handle(std::move(req), std::move(r));
   });
@@ -304,7 +347,11 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   }
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   if (collector) collector->Stop();
+  if (token_reviewer) token_reviewer->Abort();  // reviews in flight fail now
   http.Stop();
+  // The review threads may still be answering requests (they use the api,
+  // the ingestor and the metrics): finish them before those go.
+  if (authorizer) authorizer->Stop();
   for (auto& f : forwarders) f->Stop();
   feed.Stop();
   projector.Stop();
@@ -605,6 +652,11 @@ int main(int argc, char** argv) {
   serve->add_option("--client-ca", flags.client_ca, "verify client certificates against this PEM CA bundle (CN = user, O = groups)");
   serve->add_option("--tokens", flags.tokens, "bearer tokens file: \"<sha256 hex> <user> [groups]\" lines, re-read on change");
   serve->add_option("--auth-config", flags.auth_config, "roles config (JSON, docs/security.md)");
+  serve->add_option("--token-review", flags.token_review,
+                    "ask the Kubernetes API server who unknown bearer tokens belong to (TokenReview): "
+                    "\"in-cluster\" (the pod's ServiceAccount) or a kubeconfig path");
+  serve->add_option("--token-review-audience", flags.token_review_audiences,
+                    "accept only tokens meant for this audience (repeatable; default: the API server's)");
   serve->add_flag("--insecure-listen", flags.insecure_listen, "allow plain HTTP on a non-loopback address");
   serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");

@@ -109,20 +109,34 @@ size_t KeepReadableEvents(const auth::Permissions& p, json* j) {
 void Api::Handle(HttpRequest&& req, Responder respond) {
   auto target = ParseTarget(req.target);
   if (!target.ok()) return respond(ErrorResponse(target.status()));
-  const std::string& path = target->path;
-  const bool get = req.method == "GET" || req.method == "HEAD";
   metrics_.Add("annals_http_requests_total", "method", req.method);
+  if (!authz_) {
+    auth::Caller caller;
+    caller.method = "none";
+    caller.perms.roles = auth::kAdmin;  // no authorizer: the loopback default
+    return Serve(std::move(req), *target, caller, std::move(respond));
+  }
+  // Usually answered at once, on this thread. A bearer token that needs a
+  // TokenReview is answered on one of the authorizer's review threads, and
+  // the request is served there: the listener's threads never wait for the
+  // Kubernetes API server.
+  auto shared = std::make_shared<HttpRequest>(std::move(req));
+  const std::string authorization = shared->Header("Authorization");
+  authz_->AuthenticateAsync(
+      shared->tls_user, shared->tls_groups, authorization,
+      [this, shared, target = std::move(*target), respond = std::move(respond)](StatusOr<auth::Caller> c) {
+        if (!c.ok()) {
+          metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
+          return respond(Unauthenticated(c.status().message()));
+        }
+        Serve(std::move(*shared), target, *c, respond);
+      });
+}
 
-  auth::Caller caller;
-  caller.method = "none";
-  caller.perms.roles = auth::kAdmin;  // no authorizer: the loopback default
+void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, Responder respond) {
+  const std::string& path = t.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
   if (authz_) {
-    auto c = authz_->Authenticate(req.tls_user, req.tls_groups, req.Header("Authorization"));
-    if (!c.ok()) {
-      metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
-      return respond(Unauthenticated(c.status().message()));
-    }
-    caller = std::move(*c);
     const uint8_t need = RequiredRole(path);
     bool allowed = !need || caller.perms.Has(static_cast<auth::Role>(need));
     if (!allowed && need == auth::kIngest) {
@@ -174,18 +188,18 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   } else if (!get) {
     return respond(ErrorResponse(405, "use GET"));
   } else if (path == paths::kState) {
-    answer = StateAt(*target, perms, &count);
+    answer = StateAt(t, perms, &count);
   } else if (path.starts_with(paths::kPodsByIpPrefix)) {
     // Clients may percent-encode an IPv6 address's colons (client::UrlEncode does).
     auto ip = PercentDecode(std::string_view(path).substr(std::string_view(paths::kPodsByIpPrefix).size()));
     if (!ip.ok()) return respond(ErrorResponse(ip.status()));
-    answer = PodByIp(*ip, *target, perms, &count);
+    answer = PodByIp(*ip, t, perms, &count);
   } else if (path == paths::kHistory) {
-    answer = History(*target, perms, &count);
+    answer = History(t, perms, &count);
   } else if (path == paths::kEvents) {
-    answer = Events(*target, perms, &count);
+    answer = Events(t, perms, &count);
   } else if (path == paths::kWatch) {
-    return Watch(req, *target, caller, std::move(respond));
+    return Watch(req, t, caller, std::move(respond));
   }
   if (answer) {
     if (!authz_) return respond(std::move(*answer));
@@ -196,8 +210,8 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
     return respond(Tile(std::string_view(path).substr(std::string_view(paths::kLogRoot).size())));
   if (path.starts_with(paths::kEntriesPrefix))
     return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size())));
-  if (path == paths::kInclusionProof) return respond(InclusionProof(*target));
-  if (path == paths::kConsistencyProof) return respond(ConsistencyProof(*target));
+  if (path == paths::kInclusionProof) return respond(InclusionProof(t));
+  if (path == paths::kConsistencyProof) return respond(ConsistencyProof(t));
   if (path == paths::kHealthz) return respond(HttpResponse{200, "text/plain", "ok\n", {}, {}});
   if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
   if (path == paths::kMetrics) return respond(MetricsPage());

@@ -35,6 +35,8 @@ class Api {
   void EnableLimits(auth::Limiter* limiter) { limiter_ = limiter; }
 
  private:
+  // Handle, once the caller is known: checks its role and answers.
+  void Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, Responder respond);
   HttpResponse Checkpoint();
   HttpResponse Tile(std::string_view rel);
   HttpResponse Entry(std::string_view index);

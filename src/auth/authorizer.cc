@@ -3,11 +3,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/sha256.h"
+#include "common/thread_util.h"
 
 namespace annals::auth {
 
@@ -40,9 +42,10 @@ Status Authorizer::MaybeReload(bool force) {
   return OkStatus();
 }
 
-StatusOr<Caller> Authorizer::Authenticate(std::string_view cert_user,
-                                          const std::vector<std::string>& cert_groups,
-                                          std::string_view authorization) {
+std::optional<StatusOr<Caller>> Authorizer::AuthenticateLocally(std::string_view cert_user,
+                                                                const std::vector<std::string>& cert_groups,
+                                                                std::string_view authorization,
+                                                                std::string* review_token) {
   Caller c;
   if (!cert_user.empty()) {
     c.user = std::string(cert_user);
@@ -56,20 +59,152 @@ StatusOr<Caller> Authorizer::Authenticate(std::string_view cert_user,
     std::string_view token = authorization.substr(kBearer.size());
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (config_.tokens_file.empty()) return UnauthenticatedError("this server accepts no bearer tokens");
-    const std::string hash = HexEncode(HashBytes(Sha256(token)));
-    std::lock_guard lock(mu_);
-    Status s = MaybeReload(/*force=*/false);
-    if (!s.ok()) std::fprintf(stderr, "annals: tokens not reloaded: %s\n", s.message().c_str());
-    auto it = tokens_.find(hash);
-    if (it == tokens_.end()) return UnauthenticatedError("unknown bearer token");
-    c.user = it->second.user;
-    c.groups = it->second.groups;
-    c.method = "token";
+    if (token.empty()) return UnauthenticatedError("empty bearer token");
+    if (config_.tokens_file.empty() && !reviewer_)
+      return UnauthenticatedError("this server accepts no bearer tokens");
+    if (!config_.tokens_file.empty()) {
+      const std::string hash = HexEncode(HashBytes(Sha256(token)));
+      std::lock_guard lock(mu_);
+      Status s = MaybeReload(/*force=*/false);
+      if (!s.ok()) std::fprintf(stderr, "annals: tokens not reloaded: %s\n", s.message().c_str());
+      if (auto it = tokens_.find(hash); it != tokens_.end()) {
+        c.user = it->second.user;
+        c.groups = it->second.groups;
+        c.method = "token";
+      }
+    }
+    if (c.method.empty()) {
+      if (!reviewer_) return UnauthenticatedError("unknown bearer token");
+      *review_token = std::string(token);
+      return std::nullopt;
+    }
   } else {
     c.method = "anonymous";
   }
   c.perms = Resolve(config_, c.user, c.groups, c.authenticated());
+  return c;
+}
+
+StatusOr<Caller> Authorizer::Authenticate(std::string_view cert_user,
+                                          const std::vector<std::string>& cert_groups,
+                                          std::string_view authorization) {
+  std::string token;
+  auto local = AuthenticateLocally(cert_user, cert_groups, authorization, &token);
+  if (local) return std::move(*local);
+  return Review(token);
+}
+
+void Authorizer::AuthenticateAsync(std::string_view cert_user, const std::vector<std::string>& cert_groups,
+                                   std::string_view authorization,
+                                   std::function<void(StatusOr<Caller>)> done) {
+  std::string token;
+  auto local = AuthenticateLocally(cert_user, cert_groups, authorization, &token);
+  if (local) return done(std::move(*local));
+  // A cached answer needs no thread.
+  if (auto hit = cache_->Lookup(HashBytes(Sha256(token)), review_options_.now())) {
+    Count("cached");
+    return done(FromReview(*hit));
+  }
+  Status refused;
+  {
+    std::lock_guard lock(review_mu_);
+    if (stopping_) {
+      refused = UnauthenticatedError("the server is shutting down; bearer tokens are not reviewed");
+    } else if (queue_.size() >= review_options_.max_queued) {
+      refused = UnauthenticatedError(
+          "too many bearer tokens are waiting for review by the Kubernetes API server; try again");
+    } else {
+      queue_.push_back({std::move(token), std::move(done)});
+      review_cv_.notify_one();
+      return;
+    }
+  }
+  Count("overloaded");
+  done(refused);
+}
+
+void Authorizer::EnableTokenReview(TokenReviewer reviewer, TokenReviewOptions options) {
+  reviewer_ = std::move(reviewer);
+  review_options_ = std::move(options);
+  cache_ = std::make_unique<TokenReviewCache>(review_options_.cache);
+  for (int i = 0; i < std::max(1, review_options_.threads); ++i)
+    review_threads_.emplace_back([this] { ReviewLoop(); });
+}
+
+void Authorizer::ReviewLoop() {
+  SetThreadName("annals-review");
+  std::unique_lock lock(review_mu_);
+  for (;;) {
+    review_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    const bool refuse = stopping_;
+    lock.unlock();
+    if (refuse) p.done(UnauthenticatedError("the server is shutting down; bearer tokens are not reviewed"));
+    else p.done(Review(p.token));  // answers the request on this thread (see AuthenticateAsync)
+    lock.lock();
+  }
+}
+
+void Authorizer::Stop() {
+  {
+    std::lock_guard lock(review_mu_);
+    stopping_ = true;
+  }
+  review_cv_.notify_all();
+  for (auto& t : review_threads_) t.join();
+  review_threads_.clear();
+}
+
+Authorizer::~Authorizer() { Stop(); }
+
+void Authorizer::Count(const char* result) {
+  if (review_options_.metrics) review_options_.metrics->Add("annals_token_reviews_total", "result", result);
+}
+
+StatusOr<Caller> Authorizer::Review(const std::string& token) {
+  const Hash key = Sha256(token);
+  std::optional<TokenReview> review = cache_->Lookup(HashBytes(key), review_options_.now());
+  if (review) {
+    Count("cached");
+  } else {
+    StatusOr<TokenReview> r = reviewer_(token);
+    if (!r.ok()) {
+      // Fail closed, and do not remember: the next request asks again.
+      Count("error");
+      const auto now = review_options_.now();
+      bool log = false;
+      {
+        std::lock_guard lock(review_mu_);
+        if (now - last_error_log_ >= std::chrono::seconds(5)) {
+          last_error_log_ = now;
+          log = true;
+        }
+      }
+      if (log) std::fprintf(stderr, "annals: TokenReview failed: %s\n", r.status().message().c_str());
+      return UnauthenticatedError(
+          "cannot verify this bearer token: the Kubernetes API server did not answer the TokenReview; "
+          "try again later");
+    }
+    Count(r->authenticated ? "authenticated" : "rejected");
+    cache_->Insert(HashBytes(key), *r, review_options_.now());
+    review = std::move(*r);
+  }
+  return FromReview(*review);
+}
+
+StatusOr<Caller> Authorizer::FromReview(const TokenReview& review) const {
+  if (!review.authenticated) {
+    std::string why = "bearer token rejected by the Kubernetes API server (TokenReview)";
+    if (!review.error.empty()) why += ": " + review.error.substr(0, 256);
+    return UnauthenticatedError(std::move(why));
+  }
+  Caller c;
+  c.user = review.identity.user;
+  c.groups = review.identity.groups;
+  c.method = "tokenreview";
+  c.perms = Resolve(config_, c.user, c.groups, true);
   return c;
 }
 

@@ -68,17 +68,6 @@ std::string ApiVersion(const ResourceSpec& s) {
   return s.group.empty() ? s.version : s.group + "/" + s.version;
 }
 
-// A Status body's code/reason/message, for logs.
-std::string StatusSummary(int http_status, std::string_view body) {
-  std::string msg = "HTTP " + std::to_string(http_status);
-  simdjson::dom::element doc;
-  std::string_view m;
-  if (ingest::JsonParser().parse(body.data(), body.size()).get(doc) == simdjson::SUCCESS &&
-      doc["message"].get_string().get(m) == simdjson::SUCCESS)
-    msg += ": " + std::string(m.substr(0, 300));
-  return msg;
-}
-
 void Log(const std::string& resource, const std::string& msg) {
   std::fprintf(stderr, "annals: watch %s: %s\n", resource.c_str(), msg.c_str());
 }

@@ -109,6 +109,15 @@ StatusOr<std::string> DataOrFile(const json& o, const std::string& field, const 
 
 }  // namespace
 
+std::string StatusSummary(int http_status, std::string_view body) {
+  std::string msg = "HTTP " + std::to_string(http_status);
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_object())
+    if (auto m = j.find("message"); m != j.end() && m->is_string())
+      msg += ": " + m->get<std::string>().substr(0, 300);
+  return msg;
+}
+
 StatusOr<KubeConfig> InClusterConfig(const std::string& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
@@ -245,24 +254,45 @@ void KubeClient::Abort() {
 }
 
 template <class BodyFn>
-StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle, BodyFn&& body_fn,
-                             std::string* error_body) {
+StatusOr<int> KubeClient::Do(const Request& r, BodyFn&& body_fn, std::string* error_body) {
+  const std::string what = std::string(r.method) + " " + r.path;
   {
     std::lock_guard lock(mu_);
-    if (aborted_) return UnavailableError("GET " + path + ": client stopped");
+    if (aborted_) return UnavailableError(what + ": client stopped");
   }
+  // Arms the socket's timer before each wait: `idle` from now, or the
+  // deadline, whichever comes first.
+  auto arm = [&r](beast::tcp_stream& s, std::chrono::steady_clock::duration idle) {
+    if (r.deadline) s.expires_at(std::min(*r.deadline, std::chrono::steady_clock::now() + idle));
+    else s.expires_after(idle);
+  };
   ASSIGN_OR_RETURN(std::string token, BearerToken());
   net::io_context ioc;
+  // Runs one asynchronous operation to completion on this thread. Beast's
+  // blocking calls ignore the stream's timer; its asynchronous ones end
+  // with beast::error::timeout when it expires.
+  auto await = [&ioc](auto&& start) {
+    beast::error_code out;
+    start([&out](beast::error_code e, auto&&...) { out = e; });
+    ioc.restart();
+    ioc.run();
+    return out;
+  };
   beast::error_code ec;
   tcp::resolver resolver(ioc);
   auto endpoints = resolver.resolve(host_, port_, ec);
   if (ec) return UnavailableError("cannot resolve " + host_ + ": " + ec.message());
-  http::request<http::empty_body> req{http::verb::get, path, 11};
+  http::request<http::string_body> req{http::string_to_verb(r.method), r.path, 11};
   req.set(http::field::host, host_);
   req.set(http::field::user_agent, "annals-watch/1");
   req.set(http::field::accept, "application/json");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (r.body) {
+    req.set(http::field::content_type, r.content_type);
+    req.body() = *r.body;
+  }
   req.keep_alive(false);
+  req.prepare_payload();
 
   auto run = [&](auto& stream, beast::tcp_stream& lowest) -> StatusOr<int> {
     const int fd = lowest.socket().native_handle();
@@ -272,15 +302,16 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
       int fd;
       ~Unreg() { c->Unregister(fd); }
     } unreg{this, fd};
-    lowest.expires_after(idle);
-    http::write(stream, req, ec);
-    if (ec) return UnavailableError("GET " + path + ": " + ec.message());
+    arm(lowest, r.idle);
+    ec = await([&](auto done) { http::async_write(stream, req, std::move(done)); });
+    if (ec) return UnavailableError(what + ": " + ec.message());
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::read_header(stream, buf, parser, ec);
-    if (ec) return UnavailableError("GET " + path + ": " + ec.message());
+    ec = await([&](auto done) { http::async_read_header(stream, buf, parser, std::move(done)); });
+    if (ec) return UnavailableError(what + ": " + ec.message());
     const int status = parser.get().result_int();
+    const bool ok = status / 100 == 2;
     // Large enough that a stream arriving faster than it is appended is
     // taken in big batches (a read returns what the socket holds).
     constexpr size_t kChunk = 4 << 20;  // pages are touched only as filled
@@ -292,14 +323,14 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
       // Read what is there now (up to kChunk) before handing it on: each
       // hand-off is one durable append, so batches follow the load.
       do {
-        lowest.expires_after(idle);
-        http::read_some(stream, buf, parser, ec);
+        arm(lowest, r.idle);
+        ec = await([&](auto done) { http::async_read_some(stream, buf, parser, std::move(done)); });
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) return UnavailableError("GET " + path + ": connection dropped (" + ec.message() + ")");
+        if (ec) return UnavailableError(what + ": connection dropped (" + ec.message() + ")");
       } while (!parser.is_done() && parser.get().body().size > 0 &&
                lowest.socket().available(ec) > 0);
       const size_t n = kChunk - parser.get().body().size;
-      if (status != 200) {
+      if (!ok) {
         if (error_body && error_body->size() < (1 << 20)) error_body->append(chunk, n);
         continue;
       }
@@ -308,14 +339,15 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
     return status;
   };
 
+  const auto connect_wait = std::min<std::chrono::steady_clock::duration>(r.idle, std::chrono::seconds(30));
   if (!tls_) {
     beast::tcp_stream stream(ioc);
-    stream.expires_after(std::chrono::seconds(30));
-    stream.connect(endpoints, ec);
+    arm(stream, connect_wait);
+    ec = await([&](auto done) { stream.async_connect(endpoints, std::move(done)); });
     if (ec) return UnavailableError("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
-    auto r = run(stream, stream);
+    auto res = run(stream, stream);
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    return r;
+    return res;
   }
   beast::ssl_stream<beast::tcp_stream> stream(ioc, tls_ctx_->ctx);
   const std::string& name = config_.tls_server_name.empty() ? host_ : config_.tls_server_name;
@@ -324,39 +356,68 @@ StatusOr<int> KubeClient::Do(const std::string& path, std::chrono::seconds idle,
   if (!config_.insecure_skip_tls_verify) {
     stream.set_verify_callback(ssl::host_name_verification(name));
   }
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
-  beast::get_lowest_layer(stream).connect(endpoints, ec);
+  // The handshake shares the connection's time.
+  arm(beast::get_lowest_layer(stream), connect_wait);
+  ec = await([&](auto done) { beast::get_lowest_layer(stream).async_connect(endpoints, std::move(done)); });
   if (ec) return UnavailableError("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
-  stream.handshake(ssl::stream_base::client, ec);
+  ec = await([&](auto done) { stream.async_handshake(ssl::stream_base::client, std::move(done)); });
   if (ec) return UnavailableError("TLS handshake with " + host_ + ":" + port_ + ": " + ec.message());
   return run(stream, beast::get_lowest_layer(stream));
 }
+
+namespace {
+
+// Collects a body of at most max_body bytes; *too_big when it was larger.
+auto Collector(std::string* out, size_t max_body, bool* too_big) {
+  return [=](std::string_view b) {
+    if (out->size() + b.size() > max_body) {
+      *too_big = true;
+      return false;
+    }
+    out->append(b);
+    return true;
+  };
+}
+
+}  // namespace
 
 StatusOr<KubeResponse> KubeClient::Get(const std::string& path, size_t max_body) {
   KubeResponse out;
   bool too_big = false;
   std::string err_body;
-  auto status = Do(path, std::chrono::seconds(120),
-                   [&](std::string_view b) {
-                     if (out.body.size() + b.size() > max_body) {
-                       too_big = true;
-                       return false;
-                     }
-                     out.body.append(b);
-                     return true;
-                   },
-                   &err_body);
+  auto status = Do(Request{.path = path}, Collector(&out.body, max_body, &too_big), &err_body);
   if (!status.ok()) return status.status();
   if (too_big) return ResourceExhaustedError("GET " + path + ": body larger than " + std::to_string(max_body));
   out.status = *status;
-  if (out.status != 200) out.body = std::move(err_body);
+  if (out.status / 100 != 2) out.body = std::move(err_body);
+  return out;
+}
+
+StatusOr<KubeResponse> KubeClient::Post(const std::string& path, const std::string& body,
+                                        const std::string& content_type, std::chrono::milliseconds timeout,
+                                        size_t max_body) {
+  KubeResponse out;
+  bool too_big = false;
+  std::string err_body;
+  const auto idle = std::chrono::ceil<std::chrono::seconds>(timeout);
+  auto status = Do(Request{.method = "POST",
+                           .path = path,
+                           .body = &body,
+                           .content_type = content_type,
+                           .idle = idle,
+                           .deadline = std::chrono::steady_clock::now() + timeout},
+                   Collector(&out.body, max_body, &too_big), &err_body);
+  if (!status.ok()) return status.status();
+  if (too_big) return ResourceExhaustedError("POST " + path + ": body larger than " + std::to_string(max_body));
+  out.status = *status;
+  if (out.status / 100 != 2) out.body = std::move(err_body);
   return out;
 }
 
 StatusOr<int> KubeClient::Stream(const std::string& path, std::chrono::seconds idle,
                                  const std::function<bool(std::string_view)>& on_data,
                                  std::string* error_body) {
-  return Do(path, idle, on_data, error_body);
+  return Do(Request{.path = path, .idle = idle}, on_data, error_body);
 }
 
 }  // namespace annals::watch

@@ -7,7 +7,11 @@
 // error), HTTP proxies, and impersonation.
 //
 // One connection per request (lists are rare, a watch holds its connection
-// for minutes). Thread-safe: requests may run concurrently from several
+// for minutes, and TokenReviews are cached by their caller). Every wait on
+// the server is bounded (connecting: 30 s; then `idle` per read, or a
+// deadline for the whole exchange): the calls are Beast's asynchronous
+// ones run to completion on the calling thread, because its blocking ones
+// ignore timeouts. Thread-safe: requests may run concurrently from several
 // threads; Abort() stops every request in flight.
 #ifndef ANNALS_WATCH_KUBE_CLIENT_H_
 #define ANNALS_WATCH_KUBE_CLIENT_H_
@@ -16,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -48,6 +53,9 @@ struct KubeResponse {
   std::string body;
 };
 
+// "HTTP <status>[: <the metav1.Status body's message>]", for logs.
+std::string StatusSummary(int http_status, std::string_view body);
+
 class KubeClient {
  public:
   static StatusOr<std::unique_ptr<KubeClient>> Create(KubeConfig config);
@@ -55,8 +63,14 @@ class KubeClient {
 
   // GET path (with query); the whole body, at most max_body bytes.
   StatusOr<KubeResponse> Get(const std::string& path, size_t max_body = size_t{1} << 31);
+  // POST body (of content_type) to path; the whole answer, at most
+  // max_body bytes, whatever its status. The whole exchange (connect, TLS
+  // handshake, request, answer) must be over within `timeout`.
+  StatusOr<KubeResponse> Post(const std::string& path, const std::string& body,
+                              const std::string& content_type, std::chrono::milliseconds timeout,
+                              size_t max_body = size_t{1} << 20);
   // GET path and hand the body to on_data as it arrives (chunked or not)
-  // while it returns true. A non-200 answer is read whole into *error_body
+  // while it returns true. A non-2xx answer is read whole into *error_body
   // and its status returned. 200 is returned when the server ended the
   // body; a dropped connection or `idle` without a byte is an error.
   StatusOr<int> Stream(const std::string& path, std::chrono::seconds idle,
@@ -71,9 +85,18 @@ class KubeClient {
  private:
   explicit KubeClient(KubeConfig config);
   struct Tls;
-  template <class Body>
-  StatusOr<int> Do(const std::string& path, std::chrono::seconds idle, Body&& body_fn,
-                   std::string* error_body);
+  // One request. `idle` bounds each wait for the server (connecting: at
+  // most 30 s); with a `deadline`, the whole exchange must end by then.
+  struct Request {
+    const char* method = "GET";
+    const std::string& path;
+    const std::string* body = nullptr;  // POST
+    std::string content_type = "";
+    std::chrono::seconds idle{120};
+    std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt;
+  };
+  template <class BodyFn>
+  StatusOr<int> Do(const Request& r, BodyFn&& body_fn, std::string* error_body);
   StatusOr<std::string> BearerToken() const;
   void Register(int fd);
   void Unregister(int fd);

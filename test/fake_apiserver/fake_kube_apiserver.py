@@ -4,7 +4,10 @@
 Speaks the real wire protocol over HTTP/1.1: paginated lists (limit/continue),
 chunked watch streams of JSON frames (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR),
 `410 Gone` as an ERROR frame (or as an HTTP 410 answer), bearer-token
-authentication (401 with a metav1.Status otherwise) and timeoutSeconds.
+authentication (401 with a metav1.Status otherwise), timeoutSeconds, and
+TokenReviews (POST /apis/authentication.k8s.io/v1/tokenreviews, answered
+201 from a table of tokens, with audiences checked as kube-apiserver does;
+the caller must bring the accepted bearer token like any other client).
 The test scripts it through /control/* (unauthenticated):
 
   POST /control/apply   {"path":"/api/v1/pods","type":"ADDED|MODIFIED|DELETED","object":{...}}
@@ -14,6 +17,11 @@ The test scripts it through /control/* (unauthenticated):
   POST /control/refuse  {"on":bool}       answer lists and watches with 503
   POST /control/compact {"http410":bool}  forget history: older resumes get 410
   POST /control/token   {"token":"..."}   the bearer token accepted from now on
+  POST /control/tokenreview {"token":"...","username":"...","groups":[...],
+                         "audiences":[...]}  a token TokenReviews vouch for
+                         (audiences default to the API server's); with
+                         "forget":true, no longer
+  POST /control/review-delay {"seconds":S} answer TokenReviews S seconds late
   GET  /control/stats                     counters
 
 Prints "port: N" on stdout once listening. Objects live in memory only.
@@ -38,8 +46,15 @@ STATE = {
     "generation": 0,    # bumped by /control/drop
     "partial": False,
     "garbage": [],      # (generation, line)
-    "stats": {"lists": 0, "watches": 0, "unauthorized": 0, "gone": 0, "open_watches": 0},
+    "stats": {"lists": 0, "watches": 0, "unauthorized": 0, "gone": 0, "open_watches": 0,
+              "tokenreviews": 0},
+    "reviews": {},      # token -> {"username", "groups", "audiences"}
+    "review_delay": 0.0,
 }
+TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+# The audience of projected ServiceAccount tokens by default, and what a
+# TokenReview without spec.audiences checks against.
+APISERVER_AUDIENCES = ["https://kubernetes.default.svc.cluster.local"]
 TOKEN = None
 GONE_BODY = None  # the body of HTTP 410 answers (--gone-body)
 KINDS = {}  # path -> (kind, apiVersion)
@@ -73,6 +88,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         u = urllib.parse.urlparse(self.path)
+        if u.path == TOKENREVIEWS:
+            return self.token_review()
         req = self.read_body()
         with LOCK:
             if u.path == "/control/apply":
@@ -105,6 +122,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 global TOKEN
                 TOKEN = req["token"]
                 return self.send_json(200, b"{}")
+            if u.path == "/control/tokenreview":
+                if req.get("forget"):
+                    STATE["reviews"].pop(req["token"], None)
+                else:
+                    STATE["reviews"][req["token"]] = {
+                        "username": req["username"], "groups": req.get("groups", []),
+                        "audiences": req.get("audiences", APISERVER_AUDIENCES)}
+                return self.send_json(200, b"{}")
+            if u.path == "/control/review-delay":
+                STATE["review_delay"] = float(req.get("seconds", 0))
+                return self.send_json(200, b"{}")
             if u.path == "/control/refuse":
                 STATE["refuse"] = bool(req.get("on"))
                 return self.send_json(200, b"{}")
@@ -133,6 +161,49 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if q.get("watch") in ("1", "true"):
             return self.watch(u.path, q)
         return self.list(u.path, q)
+
+    def token_review(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        if self.headers.get("Authorization") != "Bearer " + TOKEN:
+            with LOCK:
+                STATE["stats"]["unauthorized"] += 1
+            return self.send_json(401, status_body(401, "Unauthorized", "Unauthorized"))
+        with LOCK:
+            refuse, delay = STATE["refuse"], STATE["review_delay"]
+        if refuse:
+            return self.send_json(503, status_body(503, "ServiceUnavailable", "refusing (test)"))
+        try:
+            tr = json.loads(raw)
+            token = tr["spec"]["token"]
+            assert tr.get("kind") == "TokenReview" and tr.get("apiVersion") == "authentication.k8s.io/v1"
+            assert isinstance(token, str)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return self.send_json(400, status_body(400, "BadRequest", "not an authentication.k8s.io/v1 TokenReview"))
+        wanted = tr["spec"].get("audiences") or APISERVER_AUDIENCES
+        with LOCK:
+            STATE["stats"]["tokenreviews"] += 1
+            known = STATE["reviews"].get(token)
+        if delay:
+            time.sleep(delay)
+        status = {"user": {}}
+        if known is None:
+            status["error"] = "[invalid bearer token, token lookup failed]"
+        else:
+            auds = [a for a in known["audiences"] if a in wanted]
+            if not auds:
+                status["error"] = "[invalid bearer token, token audiences %s is invalid for the target audiences %s]" % (
+                    json.dumps(known["audiences"]), json.dumps(wanted))
+            else:
+                status = {"authenticated": True, "audiences": auds,
+                          "user": {"username": known["username"], "uid": "uid-" + known["username"],
+                                   "groups": known["groups"]}}
+        tr["metadata"] = {"creationTimestamp": None}
+        tr["status"] = status
+        try:
+            self.send_json(201, dumps(tr))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (review-delay)
 
     def list(self, path, q):
         with LOCK:

@@ -3,7 +3,9 @@
 // by curl as the kube-apiserver's webhook and kubectl users would, with
 // certificates made here with OpenSSL: a CA, the server's certificate,
 // client certificates for an ingester, a namespace-limited reader, a full
-// reader and an admin; one from another CA and one expired.
+// reader and an admin; one from another CA and one expired. ServiceAccount
+// tokens are vouched for by test/fake_apiserver's TokenReviews
+// (--token-review with a kubeconfig for it).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -30,6 +32,7 @@
 #include "common/bytes.h"
 #include "common/sha256.h"
 #include "merkle/merkle.h"
+#include "testutil/fake_apiserver.h"
 #include "testutil/log_client.h"
 #include "testutil/server_process.h"
 
@@ -37,6 +40,7 @@ namespace annals {
 namespace {
 
 using nlohmann::json;
+using testutil::FakeApiServer;
 using testutil::ServeOptions;
 using testutil::ServerProcess;
 using testutil::TempDir;
@@ -248,6 +252,23 @@ uint16_t PortOf(const std::string& url) {
 
 std::string HashHex(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
 
+// The ServiceAccounts the fake API server's TokenReviews know, and the
+// token annals itself authenticates to it with (its kubeconfig's).
+constexpr char kReviewerToken[] = "annals-reviewer-token-5b1e";
+constexpr char kTeamAToken[] = "eyJhbGciOiJSUzI1NiJ9.team-a-dashboard.sig";
+constexpr char kOpsToken[] = "eyJhbGciOiJSUzI1NiJ9.ops-ingester.sig";
+
+void RegisterServiceAccount(FakeApiServer& kube, const std::string& token, const std::string& ns,
+                            const std::string& name, const json& audiences = nullptr) {
+  json body = {{"token", token},
+               {"username", "system:serviceaccount:" + ns + ":" + name},
+               {"groups", {"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}};
+  if (!audiences.is_null()) body["audiences"] = audiences;
+  kube.Control("tokenreview", body);
+}
+
+int TokenReviews(FakeApiServer& kube) { return kube.Stats().value("tokenreviews", -1); }
+
 // ---------------------------------------------------------------------------
 
 class Auth : public ::testing::Test {
@@ -277,14 +298,25 @@ class Auth : public ::testing::Test {
         "ci": ["ingest:events"],
         "auditors": ["read"],
         "team-a": {"roles": ["read"], "namespaces": ["team-a"]},
-        "team-b": {"roles": ["read"], "namespaces": ["team-b"]}
+        "team-b": {"roles": ["read"], "namespaces": ["team-b"]},
+        "system:serviceaccounts:team-a": {"roles": ["read"], "namespaces": ["team-a"]}
+      },
+      "users": {
+        "system:serviceaccount:ops:ingester": ["ingest"]
       }})";
+    kube_ = new FakeApiServer(kReviewerToken);
+    ASSERT_GT(kube_->port(), 0);
+    RegisterServiceAccount(*kube_, kTeamAToken, "team-a", "dashboard");
+    RegisterServiceAccount(*kube_, kOpsToken, "ops", "ingester");
     ServeOptions o;
     o.data_dir = dir_->Sub("data");
     o.checkpoint_interval_ms = 50;
     o.extra_args = {"--tls-cert", d + "/server.crt", "--tls-key", d + "/server.key", "--client-ca",
                     d + "/ca.crt", "--auth-config", d + "/auth.json", "--request-timeout", "3",
-                    "--tcp-listen", "127.0.0.1:" + std::to_string(tcp_port_ = FreePort())};
+                    "--tcp-listen", "127.0.0.1:" + std::to_string(tcp_port_ = FreePort()),
+                    "--token-review",
+                    testutil::WriteFakeKubeconfig(d + "/kubeconfig", kube_->port(),
+                                                  std::string("token: ") + kReviewerToken)};
     server_ = new ServerProcess(o);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
@@ -310,6 +342,7 @@ class Auth : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete server_;
+    delete kube_;
     delete dir_;
   }
 
@@ -349,10 +382,12 @@ class Auth : public ::testing::Test {
 
   static TempDir* dir_;
   static ServerProcess* server_;
+  static FakeApiServer* kube_;
   static KeyCert ca_;
   static uint16_t tcp_port_;
 };
 uint16_t Auth::tcp_port_ = 0;
+FakeApiServer* Auth::kube_ = nullptr;
 TempDir* Auth::dir_ = nullptr;
 ServerProcess* Auth::server_ = nullptr;
 KeyCert Auth::ca_;
@@ -631,6 +666,93 @@ TEST_F(Auth, PerSourceIngestRole) {
   EXPECT_EQ(LogSize(), before + 1);
 }
 
+// A ServiceAccount token, vouched for by the API server's TokenReview, is
+// the ServiceAccount: its groups bind it like any other caller's (here,
+// system:serviceaccounts:team-a reads team-a only), and its reads are
+// recorded under its name.
+TEST_F(Auth, ServiceAccountTokenIsReviewedAndGetsItsGroupBinding) {
+  const uint64_t from = LogSize();
+  CurlResult s = Token(kTeamAToken, {Url("/v1/state?kind=Pod")});
+  ASSERT_EQ(s.status, 200) << s.body;
+  json a = json::parse(s.body);
+  ASSERT_EQ(a["count"], 1);
+  EXPECT_EQ(a["objects"][0]["namespace"], "team-a");
+  EXPECT_EQ(Token(kTeamAToken, {Url("/v1/state?kind=Pod&namespace=team-b")}).status, 403);
+  CurlResult e = Token(kTeamAToken, {Url("/v1/events?resource=pods")});
+  ASSERT_EQ(e.status, 200) << e.body;
+  EXPECT_EQ(e.body.find("team-b"), std::string::npos);
+  EXPECT_EQ(Token(kTeamAToken, {Url("/metrics")}).status, 403);
+  CurlResult w = Token(kTeamAToken, {"-X", "POST", "--data-binary", "@" + P("events.json"),
+                                     Url("/v1/ingest/k8s-audit")});
+  EXPECT_EQ(w.status, 403) << w.body;
+  EXPECT_NE(w.body.find("system:serviceaccount:team-a:dashboard (tokenreview)"), std::string::npos) << w.body;
+
+  auto reads = ReadEntries(from);
+  ASSERT_EQ(reads.size(), 3u);  // two answers and the refused namespace
+  for (const auto& r : reads) {
+    EXPECT_EQ(r["event"]["user"], "system:serviceaccount:team-a:dashboard");
+    EXPECT_EQ(r["event"]["auth"], "tokenreview");
+    EXPECT_EQ(r["event"]["groups"],
+              json::array({"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}));
+    EXPECT_EQ(r["meta"]["read"]["user"], "system:serviceaccount:team-a:dashboard");
+  }
+  EXPECT_EQ(reads[1]["event"]["status"], 403);
+
+  // A users binding names a ServiceAccount too: ops/ingester may write.
+  const std::string cloud_event =
+      R"({"specversion":"1.0","id":"sa-ingest-1","source":"/ops","type":"com.example.rollout"})";
+  CurlResult in = Token(kOpsToken, {"-X", "POST", "--data-binary", cloud_event, Url("/v1/ingest/events")});
+  EXPECT_EQ(in.status, 200) << in.body;
+  EXPECT_EQ(Token(kOpsToken, {Url("/v1/events")}).status, 403);
+}
+
+TEST_F(Auth, TokenTheApiServerRejectsIs401AndAppendsNothing) {
+  const uint64_t before = LogSize();
+  const int reviews = TokenReviews(*kube_);
+  CurlResult r = Token("eyJhbGciOiJSUzI1NiJ9.unknown.sig", {Url("/v1/state?kind=Pod")});
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("rejected by the Kubernetes API server"), std::string::npos) << r.body;
+  EXPECT_EQ(Token("eyJhbGciOiJSUzI1NiJ9.unknown2.sig",
+                  {"-X", "POST", "--data-binary", "@" + P("events.json"), Url("/v1/ingest/k8s-audit")})
+                .status,
+            401);
+  EXPECT_EQ(TokenReviews(*kube_), reviews + 2) << "each unknown token was reviewed";
+  EXPECT_EQ(LogSize(), before) << "neither a write nor a self-audit entry";
+}
+
+TEST_F(Auth, TokenReviewAnswersAreCachedByTokenHash) {
+  const std::string token = "eyJhbGciOiJSUzI1NiJ9.cache-test.sig";
+  RegisterServiceAccount(*kube_, token, "team-a", "cache-test");
+  const int reviews = TokenReviews(*kube_);
+  ASSERT_EQ(Token(token, {Url("/v1/events?limit=1")}).status, 200);
+  EXPECT_EQ(TokenReviews(*kube_), reviews + 1);
+  ASSERT_EQ(Token(token, {Url("/v1/events?limit=1")}).status, 200);
+  ASSERT_EQ(Token(token, {Url("/v1/state?kind=Pod")}).status, 200);
+  EXPECT_EQ(TokenReviews(*kube_), reviews + 1) << "answered from the cache";
+  // A refusal is remembered too (for 10 s): a flood of one bad token does
+  // not become a flood of TokenReviews.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Token("not-a-token", {Url("/v1/events")}).status, 401);
+  EXPECT_LE(TokenReviews(*kube_), reviews + 2);
+  CurlResult m = As("root", {Url("/metrics")});
+  EXPECT_NE(m.body.find("annals_token_reviews_total{result=\"cached\"}"), std::string::npos) << m.body;
+}
+
+TEST_F(Auth, TokenReviewFailsClosedWhenTheApiServerRefusesAndRemembersNothing) {
+  const std::string token = "eyJhbGciOiJSUzI1NiJ9.outage-test.sig";
+  RegisterServiceAccount(*kube_, token, "team-a", "outage-test");
+  kube_->Control("refuse", {{"on", true}});
+  const uint64_t before = LogSize();
+  CurlResult r = Token(token, {Url("/v1/events?limit=1")});
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("did not answer the TokenReview"), std::string::npos) << r.body;
+  EXPECT_EQ(LogSize(), before);
+  kube_->Control("refuse", {{"on", false}});
+  // The failure was not cached: the next request is reviewed and admitted.
+  r = Token(token, {Url("/v1/events?limit=1")});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(server_->StderrText().find("TokenReview failed"), std::string::npos);
+}
+
 // Last in the suite: it adds corpus events (and their objects) to the log.
 TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
   std::string lines;
@@ -655,12 +777,17 @@ TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
   EXPECT_EQ(after, before + n);
 }
 
-TEST(AuthListen, PlainHttpOnlyOnLoopbackUnlessInsecureListen) {
+// `annals serve --data DIR args...` must refuse to start, saying `why`.
+void ExpectServeRefuses(std::vector<std::string> args, const std::string& why) {
   TempDir d;
-  auto r = testutil::RunAnnals({"serve", "--data", d.Sub("data"), "--listen", "0.0.0.0:0"}, "",
-                               std::chrono::seconds(20));
+  args.insert(args.begin(), {"serve", "--data", d.Sub("data")});
+  auto r = testutil::RunAnnals(args, "", std::chrono::seconds(20));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("--insecure-listen"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+}
+
+TEST(AuthListen, PlainHttpOnlyOnLoopbackUnlessInsecureListen) {
+  ExpectServeRefuses({"--listen", "0.0.0.0:0"}, "--insecure-listen");
 }
 
 TEST(AuthListen, PerCallerRateLimitAnswers429) {
@@ -678,6 +805,114 @@ TEST(AuthListen, PerCallerRateLimitAnswers429) {
   EXPECT_EQ(Curl({server.url() + "/healthz"}).status, 200);  // health checks are exempt
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_EQ(Curl({server.url() + "/log/checkpoint"}).status, 200);  // the bucket refills
+}
+
+// A plain-HTTP loopback server whose bearer tokens are reviewed by its own
+// fake API server (each test may break that one).
+struct ReviewedServer {
+  explicit ReviewedServer(std::vector<std::string> extra_args = {},
+                          const std::string& reviewer_token = kReviewerToken)
+      : kube(kReviewerToken) {
+    EXPECT_GT(kube.port(), 0);
+    RegisterServiceAccount(kube, kTeamAToken, "team-a", "dashboard");
+    std::ofstream(dir.Sub("tokens")) << HashHex("static-token") << " carol auditors\n";
+    std::ofstream(dir.Sub("auth.json")) << R"({"tokens":"tokens","groups":{"auditors":["read"],
+        "system:serviceaccounts:team-a":{"roles":["read"],"namespaces":["team-a"]}}})";
+    ServeOptions o;
+    o.data_dir = dir.Sub("data");
+    o.extra_args = {"--auth-config", dir.Sub("auth.json"), "--token-review",
+                    testutil::WriteFakeKubeconfig(dir.Sub("kubeconfig"), kube.port(), "token: " + reviewer_token)};
+    o.extra_args.insert(o.extra_args.end(), extra_args.begin(), extra_args.end());
+    server = std::make_unique<ServerProcess>(o);
+    Status s = server->Start();
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  CurlResult Get(const std::string& token, const std::string& path) {
+    return Curl({"-H", "Authorization: Bearer " + token, server->url() + path});
+  }
+
+  TempDir dir;
+  FakeApiServer kube;
+  std::unique_ptr<ServerProcess> server;
+};
+
+TEST(AuthTokenReview, WithAnAudienceOnlyTokensMeantForAnnalsAreAccepted) {
+  ReviewedServer rs({"--token-review-audience", "annals"});
+  // kTeamAToken carries the API server's audience: valid, but not for annals.
+  CurlResult r = rs.Get(kTeamAToken, "/v1/events");
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("audiences"), std::string::npos) << r.body;
+  const std::string ours = "eyJhbGciOiJSUzI1NiJ9.aud-annals.sig";
+  RegisterServiceAccount(rs.kube, ours, "team-a", "dashboard", {"annals"});
+  EXPECT_EQ(rs.Get(ours, "/v1/events").status, 200);
+}
+
+TEST(AuthTokenReview, IncompleteFlagsAreRefusedAtStart) {
+  // An audience without TokenReview is a mistake.
+  ExpectServeRefuses({"--token-review-audience", "annals"}, "--token-review-audience needs --token-review");
+  // The default roles would make every ServiceAccount an admin.
+  ExpectServeRefuses({"--token-review", "in-cluster"}, "--token-review needs --auth-config");
+  // Not in a cluster: said so, and nothing served.
+  if (std::getenv("KUBERNETES_SERVICE_HOST")) return;  // this test runs in one
+  TempDir d;
+  std::ofstream(d.Sub("auth.json")) << R"({"groups":{}})";
+  ExpectServeRefuses({"--auth-config", d.Sub("auth.json"), "--token-review", "in-cluster"},
+                     "--token-review: not in a cluster");
+}
+
+// A TokenReview waits on a review thread, not a listener thread: while
+// three of them hang (the API server answers after 8 s; annals gives up
+// after 5 s), other callers are served at once. Then the API server goes
+// away: unknown tokens are refused, a cached one still works.
+TEST(AuthTokenReview, SlowOrDeadApiServerFailsClosedWithoutStallingOthers) {
+  ReviewedServer rs;
+  ASSERT_EQ(rs.Get(kTeamAToken, "/v1/events").status, 200);  // cached from now on
+  rs.kube.Control("review-delay", {{"seconds", 8}});
+  std::vector<std::thread> slow;
+  std::vector<CurlResult> slow_results(3);
+  std::vector<double> slow_secs(3);
+  for (int i = 0; i < 3; ++i)
+    slow.emplace_back([&, i] {
+      auto t0 = std::chrono::steady_clock::now();
+      slow_results[i] = rs.Get("eyJhbGciOiJSUzI1NiJ9.slow-" + std::to_string(i) + ".sig", "/v1/events");
+      slow_secs[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // all three are waiting now
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(Curl({rs.server->url() + "/healthz"}).status, 200);
+    EXPECT_EQ(rs.Get("static-token", "/v1/events?limit=1").status, 200);
+    EXPECT_EQ(rs.Get(kTeamAToken, "/v1/events?limit=1").status, 200);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+  }
+  for (auto& t : slow) t.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(slow_results[i].status, 401) << slow_results[i].body;
+    EXPECT_NE(slow_results[i].body.find("did not answer the TokenReview"), std::string::npos)
+        << "gave up waiting, not an answer: " << slow_results[i].body;
+    EXPECT_GE(slow_secs[i], 4.5);
+    EXPECT_LT(slow_secs[i], 16.0);  // two review threads: the third waits for one
+  }
+  rs.kube.Control("review-delay", {{"seconds", 0}});
+
+  rs.kube.Kill();
+  auto t0 = std::chrono::steady_clock::now();
+  CurlResult r = rs.Get("eyJhbGciOiJSUzI1NiJ9.after-kill.sig", "/v1/events");
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("did not answer the TokenReview"), std::string::npos) << r.body;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+  EXPECT_EQ(rs.Get(kTeamAToken, "/v1/events?limit=1").status, 200) << "cached for 2 minutes";
+  EXPECT_EQ(rs.server->Stop().code(), StatusCode::kOk);  // stops cleanly with review threads
+}
+
+TEST(AuthTokenReview, ApiServerRefusingAnnalsOwnCredentialsFailsClosedAndSaysWhy) {
+  ReviewedServer rs({}, "wrong-reviewer-token");
+  CurlResult r = rs.Get(kTeamAToken, "/v1/events");
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(r.body.find("wrong-reviewer-token"), std::string::npos);
+  EXPECT_EQ(rs.kube.Stats()["unauthorized"], 1);
+  EXPECT_NE(rs.server->StderrText().find("create on tokenreviews.authentication.k8s.io"), std::string::npos)
+      << rs.server->StderrText();
 }
 
 }  // namespace

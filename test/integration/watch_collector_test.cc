@@ -27,6 +27,7 @@
 
 #include "client/http_client.h"
 #include "common/time_util.h"
+#include "testutil/fake_apiserver.h"
 #include "testutil/server_process.h"
 #include "testutil/test_macros.h"
 
@@ -34,6 +35,7 @@ namespace annals {
 namespace {
 
 using nlohmann::json;
+using testutil::FakeApiServer;
 using testutil::ServeOptions;
 using testutil::ServerProcess;
 using testutil::TempDir;
@@ -48,73 +50,10 @@ json LoadJson(const std::string& rel) {
   return json::parse(ss.str());
 }
 
-// fake_kube_apiserver.py as a child process.
-class FakeApiServer {
- public:
-  explicit FakeApiServer(std::string gone_body = "") {
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      if (gone_body.empty())
-        execlp("python3", "python3", FAKE_APISERVER, "--token", kToken, nullptr);
-      else
-        execlp("python3", "python3", FAKE_APISERVER, "--token", kToken, "--gone-body", gone_body.c_str(), nullptr);
-      _exit(127);
-    }
-    close(out[1]);
-    std::string text;
-    char buf[256];
-    while (text.find('\n') == std::string::npos) {
-      ssize_t n = read(out[0], buf, sizeof(buf));
-      if (n <= 0) break;
-      text.append(buf, static_cast<size_t>(n));
-    }
-    close(out[0]);
-    if (text.starts_with("port: ")) port_ = std::stoi(text.substr(6));
-    url_ = "http://127.0.0.1:" + std::to_string(port_);
-    auto c = client::HttpClient::Create(url_);
-    if (c.ok()) http_ = std::move(*c);
-  }
-  ~FakeApiServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  int port() const { return port_; }
-  const std::string& url() const { return url_; }
-  json Control(const std::string& what, const json& body) {
-    auto r = http_->Post("/control/" + what, body.dump());
-    EXPECT_TRUE(r.ok() && r->status == 200) << what;
-    return r.ok() ? json::parse(r->body, nullptr, false) : json();
-  }
-  std::string Apply(const std::string& type, const json& pod, const std::string& path = "/api/v1/pods") {
-    return Control("apply", {{"path", path}, {"type", type}, {"object", pod}})["rv"];
-  }
-  json Stats() {
-    auto r = http_->Get("/control/stats");
-    return r.ok() ? json::parse(r->body, nullptr, false) : json();
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string url_;
-  std::unique_ptr<client::HttpClient> http_;
-};
-
 // `token` is the user's token, or "tokenFile: PATH".
 std::string Kubeconfig(const TempDir& dir, int port, const std::string& token) {
-  std::string path = dir.Sub("kubeconfig");
   const std::string user = token.starts_with("tokenFile: ") ? token : "token: " + token;
-  std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
-                         "    server: http://127.0.0.1:" << port << "\ncontexts:\n- name: fake\n"
-                         "  context:\n    cluster: fake\n    user: collector\ncurrent-context: fake\n"
-                         "users:\n- name: collector\n  user:\n    " << user << "\n";
-  return path;
+  return testutil::WriteFakeKubeconfig(dir.Sub("kubeconfig"), port, user);
 }
 
 json Get(const std::string& url, const std::string& path, int* status = nullptr) {
@@ -192,7 +131,7 @@ json WithIp(json pod, const std::string& ip) {
 }
 
 TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTwice) {
-  FakeApiServer api;
+  FakeApiServer api(kToken);
   ASSERT_GT(api.port(), 0);
   TempDir dir;
   // Before the collector starts: KubeHound's three pods and k9s' Service.
@@ -346,7 +285,7 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
 // pages, an HTTP 410 answer (kubeclient's recorded body) and `annals
 // collect --url` posting to a separate ledger over /v1/ingest/k8s-watch.
 TEST(WatchCollector, TokensPagesHttp410AndRemoteCollector) {
-  FakeApiServer api(testutil::CorpusDir() + "/k8s-objects/kubeclient/pods_410.json");
+  FakeApiServer api(kToken, testutil::CorpusDir() + "/k8s-objects/kubeclient/pods_410.json");
   ASSERT_GT(api.port(), 0);
   TempDir dir;
   // The kind cluster's kube-system pods: more than one page of 5.
