@@ -42,7 +42,11 @@ struct AuditEvent {
   // retries (length-prefixed: no two pairs share a key). The Ingestor
   // deduplicates on this key together with the payload's digest.
   std::string DedupKey() const {
-    return "audit:" + std::to_string(audit_id.size()) + ":" + audit_id + "/" + stage;
+    const std::string n = std::to_string(audit_id.size());
+    std::string k;
+    k.reserve(8 + n.size() + audit_id.size() + stage.size());
+    k.append("audit:").append(n).append(":").append(audit_id).append("/").append(stage);
+    return k;
   }
 };
 
