@@ -128,10 +128,18 @@ TEST(RunTableTest, GrowsReplacesAndSorts) {
   EXPECT_EQ(*t.Find("key4999"), "v4999");
   EXPECT_FALSE(t.Find("key5000").has_value());
   EXPECT_FALSE(t.Find("").has_value());
+  // Keys that sort by their bytes, not as chars: high bytes, zero bytes,
+  // one a prefix of another (Sorted compares eight-byte prefixes first).
+  for (const std::string& k : {std::string("\xff", 1), std::string("\xff\x00", 2), std::string("\x00", 1),
+                              std::string("\x80key0000", 9), std::string("\x80key0000\x01", 10)})
+    t.Put(k, "odd");
   auto sorted = t.Sorted();
-  ASSERT_EQ(sorted.size(), 5000u);
-  for (size_t i = 1; i < sorted.size(); ++i) EXPECT_LT(sorted[i - 1].first, sorted[i].first);
-  EXPECT_EQ(sorted.front().first, "key0");
+  ASSERT_EQ(sorted.size(), 5005u);
+  for (size_t i = 1; i < sorted.size(); ++i)
+    EXPECT_LT(sorted[i - 1].first.compare(sorted[i].first), 0) << i;
+  EXPECT_EQ(sorted.front().first, std::string("\x00", 1));
+  EXPECT_EQ(sorted[1].first, "key0");
+  EXPECT_EQ(sorted.back().first, std::string("\xff\x00", 2));
 }
 
 }  // namespace
