@@ -301,7 +301,68 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
                   facts->phase != "Succeeded" && facts->phase != "Failed" && !pf.ips.empty();
   }
   o.pod.insert(o.pod.begin() + static_cast<long>(k), pf);
-  RecomputeIntervals(id);
+  // The newest version (the usual case) only moves the end of the history:
+  // extend it. A version that lands earlier re-derives the whole history,
+  // which for a pod updated thousands of times was quadratic.
+  if (k + 1 == o.versions.size()) {
+    ExtendIntervals(id);
+  } else {
+    RecomputeIntervals(id);
+  }
+}
+
+void StateStore::ExtendIntervals(uint32_t id) {
+  Object& o = objects_[id];
+  const Version& v = o.versions.back();
+  const Object::PodFacts& pf = o.pod.back();
+  static const std::vector<IpKey> kNone;
+  const std::vector<IpKey>& active = pf.holds_ip ? pf.ips : kNone;
+  // As RecomputeIntervals leaves them: the closed intervals in the order
+  // they closed, then the open ones in the order they opened.
+  size_t first_open = o.intervals.size();
+  while (first_open > 0 && o.intervals[first_open - 1].end == kNever) --first_open;
+  std::vector<IpInterval> still_open;
+  for (size_t i = first_open; i < o.intervals.size(); ++i) {
+    IpInterval iv = o.intervals[i];
+    if (std::find(active.begin(), active.end(), iv.ip) != active.end()) {
+      still_open.push_back(iv);
+      continue;
+    }
+    // Close it, here and in the address's list (sorted by start; the end
+    // does not move it).
+    auto& vec = ip_index_.Intervals(iv.ip);
+    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
+                               [](const IpInterval& x, Micros s) { return x.start < s; });
+    for (; it != vec.end() && it->start == iv.start; ++it) {
+      if (it->pod == id && it->end == kNever) {
+        it->end = v.time;
+        it->end_index = v.index;
+        break;
+      }
+    }
+    iv.end = v.time;
+    iv.end_index = v.index;
+    o.intervals[first_open++] = iv;
+  }
+  o.intervals.resize(first_open);
+  for (const IpInterval& iv : still_open) o.intervals.push_back(iv);
+  for (const IpKey& ip : active) {
+    const bool is_open = std::any_of(still_open.begin(), still_open.end(),
+                                     [&](const IpInterval& x) { return x.ip == ip; });
+    if (is_open) continue;
+    IpInterval iv;
+    iv.ip = ip;
+    iv.start = v.time;
+    iv.pod = id;
+    iv.start_index = v.index;
+    o.intervals.push_back(iv);
+    still_open.push_back(iv);  // an address listed twice opens once
+    auto& vec = ip_index_.Intervals(ip);
+    vec.insert(std::upper_bound(vec.begin(), vec.end(), iv.start,
+                                [](Micros s, const IpInterval& x) { return s < x.start; }),
+               iv);
+    if (std::find(o.ips_ever.begin(), o.ips_ever.end(), ip) == o.ips_ever.end()) o.ips_ever.push_back(ip);
+  }
 }
 
 void StateStore::RecomputeIntervals(uint32_t id) {

@@ -189,6 +189,9 @@ class StateStore {
   // resourceVersion.
   void OrderByResourceVersion(uint32_t id);
   void RecomputeIntervals(uint32_t id);
+  // The same result when the object's newest version was just appended:
+  // only the open intervals and the new version are looked at.
+  void ExtendIntervals(uint32_t id);
   uint32_t InternLabels(const std::vector<std::pair<std::string, std::string>>& labels);
   uint32_t InternOwner(const std::vector<OwnerRef>& owners);
 
