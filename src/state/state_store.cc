@@ -168,9 +168,10 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
     // Created with generateName: file its events under the real name too.
     events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
   }
+  const uint64_t prev_max_rv = objects_[id].max_rv;
   NoteResourceVersion(id, facts->resource_version, index);
   AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
-  if (watched_objects_.count(id)) OrderByResourceVersion(id);
+  if (watched_objects_.count(id)) OrderByResourceVersion(id, index, prev_max_rv);
   return OkStatus();
 }
 

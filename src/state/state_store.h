@@ -96,6 +96,7 @@ struct Object {
   std::vector<PodFacts> pod;
   std::vector<IpKey> ips_ever;
   std::vector<IpInterval> intervals;
+  uint64_t max_rv = 0;  // the highest numeric resourceVersion among versions
 
   // Last version at or before t, or nullptr; presence kGone means absent.
   const Version* At(Micros t) const;
@@ -187,7 +188,11 @@ class StateStore {
   // Moves watch versions (whose time is when they were received, not when
   // they happened) before any version of the object with a greater
   // resourceVersion.
-  void OrderByResourceVersion(uint32_t id);
+  // After version `added` joined object id (whose highest numeric
+  // resourceVersion was prev_max_rv before it): moves watch versions so
+  // that time order agrees with resourceVersion order. Nothing to do, in
+  // O(1), when the new version is both the newest and the highest.
+  void OrderByResourceVersion(uint32_t id, uint64_t added, uint64_t prev_max_rv);
   void RecomputeIntervals(uint32_t id);
   // The same result when the object's newest version was just appended:
   // only the open intervals and the new version are looked at.

@@ -2,6 +2,7 @@
 // versions of the same object (docs/state.md "Watch entries").
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <mutex>
 #include <string>
 
@@ -90,6 +91,40 @@ TEST(StateWatch, ALateWatchVersionOrdersBeforeANewerResourceVersion) {
   }
   EXPECT_EQ(h.WhoHas("10.0.0.2", "2024-05-01T12:00:13Z"), "pod-uid-1");
   EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:13Z"), "");
+}
+
+TEST(StateWatch, ALongWatchHistoryStaysInResourceVersionOrder) {
+  // 3,000 updates of one pod, each newer and later (the path that must not
+  // look at the whole history), its address moving every 100; one of them,
+  // rv 3500, is delivered late, after rv 3999. It must order just before
+  // rv 3501, and everything else stays where it was.
+  Harness h;
+  auto at = [](int s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "2024-05-01T%02d:%02d:%02dZ", 12 + s / 3600, (s / 60) % 60, s % 60);
+    return std::string(buf);
+  };
+  auto ip = [](int i) { return "10.0." + std::to_string(i / 100 / 250) + "." + std::to_string(1 + i / 100 % 250); };
+  for (int i = 0; i < 3000; ++i) {
+    if (i == 2500) continue;  // comes late, below
+    h.Watch(i == 0 ? ingest::WatchRecord::kAdded : ingest::WatchRecord::kModified,
+            Pod(std::to_string(1000 + i), ip(i)), at(i));
+  }
+  h.Watch(ingest::WatchRecord::kModified, Pod("3500", "10.9.9.9"), at(3005));
+  {
+    std::shared_lock lock(h.store.mutex());
+    const Object& o = h.Web();
+    ASSERT_EQ(o.versions.size(), 3000u);
+    for (size_t k = 1; k < o.versions.size(); ++k) ASSERT_LT(o.versions[k - 1].time, o.versions[k].time) << k;
+    EXPECT_EQ(o.versions[2499].index, 2499u);  // rv 3499
+    EXPECT_EQ(o.versions[2500].index, 2999u);  // rv 3500, the straggler
+    EXPECT_EQ(o.versions[2501].index, 2500u);  // rv 3501
+    EXPECT_EQ(o.versions.back().index, 2998u);  // rv 3999 stays last
+    EXPECT_EQ(o.max_rv, 3999u);
+  }
+  EXPECT_EQ(h.WhoHas(ip(150), at(150)), "pod-uid-1");
+  EXPECT_EQ(h.WhoHas(ip(2999), at(3010)), "pod-uid-1");
+  EXPECT_EQ(h.WhoHas("10.9.9.9", at(3010)), "");
 }
 
 TEST(StateWatch, RelistTombstoneEndsTheObjectAndListItemsNeedNoKind) {
