@@ -48,6 +48,12 @@ StatusOr<int> TileStore::LevelFd(uint64_t level) {
     const std::string path = LevelFile(dir_, level);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoError("open " + path, errno);
+    // The file's name must survive a crash too (once per level and process).
+    Status s = FsyncDir(dir_ + "/tiles");
+    if (!s.ok()) {
+      ::close(fd);
+      return s;
+    }
     fds_[level].store(fd);
   }
   return fds_[level].load();
