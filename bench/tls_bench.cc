@@ -262,23 +262,22 @@ int Main(int argc, char** argv) {
       if (plain_server.CpuSeconds() - a < 0.015 && tls_server.CpuSeconds() - b < 0.015) return;
     }
   };
-  auto run_plain = [&](int r) {
+  // One run against one server; keeps the best rate and CPU per event.
+  auto run = [&]<class Stream>(Server& server, ssl::context* tls_ctx, const char* label, int r, double* best,
+                               double* best_cpu) {
     wait_quiet();
-    double c0 = plain_server.CpuSeconds();
-    double e = Saturate<beast::tcp_stream>(plain_server.port(), nullptr, evs, posters, seconds, &seq);
-    double cpu = (plain_server.CpuSeconds() - c0) * 1e6 / (e * seconds);
-    std::printf("round %d  plain HTTP         %8.0f events/s  server CPU %.1f us/event\n", r + 1, e, cpu);
-    plain = std::max(plain, e);
-    plain_cpu = std::min(plain_cpu, cpu);
+    double c0 = server.CpuSeconds();
+    double e = Saturate<Stream>(server.port(), tls_ctx, evs, posters, seconds, &seq);
+    double cpu = (server.CpuSeconds() - c0) * 1e6 / (e * seconds);
+    std::printf("round %d  %-18s %8.0f events/s  server CPU %.1f us/event\n", r + 1, label, e, cpu);
+    *best = std::max(*best, e);
+    *best_cpu = std::min(*best_cpu, cpu);
+  };
+  auto run_plain = [&](int r) {
+    run.operator()<beast::tcp_stream>(plain_server, nullptr, "plain HTTP", r, &plain, &plain_cpu);
   };
   auto run_tls = [&](int r) {
-    wait_quiet();
-    double c0 = tls_server.CpuSeconds();
-    double e = Saturate<beast::ssl_stream<beast::tcp_stream>>(tls_server.port(), &ctx, evs, posters, seconds, &seq);
-    double cpu = (tls_server.CpuSeconds() - c0) * 1e6 / (e * seconds);
-    std::printf("round %d  TLS + client cert  %8.0f events/s  server CPU %.1f us/event\n", r + 1, e, cpu);
-    tls = std::max(tls, e);
-    tls_cpu = std::min(tls_cpu, cpu);
+    run.operator()<beast::ssl_stream<beast::tcp_stream>>(tls_server, &ctx, "TLS + client cert", r, &tls, &tls_cpu);
   };
   for (int r = 0; r < rounds; ++r) {
     // The order alternates too: neither side always goes first.

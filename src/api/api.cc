@@ -380,7 +380,7 @@ void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
   std::vector<ingest::IngestItem> items;
   items.reserve(events->size());
   for (const auto& ev : *events)
-    items.push_back({ingest::AuditMeta(ev, source, now), ev.raw, ev.DedupKey()});
+    items.push_back(ingest::AuditItem(ev, source, now));
   SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
 }
 

@@ -23,9 +23,7 @@ StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view so
   simdjson::dom::element audit_id;
   if (doc["auditID"].get(audit_id) == simdjson::SUCCESS) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, line, what));
-    item.meta = AuditMeta(ev, std::string(source) == "events" ? "k8s-audit" : source, receive_time);
-    item.key = ev.DedupKey();
-    return item;
+    return AuditItem(ev, source == "events" ? std::string_view("k8s-audit") : source, receive_time);
   }
   // A CloudEvent (JSON format): specversion, id, source, type.
   std::string_view spec, id, ce_source, type;

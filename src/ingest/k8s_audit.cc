@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ingest/json_lines.h"
+#include "ingest/json_members.h"
 
 namespace annals::ingest {
 
@@ -123,72 +124,43 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
   };
   simdjson::dom::object obj;
   if (doc.get_object().get(obj) != simdjson::SUCCESS) return bad("not a JSON object");
-  // One pass over the members (an Event has about twenty; looking each
-  // wanted one up by name scanned them a dozen times). The first of
-  // repeated keys counts, as with a lookup by name.
   std::string_view kind, api_version, audit_id, stage, level, verb, user, stage_ts, ts, ip, ua;
-  bool has_kind = false, has_api = false, has_id = false, has_stage = false, has_level = false,
-       has_verb = false, has_user = false, has_ref = false, has_code = false, has_stage_ts = false,
-       has_ts = false, has_ips = false, has_ua = false;
+  bool has_kind = false, has_api = false, has_user = false, has_ref = false, has_code = false,
+       has_ips = false;
   simdjson::dom::element ref;
   int64_t code = 0;
-  // Records the first occurrence; *seen ends true only if it is a string.
-  auto str = [](simdjson::dom::element v, bool* seen, std::string_view* out) {
-    if (*seen) return;
-    *seen = v.get_string().get(*out) == simdjson::SUCCESS;
-    if (!*seen) *out = {};
-  };
-  for (auto field : obj) {
-    const std::string_view k = field.key;
-    switch (k.size()) {
-      case 4:
-        if (k == "kind") str(field.value, &has_kind, &kind);
-        else if (k == "verb") str(field.value, &has_verb, &verb);
-        else if (k == "user" && !has_user) {
-          has_user = true;
-          if (field.value["username"].get_string().get(user) != simdjson::SUCCESS) user = {};
-        }
-        break;
-      case 5:
-        if (k == "stage") str(field.value, &has_stage, &stage);
-        else if (k == "level") str(field.value, &has_level, &level);
-        break;
-      case 7:
-        if (k == "auditID") str(field.value, &has_id, &audit_id);
-        break;
-      case 9:
-        if (k == "objectRef" && !has_ref) {
-          has_ref = true;
-          ref = field.value;
-        } else if (k == "sourceIPs" && !has_ips) {
-          has_ips = true;
-          simdjson::dom::array ips;
-          if (field.value.get_array().get(ips) == simdjson::SUCCESS) {
-            for (auto v : ips) {
-              if (v.get_string().get(ip) != simdjson::SUCCESS) ip = {};
-              break;
-            }
-          }
-        } else if (k == "timestamp") {
-          str(field.value, &has_ts, &ts);  // v1beta1
-        } else if (k == "userAgent") {
-          str(field.value, &has_ua, &ua);
-        }
-        break;
-      case 10:
-        if (k == "apiVersion") str(field.value, &has_api, &api_version);
-        break;
-      case 14:
-        if (k == "responseStatus" && !has_code) {
-          has_code = true;
-          if (field.value["code"].get_int64().get(code) != simdjson::SUCCESS) code = 0;
-        } else if (k == "stageTimestamp") {
-          str(field.value, &has_stage_ts, &stage_ts);
-        }
-        break;
-      default: break;
-    }
-  }
+  // The first of repeated keys counts, as with a lookup by name.
+  ScanMembers(obj,
+              {{"kind", &kind, &has_kind},
+               {"apiVersion", &api_version, &has_api},
+               {"auditID", &audit_id},
+               {"stage", &stage},
+               {"level", &level},
+               {"verb", &verb},
+               {"stageTimestamp", &stage_ts},
+               {"timestamp", &ts},  // v1beta1
+               {"userAgent", &ua}},
+              [&](std::string_view k, simdjson::dom::element v) {
+                if (k == "user" && !has_user) {
+                  has_user = true;
+                  if (v["username"].get_string().get(user) != simdjson::SUCCESS) user = {};
+                } else if (k == "objectRef" && !has_ref) {
+                  has_ref = true;
+                  ref = v;
+                } else if (k == "responseStatus" && !has_code) {
+                  has_code = true;
+                  if (v["code"].get_int64().get(code) != simdjson::SUCCESS) code = 0;
+                } else if (k == "sourceIPs" && !has_ips) {
+                  has_ips = true;
+                  simdjson::dom::array ips;
+                  if (v.get_array().get(ips) == simdjson::SUCCESS) {
+                    for (auto first : ips) {
+                      if (first.get_string().get(ip) != simdjson::SUCCESS) ip = {};
+                      break;
+                    }
+                  }
+                }
+              });
   // A kind or apiVersion that is not a string is treated as absent.
   if (has_kind && kind != "Event")
     return bad("kind is \"" + std::string(kind) + "\", not an audit Event");
@@ -373,7 +345,10 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
   return out;
 }
 
-std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
+namespace {
+
+std::string MetaWithKey(const AuditEvent& e, std::string_view key, std::string_view source,
+                        std::string_view receive_time) {
   std::string m;
   m.reserve(384 + e.user_agent.size());
   m += R"({"v":1,"src":)";
@@ -381,7 +356,7 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   m += R"(,"rt":)";
   AppendJsonString(&m, receive_time);
   m += R"(,"ct":"application/json","type":"k8s.audit","key":)";
-  AppendJsonString(&m, e.DedupKey());
+  AppendJsonString(&m, key);
   m += R"(,"audit":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
     AppendJsonMember(&m, name, value, optional);
@@ -401,6 +376,20 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
   field("ua", std::string_view(e.user_agent).substr(0, 256), true);
   m += "}}";
   return m;
+}
+
+}  // namespace
+
+std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
+  return MetaWithKey(e, e.DedupKey(), source, receive_time);
+}
+
+IngestItem AuditItem(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
+  IngestItem item;
+  item.key = e.DedupKey();
+  item.meta = MetaWithKey(e, item.key, source, receive_time);
+  item.payload = e.raw;
+  return item;
 }
 
 }  // namespace annals::ingest

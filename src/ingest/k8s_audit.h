@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "ingest/ingestor.h"
 
 namespace simdjson::dom {
 class element;
@@ -65,6 +66,9 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body);
 
 // The entry metadata for an audit event (entry_format.h "meta").
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time);
+// The ingest item for an event (meta, payload = e.raw, key = e.DedupKey()),
+// the key built once for both.
+IngestItem AuditItem(const AuditEvent& e, std::string_view source, std::string_view receive_time);
 
 // Appends s to out as a JSON string literal (quotes included).
 void AppendJsonString(std::string* out, std::string_view s);

@@ -1,5 +1,6 @@
 #include "state/state_store.h"
 #include "state/k8s_object.h"
+#include "ingest/json_members.h"
 
 #include <simdjson.h>
 
@@ -57,6 +58,13 @@ void StateStore::SetApplied(uint64_t n) {
 
 namespace {
 
+// The addresses a pod version holds (none when gone, hostNetwork, done or
+// without an IP).
+const std::vector<IpKey>& HeldIps(const Object::PodFacts& pf) {
+  static const std::vector<IpKey> kNone;
+  return pf.holds_ip ? pf.ips : kNone;
+}
+
 }  // namespace
 
 Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view payload) {
@@ -72,36 +80,20 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
   // a lookup by name for each: this runs for every audit event.
   std::string_view stage, verb, resource, ns, name, time, user, subresource, ip, ua;
   int64_t code = 0;
-  for (auto f : a) {
-    const std::string_view k = f.key;
-    std::string_view* out = nullptr;
-    switch (k.size()) {
-      case 2:
-        out = k == "ip" ? &ip : k == "ua" ? &ua : nullptr;
-        break;
-      case 4:
-        if (k == "verb") out = &verb;
-        else if (k == "name") out = &name;
-        else if (k == "time") out = &time;
-        else if (k == "user") out = &user;
-        else if (k == "code" && f.value.get_int64().get(code) != simdjson::SUCCESS) code = 0;
-        break;
-      case 5:
-        if (k == "stage") out = &stage;
-        break;
-      case 8:
-        if (k == "resource") out = &resource;
-        break;
-      case 9:
-        if (k == "namespace") out = &ns;
-        break;
-      case 11:
-        if (k == "subresource") out = &subresource;
-        break;
-      default: break;
-    }
-    if (out && f.value.get_string().get(*out) != simdjson::SUCCESS) *out = {};
-  }
+  ingest::ScanMembers(a,
+                      {{"stage", &stage},
+                       {"verb", &verb},
+                       {"resource", &resource},
+                       {"namespace", &ns},
+                       {"name", &name},
+                       {"time", &time},
+                       {"user", &user},
+                       {"subresource", &subresource},
+                       {"ip", &ip},
+                       {"ua", &ua}},
+                      [&](std::string_view k, simdjson::dom::element v) {
+                        if (k == "code" && v.get_int64().get(code) != simdjson::SUCCESS) code = 0;
+                      });
   const Micros t = ParseRfc3339(time).value_or(0);
 
   std::unique_lock lock(mu_);
@@ -168,10 +160,9 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
     // Created with generateName: file its events under the real name too.
     events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
   }
-  const uint64_t prev_max_rv = objects_[id].max_rv;
   NoteResourceVersion(id, facts->resource_version, index);
   AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
-  if (watched_objects_.count(id)) OrderByResourceVersion(id, index, prev_max_rv);
+  if (watched_objects_.count(id)) OrderByResourceVersion(id, index);
   return OkStatus();
 }
 
@@ -315,9 +306,7 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
 void StateStore::ExtendIntervals(uint32_t id) {
   Object& o = objects_[id];
   const Version& v = o.versions.back();
-  const Object::PodFacts& pf = o.pod.back();
-  static const std::vector<IpKey> kNone;
-  const std::vector<IpKey>& active = pf.holds_ip ? pf.ips : kNone;
+  const std::vector<IpKey>& active = HeldIps(o.pod.back());
   // As RecomputeIntervals leaves them: the closed intervals in the order
   // they closed, then the open ones in the order they opened.
   size_t first_open = o.intervals.size();
@@ -358,12 +347,16 @@ void StateStore::ExtendIntervals(uint32_t id) {
     iv.start_index = v.index;
     o.intervals.push_back(iv);
     still_open.push_back(iv);  // an address listed twice opens once
-    auto& vec = ip_index_.Intervals(ip);
-    vec.insert(std::upper_bound(vec.begin(), vec.end(), iv.start,
-                                [](Micros s, const IpInterval& x) { return s < x.start; }),
-               iv);
-    if (std::find(o.ips_ever.begin(), o.ips_ever.end(), ip) == o.ips_ever.end()) o.ips_ever.push_back(ip);
+    IndexInterval(o, iv);
   }
+}
+
+void StateStore::IndexInterval(Object& o, const IpInterval& iv) {
+  auto& vec = ip_index_.Intervals(iv.ip);
+  vec.insert(std::upper_bound(vec.begin(), vec.end(), iv.start,
+                              [](Micros s, const IpInterval& x) { return s < x.start; }),
+             iv);
+  if (std::find(o.ips_ever.begin(), o.ips_ever.end(), iv.ip) == o.ips_ever.end()) o.ips_ever.push_back(iv.ip);
 }
 
 void StateStore::RecomputeIntervals(uint32_t id) {
@@ -377,9 +370,7 @@ void StateStore::RecomputeIntervals(uint32_t id) {
   std::vector<IpInterval> open;
   for (size_t k = 0; k < o.versions.size(); ++k) {
     const Version& v = o.versions[k];
-    const auto& pf = o.pod[k];
-    static const std::vector<IpKey> kNone;
-    const std::vector<IpKey>& active = pf.holds_ip ? pf.ips : kNone;
+    const std::vector<IpKey>& active = HeldIps(o.pod[k]);
     for (auto it = open.begin(); it != open.end();) {
       if (std::find(active.begin(), active.end(), it->ip) == active.end()) {
         it->end = v.time;
@@ -403,14 +394,7 @@ void StateStore::RecomputeIntervals(uint32_t id) {
     }
   }
   for (auto& iv : open) o.intervals.push_back(iv);
-  for (const auto& iv : o.intervals) {
-    auto& vec = ip_index_.Intervals(iv.ip);
-    auto pos = std::upper_bound(vec.begin(), vec.end(), iv.start,
-                                [](Micros s, const IpInterval& x) { return s < x.start; });
-    vec.insert(pos, iv);
-    if (std::find(o.ips_ever.begin(), o.ips_ever.end(), iv.ip) == o.ips_ever.end())
-      o.ips_ever.push_back(iv.ip);
-  }
+  for (const auto& iv : o.intervals) IndexInterval(o, iv);
 }
 
 std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool any_ns) const {

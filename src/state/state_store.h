@@ -188,15 +188,16 @@ class StateStore {
   // Moves watch versions (whose time is when they were received, not when
   // they happened) before any version of the object with a greater
   // resourceVersion.
-  // After version `added` joined object id (whose highest numeric
-  // resourceVersion was prev_max_rv before it): moves watch versions so
-  // that time order agrees with resourceVersion order. Nothing to do, in
-  // O(1), when the new version is both the newest and the highest.
-  void OrderByResourceVersion(uint32_t id, uint64_t added, uint64_t prev_max_rv);
+  // After version `added` joined object id: moves watch versions so that
+  // time order agrees with resourceVersion order. Nothing to do, in O(1),
+  // when the new version is both the newest and the highest.
+  void OrderByResourceVersion(uint32_t id, uint64_t added);
   void RecomputeIntervals(uint32_t id);
   // The same result when the object's newest version was just appended:
   // only the open intervals and the new version are looked at.
   void ExtendIntervals(uint32_t id);
+  // Files one of o's intervals under its address and in o.ips_ever.
+  void IndexInterval(Object& o, const IpInterval& iv);
   uint32_t InternLabels(const std::vector<std::pair<std::string, std::string>>& labels);
   uint32_t InternOwner(const std::vector<OwnerRef>& owners);
 

@@ -34,13 +34,14 @@ bool StateStore::NoteResourceVersion(uint32_t id, const std::string& rv, uint64_
   return inserted;
 }
 
-void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added, uint64_t prev_max_rv) {
+void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
   Object& o = objects_[id];
   // The usual case: the version just added has the highest resourceVersion
-  // and the latest time. It bounds no earlier version below its own time,
-  // and the earlier ones already agree (the loop below leaves them so): no
-  // change. This keeps an object's n-th watch event O(1) instead of O(n^2).
-  if (auto ar = version_rv_.find(added); ar != version_rv_.end() && ar->second > prev_max_rv &&
+  // (none above it; equal ones bound nothing) and the latest time. It
+  // bounds no earlier version below its own time, and the earlier ones
+  // already agree (the loop below leaves them so): no change. This keeps
+  // an object's n-th watch event O(1) instead of O(n^2).
+  if (auto ar = version_rv_.find(added); ar != version_rv_.end() && ar->second == o.max_rv &&
                                          !o.versions.empty() && o.versions.back().index == added &&
                                          (o.versions.size() == 1 ||
                                           o.versions[o.versions.size() - 2].time < o.versions.back().time))
@@ -109,14 +110,13 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   const uint32_t id = ObjectFor(strings_.Intern(resource), *facts, &created);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.
-  const uint64_t prev_max_rv = objects_[id].max_rv;
   if (!tombstone && !NoteResourceVersion(id, facts->resource_version, index)) {
     return OkStatus();  // the same version is already in (from an audit event or a relist)
   }
   watch_versions_.insert(index);
   watched_objects_.insert(id);
   AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
-  OrderByResourceVersion(id, index, prev_max_rv);
+  OrderByResourceVersion(id, index);
   return OkStatus();
 }
 
