@@ -12,18 +12,40 @@
 
 namespace annals::state {
 
+namespace {
+
+// Dotted-quad IPv4 as inet_pton(AF_INET) takes it: four decimal octets of at
+// most 255, no leading zeros, nothing else. Flow enrichment parses two
+// addresses a flow, so this skips the copy and the library call.
+bool ParseIpv4(std::string_view s, uint8_t out[4]) {
+  size_t i = 0;
+  for (int octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      if (i >= s.size() || s[i] != '.') return false;
+      ++i;
+    }
+    const size_t start = i;
+    unsigned value = 0;
+    while (i < s.size() && i - start < 3 && s[i] >= '0' && s[i] <= '9') value = value * 10 + (s[i++] - '0');
+    const size_t digits = i - start;
+    if (digits == 0 || value > 255 || (digits > 1 && s[start] == '0')) return false;
+    out[octet] = static_cast<uint8_t>(value);
+  }
+  return i == s.size();
+}
+
+}  // namespace
+
 std::optional<IpKey> ParseIp(std::string_view s) {
+  IpKey k{};
+  if (ParseIpv4(s, k.data() + 12)) {
+    k[10] = k[11] = 0xff;
+    return k;
+  }
   if (s.empty() || s.size() > 45 || s.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[64];
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = 0;
-  IpKey k{};
-  in_addr v4;
-  if (::inet_pton(AF_INET, buf, &v4) == 1) {
-    k[10] = k[11] = 0xff;
-    std::memcpy(k.data() + 12, &v4, 4);
-    return k;
-  }
   in6_addr v6;
   if (::inet_pton(AF_INET6, buf, &v6) == 1) {
     std::memcpy(k.data(), &v6, 16);

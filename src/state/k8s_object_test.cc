@@ -3,10 +3,14 @@
 // kind cluster's PodLists).
 #include "state/k8s_object.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -67,6 +71,50 @@ TEST(ParseIp, RejectsWhatIsNotAnAddress) {
   }
   // Embedded NUL must not let a prefix through.
   EXPECT_FALSE(ParseIp(std::string_view("10.0.0.1\0x", 10)).has_value());
+}
+
+// The IPv4 fast path must take exactly what inet_pton(AF_INET) takes: every
+// string of digits and dots up to 15 bytes, drawn at random, and the edge
+// cases by hand.
+TEST(ParseIp, V4AgreesWithInetPton) {
+  auto pton = [](const std::string& s) -> std::optional<IpKey> {
+    in_addr a;
+    if (::inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
+    IpKey k{};
+    k[10] = k[11] = 0xff;
+    std::memcpy(k.data() + 12, &a, 4);
+    return k;
+  };
+  std::vector<std::string> cases = {"0.0.0.0", "00.0.0.0", "1.2.3.04", "1.2.3.4.", ".1.2.3.4", "1..2.3",
+                                    "255.255.255.255", "256.1.1.1", "1.2.3.1000", "1.2.3", "1.2.3.4.5",
+                                    "01.2.3.4", "1.2.3.-4", "1.2.3.4a"};
+  std::mt19937 rng(42);
+  const char alphabet[] = "0123456789.";
+  for (int i = 0; i < 100000; ++i) {
+    // Noise of digits and dots...
+    std::string s(1 + rng() % 15, '0');
+    for (char& c : s) c = alphabet[rng() % 11];
+    cases.push_back(s);
+    // ...and dotted numbers near the edges: 3 to 5 parts of 0-299, some
+    // with a leading zero.
+    s.clear();
+    const int parts = 3 + static_cast<int>(rng() % 3 == 0 ? rng() % 3 : 1);
+    for (int k = 0; k < parts; ++k) {
+      if (k) s += '.';
+      if (rng() % 16 == 0) s += '0';
+      s += std::to_string(rng() % 300);
+    }
+    cases.push_back(s);
+  }
+  int accepted = 0;
+  for (const std::string& s : cases) {
+    auto want = pton(s);
+    // Strings inet_pton(AF_INET) refuses may still be IPv6 (not these:
+    // digits and dots only), so the answers must agree exactly.
+    ASSERT_EQ(ParseIp(s), want) << "'" << s << "'";
+    accepted += want.has_value();
+  }
+  EXPECT_GT(accepted, 10000);  // the draw does reach valid addresses
 }
 
 TEST(ResourceFor, KindsPluralsAndShortNames) {

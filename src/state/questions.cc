@@ -414,10 +414,10 @@ void Questions::AppendWorkload(std::string_view ip_text, Micros t, std::string* 
   set[0].text = std::move(w);
 }
 
-Status Questions::EnrichFlowLocked(std::string_view line, std::string* out) const {
+Status Questions::EnrichFlowLocked(std::string_view line, bool padded, std::string* out) const {
   simdjson::dom::parser& parser = ingest::JsonParser();
   simdjson::dom::element doc;
-  if (parser.parse(line.data(), line.size()).get(doc) != simdjson::SUCCESS || !doc.is_object())
+  if (parser.parse(line.data(), line.size(), !padded).get(doc) != simdjson::SUCCESS || !doc.is_object())
     return InvalidArgumentError("flow is not a JSON object");
   std::string_view t, src, dst;
   simdjson::dom::element flow;
@@ -454,7 +454,7 @@ StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
   std::string out;
   out.reserve(line.size() + 768);
   std::shared_lock lock(store_->mutex());
-  RETURN_IF_ERROR(EnrichFlowLocked(line, &out));
+  RETURN_IF_ERROR(EnrichFlowLocked(line, /*padded=*/false, &out));
   return out;
 }
 
@@ -465,10 +465,15 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
   constexpr size_t kLinesPerLock = 256;
   const auto lines = ingest::SplitLines(body);
   out->reserve(out->size() + body.size() + lines.size() * 768);
+  // A line followed by at least simdjson's padding of the body's own bytes
+  // is parsed where it lies; only the body's last lines are copied first.
+  const char* body_end = body.data() + body.size();
   for (size_t i = 0; i < lines.size();) {
     std::shared_lock lock(store_->mutex());
     for (size_t n = 0; n < kLinesPerLock && i < lines.size(); ++n, ++i) {
-      Status s = EnrichFlowLocked(lines[i].first, out);
+      const std::string_view line = lines[i].first;
+      const bool padded = static_cast<size_t>(body_end - (line.data() + line.size())) >= simdjson::SIMDJSON_PADDING;
+      Status s = EnrichFlowLocked(line, padded, out);
       if (!s.ok()) return InvalidArgumentError("line " + std::to_string(lines[i].second) + ": " + s.message());
       *out += '\n';
     }

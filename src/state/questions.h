@@ -116,8 +116,9 @@ class Questions {
   // The payload of the entry at index (from the blob store if external).
   StatusOr<std::string> PayloadAt(uint64_t index) const;
 
-  // Flow enrichment; caller holds the store lock (shared).
-  Status EnrichFlowLocked(std::string_view line, std::string* out) const;
+  // Flow enrichment; caller holds the store lock (shared). padded: the
+  // SIMDJSON_PADDING bytes after line are readable (parsed in place).
+  Status EnrichFlowLocked(std::string_view line, bool padded, std::string* out) const;
   // Appends the workload of the pod that held ip at t, or null.
   void AppendWorkload(std::string_view ip, Micros t, std::string* out) const;
   // The workload JSON of pod version v with the Services that select it at
