@@ -40,6 +40,11 @@ const typename IpIndex::Table<Key>::Slot* IpIndex::Table<Key>::Find(const Key& k
 }
 
 template <typename Key>
+void IpIndex::Table<Key>::Prefetch(const Key& k) const {
+  if (!slots.empty()) __builtin_prefetch(&slots[static_cast<size_t>(Mix(k) >> shift)]);
+}
+
+template <typename Key>
 typename IpIndex::Table<Key>::Slot& IpIndex::Table<Key>::FindOrAdd(const Key& k) {
   if ((size + 1) * 2 > slots.size()) Grow();
   const size_t mask = slots.size() - 1;
@@ -84,6 +89,15 @@ const std::vector<IpInterval>* IpIndex::Find(const IpKey& ip) const {
   }
   auto* s = v6_.Find(ip);
   return s ? &s->list : nullptr;
+}
+
+void IpIndex::Prefetch(const IpKey& ip) const {
+  uint32_t v4;
+  if (IsV4(ip, &v4)) {
+    v4_.Prefetch(v4);
+  } else {
+    v6_.Prefetch(ip);
+  }
 }
 
 const IpInterval* IpIndex::Lookup(const IpKey& ip, Micros t, const IpInterval** before,

@@ -36,6 +36,9 @@ class IpIndex {
   std::vector<IpInterval>& Intervals(const IpKey& ip);
   // nullptr if ip was never indexed.
   const std::vector<IpInterval>* Find(const IpKey& ip) const;
+  // Starts loading the hash slot where Find(ip) begins (a hint, no effect
+  // on results): for callers that look up many addresses at once.
+  void Prefetch(const IpKey& ip) const;
 
   // The interval in which some pod held ip at t (nullptr if none) and, when
   // asked, the nearest intervals that ended at or before t and that start
@@ -59,6 +62,7 @@ class IpIndex {
     int shift = 64;           // 64 - log2(capacity)
 
     const Slot* Find(const Key& k) const;
+    void Prefetch(const Key& k) const;
     Slot& FindOrAdd(const Key& k);
     void Grow();
   };

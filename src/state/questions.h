@@ -116,11 +116,33 @@ class Questions {
   // The payload of the entry at index (from the blob store if external).
   StatusOr<std::string> PayloadAt(uint64_t index) const;
 
-  // Flow enrichment; caller holds the store lock (shared). padded: the
-  // SIMDJSON_PADDING bytes after line are readable (parsed in place).
-  Status EnrichFlowLocked(std::string_view line, bool padded, std::string* out) const;
-  // Appends the workload of the pod that held ip at t, or null.
-  void AppendWorkload(std::string_view ip, Micros t, std::string* out) const;
+  // Flow enrichment. A flow line on its way through: parsed, then each end's
+  // address resolved to the pod version that held it (and that version's
+  // render-cache set), then written out. EnrichFlows takes a batch of lines
+  // through these steps one step at a time, each step prefetching what the
+  // next one reads, so that the memory reads of different flows overlap
+  // instead of each waiting for the one before.
+  struct FlowEnd {
+    std::optional<IpKey> ip;
+    const IpInterval* held = nullptr;  // when a pod held ip at the flow's time
+    const Version* version = nullptr;  // that pod's version at the flow's time
+    uint64_t epoch = 0, generation = 0;  // its render-cache key, with version->index
+    size_t set = 0;                      // its render-cache set (first slot)
+  };
+  struct Flow {
+    std::string_view head;  // the line without its closing brace
+    bool empty_object = false;
+    Micros time = 0;
+    FlowEnd end[2];  // source, destination
+  };
+  // padded: the SIMDJSON_PADDING bytes after line are readable (parsed in place).
+  static Status ParseFlow(std::string_view line, bool padded, Flow* f);
+  // Caller holds the store lock (shared) for these.
+  void FindHolder(FlowEnd* e, Micros t) const;
+  void FindVersion(FlowEnd* e, Micros t) const;
+  void AppendFlow(const Flow& f, std::string* out) const;
+  // Appends the workload of e's pod version, or null.
+  void AppendWorkload(const FlowEnd& e, Micros t, std::string* out) const;
   // The workload JSON of pod version v with the Services that select it at
   // t, from the projection alone (no log reads).
   std::string RenderWorkload(uint32_t pod, const Version& v, Micros t) const;
@@ -132,9 +154,9 @@ class Questions {
   // namespace's Service epoch at the flow's time): a version never changes,
   // and the Services selecting it are the same within one epoch. An entry
   // is used only while the store's late generation is the one it was
-  // rendered under. Two-way set associative (a set is two adjacent slots,
-  // the newer entry first; a new key evicts the older): a lookup is one
-  // cache line and one string, no nodes to chase. Allocated at the first
+  // rendered under. Four-way set associative (a set is four adjacent
+  // slots, most recently used first; a new key evicts the last): a lookup
+  // reads one set and one string, no nodes to chase. Allocated at the first
   // enrichment; bounded (kCacheSlots slots plus their strings). Sets are
   // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
   // rarely meet on a lock.
@@ -146,8 +168,12 @@ class Questions {
   struct alignas(64) CacheLock {
     std::mutex mu;
   };
+  static constexpr size_t kCacheWays = 4;
   static constexpr size_t kCacheSlots = size_t{1} << 20;
   static constexpr size_t kCacheLocks = 64;
+  std::mutex& CacheLockFor(size_t set) const { return cache_locks_[(set / kCacheWays) % kCacheLocks].mu; }
+  // The way of e's set holding e's workload, or -1; caller holds its lock.
+  int CachedWay(const FlowEnd& e) const;
   mutable std::once_flag cache_once_;
   mutable std::vector<CacheSlot> cache_;
   mutable std::array<CacheLock, kCacheLocks> cache_locks_;

@@ -139,6 +139,10 @@ class StateStore {
                             const IpInterval** after) const {
     return ip_index_.Lookup(ip, t, before, after);
   }
+  // What PodByIp(ip, ...) reads, for callers that prefetch: the address's
+  // hash slot, then its intervals (nullptr if never indexed).
+  void PrefetchIpSlot(const IpKey& ip) const { ip_index_.Prefetch(ip); }
+  const std::vector<IpInterval>* IpIntervals(const IpKey& ip) const { return ip_index_.Find(ip); }
   const std::vector<EventRow>& events() const { return events_; }
   const LabelSet& label_set(uint32_t id) const { return label_sets_[id]; }
   const OwnerLink& owner_ref(uint32_t id) const { return owner_refs_[id]; }
