@@ -1275,28 +1275,33 @@ int Main(int argc, char** argv) {
       o.resize(2 * bodies[0].size());
       o.clear();
     }
+    // Five passes over the flows, so that a figure spans a second or more.
+    constexpr int kPasses = 5;
+    const double n = static_cast<double>(kPasses) * static_cast<double>(flows.size());
     auto t0 = Clock::now();
     const double c0 = ThreadCpu();
     std::string& out = outs[0];
-    for (const auto& b : bodies) {
-      out.clear();
-      Status s = questions.EnrichFlows(b, &out);
-      if (!s.ok()) Die("enrich", s);
-    }
-    r.one = static_cast<double>(flows.size()) / Since(t0);
-    r.one_cpu = static_cast<double>(flows.size()) / (ThreadCpu() - c0);
+    for (int pass = 0; pass < kPasses; ++pass)
+      for (const auto& b : bodies) {
+        out.clear();
+        Status s = questions.EnrichFlows(b, &out);
+        if (!s.ok()) Die("enrich", s);
+      }
+    r.one = n / Since(t0);
+    r.one_cpu = n / (ThreadCpu() - c0);
     t0 = Clock::now();
     std::vector<std::thread> ts;
     for (int k = 0; k < 2; ++k)
       ts.emplace_back([&, k] {
         std::string& out = outs[k];
-        for (size_t i = k; i < bodies.size(); i += 2) {
-          out.clear();
-          (void)questions.EnrichFlows(bodies[i], &out);
-        }
+        for (int pass = 0; pass < kPasses; ++pass)
+          for (size_t i = k; i < bodies.size(); i += 2) {
+            out.clear();
+            (void)questions.EnrichFlows(bodies[i], &out);
+          }
       });
     for (auto& t : ts) t.join();
-    r.two = static_cast<double>(flows.size()) / Since(t0);
+    r.two = n / Since(t0);
     return r;
   };
   const StreamRates random_order = measure_stream(bodies_of(flows));

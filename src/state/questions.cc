@@ -409,8 +409,6 @@ void Questions::AppendWorkload(const FlowEnd& e, Micros t, std::string* out) con
     std::lock_guard lock(mu);
     if (int way = CachedWay(e); way >= 0) {
       *out += set[way].text;
-      // Most recently used first.
-      std::rotate(set, set + way, set + way + 1);
       return;
     }
   }
@@ -542,15 +540,6 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
           FindVersion(&e, batch[k].time);
           if (e.version) Prefetch(&cache_[e.set], kCacheWays * sizeof(CacheSlot));
         }
-      for (size_t k = 0; k < n; ++k)
-        for (const FlowEnd& e : batch[k].end)
-          if (e.version) {
-            std::lock_guard lock(CacheLockFor(e.set));
-            if (int way = CachedWay(e); way >= 0) {
-              const std::string& text = cache_[e.set + static_cast<size_t>(way)].text;
-              Prefetch(text.data(), text.size());
-            }
-          }
       for (size_t k = 0; k < n; ++k) AppendFlow(batch[k], out);
     }
     if (!bad.ok()) return InvalidArgumentError("line " + std::to_string(lines[i + n].second) + ": " + bad.message());

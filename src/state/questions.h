@@ -170,7 +170,7 @@ class Questions {
   };
   static constexpr size_t kCacheWays = 4;
   static constexpr size_t kCacheSlots = size_t{1} << 20;
-  static constexpr size_t kCacheLocks = 64;
+  static constexpr size_t kCacheLocks = 4096;
   std::mutex& CacheLockFor(size_t set) const { return cache_locks_[(set / kCacheWays) % kCacheLocks].mu; }
   // The way of e's set holding e's workload, or -1; caller holds its lock.
   int CachedWay(const FlowEnd& e) const;
