@@ -416,7 +416,7 @@ void Questions::AppendWorkload(const FlowEnd& e, Micros t, std::string* out) con
   *out += w;
   std::lock_guard lock(mu);
   if (CachedWay(e) >= 0) return;  // another thread rendered it meanwhile
-  std::rotate(set, set + kCacheWays - 1, set + kCacheWays);  // the least recently used, first
+  std::rotate(set, set + kCacheWays - 1, set + kCacheWays);  // the oldest, to be replaced, first
   set[0].used = true;
   set[0].index = e.version->index;
   set[0].epoch = e.epoch;

@@ -155,8 +155,9 @@ class Questions {
   // and the Services selecting it are the same within one epoch. An entry
   // is used only while the store's late generation is the one it was
   // rendered under. Four-way set associative (a set is four adjacent
-  // slots, most recently used first; a new key evicts the last): a lookup
-  // reads one set and one string, no nodes to chase. Allocated at the first
+  // slots, newest first; a new key evicts the oldest, and a hit writes
+  // nothing, so that threads reading one set do not bounce its cache
+  // lines): a lookup reads one set and one string, no nodes to chase. Allocated at the first
   // enrichment; bounded (kCacheSlots slots plus their strings). Sets are
   // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
   // rarely meet on a lock.
