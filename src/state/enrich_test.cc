@@ -190,7 +190,9 @@ TEST_F(Enrich, BadLinesAreRejectedWithTheirLineNumber) {
     EXPECT_NE(s.message().find("line 3"), std::string::npos) << s.message();
   }
   std::string out;
-  ASSERT_TRUE(questions_.EnrichFlows(good + "\r\n" + good + "\n", &out).ok());
+  size_t count = 0;
+  ASSERT_TRUE(questions_.EnrichFlows(good + "\r\n" + good + "\n", &out, &count).ok());
+  EXPECT_EQ(count, 2u);
   std::stringstream ss(out);
   int lines = 0;
   for (std::string l; std::getline(ss, l); ++lines) {
@@ -205,6 +207,38 @@ TEST_F(Enrich, BadLinesAreRejectedWithTheirLineNumber) {
   EXPECT_EQ(flat["dst_workload"]["pod"], "cart-1");
   EXPECT_EQ(*questions_.EnrichFlow(R"({"time":")" + Ts(10) + "\"} \n"),
             R"({"time":")" + Ts(10) + R"(","src_workload":null,"dst_workload":null})");
+}
+
+// EnrichFlows takes lines through the lookup in batches (of 32), prefetching:
+// its answer must be, line for line, what EnrichFlow gives each line alone,
+// across batch boundaries, with both shapes, reused addresses and misses.
+TEST_F(Enrich, BatchedBodyEqualsLineByLine) {
+  Apply("create", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 0);
+  Apply("delete", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 50);
+  Apply("create", "pods", Pod("cart-2", "uid-p2", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 60);
+  Apply("create", "pods", Pod("cart-3", "uid-p3", "fd00::3", Ref("ReplicaSet", "rs", "uid-rs")), 0);
+  Apply("create", "services", Service("cart", "uid-s1", {{"app", "cart"}}), 30);
+  std::string body, want;
+  const char* addrs[] = {"10.244.1.2", "fd00::3", "10.9.9.9", "not an ip", "::ffff:10.244.1.2"};
+  for (int i = 0; i < 100; ++i) {
+    const double t = (i * 7) % 90;
+    std::string line = i % 3 ? Flow(t, addrs[i % 5], addrs[(i / 5) % 5]).dump()
+                             : json{{"time", Ts(t)}, {"src_ip", addrs[(i / 5) % 5]}, {"dst_ip", addrs[i % 5]}}.dump();
+    auto one = questions_.EnrichFlow(line);
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    want += *one + "\n";
+    body += line + (i % 10 ? "\n" : "\r\n");
+  }
+  std::string got;
+  size_t count = 0;
+  ASSERT_TRUE(questions_.EnrichFlows(body, &got, &count).ok());
+  EXPECT_EQ(count, 100u);
+  EXPECT_EQ(got, want);
+  // And the workloads are the ones of each flow's time: cart-1 before the
+  // delete at 50 s, cart-2 from 60 s.
+  EXPECT_NE(want.find("\"pod\":\"cart-1\""), std::string::npos);
+  EXPECT_NE(want.find("\"pod\":\"cart-2\""), std::string::npos);
+  EXPECT_NE(want.find("\"pod\":\"cart-3\""), std::string::npos);
 }
 
 }  // namespace

@@ -492,7 +492,7 @@ void Prefetch(const void* p, size_t bytes = 1) {
 
 }  // namespace
 
-Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
+Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* count) const {
   // The store lock is taken per batch of lines, not per line (two threads
   // enriching would otherwise bounce its cache line on every flow), and
   // released between batches so that the projector is not held back.
@@ -504,6 +504,7 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
   // is parsed where it lies; only the body's last lines are copied first.
   const char* body_end = body.data() + body.size();
   Flow batch[kBatch];
+  if (count) *count = 0;
   for (size_t i = 0; i < lines.size();) {
     size_t n = 0;
     Status bad;
@@ -542,6 +543,7 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out) const {
         }
       for (size_t k = 0; k < n; ++k) AppendFlow(batch[k], out);
     }
+    if (count) *count += n;
     if (!bad.ok()) return InvalidArgumentError("line " + std::to_string(lines[i + n].second) + ": " + bad.message());
     i += n;
   }

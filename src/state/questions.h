@@ -85,9 +85,10 @@ class Questions {
   // One flow line in, the same line out with src_workload/dst_workload.
   StatusOr<std::string> EnrichFlow(std::string_view line) const;
   // Every line of a JSON-lines body (blank lines skipped) enriched and
-  // appended to *out, one LF-terminated line each. InvalidArgument naming
-  // the line at the first bad one (*out then holds the lines before it).
-  Status EnrichFlows(std::string_view body, std::string* out) const;
+  // appended to *out, one LF-terminated line each; *count (if given) is
+  // the number of lines written. InvalidArgument naming the line at the
+  // first bad one (*out then holds the lines before it).
+  Status EnrichFlows(std::string_view body, std::string* out, size_t* count = nullptr) const;
 
   // Receipt for evidence: the current checkpoint and an inclusion proof
   // for each index it covers.
