@@ -315,20 +315,49 @@ StatusOr<int> KubeClient::Do(const Request& r, BodyFn&& body_fn, std::string* er
     // Large enough that a stream arriving faster than it is appended is
     // taken in big batches (a read returns what the socket holds).
     constexpr size_t kChunk = 4 << 20;  // pages are touched only as filled
+    constexpr size_t kRead = 256 << 10;
     std::unique_ptr<char[]> chunk_buf(new char[kChunk]);
     char* chunk = chunk_buf.get();
+    // A watch stream is one HTTP chunk per event: parse every chunk the
+    // buffer holds in one go, and wait on the socket (arming its timer)
+    // only when the buffer is used up, not once per event.
+    parser.eager(true);
     while (!parser.is_done()) {
       parser.get().body().data = chunk;
       parser.get().body().size = kChunk;
-      // Read what is there now (up to kChunk) before handing it on: each
-      // hand-off is one durable append, so batches follow the load.
-      do {
+      // Parse and read what is there now (up to kChunk) before handing it
+      // on: each hand-off is one durable append, so batches follow the load.
+      for (;;) {
+        if (buf.size() > 0) {
+          const size_t used = parser.put(buf.data(), ec);
+          buf.consume(used);
+          if (ec == http::error::need_buffer) {  // the chunk is full
+            ec = {};
+            break;
+          }
+          if (ec == http::error::need_more) ec = {};
+          if (ec) return UnavailableError(what + ": bad response (" + ec.message() + ")");
+          if (parser.is_done()) break;
+        }
+        const bool have = parser.get().body().size < kChunk;
+        if (have && lowest.socket().available(ec) == 0) break;
+        size_t got = 0;
         arm(lowest, r.idle);
-        ec = await([&](auto done) { http::async_read_some(stream, buf, parser, std::move(done)); });
-        if (ec == http::error::need_buffer) ec = {};
+        ec = await([&](auto done) {
+          stream.async_read_some(buf.prepare(kRead), [&got, done = std::move(done)](beast::error_code e, size_t n) mutable {
+            got = n;
+            done(e);
+          });
+        });
+        buf.commit(got);
+        if (ec == net::error::eof) {
+          // The body may end with the connection (no length, not chunked).
+          parser.put_eof(ec);
+          if (ec) return UnavailableError(what + ": connection dropped (" + ec.message() + ")");
+          break;
+        }
         if (ec) return UnavailableError(what + ": connection dropped (" + ec.message() + ")");
-      } while (!parser.is_done() && parser.get().body().size > 0 &&
-               lowest.socket().available(ec) > 0);
+      }
       const size_t n = kChunk - parser.get().body().size;
       if (!ok) {
         if (error_body && error_body->size() < (1 << 20)) error_body->append(chunk, n);
