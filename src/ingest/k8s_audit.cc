@@ -266,16 +266,23 @@ void AppendJsonMember(std::string* out, std::string_view name, std::string_view 
   AppendJsonString(out, value);
 }
 
-std::string_view RawMemberValue(std::string_view s, std::string_view key) {
+std::string_view RawMemberValue(std::string_view s, std::string_view key, size_t members) {
   size_t i = SkipWs(s, 0);
   if (i >= s.size() || s[i] != '{') return {};
   i = SkipWs(s, i + 1);
-  while (i < s.size() && s[i] == '"') {
+  for (size_t member = 1; i < s.size() && s[i] == '"'; ++member) {
     size_t kend = SkipString(s, i);
     std::string_view k = s.substr(i + 1, kend - i - 2);
     i = SkipWs(s, kend);
     if (i >= s.size() || s[i] != ':') return {};
     i = SkipWs(s, i + 1);
+    if (member == members && KeyEquals(k, key)) {
+      // The last member: its value ends where the object does.
+      const size_t close = s.find_last_of('}');
+      if (close == std::string_view::npos || close < i) return {};
+      const size_t vend = s.find_last_not_of(" \t\r\n", close - 1) + 1;
+      return s.substr(i, vend - i);
+    }
     size_t vend = SkipValue(s, i);
     if (KeyEquals(k, key)) return s.substr(i, vend - i);
     i = SkipWs(s, vend);

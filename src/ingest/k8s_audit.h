@@ -79,8 +79,11 @@ void AppendJsonMember(std::string* out, std::string_view name, std::string_view 
 
 // The raw text of the value of the top-level member `key` of the JSON
 // object text `json` (valid JSON), or "" if there is none. Member names are
-// compared decoded, as simdjson compares them.
-std::string_view RawMemberValue(std::string_view json, std::string_view key);
+// compared decoded, as simdjson compares them. `members`, if given, is the
+// object's member count (from a parse of it): when `key` is the last
+// member, its value is then taken to the object's closing brace without
+// stepping through it (a watch frame is {"type":..,"object":{4 KB}}).
+std::string_view RawMemberValue(std::string_view json, std::string_view key, size_t members = 0);
 
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.

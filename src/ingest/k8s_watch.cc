@@ -9,6 +9,12 @@ namespace annals::ingest {
 
 namespace {
 
+// Members of a parsed object (0 if it is not one).
+size_t MemberCount(simdjson::dom::element e) {
+  simdjson::dom::object o;
+  return e.get_object().get(o) == simdjson::SUCCESS ? o.size() : 0;
+}
+
 std::string Str(simdjson::dom::element e, const char* key) {
   std::string_view v;
   if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
@@ -100,7 +106,7 @@ StatusOr<WatchFrame> ParseWatchFrame(std::string_view line) {
     RETURN_IF_ERROR(CheckVersioned(f.head, "watch frame object"));
   }
   // The raw bytes of the object, exactly as sent (the frame is valid JSON).
-  f.object = RawMemberValue(line, "object");
+  f.object = RawMemberValue(line, "object", MemberCount(doc));
   if (f.object.empty()) return InvalidArgumentError("watch frame: \"object\" could not be located");
   return f;
 }
@@ -233,7 +239,7 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
     ASSIGN_OR_RETURN(r.head, HeadFromDom(obj, w + " object"));
     RETURN_IF_ERROR(CheckVersioned(r.head, w + " object"));
   }
-  r.object = RawMemberValue(line, "object");
+  r.object = RawMemberValue(line, "object", MemberCount(doc));
   if (r.object.empty()) return InvalidArgumentError(w + ": \"object\" could not be located");
   return r;
 }

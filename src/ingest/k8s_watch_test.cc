@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "ingest/k8s_audit.h"
+
 namespace annals::ingest {
 namespace {
 
@@ -33,6 +35,28 @@ TEST(WatchFrame, KubeclientRecordedStreamParses) {
     EXPECT_TRUE(f->object.starts_with(R"({"kind":"Pod","apiVersion":"v1",)"));
     EXPECT_TRUE(f->object.ends_with(R"("host":"127.0.0.1"}})") || f->object.ends_with(R"("phase":"Pending"}})"));
     EXPECT_EQ(lines[i].substr(lines[i].size() - f->object.size() - 1, f->object.size()), f->object);
+  }
+}
+
+// The object's bytes are found from the frame's end when "object" is its
+// last member; whatever the member order, spacing, escaping or duplication,
+// they must be what a scan from the start finds.
+TEST(WatchFrame, ObjectBytesAreTheSameFromEitherEnd) {
+  const std::string pod = R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"a}","uid":"u1","resourceVersion":"7"}})";
+  const std::string frames[] = {
+      R"({"type":"ADDED","object":)" + pod + "}",
+      R"({"type":"ADDED","object":)" + pod + " }\r\n",
+      R"( { "type" : "ADDED" , "object" : )" + pod + "\n}",
+      R"({"object":)" + pod + R"(,"type":"ADDED"})",
+      R"({"type":"ADDED","obj\u0065ct":)" + pod + "}",
+      R"({"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"dup","uid":"u0","resourceVersion":"6"}},"object":)" + pod + "}",
+  };
+  for (const std::string& frame : frames) {
+    SCOPED_TRACE(frame);
+    auto f = ParseWatchFrame(frame);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    EXPECT_EQ(f->object, RawMemberValue(frame, "object"));
+    EXPECT_EQ(f->head.uid, f->object == pod ? "u1" : "u0");
   }
 }
 
