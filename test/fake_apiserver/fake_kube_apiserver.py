@@ -24,12 +24,15 @@ The test scripts it through /control/* (unauthenticated):
   POST /control/review-delay {"seconds":S} answer TokenReviews S seconds late
   GET  /control/stats                     counters
 
-Prints "port: N" on stdout once listening. Objects live in memory only.
+Prints "port: N" on stdout once listening (with --tls-cert/--tls-key, the
+same API is also served over TLS: "port: N tls: M"). Objects live in memory
+only.
 """
 import argparse
 import http.server
 import json
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -312,13 +315,23 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token", required=True)
     ap.add_argument("--gone-body", help="file whose bytes answer HTTP 410s")
+    ap.add_argument("--tls-cert", help="PEM certificate: also serve over TLS")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args()
     TOKEN = args.token
     if args.gone_body:
         with open(args.gone_body, "rb") as f:
             GONE_BODY = f.read()
     srv = Server(("127.0.0.1", args.port), Handler)
-    print("port: %d" % srv.server_address[1], flush=True)
+    line = "port: %d" % srv.server_address[1]
+    if args.tls_cert:
+        tls = Server(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        line += " tls: %d" % tls.server_address[1]
+    print(line, flush=True)
     srv.serve_forever()
 
 

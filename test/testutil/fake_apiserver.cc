@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -12,18 +14,21 @@ namespace annals::testutil {
 
 using nlohmann::json;
 
-FakeApiServer::FakeApiServer(const std::string& token, const std::string& gone_body) {
+FakeApiServer::FakeApiServer(const std::string& token, const std::string& gone_body, const std::string& tls_cert,
+                             const std::string& tls_key) {
+  std::vector<std::string> args = {"python3", FAKE_APISERVER, "--token", token};
+  if (!gone_body.empty()) args.insert(args.end(), {"--gone-body", gone_body});
+  if (!tls_cert.empty()) args.insert(args.end(), {"--tls-cert", tls_cert, "--tls-key", tls_key});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   int out[2];
   if (pipe(out) != 0) return;
   pid_ = fork();
   if (pid_ == 0) {
     dup2(out[1], 1);
     close(out[0]);
-    if (gone_body.empty())
-      execlp("python3", "python3", FAKE_APISERVER, "--token", token.c_str(), nullptr);
-    else
-      execlp("python3", "python3", FAKE_APISERVER, "--token", token.c_str(), "--gone-body", gone_body.c_str(),
-             nullptr);
+    execvp("python3", argv.data());
     _exit(127);
   }
   close(out[1]);
@@ -36,6 +41,7 @@ FakeApiServer::FakeApiServer(const std::string& token, const std::string& gone_b
   }
   close(out[0]);
   if (text.starts_with("port: ")) port_ = std::stoi(text.substr(6));
+  if (size_t at = text.find(" tls: "); at != std::string::npos) tls_port_ = std::stoi(text.substr(at + 6));
   url_ = "http://127.0.0.1:" + std::to_string(port_);
   auto c = client::HttpClient::Create(url_);
   if (c.ok()) http_ = std::move(*c);
@@ -65,9 +71,12 @@ json FakeApiServer::Stats() {
   return r.ok() ? json::parse(r->body, nullptr, false) : json();
 }
 
-std::string WriteFakeKubeconfig(const std::string& path, int port, const std::string& user_auth) {
+std::string WriteFakeKubeconfig(const std::string& path, int port, const std::string& user_auth,
+                                const std::string& ca_file) {
   std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
-                         "    server: http://127.0.0.1:" << port << "\ncontexts:\n- name: fake\n"
+                      << (ca_file.empty() ? "" : "    certificate-authority: " + ca_file + "\n")
+                      << "    server: " << (ca_file.empty() ? "http" : "https") << "://127.0.0.1:" << port
+                      << "\ncontexts:\n- name: fake\n"
                          "  context:\n    cluster: fake\n    user: collector\ncurrent-context: fake\n"
                          "users:\n- name: collector\n  user:\n    " << user_auth << "\n";
   return path;

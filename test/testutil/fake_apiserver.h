@@ -22,13 +22,16 @@ class FakeApiServer {
  public:
   // token: the bearer token the fake accepts from its clients. gone_body:
   // a file whose bytes answer its HTTP 410s ("" for a metav1.Status).
-  explicit FakeApiServer(const std::string& token, const std::string& gone_body = "");
+  // tls_cert/tls_key (PEM files): also serve the API over TLS, on tls_port().
+  explicit FakeApiServer(const std::string& token, const std::string& gone_body = "",
+                         const std::string& tls_cert = "", const std::string& tls_key = "");
   // Kills the fake.
   ~FakeApiServer();
   FakeApiServer(const FakeApiServer&) = delete;
   FakeApiServer& operator=(const FakeApiServer&) = delete;
 
   int port() const { return port_; }  // 0 if it did not start
+  int tls_port() const { return tls_port_; }  // 0 without TLS
   const std::string& url() const { return url_; }
   // POST /control/<what> with `body`; its JSON answer (expects 200).
   nlohmann::json Control(const std::string& what, const nlohmann::json& body);
@@ -42,14 +45,16 @@ class FakeApiServer {
 
  private:
   pid_t pid_ = -1;
-  int port_ = 0;
+  int port_ = 0, tls_port_ = 0;
   std::string url_;
   std::unique_ptr<client::HttpClient> http_;
 };
 
 // A kubeconfig at `path` for the fake on `port` whose user authenticates
-// with `user_auth`: "token: TOKEN" or "tokenFile: PATH". Returns path.
-std::string WriteFakeKubeconfig(const std::string& path, int port, const std::string& user_auth);
+// with `user_auth`: "token: TOKEN" or "tokenFile: PATH"; with `ca_file`,
+// over https, trusting that CA. Returns path.
+std::string WriteFakeKubeconfig(const std::string& path, int port, const std::string& user_auth,
+                                const std::string& ca_file = "");
 
 }  // namespace annals::testutil
 
