@@ -398,13 +398,8 @@ TEST(WatchCollector, TokensPagesHttp410AndRemoteCollector) {
 TEST(WatchCollector, OverTlsVerifiesTheServerAndTakesEveryEvent) {
   TempDir dir;
   const std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem"), other = dir.Sub("other.pem");
-  for (const auto& [out, k] : {std::pair{cert, key}, std::pair{other, dir.Sub("other-key.pem")}}) {
-    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" + k +
-                            "' -out '" + out +
-                            "' -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
-                            " > /dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
+  ASSERT_TRUE(testutil::MakeSelfSignedCert(cert, key));
+  ASSERT_TRUE(testutil::MakeSelfSignedCert(other, dir.Sub("other-key.pem")));
   FakeApiServer api(kToken, "", cert, key);
   ASSERT_GT(api.tls_port(), 0);
   json pods = LoadJson("kubehound-kind-cluster/kube-system/pods.json");

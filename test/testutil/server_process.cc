@@ -71,6 +71,14 @@ int MillisLeft(Clock::time_point deadline) {
 std::string AnnalsBinary() { return ANNALS_BINARY; }
 std::string CorpusDir() { return ANNALS_CORPUS_DIR; }
 
+bool MakeSelfSignedCert(const std::string& cert, const std::string& key) {
+  const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" + key +
+                          "' -out '" + cert +
+                          "' -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
+                          " > /dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/annals-it-XXXXXX";

@@ -24,6 +24,9 @@ namespace annals::testutil {
 std::string AnnalsBinary();
 // The shared corpus directory (ANNALS_CORPUS_DIR at build time).
 std::string CorpusDir();
+// A self-signed P-256 certificate for localhost and 127.0.0.1 (openssl
+// req): cert and key written as PEM. False if openssl failed.
+bool MakeSelfSignedCert(const std::string& cert, const std::string& key);
 
 // A fresh directory from mkdtemp under $TMPDIR (or /tmp), removed with
 // everything in it on destruction.
