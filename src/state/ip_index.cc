@@ -102,9 +102,13 @@ void IpIndex::Prefetch(const IpKey& ip) const {
 
 const IpInterval* IpIndex::Lookup(const IpKey& ip, Micros t, const IpInterval** before,
                                   const IpInterval** after) const {
+  return LookupIn(Find(ip), t, before, after);
+}
+
+const IpInterval* IpIndex::LookupIn(const std::vector<IpInterval>* list, Micros t, const IpInterval** before,
+                                    const IpInterval** after) {
   if (before) *before = nullptr;
   if (after) *after = nullptr;
-  const std::vector<IpInterval>* list = Find(ip);
   if (!list || list->empty()) return nullptr;
   const IpInterval* first = list->data();
   const IpInterval* pos = std::upper_bound(first, first + list->size(), t,

@@ -45,6 +45,10 @@ class IpIndex {
   // after t.
   const IpInterval* Lookup(const IpKey& ip, Micros t, const IpInterval** before,
                            const IpInterval** after) const;
+  // The same within an address's intervals (Find's answer; nullptr: none),
+  // for callers that found them already.
+  static const IpInterval* LookupIn(const std::vector<IpInterval>* list, Micros t, const IpInterval** before,
+                                    const IpInterval** after);
 
   // Addresses indexed.
   size_t size() const { return v4_.size + v6_.size; }

@@ -373,8 +373,12 @@ std::string Questions::RenderWorkload(uint32_t pod, const Version& v, Micros t) 
   return w;
 }
 
+void Questions::FindIntervals(FlowEnd* e) const {
+  e->intervals = e->ip ? store_->IpIntervals(*e->ip) : nullptr;
+}
+
 void Questions::FindHolder(FlowEnd* e, Micros t) const {
-  e->held = e->ip ? store_->PodByIp(*e->ip, t, nullptr, nullptr) : nullptr;
+  e->held = IpIndex::LookupIn(e->intervals, t, nullptr, nullptr);
 }
 
 void Questions::FindVersion(FlowEnd* e, Micros t) const {
@@ -474,6 +478,7 @@ StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
   out.reserve(line.size() + 768);
   std::shared_lock lock(store_->mutex());
   for (FlowEnd& e : f.end) {
+    FindIntervals(&e);
     FindHolder(&e, f.time);
     FindVersion(&e, f.time);
   }
@@ -522,9 +527,10 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
         for (const FlowEnd& e : batch[k].end)
           if (e.ip) store_->PrefetchIpSlot(*e.ip);
       for (size_t k = 0; k < n; ++k)
-        for (const FlowEnd& e : batch[k].end)
-          if (e.ip)
-            if (const auto* list = store_->IpIntervals(*e.ip)) Prefetch(list->data(), list->size() * sizeof(IpInterval));
+        for (FlowEnd& e : batch[k].end) {
+          FindIntervals(&e);
+          if (e.intervals) Prefetch(e.intervals->data(), e.intervals->size() * sizeof(IpInterval));
+        }
       for (size_t k = 0; k < n; ++k)
         for (FlowEnd& e : batch[k].end) {
           FindHolder(&e, batch[k].time);

@@ -125,6 +125,7 @@ class Questions {
   // instead of each waiting for the one before.
   struct FlowEnd {
     std::optional<IpKey> ip;
+    const std::vector<IpInterval>* intervals = nullptr;  // ip's, if indexed
     const IpInterval* held = nullptr;  // when a pod held ip at the flow's time
     const Version* version = nullptr;  // that pod's version at the flow's time
     uint64_t epoch = 0, generation = 0;  // its render-cache key, with version->index
@@ -138,7 +139,8 @@ class Questions {
   };
   // padded: the SIMDJSON_PADDING bytes after line are readable (parsed in place).
   static Status ParseFlow(std::string_view line, bool padded, Flow* f);
-  // Caller holds the store lock (shared) for these.
+  // Caller holds the store lock (shared) for these, called in this order.
+  void FindIntervals(FlowEnd* e) const;
   void FindHolder(FlowEnd* e, Micros t) const;
   void FindVersion(FlowEnd* e, Micros t) const;
   void AppendFlow(const Flow& f, std::string* out) const;
@@ -158,8 +160,9 @@ class Questions {
   // rendered under. Four-way set associative (a set is four adjacent
   // slots, newest first; a new key evicts the oldest, and a hit writes
   // nothing, so that threads reading one set do not bounce its cache
-  // lines): a lookup reads one set and one string, no nodes to chase. Allocated at the first
-  // enrichment; bounded (kCacheSlots slots plus their strings). Sets are
+  // lines): a lookup reads one set and one string, no nodes to chase.
+  // Allocated at the first enrichment; bounded (kCacheSlots slots plus
+  // their strings). Sets are
   // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
   // rarely meet on a lock.
   struct CacheSlot {
