@@ -124,12 +124,12 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
   const std::string authorization = shared->Header("Authorization");
   authz_->AuthenticateAsync(
       shared->tls_user, shared->tls_groups, authorization,
-      [this, shared, target = std::move(*target), respond = std::move(respond)](StatusOr<auth::Caller> c) {
+      [this, shared, target = std::move(*target), respond = std::move(respond)](StatusOr<auth::Caller> c) mutable {
         if (!c.ok()) {
           metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
           return respond(Unauthenticated(c.status().message()));
         }
-        Serve(std::move(*shared), target, *c, respond);
+        Serve(std::move(*shared), target, *c, std::move(respond));
       });
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "common/bytes.h"
@@ -140,10 +141,9 @@ std::vector<std::pair<std::string_view, std::string_view>> RunTable::Sorted() co
   for (uint64_t s : slots_) {
     if (s == 0) continue;
     const std::string_view k = KeyAt(Offset(s));
-    uint64_t prefix = 0;
-    for (size_t i = 0; i < 8; ++i)
-      prefix = (prefix << 8) | (i < k.size() ? static_cast<unsigned char>(k[i]) : 0);
-    items.push_back({prefix, Offset(s)});
+    char head[8] = {};  // short keys padded with zeros sort first, as bytewise
+    std::memcpy(head, k.data(), std::min<size_t>(8, k.size()));
+    items.push_back({GetBigEndian64(head), Offset(s)});
   }
   std::sort(items.begin(), items.end(), [this](const Item& a, const Item& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;

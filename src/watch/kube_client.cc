@@ -394,53 +394,44 @@ StatusOr<int> KubeClient::Do(const Request& r, BodyFn&& body_fn, std::string* er
   return run(stream, beast::get_lowest_layer(stream));
 }
 
-namespace {
-
-// Collects a body of at most max_body bytes; *too_big when it was larger.
-auto Collector(std::string* out, size_t max_body, bool* too_big) {
-  return [=](std::string_view b) {
-    if (out->size() + b.size() > max_body) {
-      *too_big = true;
-      return false;
-    }
-    out->append(b);
-    return true;
-  };
-}
-
-}  // namespace
-
-StatusOr<KubeResponse> KubeClient::Get(const std::string& path, size_t max_body) {
+StatusOr<KubeResponse> KubeClient::Whole(const Request& r, size_t max_body) {
   KubeResponse out;
   bool too_big = false;
   std::string err_body;
-  auto status = Do(Request{.path = path}, Collector(&out.body, max_body, &too_big), &err_body);
+  auto status = Do(
+      r,
+      [&](std::string_view b) {
+        if (out.body.size() + b.size() > max_body) {
+          too_big = true;
+          return false;
+        }
+        out.body.append(b);
+        return true;
+      },
+      &err_body);
   if (!status.ok()) return status.status();
-  if (too_big) return ResourceExhaustedError("GET " + path + ": body larger than " + std::to_string(max_body));
+  if (too_big)
+    return ResourceExhaustedError(std::string(r.method) + " " + r.path + ": body larger than " +
+                                  std::to_string(max_body));
   out.status = *status;
   if (out.status / 100 != 2) out.body = std::move(err_body);
   return out;
+}
+
+StatusOr<KubeResponse> KubeClient::Get(const std::string& path, size_t max_body) {
+  return Whole(Request{.path = path}, max_body);
 }
 
 StatusOr<KubeResponse> KubeClient::Post(const std::string& path, const std::string& body,
                                         const std::string& content_type, std::chrono::milliseconds timeout,
                                         size_t max_body) {
-  KubeResponse out;
-  bool too_big = false;
-  std::string err_body;
-  const auto idle = std::chrono::ceil<std::chrono::seconds>(timeout);
-  auto status = Do(Request{.method = "POST",
-                           .path = path,
-                           .body = &body,
-                           .content_type = content_type,
-                           .idle = idle,
-                           .deadline = std::chrono::steady_clock::now() + timeout},
-                   Collector(&out.body, max_body, &too_big), &err_body);
-  if (!status.ok()) return status.status();
-  if (too_big) return ResourceExhaustedError("POST " + path + ": body larger than " + std::to_string(max_body));
-  out.status = *status;
-  if (out.status / 100 != 2) out.body = std::move(err_body);
-  return out;
+  return Whole(Request{.method = "POST",
+                       .path = path,
+                       .body = &body,
+                       .content_type = content_type,
+                       .idle = std::chrono::ceil<std::chrono::seconds>(timeout),
+                       .deadline = std::chrono::steady_clock::now() + timeout},
+               max_body);
 }
 
 StatusOr<int> KubeClient::Stream(const std::string& path, std::chrono::seconds idle,

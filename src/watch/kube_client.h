@@ -97,6 +97,8 @@ class KubeClient {
   };
   template <class BodyFn>
   StatusOr<int> Do(const Request& r, BodyFn&& body_fn, std::string* error_body);
+  // Do, with the whole answer (at most max_body bytes) collected.
+  StatusOr<KubeResponse> Whole(const Request& r, size_t max_body);
   StatusOr<std::string> BearerToken() const;
   void Register(int fd);
   void Unregister(int fd);
