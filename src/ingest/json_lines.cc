@@ -71,19 +71,27 @@ StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body) {
   return out;
 }
 
-std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body) {
-  std::vector<std::pair<std::string_view, size_t>> out;
-  size_t line_no = 0;
-  while (!body.empty()) {
-    ++line_no;
-    auto nl = body.find('\n');
-    std::string_view line = body.substr(0, nl);
-    body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+bool LineCursor::Next(std::string_view* out, size_t* line_no) {
+  while (!rest_.empty()) {
+    ++line_no_;
+    auto nl = rest_.find('\n');
+    std::string_view line = rest_.substr(0, nl);
+    rest_ = nl == std::string_view::npos ? std::string_view() : rest_.substr(nl + 1);
     size_t a = line.find_first_not_of(" \t\r");
     if (a == std::string_view::npos) continue;
-    out.emplace_back(line.substr(a, line.find_last_not_of(" \t\r") - a + 1), line_no);
+    *out = line.substr(a, line.find_last_not_of(" \t\r") - a + 1);
+    *line_no = line_no_;
+    return true;
   }
+  return false;
+}
+
+std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body) {
+  std::vector<std::pair<std::string_view, size_t>> out;
+  LineCursor cursor(body);
+  std::string_view line;
+  size_t line_no;
+  while (cursor.Next(&line, &line_no)) out.emplace_back(line, line_no);
   return out;
 }
 

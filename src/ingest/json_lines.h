@@ -34,6 +34,21 @@ StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body);
 // Same split without validation; line numbers (1-based) of each line.
 std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view body);
 
+// The same split, one line at a time: a reader that works on each line as
+// it is found reads it while the search for its end has just brought it
+// into the cache.
+class LineCursor {
+ public:
+  explicit LineCursor(std::string_view body) : rest_(body) {}
+  // The next non-blank line (trimmed of spaces, tabs and CR) and its
+  // 1-based number; false at the end of the body.
+  bool Next(std::string_view* line, size_t* line_no);
+
+ private:
+  std::string_view rest_;
+  size_t line_no_ = 0;
+};
+
 // This thread's simdjson parser, limited to kMaxJsonDepth levels of nesting
 // (simdjson parses iteratively: hostile nesting cannot blow the stack).
 simdjson::dom::parser& JsonParser();

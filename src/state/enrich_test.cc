@@ -241,5 +241,31 @@ TEST_F(Enrich, BatchedBodyEqualsLineByLine) {
   EXPECT_NE(want.find("\"pod\":\"cart-3\""), std::string::npos);
 }
 
+// A render cache of one set (four ways) for nine pods: every few flows
+// evict a workload, which must come back rendered again, the same.
+TEST_F(Enrich, EvictionFromASmallRenderCacheKeepsAnswersRight) {
+  Questions small(nullptr, &store_, 1);
+  for (int p = 0; p < 9; ++p)
+    Apply("create", "pods",
+          Pod("cart-" + std::to_string(p), "uid-p" + std::to_string(p), "10.244.2." + std::to_string(p + 1),
+              Ref("ReplicaSet", "rs", "uid-rs")),
+          p);
+  std::string body, want;
+  for (int i = 0; i < 200; ++i) {
+    const std::string line =
+        Flow(20 + i % 7, "10.244.2." + std::to_string(i % 9 + 1), "10.244.2." + std::to_string((i * 4) % 9 + 1)).dump();
+    auto one = questions_.EnrichFlow(line);
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    want += *one + "\n";
+    body += line + "\n";
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    std::string got;
+    ASSERT_TRUE(small.EnrichFlows(body, &got).ok());
+    EXPECT_EQ(got, want);
+  }
+  for (int p = 0; p < 9; ++p) EXPECT_NE(want.find("\"pod\":\"cart-" + std::to_string(p) + "\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace annals::state

@@ -3,9 +3,11 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/bytes.h"
 #include "ingest/json_lines.h"
@@ -388,44 +390,113 @@ void Questions::FindVersion(FlowEnd* e, Micros t) const {
   e->epoch = store_->ServiceEpoch(ns, t);
   e->generation = store_->late_generation(ns);
   const uint64_t hash = (e->version->index * 0x9E3779B97F4A7C15ull) ^ (e->epoch * 0xC2B2AE3D27D4EB4Full);
-  static_assert((kCacheSlots & (kCacheSlots - 1)) == 0 && (kCacheWays & (kCacheWays - 1)) == 0);
-  e->set = static_cast<size_t>(hash >> 40) & (kCacheSlots - kCacheWays);
+  e->set = static_cast<size_t>(hash >> 40) & (cache_sets_ - 1);  // a power of two
+  e->tag = static_cast<uint32_t>(hash) | 1;  // never 0, the empty way
 }
 
 int Questions::CachedWay(const FlowEnd& e) const {
-  const CacheSlot* set = &cache_[e.set];
+  const CacheSet& set = cache_[e.set];
   for (size_t way = 0; way < kCacheWays; ++way) {
-    const CacheSlot& s = set[way];
-    if (s.used && s.index == e.version->index && s.epoch == e.epoch && s.generation == e.generation)
+    if (set.tag[way].load(std::memory_order_relaxed) != e.tag) continue;
+    const CacheEntry* c = set.entry[way].load(std::memory_order_relaxed);
+    if (c->index == e.version->index && c->epoch == e.epoch && c->generation == e.generation)
       return static_cast<int>(way);
   }
   return -1;
 }
 
-void Questions::AppendWorkload(const FlowEnd& e, Micros t, std::string* out) const {
-  if (!e.version) {
-    *out += "null";
+const Questions::CacheEntry* Questions::PeekCache(const FlowEnd& e) const {
+  const CacheSet& set = cache_[e.set];
+  for (size_t way = 0; way < kCacheWays; ++way)
+    if (set.tag[way].load(std::memory_order_relaxed) == e.tag) return set.entry[way].load(std::memory_order_relaxed);
+  return nullptr;
+}
+
+Questions::CacheEntry* Questions::CacheEntry::Make(const FlowEnd& e, std::string_view text) {
+  void* p = ::operator new(sizeof(CacheEntry) + text.size());
+  auto* c = new (p) CacheEntry{e.version->index, e.epoch, e.generation, text.size()};
+  std::memcpy(static_cast<char*>(p) + sizeof(CacheEntry), text.data(), text.size());
+  return c;
+}
+
+void Questions::CacheEntry::Free(const CacheEntry* entry) { ::operator delete(const_cast<CacheEntry*>(entry)); }
+
+Questions::~Questions() {
+  if (!cache_) return;
+  for (size_t i = 0; i < cache_sets_; ++i)
+    for (auto& c : cache_[i].entry)
+      if (const CacheEntry* entry = c.load(std::memory_order_relaxed)) CacheEntry::Free(entry);
+}
+
+// Holds a render-cache set's spin lock. Spins briefly, then yields (a
+// holder that lost its core must get it back before it can let go).
+class Questions::SetLock {
+ public:
+  explicit SetLock(std::atomic<uint8_t>& lock) : lock_(lock) {
+    for (int spins = 0; lock_.exchange(1, std::memory_order_acquire) != 0;) {
+      while (lock_.load(std::memory_order_relaxed) != 0) {
+        if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  ~SetLock() { lock_.store(0, std::memory_order_release); }
+  SetLock(const SetLock&) = delete;
+  SetLock& operator=(const SetLock&) = delete;
+
+ private:
+  std::atomic<uint8_t>& lock_;
+};
+
+void Questions::InitCache() const {
+  std::call_once(cache_once_, [this] { cache_ = std::make_unique<CacheSet[]>(cache_sets_); });
+}
+
+void Questions::CollectWorkload(FlowEnd* e, Micros t, std::string* scratch) const {
+  e->text_at = scratch->size();
+  if (!e->version) {
+    *scratch += "null";
+    e->text_size = 4;
     return;
   }
-  CacheSlot* set = &cache_[e.set];
-  std::mutex& mu = CacheLockFor(e.set);
+  CacheSet& set = cache_[e->set];
   {
-    std::lock_guard lock(mu);
-    if (int way = CachedWay(e); way >= 0) {
-      *out += set[way].text;
+    SetLock held(set.lock);
+    if (int way = CachedWay(*e); way >= 0) {
+      const CacheEntry* c = set.entry[way].load(std::memory_order_relaxed);
+      scratch->append(c->text(), c->size);
+      e->text_size = c->size;
       return;
     }
   }
-  std::string w = RenderWorkload(e.held->pod, *e.version, t);
-  *out += w;
-  std::lock_guard lock(mu);
-  if (CachedWay(e) >= 0) return;  // another thread rendered it meanwhile
-  std::rotate(set, set + kCacheWays - 1, set + kCacheWays);  // the oldest, to be replaced, first
-  set[0].used = true;
-  set[0].index = e.version->index;
-  set[0].epoch = e.epoch;
-  set[0].generation = e.generation;
-  set[0].text = std::move(w);
+  std::string w = RenderWorkload(e->held->pod, *e->version, t);
+  *scratch += w;
+  e->text_size = w.size();
+  CacheEntry* made = CacheEntry::Make(*e, w);
+  const CacheEntry* evicted = nullptr;
+  {
+    SetLock held(set.lock);
+    if (CachedWay(*e) >= 0) {
+      evicted = made;  // another thread rendered it meanwhile
+    } else {
+      evicted = set.entry[kCacheWays - 1].load(std::memory_order_relaxed);
+      for (size_t way = kCacheWays - 1; way > 0; --way) {
+        set.tag[way].store(set.tag[way - 1].load(std::memory_order_relaxed), std::memory_order_relaxed);
+        set.entry[way].store(set.entry[way - 1].load(std::memory_order_relaxed), std::memory_order_relaxed);
+      }
+      set.tag[0].store(e->tag, std::memory_order_relaxed);
+      set.entry[0].store(made, std::memory_order_relaxed);
+      // Freed under the lock: no one is copying it out.
+      if (evicted) CacheEntry::Free(evicted);
+      evicted = nullptr;
+    }
+  }
+  if (evicted) CacheEntry::Free(evicted);
 }
 
 Status Questions::ParseFlow(std::string_view line, bool padded, Flow* f) {
@@ -461,28 +532,31 @@ Status Questions::ParseFlow(std::string_view line, bool padded, Flow* f) {
   return OkStatus();
 }
 
-void Questions::AppendFlow(const Flow& f, std::string* out) const {
+void Questions::AppendFlow(const Flow& f, std::string_view scratch, std::string* out) const {
   out->append(f.head);
   *out += f.empty_object ? "\"src_workload\":" : ",\"src_workload\":";
-  AppendWorkload(f.end[0], f.time, out);
+  out->append(scratch.substr(f.end[0].text_at, f.end[0].text_size));
   *out += ",\"dst_workload\":";
-  AppendWorkload(f.end[1], f.time, out);
+  out->append(scratch.substr(f.end[1].text_at, f.end[1].text_size));
   *out += "}\n";
 }
 
 StatusOr<std::string> Questions::EnrichFlow(std::string_view line) const {
   Flow f;
   RETURN_IF_ERROR(ParseFlow(line, /*padded=*/false, &f));
-  std::call_once(cache_once_, [this] { cache_.resize(kCacheSlots); });
-  std::string out;
+  InitCache();
+  std::string scratch, out;
   out.reserve(line.size() + 768);
-  std::shared_lock lock(store_->mutex());
-  for (FlowEnd& e : f.end) {
-    FindIntervals(&e);
-    FindHolder(&e, f.time);
-    FindVersion(&e, f.time);
+  {
+    std::shared_lock lock(store_->mutex());
+    for (FlowEnd& e : f.end) {
+      FindIntervals(&e);
+      FindHolder(&e, f.time);
+      FindVersion(&e, f.time);
+      CollectWorkload(&e, f.time, &scratch);
+    }
   }
-  AppendFlow(f, &out);
+  AppendFlow(f, scratch, &out);
   out.pop_back();  // one line: no LF
   return out;
 }
@@ -502,19 +576,29 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
   // enriching would otherwise bounce its cache line on every flow), and
   // released between batches so that the projector is not held back.
   constexpr size_t kBatch = 32;
-  std::call_once(cache_once_, [this] { cache_.resize(kCacheSlots); });
-  const auto lines = ingest::SplitLines(body);
-  out->reserve(out->size() + body.size() + lines.size() * 1024);  // two workloads of ~450 B
-  // A line followed by at least simdjson's padding of the body's own bytes
-  // is parsed where it lies; only the body's last lines are copied first.
+  InitCache();
+  out->reserve(out->size() + body.size() + body.size() * 2 / 3);  // two workloads of ~450 B a line
+  // Lines are parsed as they are found (the search for a line's end has
+  // just brought it into the cache). A line followed by at least
+  // simdjson's padding of the body's own bytes is parsed where it lies;
+  // only the body's last lines are copied first.
   const char* body_end = body.data() + body.size();
+  ingest::LineCursor cursor(body);
   Flow batch[kBatch];
+  // The batch's workloads, copied out of the cache before any of the
+  // batch's answer is written.
+  std::string scratch;
+  scratch.reserve(kBatch * 2 * 1024);
   if (count) *count = 0;
-  for (size_t i = 0; i < lines.size();) {
+  for (bool more = true; more;) {
     size_t n = 0;
     Status bad;
-    for (; n < kBatch && i + n < lines.size(); ++n) {
-      const std::string_view line = lines[i + n].first;
+    size_t line_no = 0;
+    for (std::string_view line; n < kBatch; ++n) {
+      if (!cursor.Next(&line, &line_no)) {
+        more = false;
+        break;
+      }
       const bool padded = static_cast<size_t>(body_end - (line.data() + line.size())) >= simdjson::SIMDJSON_PADDING;
       bad = ParseFlow(line, padded, &batch[n]);
       if (!bad.ok()) break;
@@ -522,7 +606,8 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
     {
       std::shared_lock lock(store_->mutex());
       // Each step reads what the one before prefetched: the address's
-      // hash slot, its intervals, the pod, the pod's versions, the cache set.
+      // hash slot, its intervals, the pod, the pod's versions, the cache
+      // set, the cache entry.
       for (size_t k = 0; k < n; ++k)
         for (const FlowEnd& e : batch[k].end)
           if (e.ip) store_->PrefetchIpSlot(*e.ip);
@@ -545,13 +630,18 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
       for (size_t k = 0; k < n; ++k)
         for (FlowEnd& e : batch[k].end) {
           FindVersion(&e, batch[k].time);
-          if (e.version) Prefetch(&cache_[e.set], kCacheWays * sizeof(CacheSlot));
+          if (e.version) __builtin_prefetch(&cache_[e.set], 1);
         }
-      for (size_t k = 0; k < n; ++k) AppendFlow(batch[k], out);
+      for (size_t k = 0; k < n; ++k)
+        for (const FlowEnd& e : batch[k].end)
+          if (const CacheEntry* c = e.version ? PeekCache(e) : nullptr) Prefetch(c, 512);  // not read here
+      scratch.clear();
+      for (size_t k = 0; k < n; ++k)
+        for (FlowEnd& e : batch[k].end) CollectWorkload(&e, batch[k].time, &scratch);
     }
+    for (size_t k = 0; k < n; ++k) AppendFlow(batch[k], scratch, out);
     if (count) *count += n;
-    if (!bad.ok()) return InvalidArgumentError("line " + std::to_string(lines[i + n].second) + ": " + bad.message());
-    i += n;
+    if (!bad.ok()) return InvalidArgumentError("line " + std::to_string(line_no) + ": " + bad.message());
   }
   return OkStatus();
 }

@@ -8,8 +8,11 @@
 #ifndef ANNALS_STATE_QUESTIONS_H_
 #define ANNALS_STATE_QUESTIONS_H_
 
-#include <array>
+#include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -73,7 +76,13 @@ struct EventQuery {
 
 class Questions {
  public:
-  Questions(ledger::Ledger* ledger, const StateStore* store) : ledger_(ledger), store_(store) {}
+  // cache_sets: the flow-enrichment render cache's size in sets of
+  // kCacheWays workloads (a power of two; tests make it small).
+  Questions(ledger::Ledger* ledger, const StateStore* store, size_t cache_sets = size_t{1} << 18)
+      : ledger_(ledger), store_(store), cache_sets_(std::bit_ceil(std::max<size_t>(cache_sets, 1))) {}
+  ~Questions();
+  Questions(const Questions&) = delete;
+  Questions& operator=(const Questions&) = delete;
 
   // JSON text: {"at":..,"count":N,"objects":[...]} with each object's body
   // spliced in as stored (no re-encoding: whole-cluster answers are large).
@@ -119,17 +128,21 @@ class Questions {
 
   // Flow enrichment. A flow line on its way through: parsed, then each end's
   // address resolved to the pod version that held it (and that version's
-  // render-cache set), then written out. EnrichFlows takes a batch of lines
-  // through these steps one step at a time, each step prefetching what the
-  // next one reads, so that the memory reads of different flows overlap
-  // instead of each waiting for the one before.
+  // render-cache set and entry), its workload copied out of the cache (or
+  // rendered), then the line written out. EnrichFlows takes a batch of
+  // lines through these steps one step at a time, each step prefetching
+  // what the next one reads, so that the memory reads of different flows
+  // overlap instead of each waiting for the one before.
+  struct CacheEntry;
   struct FlowEnd {
     std::optional<IpKey> ip;
     const std::vector<IpInterval>* intervals = nullptr;  // ip's, if indexed
     const IpInterval* held = nullptr;  // when a pod held ip at the flow's time
     const Version* version = nullptr;  // that pod's version at the flow's time
     uint64_t epoch = 0, generation = 0;  // its render-cache key, with version->index
-    size_t set = 0;                      // its render-cache set (first slot)
+    size_t set = 0;                      // its render-cache set
+    uint32_t tag = 0;                    // its tag in that set
+    size_t text_at = 0, text_size = 0;   // its workload in the batch's scratch
   };
   struct Flow {
     std::string_view head;  // the line without its closing brace
@@ -143,9 +156,13 @@ class Questions {
   void FindIntervals(FlowEnd* e) const;
   void FindHolder(FlowEnd* e, Micros t) const;
   void FindVersion(FlowEnd* e, Micros t) const;
-  void AppendFlow(const Flow& f, std::string* out) const;
-  // Appends the workload of e's pod version, or null.
-  void AppendWorkload(const FlowEnd& e, Micros t, std::string* out) const;
+  // The cache entry e's set names for e's tag, not yet checked (to
+  // prefetch; it may be freed before it is read).
+  const CacheEntry* PeekCache(const FlowEnd& e) const;
+  // Appends e's workload (from the cache, else rendered and cached), or
+  // null, to *scratch and notes where it is in e.
+  void CollectWorkload(FlowEnd* e, Micros t, std::string* scratch) const;
+  void AppendFlow(const Flow& f, std::string_view scratch, std::string* out) const;
   // The workload JSON of pod version v with the Services that select it at
   // t, from the projection alone (no log reads).
   std::string RenderWorkload(uint32_t pod, const Version& v, Micros t) const;
@@ -157,31 +174,37 @@ class Questions {
   // namespace's Service epoch at the flow's time): a version never changes,
   // and the Services selecting it are the same within one epoch. An entry
   // is used only while the store's late generation is the one it was
-  // rendered under. Four-way set associative (a set is four adjacent
-  // slots, newest first; a new key evicts the oldest, and a hit writes
-  // nothing, so that threads reading one set do not bounce its cache
-  // lines): a lookup reads one set and one string, no nodes to chase.
-  // Allocated at the first enrichment; bounded (kCacheSlots slots plus
-  // their strings). Sets are
-  // guarded by kCacheLocks striped mutexes, so that concurrent enrichments
-  // rarely meet on a lock.
-  struct CacheSlot {
-    uint64_t index = 0, epoch = 0, generation = 0;
-    bool used = false;
-    std::string text;
-  };
-  struct alignas(64) CacheLock {
-    std::mutex mu;
+  // rendered under. Four-way set associative: a set is one cache line
+  // holding a spin lock and, newest first, four ways' tags (32 bits of the
+  // key's hash) and entries (key and text in one allocation, immutable
+  // once made); a new key evicts the oldest. A lookup reads one set line
+  // and one entry, both prefetched a step earlier; a hit writes only the
+  // lock byte. The lock is held to copy an entry's text out (an entry is
+  // freed only under it) and is taken before the batch writes its answer,
+  // so that its fence waits for few stores. Allocated at the first
+  // enrichment; bounded (cache_sets_ sets of kCacheWays entries).
+  struct CacheEntry {
+    uint64_t index, epoch, generation;
+    size_t size;
+    const char* text() const { return reinterpret_cast<const char*>(this + 1); }
+    static CacheEntry* Make(const FlowEnd& e, std::string_view text);
+    static void Free(const CacheEntry* entry);
   };
   static constexpr size_t kCacheWays = 4;
-  static constexpr size_t kCacheSlots = size_t{1} << 20;
-  static constexpr size_t kCacheLocks = 4096;
-  std::mutex& CacheLockFor(size_t set) const { return cache_locks_[(set / kCacheWays) % kCacheLocks].mu; }
+  struct alignas(64) CacheSet {
+    std::atomic<uint8_t> lock{0};
+    std::atomic<uint32_t> tag[kCacheWays] = {};  // 0: an empty way
+    std::atomic<const CacheEntry*> entry[kCacheWays] = {};
+  };
+  static_assert(sizeof(CacheSet) == 64);
+  class SetLock;
+  // Allocates the cache at the first enrichment.
+  void InitCache() const;
   // The way of e's set holding e's workload, or -1; caller holds its lock.
   int CachedWay(const FlowEnd& e) const;
+  const size_t cache_sets_;
   mutable std::once_flag cache_once_;
-  mutable std::vector<CacheSlot> cache_;
-  mutable std::array<CacheLock, kCacheLocks> cache_locks_;
+  mutable std::unique_ptr<CacheSet[]> cache_;
 };
 
 }  // namespace annals::state
