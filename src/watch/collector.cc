@@ -130,13 +130,25 @@ StatusOr<std::vector<ResourceSpec>> ParseResourceList(std::string_view list) {
   return out;
 }
 
-Status IngestorSink::Append(const std::vector<WatchRecord>& records) {
+namespace {
+
+std::vector<ingest::IngestItem> WatchItems(const std::vector<WatchRecord>& records) {
   const std::string now = ingest::NowRfc3339();
   std::vector<ingest::IngestItem> items;
   items.reserve(records.size());
   for (const auto& r : records) items.push_back(ingest::WatchItem(r, "k8s-watch", now));
-  auto res = ingestor_->SubmitAndWait("k8s-watch", std::move(items));
-  return res.status();
+  return items;
+}
+
+}  // namespace
+
+Status IngestorSink::Append(const std::vector<WatchRecord>& records) {
+  return ingestor_->SubmitAndWait("k8s-watch", WatchItems(records)).status();
+}
+
+void IngestorSink::AppendAsync(const std::vector<WatchRecord>& records, Done done) {
+  ingestor_->Submit("k8s-watch", WatchItems(records),
+                    [done = std::move(done)](StatusOr<ingest::IngestResult> r) { done(r.status()); });
 }
 
 RemoteSink::RemoteSink(std::string url) : url_(std::move(url)) {}
@@ -252,12 +264,9 @@ void Collector::Run(Resource* r) {
   }
 }
 
-Status Collector::AppendBatch(Resource* r, const std::vector<WatchRecord>& records,
+Status Collector::RecordBatch(Resource* r, const std::vector<WatchRecord>& records,
                               const std::string& rv) {
-  if (!records.empty()) {
-    RETURN_IF_ERROR(sink_->Append(records));
-    metrics_->Add("annals_watch_events_total", "resource", r->name, records.size());
-  }
+  if (!records.empty()) metrics_->Add("annals_watch_events_total", "resource", r->name, records.size());
   std::vector<WatchState::Change> changes;
   changes.reserve(records.size());
   for (const auto& rec : records) {
@@ -293,13 +302,17 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
   bool counted_open = false;
 
   // Reading and parsing overlap with appending: this thread reads and
-  // parses the next frames while an appender thread waits for the previous
-  // batch to become durable. Batches are appended (and their resourceVersion
-  // recorded) strictly in order; at most kMaxPending wait, so memory stays
+  // parses the next frames while an appender thread hands the batches
+  // before them to the sink. Up to kInFlight batches are on their way to
+  // disk at once (the next one's admission overlaps the previous one's
+  // write and fdatasync); batches are appended, and their resourceVersion
+  // recorded once durable, strictly in order, and nothing is recorded
+  // after a failed batch. At most kMaxPending more wait, so memory stays
   // bounded and a slow disk slows the reads (TCP backpressure on the API
   // server). Each hand-off is whatever one read returned, so batches grow
   // with the load.
   constexpr size_t kMaxPending = 2;
+  constexpr size_t kInFlight = 2;
   // The state belongs to the appender from here on; the reader keeps its
   // own copies of what it needs.
   std::string rv = r->state.rv();  // after the frames handed on so far
@@ -310,28 +323,61 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
   bool reading_done = false;
   Status append_failure;  // guarded by mu
   std::thread appender([&] {
+    struct Outcome {
+      bool done = false;  // guarded by mu
+      Status status;
+    };
+    struct Sent {
+      PendingBatch batch;
+      std::shared_ptr<Outcome> outcome;
+    };
+    std::deque<Sent> sent;  // handed to the sink, oldest first
+    std::unique_lock lock(mu);
     for (;;) {
-      PendingBatch b;
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return !pending.empty() || reading_done; });
-        if (pending.empty()) return;
-        b = std::move(pending.front());
+      cv.wait(lock, [&] {
+        return (!sent.empty() && sent.front().outcome->done) || (!pending.empty() && sent.size() < kInFlight) ||
+               (reading_done && pending.empty() && sent.empty());
+      });
+      if (!sent.empty() && sent.front().outcome->done) {
+        Sent s = std::move(sent.front());
+        sent.pop_front();
+        Status st = s.outcome->status;
+        const bool record = append_failure.ok() && st.ok();
+        lock.unlock();
+        if (record) st = RecordBatch(r, s.batch.records, s.batch.rv);
+        lock.lock();
+        if (!append_failure.ok()) continue;
+        if (!st.ok()) {
+          append_failure = UnavailableError("append failed: " + st.message());
+          pending.clear();
+          reading_done = true;  // nothing after a failed batch may be appended
+        } else {
+          metrics_->Set("annals_watch_lag_microseconds", static_cast<uint64_t>(NowMicros() - s.batch.received));
+          r->backoff = std::chrono::milliseconds(0);  // progress: the next error starts small
+        }
+        cv.notify_all();
+        continue;
       }
-      if (!b.records.empty() && !b.records.front().head.kind.empty())
-        (void)r->state.SetKind(b.records.front().head.kind, b.records.front().head.api_version);
-      Status s = AppendBatch(r, b.records, b.rv);
-      std::lock_guard lock(mu);
+      if (pending.empty()) return;  // read to the end, all settled
+      sent.push_back({std::move(pending.front()), std::make_shared<Outcome>()});
       pending.pop_front();
-      if (!s.ok()) {
-        append_failure = UnavailableError("append failed: " + s.message());
-        pending.clear();
-        reading_done = true;  // nothing after a failed batch may be appended
-      } else {
-        metrics_->Set("annals_watch_lag_microseconds", static_cast<uint64_t>(NowMicros() - b.received));
-        r->backoff = std::chrono::milliseconds(0);  // progress: the next error starts small
-      }
       cv.notify_all();
+      Sent& s = sent.back();  // a deque keeps references across push_back
+      lock.unlock();
+      if (!s.batch.records.empty() && !s.batch.records.front().head.kind.empty())
+        (void)r->state.SetKind(s.batch.records.front().head.kind, s.batch.records.front().head.api_version);
+      if (s.batch.records.empty()) {  // only a newer resourceVersion (bookmarks)
+        lock.lock();
+        s.outcome->done = true;
+        continue;
+      }
+      sink_->AppendAsync(s.batch.records, [&mu, &cv, outcome = s.outcome](Status st) {
+        std::lock_guard done_lock(mu);
+        outcome->done = true;
+        outcome->status = std::move(st);
+        cv.notify_all();
+      });
+      lock.lock();
     }
   });
 

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,8 +63,16 @@ StatusOr<std::vector<ResourceSpec>> ParseResourceList(std::string_view list);
 // and then none of them may be assumed stored).
 class WatchSink {
  public:
+  using Done = std::function<void(Status)>;
   virtual ~WatchSink() = default;
   virtual Status Append(const std::vector<ingest::WatchRecord>& records) = 0;
+  // The same, answering through `done` (on any thread) so that the caller
+  // can hand on the next records while these become durable; the records'
+  // bytes must live until then. Appends are stored in the order they are
+  // made. By default, Append then done.
+  virtual void AppendAsync(const std::vector<ingest::WatchRecord>& records, Done done) {
+    done(Append(records));
+  }
 };
 
 // Into this process's ledger.
@@ -71,6 +80,7 @@ class IngestorSink : public WatchSink {
  public:
   explicit IngestorSink(ingest::Ingestor* ingestor) : ingestor_(ingestor) {}
   Status Append(const std::vector<ingest::WatchRecord>& records) override;
+  void AppendAsync(const std::vector<ingest::WatchRecord>& records, Done done) override;
 
  private:
   ingest::Ingestor* ingestor_;
@@ -118,8 +128,9 @@ class Collector {
   Status RelistOnce(Resource* r, const std::string& reason, bool* expired);
   // One watch request; returns when it ends. *relist set on 410.
   Status WatchOnce(Resource* r, bool* relist);
-  // Appends one batch and records it in the state.
-  Status AppendBatch(Resource* r, const std::vector<ingest::WatchRecord>& records,
+  // Records in the state a batch of watch records made durable, and the
+  // stream's resourceVersion after them.
+  Status RecordBatch(Resource* r, const std::vector<ingest::WatchRecord>& records,
                      const std::string& rv);
   // Sleeps the backoff unless stopped; returns false when stopping.
   bool Backoff(Resource* r);
