@@ -133,6 +133,16 @@ std::vector<std::string_view> LineSplitter::Lines() const {
   return out;
 }
 
+std::string LineSplitter::TakeLines(std::string spare) {
+  spare.clear();
+  const size_t last_nl = buf_.rfind('\n');
+  if (last_nl == std::string::npos) return spare;
+  spare.append(buf_, last_nl + 1, std::string::npos);  // the unfinished line
+  buf_.resize(last_nl + 1);
+  std::swap(buf_, spare);
+  return spare;
+}
+
 void LineSplitter::Consume() {
   size_t last_nl = buf_.rfind('\n');
   if (last_nl != std::string::npos) buf_.erase(0, last_nl + 1);
@@ -148,14 +158,19 @@ std::string WatchKey(const WatchRecord& r) {
   return k;
 }
 
-std::string WatchMeta(const WatchRecord& r, std::string_view source, std::string_view rt) {
-  std::string m = R"({"v":1,"src":)";
+namespace {
+
+std::string WatchMetaWithKey(const WatchRecord& r, std::string_view source, std::string_view rt,
+                             std::string_view key) {
+  std::string m;
+  m.reserve(256 + key.size() + r.head.name.size() + r.head.namespace_.size());
+  m += R"({"v":1,"src":)";
   AppendJsonString(&m, source);
   m += R"(,"rt":)";
   AppendJsonString(&m, rt);
   m += r.type == WatchRecord::kRelist ? R"(,"ct":"application/json","type":"k8s.watch.relist","key":)"
                                       : R"(,"ct":"application/json","type":"k8s.watch","key":)";
-  AppendJsonString(&m, WatchKey(r));
+  AppendJsonString(&m, key);
   m += R"(,"watch":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
     AppendJsonMember(&m, name, value, optional);
@@ -176,8 +191,16 @@ std::string WatchMeta(const WatchRecord& r, std::string_view source, std::string
   return m;
 }
 
+}  // namespace
+
+std::string WatchMeta(const WatchRecord& r, std::string_view source, std::string_view rt) {
+  return WatchMetaWithKey(r, source, rt, WatchKey(r));
+}
+
 IngestItem WatchItem(const WatchRecord& r, std::string_view source, std::string_view rt) {
-  return IngestItem{WatchMeta(r, source, rt), r.object, WatchKey(r)};
+  std::string key = WatchKey(r);
+  std::string meta = WatchMetaWithKey(r, source, rt, key);
+  return IngestItem{std::move(meta), r.object, std::move(key)};
 }
 
 std::string WatchRecordLine(const WatchRecord& r) {

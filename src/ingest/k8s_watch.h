@@ -62,6 +62,13 @@ class LineSplitter {
   std::vector<std::string_view> Lines() const;
   // Drops the complete lines (keeps the unfinished one).
   void Consume();
+  // Hands the complete lines over instead of dropping them: returns the
+  // buffer that holds them (the bytes Lines() viewed, at the same offsets
+  // from its data()) and goes on in `spare` (cleared, its capacity kept)
+  // with the unfinished line. No copy of the lines is made.
+  std::string TakeLines(std::string spare);
+  // The buffer's bytes (what Lines() views point into).
+  const char* data() const { return buf_.data(); }
   void Reset() { buf_.clear(); }
   size_t pending_bytes() const { return buf_.size(); }
 

@@ -96,7 +96,9 @@ TEST(WatchFrame, MalformedFramesAreRejectedWithAReason) {
   for (const char* b : bad) {
     auto f = ParseWatchFrame(b);
     EXPECT_FALSE(f.ok()) << b;
-    if (!f.ok()) EXPECT_NE(f.status().message().find("watch frame"), std::string::npos) << b;
+    if (!f.ok()) {
+      EXPECT_NE(f.status().message().find("watch frame"), std::string::npos) << b;
+    }
   }
   std::string deep = R"({"type":"ADDED","object":{"metadata":{"uid":"u","resourceVersion":"1"},"x":)";
   deep += std::string(200, '[') + std::string(200, ']') + "}}";
@@ -116,6 +118,31 @@ TEST(LineSplitter, HoldsAnUnfinishedLineAndRefusesEndlessOnes) {
   EXPECT_EQ(s.Lines()[0], "{\"b\":2}");
   s.Consume();
   EXPECT_FALSE(s.Feed(std::string(17, 'x')));
+}
+
+TEST(LineSplitter, TakeLinesHandsOverTheCompleteLinesAtTheirOffsets) {
+  LineSplitter s(1 << 20);
+  const std::string first = "{\"a\":1}\n" + std::string(100, ' ') + "{\"b\":2}\n{\"c\"";
+  ASSERT_TRUE(s.Feed(first));
+  const char* base = s.data();
+  auto lines = s.Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  std::string spare;
+  spare.reserve(4096);
+  const char* spare_bytes = spare.data();
+  std::string taken = s.TakeLines(std::move(spare));
+  EXPECT_EQ(taken, first.substr(0, first.rfind('\n') + 1));
+  EXPECT_EQ(std::string_view(taken.data() + (lines[1].data() - base), lines[1].size()), "{\"b\":2}");
+  EXPECT_EQ(s.pending_bytes(), 4u);  // the unfinished line, now in the spare buffer
+  EXPECT_EQ(s.data(), spare_bytes);
+  ASSERT_TRUE(s.Feed(":3}\n"));
+  ASSERT_EQ(s.Lines().size(), 1u);
+  EXPECT_EQ(s.Lines()[0], "{\"c\":3}");
+  // Nothing complete: nothing taken, the unfinished line stays.
+  s.Consume();
+  ASSERT_TRUE(s.Feed("{\"d\""));
+  EXPECT_EQ(s.TakeLines(std::string()), "");
+  EXPECT_EQ(s.pending_bytes(), 4u);
 }
 
 TEST(WatchRecord, LineRoundTripsAndKeysNameTheVersion) {

@@ -320,6 +320,7 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<PendingBatch> pending;
+  std::vector<std::string> spares;  // buffers of settled batches, for the splitter
   bool reading_done = false;
   Status append_failure;  // guarded by mu
   std::thread appender([&] {
@@ -346,6 +347,10 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
         lock.unlock();
         if (record) st = RecordBatch(r, s.batch.records, s.batch.rv);
         lock.lock();
+        if (spares.size() < kMaxPending + kInFlight) {
+          s.batch.bytes.clear();
+          spares.push_back(std::move(s.batch.bytes));
+        }
         if (!append_failure.ok()) continue;
         if (!st.ok()) {
           append_failure = UnavailableError("append failed: " + st.message());
@@ -397,7 +402,6 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
     batch.received = received;
     const std::string before = rv;
     bool stop_stream = false;
-    size_t object_bytes = 0;
     for (std::string_view line : splitter.Lines()) {
       auto f = ingest::ParseWatchFrame(line);
       if (!f.ok()) {
@@ -431,18 +435,25 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
       if (!f->head.kind.empty()) kind = f->head.kind;
       rec.kind = kind;
       rec.head = std::move(f->head);
-      rec.object = f->object;  // into the splitter's buffer until copied below
-      object_bytes += rec.object.size();
+      rec.object = f->object;  // into the splitter's buffer, handed on below
       batch.records.push_back(std::move(rec));
     }
     // The good frames before a bad one are appended; the bad one is not.
     if (!batch.records.empty() || rv != before) {
-      batch.bytes.reserve(object_bytes);
-      for (auto& rec : batch.records) {
-        const size_t at = batch.bytes.size();
-        batch.bytes.append(rec.object);
-        rec.object = std::string_view(batch.bytes.data() + at, rec.object.size());
+      // The batch takes the splitter's buffer, frames and all (no copy);
+      // the splitter goes on in a buffer an earlier batch gave back.
+      std::string spare;
+      {
+        std::lock_guard lock(mu);
+        if (!spares.empty()) {
+          spare = std::move(spares.back());
+          spares.pop_back();
+        }
       }
+      const char* base = splitter.data();
+      batch.bytes = splitter.TakeLines(std::move(spare));
+      for (auto& rec : batch.records)
+        rec.object = std::string_view(batch.bytes.data() + (rec.object.data() - base), rec.object.size());
       batch.rv = rv;
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return pending.size() < kMaxPending || !append_failure.ok(); });
