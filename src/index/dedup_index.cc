@@ -21,7 +21,7 @@ constexpr char kWatermarkKey[] = "\x00watermark";
 constexpr char kKeyPrefix = 'k';
 // Bumped when the key layout changes; a mismatch means rebuild.
 constexpr char kVersionKey[] = "\x00version";
-constexpr char kVersion[] = "4";  // 4: universal compaction, no compression
+constexpr char kVersion[] = "5";  // 5: "K" values are the log index alone
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();

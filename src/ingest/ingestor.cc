@@ -117,21 +117,11 @@ std::string Ingestor::ConflictIndexKey(std::string_view key, const Hash& digest)
 
 namespace {
 
-// Value of a "K" record: the log index, then the payload digest.
-std::string KeyValue(uint64_t index, const Hash& digest) {
-  std::string v;
-  v.reserve(8 + 32);
-  PutBigEndian64(&v, index);
-  v.append(HashBytes(digest));
-  return v;
-}
+// Value of a "K" or "C" record: the log index.
 std::string IndexValue(uint64_t index) {
   std::string v;
   PutBigEndian64(&v, index);
   return v;
-}
-bool SameDigest(std::string_view key_value, const Hash& digest) {
-  return key_value.size() == 8 + 32 && key_value.substr(8) == HashBytes(digest);
 }
 
 }  // namespace
@@ -148,9 +138,10 @@ Status Ingestor::CatchUp() {
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
       if (!k.empty()) {
-        Hash digest = d->external ? d->payload_digest : Sha256(d->payload);
-        if (IsConflict(d->meta)) records.emplace_back(ConflictIndexKey(k, digest), IndexValue(i));
-        else records.emplace_back(KeyIndexKey(k), KeyValue(i, digest));
+        if (IsConflict(d->meta))
+          records.emplace_back(ConflictIndexKey(k, d->external ? d->payload_digest : Sha256(d->payload)), IndexValue(i));
+        else
+          records.emplace_back(KeyIndexKey(k), IndexValue(i));
       }
       return OkStatus();
     }));
@@ -158,6 +149,15 @@ Status Ingestor::CatchUp() {
     begin = stop;
   }
   return OkStatus();
+}
+
+StatusOr<bool> Ingestor::HoldsPayload(std::string_view index_value, std::string_view payload) const {
+  if (index_value.size() != 8) return DataLossError("dedup index: a key record of " + std::to_string(index_value.size()) + " bytes");
+  const uint64_t index = GetBigEndian64(index_value.data());
+  ASSIGN_OR_RETURN(std::string entry, ledger_->ReadEntry(index));
+  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(entry));
+  if (d.external) return d.payload_digest == Sha256(payload);
+  return d.payload == payload;
 }
 
 void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, Done done) {
@@ -171,19 +171,16 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     join->done(s);
   };
 
-  // Outside the lock: each keyed item's payload digest and index key.
-  struct Keyed {
-    Hash digest;
-    std::string index_key;  // "K" record
-  };
-  std::vector<Keyed> keyed(items.size());
+  // Outside the lock: each keyed item's index key. The payload is not
+  // hashed: a new key (the common case) needs no digest, and a held one is
+  // compared with the bytes that hold it.
+  std::vector<std::string> index_key(items.size());
   std::vector<std::string> lookup;
   lookup.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].key.empty()) continue;
-    keyed[i].digest = Sha256(items[i].payload);
-    keyed[i].index_key = KeyIndexKey(items[i].key);
-    lookup.push_back(keyed[i].index_key);
+    index_key[i] = KeyIndexKey(items[i].key);
+    lookup.push_back(index_key[i]);
   }
 
   enum class Fate : uint8_t { kNew, kConflict, kDuplicate };
@@ -199,32 +196,39 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     // and the claims below would otherwise be missed by both.
     auto stored = dedup_->LookupMany(lookup);
     if (!stored.ok()) return fail(stored.status());
-    // What this request claims, by index key: the digest of its first item.
-    std::unordered_map<std::string_view, const Hash*> batch_keys;
+    // What this request claims, by index key: the bytes of its first item.
+    std::unordered_map<std::string_view, std::string_view> batch_keys;
     std::unordered_set<std::string> batch_conflicts;
     size_t next = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].key.empty()) continue;
-      const Keyed& k = keyed[i];
+      const std::string& ikey = index_key[i];
+      const std::string_view payload = items[i].payload;
       const std::optional<std::string>& found = (*stored)[next++];
-      // Who holds the key already: this request, another in flight, or the index.
+      // Who holds the key already: this request, another in flight, or the
+      // log (the entry the index names, read back).
       bool held = true;
       bool same = false;
       std::shared_ptr<Pending> holder;
-      if (auto b = batch_keys.find(k.index_key); b != batch_keys.end()) {
-        same = *b->second == k.digest;
-      } else if (auto f = inflight_.find(k.index_key); f != inflight_.end()) {
-        same = f->second.digest == k.digest;
+      if (auto b = batch_keys.find(ikey); b != batch_keys.end()) {
+        same = b->second == payload;
+      } else if (auto f = inflight_.find(ikey); f != inflight_.end()) {
+        same = f->second.payload == payload;
         holder = f->second.pending;
       } else if (found.has_value()) {
-        same = SameDigest(*found, k.digest);
+        auto stored_same = HoldsPayload(*found, payload);
+        if (!stored_same.ok()) {
+          for (const auto& [key, item] : claims) inflight_.erase(key);
+          return fail(stored_same.status());
+        }
+        same = *stored_same;
       } else {
         held = false;
       }
       if (!held) {
-        batch_keys.emplace(k.index_key, &k.digest);
-        inflight_[k.index_key] = {pending, k.digest};
-        claims.emplace_back(k.index_key, i);
+        batch_keys.emplace(ikey, payload);
+        inflight_[ikey] = {pending, payload};
+        claims.emplace_back(ikey, i);
         continue;
       }
       if (same) {
@@ -237,7 +241,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
       // conflict, so a reused Audit-ID can neither suppress an event nor
       // pass for the original; the first one stays the audit event. A
       // retried conflict is a duplicate of its own "C" record.
-      std::string ckey = ConflictIndexKey(items[i].key, k.digest);
+      std::string ckey = ConflictIndexKey(items[i].key, Sha256(payload));
       bool dup = batch_conflicts.count(ckey) > 0;
       if (!dup) {
         if (auto f = inflight_.find(ckey); f != inflight_.end()) {
@@ -261,7 +265,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
       ++conflicts;
       fate[i] = Fate::kConflict;
       batch_conflicts.insert(ckey);
-      inflight_[ckey] = {pending, k.digest};
+      inflight_[ckey] = {pending, payload};
       claims.emplace_back(std::move(ckey), i);
     }
   }
@@ -316,7 +320,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   std::vector<Claim> recs;
   recs.reserve(claims.size());
   for (auto& [k, item] : claims)
-    recs.push_back({std::move(k), position[item], fate[item] == Fate::kConflict, keyed[item].digest});
+    recs.push_back({std::move(k), position[item]});
   const size_t n = entries.size();
   Status s = ledger_->AppendAsync(
       std::move(entries),
@@ -327,7 +331,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
           records.reserve(recs.size());
           for (const Claim& c : recs) {
             uint64_t index = *first + c.position;
-            records.emplace_back(c.key, c.conflict ? IndexValue(index) : KeyValue(index, c.digest));
+            records.emplace_back(c.key, IndexValue(index));
           }
           // The entries are durable whatever the index says. After a failed
           // index write the watermark stops, so the next start catches up.

@@ -61,7 +61,7 @@ class Ingestor {
   static std::string MarkConflict(std::string_view meta);
   static bool IsConflict(std::string_view meta);
   // Dedup index keys (docs/format/dedup-index.md): "K" + SHA-256(key)
-  // names the first item with that key (value: log index, payload digest);
+  // names the first item with that key (value: its log index);
   // "C" + SHA-256(key || 0x00 || payload digest) names a conflicting item.
   static std::string KeyIndexKey(std::string_view key);
   static std::string ConflictIndexKey(std::string_view key, const Hash& payload_digest);
@@ -70,18 +70,21 @@ class Ingestor {
   struct Pending;  // one in-flight append
   struct Inflight {
     std::shared_ptr<Pending> pending;
-    Hash digest;  // of the payload that claimed the key
+    // The bytes of the item that claimed the key: alive while this record
+    // is (it is erased before its Submit's callback runs).
+    std::string_view payload;
   };
   // An index record an append writes once durable.
   struct Claim {
     std::string key;
     size_t position;  // of its entry in the append
-    bool conflict;
-    Hash digest;
   };
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
+  // Whether the entry a "K" record names (index_value) holds exactly these
+  // payload bytes (read back from the log; a blob by its digest).
+  StatusOr<bool> HoldsPayload(std::string_view index_value, std::string_view payload) const;
 
   ledger::Ledger* ledger_;
   index::DedupIndex* dedup_;

@@ -1,0 +1,128 @@
+// Tests for Ingestor admission: a retry (same key, same bytes) is stored
+// once, a reused key with other bytes is kept as a marked conflict, whether
+// the holder is in the same request, in the dedup index (read back from the
+// log, a blob by its digest), or known only after a restart.
+#include "ingest/ingestor.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "ledger/entry.h"
+
+namespace annals::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+
+class IngestorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "annals-ingestor-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    Open();
+  }
+  void TearDown() override {
+    Close();
+    fs::remove_all(dir_);
+  }
+  void Open() {
+    ledger::LedgerOptions lo;
+    lo.data_dir = dir_;
+    auto ledger = ledger::Ledger::Open(lo);
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    ledger_ = std::move(*ledger);
+    auto dedup = index::DedupIndex::Open(dir_ + "/index/dedup");
+    ASSERT_TRUE(dedup.ok()) << dedup.status().ToString();
+    dedup_ = std::move(*dedup);
+    auto in = Ingestor::Open(ledger_.get(), dedup_.get(), &metrics_);
+    ASSERT_TRUE(in.ok()) << in.status().ToString();
+    ingestor_ = std::move(*in);
+  }
+  void Close() {
+    ingestor_.reset();
+    ledger_.reset();
+    dedup_.reset();
+  }
+  // Submits (key, payload) items and waits until they are durable.
+  IngestResult Submit(const std::vector<std::pair<std::string, std::string>>& items) {
+    std::vector<IngestItem> in;
+    for (const auto& [key, payload] : items)
+      in.push_back({R"({"v":1,"src":"test","type":"k8s.audit","key":")" + key + "\"}", payload, key});
+    auto r = ingestor_->SubmitAndWait("test", std::move(in));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : IngestResult{};
+  }
+  // The metadata of every entry in the log, in order.
+  std::vector<std::string> Metas() {
+    std::vector<std::string> out;
+    EXPECT_TRUE(ledger_->ReadEntries(0, ledger_->DurableSize(), [&](uint64_t, std::string_view e) {
+      auto d = ledger::DecodeEntry(e);
+      if (!d.ok()) return d.status();
+      out.emplace_back(d->meta);
+      return OkStatus();
+    }).ok());
+    return out;
+  }
+
+  std::string dir_;
+  Metrics metrics_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<index::DedupIndex> dedup_;
+  std::unique_ptr<Ingestor> ingestor_;
+};
+
+void ExpectCounts(const IngestResult& r, uint64_t stored, uint64_t duplicates, uint64_t conflicts) {
+  EXPECT_EQ(r.stored, stored);
+  EXPECT_EQ(r.duplicates, duplicates);
+  EXPECT_EQ(r.conflicts, conflicts);
+}
+
+TEST_F(IngestorTest, RetriesAreStoredOnceAndOtherBytesAreMarkedConflicts) {
+  // Within one request.
+  ExpectCounts(Submit({{"a", R"({"n":1})"}, {"a", R"({"n":1})"}, {"b", R"({"n":2})"}, {"b", R"({"n":3})"}}), 3, 1, 1);
+  // Against the index (the holder's bytes read back from the log).
+  ExpectCounts(Submit({{"a", R"({"n":1})"}, {"b", R"({"n":2})"}}), 0, 2, 0);
+  ExpectCounts(Submit({{"a", R"({"n":9})"}}), 1, 0, 1);
+  // A retried conflict is a duplicate of itself, not a new conflict.
+  ExpectCounts(Submit({{"a", R"({"n":9})"}, {"b", R"({"n":3})"}}), 0, 2, 0);
+  auto metas = Metas();
+  ASSERT_EQ(metas.size(), 4u);
+  EXPECT_FALSE(Ingestor::IsConflict(metas[0]));
+  EXPECT_FALSE(Ingestor::IsConflict(metas[1]));
+  EXPECT_TRUE(Ingestor::IsConflict(metas[2]));
+  EXPECT_TRUE(Ingestor::IsConflict(metas[3]));
+  // After a restart the index (and the log behind it) still knows them.
+  Close();
+  Open();
+  ExpectCounts(Submit({{"a", R"({"n":1})"}, {"a", R"({"n":9})"}, {"b", R"({"n":4})"}}), 1, 2, 1);
+  EXPECT_EQ(Metas().size(), 5u);
+}
+
+TEST_F(IngestorTest, BlobPayloadsAreComparedByTheirDigest) {
+  // Over 64 KiB: the entry holds the payload's digest, the bytes a blob.
+  const std::string big = "{\"x\":\"" + std::string(100000, 'x') + "\"}";
+  std::string other = big;
+  other[50000] = 'y';
+  ExpectCounts(Submit({{"big", big}}), 1, 0, 0);
+  auto first = ledger_->ReadEntry(0);
+  ASSERT_TRUE(first.ok());
+  auto d = ledger::DecodeEntry(*first);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->external) << "the test needs a blob payload";
+  ExpectCounts(Submit({{"big", big}}), 0, 1, 0);
+  ExpectCounts(Submit({{"big", other}}), 1, 0, 1);
+  Close();
+  Open();
+  ExpectCounts(Submit({{"big", big}, {"big", other}}), 0, 2, 0);
+}
+
+TEST_F(IngestorTest, ItemsWithoutAKeyAreNeverDeduplicated) {
+  ExpectCounts(Submit({{"", "{}"}, {"", "{}"}}), 2, 0, 0);
+  ExpectCounts(Submit({{"", "{}"}}), 1, 0, 0);
+}
+
+}  // namespace
+}  // namespace annals::ingest
