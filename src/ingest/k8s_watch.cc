@@ -151,10 +151,21 @@ void LineSplitter::Consume() {
 std::string GroupResource(const WatchRecord& r) { return r.group + "/" + r.resource; }
 
 std::string WatchKey(const WatchRecord& r) {
-  if (r.type == WatchRecord::kRelist)
-    return "watch-relist:" + GroupResource(r) + ":" + r.head.resource_version;
-  std::string k = "watch:" + GroupResource(r) + ":" + r.head.uid + ":" + r.head.resource_version;
-  if (r.type == WatchRecord::kDeleted && r.observed == "relist") k += ":gone";
+  const bool relist = r.type == WatchRecord::kRelist;
+  const bool gone = r.type == WatchRecord::kDeleted && r.observed == "relist";
+  std::string k;
+  k.reserve(32 + r.group.size() + r.resource.size() + r.head.uid.size() + r.head.resource_version.size());
+  k += relist ? "watch-relist:" : "watch:";
+  k += r.group;
+  k += '/';
+  k += r.resource;
+  if (!relist) {
+    k += ':';
+    k += r.head.uid;
+  }
+  k += ':';
+  k += r.head.resource_version;
+  if (gone) k += ":gone";
   return k;
 }
 

@@ -264,20 +264,19 @@ void Collector::Run(Resource* r) {
   }
 }
 
-Status Collector::RecordBatch(Resource* r, const std::vector<WatchRecord>& records,
-                              const std::string& rv) {
-  if (!records.empty()) metrics_->Add("annals_watch_events_total", "resource", r->name, records.size());
+Status Collector::RecordBatch(Resource* r, std::vector<WatchRecord>* records, const std::string& rv) {
+  if (!records->empty()) metrics_->Add("annals_watch_events_total", "resource", r->name, records->size());
   std::vector<WatchState::Change> changes;
-  changes.reserve(records.size());
-  for (const auto& rec : records) {
+  changes.reserve(records->size());
+  for (auto& rec : *records) {
     if (rec.type == WatchRecord::kRelist) continue;
     WatchState::Change c;
-    c.uid = rec.head.uid;
+    c.uid = std::move(rec.head.uid);
     c.gone = rec.type == WatchRecord::kDeleted;
-    c.known = {rec.head.resource_version, rec.head.namespace_, rec.head.name};
+    c.known = {std::move(rec.head.resource_version), std::move(rec.head.namespace_), std::move(rec.head.name)};
     changes.push_back(std::move(c));
   }
-  return r->state.Record(changes, rv);
+  return r->state.Record(std::move(changes), rv);
 }
 
 namespace {
@@ -345,7 +344,7 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
         Status st = s.outcome->status;
         const bool record = append_failure.ok() && st.ok();
         lock.unlock();
-        if (record) st = RecordBatch(r, s.batch.records, s.batch.rv);
+        if (record) st = RecordBatch(r, &s.batch.records, s.batch.rv);
         lock.lock();
         if (spares.size() < kMaxPending + kInFlight) {
           s.batch.bytes.clear();

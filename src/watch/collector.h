@@ -129,9 +129,8 @@ class Collector {
   // One watch request; returns when it ends. *relist set on 410.
   Status WatchOnce(Resource* r, bool* relist);
   // Records in the state a batch of watch records made durable, and the
-  // stream's resourceVersion after them.
-  Status RecordBatch(Resource* r, const std::vector<ingest::WatchRecord>& records,
-                     const std::string& rv);
+  // stream's resourceVersion after them. Takes the records' heads.
+  Status RecordBatch(Resource* r, std::vector<ingest::WatchRecord>* records, const std::string& rv);
   // Sleeps the backoff unless stopped; returns false when stopping.
   bool Backoff(Resource* r);
 

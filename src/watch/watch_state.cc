@@ -27,8 +27,12 @@ std::vector<std::string_view> Fields(std::string_view line) {
   return f;
 }
 
-std::string KnownLine(const std::string& uid, const WatchState::Known& k) {
-  return "+ " + uid + " " + k.rv + " " + (k.ns.empty() ? "-" : k.ns) + " " + k.name + "\n";
+void AppendKnownLine(std::string* out, const std::string& uid, const WatchState::Known& k) {
+  for (std::string_view part : {std::string_view("+ "), std::string_view(uid), std::string_view(" "),
+                                std::string_view(k.rv), std::string_view(" "),
+                                k.ns.empty() ? std::string_view("-") : std::string_view(k.ns),
+                                std::string_view(" "), std::string_view(k.name), std::string_view("\n")})
+    out->append(part);
 }
 
 }  // namespace
@@ -72,7 +76,7 @@ StatusOr<WatchState> WatchState::Parse(std::string_view text) {
 std::string WatchState::Serialize() const {
   std::string out = std::string(kWatchStateMagic) + "\n";
   if (!kind_.empty()) out += "K " + kind_ + " " + api_version_ + "\n";
-  for (const auto& [uid, k] : known_) out += KnownLine(uid, k);
+  for (const auto& [uid, k] : known_) AppendKnownLine(&out, uid, k);
   if (!rv_.empty()) out += "R " + rv_ + "\n";
   return out;
 }
@@ -101,16 +105,17 @@ Status WatchState::AppendLines(const std::string& lines) {
   return st;
 }
 
-Status WatchState::Record(const std::vector<Change>& changes, const std::string& rv) {
+Status WatchState::Record(std::vector<Change> changes, const std::string& rv) {
   std::string lines;
-  for (const auto& c : changes) {
+  lines.reserve(changes.size() * 96);
+  for (auto& c : changes) {
     if (!Safe(c.uid)) continue;
     if (c.gone) {
       lines += "- " + c.uid + "\n";
       known_.erase(c.uid);
     } else if (Safe(c.known.rv) && Safe(c.known.name) && (c.known.ns.empty() || Safe(c.known.ns))) {
-      lines += KnownLine(c.uid, c.known);
-      known_[c.uid] = c.known;
+      AppendKnownLine(&lines, c.uid, c.known);
+      known_.insert_or_assign(std::move(c.uid), std::move(c.known));
     }
   }
   if (Safe(rv)) {

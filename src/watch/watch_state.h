@@ -41,7 +41,7 @@ class WatchState {
   const std::string& api_version() const { return api_version_; }
 
   // Appends the changes of one durable batch and the new resume point.
-  Status Record(const std::vector<Change>& changes, const std::string& rv);
+  Status Record(std::vector<Change> changes, const std::string& rv);
   // Sets the kind and apiVersion of the resource's objects (journalled).
   Status SetKind(const std::string& kind, const std::string& api_version);
   // Replaces everything (after a relist): atomic rewrite.
