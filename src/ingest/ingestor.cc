@@ -174,14 +174,10 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   // Outside the lock: each keyed item's index key. The payload is not
   // hashed: a new key (the common case) needs no digest, and a held one is
   // compared with the bytes that hold it.
-  std::vector<std::string> index_key(items.size());
-  std::vector<std::string> lookup;
+  std::vector<std::string> lookup;  // the keyed items' index keys, in order
   lookup.reserve(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (items[i].key.empty()) continue;
-    index_key[i] = KeyIndexKey(items[i].key);
-    lookup.push_back(index_key[i]);
-  }
+  for (const IngestItem& item : items)
+    if (!item.key.empty()) lookup.push_back(KeyIndexKey(item.key));
 
   enum class Fate : uint8_t { kNew, kConflict, kDuplicate };
   std::vector<Fate> fate(items.size(), Fate::kNew);
@@ -202,7 +198,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     size_t next = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].key.empty()) continue;
-      const std::string& ikey = index_key[i];
+      const std::string& ikey = lookup[next];
       const std::string_view payload = items[i].payload;
       const std::optional<std::string>& found = (*stored)[next++];
       // Who holds the key already: this request, another in flight, or the

@@ -74,9 +74,9 @@ StatusOr<ObjectHead> ReadObjectHead(std::string_view object) {
   return HeadFromDom(doc, "object");
 }
 
-StatusOr<WatchFrame> ParseWatchFrame(std::string_view line) {
+StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
   simdjson::dom::element doc;
-  auto err = JsonParser().parse(line.data(), line.size()).get(doc);
+  auto err = JsonParser().parse(line.data(), line.size(), !padded).get(doc);
   if (err) return InvalidArgumentError("watch frame: " + JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("watch frame: not a JSON object");
   std::string_view type;

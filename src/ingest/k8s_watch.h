@@ -40,8 +40,10 @@ struct WatchFrame {
 // Parses one frame (one line of a watch stream, without its newline).
 // ADDED/MODIFIED/DELETED need object.metadata.uid and resourceVersion;
 // BOOKMARK needs metadata.resourceVersion; anything else is InvalidArgument
-// naming what was wrong. The frame's views point into `line`.
-StatusOr<WatchFrame> ParseWatchFrame(std::string_view line);
+// naming what was wrong. The frame's views point into `line`. padded: the
+// simdjson::SIMDJSON_PADDING bytes after `line` are readable, and the line
+// is parsed where it lies instead of being copied first.
+StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded = false);
 
 // Reads kind, apiVersion and metadata (uid, name, namespace,
 // resourceVersion) of one object's JSON. InvalidArgument if it is not a

@@ -401,8 +401,12 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
     batch.received = received;
     const std::string before = rv;
     bool stop_stream = false;
+    // A frame followed by simdjson's padding of the buffer's own bytes
+    // (all but the last few) is parsed where it lies.
+    const std::string_view buffered(splitter.data(), splitter.pending_bytes());
     for (std::string_view line : splitter.Lines()) {
-      auto f = ingest::ParseWatchFrame(line);
+      const size_t after = static_cast<size_t>(buffered.data() + buffered.size() - (line.data() + line.size()));
+      auto f = ingest::ParseWatchFrame(line, after >= simdjson::SIMDJSON_PADDING);
       if (!f.ok()) {
         metrics_->Add("annals_watch_malformed_frames_total", "resource", r->name);
         failure = InvalidArgumentError("malformed watch frame (" + f.status().message() +
