@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -217,6 +218,14 @@ TEST_F(Enrich, BatchedBodyEqualsLineByLine) {
   Apply("delete", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 50);
   Apply("create", "pods", Pod("cart-2", "uid-p2", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 60);
   Apply("create", "pods", Pod("cart-3", "uid-p3", "fd00::3", Ref("ReplicaSet", "rs", "uid-rs")), 0);
+  // Many versions of one pod (a label per version): the batched search of
+  // the versions takes several probes.
+  for (int v = 1; v <= 37; ++v) {
+    json p = Pod("cart-3", "uid-p3", "fd00::3", Ref("ReplicaSet", "rs", "uid-rs"));
+    p["metadata"]["labels"]["version"] = std::to_string(v);
+    p["metadata"]["resourceVersion"] = std::to_string(900000 + v);
+    Apply("update", "pods", p, v * 2.3);
+  }
   Apply("create", "services", Service("cart", "uid-s1", {{"app", "cart"}}), 30);
   std::string body, want;
   const char* addrs[] = {"10.244.1.2", "fd00::3", "10.9.9.9", "not an ip", "::ffff:10.244.1.2"};
@@ -239,6 +248,10 @@ TEST_F(Enrich, BatchedBodyEqualsLineByLine) {
   EXPECT_NE(want.find("\"pod\":\"cart-1\""), std::string::npos);
   EXPECT_NE(want.find("\"pod\":\"cart-2\""), std::string::npos);
   EXPECT_NE(want.find("\"pod\":\"cart-3\""), std::string::npos);
+  std::set<std::string> versions;  // of cart-3 seen, by its label
+  for (size_t at = 0; (at = want.find("\"version\":\"", at)) != std::string::npos; at += 11)
+    versions.insert(want.substr(at + 11, want.find('"', at + 11) - at - 11));
+  EXPECT_GE(versions.size(), 10u);
 }
 
 // A render cache of one set (four ways) for nine pods: every few flows

@@ -385,7 +385,43 @@ void Questions::FindHolder(FlowEnd* e, Micros t) const {
 
 void Questions::FindVersion(FlowEnd* e, Micros t) const {
   e->version = e->held ? store_->object(e->held->pod).At(t) : nullptr;
-  if (!e->version) return;
+  if (e->version) KeyCache(e, t);
+}
+
+void Questions::FindVersions(Flow* batch, size_t n) const {
+  // Object::At as a branch-free upper bound: keep the last version whose
+  // time is at or before t in [from, from + left) while left > 1.
+  bool more = false;
+  for (size_t k = 0; k < n; ++k)
+    for (FlowEnd& e : batch[k].end) {
+      e.versions_left = 0;
+      if (!e.held) continue;
+      const auto& versions = store_->object(e.held->pod).versions;
+      e.versions_from = versions.data();
+      e.versions_left = versions.size();
+      if (e.versions_left > 0) __builtin_prefetch(e.versions_from + e.versions_left / 2);
+      more |= e.versions_left > 1;
+    }
+  while (more) {
+    more = false;
+    for (size_t k = 0; k < n; ++k)
+      for (FlowEnd& e : batch[k].end) {
+        if (e.versions_left <= 1) continue;
+        const size_t half = e.versions_left / 2;
+        if (e.versions_from[half].time <= batch[k].time) e.versions_from += half;
+        e.versions_left -= half;
+        __builtin_prefetch(e.versions_from + e.versions_left / 2);
+        more |= e.versions_left > 1;
+      }
+  }
+  for (size_t k = 0; k < n; ++k)
+    for (FlowEnd& e : batch[k].end) {
+      e.version = e.versions_left > 0 && e.versions_from->time <= batch[k].time ? e.versions_from : nullptr;
+      if (e.version) KeyCache(&e, batch[k].time);
+    }
+}
+
+void Questions::KeyCache(FlowEnd* e, Micros t) const {
   const uint32_t ns = store_->object(e->held->pod).ns;
   e->epoch = store_->ServiceEpoch(ns, t);
   e->generation = store_->late_generation(ns);
@@ -606,8 +642,8 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
     {
       std::shared_lock lock(store_->mutex());
       // Each step reads what the one before prefetched: the address's
-      // hash slot, its intervals, the pod, the pod's versions, the cache
-      // set, the cache entry.
+      // hash slot, its intervals, the pod, each probe of the search of the
+      // pod's versions, the cache set, the cache entry.
       for (size_t k = 0; k < n; ++k)
         for (const FlowEnd& e : batch[k].end)
           if (e.ip) store_->PrefetchIpSlot(*e.ip);
@@ -621,17 +657,10 @@ Status Questions::EnrichFlows(std::string_view body, std::string* out, size_t* c
           FindHolder(&e, batch[k].time);
           if (e.held) Prefetch(&store_->object(e.held->pod), sizeof(Object));
         }
+      FindVersions(batch, n);
       for (size_t k = 0; k < n; ++k)
         for (const FlowEnd& e : batch[k].end)
-          if (e.held) {
-            const auto& versions = store_->object(e.held->pod).versions;
-            Prefetch(versions.data(), versions.size() * sizeof(Version));
-          }
-      for (size_t k = 0; k < n; ++k)
-        for (FlowEnd& e : batch[k].end) {
-          FindVersion(&e, batch[k].time);
           if (e.version) __builtin_prefetch(&cache_[e.set], 1);
-        }
       for (size_t k = 0; k < n; ++k)
         for (const FlowEnd& e : batch[k].end)
           if (const CacheEntry* c = e.version ? PeekCache(e) : nullptr) Prefetch(c, 512);  // not read here

@@ -139,6 +139,10 @@ class Questions {
     const std::vector<IpInterval>* intervals = nullptr;  // ip's, if indexed
     const IpInterval* held = nullptr;  // when a pod held ip at the flow's time
     const Version* version = nullptr;  // that pod's version at the flow's time
+    // The pod's versions still in question while a batch searches them:
+    // [versions_from, versions_from + versions_left).
+    const Version* versions_from = nullptr;
+    size_t versions_left = 0;
     uint64_t epoch = 0, generation = 0;  // its render-cache key, with version->index
     size_t set = 0;                      // its render-cache set
     uint32_t tag = 0;                    // its tag in that set
@@ -156,6 +160,11 @@ class Questions {
   void FindIntervals(FlowEnd* e) const;
   void FindHolder(FlowEnd* e, Micros t) const;
   void FindVersion(FlowEnd* e, Micros t) const;
+  // FindVersion for a batch: the binary searches of all its ends advance
+  // one probe at a time, each probe prefetched a round before it is read.
+  void FindVersions(Flow* batch, size_t n) const;
+  // e's render-cache key, set and tag (e->version set).
+  void KeyCache(FlowEnd* e, Micros t) const;
   // The cache entry e's set names for e's tag, not yet checked (to
   // prefetch; it may be freed before it is read).
   const CacheEntry* PeekCache(const FlowEnd& e) const;
