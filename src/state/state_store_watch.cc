@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <mutex>
 #include <numeric>
 
@@ -46,26 +47,29 @@ void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
                                          (o.versions.size() == 1 ||
                                           o.versions[o.versions.size() - 2].time < o.versions.back().time))
     return;
+  // A watch version must come before every version of a higher
+  // resourceVersion. One sweep from the highest resourceVersion down, with
+  // the earliest time seen above (a version moved earlier bounds the lower
+  // ones by its new time): O(n log n), not a fixpoint of O(n^2) passes.
+  std::vector<std::pair<uint64_t, size_t>> by_rv;  // (rv, position), numeric rvs only
+  by_rv.reserve(o.versions.size());
+  for (size_t i = 0; i < o.versions.size(); ++i)
+    if (auto vr = version_rv_.find(o.versions[i].index); vr != version_rv_.end()) by_rv.emplace_back(vr->second, i);
+  std::sort(by_rv.begin(), by_rv.end(), std::greater<>());
   bool changed = false;
-  // Until nothing moves (a version moved earlier can bound a lower one).
-  for (size_t pass = 0; pass <= o.versions.size(); ++pass) {
-    bool moved = false;
-    for (Version& w : o.versions) {
-      if (!watch_versions_.count(w.index)) continue;
-      auto wr = version_rv_.find(w.index);
-      if (wr == version_rv_.end()) continue;
-      Micros limit = kNever;
-      for (const Version& v : o.versions) {
-        auto vr = version_rv_.find(v.index);
-        if (vr != version_rv_.end() && vr->second > wr->second) limit = std::min(limit, v.time);
-      }
-      if (limit != kNever && w.time >= limit) {
+  Micros limit = kNever;  // the earliest time among the higher resourceVersions
+  for (size_t group = 0; group < by_rv.size();) {
+    size_t end = group;
+    while (end < by_rv.size() && by_rv[end].first == by_rv[group].first) ++end;  // equal rvs bound nothing
+    for (size_t k = group; k < end; ++k) {
+      Version& w = o.versions[by_rv[k].second];
+      if (limit != kNever && w.time >= limit && watch_versions_.count(w.index)) {
         w.time = limit - 1;
-        moved = true;
+        changed = true;
       }
     }
-    if (!moved) break;
-    changed = true;
+    for (size_t k = group; k < end; ++k) limit = std::min(limit, o.versions[by_rv[k].second].time);
+    group = end;
   }
   if (!changed) return;
   std::vector<size_t> order(o.versions.size());

@@ -93,6 +93,24 @@ TEST(StateWatch, ALateWatchVersionOrdersBeforeANewerResourceVersion) {
   EXPECT_EQ(h.WhoHas("10.0.0.1", "2024-05-01T12:00:13Z"), "");
 }
 
+TEST(StateWatch, LateVersionsDeliveredInReverseOrderCascade) {
+  // rv 103 at :10 (audit); the watch delivers rv 102 at :12, then rv 101 at
+  // :14. 102 moves before 103, and 101 before 102's new time.
+  Harness h;
+  h.Audit(Pod("103", "10.0.0.3"), "2024-05-01T12:00:10Z");
+  h.Watch(ingest::WatchRecord::kModified, Pod("102", "10.0.0.2"), "2024-05-01T12:00:12Z");
+  h.Watch(ingest::WatchRecord::kModified, Pod("101", "10.0.0.1"), "2024-05-01T12:00:14Z");
+  std::shared_lock lock(h.store.mutex());
+  const Object& o = h.Web();
+  ASSERT_EQ(o.versions.size(), 3u);
+  EXPECT_EQ(o.versions[0].index, 2u);  // rv 101
+  EXPECT_EQ(o.versions[1].index, 1u);  // rv 102
+  EXPECT_EQ(o.versions[2].index, 0u);  // rv 103
+  EXPECT_LT(o.versions[0].time, o.versions[1].time);
+  EXPECT_LT(o.versions[1].time, o.versions[2].time);
+  EXPECT_EQ(o.versions[2].time, *ParseRfc3339("2024-05-01T12:00:10Z"));
+}
+
 TEST(StateWatch, ALongWatchHistoryStaysInResourceVersionOrder) {
   // 3,000 updates of one pod, each newer and later (the path that must not
   // look at the whole history), its address moving every 100; one of them,
