@@ -59,6 +59,20 @@ TEST(Crc32cTest, MatchesBitwiseReferenceForAllLengthsAndAlignments) {
   EXPECT_EQ(Value(buf.data() + 3, 1100), Reference(0, buf.substr(3, 1100)));
 }
 
+// Long inputs go through three lanes joined by a shift: every length and
+// alignment around one and two stripes (3 x 256 bytes), and extends that
+// start mid-stripe.
+TEST(Crc32cTest, LongInputsMatchTheReferenceAcrossStripes) {
+  std::mt19937 rng(7);
+  std::string buf(5000, '\0');
+  for (auto& c : buf) c = static_cast<char>(rng());
+  for (size_t off = 0; off < 8; off += 3)
+    for (size_t n : {767u, 768u, 769u, 775u, 1535u, 1536u, 1537u, 1543u, 3071u, 3072u, 4700u, 4991u})
+      ASSERT_EQ(Value(buf.data() + off, n), Reference(0, buf.substr(off, n))) << "off " << off << " n " << n;
+  const uint32_t head = Value(buf.data(), 700);
+  EXPECT_EQ(Extend(head, buf.data() + 700, 4000), Reference(0, buf.substr(0, 4700)));
+}
+
 TEST(Crc32cTest, ExtendEqualsCrcOfConcatenation) {
   std::string a = "hello, ", b = "tamper-evident world";
   EXPECT_EQ(Extend(Crc(a), b.data(), b.size()), Crc(a + b));
