@@ -138,10 +138,12 @@ Status Ingestor::CatchUp() {
       if (!d.ok()) return d.status();
       std::string k = KeyFromMeta(d->meta);
       if (!k.empty()) {
-        if (IsConflict(d->meta))
-          records.emplace_back(ConflictIndexKey(k, d->external ? d->payload_digest : Sha256(d->payload)), IndexValue(i));
-        else
+        if (IsConflict(d->meta)) {
+          const Hash digest = d->external ? d->payload_digest : Sha256(d->payload);
+          records.emplace_back(ConflictIndexKey(k, digest), IndexValue(i));
+        } else {
           records.emplace_back(KeyIndexKey(k), IndexValue(i));
+        }
       }
       return OkStatus();
     }));
@@ -152,7 +154,8 @@ Status Ingestor::CatchUp() {
 }
 
 StatusOr<bool> Ingestor::HoldsPayload(std::string_view index_value, std::string_view payload) const {
-  if (index_value.size() != 8) return DataLossError("dedup index: a key record of " + std::to_string(index_value.size()) + " bytes");
+  if (index_value.size() != 8)
+    return DataLossError("dedup index: a key record of " + std::to_string(index_value.size()) + " bytes");
   const uint64_t index = GetBigEndian64(index_value.data());
   ASSIGN_OR_RETURN(std::string entry, ledger_->ReadEntry(index));
   ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(entry));
@@ -195,6 +198,11 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     // What this request claims, by index key: the bytes of its first item.
     std::unordered_map<std::string_view, std::string_view> batch_keys;
     std::unordered_set<std::string> batch_conflicts;
+    // A failed read drops the claims made so far (mu_ is held).
+    auto give_up = [&](const Status& s) {
+      for (const auto& [key, item] : claims) inflight_.erase(key);
+      fail(s);
+    };
     size_t next = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].key.empty()) continue;
@@ -213,10 +221,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
         holder = f->second.pending;
       } else if (found.has_value()) {
         auto stored_same = HoldsPayload(*found, payload);
-        if (!stored_same.ok()) {
-          for (const auto& [key, item] : claims) inflight_.erase(key);
-          return fail(stored_same.status());
-        }
+        if (!stored_same.ok()) return give_up(stored_same.status());
         same = *stored_same;
       } else {
         held = false;
@@ -247,10 +252,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
       }
       if (!dup) {
         auto c = dedup_->Lookup(ckey);
-        if (!c.ok()) {
-          for (const auto& [key, item] : claims) inflight_.erase(key);
-          return fail(c.status());
-        }
+        if (!c.ok()) return give_up(c.status());
         dup = c->has_value();
       }
       if (dup) {

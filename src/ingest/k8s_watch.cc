@@ -148,8 +148,6 @@ void LineSplitter::Consume() {
   if (last_nl != std::string::npos) buf_.erase(0, last_nl + 1);
 }
 
-std::string GroupResource(const WatchRecord& r) { return r.group + "/" + r.resource; }
-
 std::string WatchKey(const WatchRecord& r) {
   const bool relist = r.type == WatchRecord::kRelist;
   const bool gone = r.type == WatchRecord::kDeleted && r.observed == "relist";

@@ -92,8 +92,6 @@ struct WatchRecord {
 };
 std::string_view WatchRecordTypeName(WatchRecord::Type t);
 
-// "<group>/<resource>" ("/pods" for the core group).
-std::string GroupResource(const WatchRecord& r);
 // The dedup key: "watch:<group>/<resource>:<uid>:<rv>" for events,
 // "...:<uid>:<rv>:gone" for deletions found by a relist, and
 // "watch-relist:<group>/<resource>:<rv>" for relist markers.

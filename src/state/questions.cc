@@ -514,25 +514,21 @@ void Questions::CollectWorkload(FlowEnd* e, Micros t, std::string* scratch) cons
   *scratch += w;
   e->text_size = w.size();
   CacheEntry* made = CacheEntry::Make(*e, w);
-  const CacheEntry* evicted = nullptr;
+  const CacheEntry* drop = made;  // if another thread rendered it meanwhile
   {
     SetLock held(set.lock);
-    if (CachedWay(*e) >= 0) {
-      evicted = made;  // another thread rendered it meanwhile
-    } else {
-      evicted = set.entry[kCacheWays - 1].load(std::memory_order_relaxed);
+    if (CachedWay(*e) < 0) {
+      drop = set.entry[kCacheWays - 1].load(std::memory_order_relaxed);  // the oldest
       for (size_t way = kCacheWays - 1; way > 0; --way) {
         set.tag[way].store(set.tag[way - 1].load(std::memory_order_relaxed), std::memory_order_relaxed);
         set.entry[way].store(set.entry[way - 1].load(std::memory_order_relaxed), std::memory_order_relaxed);
       }
       set.tag[0].store(e->tag, std::memory_order_relaxed);
       set.entry[0].store(made, std::memory_order_relaxed);
-      // Freed under the lock: no one is copying it out.
-      if (evicted) CacheEntry::Free(evicted);
-      evicted = nullptr;
     }
   }
-  if (evicted) CacheEntry::Free(evicted);
+  // Unlinked under the lock, and readers copy only under it: no one holds it.
+  if (drop) CacheEntry::Free(drop);
 }
 
 Status Questions::ParseFlow(std::string_view line, bool padded, Flow* f) {

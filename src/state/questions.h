@@ -188,9 +188,9 @@ class Questions {
   // key's hash) and entries (key and text in one allocation, immutable
   // once made); a new key evicts the oldest. A lookup reads one set line
   // and one entry, both prefetched a step earlier; a hit writes only the
-  // lock byte. The lock is held to copy an entry's text out (an entry is
-  // freed only under it) and is taken before the batch writes its answer,
-  // so that its fence waits for few stores. Allocated at the first
+  // lock byte. The lock is held to copy an entry's text out (so an entry
+  // unlinked under it is no one's) and is taken before the batch writes
+  // its answer, so that its fence waits for few stores. Allocated at the first
   // enrichment; bounded (cache_sets_ sets of kCacheWays entries).
   struct CacheEntry {
     uint64_t index, epoch, generation;
