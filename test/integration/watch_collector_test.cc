@@ -97,11 +97,17 @@ uint64_t TreeSize(const std::string& url) {
   return std::stoull(r->body.substr(nl + 1, r->body.find('\n', nl + 1) - nl - 1));
 }
 
-// Every entry's metadata, in order.
+// Every durable entry's metadata, in order: read until the first index the
+// ledger does not hold (the signed checkpoint may lag the projections the
+// test waited on, so its tree size is not the bound).
 std::vector<json> Metas(const std::string& url) {
   std::vector<json> out;
-  const uint64_t n = TreeSize(url);
-  for (uint64_t i = 0; i < n; ++i) out.push_back(Get(url, "/v1/entries/" + std::to_string(i))["meta"]);
+  auto c = client::HttpClient::Create(url);
+  for (uint64_t i = 0;; ++i) {
+    auto r = (*c)->Get("/v1/entries/" + std::to_string(i));
+    if (!r.ok() || r->status != 200) break;
+    out.push_back(json::parse(r->body)["meta"]);
+  }
   return out;
 }
 
