@@ -89,29 +89,6 @@ std::string WhoIs(const std::string& url, const std::string& ip, const std::stri
   return j.value("namespace", "") + "/" + j.value("name", "");
 }
 
-// How many entries the ledger holds durably: the first index
-// /v1/entries/N does not serve, found by galloping then bisecting. (The
-// signed checkpoint's tree size may lag what the projections show.)
-uint64_t EntryCount(const std::string& url) {
-  auto c = client::HttpClient::Create(url);
-  if (!c.ok()) return 0;
-  auto held = [&](uint64_t i) {
-    auto r = (*c)->Get("/v1/entries/" + std::to_string(i));
-    return r.ok() && r->status == 200;
-  };
-  uint64_t lo = 0, hi = 1;  // entries [0, lo) are held; hi is a probe
-  while (held(hi - 1)) {
-    lo = hi;
-    hi *= 2;
-  }
-  while (lo + 1 < hi) {  // lo held (as a count), hi - 1 not held
-    const uint64_t mid = lo + (hi - lo) / 2;
-    if (held(mid - 1)) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
 // Every durable entry's metadata, in order: read until the first index the
 // ledger does not hold (the signed checkpoint may lag the projections the
 // test waited on, so its tree size is not the bound).
@@ -136,6 +113,10 @@ uint64_t Metric(const std::string& url, const std::string& line_prefix) {
     if (line.starts_with(line_prefix + " ")) return std::stoull(line.substr(line_prefix.size() + 1));
   return 0;
 }
+
+// How many entries the ledger holds durably (the signed checkpoint's tree
+// size may lag what the projections already show).
+uint64_t Entries(const std::string& url) { return Metric(url, "annals_log_entries"); }
 
 std::string ReadText(const std::string& path) {
   auto t = testutil::ReadFile(path);
@@ -214,12 +195,12 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   EXPECT_GE(Metric(url, "annals_watch_reconnects_total{resource=\"pods\"}"), 1u);
 
   // A malformed frame: logged, counted, not appended; the watch restarts.
-  const uint64_t before_garbage = EntryCount(url);
+  const uint64_t before_garbage = Entries(url);
   api.Control("garbage", {{"line", R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"half")"}});
   ASSERT_TRUE(WaitFor([&] { return Metric(url, "annals_watch_malformed_frames_total{resource=\"pods\"}") >= 1; }));
   web["metadata"]["labels"]["tier"] = "web";
   api.Apply("MODIFIED", WithIp(web, "10.244.7.8"));
-  ASSERT_TRUE(WaitFor([&] { return EntryCount(url) == before_garbage + 1; })) << server.StderrText();
+  ASSERT_TRUE(WaitFor([&] { return Entries(url) == before_garbage + 1; })) << server.StderrText();
 
   // Away: the API server refuses us while php is deleted and db takes its
   // IP, and then forgets that history: the resume gets 410 and a relist.
@@ -240,9 +221,9 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   // Every resource's resume hit the compaction: wait for both relists.
   ASSERT_TRUE(WaitFor([&] { return Metric(url, "annals_watch_relists_total{resource=\"services\"}") >= 2; }));
   ASSERT_TRUE(WaitFor([&] {
-    const uint64_t a = EntryCount(url);
+    const uint64_t a = Entries(url);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    return a == EntryCount(url);
+    return a == Entries(url);
   }));
   const std::string t_end = Now();
   EXPECT_GE(api.Stats().value("gone", 0), 2);
@@ -286,16 +267,16 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   EXPECT_EQ(relist_adds, 1);
 
   // A restart resumes where it stopped: nothing appended again.
-  const uint64_t size = EntryCount(url);
+  const uint64_t size = Entries(url);
   ASSERT_OK(server.Stop());
   ASSERT_OK(server.Start());
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_EQ(EntryCount(server.url()), size) << server.StderrText();
+  EXPECT_EQ(Entries(server.url()), size) << server.StderrText();
 
   api.Apply("DELETED", WithIp(web, "10.244.7.8"));
-  ASSERT_TRUE(WaitFor([&] { return EntryCount(server.url()) == size + 1; }));
+  ASSERT_TRUE(WaitFor([&] { return Entries(server.url()) == size + 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(EntryCount(server.url()), size + 1);
+  EXPECT_EQ(Entries(server.url()), size + 1);
   EXPECT_EQ(PodNames(server.url(), Now()), with(kSeeds, {"default/db"}));
   EXPECT_EQ(WhoIs(server.url(), "10.244.7.8", Now()), "");
   EXPECT_EQ(WhoIs(server.url(), "10.244.7.7", t_php), "default/php");  // rebuilt from the log
@@ -333,7 +314,7 @@ TEST(WatchCollector, TokensPagesHttp410AndRemoteCollector) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 400);
     EXPECT_NE(r->body.find("resourceVersion"), std::string::npos) << r->body;
-    EXPECT_EQ(EntryCount(url), 0u);
+    EXPECT_EQ(Entries(url), 0u);
   }
 
   // A token file the collector re-reads; first with a wrong token.
@@ -364,7 +345,7 @@ TEST(WatchCollector, TokensPagesHttp410AndRemoteCollector) {
     }
   } reap{pid};
   ASSERT_TRUE(WaitFor([&] { return api.Stats().value("unauthorized", 0) >= 2; }));
-  EXPECT_EQ(EntryCount(url), 0u);
+  EXPECT_EQ(Entries(url), 0u);
 
   // The right token in the file: picked up on the next attempt.
   std::ofstream(token_file) << kToken << "\n";
@@ -445,7 +426,7 @@ TEST(WatchCollector, OverTlsVerifiesTheServerAndTakesEveryEvent) {
     ServerProcess wrong(serve(other, "wrong"));
     ASSERT_OK(wrong.Start());
     EXPECT_TRUE(WaitFor([&] { return Metric(wrong.url(), "annals_watch_errors_total{resource=\"pods\"}") >= 1; }));
-    EXPECT_EQ(EntryCount(wrong.url()), 0u);
+    EXPECT_EQ(Entries(wrong.url()), 0u);
     EXPECT_EQ(api.Stats().value("lists", 0), 0);
   }
   ServerProcess ledger(serve(cert, "data"));
