@@ -303,52 +303,67 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   }
 }
 
-void StateStore::ExtendIntervals(uint32_t id) {
-  Object& o = objects_[id];
-  const Version& v = o.versions.back();
-  const std::vector<IpKey>& active = HeldIps(o.pod.back());
-  // As RecomputeIntervals leaves them: the closed intervals in the order
-  // they closed, then the open ones in the order they opened.
-  size_t first_open = o.intervals.size();
-  while (first_open > 0 && o.intervals[first_open - 1].end == kNever) --first_open;
-  std::vector<IpInterval> still_open;
-  for (size_t i = first_open; i < o.intervals.size(); ++i) {
-    IpInterval iv = o.intervals[i];
-    if (std::find(active.begin(), active.end(), iv.ip) != active.end()) {
-      still_open.push_back(iv);
+namespace {
+
+// One version's effect on a pod's open intervals: each one whose address
+// the version no longer holds closes at it (appended to *closed, in the
+// order they were open), and each address it newly holds opens one
+// (appended to *open, and to *opened when given).
+void StepIntervals(uint32_t id, const Version& v, const std::vector<IpKey>& active,
+                   std::vector<IpInterval>* open, std::vector<IpInterval>* closed,
+                   std::vector<IpInterval>* opened = nullptr) {
+  for (auto it = open->begin(); it != open->end();) {
+    if (std::find(active.begin(), active.end(), it->ip) != active.end()) {
+      ++it;
       continue;
     }
-    // Close it, here and in the address's list (sorted by start; the end
-    // does not move it).
-    auto& vec = ip_index_.Intervals(iv.ip);
-    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
-                               [](const IpInterval& x, Micros s) { return x.start < s; });
-    for (; it != vec.end() && it->start == iv.start; ++it) {
-      if (it->pod == id && it->end == kNever) {
-        it->end = v.time;
-        it->end_index = v.index;
-        break;
-      }
-    }
-    iv.end = v.time;
-    iv.end_index = v.index;
-    o.intervals[first_open++] = iv;
+    it->end = v.time;
+    it->end_index = v.index;
+    closed->push_back(*it);
+    it = open->erase(it);
   }
-  o.intervals.resize(first_open);
-  for (const IpInterval& iv : still_open) o.intervals.push_back(iv);
   for (const IpKey& ip : active) {
-    const bool is_open = std::any_of(still_open.begin(), still_open.end(),
-                                     [&](const IpInterval& x) { return x.ip == ip; });
-    if (is_open) continue;
+    // An address listed twice opens once.
+    if (std::any_of(open->begin(), open->end(), [&](const IpInterval& x) { return x.ip == ip; })) continue;
     IpInterval iv;
     iv.ip = ip;
     iv.start = v.time;
     iv.pod = id;
     iv.start_index = v.index;
-    o.intervals.push_back(iv);
-    still_open.push_back(iv);  // an address listed twice opens once
-    IndexInterval(o, iv);
+    open->push_back(iv);
+    if (opened) opened->push_back(iv);
   }
+}
+
+}  // namespace
+
+void StateStore::ExtendIntervals(uint32_t id) {
+  Object& o = objects_[id];
+  // As RecomputeIntervals leaves them: the closed intervals in the order
+  // they closed, then the open ones in the order they opened.
+  size_t first_open = o.intervals.size();
+  while (first_open > 0 && o.intervals[first_open - 1].end == kNever) --first_open;
+  std::vector<IpInterval> open(o.intervals.begin() + static_cast<long>(first_open), o.intervals.end());
+  o.intervals.resize(first_open);
+  std::vector<IpInterval> opened;
+  StepIntervals(id, o.versions.back(), HeldIps(o.pod.back()), &open, &o.intervals, &opened);
+  // Close the newly closed ones in their addresses' lists too (sorted by
+  // start; the end does not move them).
+  for (size_t i = first_open; i < o.intervals.size(); ++i) {
+    const IpInterval& iv = o.intervals[i];
+    auto& vec = ip_index_.Intervals(iv.ip);
+    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
+                               [](const IpInterval& x, Micros s) { return x.start < s; });
+    for (; it != vec.end() && it->start == iv.start; ++it) {
+      if (it->pod == id && it->end == kNever) {
+        it->end = iv.end;
+        it->end_index = iv.end_index;
+        break;
+      }
+    }
+  }
+  o.intervals.insert(o.intervals.end(), open.begin(), open.end());
+  for (const IpInterval& iv : opened) IndexInterval(o, iv);
 }
 
 void StateStore::IndexInterval(Object& o, const IpInterval& iv) {
@@ -368,32 +383,9 @@ void StateStore::RecomputeIntervals(uint32_t id) {
   }
   o.intervals.clear();
   std::vector<IpInterval> open;
-  for (size_t k = 0; k < o.versions.size(); ++k) {
-    const Version& v = o.versions[k];
-    const std::vector<IpKey>& active = HeldIps(o.pod[k]);
-    for (auto it = open.begin(); it != open.end();) {
-      if (std::find(active.begin(), active.end(), it->ip) == active.end()) {
-        it->end = v.time;
-        it->end_index = v.index;
-        o.intervals.push_back(*it);
-        it = open.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const IpKey& ip : active) {
-      bool is_open = std::any_of(open.begin(), open.end(), [&](const IpInterval& x) { return x.ip == ip; });
-      if (!is_open) {
-        IpInterval iv;
-        iv.ip = ip;
-        iv.start = v.time;
-        iv.pod = id;
-        iv.start_index = v.index;
-        open.push_back(iv);
-      }
-    }
-  }
-  for (auto& iv : open) o.intervals.push_back(iv);
+  for (size_t k = 0; k < o.versions.size(); ++k)
+    StepIntervals(id, o.versions[k], HeldIps(o.pod[k]), &open, &o.intervals);
+  o.intervals.insert(o.intervals.end(), open.begin(), open.end());
   for (const auto& iv : o.intervals) IndexInterval(o, iv);
 }
 
