@@ -89,20 +89,6 @@ std::string WhoIs(const std::string& url, const std::string& ip, const std::stri
   return j.value("namespace", "") + "/" + j.value("name", "");
 }
 
-// Every durable entry's metadata, in order: read until the first index the
-// ledger does not hold (the signed checkpoint may lag the projections the
-// test waited on, so its tree size is not the bound).
-std::vector<json> Metas(const std::string& url) {
-  std::vector<json> out;
-  auto c = client::HttpClient::Create(url);
-  for (uint64_t i = 0;; ++i) {
-    auto r = (*c)->Get("/v1/entries/" + std::to_string(i));
-    if (!r.ok() || r->status != 200) break;
-    out.push_back(json::parse(r->body)["meta"]);
-  }
-  return out;
-}
-
 uint64_t Metric(const std::string& url, const std::string& line_prefix) {
   auto c = client::HttpClient::Create(url);
   auto r = (*c)->Get("/metrics");
@@ -117,6 +103,14 @@ uint64_t Metric(const std::string& url, const std::string& line_prefix) {
 // How many entries the ledger holds durably (the signed checkpoint's tree
 // size may lag what the projections already show).
 uint64_t Entries(const std::string& url) { return Metric(url, "annals_log_entries"); }
+
+// Every durable entry's metadata, in order.
+std::vector<json> Metas(const std::string& url) {
+  std::vector<json> out;
+  const uint64_t n = Entries(url);
+  for (uint64_t i = 0; i < n; ++i) out.push_back(Get(url, "/v1/entries/" + std::to_string(i))["meta"]);
+  return out;
+}
 
 std::string ReadText(const std::string& path) {
   auto t = testutil::ReadFile(path);
