@@ -4,30 +4,40 @@ DATA ?= annals-data
 LISTEN ?= 127.0.0.1:7070
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build run test unit fuzz bench clean
+.PHONY: deps configure build run test unit fuzz bench clean
 
 deps:
 	@sh scripts/deps.sh
 
-build: deps
+# `build` and `run` compile only the two binaries (a few minutes on 2
+# cores); the tests and benchmarks are built by `test` and `bench`.
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+
+build: configure
+	@echo "make: building annals and kubectl-audit into $(BUILD)/ with $(JOBS) jobs"
+	@cmake --build $(BUILD) -j$(JOBS) --target annals kubectl-audit
 
 run: build
 	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN)
 
 # Whole suite: unit and integration tests of the release build, then the
 # ASan+UBSan unit tests and the libFuzzer targets (briefly), all via ctest.
-test: build
+test: configure
+	@echo "make: building everything (binaries, tests, benchmarks) into $(BUILD)/"
+	@cmake --build $(BUILD) -j$(JOBS)
+	@echo "make: building the libFuzzer targets (clang, ASan+UBSan) into $(BUILD)-fuzz/"
 	@cmake -S . -B $(BUILD)-fuzz -DANNALS_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD)-fuzz -j$(JOBS)
+	@echo "make: building the unit tests with ASan+UBSan into $(BUILD)-asan/"
 	@cmake -S . -B $(BUILD)-asan -DANNALS_SANITIZE=ON -DANNALS_SERVER=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD)-asan -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)
 	cd $(BUILD)-fuzz && ctest --output-on-failure -j$(JOBS)
 
-bench: build
+bench: configure
+	@cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/ledger_bench
 	$(BUILD)/bench/tls_bench
 

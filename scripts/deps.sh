@@ -9,6 +9,9 @@ missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# kubectl (the plugin's tests run through it): Debian's kubernetes-client,
+# unless a kubectl is already installed (e.g. Google's package).
+command -v kubectl >/dev/null 2>&1 || missing="$missing kubernetes-client"
 if [ -n "$missing" ]; then
   echo "deps: installing$missing"
   SUDO=""
