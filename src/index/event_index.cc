@@ -1,0 +1,334 @@
+#include "index/event_index.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "common/bytes.h"
+#include "common/file_util.h"
+
+namespace annals::index {
+
+namespace {
+
+constexpr std::string_view kVersionKey("\x00version", 8);
+constexpr std::string_view kWatermarkKey("\x00watermark", 10);
+// Bumped when the layout changes; another version is wiped and rebuilt.
+constexpr std::string_view kVersion = "1";
+constexpr char kRow = 'r', kName = 'n', kHour = 'h', kCount = 'a';
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());
+  return InternalError(what + ": " + s.ToString());
+}
+
+uint64_t Biased(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63); }
+int64_t Unbiased(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
+
+std::string RowKey(uint64_t index) {
+  std::string k(1, kRow);
+  PutBigEndian64(&k, index);
+  return k;
+}
+
+std::string HourKey(int64_t hour) {
+  std::string k(1, kHour);
+  PutBigEndian64(&k, Biased(hour));
+  return k;
+}
+
+std::string CountPrefix(char field, int64_t hour) {
+  std::string k(1, kCount);
+  k.push_back(field);
+  PutBigEndian64(&k, Biased(hour));
+  return k;
+}
+
+uint64_t GetLittleEndian64(std::string_view v) {
+  uint64_t n = 0;
+  if (v.size() == 8) std::memcpy(&n, v.data(), 8);
+  return n;  // x86 and every target we build for are little-endian
+}
+
+std::string LittleEndian64(uint64_t n) { return std::string(reinterpret_cast<const char*>(&n), 8); }
+
+// Counts are 8-byte little-endian integers; merges add them.
+class AddOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    uint64_t a = existing ? GetLittleEndian64(std::string_view(existing->data(), existing->size())) : 0;
+    a += GetLittleEndian64(std::string_view(value.data(), value.size()));
+    *new_value = LittleEndian64(a);
+    return true;
+  }
+  const char* Name() const override { return "annals.add64"; }
+};
+
+rocksdb::Options DbOptions(const EventIndexOptions& o, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.max_open_files = 512;
+  opts.merge_operator = std::make_shared<AddOperator>();
+  // A crash (not a power loss) loses nothing the WAL has; after a power
+  // loss the index is a consistent prefix of its batches.
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  opts.paranoid_checks = true;
+  opts.write_buffer_size = std::max<size_t>(o.write_buffer_bytes / 2, size_t{4} << 20);
+  opts.max_write_buffer_number = 2;
+  opts.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(o.write_buffer_bytes, cache);
+  opts.max_background_jobs = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.block_size = 16 * 1024;
+  table.cache_index_and_filter_blocks = true;  // bounded by the cache, not by the index's size
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Rows repeat users, verbs, namespaces and agents: they compress well.
+  opts.compression = rocksdb::kLZ4Compression;
+  opts.bottommost_compression = rocksdb::kZSTD;
+  return opts;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<EventIndex>> EventIndex::Open(const std::string& dir, EventIndexOptions options,
+                                                       std::string* wiped) {
+  std::unique_ptr<EventIndex> idx(new EventIndex());
+  idx->dir_ = dir;
+  idx->options_ = options;
+  idx->cache_ = rocksdb::NewLRUCache(std::max<size_t>(options.block_cache_bytes, size_t{8} << 20));
+  RETURN_IF_ERROR(MakeDirs(dir));
+  std::string why;
+  RETURN_IF_ERROR(idx->OpenDb(&why));
+  if (wiped) *wiped = why;
+  return idx;
+}
+
+EventIndex::~EventIndex() {
+  // A clean close leaves the memtables in table files: the next open has
+  // no WAL to replay.
+  if (db_) (void)db_->Flush(rocksdb::FlushOptions());
+}
+
+Status EventIndex::OpenDb(std::string* wiped) {
+  Status s = TryOpenDb(wiped);
+  if (s.code() != StatusCode::kDataLoss) return s;
+  // Damaged (RocksDB's checksums or our own records): the index is
+  // derived, so it is wiped and rebuilt from the log.
+  *wiped = "damaged (" + s.message() + ")";
+  db_.reset();
+  RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, DbOptions(options_, cache_)), "wipe event index " + dir_));
+  std::string again;
+  return TryOpenDb(&again);
+}
+
+Status EventIndex::TryOpenDb(std::string* wiped) {
+  const rocksdb::Options opts = DbOptions(options_, cache_);
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open event index " + dir_));
+  db_.reset(raw);
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kVersionKey, &v);
+  if (s.ok() && v != kVersion) {
+    *wiped = "layout version " + v + ", this build writes " + std::string(kVersion);
+    db_.reset();
+    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe event index " + dir_));
+    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open event index " + dir_));
+    db_.reset(raw);
+    s = rocksdb::Status::NotFound();
+  }
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    RETURN_IF_ERROR(FromRocks(db_->Put(wo, kVersionKey, kVersion), "event index version"));
+  } else {
+    RETURN_IF_ERROR(FromRocks(s, "event index version"));
+  }
+  return LoadLocked();
+}
+
+Status EventIndex::LoadLocked() {
+  std::lock_guard hl(hours_mu_);
+  hours_.clear();
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kWatermarkKey, &v);
+  if (s.ok() && v.size() != 8) return DataLossError("event index: watermark of " + std::to_string(v.size()) + " bytes");
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "event index watermark");
+  watermark_.store(s.ok() ? GetBigEndian64(v.data()) : 0, std::memory_order_release);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string start(1, kHour);
+  for (it->Seek(start); it->Valid() && it->key()[0] == kHour; it->Next()) {
+    if (it->key().size() != 9 || it->value().size() != 24) return DataLossError("event index: bad hour record");
+    Hour h;
+    h.hour = Unbiased(GetBigEndian64(it->key().data() + 1));
+    h.count = GetBigEndian64(it->value().data());
+    h.first_index = GetBigEndian64(it->value().data() + 8);
+    h.last_index = GetBigEndian64(it->value().data() + 16);
+    hours_[h.hour] = h;
+  }
+  return FromRocks(it->status(), "event index hours");
+}
+
+Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
+  // Shared: the one writer does not wait for long scans; Reset excludes it.
+  std::shared_lock lock(mu_);
+  const uint64_t from = watermark_.load();
+  if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
+  rocksdb::WriteBatch wb;
+  std::map<int64_t, Hour> touched;
+  std::unordered_map<std::string, uint64_t> counts;
+  const auto& rows = batch.row_list();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    if (r.index < from || r.index >= watermark)
+      return FailedPreconditionError("event index: row " + std::to_string(r.index) + " outside [" +
+                                     std::to_string(from) + ", " + std::to_string(watermark) + ")");
+    RETURN_IF_ERROR(FromRocks(wb.Put(RowKey(r.index), batch.arena(r.at, r.size)), "event row"));
+    const int64_t hour = HourOf(r.time);
+    auto [t, fresh] = touched.try_emplace(hour);
+    if (fresh) {
+      std::lock_guard hl(hours_mu_);
+      auto h = hours_.find(hour);
+      t->second = h != hours_.end() ? h->second : Hour{hour, 0, r.index, r.index};
+    }
+    Hour& h = t->second;
+    ++h.count;
+    h.first_index = std::min(h.first_index, r.index);
+    h.last_index = std::max(h.last_index, r.index);
+    const EventBatch::Facets f = batch.facets(i);
+    auto count = [&](EventIndex::Field field, std::string_view value) {
+      std::string k = CountPrefix(static_cast<char>(field), hour);
+      k += value;
+      ++counts[std::move(k)];
+    };
+    count(Field::kUser, f.user);
+    count(Field::kVerb, f.verb);
+    count(Field::kResource, f.resource);
+    count(Field::kNamespace, f.ns);
+    count(Field::kCode, std::to_string(f.code));
+    count(Field::kSourceIp, f.ip);
+    count(Field::kUserAgent, f.ua);
+  }
+  for (const auto& n : batch.name_list()) {
+    if (n.index < from) continue;  // filed already
+    std::string k(1, kName);
+    k += batch.arena(n.at, n.size);
+    PutBigEndian64(&k, n.index);
+    RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
+  }
+  for (const auto& [k, n] : counts) RETURN_IF_ERROR(FromRocks(wb.Merge(k, LittleEndian64(n)), "event count"));
+  for (const auto& [hour, h] : touched) {
+    std::string v;
+    PutBigEndian64(&v, h.count);
+    PutBigEndian64(&v, h.first_index);
+    PutBigEndian64(&v, h.last_index);
+    RETURN_IF_ERROR(FromRocks(wb.Put(HourKey(hour), v), "event hour"));
+  }
+  std::string wm;
+  PutBigEndian64(&wm, watermark);
+  RETURN_IF_ERROR(FromRocks(wb.Put(kWatermarkKey, wm), "event watermark"));
+  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "event index write"));
+  {
+    std::lock_guard hl(hours_mu_);
+    for (const auto& [hour, h] : touched) hours_[hour] = h;
+  }
+  watermark_.store(watermark, std::memory_order_release);
+  return OkStatus();
+}
+
+Status EventIndex::Reset() {
+  std::unique_lock lock(mu_);
+  db_.reset();
+  const rocksdb::Options opts = DbOptions(options_, cache_);
+  RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe event index " + dir_));
+  std::string why;
+  return OpenDb(&why);
+}
+
+Status EventIndex::Scan(uint64_t from, uint64_t to, const std::function<bool(const EventRowView&)>& fn) const {
+  if (from >= to) return OkStatus();
+  std::shared_lock lock(mu_);
+  const std::string start = RowKey(from), end = RowKey(to);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  ro.readahead_size = size_t{1} << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  EventRowView row;
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != 9) return DataLossError("event index: bad row key");
+    const uint64_t index = GetBigEndian64(k.data() + 1);
+    Status s = DecodeEventRow(index, std::string_view(it->value().data(), it->value().size()), &row);
+    if (!s.ok()) return DataLossError("event index damaged: " + s.message());
+    if (!fn(row)) return OkStatus();
+  }
+  return FromRocks(it->status(), "event index scan");
+}
+
+StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource, std::string_view ns,
+                                                      std::string_view name) const {
+  std::shared_lock lock(mu_);
+  std::string prefix(1, kName);
+  prefix += NameKey(resource, ns, name);
+  std::vector<uint64_t> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 8) continue;  // cannot happen: names are length-prefixed
+    out.push_back(GetBigEndian64(it->key().data() + prefix.size()));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "event index names"));
+  return out;
+}
+
+std::vector<EventIndex::Hour> EventIndex::Hours(int64_t first, int64_t last) const {
+  std::lock_guard lock(hours_mu_);
+  std::vector<Hour> out;
+  for (auto it = hours_.lower_bound(first); it != hours_.end() && it->first <= last; ++it) out.push_back(it->second);
+  return out;
+}
+
+Status EventIndex::Counts(Field field, int64_t hour, const std::function<void(std::string_view, uint64_t)>& fn) const {
+  std::shared_lock lock(mu_);
+  const std::string prefix = CountPrefix(static_cast<char>(field), hour);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->value().size() != 8) return DataLossError("event index: bad count");
+    fn(std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
+       GetLittleEndian64(std::string_view(it->value().data(), 8)));
+  }
+  return FromRocks(it->status(), "event index counts");
+}
+
+Status EventIndex::VerifyChecksums(const std::atomic<bool>* stop) const {
+  std::shared_lock lock(mu_);
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false;  // a pass over everything would evict what queries use
+  ro.readahead_size = size_t{2} << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  uint64_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if ((++n & 4095) == 0 && stop->load()) return UnavailableError("event index check stopped");
+    const rocksdb::Slice k = it->key();
+    if (k.size() == 9 && k[0] == kRow) {
+      EventRowView row;
+      Status s = DecodeEventRow(GetBigEndian64(k.data() + 1), std::string_view(it->value().data(), it->value().size()), &row);
+      if (!s.ok()) return DataLossError("event index " + dir_ + ": " + s.message());
+    }
+  }
+  return FromRocks(it->status(), "event index " + dir_);
+}
+
+}  // namespace annals::index

@@ -1,0 +1,122 @@
+// EventIndex: the event table of search, group-by and history on disk
+// (docs/format/event-index.md), so that the memory they need does not grow
+// with the log. A derived index in RocksDB under <data>/index/events,
+// rebuildable from the log: one row per audit event keyed by its ledger
+// index, the (resource, namespace, name) links history looks up, and per
+// hour of event time the span of ledger indexes holding that hour's events
+// and pre-aggregated counts per field (user, verb, resource, namespace,
+// code, source IP, user agent), so a group-by over a month reads the hours
+// it spans, not the events.
+//
+// Each Commit writes a stretch of the log's rows, links, counts and the new
+// watermark as one RocksDB write batch (WAL on, not synced: a kill -9 keeps
+// it, a power loss keeps a prefix of batches), so the index never holds
+// counts without the watermark that covers them, and is never ahead of the
+// durable log it was projected from. A layout of another version, or a store
+// RocksDB finds damaged, is wiped and rebuilt from the log.
+//
+// Thread-safe: one writer (Commit, Reset), many readers.
+#ifndef ANNALS_INDEX_EVENT_INDEX_H_
+#define ANNALS_INDEX_EVENT_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time_util.h"
+#include "index/event_row.h"
+
+namespace rocksdb {
+class Cache;
+class DB;
+}  // namespace rocksdb
+
+namespace annals::index {
+
+struct EventIndexOptions {
+  // RocksDB's block cache (uncompressed blocks read back for queries).
+  size_t block_cache_bytes = size_t{256} << 20;
+  // Every memtable together.
+  size_t write_buffer_bytes = size_t{64} << 20;
+};
+
+inline constexpr Micros kHourMicros = int64_t{3600} * 1000000;
+// The hour a time falls in (floor, also before 1970; no overflow at the
+// ends of the range).
+inline int64_t HourOf(Micros t) { return t >= 0 ? t / kHourMicros : -((-(t + 1)) / kHourMicros) - 1; }
+
+class EventIndex {
+ public:
+  // Opens or creates the index in dir. One of another layout version, or
+  // that RocksDB cannot open as it is (damaged), is wiped; *wiped says why
+  // ("" if it was not).
+  static StatusOr<std::unique_ptr<EventIndex>> Open(const std::string& dir, EventIndexOptions options = {},
+                                                    std::string* wiped = nullptr);
+  ~EventIndex();
+
+  // Log entries [0, watermark()) are in the index.
+  uint64_t watermark() const { return watermark_.load(std::memory_order_acquire); }
+  // Adds a batch projected from entries [watermark(), watermark) and moves
+  // the watermark there, atomically. FailedPrecondition if a row is below
+  // the current watermark (its counts would be counted twice).
+  Status Commit(const EventBatch& batch, uint64_t watermark);
+  // Wipes the index (watermark 0), to be rebuilt from the log.
+  Status Reset();
+
+  // Rows with index in [from, to), in index order, until fn returns false.
+  // DataLoss if a row cannot be read back (the index is damaged).
+  Status Scan(uint64_t from, uint64_t to, const std::function<bool(const EventRowView&)>& fn) const;
+  // Ledger indexes filed under (resource, namespace, name), ascending.
+  StatusOr<std::vector<uint64_t>> EventsFor(std::string_view resource, std::string_view ns,
+                                            std::string_view name) const;
+
+  // An hour of event time with events: how many, and the span of ledger
+  // indexes holding them (events arrive roughly in time order, so a time
+  // range reads the rows of its hours' spans, not the whole table).
+  struct Hour {
+    int64_t hour = 0;
+    uint64_t count = 0, first_index = 0, last_index = 0;
+  };
+  // The hours in [first, last] that have events, in order.
+  std::vector<Hour> Hours(int64_t first, int64_t last) const;
+  // Pre-aggregated counts in one hour.
+  enum class Field : char {
+    kUser = 'u', kVerb = 'v', kResource = 'r', kNamespace = 'n', kCode = 'c', kSourceIp = 'i', kUserAgent = 'a'
+  };
+  // fn(value, count) for every value of field among the hour's events (a
+  // code as its decimal text), in value order.
+  Status Counts(Field field, int64_t hour, const std::function<void(std::string_view, uint64_t)>& fn) const;
+
+  // Reads every stored block and checks its checksum: DataLoss naming the
+  // damage. Costs a read of the whole index (run it off the start path);
+  // returns Unavailable soon after *stop becomes true.
+  Status VerifyChecksums(const std::atomic<bool>* stop) const;
+
+ private:
+  EventIndex() = default;
+  // Opens dir_, wiping it if damaged (*wiped says why).
+  Status OpenDb(std::string* wiped);
+  Status TryOpenDb(std::string* wiped);
+  Status LoadLocked();
+
+  std::string dir_;
+  EventIndexOptions options_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  mutable std::shared_mutex mu_;  // db_: Reset swaps it (exclusive); all else shares
+  std::unique_ptr<rocksdb::DB> db_;
+  mutable std::mutex hours_mu_;
+  std::map<int64_t, Hour> hours_;
+  std::atomic<uint64_t> watermark_{0};
+};
+
+}  // namespace annals::index
+
+#endif  // ANNALS_INDEX_EVENT_INDEX_H_
