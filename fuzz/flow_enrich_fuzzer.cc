@@ -50,7 +50,7 @@ void Apply(state::StateStore* store, uint64_t index, const std::string& resource
   const std::string payload = ev.dump();
   auto parsed = ingest::ParseAuditEvent(payload, "seed event");
   CHECK(parsed.ok());
-  CHECK(store->Apply(index, ingest::AuditMeta(*parsed, "k8s-audit", t), payload).ok());
+  CHECK(store->Apply(index, ingest::AuditMeta(*parsed, "k8s-audit", t), payload, nullptr).ok());
 }
 
 json Pod(const std::string& name, const std::string& ip) {
@@ -73,7 +73,7 @@ const state::Questions& Store() {
            {"spec", {{"selector", {{"app", "cart"}}}}}});
     return s;
   }();
-  static state::Questions* questions = new state::Questions(nullptr, store);
+  static state::Questions* questions = new state::Questions(nullptr, store, nullptr);
   return *questions;
 }
 

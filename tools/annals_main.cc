@@ -16,6 +16,7 @@
 #include "auth/authorizer.h"
 #include "checkpoint/note.h"
 #include "index/dedup_index.h"
+#include "index/event_index.h"
 #include "ingest/file_tail.h"
 #include "ingest/ingestor.h"
 #include "ingest/tcp_line.h"
@@ -88,7 +89,17 @@ struct ServeFlags {
   int request_timeout = 60;
   double rate_limit = 0, rate_burst = 0;
   uint32_t max_inflight = 0;
+  uint64_t memory_budget = uint64_t{1} << 30;
 };
+
+// The event index's share of --memory-budget: half for its block cache, an
+// eighth (at most 64 MiB) for its memtables.
+index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
+  index::EventIndexOptions o;
+  o.block_cache_bytes = budget / 2;
+  o.write_buffer_bytes = std::min<uint64_t>(budget / 8, uint64_t{64} << 20);
+  return o;
+}
 
 // The API server's client: --kubeconfig, else in-cluster, else
 // $KUBECONFIG or ~/.kube/config.
@@ -220,20 +231,34 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   Metrics metrics;
   auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
   if (!ingestor.ok()) return Fail("cannot catch up the dedup index: " + ingestor.status().message());
+  std::string wiped;
+  auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(flags.memory_budget), &wiped);
+  if (!events.ok()) return Fail("cannot open the event index: " + events.status().message());
+  if (!wiped.empty()) std::fprintf(stderr, "annals: event index %s: rebuilding it from the log\n", wiped.c_str());
+  std::fprintf(stderr, "annals: event index covers %llu of the log's %llu entries\n",
+               static_cast<unsigned long long>((*events)->watermark()),
+               static_cast<unsigned long long>((*ledger)->DurableSize()));
   state::StateStore store;
-  state::Projector projector(ledger->get(), &store);
-  {
-    auto t0 = std::chrono::steady_clock::now();
-    Status s = projector.CatchUp();
-    if (!s.ok()) return Fail("cannot project the log: " + s.message());
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (store.applied() > 0)
-      std::fprintf(stderr, "annals: projected %llu entries in %.2fs\n",
-                   static_cast<unsigned long long>(store.applied()), secs);
-  }
-  projector.Start();
-  state::Questions questions(ledger->get(), &store);
+  // The projection catches up on its own thread while the listener serves:
+  // the log, health and ingest at once, the questions once it is ready.
+  state::Projector projector(ledger->get(), &store, events->get());
+  projector.OnCaughtUp([](uint64_t entries, double secs) {
+    std::printf("ready: projected %llu entries in %.2fs\n", static_cast<unsigned long long>(entries), secs);
+    std::fflush(stdout);
+  });
+  state::Questions questions(ledger->get(), &store, events->get());
+  questions.OnIndexDamaged([&projector](const std::string& why) { projector.RebuildEvents(why); });
   api::Api api(ledger->get(), ingestor->get(), &metrics, &questions);
+  api.SetReadiness([&projector]() {
+    api::Readiness r;
+    const auto p = projector.progress();
+    r.ready = projector.caught_up();
+    r.applied = p.applied;
+    r.target = p.target;
+    r.entries_per_second = p.entries_per_second;
+    r.rebuilding_index = p.rebuilding_events;
+    return r;
+  });
   stream::ChangeFeedOptions fo;
   fo.buffer_entries = std::max<size_t>(1, flags.watch_buffer);
   stream::ChangeFeed feed({ledger->get(), &store, &questions}, &projector, fo);
@@ -337,6 +362,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
               tls ? "https" : "http", listen_hp->first.c_str(), *port,
               (*ledger)->signer().VerifierKey().c_str());
   std::fflush(stdout);
+  projector.Start();
   int sig = 0;
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
     if (!tls) continue;
@@ -346,6 +372,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
                  s.ok() ? "reloaded the TLS certificate and key" : s.message().c_str());
   }
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
+  projector.Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
   if (collector) collector->Stop();
   if (token_reviewer) token_reviewer->Abort();  // reviews in flight fail now
   http.Stop();
@@ -360,6 +387,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   ingestor->reset();
   ledger->reset();
   dedup->reset();
+  events->reset();
   return 0;
 }
 
@@ -523,7 +551,7 @@ int Query(const std::string& url, const std::string& path,
 
 // Rebuilds every derived structure from the log: the dedup index from
 // scratch, and the projections (which are otherwise rebuilt on each start).
-int Rebuild(const std::string& data) {
+int Rebuild(const std::string& data, uint64_t memory_budget) {
   ledger::LedgerOptions lo;
   lo.data_dir = data;
   if (!FileExists(data + "/key")) return Fail("no ledger in " + data);
@@ -541,15 +569,20 @@ int Rebuild(const std::string& data) {
   if (!ingestor.ok()) return Fail("dedup index: " + ingestor.status().message());
   Status fs = (*dedup)->Flush();
   if (!fs.ok()) return Fail(fs);
+  const std::string events_dir = data + "/index/events";
+  std::filesystem::remove_all(events_dir, ec);
+  if (ec) return Fail("cannot remove " + events_dir + ": " + ec.message());
+  auto events = index::EventIndex::Open(events_dir, EventIndexOptionsFor(memory_budget));
+  if (!events.ok()) return Fail(events.status());
   state::StateStore store;
-  state::Projector projector(ledger->get(), &store);
+  state::Projector projector(ledger->get(), &store, events->get());
+  projector.set_report_progress(true);
   Status s = projector.CatchUp();
   if (!s.ok()) return Fail("projection: " + s.message());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::shared_lock lock(store.mutex());
-  std::printf("rebuilt from %llu entries in %.2fs: dedup index, %zu objects, %zu audit events\n",
-              static_cast<unsigned long long>((*ledger)->DurableSize()), secs, store.object_count(),
-              store.events().size());
+  std::printf("rebuilt from %llu entries in %.2fs: dedup index, event index, %zu objects\n",
+              static_cast<unsigned long long>((*ledger)->DurableSize()), secs, store.object_count());
   return 0;
 }
 
@@ -661,6 +694,10 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
   serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
+  serve->add_option("--memory-budget", flags.memory_budget,
+                    "bytes for the on-disk indexes' caches (e.g. 1GiB, 512MiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
 
   std::string name, out;
@@ -756,9 +793,12 @@ int main(int argc, char** argv) {
 
   auto* rebuild = app.add_subcommand("rebuild", "rebuild every index and projection from the log (server stopped)");
   rebuild->add_option("--data", data, "data directory")->capture_default_str();
+  uint64_t rebuild_budget = uint64_t{1} << 30;
+  rebuild->add_option("--memory-budget", rebuild_budget, "bytes for the indexes' caches")
+      ->transform(CLI::AsSizeValue(false));
 
   CLI11_PARSE(app, argc, argv);
-  if (rebuild->parsed()) return Rebuild(data);
+  if (rebuild->parsed()) return Rebuild(data, rebuild_budget);
 
   using client::UrlEncode;
   auto param = [](std::string* q, const char* k, const std::string& v) {

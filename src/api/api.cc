@@ -180,6 +180,27 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
   // The questions: answered, then (with auth on) recorded before the answer leaves.
+  const bool question = path == paths::kEnrichFlows || path == paths::kState ||
+                        path.starts_with(paths::kPodsByIpPrefix) || path == paths::kHistory ||
+                        path == paths::kEvents;
+  if (question || path == paths::kReadyz) {
+    const Readiness r = readiness_ ? readiness_() : Readiness{};
+    if (!r.ready) {
+      json p{{"applied", r.applied}, {"target", r.target}, {"entries_per_second", r.entries_per_second},
+             {"rebuilding_index", r.rebuilding_index}};
+      if (r.entries_per_second > 0 && r.target > r.applied)
+        p["eta_seconds"] = static_cast<double>(r.target - r.applied) / r.entries_per_second;
+      HttpResponse resp = ErrorResponse(503, "catching up with the log: " + std::to_string(r.applied) + " of " +
+                                                 std::to_string(r.target) + " entries projected");
+      auto body = json::parse(resp.body, nullptr, false);
+      if (body.is_object()) {
+        body["progress"] = p;
+        resp.body = body.dump() + "\n";
+      }
+      resp.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(resp));
+    }
+  }
   size_t count = 0;
   std::optional<HttpResponse> answer;
   if (path == paths::kEnrichFlows) {
@@ -642,6 +663,13 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_entries", ledger_->DurableSize());
   metrics_.Set("annals_tree_size", ledger_->IntegratedSize());
   metrics_.Set("annals_checkpoint_size", ledger_->CheckpointSize());
+  if (readiness_) {
+    const Readiness rd = readiness_();
+    metrics_.Set("annals_projection_ready", rd.ready ? 1 : 0);
+    metrics_.Set("annals_projection_applied", rd.applied);
+    metrics_.Set("annals_projection_target", rd.target);
+    metrics_.Set("annals_projection_rebuilding_index", rd.rebuilding_index ? 1 : 0);
+  }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = metrics_.Render();

@@ -15,6 +15,15 @@
 
 namespace annals::api {
 
+// How far the projections are: until ready, /readyz and the questions
+// answer 503 with this progress (the log, health and ingest answer at once).
+struct Readiness {
+  bool ready = true;
+  uint64_t applied = 0, target = 0;
+  double entries_per_second = 0;
+  bool rebuilding_index = false;
+};
+
 class Api {
  public:
   // questions may be null (no projections): the question endpoints 503.
@@ -33,6 +42,9 @@ class Api {
   // Per-caller rate and in-flight limits (429 beyond them); health checks
   // are exempt. A caller is its user, or its address if anonymous.
   void EnableLimits(auth::Limiter* limiter) { limiter_ = limiter; }
+  // Where /readyz, the questions and /metrics learn how far the projections
+  // are. Without it they are always ready. Call before serving.
+  void SetReadiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
 
  private:
   // Handle, once the caller is known: checks its role and answers.
@@ -78,6 +90,7 @@ class Api {
   stream::ChangeFeed* feed_ = nullptr;
   auth::Authorizer* authz_ = nullptr;
   auth::Limiter* limiter_ = nullptr;
+  std::function<Readiness()> readiness_;
 };
 
 }  // namespace annals::api

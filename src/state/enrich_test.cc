@@ -54,7 +54,7 @@ class Enrich : public ::testing::Test {
     const std::string payload = ev.dump();
     auto parsed = ingest::ParseAuditEvent(payload, "test event");
     EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
-    EXPECT_TRUE(store_.Apply(next_, ingest::AuditMeta(*parsed, "k8s-audit", Ts(t)), payload).ok());
+    EXPECT_TRUE(store_.Apply(next_, ingest::AuditMeta(*parsed, "k8s-audit", Ts(t)), payload, nullptr).ok());
     return next_++;
   }
 
@@ -97,7 +97,7 @@ class Enrich : public ::testing::Test {
   }
 
   StateStore store_;
-  Questions questions_{nullptr, &store_};
+  Questions questions_{nullptr, &store_, nullptr};
   uint64_t next_ = 0;
 };
 
@@ -257,7 +257,7 @@ TEST_F(Enrich, BatchedBodyEqualsLineByLine) {
 // A render cache of one set (four ways) for nine pods: every few flows
 // evict a workload, which must come back rendered again, the same.
 TEST_F(Enrich, EvictionFromASmallRenderCacheKeepsAnswersRight) {
-  Questions small(nullptr, &store_, 1);
+  Questions small(nullptr, &store_, nullptr, 1);
   for (int p = 0; p < 9; ++p)
     Apply("create", "pods",
           Pod("cart-" + std::to_string(p), "uid-p" + std::to_string(p), "10.244.2." + std::to_string(p + 1),

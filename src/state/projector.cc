@@ -1,6 +1,7 @@
 #include "state/projector.h"
 #include "common/thread_util.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "ledger/entry.h"
@@ -13,20 +14,75 @@ constexpr uint64_t kChunk = 4096;
 
 Status Projector::CatchUp() {
   std::lock_guard lock(mu_);
+  return CatchUpLocked();
+}
+
+Status Projector::CatchUpLocked() {
+  if (rebuild_events_.exchange(false)) {
+    RETURN_IF_ERROR(events_->Reset());
+    std::fprintf(stderr, "annals: event index wiped; rebuilding it from the log\n");
+  }
   const uint64_t end = ledger_->DurableSize();
-  uint64_t begin = store_->applied();
+  target_.store(end);
+  if (events_->watermark() > end) {
+    // Only what the log made durable is ever projected: an index ahead of
+    // the log was not made from this log.
+    std::fprintf(stderr, "annals: event index covers %llu entries, the log %llu: rebuilding it\n",
+                 static_cast<unsigned long long>(events_->watermark()), static_cast<unsigned long long>(end));
+    RETURN_IF_ERROR(events_->Reset());
+  }
+  uint64_t begin = std::min(store_->applied(), events_->watermark());
+  index::EventBatch batch;
+  auto t0 = std::chrono::steady_clock::now();
+  auto last_report = t0;
+  const uint64_t first = begin;
   while (begin < end) {
+    if (stop_) return UnavailableError("projection stopped at entry " + std::to_string(begin));
     const uint64_t stop = std::min(end, begin + kChunk);
-    RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
+    const uint64_t store_from = store_->applied(), rows_from = events_->watermark();
+    batch.clear();
+    RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) -> Status {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
-      if (!d->external) return store_->Apply(i, d->meta, d->payload);
-      auto blob = ledger_->GetBlob(d->payload_digest);
-      if (!blob.ok()) return blob.status();
-      return store_->Apply(i, d->meta, *blob);
+      std::string blob;
+      std::string_view payload = d->payload;
+      if (d->external) {
+        ASSIGN_OR_RETURN(blob, ledger_->GetBlob(d->payload_digest));
+        payload = blob;
+      }
+      index::EventBatch* rows = i >= rows_from ? &batch : nullptr;
+      if (i >= store_from) return store_->Apply(i, d->meta, payload, rows);
+      if (rows) return StateStore::EventRows(i, d->meta, payload, rows);
+      return OkStatus();
     }));
-    store_->SetApplied(stop);
+    // Rows first: once the store says it has applied a stretch, its rows
+    // are in the index too.
+    if (stop > rows_from) {
+      Status c = events_->Commit(batch, stop);
+      // A write that finds the index damaged (a compaction reading a bad
+      // block) is the index's fault, not the log's: rebuild it.
+      if (c.code() == StatusCode::kDataLoss) RebuildEvents(c.message());
+      RETURN_IF_ERROR(c);
+    }
+    if (stop > store_from) store_->SetApplied(stop);
     begin = stop;
+    applied_.store(begin);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (secs > 0.5) rate_.store(static_cast<double>(begin - first) / secs);
+    if (report_ && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
+      last_report = std::chrono::steady_clock::now();
+      const double rate = rate_.load();
+      std::fprintf(stderr, "annals: projecting: %llu of %llu entries, %.0f entries/s, %.0f s left\n",
+                   static_cast<unsigned long long>(begin), static_cast<unsigned long long>(end), rate,
+                   rate > 0 ? static_cast<double>(end - begin) / rate : 0.0);
+    }
+  }
+  applied_.store(std::min(store_->applied(), events_->watermark()));
+  caught_up_.store(applied_.load() >= end && !rebuild_events_.load(), std::memory_order_release);
+  if (!first_done_ && caught_up_.load()) {
+    first_done_ = true;
+    if (on_caught_up_)
+      on_caught_up_(end, std::chrono::duration<double>(std::chrono::steady_clock::now() - born_).count());
   }
   cv_.notify_all();
   return OkStatus();
@@ -38,29 +94,59 @@ void Projector::Start() {
     SetThreadName("annals-project");
     Run();
   });
+  verifier_ = std::thread([this] {
+    SetThreadName("annals-idxcheck");
+    VerifyIndex();
+  });
 }
 
 void Projector::Stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  if (verifier_.joinable()) verifier_.join();
+}
+
+void Projector::RebuildEvents(const std::string& why) {
+  caught_up_ = false;
+  if (rebuild_events_.exchange(true)) return;  // already asked for
+  std::fprintf(stderr, "annals: event index damaged (%s); rebuilding it from the log\n", why.c_str());
+}
+
+void Projector::VerifyIndex() {
+  // Once, off the start path: a flipped byte in a block nobody has read yet
+  // is found here rather than by the question that first reads it.
+  Status s = events_->VerifyChecksums(&stop_);
+  if (s.code() == StatusCode::kDataLoss) RebuildEvents(s.message());
+  else if (!s.ok() && !stop_)
+    std::fprintf(stderr, "annals: event index check: %s\n", s.message().c_str());
 }
 
 void Projector::Run() {
   while (!stop_) {
     Status s = CatchUp();
-    if (!s.ok()) std::fprintf(stderr, "annals: projector: %s\n", s.message().c_str());
+    if (!s.ok() && !stop_)
+      std::fprintf(stderr, "annals: projector: %s\n", s.message().c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(s.ok() ? 10 : 1000));
   }
 }
 
 bool Projector::WaitForApplied(uint64_t n, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (store_->applied() < n) {
+  while (store_->applied() < n || events_->watermark() < n) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(5));
   }
   return true;
+}
+
+Projector::Progress Projector::progress() const {
+  Progress p;
+  p.applied = applied_.load();
+  p.target = std::max(target_.load(), p.applied);
+  p.entries_per_second = rate_.load();
+  p.rebuilding_events = rebuild_events_.load() || events_->watermark() < store_->applied();
+  return p;
 }
 
 }  // namespace annals::state

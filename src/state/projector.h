@@ -1,9 +1,17 @@
-// Projector: keeps a StateStore caught up with the ledger. A thread polls
-// the durable size and applies new entries in index order (within ~20 ms
-// of their acknowledgement). The store is in memory and rebuilt from the
-// log on every start, so it can never disagree with the log for long.
+// Projector: keeps a StateStore and the event index caught up with the
+// ledger. A thread polls the durable size and applies new entries in index
+// order (within ~10 ms of their acknowledgement): object versions go to
+// the in-memory store, which is rebuilt from the log on every start, and
+// each audit event's row to the on-disk EventIndex, which keeps a durable
+// watermark and so only catches up the tail of the log on start. The
+// index's rows of a stretch are committed before the store says it has
+// applied that stretch, so whoever waits for the store sees both.
 //
-// Thread-safe. Owns its thread; does not own the ledger or the store.
+// A damaged event index (found on open, by a read, or by the background
+// check of every block's checksum after the first catch-up) is wiped and
+// rebuilt from the log while the projection keeps serving.
+//
+// Thread-safe. Owns its threads; does not own the ledger, store or index.
 #ifndef ANNALS_STATE_PROJECTOR_H_
 #define ANNALS_STATE_PROJECTOR_H_
 
@@ -11,10 +19,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "common/status.h"
+#include "index/event_index.h"
 #include "ledger/ledger.h"
 #include "state/state_store.h"
 
@@ -22,25 +33,61 @@ namespace annals::state {
 
 class Projector {
  public:
-  Projector(ledger::Ledger* ledger, StateStore* store) : ledger_(ledger), store_(store) {}
+  Projector(ledger::Ledger* ledger, StateStore* store, index::EventIndex* events)
+      : ledger_(ledger), store_(store), events_(events) {}
   ~Projector() { Stop(); }
 
-  // Applies everything durable now, in the calling thread.
+  // Applies everything durable now, in the calling thread. Unavailable if
+  // Cancel() or Stop() was called meanwhile (checked between chunks).
   Status CatchUp();
+  // Starts the polling thread (and the background check of the index).
   void Start();
+  // Stops the threads; a CatchUp in progress returns soon after.
   void Stop();
+  // Makes a CatchUp in progress (in any thread) return Unavailable at its next
+  // chunk, e.g. on SIGTERM during the start-up catch-up.
+  void Cancel() { stop_ = true; }
   // Blocks until entries [0, n) are applied or the timeout passes.
   bool WaitForApplied(uint64_t n, std::chrono::milliseconds timeout);
+  // Called once, from the thread that finishes the first catch-up, with
+  // the entries it covered and how long it took. Set before Start.
+  void OnCaughtUp(std::function<void(uint64_t entries, double seconds)> fn) { on_caught_up_ = std::move(fn); }
+  // Prints the catch-up's progress (entries/s, ETA) to stderr every ~2 s.
+  void set_report_progress(bool on) { report_ = on; }
+  // Has the event index wiped and rebuilt from the log (by the thread).
+  void RebuildEvents(const std::string& why);
+
+  // Progress of the catch-up: entries applied to both, and the durable size
+  // when it last looked.
+  struct Progress {
+    uint64_t applied = 0, target = 0;
+    double entries_per_second = 0;
+    bool rebuilding_events = false;
+  };
+  Progress progress() const;
+  // Both the store and the index cover the log as it was at the last look.
+  bool caught_up() const { return caught_up_.load(std::memory_order_acquire); }
 
  private:
   void Run();
+  void VerifyIndex();
+  Status CatchUpLocked();
 
   ledger::Ledger* ledger_;
   StateStore* store_;
-  std::mutex mu_;  // guards catch-up (one at a time) and the cv
+  index::EventIndex* events_;
+  mutable std::mutex mu_;  // guards catch-up (one at a time), the cv and the rates below
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::atomic<bool> caught_up_{false};
+  std::atomic<bool> rebuild_events_{false};
+  std::atomic<uint64_t> applied_{0}, target_{0};
+  std::atomic<double> rate_{0};
+  std::function<void(uint64_t, double)> on_caught_up_;
+  bool first_done_ = false;  // guarded by mu_
+  std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
+  bool report_ = true;
+  std::thread thread_, verifier_;
 };
 
 }  // namespace annals::state

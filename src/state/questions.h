@@ -1,6 +1,7 @@
 // Questions: the answers annals gives from its projections (SPEC.md
 // "Questions"): state at T, pod by IP at T, flow enrichment, provenance
-// (history) and search with group-by. Every answer names the ledger indexes
+// (history) and search with group-by (questions_events.cc, from the
+// on-disk event index). Every answer names the ledger indexes
 // it rests on; bodies are read back from the log by index.
 //
 // Thread-safe (reads the StateStore under its shared lock). Does not own the
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <bit>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,6 +25,7 @@
 
 #include "common/status.h"
 #include "common/time_util.h"
+#include "index/event_index.h"
 #include "ledger/ledger.h"
 #include "state/state_store.h"
 
@@ -78,8 +81,11 @@ class Questions {
  public:
   // cache_sets: the flow-enrichment render cache's size in sets of
   // kCacheWays workloads (a power of two; tests make it small).
-  Questions(ledger::Ledger* ledger, const StateStore* store, size_t cache_sets = size_t{1} << 18)
-      : ledger_(ledger), store_(store), cache_sets_(std::bit_ceil(std::max<size_t>(cache_sets, 1))) {}
+  // events: the event index search and history read (may be nullptr
+  // where neither is asked, as in flow enrichment alone).
+  Questions(ledger::Ledger* ledger, const StateStore* store, const index::EventIndex* events,
+            size_t cache_sets = size_t{1} << 18)
+      : ledger_(ledger), store_(store), events_(events), cache_sets_(std::bit_ceil(std::max<size_t>(cache_sets, 1))) {}
   ~Questions();
   Questions(const Questions&) = delete;
   Questions& operator=(const Questions&) = delete;
@@ -91,6 +97,10 @@ class Questions {
   StatusOr<nlohmann::json> WhoIs(std::string_view ip, Micros at, nlohmann::json* nearest) const;
   StatusOr<nlohmann::json> History(const HistoryQuery& q) const;
   StatusOr<nlohmann::json> Events(const EventQuery& q) const;
+  // Called, on the asking thread, when a question finds the event index
+  // damaged (a block failing its checksum); the question answers
+  // Unavailable and the caller rebuilds the index from the log.
+  void OnIndexDamaged(std::function<void(const std::string&)> fn) { on_index_damaged_ = std::move(fn); }
   // One flow line in, the same line out with src_workload/dst_workload.
   StatusOr<std::string> EnrichFlow(std::string_view line) const;
   // Every line of a JSON-lines body (blank lines skipped) enriched and
@@ -178,6 +188,11 @@ class Questions {
 
   ledger::Ledger* ledger_;
   const StateStore* store_;
+  const index::EventIndex* events_;
+  std::function<void(const std::string&)> on_index_damaged_;
+  // s, or for DataLoss from the event index: Unavailable, after telling
+  // on_index_damaged_ (the log itself is intact; the index is rebuilt).
+  Status IndexRead(Status s) const;
 
   // Rendered workloads, keyed by (the pod version's ledger index, the
   // namespace's Service epoch at the flow's time): a version never changes,

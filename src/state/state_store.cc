@@ -67,12 +67,23 @@ const std::vector<IpKey>& HeldIps(const Object::PodFacts& pf) {
 
 }  // namespace
 
-Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view payload) {
+Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view payload,
+                         index::EventBatch* rows) {
+  return ApplyEntry(this, index, meta, payload, rows);
+}
+
+Status StateStore::EventRows(uint64_t index, std::string_view meta, std::string_view payload,
+                             index::EventBatch* rows) {
+  return ApplyEntry(nullptr, index, meta, payload, rows);
+}
+
+Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_view meta, std::string_view payload,
+                              index::EventBatch* rows) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element m;
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
   const std::string_view type = StringMember(m, "type");
-  if (type == "k8s.watch") return ApplyWatch(index, meta, payload);
+  if (type == "k8s.watch") return store ? store->ApplyWatch(index, meta, payload) : OkStatus();
   if (type != "k8s.audit") return OkStatus();
   simdjson::dom::object a;
   if (m["audit"].get_object().get(a) != simdjson::SUCCESS) return OkStatus();
@@ -95,41 +106,51 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
                         if (k == "code" && v.get_int64().get(code) != simdjson::SUCCESS) code = 0;
                       });
   const Micros t = ParseRfc3339(time).value_or(0);
-
-  std::unique_lock lock(mu_);
-  EventRow row;
-  row.index = index;
-  row.time = t;
-  row.verb = strings_.Intern(verb);
-  row.user = strings_.Intern(user);
-  row.resource = strings_.Intern(resource);
-  row.subresource = strings_.Intern(subresource);
-  row.ns = strings_.Intern(ns);
-  row.name = strings_.Intern(name);
-  row.ip = strings_.Intern(ip);
-  row.ua = strings_.Intern(ua);
-  row.stage = strings_.Intern(stage);
-  row.code = static_cast<int32_t>(code);
-  events_.push_back(row);
   // Requests to /api/v1/namespaces/NAME carry objectRef.namespace = NAME
   // (the create, a POST to /api/v1/namespaces, does not): a Namespace's
   // events are filed under its cluster-scoped name.
-  const uint32_t key_ns = resource == "namespaces" ? 0 : row.ns;
-  if (!name.empty()) events_by_name_[{row.resource, key_ns, row.name}].push_back(index);
-
+  const std::string_view key_ns = resource == "namespaces" ? std::string_view() : ns;
+  if (rows) {
+    index::EventRowView row;
+    row.index = index;
+    row.time = t;
+    row.code = static_cast<int32_t>(code);
+    row.verb = verb;
+    row.user = user;
+    row.resource = resource;
+    row.subresource = subresource;
+    row.ns = ns;
+    row.name = name;
+    row.ip = ip;
+    row.ua = ua;
+    row.stage = stage;
+    rows->Add(row);
+    if (!name.empty()) rows->AddName(resource, key_ns, name, index);
+  }
   if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWriteVerb(verb)) return OkStatus();
-  lock.unlock();  // parse the body without holding the writer lock
   std::string_view obj = RawMember(payload, "responseObject");
   if (obj.empty()) return OkStatus();
-  auto facts = ReadObjectFacts(obj);
-  lock.lock();
+  auto facts = ReadObjectFacts(obj);  // outside the writer lock
+  // Created with generateName (or named otherwise than the request): file
+  // its events under the object's real name too.
+  if (rows && facts.ok() && facts->kind != "Status" && facts->name != name)
+    rows->AddName(resource, facts->namespace_, facts->name, index);
+  if (!store) return OkStatus();
+  return store->ApplyAuditVersion(index, t, verb, resource, key_ns, name, facts);
+}
+
+Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view verb, std::string_view resource,
+                                     std::string_view key_ns, std::string_view name,
+                                     const StatusOr<ObjectFacts>& facts) {
+  std::unique_lock lock(mu_);
+  const uint32_t r_id = strings_.Intern(resource), name_id = strings_.Intern(name);
   if (!facts.ok()) {
     // A delete answered with a Status (no object): the named object is gone.
     if (verb == "delete" && !name.empty()) {
       // The object of that name that existed at t (names are reused).
       int64_t best = -1;
       Micros best_time = 0;
-      for (uint32_t id : ByName(row.resource, key_ns, row.name)) {
+      for (uint32_t id : ByName(r_id, strings_.Intern(key_ns), name_id)) {
         const Version* v = objects_[id].At(t);
         if (v && v->presence != Presence::kGone && (best < 0 || v->time >= best_time)) {
           best = id;
@@ -155,11 +176,7 @@ Status StateStore::Apply(uint64_t index, std::string_view meta, std::string_view
     p = (!pod && !facts->has_finalizers) ? Presence::kGone : Presence::kTerminating;
   }
   bool created = false;
-  const uint32_t id = ObjectFor(row.resource, *facts, &created);
-  if (created && facts->name != name) {
-    // Created with generateName: file its events under the real name too.
-    events_by_name_[{row.resource, objects_[id].ns, objects_[id].name}].push_back(index);
-  }
+  const uint32_t id = ObjectFor(r_id, *facts, &created);
   NoteResourceVersion(id, facts->resource_version, index);
   AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
   if (watched_objects_.count(id)) OrderByResourceVersion(id, index);
@@ -420,11 +437,6 @@ std::vector<uint32_t> StateStore::ByName(uint32_t resource, uint32_t ns, uint32_
   auto it = by_name_.find({resource, ns, name});
   if (it == by_name_.end()) return {};
   return it->second;
-}
-
-const std::vector<uint64_t>* StateStore::EventsFor(uint32_t resource, uint32_t ns, uint32_t name) const {
-  auto it = events_by_name_.find({resource, ns, name});
-  return it == events_by_name_.end() ? nullptr : &it->second;
 }
 
 std::vector<uint32_t> StateStore::Children(std::string_view owner_uid) const {

@@ -3,6 +3,10 @@
 // rebuildable: it holds ledger indexes and small facts; object bodies stay
 // in the log and are read back by index when an answer needs them.
 //
+// The event table of search, group-by and history lives on disk
+// (index::EventIndex): Apply hands each audit event's row and name links to
+// the caller's EventBatch, which the Projector commits.
+//
 // Rules (docs/state.md): an audit event at stage ResponseComplete with a 2xx
 // code, verb create/update/patch/delete and a responseObject that is the
 // object (not a Status) gives a version at its stageTimestamp, keyed by
@@ -27,6 +31,7 @@
 
 #include "common/status.h"
 #include "common/time_util.h"
+#include "index/event_row.h"
 #include "state/ip_index.h"
 #include "state/k8s_object.h"
 
@@ -53,14 +58,6 @@ using LabelSet = std::vector<std::pair<uint32_t, uint32_t>>;
 struct OwnerLink {
   uint32_t kind = 0, name = 0;
   std::string uid;
-};
-
-// One audit event, as the search table keeps it.
-struct EventRow {
-  uint64_t index;
-  Micros time;
-  uint32_t verb, user, resource, subresource, ns, name, ip, ua, stage;
-  int32_t code;
 };
 
 // Interned strings (ids are dense, 0 = "").
@@ -107,8 +104,15 @@ class StateStore {
   StateStore();
 
   // Applies one ledger entry (its decoded meta and payload). Entries must
-  // come in index order; anything that is not an audit event is ignored.
-  Status Apply(uint64_t index, std::string_view meta, std::string_view payload);
+  // come in index order; anything that is not an audit or watch event is
+  // ignored. An audit event's row and name links go to *rows, if given
+  // (nullptr: the event index has them already).
+  Status Apply(uint64_t index, std::string_view meta, std::string_view payload, index::EventBatch* rows);
+  // Only the event index's part of Apply: the entry's row and name links,
+  // derived from the entry alone (the same as Apply gives), for an event
+  // index that is behind the projection.
+  static Status EventRows(uint64_t index, std::string_view meta, std::string_view payload,
+                          index::EventBatch* rows);
   // Entries [0, applied()) have been applied.
   uint64_t applied() const;
   void SetApplied(uint64_t n);
@@ -126,8 +130,6 @@ class StateStore {
   int64_t FindUid(std::string_view uid) const;
   // Objects that ever had this (resource, namespace, name), oldest first.
   std::vector<uint32_t> ByName(uint32_t resource, uint32_t ns, uint32_t name) const;
-  // Ledger indexes of every audit event on (resource, namespace, name).
-  const std::vector<uint64_t>* EventsFor(uint32_t resource, uint32_t ns, uint32_t name) const;
   // Objects that ever named `owner_uid` in their ownerReferences.
   std::vector<uint32_t> Children(std::string_view owner_uid) const;
   // Objects labelled app.kubernetes.io/instance=release or annotated
@@ -143,7 +145,6 @@ class StateStore {
   // hash slot, then its intervals (nullptr if never indexed).
   void PrefetchIpSlot(const IpKey& ip) const { ip_index_.Prefetch(ip); }
   const std::vector<IpInterval>* IpIntervals(const IpKey& ip) const { return ip_index_.Find(ip); }
-  const std::vector<EventRow>& events() const { return events_; }
   const LabelSet& label_set(uint32_t id) const { return label_sets_[id]; }
   const OwnerLink& owner_ref(uint32_t id) const { return owner_refs_[id]; }
   uint32_t pods_id() const { return pods_id_; }
@@ -177,6 +178,13 @@ class StateStore {
     }
   };
 
+  // Apply and EventRows: rows for the event index (if rows), versions for
+  // store's projection (if store).
+  static Status ApplyEntry(StateStore* store, uint64_t index, std::string_view meta, std::string_view payload,
+                           index::EventBatch* rows);
+  // An audit event's version (facts: of its responseObject).
+  Status ApplyAuditVersion(uint64_t index, Micros t, std::string_view verb, std::string_view resource,
+                           std::string_view key_ns, std::string_view name, const StatusOr<ObjectFacts>& facts);
   void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
   // The object with facts.uid (made, filed under `resource`, if new), its
   // owner and instance links updated from facts.
@@ -211,12 +219,10 @@ class StateStore {
   std::vector<Object> objects_;
   std::unordered_map<std::string, uint32_t> by_uid_;
   std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> by_name_;
-  std::unordered_map<NameKey, std::vector<uint64_t>, NameKeyHash> events_by_name_;
   std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> by_resource_ns_;
   std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;
   std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
   IpIndex ip_index_;
-  std::vector<EventRow> events_;
   // Watch merge (state_store_watch.cc).
   std::unordered_set<std::string> uid_rvs_;             // uid + '\0' + rv
   std::unordered_map<uint64_t, uint64_t> version_rv_;   // entry index -> numeric rv

@@ -31,7 +31,7 @@ struct Harness {
     r.observed = observed;
     r.head = *ingest::ReadObjectHead(object);
     r.object = object;
-    ASSERT_TRUE(store.Apply(next++, ingest::WatchMeta(r, "k8s-watch", rt), object).ok());
+    ASSERT_TRUE(store.Apply(next++, ingest::WatchMeta(r, "k8s-watch", rt), object, nullptr).ok());
   }
   void Audit(const std::string& object, const std::string& time) {
     std::string ev = R"({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a-)" +
@@ -40,7 +40,7 @@ struct Harness {
                      time + R"(","responseObject":)" + object + "}";
     auto parsed = ingest::ParseAuditEvent(ev, "event");
     ASSERT_TRUE(parsed.ok()) << parsed.status().message();
-    ASSERT_TRUE(store.Apply(next++, ingest::AuditMeta(*parsed, "k8s-audit", time), ev).ok());
+    ASSERT_TRUE(store.Apply(next++, ingest::AuditMeta(*parsed, "k8s-audit", time), ev, nullptr).ok());
   }
   const Object& Web() {
     int64_t id = store.FindUid("pod-uid-1");

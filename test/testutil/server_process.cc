@@ -261,7 +261,8 @@ Status ServerProcess::Start(std::chrono::seconds timeout) {
   for (;;) {
     url_ = line_value("url: ");
     verifier_key_ = line_value("verifier key: ");
-    if (!url_.empty() && !verifier_key_.empty()) return OkStatus();
+    if (!url_.empty() && !verifier_key_.empty() && (!options_.wait_ready || !line_value("ready: ").empty()))
+      return OkStatus();
     int left = MillisLeft(deadline);
     pollfd p{stdout_fd_, POLLIN, 0};
     int r = left > 0 ? ::poll(&p, 1, left) : 0;

@@ -64,6 +64,9 @@ struct ServeOptions {
   uint64_t max_body = 0;            // --max-body, if > 0
   std::vector<std::string> extra_args;
   std::string listen = "127.0.0.1:0";  // --listen (a fixed port keeps the URL across restarts)
+  // Start returns once the server says it is ready ("ready: " on stdout:
+  // its projections have caught up with the log), not only listening.
+  bool wait_ready = true;
 };
 
 // `annals serve --data DIR --listen 127.0.0.1:0 ...` as a child process.

@@ -1,0 +1,317 @@
+// Provenance (history) and search with group-by: the questions answered
+// from the event index on disk (index::EventIndex), with the projection
+// for object names, owners and previous versions.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "state/k8s_object.h"
+#include "state/questions.h"
+
+namespace annals::state {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint32_t kUnknown = 0xffffffffu;
+
+std::string Time(Micros t) { return FormatRfc3339(t); }
+
+struct NameTriple {
+  std::string resource, ns, name;
+  bool operator<(const NameTriple& o) const {
+    return std::tie(resource, ns, name) < std::tie(o.resource, o.ns, o.name);
+  }
+};
+
+}  // namespace
+
+Status Questions::IndexRead(Status s) const {
+  if (s.code() != StatusCode::kDataLoss) return s;
+  if (on_index_damaged_) on_index_damaged_(s.message());
+  return UnavailableError("the event index is damaged and is being rebuilt from the log; ask again shortly (" +
+                          s.message() + ")");
+}
+
+StatusOr<json> Questions::History(const HistoryQuery& q) const {
+  const std::string resource = ResourceFor(q.kind);
+  // The names whose events make the answer: the object's own and, with
+  // children, those of every object it owns or that belongs to its
+  // application instance (looked up in the projection).
+  std::set<NameTriple> names{{resource, q.namespace_, q.name}};
+  bool known_object = false;
+  {
+    std::shared_lock lock(store_->mutex());
+    const Strings& S = store_->strings();
+    const uint32_t r = S.Find(resource), ns = S.Find(q.namespace_), name = S.Find(q.name);
+    if (r != kUnknown && ns != kUnknown && name != kUnknown) {
+      std::vector<uint32_t> work = store_->ByName(r, ns, name);
+      known_object = !work.empty();
+      if (q.children) {
+        std::set<uint32_t> seen;
+        for (uint32_t id : store_->Instance(ns, q.name)) work.push_back(id);
+        while (!work.empty()) {
+          uint32_t id = work.back();
+          work.pop_back();
+          if (!seen.insert(id).second) continue;
+          const Object& o = store_->object(id);
+          names.insert({S.Get(o.resource), S.Get(o.ns), S.Get(o.name)});
+          for (uint32_t c : store_->Children(o.uid)) work.push_back(c);
+        }
+      }
+    }
+  }
+  std::vector<uint64_t> indexes;
+  for (const auto& n : names) {
+    auto found = events_->EventsFor(n.resource, n.ns, n.name);
+    if (!found.ok()) return IndexRead(found.status());
+    indexes.insert(indexes.end(), found->begin(), found->end());
+  }
+  if (indexes.empty() && !known_object)
+    return NotFoundError("the ledger holds nothing about " + q.kind + "/" + q.name +
+                         (q.namespace_.empty() ? "" : " in namespace " + q.namespace_));
+  std::sort(indexes.begin(), indexes.end());
+  indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
+  static const std::set<std::string> kReads = {"get", "list", "watch"};
+  json rows = json::array();
+  for (uint64_t i : indexes) {
+    ASSIGN_OR_RETURN(json ev, EventAt(i));
+    const std::string stage = ev.value("stage", "");
+    if (stage != "ResponseComplete" && stage != "Panic") continue;
+    const std::string verb = ev.value("verb", "");
+    if (q.verbs.empty()) {
+      if (kReads.count(verb)) continue;
+    } else if (std::find(q.verbs.begin(), q.verbs.end(), verb) == q.verbs.end()) {
+      continue;
+    }
+    std::string ts = ev.value("stageTimestamp", ev.value("timestamp", ""));
+    Micros t = ParseRfc3339(ts).value_or(0);
+    if (t < q.since || t > q.until) continue;
+    json ref = ev.value("objectRef", json::object());
+    json user = ev.value("user", json::object());
+    json row{{"index", i},
+             {"time", ts},
+             {"verb", verb},
+             {"resource", ref.value("resource", "")},
+             {"subresource", ref.value("subresource", "")},
+             {"namespace", ref.value("namespace", "")},
+             {"name", ref.value("name", "")},
+             {"user", {{"username", user.value("username", "")},
+                       {"groups", user.value("groups", json::array())},
+                       {"uid", user.value("uid", "")}}},
+             {"impersonated_user", ev.contains("impersonatedUser") ? ev["impersonatedUser"] : json()},
+             {"source_ips", ev.value("sourceIPs", json::array())},
+             {"user_agent", ev.value("userAgent", "")},
+             {"code", ev.contains("responseStatus") ? ev["responseStatus"].value("code", 0) : 0}};
+    std::string uid = ref.value("uid", "");
+    if (ev.contains("responseObject") && ev["responseObject"].is_object()) {
+      const json& obj = ev["responseObject"];
+      if (obj.contains("metadata")) uid = obj["metadata"].value("uid", uid);
+      if (row["name"].get<std::string>().empty() && obj.contains("metadata"))
+        row["name"] = obj["metadata"].value("name", "");
+      // What changed: a JSON Patch from the previous version of this uid.
+      std::shared_lock lock(store_->mutex());
+      int64_t id = store_->FindUid(uid);
+      if (id >= 0) {
+        const Object& o = store_->object(static_cast<uint32_t>(id));
+        auto it = std::find_if(o.versions.begin(), o.versions.end(),
+                               [i](const Version& v) { return v.index == i; });
+        if (it != o.versions.end() && it != o.versions.begin()) {
+          uint64_t prev_index = (it - 1)->index;
+          lock.unlock();
+          auto prev = BodyAt(prev_index);
+          if (prev.ok() && prev->is_object()) {
+            row["changes"] = WhatChanged(*prev, obj);
+            row["previous_index"] = prev_index;
+          }
+        } else if (it == o.versions.begin()) {
+          row["changes"] = json::array({json{{"op", "add"}, {"path", "/"}}});  // created
+        }
+      }
+    }
+    row["uid"] = uid;
+    rows.push_back(std::move(row));
+  }
+  // Newest last: by event time, then by ledger index.
+  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
+    auto ta = ParseRfc3339(a["time"].get<std::string>()).value_or(0);
+    auto tb = ParseRfc3339(b["time"].get<std::string>()).value_or(0);
+    return ta != tb ? ta < tb : a["index"].get<uint64_t>() < b["index"].get<uint64_t>();
+  });
+  return json{{"kind", q.kind}, {"namespace", q.namespace_}, {"name", q.name}, {"count", rows.size()},
+              {"events", rows}};
+}
+
+
+namespace {
+
+// Search's filters on one row.
+struct RowFilter {
+  const EventQuery& q;
+  std::string resource;
+  bool only_time() const {
+    return q.user.empty() && q.verb.empty() && resource.empty() && q.namespace_.empty() && q.name.empty() &&
+           q.stage.empty() && q.code == 0 && q.q.empty();
+  }
+  bool Matches(const index::EventRowView& r) const {
+    if (r.time < q.from || r.time > q.to) return false;
+    if ((!q.user.empty() && r.user != q.user) || (!q.verb.empty() && r.verb != q.verb) ||
+        (!resource.empty() && r.resource != resource) || (!q.namespace_.empty() && r.ns != q.namespace_) ||
+        (!q.name.empty() && r.name != q.name) || (!q.stage.empty() && r.stage != q.stage))
+      return false;
+    if (q.code && r.code != q.code) return false;
+    // q: a substring of name, user or namespace.
+    if (!q.q.empty() && r.name.find(q.q) == std::string_view::npos && r.user.find(q.q) == std::string_view::npos &&
+        r.ns.find(q.q) == std::string_view::npos)
+      return false;
+    return true;
+  }
+};
+
+enum class Group { kNone, kUser, kVerb, kResource, kNamespace, kCode, kSourceIp, kUserAgent, kHour, kDay };
+
+// The hours a time range spans (the first and last may be partly in it).
+std::pair<int64_t, int64_t> HourRange(Micros from, Micros to) { return {index::HourOf(from), index::HourOf(to)}; }
+
+// Is all of hour h inside [from, to]?
+bool Covers(int64_t h, Micros from, Micros to) {
+  const Micros start = h * index::kHourMicros;
+  return start >= from && to >= start + (index::kHourMicros - 1);
+}
+
+}  // namespace
+
+StatusOr<json> Questions::Events(const EventQuery& q) const {
+  static const std::pair<const char*, Group> kGroups[] = {
+      {"user", Group::kUser},         {"verb", Group::kVerb},           {"resource", Group::kResource},
+      {"namespace", Group::kNamespace}, {"code", Group::kCode},         {"source_ip", Group::kSourceIp},
+      {"user_agent", Group::kUserAgent}, {"hour", Group::kHour},        {"day", Group::kDay}};
+  Group group = Group::kNone;
+  if (!q.group_by.empty()) {
+    for (const auto& [name_, g] : kGroups)
+      if (q.group_by == name_) group = g;
+    if (group == Group::kNone)
+      return InvalidArgumentError("group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day");
+  }
+  const RowFilter filter{q, q.resource.empty() ? std::string() : ResourceFor(q.resource)};
+  // The events of [from, to] lie in the ledger index spans of its hours.
+  const auto [first_hour, last_hour] = HourRange(q.from, q.to);
+  const std::vector<index::EventIndex::Hour> hours = events_->Hours(first_hour, last_hour);
+  auto span_of = [](const std::vector<index::EventIndex::Hour>& hs) {
+    std::pair<uint64_t, uint64_t> span{UINT64_MAX, 0};
+    for (const auto& h : hs) {
+      span.first = std::min(span.first, h.first_index);
+      span.second = std::max(span.second, h.last_index + 1);
+    }
+    return span;
+  };
+
+  if (group == Group::kNone) {
+    const auto [lo, hi] = span_of(hours);
+    json list = json::array();
+    uint64_t next = 0;
+    RETURN_IF_ERROR(IndexRead(events_->Scan(std::max(lo, q.cursor), hi, [&](const index::EventRowView& r) {
+      if (!filter.Matches(r)) return true;
+      if (list.size() == q.limit) {
+        next = r.index;
+        return false;
+      }
+      list.push_back({{"index", r.index}, {"time", Time(r.time)}, {"verb", r.verb},
+                      {"user", r.user}, {"resource", r.resource},
+                      {"subresource", r.subresource}, {"namespace", r.ns},
+                      {"name", r.name}, {"code", r.code}, {"stage", r.stage},
+                      {"source_ip", r.ip}, {"user_agent", r.ua}});
+      return true;
+    })));
+    json j{{"count", list.size()}, {"events", list}};
+    j["next_cursor"] = next ? json(next) : json();
+    return j;
+  }
+
+  // Group-by: counts by value (or by number: code, hour, day).
+  std::unordered_map<std::string, uint64_t> by_string;
+  std::map<int64_t, uint64_t> by_number;
+  uint64_t matched = 0;
+  constexpr Micros kDayHours = 24;
+  auto floor_div = [](int64_t t, int64_t d) { return t >= 0 ? t / d : (t - d + 1) / d; };
+  auto count = [&](const index::EventRowView& r) {
+    ++matched;
+    switch (group) {
+      case Group::kUser: ++by_string[std::string(r.user)]; break;
+      case Group::kVerb: ++by_string[std::string(r.verb)]; break;
+      case Group::kResource: ++by_string[std::string(r.resource)]; break;
+      case Group::kNamespace: ++by_string[std::string(r.ns)]; break;
+      case Group::kSourceIp: ++by_string[std::string(r.ip)]; break;
+      case Group::kUserAgent: ++by_string[std::string(r.ua)]; break;
+      case Group::kCode: ++by_number[r.code]; break;
+      case Group::kHour: ++by_number[index::HourOf(r.time)]; break;
+      case Group::kDay: ++by_number[floor_div(index::HourOf(r.time), kDayHours)]; break;
+      case Group::kNone: break;
+    }
+  };
+  auto scan = [&](const std::vector<index::EventIndex::Hour>& hs, Micros from, Micros to) -> Status {
+    const auto [lo, hi] = span_of(hs);
+    return IndexRead(events_->Scan(lo, hi, [&](const index::EventRowView& r) {
+      if (r.time >= from && r.time <= to && filter.Matches(r)) count(r);
+      return true;
+    }));
+  };
+  if (!filter.only_time()) {
+    RETURN_IF_ERROR(scan(hours, q.from, q.to));
+  } else {
+    // Whole hours from their pre-aggregated counts; the partial hours at
+    // the edges of [from, to] from their rows. Exact either way.
+    index::EventIndex::Field field{};
+    switch (group) {
+      case Group::kUser: field = index::EventIndex::Field::kUser; break;
+      case Group::kVerb: field = index::EventIndex::Field::kVerb; break;
+      case Group::kResource: field = index::EventIndex::Field::kResource; break;
+      case Group::kNamespace: field = index::EventIndex::Field::kNamespace; break;
+      case Group::kCode: field = index::EventIndex::Field::kCode; break;
+      case Group::kSourceIp: field = index::EventIndex::Field::kSourceIp; break;
+      case Group::kUserAgent: field = index::EventIndex::Field::kUserAgent; break;
+      default: break;
+    }
+    for (const auto& h : hours) {
+      if (!Covers(h.hour, q.from, q.to)) {
+        const Micros start = h.hour * index::kHourMicros;
+        RETURN_IF_ERROR(scan({h}, std::max(q.from, start), std::min(q.to, start + (index::kHourMicros - 1))));
+        continue;
+      }
+      if (group == Group::kHour || group == Group::kDay) {
+        matched += h.count;
+        by_number[group == Group::kHour ? h.hour : floor_div(h.hour, kDayHours)] += h.count;
+        continue;
+      }
+      RETURN_IF_ERROR(IndexRead(events_->Counts(field, h.hour, [&](std::string_view value, uint64_t n) {
+        matched += n;
+        if (group == Group::kCode) {
+          int64_t code = 0;
+          bool neg = !value.empty() && value[0] == '-';
+          for (char c : value.substr(neg ? 1 : 0)) code = code * 10 + (c - '0');
+          by_number[neg ? -code : code] += n;
+        } else {
+          by_string[std::string(value)] += n;
+        }
+      })));
+    }
+  }
+  std::vector<std::pair<std::string, uint64_t>> g;
+  for (auto& [k, n] : by_string) g.emplace_back(k, n);
+  for (const auto& [key, n] : by_number) {
+    switch (group) {
+      case Group::kCode: g.emplace_back(std::to_string(key), n); break;
+      case Group::kHour: g.emplace_back(Time(key * index::kHourMicros).substr(0, 13) + ":00:00Z", n); break;
+      default: g.emplace_back(Time(key * kDayHours * index::kHourMicros).substr(0, 10), n); break;
+    }
+  }
+  std::sort(g.begin(), g.end(), [](auto& a, auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  json out = json::array();
+  for (auto& [k, n] : g) out.push_back({{"key", k}, {"count", n}});
+  return json{{"group_by", q.group_by}, {"total", matched}, {"groups", out}};
+}
+
+}  // namespace annals::state
