@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <shared_mutex>
 #include <iostream>
@@ -90,7 +92,12 @@ struct ServeFlags {
   double rate_limit = 0, rate_burst = 0;
   uint32_t max_inflight = 0;
   uint64_t memory_budget = uint64_t{1} << 30;
+  uint64_t snapshot_every = 1000000;
+  double snapshot_interval = 600;
 };
+
+// Where the state projection's snapshot lives (state_snapshot.h).
+std::string SnapshotPath(const std::string& data) { return data + "/index/state/projection.snap"; }
 
 // The event index's share of --memory-budget: half for its block cache, an
 // eighth (at most 64 MiB) for its memtables.
@@ -242,8 +249,10 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   // The projection catches up on its own thread while the listener serves:
   // the log, health and ingest at once, the questions once it is ready.
   state::Projector projector(ledger->get(), &store, events->get());
-  projector.OnCaughtUp([](uint64_t entries, double secs) {
-    std::printf("ready: projected %llu entries in %.2fs\n", static_cast<unsigned long long>(entries), secs);
+  projector.set_snapshot(SnapshotPath(data), std::max<uint64_t>(flags.snapshot_every, 1), flags.snapshot_interval);
+  projector.OnCaughtUp([](uint64_t entries, uint64_t replayed, double secs) {
+    std::printf("ready: %llu entries, %llu of them replayed, in %.2fs\n", static_cast<unsigned long long>(entries),
+                static_cast<unsigned long long>(replayed), secs);
     std::fflush(stdout);
   });
   state::Questions questions(ledger->get(), &store, events->get());
@@ -382,6 +391,12 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   for (auto& f : forwarders) f->Stop();
   feed.Stop();
   projector.Stop();
+  // The next start loads this and replays only what comes after it; a
+  // start cancelled before it caught up leaves the last one in place.
+  if (projector.caught_up()) {
+    Status ss = projector.SaveSnapshot();
+    if (!ss.ok()) std::fprintf(stderr, "annals: state snapshot: %s\n", ss.message().c_str());
+  }
   if (tcp) tcp->Stop();
   for (auto& t : tailers) t->Stop();
   ingestor->reset();
@@ -574,11 +589,17 @@ int Rebuild(const std::string& data, uint64_t memory_budget) {
   if (ec) return Fail("cannot remove " + events_dir + ": " + ec.message());
   auto events = index::EventIndex::Open(events_dir, EventIndexOptionsFor(memory_budget));
   if (!events.ok()) return Fail(events.status());
+  const std::string snapshot = SnapshotPath(data);
+  if (std::remove(snapshot.c_str()) != 0 && errno != ENOENT)
+    return Fail("cannot remove " + snapshot + ": " + std::strerror(errno));
   state::StateStore store;
   state::Projector projector(ledger->get(), &store, events->get());
   projector.set_report_progress(true);
+  projector.set_snapshot(snapshot, 1, 0);
   Status s = projector.CatchUp();
   if (!s.ok()) return Fail("projection: " + s.message());
+  s = projector.SaveSnapshot();
+  if (!s.ok()) return Fail("state snapshot: " + s.message());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::shared_lock lock(store.mutex());
   std::printf("rebuilt from %llu entries in %.2fs: dedup index, event index, %zu objects\n",
@@ -697,6 +718,12 @@ int main(int argc, char** argv) {
   serve->add_option("--memory-budget", flags.memory_budget,
                     "bytes for the on-disk indexes' caches (e.g. 1GiB, 512MiB)")
       ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  serve->add_option("--snapshot-every", flags.snapshot_every,
+                    "write a state snapshot once this many entries were projected since the last")
+      ->capture_default_str();
+  serve->add_option("--snapshot-interval", flags.snapshot_interval,
+                    "or once this many seconds passed since the last (and an entry came)")
       ->capture_default_str();
   serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
 

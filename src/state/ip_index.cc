@@ -28,6 +28,16 @@ bool IsV4(const IpKey& ip, uint32_t* v4) {
   return true;
 }
 
+IpKey V4Key(uint32_t v4) {
+  IpKey k{};
+  k[10] = k[11] = 0xff;
+  k[12] = static_cast<uint8_t>(v4 >> 24);
+  k[13] = static_cast<uint8_t>(v4 >> 16);
+  k[14] = static_cast<uint8_t>(v4 >> 8);
+  k[15] = static_cast<uint8_t>(v4);
+  return k;
+}
+
 template <typename Key>
 const typename IpIndex::Table<Key>::Slot* IpIndex::Table<Key>::Find(const Key& k) const {
   if (slots.empty()) return nullptr;

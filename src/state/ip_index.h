@@ -25,6 +25,12 @@ struct IpInterval {
   uint64_t start_index = 0, end_index = 0;  // evidence; end_index 0 while open
 };
 
+// True if ip is an IPv4 address (mapped into ::ffff:0:0/96); *v4 gets it in
+// host order.
+bool IsV4(const IpKey& ip, uint32_t* v4);
+// The IPv4-mapped key of an address in host order.
+IpKey V4Key(uint32_t v4);
+
 class IpIndex {
  public:
   IpIndex() = default;
@@ -52,6 +58,14 @@ class IpIndex {
 
   // Addresses indexed.
   size_t size() const { return v4_.size + v6_.size; }
+  // fn(ip, intervals) for every address, in no particular order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& s : v4_.slots)
+      if (s.used) fn(V4Key(s.key), s.list);
+    for (const auto& s : v6_.slots)
+      if (s.used) fn(s.key, s.list);
+  }
 
  private:
   template <typename Key>
@@ -75,9 +89,7 @@ class IpIndex {
   Table<IpKey> v6_;
 };
 
-// True if ip is an IPv4 address (mapped into ::ffff:0:0/96); *v4 gets it in
-// host order.
-bool IsV4(const IpKey& ip, uint32_t* v4);
+
 
 }  // namespace annals::state
 

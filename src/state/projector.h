@@ -7,6 +7,9 @@
 // index's rows of a stretch are committed before the store says it has
 // applied that stretch, so whoever waits for the store sees both.
 //
+// A state snapshot (state_snapshot.h), written periodically, lets a start
+// replay only the entries after it.
+//
 // A damaged event index (found on open, by a read, or by the background
 // check of every block's checksum after the first catch-up) is wiped and
 // rebuilt from the log while the projection keeps serving.
@@ -46,16 +49,43 @@ class Projector {
   void Stop();
   // Makes a CatchUp in progress (in any thread) return Unavailable at its next
   // chunk, e.g. on SIGTERM during the start-up catch-up.
-  void Cancel() { stop_ = true; }
+  void Cancel() {
+    std::lock_guard lock(wait_mu_);
+    stop_ = true;
+    wait_cv_.notify_all();
+  }
   // Blocks until entries [0, n) are applied or the timeout passes.
   bool WaitForApplied(uint64_t n, std::chrono::milliseconds timeout);
   // Called once, from the thread that finishes the first catch-up, with
-  // the entries it covered and how long it took. Set before Start.
-  void OnCaughtUp(std::function<void(uint64_t entries, double seconds)> fn) { on_caught_up_ = std::move(fn); }
+  // the entries the log held, how many of them it had to replay (the rest
+  // came from the snapshot and the event index) and how long it took since
+  // the projector was made. Set before Start.
+  void OnCaughtUp(std::function<void(uint64_t entries, uint64_t replayed, double seconds)> fn) {
+    on_caught_up_ = std::move(fn);
+  }
   // Prints the catch-up's progress (entries/s, ETA) to stderr every ~2 s.
   void set_report_progress(bool on) { report_ = on; }
   // Has the event index wiped and rebuilt from the log (by the thread).
   void RebuildEvents(const std::string& why);
+
+  // State snapshots (state_snapshot.h) at path: loaded by LoadSnapshot,
+  // written by the thread once caught up when every_entries entries or
+  // every_seconds (and at least one entry) have passed since the last, and
+  // by SaveSnapshot. Set before Start.
+  void set_snapshot(std::string path, uint64_t every_entries, double every_seconds) {
+    snapshot_path_ = std::move(path);
+    snapshot_every_ = every_entries;
+    snapshot_seconds_ = every_seconds;
+  }
+  // Into the new store: the snapshot if it is intact and was made from
+  // this log (the entry it ends with is the log's); otherwise it is
+  // removed (said on stderr) and the store stays empty. Errors only if the
+  // file cannot be read or removed at all. The first catch-up does this by
+  // itself; a later call does nothing.
+  Status LoadSnapshot();
+  // Writes a snapshot of the store now if it has applied entries the last
+  // one lacks (no-op without a path). Takes the catch-up lock.
+  Status SaveSnapshot();
 
   // Progress of the catch-up: entries applied to both, and the durable size
   // when it last looked.
@@ -78,16 +108,27 @@ class Projector {
   index::EventIndex* events_;
   mutable std::mutex mu_;  // guards catch-up (one at a time), the cv and the rates below
   std::condition_variable cv_;
+  std::mutex wait_mu_;  // the polling thread's pause between catch-ups (never held long)
+  std::condition_variable wait_cv_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> caught_up_{false};
   std::atomic<bool> rebuild_events_{false};
   std::atomic<uint64_t> applied_{0}, target_{0};
   std::atomic<double> rate_{0};
-  std::function<void(uint64_t, double)> on_caught_up_;
+  std::function<void(uint64_t, uint64_t, double)> on_caught_up_;
   bool first_done_ = false;  // guarded by mu_
+  uint64_t first_begin_ = UINT64_MAX;  // where the first catch-up began; guarded by mu_
   std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
   bool report_ = true;
   std::thread thread_, verifier_;
+  std::string snapshot_path_;
+  uint64_t snapshot_every_ = 0;
+  double snapshot_seconds_ = 0;
+  uint64_t snapshot_applied_ = 0;  // guarded by mu_
+  std::chrono::steady_clock::time_point snapshot_time_ = std::chrono::steady_clock::now();
+  bool snapshot_tried_ = false;    // guarded by mu_
+  Status SaveSnapshotLocked();
+  Status LoadSnapshotLocked();
 };
 
 }  // namespace annals::state

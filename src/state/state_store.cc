@@ -27,6 +27,13 @@ uint32_t Strings::Intern(std::string_view s) {
   return id;
 }
 
+bool Strings::AddUnique(std::string_view s) {
+  if (ids_.count(s)) return false;
+  strings_.emplace_back(s);
+  ids_.emplace(strings_.back(), static_cast<uint32_t>(strings_.size() - 1));
+  return true;
+}
+
 uint32_t Strings::Find(std::string_view s) const {
   auto it = ids_.find(s);
   return it == ids_.end() ? 0xffffffffu : it->second;

@@ -19,6 +19,7 @@
 #define ANNALS_STATE_STATE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -69,6 +70,9 @@ class Strings {
   uint32_t Find(std::string_view s) const;
   const std::string& Get(uint32_t id) const { return strings_[id]; }
   size_t size() const { return strings_.size(); }
+  // Appends s with the next id; false if s is already interned (a
+  // snapshot must not hold a string twice).
+  bool AddUnique(std::string_view s);
 
  private:
   // Looks up by string_view without building a std::string.
@@ -116,6 +120,16 @@ class StateStore {
   // Entries [0, applied()) have been applied.
   uint64_t applied() const;
   void SetApplied(uint64_t n);
+
+  // The whole projection as a snapshot body (docs/format/state-snapshot.md),
+  // handed to sink in pieces of about 1 MiB; takes the lock shared. The
+  // bytes depend only on the store's contents (containers without an order
+  // are written sorted), so equal stores give equal bodies.
+  Status EncodeSnapshot(const std::function<Status(std::string_view)>& sink) const;
+  // Makes this store what the snapshot body describes. InvalidArgument,
+  // naming what is wrong, if any byte is malformed or any id points
+  // nowhere; the store is left as it was then. For a new store only.
+  Status DecodeSnapshot(std::string_view body);
 
   // All readers take this lock (shared) around the accessors below.
   std::shared_mutex& mutex() const { return mu_; }

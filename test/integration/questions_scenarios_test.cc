@@ -1253,6 +1253,20 @@ TEST(QuestionsRebuild, AnswersAreByteIdenticalAfterRebuildAndRestart) {
   ASSERT_EQ(before.size(), queries.size());
   ASSERT_OK(sc.server().Stop());
 
+  // A plain restart loads the state snapshot written at shutdown and
+  // replays nothing.
+  ASSERT_OK(sc.server().Start());
+  ASSERT_OK(sc.Reconnect());
+  EXPECT_NE(sc.server().StderrText().find("state snapshot loaded: " + std::to_string(sc.script().steps.size()) +
+                                          " entries"),
+            std::string::npos)
+      << sc.server().StderrText();
+  std::vector<std::string> restarted;
+  answers(&restarted);
+  ASSERT_EQ(restarted.size(), before.size());
+  for (size_t k = 0; k < queries.size(); ++k) EXPECT_EQ(restarted[k], before[k]) << queries[k];
+  ASSERT_OK(sc.server().Stop());
+
   testutil::CommandResult rb = testutil::RunAnnals({"rebuild", "--data", sc.server().options().data_dir});
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
   EXPECT_NE(rb.out.find("rebuilt from " + std::to_string(sc.script().steps.size()) + " entries"), std::string::npos)
