@@ -68,6 +68,9 @@ class EventIndex {
   // the watermark there, atomically. FailedPrecondition if a row is below
   // the current watermark (its counts would be counted twice).
   Status Commit(const EventBatch& batch, uint64_t watermark);
+  // A Commit of at least this many rows (a catch-up's) is written as one
+  // SST file and ingested, bypassing the memtable.
+  static constexpr size_t kBulkRows = 65536;
   // Wipes the index (watermark 0), to be rebuilt from the log.
   Status Reset();
 

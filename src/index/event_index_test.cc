@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -124,6 +125,61 @@ TEST_F(EventIndexTest, ScansCountsAndNamesSurviveReopen) {
   }
   EXPECT_EQ(names->size(), 50u);  // odd multiples of 5 below 500
   EXPECT_TRUE((*idx)->EventsFor("pods", "default", "web").value().empty());  // a prefix is not a name
+}
+
+// Everything a question reads from an index.
+std::string Dump(const EventIndex& idx) {
+  std::string out = "wm " + std::to_string(idx.watermark()) + "\n";
+  EXPECT_TRUE(idx.Scan(0, UINT64_MAX, [&](const EventRowView& r) {
+    std::string v;
+    EncodeEventRow(r, &v);
+    out += std::to_string(r.index) + " " + v + "\n";
+    return true;
+  }).ok());
+  for (const auto& h : idx.Hours(INT64_MIN / 2, INT64_MAX / 2)) {
+    out += "h " + std::to_string(h.hour) + " " + std::to_string(h.count) + " " + std::to_string(h.first_index) + " " +
+           std::to_string(h.last_index) + "\n";
+    for (auto f : {EventIndex::Field::kUser, EventIndex::Field::kVerb, EventIndex::Field::kNamespace,
+                   EventIndex::Field::kCode, EventIndex::Field::kUserAgent}) {
+      EXPECT_TRUE(idx.Counts(f, h.hour, [&](std::string_view v, uint64_t n) {
+        out += "  " + std::string(1, static_cast<char>(f)) + " " + std::string(v) + " " + std::to_string(n) + "\n";
+      }).ok());
+    }
+  }
+  for (const char* ns : {"default", "kube-system"})
+    for (const char* name : {"web-0", "web-1"}) {
+      auto ev = idx.EventsFor("pods", ns, name);
+      EXPECT_TRUE(ev.ok());
+      out += std::string(ns) + "/" + name + " " + std::to_string(ev->size()) + " " +
+             (ev->empty() ? "" : std::to_string(ev->front()) + ".." + std::to_string(ev->back())) + "\n";
+    }
+  return out;
+}
+
+// A catch-up's large commits (an ingested SST file each) and live small
+// ones (memtable) give the same index, in any mix, across a reopen.
+TEST_F(EventIndexTest, BulkCommitsEqualSmallCommits) {
+  const uint64_t n = EventIndex::kBulkRows * 2 + 5000;
+  auto small = EventIndex::Open(dir_ + "/small");
+  ASSERT_TRUE(small.ok());
+  for (uint64_t i = 0; i < n; i += 4096) ASSERT_TRUE(CommitRows(small->get(), i, std::min(n, i + 4096)).ok());
+  const std::string want = Dump(**small);
+  {
+    auto bulk = EventIndex::Open(dir_ + "/bulk");
+    ASSERT_TRUE(bulk.ok());
+    ASSERT_TRUE(CommitRows(bulk->get(), 0, 300).ok());  // memtable
+    ASSERT_TRUE(CommitRows(bulk->get(), 300, 300 + EventIndex::kBulkRows).ok());  // file, overlapping the memtable
+    ASSERT_TRUE(CommitRows(bulk->get(), 300 + EventIndex::kBulkRows, 1000 + EventIndex::kBulkRows).ok());
+    ASSERT_TRUE(CommitRows(bulk->get(), 1000 + EventIndex::kBulkRows, n).ok());  // file again
+    EXPECT_EQ(Dump(**bulk), want);
+    bool ingested = false;
+    for (const auto& f : fs::directory_iterator(dir_ + "/bulk")) ingested |= f.path().extension() == ".sst";
+    EXPECT_TRUE(ingested);
+  }
+  auto reopened = EventIndex::Open(dir_ + "/bulk");
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(Dump(**reopened), want);
+  EXPECT_GT(want.size(), n * 20);  // not trivially empty
 }
 
 TEST_F(EventIndexTest, RefusesRowsBelowTheWatermarkSoNothingIsCountedTwice) {

@@ -45,15 +45,32 @@ Status Projector::CatchUpLocked() {
   }
   uint64_t begin = std::min(store_->applied(), events_->watermark());
   if (first_begin_ == UINT64_MAX) first_begin_ = begin;
+  // The event rows of [watermark, rows_to), not yet committed. A catch-up
+  // commits them in batches of EventIndex::kBulkRows (each an SST file
+  // ingested whole: the memtable costs more than the rest of the
+  // projection); live, each call commits what it read.
   index::EventBatch batch;
+  uint64_t rows_to = events_->watermark();
+  auto commit = [&]() -> Status {
+    if (rows_to > events_->watermark()) {
+      Status c = events_->Commit(batch, rows_to);
+      // A write that finds the index damaged (a compaction reading a bad
+      // block) is the index's fault, not the log's: rebuild it.
+      if (c.code() == StatusCode::kDataLoss) RebuildEvents(c.message());
+      RETURN_IF_ERROR(c);
+    }
+    batch.clear();
+    return OkStatus();
+  };
   auto t0 = std::chrono::steady_clock::now();
   auto last_report = t0;
   const uint64_t first = begin;
   while (begin < end) {
+    // Stopped: rows not committed are dropped (the watermark did not move
+    // past them); the next catch-up makes them again from the log.
     if (stop_) return UnavailableError("projection stopped at entry " + std::to_string(begin));
     const uint64_t stop = std::min(end, begin + kChunk);
-    const uint64_t store_from = store_->applied(), rows_from = events_->watermark();
-    batch.clear();
+    const uint64_t store_from = store_->applied(), rows_from = rows_to;
     RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) -> Status {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
@@ -68,15 +85,9 @@ Status Projector::CatchUpLocked() {
       if (rows) return StateStore::EventRows(i, d->meta, payload, rows);
       return OkStatus();
     }));
-    // Rows first: once the store says it has applied a stretch, its rows
-    // are in the index too.
-    if (stop > rows_from) {
-      Status c = events_->Commit(batch, stop);
-      // A write that finds the index damaged (a compaction reading a bad
-      // block) is the index's fault, not the log's: rebuild it.
-      if (c.code() == StatusCode::kDataLoss) RebuildEvents(c.message());
-      RETURN_IF_ERROR(c);
-    }
+    if (stop > rows_from) rows_to = stop;
+    // At the end of the call the index covers everything the store does.
+    if (batch.rows() >= index::EventIndex::kBulkRows || stop == end) RETURN_IF_ERROR(commit());
     if (stop > store_from) store_->SetApplied(stop);
     begin = stop;
     applied_.store(begin);

@@ -1,11 +1,12 @@
 // Projector: keeps a StateStore and the event index caught up with the
 // ledger. A thread polls the durable size and applies new entries in index
 // order (within ~10 ms of their acknowledgement): object versions go to
-// the in-memory store, which is rebuilt from the log on every start, and
-// each audit event's row to the on-disk EventIndex, which keeps a durable
-// watermark and so only catches up the tail of the log on start. The
-// index's rows of a stretch are committed before the store says it has
-// applied that stretch, so whoever waits for the store sees both.
+// the in-memory store, loaded at start from its snapshot, and each audit
+// event's row to the on-disk EventIndex, which keeps a durable watermark
+// and so only catches up the tail of the log on start. When a catch-up
+// returns, the index covers what the store does (WaitForApplied waits for
+// both); within a long catch-up the rows go in batches of
+// EventIndex::kBulkRows, each one SST file.
 //
 // A state snapshot (state_snapshot.h), written periodically, lets a start
 // replay only the entries after it.
