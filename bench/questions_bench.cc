@@ -1463,8 +1463,21 @@ int Main(int argc, char** argv) {
     events->reset();
     led->reset();
     std::printf("\n== 3. over HTTP: `annals serve` on the same data directory\n");
+    // The first start catches up from nothing: the event index written in
+    // section 1 is removed, and there is no state snapshot yet, so this is
+    // the full catch-up (object projection and event index) of the log.
+    {
+      std::error_code ec;
+      std::filesystem::remove_all(data + "/index/events", ec);
+      std::filesystem::remove_all(data + "/index/state", ec);
+    }
     double startup_s = 0;
     auto server = std::make_unique<ServerProc>(data, &startup_s);
+    std::printf("full catch-up at start (object projection + event index from empty): %llu entries in %.2f s, "
+                "%s entries/s\n",
+                static_cast<unsigned long long>(total), startup_s, Num(static_cast<double>(total) / startup_s).c_str());
+    Summarize("full catch-up at start", Num(static_cast<double>(total) / startup_s) + " entries/s", ">= 300k/s",
+              static_cast<double>(total) / startup_s >= 300e3);
     std::string projected;
     {
       std::stringstream ss(server->Stderr());

@@ -11,15 +11,8 @@
 
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
+#include "fuzz_check.h"
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                 \
-      std::abort();                                                        \
-    }                                                                      \
-  } while (0)
 
 namespace {
 

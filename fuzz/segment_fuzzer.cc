@@ -25,6 +25,7 @@
 #include "common/crc32c.h"
 #include "log/segment_format.h"
 #include "log/segment_log.h"
+#include "fuzz_check.h"
 
 namespace {
 
@@ -33,14 +34,6 @@ using annals::OkStatus;
 using annals::Status;
 using annals::StatusCode;
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                 \
-      std::abort();                                                        \
-    }                                                                      \
-  } while (0)
 
 std::string Header(uint64_t first_index) {
   std::string h(annals::log::kSegmentMagic, sizeof(annals::log::kSegmentMagic));

@@ -274,16 +274,26 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   // ('h'), names ('n'), rows ('r'). The memtable's skip list inserts a key
   // next to the previous one almost for free, and an SST file needs them
   // sorted. A large batch (a catch-up) skips the memtable altogether.
+  //
+  // A bulk commit is two files ingested in one atomic step: the rows,
+  // whose keys follow every row already there, so RocksDB files them at
+  // the bottom level and never compacts them again; and the rest
+  // (watermark, counts, hours, names), which overlaps what is there.
   const bool bulk = rows.size() >= kBulkRows;
   BatchSink batch_sink;
-  std::unique_ptr<FileSink> file_sink;
-  std::string path;
+  std::unique_ptr<FileSink> meta_file, rows_file;
+  const std::string meta_path = dir_ + "/bulk-" + std::to_string(watermark) + "-meta.sst";
+  const std::string rows_path = dir_ + "/bulk-" + std::to_string(watermark) + "-rows.sst";
   Sink* sink = &batch_sink;
+  Sink* row_sink = &batch_sink;
   if (bulk) {
-    file_sink = std::make_unique<FileSink>(DbOptions(options_, cache_));
-    path = dir_ + "/bulk-" + std::to_string(watermark) + ".sst";
-    RETURN_IF_ERROR(FromRocks(file_sink->w.Open(path), "event index file " + path));
-    sink = file_sink.get();
+    const rocksdb::Options opts = DbOptions(options_, cache_);
+    meta_file = std::make_unique<FileSink>(opts);
+    rows_file = std::make_unique<FileSink>(opts);
+    RETURN_IF_ERROR(FromRocks(meta_file->w.Open(meta_path), "event index file " + meta_path));
+    RETURN_IF_ERROR(FromRocks(rows_file->w.Open(rows_path), "event index file " + rows_path));
+    sink = meta_file.get();
+    row_sink = rows_file.get();
   }
   std::string wm;
   PutBigEndian64(&wm, watermark);
@@ -299,15 +309,17 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   for (const auto& k : names) RETURN_IF_ERROR(sink->Put(k, rocksdb::Slice()));
   for (const auto& r : rows) {
     const auto v = batch.arena(r.at, r.size);
-    RETURN_IF_ERROR(sink->Put(RowKey(r.index), rocksdb::Slice(v.data(), v.size())));
+    RETURN_IF_ERROR(row_sink->Put(RowKey(r.index), rocksdb::Slice(v.data(), v.size())));
   }
   if (bulk) {
-    RETURN_IF_ERROR(FromRocks(file_sink->w.Finish(), "event index file " + path));
+    RETURN_IF_ERROR(FromRocks(meta_file->w.Finish(), "event index file " + meta_path));
+    RETURN_IF_ERROR(FromRocks(rows_file->w.Finish(), "event index file " + rows_path));
     rocksdb::IngestExternalFileOptions ingest;
     ingest.move_files = true;
-    Status s = FromRocks(db_->IngestExternalFile({path}, ingest), "ingest event index file " + path);
+    Status s = FromRocks(db_->IngestExternalFile({meta_path, rows_path}, ingest), "ingest event index files");
     if (!s.ok()) {
-      std::remove(path.c_str());
+      std::remove(meta_path.c_str());
+      std::remove(rows_path.c_str());
       return s;
     }
   } else {

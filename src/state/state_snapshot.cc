@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/bytes.h"
 #include "common/file_util.h"
 
 namespace annals::state {
@@ -535,15 +536,6 @@ class Sha256Stream {
   EVP_MD_CTX* ctx_;
 };
 
-void PutBE64(std::string* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
-}
-uint64_t GetBE64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
 }  // namespace
 
 Status WriteSnapshotFile(const std::string& path, const StateStore& store, uint64_t applied, const Hash& last_entry) {
@@ -556,7 +548,7 @@ Status WriteSnapshotFile(const std::string& path, const StateStore& store, uint6
   });
   Sha256Stream sha;
   std::string head(kMagic);
-  PutBE64(&head, applied);
+  PutBigEndian64(&head, applied);
   head.append(HashBytes(last_entry));
   sha.Update(head);
   RETURN_IF_ERROR(WriteAll(fd, head, tmp));
@@ -612,7 +604,7 @@ StatusOr<SnapshotHeader> ReadSnapshotFile(const std::string& path, StateStore* s
   if (std::memcmp(want.data(), all.data() + size - kTrailer, kTrailer) != 0)
     return DataLossError("state snapshot " + path + ": checksum mismatch (the file is damaged)");
   SnapshotHeader h;
-  h.applied = GetBE64(all.data() + kMagic.size());
+  h.applied = GetBigEndian64(all.data() + kMagic.size());
   std::memcpy(h.last_entry.data(), all.data() + kMagic.size() + 8, 32);
   const std::string_view body = all.substr(kHeader, size - kHeader - kTrailer);
   In peek(body);
