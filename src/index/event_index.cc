@@ -4,7 +4,6 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
-#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -183,39 +182,6 @@ Status EventIndex::LoadLocked() {
   return FromRocks(it->status(), "event index hours");
 }
 
-namespace {
-
-// Where a commit's keys go: a WriteBatch into the memtable, or (for the
-// large batches of a catch-up) an SST file ingested whole. Keys arrive in
-// key order either way.
-class Sink {
- public:
-  virtual ~Sink() = default;
-  virtual Status Put(const rocksdb::Slice& k, const rocksdb::Slice& v) = 0;
-  virtual Status Merge(const rocksdb::Slice& k, const rocksdb::Slice& v) = 0;
-};
-
-class BatchSink : public Sink {
- public:
-  Status Put(const rocksdb::Slice& k, const rocksdb::Slice& v) override { return FromRocks(wb.Put(k, v), "event index"); }
-  Status Merge(const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-    return FromRocks(wb.Merge(k, v), "event index");
-  }
-  rocksdb::WriteBatch wb;
-};
-
-class FileSink : public Sink {
- public:
-  FileSink(const rocksdb::Options& opts) : w(rocksdb::EnvOptions(), opts, nullptr, /*invalidate_page_cache=*/false) {}
-  Status Put(const rocksdb::Slice& k, const rocksdb::Slice& v) override { return FromRocks(w.Put(k, v), "event index file"); }
-  Status Merge(const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-    return FromRocks(w.Merge(k, v), "event index file");
-  }
-  rocksdb::SstFileWriter w;
-};
-
-}  // namespace
-
 Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   // Shared: the one writer does not wait for long scans; Reset excludes it.
   std::shared_lock lock(mu_);
@@ -272,65 +238,32 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
 
   // Every key in key order: the watermark (0x00...), counts ('a'), hours
   // ('h'), names ('n'), rows ('r'). The memtable's skip list inserts a key
-  // next to the previous one almost for free, and an SST file needs them
-  // sorted. A large batch (a catch-up) skips the memtable altogether.
-  //
-  // A bulk commit is two files ingested in one atomic step: the rows,
-  // whose keys follow every row already there, so RocksDB files them at
-  // the bottom level and never compacts them again; and the rest
-  // (watermark, counts, hours, names), which overlaps what is there.
-  const bool bulk = rows.size() >= kBulkRows;
-  BatchSink batch_sink;
-  std::unique_ptr<FileSink> meta_file, rows_file;
-  const std::string meta_path = dir_ + "/bulk-" + std::to_string(watermark) + "-meta.sst";
-  const std::string rows_path = dir_ + "/bulk-" + std::to_string(watermark) + "-rows.sst";
-  Sink* sink = &batch_sink;
-  Sink* row_sink = &batch_sink;
-  if (bulk) {
-    const rocksdb::Options opts = DbOptions(options_, cache_);
-    meta_file = std::make_unique<FileSink>(opts);
-    rows_file = std::make_unique<FileSink>(opts);
-    RETURN_IF_ERROR(FromRocks(meta_file->w.Open(meta_path), "event index file " + meta_path));
-    RETURN_IF_ERROR(FromRocks(rows_file->w.Open(rows_path), "event index file " + rows_path));
-    sink = meta_file.get();
-    row_sink = rows_file.get();
-  }
+  // next to the previous one almost for free; keys in hash order each cost
+  // a full search (that was most of a commit's time).
+  rocksdb::WriteBatch wb;
   std::string wm;
   PutBigEndian64(&wm, watermark);
-  RETURN_IF_ERROR(sink->Put(kWatermarkKey, wm));
-  for (const auto& [k, n] : sorted_counts) RETURN_IF_ERROR(sink->Merge(k, LittleEndian64(n)));
+  RETURN_IF_ERROR(FromRocks(wb.Put(kWatermarkKey, wm), "event watermark"));
+  for (const auto& [k, n] : sorted_counts) RETURN_IF_ERROR(FromRocks(wb.Merge(k, LittleEndian64(n)), "event count"));
   for (const auto& [hour, h] : touched) {
     std::string v;
     PutBigEndian64(&v, h.count);
     PutBigEndian64(&v, h.first_index);
     PutBigEndian64(&v, h.last_index);
-    RETURN_IF_ERROR(sink->Put(HourKey(hour), v));
+    RETURN_IF_ERROR(FromRocks(wb.Put(HourKey(hour), v), "event hour"));
   }
-  for (const auto& k : names) RETURN_IF_ERROR(sink->Put(k, rocksdb::Slice()));
+  for (const auto& k : names) RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
   for (const auto& r : rows) {
     const auto v = batch.arena(r.at, r.size);
-    RETURN_IF_ERROR(row_sink->Put(RowKey(r.index), rocksdb::Slice(v.data(), v.size())));
+    RETURN_IF_ERROR(FromRocks(wb.Put(RowKey(r.index), rocksdb::Slice(v.data(), v.size())), "event row"));
   }
-  if (bulk) {
-    RETURN_IF_ERROR(FromRocks(meta_file->w.Finish(), "event index file " + meta_path));
-    RETURN_IF_ERROR(FromRocks(rows_file->w.Finish(), "event index file " + rows_path));
-    rocksdb::IngestExternalFileOptions ingest;
-    ingest.move_files = true;
-    Status s = FromRocks(db_->IngestExternalFile({meta_path, rows_path}, ingest), "ingest event index files");
-    if (!s.ok()) {
-      std::remove(meta_path.c_str());
-      std::remove(rows_path.c_str());
-      return s;
-    }
-  } else {
-    // No WAL: the watermark is in the same batch, and memtables are flushed
-    // whole and in order, so after a crash the index is a prefix of its
-    // batches with the watermark saying which; the rest is caught up from
-    // the log. (The WAL doubled the bytes written per row.)
-    rocksdb::WriteOptions wo;
-    wo.disableWAL = true;
-    RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch_sink.wb), "event index write"));
-  }
+  // No WAL: the watermark is in the same batch, and memtables are flushed
+  // whole and in order, so after a crash the index is a prefix of its
+  // batches with the watermark saying which; the rest is caught up from
+  // the log. (The WAL doubled the bytes written per row.)
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &wb), "event index write"));
   {
     std::lock_guard hl(hours_mu_);
     for (const auto& [hour, h] : touched) hours_[hour] = h;

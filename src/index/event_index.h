@@ -68,9 +68,9 @@ class EventIndex {
   // the watermark there, atomically. FailedPrecondition if a row is below
   // the current watermark (its counts would be counted twice).
   Status Commit(const EventBatch& batch, uint64_t watermark);
-  // A Commit of at least this many rows (a catch-up's) is written as one
-  // SST file and ingested, bypassing the memtable.
-  static constexpr size_t kBulkRows = 65536;
+  // A catch-up commits its rows in batches of this many (fewer watermark
+  // and count updates than one commit per chunk read).
+  static constexpr size_t kCatchUpRows = 65536;
   // Wipes the index (watermark 0), to be rebuilt from the log.
   Status Reset();
 

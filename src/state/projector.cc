@@ -46,9 +46,8 @@ Status Projector::CatchUpLocked() {
   uint64_t begin = std::min(store_->applied(), events_->watermark());
   if (first_begin_ == UINT64_MAX) first_begin_ = begin;
   // The event rows of [watermark, rows_to), not yet committed. A catch-up
-  // commits them in batches of EventIndex::kBulkRows (each an SST file
-  // ingested whole: the memtable costs more than the rest of the
-  // projection); live, each call commits what it read.
+  // commits them in batches of EventIndex::kCatchUpRows; live, each call
+  // commits what it read.
   index::EventBatch batch;
   uint64_t rows_to = events_->watermark();
   auto commit = [&]() -> Status {
@@ -87,7 +86,7 @@ Status Projector::CatchUpLocked() {
     }));
     if (stop > rows_from) rows_to = stop;
     // At the end of the call the index covers everything the store does.
-    if (batch.rows() >= index::EventIndex::kBulkRows || stop == end) RETURN_IF_ERROR(commit());
+    if (batch.rows() >= index::EventIndex::kCatchUpRows || stop == end) RETURN_IF_ERROR(commit());
     if (stop > store_from) store_->SetApplied(stop);
     begin = stop;
     applied_.store(begin);

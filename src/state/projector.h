@@ -6,7 +6,7 @@
 // and so only catches up the tail of the log on start. When a catch-up
 // returns, the index covers what the store does (WaitForApplied waits for
 // both); within a long catch-up the rows go in batches of
-// EventIndex::kBulkRows, each one SST file.
+// EventIndex::kCatchUpRows.
 //
 // A state snapshot (state_snapshot.h), written periodically, lets a start
 // replay only the entries after it.
