@@ -145,12 +145,6 @@ void Projector::VerifyIndex() {
     std::fprintf(stderr, "annals: event index check: %s\n", s.message().c_str());
 }
 
-Status Projector::LoadSnapshot() {
-  std::lock_guard lock(mu_);
-  snapshot_tried_ = true;
-  return LoadSnapshotLocked();
-}
-
 Status Projector::LoadSnapshotLocked() {
   if (snapshot_path_.empty() || store_->applied() != 0) return OkStatus();
   const auto t0 = std::chrono::steady_clock::now();

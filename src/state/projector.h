@@ -69,7 +69,9 @@ class Projector {
   // Has the event index wiped and rebuilt from the log (by the thread).
   void RebuildEvents(const std::string& why);
 
-  // State snapshots (state_snapshot.h) at path: loaded by LoadSnapshot,
+  // State snapshots (state_snapshot.h) at path: loaded into the new store
+  // by the first catch-up if intact and made from this log (else removed,
+  // said on stderr, and the log replayed),
   // written by the thread once caught up when every_entries entries or
   // every_seconds (and at least one entry) have passed since the last, and
   // by SaveSnapshot. Set before Start.
@@ -78,12 +80,6 @@ class Projector {
     snapshot_every_ = every_entries;
     snapshot_seconds_ = every_seconds;
   }
-  // Into the new store: the snapshot if it is intact and was made from
-  // this log (the entry it ends with is the log's); otherwise it is
-  // removed (said on stderr) and the store stays empty. Errors only if the
-  // file cannot be read or removed at all. The first catch-up does this by
-  // itself; a later call does nothing.
-  Status LoadSnapshot();
   // Writes a snapshot of the store now if it has applied entries the last
   // one lacks (no-op without a path). Takes the catch-up lock.
   Status SaveSnapshot();
@@ -129,7 +125,7 @@ class Projector {
   std::chrono::steady_clock::time_point snapshot_time_ = std::chrono::steady_clock::now();
   bool snapshot_tried_ = false;    // guarded by mu_
   Status SaveSnapshotLocked();
-  Status LoadSnapshotLocked();
+  Status LoadSnapshotLocked();  // see set_snapshot
 };
 
 }  // namespace annals::state
