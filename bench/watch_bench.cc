@@ -36,7 +36,7 @@
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 #include "watch/collector.h"
-#include "watch/kube_client.h"
+#include "kube/kube_client.h"
 
 namespace annals::bench {
 namespace {
@@ -205,10 +205,10 @@ double Run(const std::string& dir, const std::vector<PodTemplate>& t, uint64_t l
   Metrics metrics;
   auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
   if (!ingestor.ok()) Die(ingestor.status().message());
-  watch::KubeConfig kc;
+  kube::KubeConfig kc;
   kc.server = "http://127.0.0.1:" + std::to_string(api.port());
   kc.token = "bench";
-  auto kube = watch::KubeClient::Create(kc);
+  auto kube = kube::KubeClient::Create(kc);
   if (!kube.ok()) Die(kube.status().message());
   watch::IngestorSink sink(ingestor->get());
   watch::CollectorOptions o;

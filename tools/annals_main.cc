@@ -15,6 +15,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "api/api.h"
+#include "api/paths.h"
 #include "auth/authorizer.h"
 #include "checkpoint/note.h"
 #include "index/dedup_index.h"
@@ -22,6 +23,7 @@
 #include "ingest/file_tail.h"
 #include "ingest/ingestor.h"
 #include "ingest/tcp_line.h"
+#include "client/client_options.h"
 #include "client/http_client.h"
 #include "client/remote_verifier.h"
 #include "client/sse.h"
@@ -39,8 +41,8 @@
 #include "state/questions.h"
 #include "stream/change_feed.h"
 #include "watch/collector.h"
-#include "watch/kube_client.h"
-#include "watch/token_review.h"
+#include "kube/kube_client.h"
+#include "kube/token_review.h"
 
 namespace annals {
 namespace {
@@ -110,12 +112,12 @@ index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
 
 // The API server's client: --kubeconfig, else in-cluster, else
 // $KUBECONFIG or ~/.kube/config.
-StatusOr<std::unique_ptr<watch::KubeClient>> MakeKubeClient(const WatchFlags& f) {
-  StatusOr<watch::KubeConfig> cfg = FailedPreconditionError("no API server configured");
+StatusOr<std::unique_ptr<kube::KubeClient>> MakeKubeClient(const WatchFlags& f) {
+  StatusOr<kube::KubeConfig> cfg = FailedPreconditionError("no API server configured");
   if (!f.kubeconfig.empty()) {
-    cfg = watch::LoadKubeconfig(f.kubeconfig, f.context);
+    cfg = kube::LoadKubeconfig(f.kubeconfig, f.context);
   } else if (f.in_cluster || std::getenv("KUBERNETES_SERVICE_HOST")) {
-    cfg = watch::InClusterConfig();
+    cfg = kube::InClusterConfig();
   } else {
     std::string path;
     if (const char* k = std::getenv("KUBECONFIG"); k && *k) path = std::string(k).substr(0, std::string(k).find(':'));
@@ -123,10 +125,10 @@ StatusOr<std::unique_ptr<watch::KubeClient>> MakeKubeClient(const WatchFlags& f)
     if (path.empty() || !FileExists(path))
       return FailedPreconditionError(
           "no API server to watch: give --kubeconfig FILE or --in-cluster (or set $KUBECONFIG)");
-    cfg = watch::LoadKubeconfig(path, f.context);
+    cfg = kube::LoadKubeconfig(path, f.context);
   }
   if (!cfg.ok()) return cfg.status();
-  return watch::KubeClient::Create(std::move(*cfg));
+  return kube::KubeClient::Create(std::move(*cfg));
 }
 
 StatusOr<watch::CollectorOptions> MakeCollectorOptions(const WatchFlags& f, const std::string& state_dir) {
@@ -193,7 +195,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     return Fail("--token-review needs --auth-config: without it every ServiceAccount in the cluster "
                 "would be an admin");
   std::unique_ptr<auth::Authorizer> authorizer;
-  std::unique_ptr<watch::TokenReviewer> token_reviewer;
+  std::unique_ptr<kube::TokenReviewer> token_reviewer;
   if (auth_on) {
     auth::AuthConfig ac = auth::DefaultAuthConfig();
     if (!flags.auth_config.empty()) {
@@ -211,14 +213,14 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     authorizer = std::move(*a);
   }
   if (!flags.token_review.empty()) {
-    auto cfg = flags.token_review == "in-cluster" ? watch::InClusterConfig()
-                                                  : watch::LoadKubeconfig(flags.token_review);
+    auto cfg = flags.token_review == "in-cluster" ? kube::InClusterConfig()
+                                                  : kube::LoadKubeconfig(flags.token_review);
     if (!cfg.ok())
       return Fail("--token-review: " + cfg.status().message() +
                   (flags.token_review == "in-cluster" ? "; outside a cluster, give --token-review KUBECONFIG" : ""));
-    auto client = watch::KubeClient::Create(std::move(*cfg));
+    auto client = kube::KubeClient::Create(std::move(*cfg));
     if (!client.ok()) return Fail("--token-review: " + client.status().message());
-    token_reviewer = std::make_unique<watch::TokenReviewer>(std::move(*client), flags.token_review_audiences,
+    token_reviewer = std::make_unique<kube::TokenReviewer>(std::move(*client), flags.token_review_audiences,
                                                             kTokenReviewTimeout);
   }
 
@@ -352,7 +354,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     Status s = tailers.back()->Start();
     if (!s.ok()) return Fail(s);
   }
-  std::unique_ptr<watch::KubeClient> kube;
+  std::unique_ptr<kube::KubeClient> kube;
   std::unique_ptr<watch::IngestorSink> watch_sink;
   std::unique_ptr<watch::Collector> collector;
   if (flags.watch.enabled) {
@@ -408,8 +410,8 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
 
 // `annals collect --url LEDGER`: the watch collector alone, appending to a
 // remote ledger; its state lives in --state-dir.
-int Collect(const std::string& url, const std::string& state_dir, const WatchFlags& flags) {
-  if (url.empty()) return Fail("--url LEDGER is required");
+int Collect(const client::ServerTarget& target, const std::string& state_dir, const WatchFlags& flags) {
+  const std::string& url = target.url;
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
@@ -420,7 +422,7 @@ int Collect(const std::string& url, const std::string& state_dir, const WatchFla
   auto opts = MakeCollectorOptions(flags, state_dir);
   if (!opts.ok()) return Fail(opts.status());
   Metrics metrics;
-  watch::RemoteSink sink(url);
+  watch::RemoteSink sink(url, target.auth);
   watch::Collector collector(kube->get(), &sink, &metrics, std::move(*opts));
   Status s = collector.Start();
   if (!s.ok()) return Fail(s);
@@ -486,10 +488,11 @@ int VerifyLocal(const std::string& data, std::string vkey) {
   return 0;
 }
 
-int VerifyRemote(const std::string& url, const std::string& vkey, const std::string& state) {
+int VerifyRemote(const client::ServerTarget& target, const std::string& vkey, const std::string& state) {
+  const std::string& url = target.url;
   if (vkey.empty()) return Fail("--key VKEY is required with --url");
   client::RemoteVerifyResult r;
-  Status s = client::VerifyRemote(url, vkey, state, ProgressBar("verify"), &r);
+  Status s = client::VerifyRemote(url, vkey, state, ProgressBar("verify"), &r, target.auth);
   if (!s.ok()) {
     std::fprintf(stderr, "annals: verify FAILED: %s\n", s.message().c_str());
     return 2;
@@ -501,14 +504,18 @@ int VerifyRemote(const std::string& url, const std::string& vkey, const std::str
   return 0;
 }
 
-int Append(const std::string& url, size_t batch) {
-  auto c = client::HttpClient::Create(url);
+StatusOr<std::unique_ptr<client::HttpClient>> Connect(const client::ServerTarget& t) {
+  return client::HttpClient::Create(t.url, t.auth);
+}
+
+int Append(const client::ServerTarget& target, size_t batch) {
+  auto c = Connect(target);
   if (!c.ok()) return Fail(c.status());
   std::string body, line;
   uint64_t sent = 0;
   auto flush = [&]() -> int {
     if (body.empty()) return 0;
-    auto r = (*c)->Post("/v1/ingest/events", body, "application/x-ndjson");
+    auto r = (*c)->Post(api::paths::kIngestEvents, body, "application/x-ndjson");
     if (!r.ok()) return Fail(r.status());
     if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
     body.clear();
@@ -530,8 +537,8 @@ int Append(const std::string& url, size_t batch) {
   return 0;
 }
 
-int Proof(const std::string& url, const std::string& path) {
-  auto c = client::HttpClient::Create(url);
+int Proof(const client::ServerTarget& target, const std::string& path) {
+  auto c = Connect(target);
   if (!c.ok()) return Fail(c.status());
   auto r = (*c)->Get(path);
   if (!r.ok()) return Fail(r.status());
@@ -541,12 +548,12 @@ int Proof(const std::string& url, const std::string& path) {
 }
 
 // GETs path and prints the body (or, with a formatter, its table).
-int Query(const std::string& url, const std::string& path,
+int Query(const client::ServerTarget& target, const std::string& path,
           const std::function<std::string(const nlohmann::json&)>& table = nullptr) {
-  auto c = client::HttpClient::Create(url);
+  auto c = Connect(target);
   if (!c.ok()) return Fail(c.status());
   auto r = (*c)->Get(path);
-  if (!r.ok()) return Fail("cannot reach " + url + ": " + r.status().message());
+  if (!r.ok()) return Fail("cannot reach " + target.url + ": " + r.status().message());
   if (r->status != 200) {
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     std::string msg = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r->body;
@@ -610,12 +617,12 @@ int Rebuild(const std::string& data, uint64_t memory_budget) {
 // Follows /v1/watch and prints each change's JSON on its own line. Resumes
 // by itself (Last-Event-ID) when the connection drops or the server cuts it
 // off, so the output has no gap and no duplicate.
-int Watch(const std::string& url, const std::string& path, uint64_t max_events) {
+int Watch(const client::ServerTarget& target, const std::string& path, uint64_t max_events) {
   std::string last_id;
   uint64_t printed = 0;
   int backoff_ms = 200;
   for (;;) {
-    auto c = client::HttpClient::Create(url);
+    auto c = Connect(target);
     if (!c.ok()) return Fail(c.status());
     client::SseParser parser;
     bool enough = false;
@@ -650,11 +657,6 @@ int Watch(const std::string& url, const std::string& path, uint64_t max_events) 
   }
 }
 
-std::string DefaultUrl() {
-  const char* e = std::getenv("ANNALS_URL");
-  return e ? e : "http://127.0.0.1:7070";
-}
-
 }  // namespace
 }  // namespace annals
 
@@ -685,10 +687,25 @@ int main(int argc, char** argv) {
   };
   serve->add_flag("--watch", flags.watch.enabled, "list/watch the Kubernetes API server into the ledger");
   add_watch(serve, &flags.watch);
+  // Every command that talks to a server: where it is and how to get in
+  // (client/client_options.h). verify's --key is the log's verifier key, so
+  // there the client key is --client-key only.
+  client::ClientFlags cf;
+  auto add_client = [&cf](CLI::App* c, bool key_taken = false) {
+    c->add_option("--url", cf.url, "server URL (else $ANNALS_URL, the config file, http://127.0.0.1:7070)");
+    c->add_option("--cacert", cf.cacert, "PEM CA bundle to verify an https:// server with (default: the system's)");
+    c->add_option("--cert,--client-cert", cf.cert, "PEM client certificate (CN = user, O = groups)");
+    c->add_option(key_taken ? "--client-key" : "--key,--client-key", cf.key, "PEM private key of --cert");
+    c->add_option("--token", cf.token, "bearer token (else $ANNALS_TOKEN, the config file)");
+    c->add_option("--token-file", cf.token_file, "file holding the bearer token");
+    c->add_option("--config", cf.config,
+                  "client config (YAML: server, cacert, cert, key, token, token-file; "
+                  "default $ANNALS_CONFIG, else ~/.config/annals/config.yaml)");
+  };
   WatchFlags collect_flags;
-  std::string collect_url, collect_state = "annals-collect-state";
+  std::string collect_state = "annals-collect-state";
   auto* collect = app.add_subcommand("collect", "list/watch the Kubernetes API server into a remote ledger");
-  collect->add_option("--url", collect_url, "the ledger's URL")->required();
+  add_client(collect);
   collect->add_option("--state-dir", collect_state, "where the last resourceVersions are kept")->capture_default_str();
   add_watch(collect, &collect_flags);
   serve->add_option("--tcp-listen", flags.tcp_listen, "newline-delimited JSON over TCP on ADDR");
@@ -737,35 +754,36 @@ int main(int argc, char** argv) {
   auto* key_show = key->add_subcommand("show", "print the verifier key");
   key_show->add_option("--data", data, "data directory")->capture_default_str();
 
-  std::string url, verify_url, vkey, state;
-  auto* verify = app.add_subcommand("verify", "verify a data directory or a served log");
-  verify->add_option("--data", data, "data directory");
-  verify->add_option("--url", verify_url, "served log base URL");
+  std::string vkey, state;
+  auto* verify = app.add_subcommand("verify", "verify a data directory (--data) or a served log (--url)");
+  auto* verify_data = verify->add_option("--data", data, "data directory");
   verify->add_option("--key", vkey, "verifier key");
   verify->add_option("--state", state, "file holding the last trusted checkpoint");
+  add_client(verify, /*key_taken=*/true);
 
   size_t batch = 1000;
   auto* append = app.add_subcommand("append", "append JSON lines from stdin");
-  url = DefaultUrl();
-  append->add_option("--url", url, "server URL")->capture_default_str();
   append->add_option("--batch", batch, "lines per request")->capture_default_str();
+  add_client(append);
 
   auto* proof = app.add_subcommand("proof", "fetch proofs");
   proof->require_subcommand(1);
   uint64_t index = 0, size = 0, first = 0, second = 0;
   auto* incl = proof->add_subcommand("inclusion", "inclusion proof for INDEX");
   incl->add_option("index", index)->required();
-  incl->add_option("--tree-size", size, "tree size (default: latest checkpoint)");
-  incl->add_option("--url", url)->capture_default_str();
+  std::string proof_vkey;
+  incl->add_option("--tree-size", size, "tree size (default: the latest checkpoint's, whose signature is checked)");
+  incl->add_option("--log-key", proof_vkey, "the log's verifier key, to check the checkpoint's signature");
+  add_client(incl);
   auto* cons = proof->add_subcommand("consistency", "consistency proof OLD NEW");
   cons->add_option("old", first)->required();
   cons->add_option("new", second)->required();
-  cons->add_option("--url", url)->capture_default_str();
+  add_client(cons);
 
   std::string at, kind, ns, selector, output = "table", since, until, verbs, group_by;
   std::string ip, object;
   bool children = false;
-  auto add_url = [&](CLI::App* c) { c->add_option("--url", url, "server URL ($ANNALS_URL)")->capture_default_str(); };
+  auto add_url = [&](CLI::App* c) { add_client(c); };
   auto* state_cmd = app.add_subcommand("state", "the objects that existed at T");
   state_cmd->add_option("--at", at, "RFC 3339 or relative time (-15m)")->required();
   state_cmd->add_option("--kind", kind, "kind or resource");
@@ -827,6 +845,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (rebuild->parsed()) return Rebuild(data, rebuild_budget);
 
+  // The server of a client command, from its flags, the environment and
+  // the config file.
+  client::ServerTarget target;
+  const bool remote_verify = verify->parsed() && !cf.url.empty();
+  if (!serve->parsed() && !keygen->parsed() && !key_show->parsed() && (!verify->parsed() || remote_verify)) {
+    auto t = client::ResolveServer(cf);
+    if (!t.ok()) return Fail(t.status());
+    target = std::move(*t);
+  }
+
   using client::UrlEncode;
   auto param = [](std::string* q, const char* k, const std::string& v) {
     if (v.empty()) return;
@@ -835,13 +863,13 @@ int main(int argc, char** argv) {
     *q += "=" + UrlEncode(v);
   };
   if (state_cmd->parsed()) {
-    std::string q = "/v1/state";
+    std::string q = api::paths::kState;
     param(&q, "at", at);
     param(&q, "kind", kind);
     param(&q, "namespace", ns);
     param(&q, "selector", selector);
-    if (output == "json") return Query(url, q);
-    return Query(url, q, [](const nlohmann::json& j) {
+    if (output == "json") return Query(target, q);
+    return Query(target, q, [](const nlohmann::json& j) {
       std::vector<std::vector<std::string>> rows;
       for (const auto& o : j["objects"])
         rows.push_back({o.value("resource", ""), o.value("namespace", ""), o.value("name", ""),
@@ -850,14 +878,14 @@ int main(int argc, char** argv) {
     });
   }
   if (whois->parsed()) {
-    std::string q = "/v1/pods/by-ip/" + UrlEncode(ip);
+    std::string q = std::string(api::paths::kPodsByIpPrefix) + UrlEncode(ip);
     param(&q, "at", at);
-    return Query(url, q);
+    return Query(target, q);
   }
   if (history->parsed()) {
     auto slash = object.find('/');
     if (slash == std::string::npos) return Fail("expected KIND/NAME, got " + object);
-    std::string q = "/v1/history";
+    std::string q = api::paths::kHistory;
     param(&q, "kind", object.substr(0, slash));
     param(&q, "name", object.substr(slash + 1));
     param(&q, "namespace", ns);
@@ -865,8 +893,8 @@ int main(int argc, char** argv) {
     param(&q, "since", since);
     param(&q, "until", until);
     param(&q, "verbs", verbs);
-    if (output == "json") return Query(url, q);
-    return Query(url, q, client::FormatHistory);
+    if (output == "json") return Query(target, q);
+    return Query(target, q, client::FormatHistory);
   }
   // The event filters search and watch share.
   auto event_filters = [&](std::string* q) {
@@ -878,14 +906,14 @@ int main(int argc, char** argv) {
     param(q, "code", s_code);
   };
   if (search->parsed()) {
-    std::string q = "/v1/events";
+    std::string q = api::paths::kEvents;
     event_filters(&q);
     param(&q, "from", s_from);
     param(&q, "to", s_to);
     param(&q, "limit", s_limit);
     param(&q, "group_by", group_by);
-    if (output == "json") return Query(url, q);
-    return Query(url, q, [](const nlohmann::json& j) {
+    if (output == "json") return Query(target, q);
+    return Query(target, q, [](const nlohmann::json& j) {
       std::vector<std::vector<std::string>> rows;
       if (j.contains("groups")) {
         for (const auto& g : j["groups"]) rows.push_back({g.value("key", ""), std::to_string(g.value("count", 0))});
@@ -899,22 +927,22 @@ int main(int argc, char** argv) {
     });
   }
   if (watch->parsed()) {
-    std::string q = "/v1/watch";
+    std::string q = api::paths::kWatch;
     param(&q, "from", w_from);
     event_filters(&q);
     param(&q, "stage", w_stage);
     param(&q, "type", w_type);
     param(&q, "selector", selector);
-    return Watch(url, q, w_max);
+    return Watch(target, q, w_max);
   }
   if (enrich->parsed()) {
-    auto c = client::HttpClient::Create(url);
+    auto c = Connect(target);
     if (!c.ok()) return Fail(c.status());
     std::string body, line;
     size_t n = 0;
     auto flush = [&]() -> int {
       if (body.empty()) return 0;
-      auto r = (*c)->Post("/v1/enrich/flows", body, "application/x-ndjson");
+      auto r = (*c)->Post(api::paths::kEnrichFlows, body, "application/x-ndjson");
       if (!r.ok()) return Fail(r.status());
       if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
       std::fwrite(r->body.data(), 1, r->body.size(), stdout);
@@ -933,31 +961,32 @@ int main(int argc, char** argv) {
   }
 
   if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body, flags);
-  if (collect->parsed()) return Collect(collect_url, collect_state, collect_flags);
+  if (collect->parsed()) return Collect(target, collect_state, collect_flags);
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);
   if (verify->parsed()) {
-    if (!verify_url.empty()) return VerifyRemote(verify_url, vkey, state);
+    if (remote_verify) return VerifyRemote(target, vkey, state);
+    if (verify_data->count() == 0)
+      return Fail("verify what? --data DIR (a data directory) or --url URL (a served log)");
     return VerifyLocal(data, vkey);
   }
-  if (append->parsed()) return Append(url, batch);
+  if (append->parsed()) return Append(target, batch);
   if (incl->parsed()) {
     if (size == 0) {
-      auto c = client::HttpClient::Create(url);
+      // The latest checkpoint's size, trusted only once its signature is.
+      if (proof_vkey.empty())
+        return Fail("give --tree-size N, or --log-key VKEY to prove against the latest signed checkpoint");
+      auto c = Connect(target);
       if (!c.ok()) return Fail(c.status());
-      auto r = (*c)->Get("/log/checkpoint");
-      if (!r.ok()) return Fail(r.status());
-      auto nl1 = r->body.find('\n');
-      auto nl2 = r->body.find('\n', nl1 + 1);
-      auto n = ParseDecimal(std::string_view(r->body).substr(nl1 + 1, nl2 - nl1 - 1));
-      if (!n) return Fail("cannot read the tree size from the checkpoint");
-      size = *n;
+      auto cp = client::FetchCheckpoint(c->get(), proof_vkey);
+      if (!cp.ok()) return Fail(cp.status());
+      size = cp->size;
     }
-    return Proof(url, "/v1/proof/inclusion?index=" + std::to_string(index) +
+    return Proof(target, std::string(api::paths::kInclusionProof) + "?index=" + std::to_string(index) +
                           "&tree_size=" + std::to_string(size));
   }
   if (cons->parsed())
-    return Proof(url, "/v1/proof/consistency?first=" + std::to_string(first) +
+    return Proof(target, std::string(api::paths::kConsistencyProof) + "?first=" + std::to_string(first) +
                           "&second=" + std::to_string(second));
   return 0;
 }

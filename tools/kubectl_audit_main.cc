@@ -4,11 +4,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
+#include "api/paths.h"
+#include "client/client_options.h"
 #include "client/http_client.h"
 #include "client/table.h"
 #include "state/k8s_object.h"
@@ -18,24 +19,6 @@ namespace {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "kubectl-audit: %s\n", msg.c_str());
   return 1;
-}
-
-// ~/.config/annals/config.yaml: a line "server: URL" (other keys ignored).
-std::string ServerFromConfig() {
-  const char* home = std::getenv("HOME");
-  if (!home) return "";
-  std::ifstream in(std::string(home) + "/.config/annals/config.yaml");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto pos = line.find("server:");
-    if (pos == std::string::npos || line.find_first_not_of(" \t") != pos) continue;
-    std::string v = line.substr(pos + 7);
-    v.erase(0, v.find_first_not_of(" \t\"'"));
-    while (!v.empty() && (v.back() == ' ' || v.back() == '"' || v.back() == '\'' || v.back() == '\r'))
-      v.pop_back();
-    return v;
-  }
-  return "";
 }
 
 bool ClusterScoped(const std::string& resource) {
@@ -50,7 +33,7 @@ bool ClusterScoped(const std::string& resource) {
 
 int main(int argc, char** argv) {
   CLI::App app{"kubectl audit: who did what to a Kubernetes object, from the annals ledger"};
-  std::string object, ns, since, until, output = "table", server, verbs;
+  std::string object, ns, since, until, output = "table", verbs;
   bool children = false;
   app.add_option("object", object, "KIND/NAME, e.g. deployment/web")->required();
   app.add_option("-n,--namespace", ns, "namespace (default: default, none for cluster-scoped kinds)");
@@ -59,14 +42,36 @@ int main(int argc, char** argv) {
   app.add_option("--until", until, "up to this time");
   app.add_option("--verbs", verbs, "verbs to include, e.g. get,list (reads are left out by default)");
   app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
-  app.add_option("--server", server, "annals URL (else $ANNALS_URL, else ~/.config/annals/config.yaml)");
+  annals::client::ClientFlags cf;
+  std::string kubeconfig, context;
+  app.add_option("--server,--url", cf.url,
+                 "annals URL (else $ANNALS_URL, else server: in ~/.config/annals/config.yaml, else http://127.0.0.1:7070)");
+  app.add_option("--cacert", cf.cacert, "PEM CA bundle to verify an https:// annals with (default: the system's)");
+  app.add_option("--cert,--client-certificate", cf.cert, "PEM client certificate for annals");
+  app.add_option("--key,--client-key", cf.key, "PEM private key of --cert");
+  app.add_option("--token", cf.token, "bearer token for annals (else $ANNALS_TOKEN)");
+  app.add_option("--token-file", cf.token_file, "file holding the bearer token");
+  app.add_option("--config", cf.config, "annals client config (default $ANNALS_CONFIG, else ~/.config/annals/config.yaml)");
+  app.add_option("--kubeconfig", kubeconfig,
+                 "kubeconfig whose user credentials to present to an https:// annals when no other is named");
+  app.add_option("--context", context, "kubeconfig context (default: its current-context)");
   CLI11_PARSE(app, argc, argv);
 
-  if (server.empty())
-    if (const char* e = std::getenv("ANNALS_URL")) server = e;
-  if (server.empty()) server = ServerFromConfig();
-  if (server.empty())
-    return Fail("no annals server: pass --server, set ANNALS_URL or write server: URL in ~/.config/annals/config.yaml");
+  auto target = annals::client::ResolveServer(cf);
+  if (!target.ok()) return Fail(target.status().message());
+  // An https:// annals that trusts the cluster's identities (its TokenReview
+  // or the cluster CA's client certificates) takes the kubeconfig's user.
+  if (target->auth.token.empty() && target->auth.cert_pem.empty() && target->url.rfind("https://", 0) == 0) {
+    auto kc = annals::client::KubeconfigCredentials(kubeconfig, context);
+    if (kc.ok()) {
+      target->auth.token = kc->token;
+      target->auth.cert_pem = kc->cert_pem;
+      target->auth.key_pem = kc->key_pem;
+    } else if (!kubeconfig.empty() || !context.empty()) {
+      return Fail(kc.status().message());
+    }
+  }
+  const std::string& server = target->url;
   auto slash = object.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == object.size())
     return Fail("expected KIND/NAME, got \"" + object + "\"");
@@ -75,14 +80,14 @@ int main(int argc, char** argv) {
   if (ns.empty() && !ClusterScoped(resource)) ns = "default";
 
   using annals::client::UrlEncode;
-  std::string q = "/v1/history?kind=" + UrlEncode(resource) + "&name=" + UrlEncode(name);
+  std::string q = std::string(annals::api::paths::kHistory) + "?kind=" + UrlEncode(resource) + "&name=" + UrlEncode(name);
   if (!ns.empty()) q += "&namespace=" + UrlEncode(ns);
   if (children) q += "&children=true";
   if (!since.empty()) q += "&since=" + UrlEncode(since);
   if (!until.empty()) q += "&until=" + UrlEncode(until);
   if (!verbs.empty()) q += "&verbs=" + UrlEncode(verbs);
 
-  auto client = annals::client::HttpClient::Create(server);
+  auto client = annals::client::HttpClient::Create(server, target->auth);
   if (!client.ok()) return Fail(client.status().message());
   auto r = (*client)->Get(q);
   if (!r.ok()) return Fail("cannot reach annals at " + server + ": " + r.status().message());

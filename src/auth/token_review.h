@@ -1,7 +1,7 @@
 // The Kubernetes TokenReview exchange (authentication.k8s.io/v1) as annals
 // uses it to learn who a bearer token belongs to (docs/security.md): the
 // request body, the parser of the API server's answer, and a cache of
-// answers. The HTTP call itself is src/watch/token_review.h.
+// answers. The HTTP call itself is src/kube/token_review.h.
 //
 // Pure (no I/O, no Boost): linked into the fuzz build — the answer is
 // untrusted bytes (fuzz/token_review_fuzzer.cc). The functions are

@@ -1,20 +1,34 @@
 // HttpClient: a small blocking HTTP/1.1 client over one keep-alive
-// connection (Boost.Beast), for the CLI, the remote verifier and tests.
-// Thread-compatible: use one per thread.
+// connection (Boost.Beast), plain or TLS, for the CLI, the kubectl plugin,
+// the remote verifier, the watch collector's remote sink and tests. With
+// https:// it verifies the server's certificate (against the given CA
+// bundle, else the system's) and name, and may present a client
+// certificate; a bearer token goes in every request's Authorization
+// header. Thread-compatible: use one per thread.
 #ifndef ANNALS_CLIENT_HTTP_CLIENT_H_
 #define ANNALS_CLIENT_HTTP_CLIENT_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <utility>
-#include <vector>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
 namespace annals::client {
+
+// How a client proves who it is and whom it trusts (PEM text, not paths:
+// client_options.h reads the files).
+struct ClientAuth {
+  std::string ca_pem;    // trust anchors for https://; "" = the system's
+  std::string cert_pem;  // client certificate chain (with key_pem)
+  std::string key_pem;
+  std::string token;     // bearer token; "" = none
+  bool empty() const { return ca_pem.empty() && cert_pem.empty() && key_pem.empty() && token.empty(); }
+};
 
 struct HttpResult {
   int status = 0;
@@ -25,8 +39,11 @@ struct HttpResult {
 
 class HttpClient {
  public:
-  // base_url: "http://host:port" with an optional path prefix.
-  static StatusOr<std::unique_ptr<HttpClient>> Create(std::string_view base_url);
+  // base_url: "http://host:port" or "https://host:port" with an optional
+  // path prefix ("[::1]" for IPv6). InvalidArgument for another scheme, a
+  // client certificate without its key (or over http://), or PEM that does
+  // not load.
+  static StatusOr<std::unique_ptr<HttpClient>> Create(std::string_view base_url, ClientAuth auth = {});
   ~HttpClient();
   // Reconnects once if the kept-alive connection was closed.
   StatusOr<HttpResult> Get(std::string_view path);

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "api/paths.h"
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/note.h"
 #include "client/http_client.h"
@@ -35,18 +36,26 @@ StatusOr<checkpoint::Checkpoint> OpenCheckpoint(std::string_view note_text,
 }
 
 std::string TileUrl(bool entries, uint64_t level, uint64_t index, uint64_t width) {
-  return "/log/" + merkle::FormatTilePath({entries, level, index, width});
+  return api::paths::kLogRoot + merkle::FormatTilePath({entries, level, index, width});
 }
 
 }  // namespace
 
+StatusOr<checkpoint::Checkpoint> FetchCheckpoint(HttpClient* http, const std::string& verifier_key) {
+  ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(verifier_key));
+  ASSIGN_OR_RETURN(std::string note_text, Fetch(http, api::paths::kCheckpoint));
+  auto cp = OpenCheckpoint(note_text, *verifier);
+  if (!cp.ok()) return DataLossError("served checkpoint: " + cp.status().message());
+  return cp;
+}
+
 Status VerifyRemote(const std::string& url, const std::string& verifier_key,
                     const std::string& state_file,
                     const std::function<void(uint64_t, uint64_t)>& progress,
-                    RemoteVerifyResult* result) {
+                    RemoteVerifyResult* result, const ClientAuth& auth) {
   ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(verifier_key));
-  ASSIGN_OR_RETURN(auto http, HttpClient::Create(url));
-  ASSIGN_OR_RETURN(std::string note_text, Fetch(http.get(), "/log/checkpoint"));
+  ASSIGN_OR_RETURN(auto http, HttpClient::Create(url, auth));
+  ASSIGN_OR_RETURN(std::string note_text, Fetch(http.get(), api::paths::kCheckpoint));
   auto cp_or = OpenCheckpoint(note_text, *verifier);
   if (!cp_or.ok()) return DataLossError("served checkpoint: " + cp_or.status().message());
   const checkpoint::Checkpoint cp = *cp_or;

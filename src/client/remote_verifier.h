@@ -10,6 +10,8 @@
 #include <functional>
 #include <string>
 
+#include "checkpoint/checkpoint.h"
+#include "client/http_client.h"
 #include "common/status.h"
 
 namespace annals::client {
@@ -26,7 +28,11 @@ struct RemoteVerifyResult {
 Status VerifyRemote(const std::string& url, const std::string& verifier_key,
                     const std::string& state_file,
                     const std::function<void(uint64_t, uint64_t)>& progress,
-                    RemoteVerifyResult* result);
+                    RemoteVerifyResult* result, const ClientAuth& auth = {});
+
+// The served checkpoint (GET /log/checkpoint), its signature checked with
+// verifier_key and its origin with the key's name. DataLoss if either fails.
+StatusOr<checkpoint::Checkpoint> FetchCheckpoint(HttpClient* http, const std::string& verifier_key);
 
 }  // namespace annals::client
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <random>
 
+#include "api/paths.h"
 #include "client/http_client.h"
 #include "client/table.h"
 #include "common/file_util.h"
@@ -151,7 +152,8 @@ void IngestorSink::AppendAsync(const std::vector<WatchRecord>& records, Done don
                     [done = std::move(done)](StatusOr<ingest::IngestResult> r) { done(r.status()); });
 }
 
-RemoteSink::RemoteSink(std::string url) : url_(std::move(url)) {}
+RemoteSink::RemoteSink(std::string url, client::ClientAuth auth)
+    : url_(std::move(url)), auth_(std::move(auth)) {}
 RemoteSink::~RemoteSink() = default;
 
 Status RemoteSink::Append(const std::vector<WatchRecord>& records) {
@@ -164,9 +166,9 @@ Status RemoteSink::Append(const std::vector<WatchRecord>& records) {
   std::chrono::milliseconds wait(100);
   for (int attempt = 0;; ++attempt) {
     if (!http_) {
-      ASSIGN_OR_RETURN(http_, client::HttpClient::Create(url_));
+      ASSIGN_OR_RETURN(http_, client::HttpClient::Create(url_, auth_));
     }
-    auto res = http_->Post("/v1/ingest/k8s-watch", body, "application/x-ndjson");
+    auto res = http_->Post(api::paths::kIngestK8sWatch, body, "application/x-ndjson");
     if (!res.ok()) {
       http_.reset();
       return res.status();
@@ -190,7 +192,7 @@ struct Collector::Resource {
   std::mt19937 rng{std::random_device{}()};
 };
 
-Collector::Collector(KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options)
+Collector::Collector(kube::KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options)
     : kube_(kube), sink_(sink), metrics_(metrics), options_(std::move(options)) {}
 
 Collector::~Collector() { Stop(); }
@@ -491,7 +493,7 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
   }
   if (*status != 200) {
     metrics_->Add("annals_watch_errors_total", "resource", r->name);
-    return UnavailableError("watch answered " + StatusSummary(*status, error_body));
+    return UnavailableError("watch answered " + kube::StatusSummary(*status, error_body));
   }
   // The server ended the watch (timeoutSeconds): a bare stream end
   // mid-frame loses nothing, the next watch resumes from the last rv.
@@ -548,7 +550,7 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
       *expired = true;
       return OkStatus();
     }
-    if (res.status != 200) return UnavailableError("list answered " + StatusSummary(res.status, res.body));
+    if (res.status != 200) return UnavailableError("list answered " + kube::StatusSummary(res.status, res.body));
     simdjson::dom::element doc;
     auto err = ingest::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
     if (err) return InvalidArgumentError("list body: " + ingest::JsonErrorMessage(err));

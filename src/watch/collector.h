@@ -33,11 +33,8 @@
 #include "common/status.h"
 #include "ingest/ingestor.h"
 #include "ingest/k8s_watch.h"
-#include "watch/kube_client.h"
-
-namespace annals::client {
-class HttpClient;
-}
+#include "client/http_client.h"
+#include "kube/kube_client.h"
 
 namespace annals::watch {
 
@@ -90,12 +87,14 @@ class IngestorSink : public WatchSink {
 // and 503 (the ledger's backpressure) with backoff; other errors fail.
 class RemoteSink : public WatchSink {
  public:
-  explicit RemoteSink(std::string url);
+  // auth: how to reach a secured ledger (client_options.h).
+  explicit RemoteSink(std::string url, client::ClientAuth auth = {});
   ~RemoteSink() override;
   Status Append(const std::vector<ingest::WatchRecord>& records) override;
 
  private:
   std::string url_;
+  client::ClientAuth auth_;
   std::mutex mu_;  // one request at a time on the kept-alive connection
   std::unique_ptr<client::HttpClient> http_;
 };
@@ -113,7 +112,7 @@ struct CollectorOptions {
 
 class Collector {
  public:
-  Collector(KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options);
+  Collector(kube::KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options);
   ~Collector();
   // Opens each resource's state and starts its thread.
   Status Start();
@@ -134,7 +133,7 @@ class Collector {
   // Sleeps the backoff unless stopped; returns false when stopping.
   bool Backoff(Resource* r);
 
-  KubeClient* kube_;
+  kube::KubeClient* kube_;
   WatchSink* sink_;
   Metrics* metrics_;
   CollectorOptions options_;

@@ -4,10 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/bytes.h"
 #include "common/file_util.h"
 #include "watch/collector.h"
-#include "watch/kube_client.h"
 #include "watch/watch_state.h"
 
 namespace annals::watch {
@@ -69,29 +67,6 @@ TEST(ResourceSpec, BuiltinsAndCustomResources) {
   EXPECT_FALSE(ParseResourceSpec("x/v1/../../secrets").ok());
   EXPECT_FALSE(ParseResourceList("pods,pods").ok());
   EXPECT_EQ(ParseResourceList("")->size(), 17u);
-}
-
-TEST(Kubeconfig, TokensCertificatesAndRefusedPlugins) {
-  const std::string path = TempPath("kubeconfig");
-  const std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-  std::ofstream(path) << "apiVersion: v1\nkind: Config\ncurrent-context: prod\n"
-                         "clusters:\n- name: c1\n  cluster:\n    server: https://10.0.0.1:6443\n"
-                         "    certificate-authority-data: " << Base64Encode(ca) << "\n"
-                         "contexts:\n- name: prod\n  context: {cluster: c1, user: u1}\n"
-                         "- name: exec\n  context: {cluster: c1, user: u2}\n"
-                         "users:\n- name: u1\n  user:\n    tokenFile: token\n"
-                         "- name: u2\n  user:\n    exec:\n      command: aws\n";
-  auto c = LoadKubeconfig(path);
-  ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->server, "https://10.0.0.1:6443");
-  EXPECT_EQ(c->ca_pem, ca);
-  EXPECT_EQ(c->token_file, DirName(path) + "/token");
-  auto e = LoadKubeconfig(path, "exec");
-  ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("exec credential plugin"), std::string::npos);
-  EXPECT_FALSE(LoadKubeconfig(path, "nope").ok());
-  std::ofstream(path) << "clusters: [\n";
-  EXPECT_FALSE(LoadKubeconfig(path).ok());
 }
 
 }  // namespace

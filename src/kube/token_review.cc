@@ -1,6 +1,6 @@
-#include "watch/token_review.h"
+#include "kube/token_review.h"
 
-namespace annals::watch {
+namespace annals::kube {
 
 StatusOr<auth::TokenReview> TokenReviewer::Review(std::string_view token) {
   const std::string what = std::string("TokenReview at ") + client_->config().server;
@@ -19,4 +19,4 @@ StatusOr<auth::TokenReview> TokenReviewer::Review(std::string_view token) {
   return review;
 }
 
-}  // namespace annals::watch
+}  // namespace annals::kube

@@ -1,5 +1,6 @@
-// KubeClient: the HTTP(S) client of the watch collector for the Kubernetes
-// API server. Authenticates as client-go does: a bearer token (static, or a
+// KubeClient: the HTTP(S) client for the Kubernetes API server (the watch
+// collector's lists and watches, TokenReviews). Also reads kubeconfigs. It
+// authenticates as client-go does: a bearer token (static, or a
 // token file re-read for every request so a rotated ServiceAccount token is
 // picked up), TLS client certificates, and a CA bundle for the server.
 // Not supported: exec credential plugins and auth-provider plugins (a
@@ -13,8 +14,8 @@
 // ones run to completion on the calling thread, because its blocking ones
 // ignore timeouts. Thread-safe: requests may run concurrently from several
 // threads; Abort() stops every request in flight.
-#ifndef ANNALS_WATCH_KUBE_CLIENT_H_
-#define ANNALS_WATCH_KUBE_CLIENT_H_
+#ifndef ANNALS_KUBE_KUBE_CLIENT_H_
+#define ANNALS_KUBE_KUBE_CLIENT_H_
 
 #include <chrono>
 #include <functional>
@@ -27,7 +28,7 @@
 
 #include "common/status.h"
 
-namespace annals::watch {
+namespace annals::kube {
 
 struct KubeConfig {
   std::string server;           // "https://host:port" or "http://host:port"
@@ -112,6 +113,6 @@ class KubeClient {
   bool aborted_ = false;
 };
 
-}  // namespace annals::watch
+}  // namespace annals::kube
 
-#endif  // ANNALS_WATCH_KUBE_CLIENT_H_
+#endif  // ANNALS_KUBE_KUBE_CLIENT_H_

@@ -7,8 +7,8 @@
 // one. docs/security.md.
 //
 // Thread-safe (the KubeClient is); owns the client.
-#ifndef ANNALS_WATCH_TOKEN_REVIEW_H_
-#define ANNALS_WATCH_TOKEN_REVIEW_H_
+#ifndef ANNALS_KUBE_TOKEN_REVIEW_H_
+#define ANNALS_KUBE_TOKEN_REVIEW_H_
 
 #include <chrono>
 #include <memory>
@@ -18,9 +18,9 @@
 
 #include "auth/token_review.h"
 #include "common/status.h"
-#include "watch/kube_client.h"
+#include "kube/kube_client.h"
 
-namespace annals::watch {
+namespace annals::kube {
 
 class TokenReviewer {
  public:
@@ -43,6 +43,6 @@ class TokenReviewer {
   const std::chrono::milliseconds timeout_;
 };
 
-}  // namespace annals::watch
+}  // namespace annals::kube
 
-#endif  // ANNALS_WATCH_TOKEN_REVIEW_H_
+#endif  // ANNALS_KUBE_TOKEN_REVIEW_H_

@@ -1,7 +1,6 @@
-#include "watch/kube_client.h"
+#include "kube/kube_client.h"
 
 #include <sys/socket.h>
-#include <yaml.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -15,8 +14,9 @@
 
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "kube/yaml.h"
 
-namespace annals::watch {
+namespace annals::kube {
 
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -30,51 +30,6 @@ struct KubeClient::Tls {
 };
 
 namespace {
-
-// A YAML document as JSON (scalars as strings). kubeconfig files are small
-// mappings and sequences; anchors and tags are not needed.
-json YamlNode(yaml_document_t* doc, yaml_node_t* n, int depth) {
-  if (!n || depth > 32) return nullptr;
-  switch (n->type) {
-    case YAML_SCALAR_NODE:
-      return std::string(reinterpret_cast<char*>(n->data.scalar.value), n->data.scalar.length);
-    case YAML_SEQUENCE_NODE: {
-      json a = json::array();
-      for (auto* it = n->data.sequence.items.start; it < n->data.sequence.items.top; ++it)
-        a.push_back(YamlNode(doc, yaml_document_get_node(doc, *it), depth + 1));
-      return a;
-    }
-    case YAML_MAPPING_NODE: {
-      json o = json::object();
-      for (auto* p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; ++p) {
-        json k = YamlNode(doc, yaml_document_get_node(doc, p->key), depth + 1);
-        if (!k.is_string()) continue;
-        o[k.get<std::string>()] = YamlNode(doc, yaml_document_get_node(doc, p->value), depth + 1);
-      }
-      return o;
-    }
-    default:
-      return nullptr;
-  }
-}
-
-StatusOr<json> ParseYaml(const std::string& text, const std::string& what) {
-  yaml_parser_t parser;
-  if (!yaml_parser_initialize(&parser)) return InternalError("cannot initialise the YAML parser");
-  yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text.data()),
-                               text.size());
-  yaml_document_t doc;
-  if (!yaml_parser_load(&parser, &doc)) {
-    std::string err = what + ": invalid YAML (" + (parser.problem ? parser.problem : "?") +
-                      " at line " + std::to_string(parser.problem_mark.line + 1) + ")";
-    yaml_parser_delete(&parser);
-    return InvalidArgumentError(err);
-  }
-  json j = YamlNode(&doc, yaml_document_get_root_node(&doc), 0);
-  yaml_document_delete(&doc);
-  yaml_parser_delete(&parser);
-  return j;
-}
 
 std::string S(const json& o, const char* key) {
   if (!o.is_object()) return "";
@@ -137,7 +92,7 @@ StatusOr<KubeConfig> InClusterConfig(const std::string& sa_dir) {
 
 StatusOr<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& context) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  ASSIGN_OR_RETURN(json root, ParseYaml(text, path));
+  ASSIGN_OR_RETURN(json root, YamlToJson(text, path));
   if (!root.is_object()) return InvalidArgumentError(path + ": not a kubeconfig (no mapping)");
   std::string ctx_name = context.empty() ? S(root, "current-context") : context;
   if (ctx_name.empty()) return InvalidArgumentError(path + ": no current-context (use --context)");
@@ -440,4 +395,4 @@ StatusOr<int> KubeClient::Stream(const std::string& path, std::chrono::seconds i
   return Do(Request{.path = path, .idle = idle}, on_data, error_body);
 }
 
-}  // namespace annals::watch
+}  // namespace annals::kube
