@@ -40,6 +40,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Permissions all = Resolve(*config, "someone", groups, true);
   if ((all.roles & ~any) != 0) std::abort();
   for (const auto& src : all.ingest_sources)
-    if (src != "k8s-audit" && src != "events" && src != "tcp") std::abort();
+    if (src != "k8s-audit" && src != "events" && src != "tcp" && src != "k8s-watch") std::abort();
   return 0;
 }

@@ -140,9 +140,11 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     const uint8_t need = RequiredRole(path);
     bool allowed = !need || caller.perms.Has(static_cast<auth::Role>(need));
     if (!allowed && need == auth::kIngest) {
-      // Per-source ingest roles: the webhook is "k8s-audit", /v1/ingest/events "events".
+      // Per-source ingest roles: the webhook is "k8s-audit", /v1/ingest/events "events",
+      // the watch collector's /v1/ingest/k8s-watch "k8s-watch".
       allowed = (path == paths::kIngestK8sAudit && caller.perms.MayIngest("k8s-audit")) ||
-                (path == paths::kIngestEvents && caller.perms.MayIngest("events"));
+                (path == paths::kIngestEvents && caller.perms.MayIngest("events")) ||
+                (path == paths::kIngestK8sWatch && caller.perms.MayIngest("k8s-watch"));
     }
     if (!allowed) {
       if (!caller.authenticated()) {

@@ -108,7 +108,8 @@ TEST(Resolve, GroupsMapToRolesAndNamespaceLimitsUnion) {
 
 TEST(Resolve, PerSourceIngest) {
   auto c = ParseAuthConfig(R"({"groups":{"ci":["ingest:events"],"api":["ingest"],
-                                         "nodes":{"roles":["ingest:tcp","ingest:k8s-audit"]}}})");
+                                         "nodes":{"roles":["ingest:tcp","ingest:k8s-audit"]},
+                                         "collector":["ingest:k8s-watch"]}})");
   ASSERT_TRUE(c.ok()) << c.status().message();
   Permissions ci = Resolve(*c, "ci", {"ci"}, true);
   EXPECT_FALSE(ci.Has(kIngest));
@@ -118,8 +119,13 @@ TEST(Resolve, PerSourceIngest) {
   Permissions nodes = Resolve(*c, "n", {"nodes"}, true);
   EXPECT_TRUE(nodes.MayIngest("tcp") && nodes.MayIngest("k8s-audit"));
   EXPECT_FALSE(nodes.MayIngest("events"));
+  EXPECT_FALSE(nodes.MayIngest("k8s-watch"));
+  Permissions collector = Resolve(*c, "w", {"collector"}, true);
+  EXPECT_TRUE(collector.MayIngest("k8s-watch"));
+  EXPECT_FALSE(collector.MayIngest("k8s-audit") || collector.MayIngest("events"));
   Permissions api = Resolve(*c, "a", {"api"}, true);
-  EXPECT_TRUE(api.MayIngest("events") && api.MayIngest("tcp") && api.MayIngest("k8s-audit"));
+  EXPECT_TRUE(api.MayIngest("events") && api.MayIngest("tcp") && api.MayIngest("k8s-audit") &&
+              api.MayIngest("k8s-watch"));
   EXPECT_FALSE(ParseAuthConfig(R"({"groups":{"g":["ingest:syslog"]}})").ok());
   EXPECT_FALSE(ParseAuthConfig(R"({"groups":{"g":["ingest:"]}})").ok());
   EXPECT_FALSE(ParseAuthConfig(R"({"anonymous":["ingest:events"]})").ok());

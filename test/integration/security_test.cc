@@ -14,7 +14,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -285,6 +287,7 @@ class Auth : public ::testing::Test {
     WritePem(d, "auditor", Issue("auditor", {"auditors"}, &ca_, false));
     WritePem(d, "root", Issue("root", {"system:masters"}, &ca_, false));
     WritePem(d, "ci", Issue("ci-pipeline", {"ci"}, &ca_, false));
+    WritePem(d, "collector", Issue("watch-collector", {"collectors"}, &ca_, false));
     WritePem(d, "mallory", Issue("kube-apiserver", {"system:masters"}, &other_ca, false));
     WritePem(d, "expired", Issue("kube-apiserver", {"system:masters"}, &ca_, false, -7200, -3600));
     std::ofstream(d + "/tokens") << "# sha256 user groups\n" << HashHex("alice-token") << " alice team-a\n"
@@ -296,6 +299,7 @@ class Auth : public ::testing::Test {
         "system:masters": ["admin"],
         "annals:ingest": ["ingest"],
         "ci": ["ingest:events"],
+        "collectors": ["ingest:k8s-watch"],
         "auditors": ["read"],
         "team-a": {"roles": ["read"], "namespaces": ["team-a"]},
         "team-b": {"roles": ["read"], "namespaces": ["team-b"]},
@@ -778,6 +782,233 @@ TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
     after = LogSize();
   }
   EXPECT_EQ(after, before + n);
+}
+
+// ---------------------------------------------------------------------------
+// The CLI against the secured server (docs/security.md "Clients"): every
+// client command takes https://, --cacert, a client certificate, a bearer
+// token (flag, file, $ANNALS_TOKEN) or a config file, and the server's roles
+// apply to it as to curl.
+
+// `annals ARGS --url URL --cacert CA` plus extra environment.
+testutil::CommandResult Cli(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+  return testutil::RunAnnals(args, "", std::chrono::seconds(30), env);
+}
+
+class AuthCli : public Auth {
+ protected:
+  std::vector<std::string> Target() const { return {"--url", server_->url(), "--cacert", P("ca.crt")}; }
+  std::vector<std::string> As(const std::string& who) const {
+    std::vector<std::string> a = Target();
+    a.insert(a.end(), {"--cert", P(who + ".crt"), "--key", P(who + ".key")});
+    return a;
+  }
+  static std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  }
+  // No stray config or token from the machine running the test.
+  // (A config file named by $ANNALS_CONFIG must exist; the default one may be missing.)
+  const std::vector<std::string> clean_ = {"ANNALS_TOKEN", "ANNALS_URL", "ANNALS_CONFIG", "HOME=" + P("home")};
+};
+
+TEST_F(AuthCli, ClientCertificateTokenAndEnvironmentEachAuthenticateState) {
+  const std::vector<std::string> state = {"state", "--at", "2024-03-01T10:00:30Z", "--kind", "Pod"};
+  // alice reads team-a only: web-a, not web-b.
+  auto r = Cli(Cat(Cat(state, As("alice")), {"-o", "json"}), clean_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["count"], 1) << r.out;
+  EXPECT_EQ(j["objects"][0]["name"], "web-a") << r.out;
+  // The same with her bearer token, from the flag and from a token file.
+  auto t = Cli(Cat(Cat(state, Target()), {"--token", "alice-token"}), clean_);
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("web-a"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("web-b"), std::string::npos) << t.out;
+  std::ofstream(P("alice.token")) << "alice-token\n";
+  auto tf = Cli(Cat(Cat(state, Target()), {"--token-file", P("alice.token")}), clean_);
+  ASSERT_EQ(tf.exit_code, 0) << tf.err;
+  EXPECT_EQ(tf.out, t.out);
+  // $ANNALS_TOKEN: bob reads team-a and team-b.
+  std::vector<std::string> env = clean_;
+  env[0] = "ANNALS_TOKEN=ro-token";
+  auto e = Cli(Cat(Cat(state, Target()), {"-n", "team-b"}), env);
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(e.out.find("web-a"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("web-b"), std::string::npos) << e.out;
+  // A flag wins over the environment.
+  auto fe = Cli(Cat(Cat(state, Target()), {"--token", "alice-token"}), env);
+  ASSERT_EQ(fe.exit_code, 0) << fe.err;
+  EXPECT_EQ(fe.out, t.out);
+}
+
+TEST_F(AuthCli, ConfigFileNamesServerCaAndCertificate) {
+  // Relative paths in the file are relative to its directory.
+  std::ofstream(P("client.yaml")) << "server: " << server_->url() << "\ncacert: ca.crt\ncert: alice.crt\n"
+                                  << "key: alice.key\n";
+  std::vector<std::string> env = clean_;
+  env[2] = "ANNALS_CONFIG=" + P("client.yaml");
+  auto r = Cli({"state", "--at", "2024-03-01T10:00:30Z", "--kind", "Pod"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("web-a"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("web-b"), std::string::npos) << r.out;
+  auto w = Cli({"whois", "10.1.0.1", "--at", "2024-03-01T10:00:30Z", "--config", P("client.yaml")}, clean_);
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  EXPECT_NE(w.out.find("web-a"), std::string::npos) << w.out;
+  // An unknown key is an error, not a silent default.
+  std::ofstream(P("bad.yaml")) << "server: " << server_->url() << "\ncertificate: alice.crt\n";
+  auto b = Cli({"state", "--at", "2024-03-01T10:00:30Z", "--config", P("bad.yaml")}, clean_);
+  EXPECT_NE(b.exit_code, 0);
+  EXPECT_NE(b.err.find("certificate"), std::string::npos) << b.err;
+}
+
+TEST_F(AuthCli, EveryQuestionCommandWorksOverTls) {
+  auto h = Cli(Cat({"history", "pod/web-a", "-n", "team-a", "-o", "json"}, As("auditor")), clean_);
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_EQ(json::parse(h.out)["count"], 2) << h.out;
+  auto w = Cli(Cat({"whois", "10.2.0.1", "--at", "2024-03-01T10:00:30Z"}, As("auditor")), clean_);
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  EXPECT_NE(w.out.find("web-b"), std::string::npos) << w.out;
+  auto s = Cli(Cat({"search", "--resource", "pods", "--group-by", "namespace", "-o", "json"}, As("auditor")), clean_);
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("team-b"), std::string::npos) << s.out;
+  // watch from the start: the four pod writes are changes.
+  auto wa = Cli(Cat({"watch", "--from", "0", "--resource", "pods", "--max-events", "4"}, As("auditor")), clean_);
+  ASSERT_EQ(wa.exit_code, 0) << wa.err;
+  EXPECT_EQ(std::count(wa.out.begin(), wa.out.end(), '\n'), 4) << wa.out;
+  // append as the CI pipeline (ingest:events): stored; as alice (a reader): refused.
+  const uint64_t before = LogSize();
+  const std::string line =
+      R"({"specversion":"1.0","id":"cli-append-1","source":"/ci/cli","type":"com.example.deploy"})";
+  auto a = testutil::RunAnnals(Cat({"append"}, As("ci")), line + "\n", std::chrono::seconds(30), clean_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(LogSize(), before + 1);
+  auto ar = testutil::RunAnnals(Cat({"append"}, As("alice")),
+                                R"({"specversion":"1.0","id":"cli-append-2","source":"/x","type":"x"})"
+                                "\n",
+                                std::chrono::seconds(30), clean_);
+  EXPECT_NE(ar.exit_code, 0);
+  EXPECT_NE(ar.err.find("403"), std::string::npos) << ar.err;
+  EXPECT_EQ(LogSize(), before + 1);
+}
+
+TEST_F(AuthCli, VerifyUrlChecksTheSignedCheckpointOverTls) {
+  // Anonymous callers have the verify role: no client credential needed.
+  auto v = Cli(Cat({"verify", "--key", server_->verifier_key()}, Target()), clean_);
+  ASSERT_EQ(v.exit_code, 0) << v.err << v.out;
+  // A different log's key is refused: the signature is checked.
+  auto other = Cli({"keygen", "--out", P("other.key"), "--name", "someone-else"}, clean_);
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  std::string other_vkey;
+  for (std::istringstream in(other.out); std::getline(in, other_vkey);)
+    if (other_vkey.rfind("someone-else+", 0) == 0) break;
+  ASSERT_EQ(other_vkey.rfind("someone-else+", 0), 0u) << other.out;
+  auto bad = Cli(Cat({"verify", "--key", other_vkey}, Target()), clean_);
+  EXPECT_NE(bad.exit_code, 0) << bad.out;
+}
+
+TEST_F(AuthCli, RefusalsSayWhy) {
+  const std::vector<std::string> state = {"state", "--at", "2024-03-01T10:00:30Z", "--kind", "Pod"};
+  // Without our CA the server's certificate does not verify.
+  auto n = Cli(Cat(state, {"--url", server_->url(), "--cert", P("alice.crt"), "--key", P("alice.key")}), clean_);
+  EXPECT_NE(n.exit_code, 0);
+  EXPECT_NE(n.err.find("certificate verify failed"), std::string::npos) << n.err;
+  // Anonymous may verify, not read.
+  auto a = Cli(Cat(state, Target()), clean_);
+  EXPECT_NE(a.exit_code, 0);
+  EXPECT_NE(a.err.find("authentication required (read role)"), std::string::npos) << a.err;
+  // A token nobody issued.
+  auto t = Cli(Cat(Cat(state, Target()), {"--token", "not-a-token"}), clean_);
+  EXPECT_NE(t.exit_code, 0);
+  EXPECT_NE(t.err.find("bearer token rejected"), std::string::npos) << t.err;
+  // alice asking for team-b.
+  auto ns = Cli(Cat(Cat(state, As("alice")), {"-n", "team-b"}), clean_);
+  EXPECT_NE(ns.exit_code, 0);
+  EXPECT_NE(ns.err.find("you may not read namespace team-b"), std::string::npos) << ns.err;
+  // A certificate without its key, a missing file: said before any request.
+  auto k = Cli(Cat(Cat(state, Target()), {"--cert", P("alice.crt")}), clean_);
+  EXPECT_NE(k.exit_code, 0);
+  EXPECT_NE(k.err.find("--key"), std::string::npos) << k.err;
+  auto m = Cli(Cat(Cat(state, Target()), {"--token-file", P("no-such-token")}), clean_);
+  EXPECT_NE(m.exit_code, 0);
+  EXPECT_NE(m.err.find("no-such-token"), std::string::npos) << m.err;
+}
+
+TEST_F(AuthCli, KubectlAuditTakesFlagsOrTheKubeconfigUser) {
+  const std::string plugin = KUBECTL_AUDIT_BINARY;
+  std::vector<std::string> env = clean_;
+  env.push_back("KUBECONFIG=" + P("no-such-kubeconfig"));
+  auto r = testutil::RunProgram({plugin, "pod/web-a", "-n", "team-a", "--server", server_->url(), "--cacert",
+                                 P("ca.crt"), "--client-certificate", P("auditor.crt"), "--client-key",
+                                 P("auditor.key"), "-o", "json"},
+                                "", std::chrono::seconds(30), env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["count"], 2) << r.out;
+  // The kubeconfig's user (here a client certificate) when nothing else names one.
+  std::ofstream(P("user.kubeconfig")) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                                      << "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                                      << "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+                                      << "users:\n- name: u\n  user:\n    client-certificate: " << P("alice.crt")
+                                      << "\n    client-key: " << P("alice.key") << "\n";
+  auto kc = testutil::RunProgram({plugin, "pod/web-a", "-n", "team-a", "--server", server_->url(), "--cacert",
+                                  P("ca.crt"), "--kubeconfig", P("user.kubeconfig")},
+                                 "", std::chrono::seconds(30), env);
+  ASSERT_EQ(kc.exit_code, 0) << kc.err;
+  EXPECT_NE(kc.out.find("web-a"), std::string::npos) << kc.out;
+  // ... and she still cannot see team-b through it.
+  auto b = testutil::RunProgram({plugin, "pod/web-b", "-n", "team-b", "--server", server_->url(), "--cacert",
+                                 P("ca.crt"), "--kubeconfig", P("user.kubeconfig")},
+                                "", std::chrono::seconds(30), env);
+  EXPECT_NE(b.exit_code, 0);
+  EXPECT_NE(b.err.find("you may not read namespace team-b"), std::string::npos) << b.err;
+}
+
+// The watch collector posts to the secured ledger with a client certificate
+// bound to ingest:k8s-watch, and that role may post nothing else.
+TEST_F(AuthCli, WatchCollectorIngestsOverTlsWithItsOwnRole) {
+  EXPECT_EQ(Auth::As("collector", {"-X", "POST", "--data-binary", "@" + P("events.json"),
+                                   Url("/v1/ingest/k8s-audit")}).status,
+            403);
+  EXPECT_EQ(Auth::As("ci", {"-X", "POST", "--data-binary",
+                            R"({"type":"ADDED","version":"v1","resource":"pods","object":{}})",
+                            Url("/v1/ingest/k8s-watch")}).status,
+            403);
+  json pod = CorpusPod();
+  pod["kind"] = "Pod";
+  pod["apiVersion"] = "v1";
+  pod["metadata"]["namespace"] = "team-c";
+  pod["metadata"]["name"] = "watched";
+  pod["metadata"]["uid"] = "7a1b2c3d-0000-4000-8000-00000000c0c0";
+  pod["metadata"].erase("ownerReferences");
+  kube_->Apply("ADDED", pod);
+  const std::string kubeconfig = testutil::WriteFakeKubeconfig(P("collector.kubeconfig"), kube_->port(),
+                                                               std::string("token: ") + kReviewerToken);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<std::string> args = {testutil::AnnalsBinary(), "collect", "--url", server_->url(), "--cacert",
+                                     P("ca.crt"), "--cert", P("collector.crt"), "--key", P("collector.key"),
+                                     "--state-dir", P("collect-state"), "--kubeconfig", kubeconfig,
+                                     "--watch-resources", "pods", "--watch-timeout", "3"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int fd = ::open(P("collect.err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    CurlResult s = Auth::As("root", {Url("/v1/state?kind=Pod&namespace=team-c")});
+    seen = s.status == 200 && json::parse(s.body)["count"] == 1;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  std::ifstream err(P("collect.err"));
+  std::string log((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(seen) << log;
 }
 
 // `annals serve --data DIR args...` must refuse to start, saying `why`.

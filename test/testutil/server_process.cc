@@ -97,11 +97,25 @@ TempDir::~TempDir() {
 std::string TempDir::Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
 
 CommandResult RunAnnals(const std::vector<std::string>& args, std::string_view input,
-                        std::chrono::seconds timeout) {
-  CommandResult res;
+                        std::chrono::seconds timeout, const std::vector<std::string>& env) {
   std::vector<std::string> a{AnnalsBinary()};
   a.insert(a.end(), args.begin(), args.end());
-  Argv argv(std::move(a));
+  return RunProgram(a, input, timeout, env);
+}
+
+CommandResult RunProgram(const std::vector<std::string>& program_args, std::string_view input,
+                         std::chrono::seconds timeout, const std::vector<std::string>& env) {
+  CommandResult res;
+  Argv argv(program_args);
+  // The child's environment, built before fork (nothing allocates after it).
+  std::vector<std::string> vars;
+  for (char** e = environ; *e; ++e) vars.emplace_back(*e);
+  for (const std::string& change : env) {
+    const std::string name = change.substr(0, change.find('='));
+    std::erase_if(vars, [&](const std::string& v) { return v.compare(0, name.size() + 1, name + "=") == 0; });
+    if (change.size() > name.size()) vars.push_back(change);
+  }
+  Argv envp(std::move(vars));
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     res.err = std::string("pipe: ") + std::strerror(errno);
@@ -119,7 +133,7 @@ CommandResult RunAnnals(const std::vector<std::string>& args, std::string_view i
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     CloseOtherFds();
-    ::execv(argv.ptrs[0], argv.ptrs.data());
+    ::execve(argv.ptrs[0], argv.ptrs.data(), envp.ptrs.data());
     ::_exit(127);
   }
   ::close(in[0]);

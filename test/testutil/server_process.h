@@ -53,9 +53,15 @@ struct CommandResult {
 
 // Runs `annals args...` with `input` on stdin and waits for it (killing it
 // after `timeout`). Never fails: spawn errors show up as exit_code -1 and a
-// message in err.
+// message in err. `env` changes the child's environment: "K=V" sets K, "K"
+// alone removes it.
 CommandResult RunAnnals(const std::vector<std::string>& args, std::string_view input = "",
-                        std::chrono::seconds timeout = std::chrono::seconds(120));
+                        std::chrono::seconds timeout = std::chrono::seconds(120),
+                        const std::vector<std::string>& env = {});
+// The same for any program: argv[0] is its path.
+CommandResult RunProgram(const std::vector<std::string>& argv, std::string_view input = "",
+                         std::chrono::seconds timeout = std::chrono::seconds(120),
+                         const std::vector<std::string>& env = {});
 
 struct ServeOptions {
   std::string data_dir;
