@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 
 #include "api/paths.h"
@@ -21,14 +20,6 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-bool ClusterScoped(const std::string& resource) {
-  static const std::set<std::string> kCluster = {
-      "namespaces", "nodes", "clusterroles", "clusterrolebindings", "persistentvolumes",
-      "storageclasses", "customresourcedefinitions", "priorityclasses", "ingressclasses",
-      "mutatingwebhookconfigurations", "validatingwebhookconfigurations"};
-  return kCluster.count(resource) > 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -36,7 +27,7 @@ int main(int argc, char** argv) {
   std::string object, ns, since, until, output = "table", verbs;
   bool children = false;
   app.add_option("object", object, "KIND/NAME, e.g. deployment/web")->required();
-  app.add_option("-n,--namespace", ns, "namespace (default: default, none for cluster-scoped kinds)");
+  app.add_option("-n,--namespace", ns, "namespace (default: every namespace that has a KIND/NAME)");
   app.add_flag("--children", children, "include what the object owns and its Helm release");
   app.add_option("--since", since, "from this time (RFC 3339 or -15m)");
   app.add_option("--until", until, "up to this time");
@@ -77,7 +68,6 @@ int main(int argc, char** argv) {
     return Fail("expected KIND/NAME, got \"" + object + "\"");
   std::string kind = object.substr(0, slash), name = object.substr(slash + 1);
   std::string resource = annals::state::ResourceFor(kind);
-  if (ns.empty() && !ClusterScoped(resource)) ns = "default";
 
   using annals::client::UrlEncode;
   std::string q = std::string(annals::api::paths::kHistory) + "?kind=" + UrlEncode(resource) + "&name=" + UrlEncode(name);

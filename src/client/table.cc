@@ -29,8 +29,18 @@ std::string FormatTable(const std::vector<std::string>& header,
 }
 
 std::string FormatHistory(const json& h) {
+  const json events = h.value("events", json::array());
+  if (events.empty()) {
+    // An empty table would read as "nothing happened": say what was asked
+    // and what is left out.
+    std::string what = h.value("kind", "") + "/" + h.value("name", "");
+    std::string where = h.value("namespace", "").empty() ? " in any namespace" : " in namespace " + h.value("namespace", "");
+    return "No changes to " + what + where + " in the ledger (reads are left out: --verbs get,list,watch shows them).\n";
+  }
+  // Asked without a namespace: the answer may span several.
+  const bool all_namespaces = h.value("namespace", "").empty();
   std::vector<std::vector<std::string>> rows;
-  for (const auto& e : h.value("events", json::array())) {
+  for (const auto& e : events) {
     std::string what = e.value("resource", "");
     if (!e.value("subresource", "").empty()) what += "/" + e.value("subresource", "");
     std::string name = e.value("name", "");
@@ -52,11 +62,16 @@ std::string FormatHistory(const json& h) {
       }
       if (changed.empty()) changed = "-";
     }
+    // A watch collector's row: it saw the change, not who made it.
+    if (user.empty() && e.value("source", "") == "k8s-watch") user = "(watch)";
+    if (ips.empty()) ips = "-";
     rows.push_back({e.value("time", ""), e.value("verb", ""), what, name, user, ips,
                     std::to_string(e.value("code", 0)), changed, std::to_string(e.value("index", 0))});
+    if (all_namespaces) rows.back().insert(rows.back().begin() + 3, e.value("namespace", ""));
   }
-  return FormatTable({"TIME", "VERB", "RESOURCE", "NAME", "USER", "SOURCE", "CODE", "CHANGED", "INDEX"},
-                     rows);
+  std::vector<std::string> header = {"TIME", "VERB", "RESOURCE", "NAME", "USER", "SOURCE", "CODE", "CHANGED", "INDEX"};
+  if (all_namespaces) header.insert(header.begin() + 3, "NAMESPACE");
+  return FormatTable(header, rows);
 }
 
 std::string UrlEncode(std::string_view s) {

@@ -13,7 +13,8 @@ namespace annals::client {
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
 
-// The history answer (/v1/history) as a table, oldest first.
+// The history answer (/v1/history) as a table, oldest first; a NAMESPACE
+// column when it was asked across namespaces; one sentence when it is empty.
 std::string FormatHistory(const nlohmann::json& history);
 
 // Percent-encodes a query parameter value.

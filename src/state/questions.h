@@ -133,6 +133,8 @@ class Questions {
   std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t ns, const LabelSet& labels,
                                                                     Micros at) const;
   StatusOr<nlohmann::json> EventAt(uint64_t index) const;
+  // A history row for a k8s.watch entry (null for any other entry).
+  StatusOr<nlohmann::json> WatchRowAt(uint64_t index) const;
   // The payload of the entry at index (from the blob store if external).
   StatusOr<std::string> PayloadAt(uint64_t index) const;
 

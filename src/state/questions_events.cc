@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ledger/entry.h"
 #include "state/k8s_object.h"
 #include "state/questions.h"
 
@@ -38,32 +39,47 @@ Status Questions::IndexRead(Status s) const {
 
 StatusOr<json> Questions::History(const HistoryQuery& q) const {
   const std::string resource = ResourceFor(q.kind);
-  // The names whose events make the answer: the object's own and, with
+  // The names whose events make the answer: the object's own (in every
+  // namespace that has one of that name when none is given) and, with
   // children, those of every object it owns or that belongs to its
   // application instance (looked up in the projection).
   std::set<NameTriple> names{{resource, q.namespace_, q.name}};
-  bool known_object = false;
+  std::vector<uint32_t> objects;  // the object(s) and, with children, what they own
   {
     std::shared_lock lock(store_->mutex());
     const Strings& S = store_->strings();
     const uint32_t r = S.Find(resource), ns = S.Find(q.namespace_), name = S.Find(q.name);
-    if (r != kUnknown && ns != kUnknown && name != kUnknown) {
-      std::vector<uint32_t> work = store_->ByName(r, ns, name);
-      known_object = !work.empty();
-      if (q.children) {
-        std::set<uint32_t> seen;
-        for (uint32_t id : store_->Instance(ns, q.name)) work.push_back(id);
-        while (!work.empty()) {
-          uint32_t id = work.back();
-          work.pop_back();
-          if (!seen.insert(id).second) continue;
+    std::vector<uint32_t> roots;
+    if (r != kUnknown && name != kUnknown) {
+      if (!q.namespace_.empty()) {
+        if (ns != kUnknown) roots = store_->ByName(r, ns, name);
+      } else {
+        for (uint32_t id = 0; id < store_->object_count(); ++id) {
           const Object& o = store_->object(id);
-          names.insert({S.Get(o.resource), S.Get(o.ns), S.Get(o.name)});
-          for (uint32_t c : store_->Children(o.uid)) work.push_back(c);
+          if (o.resource == r && o.name == name) {
+            roots.push_back(id);
+            names.insert({resource, S.Get(o.ns), q.name});
+          }
         }
       }
     }
+    std::vector<uint32_t> work = roots;
+    std::set<uint32_t> seen;
+    if (q.children)
+      for (uint32_t root : roots)
+        for (uint32_t id : store_->Instance(store_->object(root).ns, q.name)) work.push_back(id);
+    while (!work.empty()) {
+      uint32_t id = work.back();
+      work.pop_back();
+      if (!seen.insert(id).second) continue;
+      objects.push_back(id);
+      if (!q.children) continue;
+      const Object& o = store_->object(id);
+      names.insert({S.Get(o.resource), S.Get(o.ns), S.Get(o.name)});
+      for (uint32_t c : store_->Children(o.uid)) work.push_back(c);
+    }
   }
+  const bool known_object = !objects.empty();
   std::vector<uint64_t> indexes;
   for (const auto& n : names) {
     auto found = events_->EventsFor(n.resource, n.ns, n.name);
@@ -72,12 +88,31 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
   }
   if (indexes.empty() && !known_object)
     return NotFoundError("the ledger holds nothing about " + q.kind + "/" + q.name +
-                         (q.namespace_.empty() ? "" : " in namespace " + q.namespace_));
+                         (q.namespace_.empty() ? " in any namespace" : " in namespace " + q.namespace_));
+  // Known only from the watch collector (no audit event names it): its
+  // versions, as the collector saw them, are its history.
+  const bool from_watch = indexes.empty();
+  if (from_watch) {
+    std::shared_lock lock(store_->mutex());
+    for (uint32_t id : objects)
+      for (const Version& v : store_->object(id).versions) indexes.push_back(v.index);
+  }
   std::sort(indexes.begin(), indexes.end());
   indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
   static const std::set<std::string> kReads = {"get", "list", "watch"};
   json rows = json::array();
   for (uint64_t i : indexes) {
+    if (from_watch) {
+      ASSIGN_OR_RETURN(json row, WatchRowAt(i));
+      if (row.is_null()) continue;
+      Micros t = ParseRfc3339(row["time"].get<std::string>()).value_or(0);
+      if (t < q.since || t > q.until) continue;
+      if (!q.verbs.empty() &&
+          std::find(q.verbs.begin(), q.verbs.end(), row["verb"].get<std::string>()) == q.verbs.end())
+        continue;
+      rows.push_back(std::move(row));
+      continue;
+    }
     ASSIGN_OR_RETURN(json ev, EventAt(i));
     const std::string stage = ev.value("stage", "");
     if (stage != "ResponseComplete" && stage != "Panic") continue;
@@ -141,8 +176,35 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     auto tb = ParseRfc3339(b["time"].get<std::string>()).value_or(0);
     return ta != tb ? ta < tb : a["index"].get<uint64_t>() < b["index"].get<uint64_t>();
   });
-  return json{{"kind", q.kind}, {"namespace", q.namespace_}, {"name", q.name}, {"count", rows.size()},
+  json answer{{"kind", q.kind}, {"namespace", q.namespace_}, {"name", q.name}, {"count", rows.size()},
               {"events", rows}};
+  if (from_watch) answer["source"] = "k8s-watch";
+  return answer;
+}
+
+StatusOr<json> Questions::WatchRowAt(uint64_t index) const {
+  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
+  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
+  json meta = json::parse(d.meta, nullptr, false);
+  if (!meta.is_object() || meta.value("type", "") != "k8s.watch" || !meta.contains("watch")) return json();
+  const json& w = meta["watch"];
+  std::string event = w.value("event", "");
+  // A watch event has no user: the collector saw the change, not who made it.
+  return json{{"index", index},
+              {"time", meta.value("rt", "")},
+              {"verb", event},
+              {"resource", w.value("resource", "")},
+              {"subresource", ""},
+              {"namespace", w.value("namespace", "")},
+              {"name", w.value("name", "")},
+              {"user", {{"username", ""}, {"groups", json::array()}, {"uid", ""}}},
+              {"impersonated_user", json()},
+              {"source_ips", json::array()},
+              {"user_agent", ""},
+              {"code", 0},
+              {"uid", w.value("uid", "")},
+              {"resource_version", w.value("rv", "")},
+              {"source", "k8s-watch"}};
 }
 
 
