@@ -22,15 +22,16 @@ run: build
 	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN)
 
 # Whole suite: unit and integration tests of the release build, then the
-# ASan+UBSan unit tests and the libFuzzer targets (briefly), all via ctest.
+# ASan+UBSan unit tests and SIGTERM-under-load test, and the libFuzzer
+# targets (briefly), all via ctest.
 test: configure
 	@echo "make: building everything (binaries, tests, benchmarks) into $(BUILD)/"
 	@cmake --build $(BUILD) -j$(JOBS)
 	@echo "make: building the libFuzzer targets (clang, ASan+UBSan) into $(BUILD)-fuzz/"
 	@cmake -S . -B $(BUILD)-fuzz -DANNALS_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD)-fuzz -j$(JOBS)
-	@echo "make: building the unit tests with ASan+UBSan into $(BUILD)-asan/"
-	@cmake -S . -B $(BUILD)-asan -DANNALS_SANITIZE=ON -DANNALS_SERVER=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@echo "make: building the unit tests and the server with ASan+UBSan into $(BUILD)-asan/"
+	@cmake -S . -B $(BUILD)-asan -DANNALS_SANITIZE=ON -DANNALS_SERVER=ON -DANNALS_INTEGRATION=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD)-asan -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)

@@ -7,50 +7,26 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <shared_mutex>
 #include <iostream>
 #include <thread>
 #include <nlohmann/json.hpp>
 
-#include <boost/asio/ip/address.hpp>
 
-#include "api/api.h"
 #include "api/paths.h"
-#include "auth/authorizer.h"
 #include "checkpoint/note.h"
-#include "index/dedup_index.h"
-#include "index/event_index.h"
-#include "ingest/file_tail.h"
-#include "ingest/ingestor.h"
-#include "ingest/tcp_line.h"
 #include "client/client_options.h"
 #include "client/http_client.h"
 #include "client/remote_verifier.h"
 #include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
-#include "ledger/ledger.h"
 #include "ledger/verifier.h"
-#include "server/http_server.h"
+#include "server/instance.h"
 #include "client/table.h"
-#include "forward/forwarder.h"
-#include "forward/nats_sink.h"
-#include "forward/syslog_sink.h"
-#include "common/sha256.h"
-#include "state/projector.h"
-#include "state/questions.h"
-#include "stream/change_feed.h"
 #include "watch/collector.h"
-#include "kube/kube_client.h"
-#include "kube/token_review.h"
 
 namespace annals {
 namespace {
-
-// How long one TokenReview may take, connecting included. A request whose
-// token needs one waits that long at most (on a review thread, not a
-// listener thread), then gets 401.
-constexpr std::chrono::milliseconds kTokenReviewTimeout{5000};
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "annals: %s\n", msg.c_str());
@@ -69,357 +45,61 @@ std::function<void(uint64_t, uint64_t)> ProgressBar(const char* what) {
   };
 }
 
-struct WatchFlags {
-  bool enabled = false;
-  std::string kubeconfig, context, resources;
-  bool in_cluster = false;
-  int watch_timeout_s = 300;
-  size_t list_page = 500;
-};
-
-struct ServeFlags {
-  std::string tcp_listen;
-  std::vector<std::string> tails;
-  WatchFlags watch;
-  size_t watch_buffer = 65536;
-  std::vector<std::string> forwards;
-  std::string forward_ca;
-  std::string nats;
-  // docs/security.md
-  std::string tls_cert, tls_key, client_ca, tokens, auth_config;
-  std::string token_review;  // "in-cluster" or a kubeconfig path
-  std::vector<std::string> token_review_audiences;
-  bool insecure_listen = false;
-  int request_timeout = 60;
-  double rate_limit = 0, rate_burst = 0;
-  uint32_t max_inflight = 0;
-  uint64_t memory_budget = uint64_t{1} << 30;
-  uint64_t snapshot_every = 1000000;
-  double snapshot_interval = 600;
-};
-
-// Where the state projection's snapshot lives (state_snapshot.h).
-std::string SnapshotPath(const std::string& data) { return data + "/index/state/projection.snap"; }
-
-// The event index's share of --memory-budget: half for its block cache, an
-// eighth (at most 64 MiB) for its memtables.
-index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
-  index::EventIndexOptions o;
-  o.block_cache_bytes = budget / 2;
-  o.write_buffer_bytes = std::min<uint64_t>(budget / 8, uint64_t{64} << 20);
-  return o;
-}
-
-// The API server's client: --kubeconfig, else in-cluster, else
-// $KUBECONFIG or ~/.kube/config.
-StatusOr<std::unique_ptr<kube::KubeClient>> MakeKubeClient(const WatchFlags& f) {
-  StatusOr<kube::KubeConfig> cfg = FailedPreconditionError("no API server configured");
-  if (!f.kubeconfig.empty()) {
-    cfg = kube::LoadKubeconfig(f.kubeconfig, f.context);
-  } else if (f.in_cluster || std::getenv("KUBERNETES_SERVICE_HOST")) {
-    cfg = kube::InClusterConfig();
-  } else {
-    std::string path;
-    if (const char* k = std::getenv("KUBECONFIG"); k && *k) path = std::string(k).substr(0, std::string(k).find(':'));
-    else if (const char* h = std::getenv("HOME")) path = std::string(h) + "/.kube/config";
-    if (path.empty() || !FileExists(path))
-      return FailedPreconditionError(
-          "no API server to watch: give --kubeconfig FILE or --in-cluster (or set $KUBECONFIG)");
-    cfg = kube::LoadKubeconfig(path, f.context);
-  }
-  if (!cfg.ok()) return cfg.status();
-  return kube::KubeClient::Create(std::move(*cfg));
-}
-
-StatusOr<watch::CollectorOptions> MakeCollectorOptions(const WatchFlags& f, const std::string& state_dir) {
-  watch::CollectorOptions o;
-  ASSIGN_OR_RETURN(o.resources, watch::ParseResourceList(f.resources));
-  o.state_dir = state_dir;
-  if (f.watch_timeout_s <= 0) return InvalidArgumentError("--watch-timeout must be positive");
-  o.watch_timeout = std::chrono::seconds(f.watch_timeout_s);
-  if (f.list_page == 0) return InvalidArgumentError("--watch-list-page must be positive");
-  o.list_page = f.list_page;
-  return o;
-}
-
-// DATA/forward/<kind>-<first 16 hex of SHA-256(target)>.pos: a new target
-// starts from the beginning of the log.
-std::string CursorPath(const std::string& data, const forward::Sink& sink) {
-  return data + "/forward/" + sink.kind() + "-" +
-         HexEncode(HashBytes(Sha256(sink.target()))).substr(0, 16) + ".pos";
-}
-
-bool IsLoopbackHost(const std::string& host) {
-  boost::system::error_code ec;
-  auto a = boost::asio::ip::make_address(host, ec);
-  return !ec && a.is_loopback();
-}
-
-int Serve(const std::string& data, const std::string& listen, const std::string& key_file,
-          const std::string& origin, int interval_ms, uint64_t max_body, const ServeFlags& flags) {
-  ledger::LedgerOptions lo;
-  lo.data_dir = data;
-  lo.origin = origin;
-  lo.checkpoint_interval = std::chrono::milliseconds(interval_ms);
+// `annals serve`: the Instance (server/instance.h) until SIGTERM or SIGINT;
+// SIGHUP reloads the TLS certificate and key.
+int Serve(const std::string& key_file, server::InstanceOptions options) {
   if (!key_file.empty()) {
     auto k = ReadFileToString(key_file);
     if (!k.ok()) return Fail(k.status());
     std::string key = *k;
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-    lo.private_key = key;
+    options.private_key = key;
   }
   // Block termination signals before threads start; a waiter below takes them.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);  // reloads the TLS certificate and key
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  auto listen_hp = SplitHostPort(listen);
-  if (!listen_hp.ok()) return Fail(listen_hp.status());
-  const bool tls = !flags.tls_cert.empty();
-  if (!tls && !flags.insecure_listen && !IsLoopbackHost(listen_hp->first))
-    return Fail("refusing plain HTTP on " + listen +
-                ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
-  const bool auth_on = !flags.client_ca.empty() || !flags.tokens.empty() || !flags.auth_config.empty() ||
-                       !flags.token_review.empty();
-  if (!IsLoopbackHost(listen_hp->first) && !auth_on)
-    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens, --token-review or --auth-config: "
-                         "every caller that reaches %s may write and read\n", listen.c_str());
-  if (flags.token_review.empty() && !flags.token_review_audiences.empty())
-    return Fail("--token-review-audience needs --token-review");
-  // The default roles make every authenticated caller an admin: with
-  // TokenReview, that would be every ServiceAccount in the cluster.
-  if (!flags.token_review.empty() && flags.auth_config.empty())
-    return Fail("--token-review needs --auth-config: without it every ServiceAccount in the cluster "
-                "would be an admin");
-  std::unique_ptr<auth::Authorizer> authorizer;
-  std::unique_ptr<kube::TokenReviewer> token_reviewer;
-  if (auth_on) {
-    auth::AuthConfig ac = auth::DefaultAuthConfig();
-    if (!flags.auth_config.empty()) {
-      auto text = ReadFileToString(flags.auth_config);
-      if (!text.ok()) return Fail(text.status());
-      auto parsed = auth::ParseAuthConfig(*text);
-      if (!parsed.ok()) return Fail(flags.auth_config + ": " + parsed.status().message());
-      ac = std::move(*parsed);
-      // A relative tokens path is relative to the config file.
-      if (!ac.tokens_file.empty() && ac.tokens_file.front() != '/')
-        ac.tokens_file = DirName(flags.auth_config) + "/" + ac.tokens_file;
-    }
-    auto a = auth::Authorizer::Create(std::move(ac), flags.tokens);
-    if (!a.ok()) return Fail(a.status());
-    authorizer = std::move(*a);
-  }
-  if (!flags.token_review.empty()) {
-    auto cfg = flags.token_review == "in-cluster" ? kube::InClusterConfig()
-                                                  : kube::LoadKubeconfig(flags.token_review);
-    if (!cfg.ok())
-      return Fail("--token-review: " + cfg.status().message() +
-                  (flags.token_review == "in-cluster" ? "; outside a cluster, give --token-review KUBECONFIG" : ""));
-    auto client = kube::KubeClient::Create(std::move(*cfg));
-    if (!client.ok()) return Fail("--token-review: " + client.status().message());
-    token_reviewer = std::make_unique<kube::TokenReviewer>(std::move(*client), flags.token_review_audiences,
-                                                            kTokenReviewTimeout);
-  }
-
-  auto ledger = ledger::Ledger::Open(lo);
-  if (!ledger.ok()) return Fail("cannot open ledger in " + data + ": " + ledger.status().message());
-  const auto& rec = (*ledger)->recovery();
-  if (!rec.log.reason.empty())
-    std::fprintf(stderr, "annals: recovery: cut %llu bytes of torn log tail (%s)\n",
-                 static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
-  if (!rec.checkpoint_log_cut.empty())
-    std::fprintf(stderr, "annals: recovery: cut torn checkpoint log tail (%s)\n",
-                 rec.checkpoint_log_cut.c_str());
-  if (rec.tiles_rebuilt) std::fprintf(stderr, "annals: recovery: rebuilt all tiles from the log\n");
-
-  auto dedup = index::DedupIndex::Open(data + "/index/dedup");
-  if (!dedup.ok()) return Fail("cannot open the dedup index: " + dedup.status().message());
-  Metrics metrics;
-  auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
-  if (!ingestor.ok()) return Fail("cannot catch up the dedup index: " + ingestor.status().message());
-  std::string wiped;
-  auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(flags.memory_budget), &wiped);
-  if (!events.ok()) return Fail("cannot open the event index: " + events.status().message());
-  if (!wiped.empty()) std::fprintf(stderr, "annals: event index %s: rebuilding it from the log\n", wiped.c_str());
-  std::fprintf(stderr, "annals: event index covers %llu of the log's %llu entries\n",
-               static_cast<unsigned long long>((*events)->watermark()),
-               static_cast<unsigned long long>((*ledger)->DurableSize()));
-  state::StateStore store;
-  // The projection catches up on its own thread while the listener serves:
-  // the log, health and ingest at once, the questions once it is ready.
-  state::Projector projector(ledger->get(), &store, events->get());
-  projector.set_snapshot(SnapshotPath(data), std::max<uint64_t>(flags.snapshot_every, 1), flags.snapshot_interval);
-  projector.OnCaughtUp([](uint64_t entries, uint64_t replayed, double secs) {
+  options.on_serving = [&options](const server::Instance& in) {
+    if (in.tcp_port()) std::printf("tcp: %u\n", in.tcp_port());
+    std::printf("annals serving %s entries=%llu\nurl: %s://%s:%u\nverifier key: %s\n", options.data_dir.c_str(),
+                static_cast<unsigned long long>(in.entries()), in.tls() ? "https" : "http", in.host().c_str(),
+                in.port(), in.verifier_key().c_str());
+    std::fflush(stdout);
+  };
+  options.on_ready = [](uint64_t entries, uint64_t replayed, double secs) {
     std::printf("ready: %llu entries, %llu of them replayed, in %.2fs\n", static_cast<unsigned long long>(entries),
                 static_cast<unsigned long long>(replayed), secs);
     std::fflush(stdout);
-  });
-  state::Questions questions(ledger->get(), &store, events->get());
-  questions.OnIndexDamaged([&projector](const std::string& why) { projector.RebuildEvents(why); });
-  api::Api api(ledger->get(), ingestor->get(), &metrics, &questions);
-  api.SetReadiness([&projector]() {
-    api::Readiness r;
-    const auto p = projector.progress();
-    r.ready = projector.caught_up();
-    r.applied = p.applied;
-    r.target = p.target;
-    r.entries_per_second = p.entries_per_second;
-    r.rebuilding_index = p.rebuilding_events;
-    return r;
-  });
-  stream::ChangeFeedOptions fo;
-  fo.buffer_entries = std::max<size_t>(1, flags.watch_buffer);
-  stream::ChangeFeed feed({ledger->get(), &store, &questions}, &projector, fo);
-  feed.Start();
-  api.SetChangeFeed(&feed);
-  std::vector<std::unique_ptr<forward::Forwarder>> forwarders;
-  std::vector<std::string> targets = flags.forwards;
-  if (!flags.nats.empty()) targets.push_back(flags.nats);
-  for (const auto& f : targets) {
-    std::unique_ptr<forward::Sink> sink;
-    forward::ForwarderOptions fwo;
-    if (f.starts_with("syslog+")) {
-      auto t = forward::ParseSyslogUrl(f);
-      if (!t.ok()) return Fail(t.status());
-      sink = std::make_unique<forward::SyslogSink>(*t, (*ledger)->signer().name(), flags.forward_ca);
-      fwo.wait_for_checkpoint = true;
-    } else if (f == flags.nats) {
-      sink = std::make_unique<forward::NatsSink>(f, (*ledger)->signer().name());
-    } else {
-      return Fail("--forward wants syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT, got " + f);
-    }
-    std::string cursor = CursorPath(data, *sink);
-    forwarders.push_back(std::make_unique<forward::Forwarder>(&feed, std::move(sink), cursor, &metrics, fwo));
-    Status s = forwarders.back()->Start();
-    if (!s.ok()) return Fail("forwarder " + f + ": " + s.message());
-  }
-  if (token_reviewer) {
-    auth::TokenReviewOptions ro;
-    ro.metrics = &metrics;
-    authorizer->EnableTokenReview(
-        [r = token_reviewer.get()](std::string_view token) { return r->Review(token); }, std::move(ro));
-  }
-  if (authorizer) api.EnableAuth(authorizer.get());
-  auth::Limiter limiter({flags.rate_limit, flags.rate_burst, flags.max_inflight});
-  if (limiter.enabled()) api.EnableLimits(&limiter);
-  server::HttpServerOptions so;
-  so.listen = listen;
-  so.max_body_bytes = max_body;
-  so.tls_cert = flags.tls_cert;
-  so.tls_key = flags.tls_key;
-  so.client_ca = flags.client_ca;
-  so.idle_timeout_seconds = flags.request_timeout;
-  so.handshake_timeout_seconds = std::min(so.handshake_timeout_seconds, flags.request_timeout);
-  // However Serve returns: the review threads use the api, the ingestor,
-  // the metrics and the reviewer, so they stop before those go (after the
-  // listener, declared below, has stopped handing them requests).
-  struct StopReviews {
-    auth::Authorizer* a;
-    ~StopReviews() {
-      if (a) a->Stop();
-    }
-  } stop_reviews{authorizer.get()};
-  server::HttpServer http(so, [&api](api::HttpRequest&& req, api::Responder r) {
-    api.Handle(std::move(req), std::move(r));
-  });
-  auto port = http.Start();
-  if (!port.ok()) return Fail(port.status());
-  std::unique_ptr<ingest::TcpLineListener> tcp;
-  if (!flags.tcp_listen.empty()) {
-    tcp = std::make_unique<ingest::TcpLineListener>(flags.tcp_listen, ingestor->get(), &metrics);
-    auto thp = SplitHostPort(flags.tcp_listen);
-    if (!thp.ok()) return Fail(thp.status());
-    if (tls) {
-      ingest::TcpLineListener::Admit admit;
-      if (authorizer)
-        admit = [a = authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
-          return !user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp");
-        };
-      Status s = tcp->EnableTls({flags.tls_cert, flags.tls_key, flags.client_ca}, std::move(admit));
-      if (!s.ok()) return Fail(s);
-    } else if (!flags.insecure_listen && !IsLoopbackHost(thp->first)) {
-      return Fail("refusing plain TCP on " + flags.tcp_listen +
-                  ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
-    }
-    auto tport = tcp->Start();
-    if (!tport.ok()) return Fail(tport.status());
-    std::printf("tcp: %u\n", *tport);
-  }
-  std::vector<std::unique_ptr<ingest::FileTailer>> tailers;
-  for (const auto& f : flags.tails) {
-    tailers.push_back(std::make_unique<ingest::FileTailer>(f, data + "/tail", ingestor->get(), &metrics));
-    Status s = tailers.back()->Start();
-    if (!s.ok()) return Fail(s);
-  }
-  std::unique_ptr<kube::KubeClient> kube;
-  std::unique_ptr<watch::IngestorSink> watch_sink;
-  std::unique_ptr<watch::Collector> collector;
-  if (flags.watch.enabled) {
-    auto k = MakeKubeClient(flags.watch);
-    if (!k.ok()) return Fail(k.status());
-    kube = std::move(*k);
-    auto opts = MakeCollectorOptions(flags.watch, data + "/watch");
-    if (!opts.ok()) return Fail(opts.status());
-    watch_sink = std::make_unique<watch::IngestorSink>(ingestor->get());
-    collector = std::make_unique<watch::Collector>(kube.get(), watch_sink.get(), &metrics, std::move(*opts));
-    Status s = collector->Start();
-    if (!s.ok()) return Fail(s);
-  }
-  std::printf("annals serving %s entries=%llu\nurl: %s://%s:%u\nverifier key: %s\n",
-              data.c_str(), static_cast<unsigned long long>((*ledger)->DurableSize()),
-              tls ? "https" : "http", listen_hp->first.c_str(), *port,
-              (*ledger)->signer().VerifierKey().c_str());
-  std::fflush(stdout);
-  projector.Start();
+  };
+  auto instance = server::Instance::Start(options);
+  if (!instance.ok()) return Fail(instance.status());
   int sig = 0;
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-    if (!tls) continue;
-    Status s = http.ReloadTls();
-    if (s.ok() && tcp) s = tcp->ReloadTls();
+    if (!(*instance)->tls()) continue;
+    Status s = (*instance)->ReloadTls();
     std::fprintf(stderr, "annals: SIGHUP: %s\n",
                  s.ok() ? "reloaded the TLS certificate and key" : s.message().c_str());
   }
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
-  projector.Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
-  if (collector) collector->Stop();
-  if (token_reviewer) token_reviewer->Abort();  // reviews in flight fail now
-  http.Stop();
-  // The review threads may still be answering requests (they use the api,
-  // the ingestor and the metrics): finish them before those go.
-  if (authorizer) authorizer->Stop();
-  for (auto& f : forwarders) f->Stop();
-  feed.Stop();
-  projector.Stop();
-  // The next start loads this and replays only what comes after it; a
-  // start cancelled before it caught up leaves the last one in place.
-  if (projector.caught_up()) {
-    Status ss = projector.SaveSnapshot();
-    if (!ss.ok()) std::fprintf(stderr, "annals: state snapshot: %s\n", ss.message().c_str());
-  }
-  if (tcp) tcp->Stop();
-  for (auto& t : tailers) t->Stop();
-  ingestor->reset();
-  ledger->reset();
-  dedup->reset();
-  events->reset();
+  (*instance)->Stop();
   return 0;
 }
 
 // `annals collect --url LEDGER`: the watch collector alone, appending to a
 // remote ledger; its state lives in --state-dir.
-int Collect(const client::ServerTarget& target, const std::string& state_dir, const WatchFlags& flags) {
+int Collect(const client::ServerTarget& target, const std::string& state_dir, const watch::WatchFlags& flags) {
   const std::string& url = target.url;
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  auto kube = MakeKubeClient(flags);
+  auto kube = watch::MakeKubeClient(flags);
   if (!kube.ok()) return Fail(kube.status());
-  auto opts = MakeCollectorOptions(flags, state_dir);
+  auto opts = watch::MakeCollectorOptions(flags, state_dir);
   if (!opts.ok()) return Fail(opts.status());
   Metrics metrics;
   watch::RemoteSink sink(url, target.auth);
@@ -571,46 +251,12 @@ int Query(const client::ServerTarget& target, const std::string& path,
   return 0;
 }
 
-// Rebuilds every derived structure from the log: the dedup index from
-// scratch, and the projections (which are otherwise rebuilt on each start).
+// Rebuilds every derived structure from the log (server/instance.h).
 int Rebuild(const std::string& data, uint64_t memory_budget) {
-  ledger::LedgerOptions lo;
-  lo.data_dir = data;
-  if (!FileExists(data + "/key")) return Fail("no ledger in " + data);
-  auto ledger = ledger::Ledger::Open(lo);
-  if (!ledger.ok()) return Fail("cannot open ledger in " + data + ": " + ledger.status().message());
-  auto t0 = std::chrono::steady_clock::now();
-  const std::string dedup_dir = data + "/index/dedup";
-  std::error_code ec;
-  std::filesystem::remove_all(dedup_dir, ec);
-  if (ec) return Fail("cannot remove " + dedup_dir + ": " + ec.message());
-  auto dedup = index::DedupIndex::Open(dedup_dir);
-  if (!dedup.ok()) return Fail(dedup.status());
-  Metrics metrics;
-  auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup->get(), &metrics);
-  if (!ingestor.ok()) return Fail("dedup index: " + ingestor.status().message());
-  Status fs = (*dedup)->Flush();
-  if (!fs.ok()) return Fail(fs);
-  const std::string events_dir = data + "/index/events";
-  std::filesystem::remove_all(events_dir, ec);
-  if (ec) return Fail("cannot remove " + events_dir + ": " + ec.message());
-  auto events = index::EventIndex::Open(events_dir, EventIndexOptionsFor(memory_budget));
-  if (!events.ok()) return Fail(events.status());
-  const std::string snapshot = SnapshotPath(data);
-  if (std::remove(snapshot.c_str()) != 0 && errno != ENOENT)
-    return Fail("cannot remove " + snapshot + ": " + std::strerror(errno));
-  state::StateStore store;
-  state::Projector projector(ledger->get(), &store, events->get());
-  projector.set_report_progress(true);
-  projector.set_snapshot(snapshot, 1, 0);
-  Status s = projector.CatchUp();
-  if (!s.ok()) return Fail("projection: " + s.message());
-  s = projector.SaveSnapshot();
-  if (!s.ok()) return Fail("state snapshot: " + s.message());
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::shared_lock lock(store.mutex());
+  auto r = server::RebuildDerived(data, memory_budget);
+  if (!r.ok()) return Fail(r.status());
   std::printf("rebuilt from %llu entries in %.2fs: dedup index, event index, %zu objects\n",
-              static_cast<unsigned long long>((*ledger)->DurableSize()), secs, store.object_count());
+              static_cast<unsigned long long>(r->entries), r->seconds, r->objects);
   return 0;
 }
 
@@ -665,18 +311,18 @@ int main(int argc, char** argv) {
   CLI::App app{"annals: a write-once, verifiable ledger of a Kubernetes cluster"};
   app.require_subcommand(1);
 
-  std::string data = "annals-data", listen = "127.0.0.1:7070", key_file, origin = "annals.local/log";
-  int interval_ms = 500;
-  uint64_t max_body = 16u << 20;
+  std::string data = "annals-data", key_file;
+  server::InstanceOptions flags;
+  flags.origin = "annals.local/log";
+  flags.checkpoint_interval_ms = 500;
   auto* serve = app.add_subcommand("serve", "run the ledger");
   serve->add_option("--data", data, "data directory")->capture_default_str();
-  serve->add_option("--listen", listen, "HTTP listen address")->capture_default_str();
+  serve->add_option("--listen", flags.listen, "HTTP listen address")->capture_default_str();
   serve->add_option("--key", key_file, "signing key file (PRIVATE+KEY+...)");
-  serve->add_option("--origin", origin, "log origin for a key made on first start")->capture_default_str();
-  serve->add_option("--checkpoint-interval", interval_ms, "ms between checkpoints")->capture_default_str();
-  serve->add_option("--max-body", max_body, "largest request body in bytes")->capture_default_str();
-  ServeFlags flags;
-  auto add_watch = [](CLI::App* c, WatchFlags* w) {
+  serve->add_option("--origin", flags.origin, "log origin for a key made on first start")->capture_default_str();
+  serve->add_option("--checkpoint-interval", flags.checkpoint_interval_ms, "ms between checkpoints")->capture_default_str();
+  serve->add_option("--max-body", flags.max_body, "largest request body in bytes")->capture_default_str();
+  auto add_watch = [](CLI::App* c, watch::WatchFlags* w) {
     c->add_option("--kubeconfig", w->kubeconfig, "kubeconfig of the API server to watch");
     c->add_option("--context", w->context, "kubeconfig context (default: current-context)");
     c->add_flag("--in-cluster", w->in_cluster, "use the pod's ServiceAccount token and CA");
@@ -702,7 +348,7 @@ int main(int argc, char** argv) {
                   "client config (YAML: server, cacert, cert, key, token, token-file; "
                   "default $ANNALS_CONFIG, else ~/.config/annals/config.yaml)");
   };
-  WatchFlags collect_flags;
+  watch::WatchFlags collect_flags;
   std::string collect_state = "annals-collect-state";
   auto* collect = app.add_subcommand("collect", "list/watch the Kubernetes API server into a remote ledger");
   add_client(collect);
@@ -960,7 +606,10 @@ int main(int argc, char** argv) {
     return flush();
   }
 
-  if (serve->parsed()) return Serve(data, listen, key_file, origin, interval_ms, max_body, flags);
+  if (serve->parsed()) {
+    flags.data_dir = data;
+    return Serve(key_file, std::move(flags));
+  }
   if (collect->parsed()) return Collect(target, collect_state, collect_flags);
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);

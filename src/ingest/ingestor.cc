@@ -320,6 +320,10 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   for (auto& [k, item] : claims)
     recs.push_back({std::move(k), position[item]});
   const size_t n = entries.size();
+  {
+    std::lock_guard lock(drain_mu_);
+    ++appends_in_flight_;
+  }
   Status s = ledger_->AppendAsync(
       std::move(entries),
       [this, source, n, pending, join, recs = std::move(recs)](StatusOr<uint64_t> first) {
@@ -351,6 +355,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
         }
         pending->Complete(st);
         join->Part(st, first.ok() ? static_cast<int64_t>(*first) : -1);
+        AppendDone();
       });
   if (!s.ok()) {
     {
@@ -362,8 +367,21 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
     }
     pending->Complete(s);
     join->Part(s);
+    AppendDone();
   }
 }
+
+void Ingestor::AppendDone() {
+  std::lock_guard lock(drain_mu_);
+  if (--appends_in_flight_ == 0) drain_cv_.notify_all();
+}
+
+void Ingestor::Drain() {
+  std::unique_lock lock(drain_mu_);
+  drain_cv_.wait(lock, [this] { return appends_in_flight_ == 0; });
+}
+
+Ingestor::~Ingestor() { Drain(); }
 
 StatusOr<IngestResult> Ingestor::SubmitAndWait(const std::string& source,
                                                std::vector<IngestItem> items) {

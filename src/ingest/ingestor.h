@@ -9,11 +9,15 @@
 // given is durable: new events by their own append, duplicates by the
 // earlier append that holds them (which may still be in flight).
 //
-// Thread-safe. Does not own the ledger or the index.
+// Thread-safe. Does not own the ledger or the index; both must outlive it.
+// Its destructor waits until every append it handed the ledger has called
+// back (the ledger must still be running then), so no callback ever runs
+// on a destroyed Ingestor.
 #ifndef ANNALS_INGEST_INGESTOR_H_
 #define ANNALS_INGEST_INGESTOR_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,6 +58,9 @@ class Ingestor {
   void Submit(const std::string& source, std::vector<IngestItem> items, Done done);
   // Blocking form.
   StatusOr<IngestResult> SubmitAndWait(const std::string& source, std::vector<IngestItem> items);
+  // Waits until every append handed to the ledger so far has called back.
+  void Drain();
+  ~Ingestor();
 
   // Extracts the dedup key recorded in an entry's metadata ("key").
   static std::string KeyFromMeta(std::string_view meta);
@@ -82,6 +89,7 @@ class Ingestor {
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
+  void AppendDone();
   // Whether the entry a "K" record names (index_value) holds exactly these
   // payload bytes (read back from the log; a blob by its digest).
   StatusOr<bool> HoldsPayload(std::string_view index_value, std::string_view payload) const;
@@ -94,6 +102,10 @@ class Ingestor {
   // Set once an index write failed: the watermark then stays where it was,
   // so the next start catches the index up from the log.
   std::atomic<bool> index_failed_{false};
+  // Appends handed to the ledger whose callbacks have not finished.
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  uint64_t appends_in_flight_ = 0;
 };
 
 }  // namespace annals::ingest

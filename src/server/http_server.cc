@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -29,24 +30,37 @@ using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
+// The requests handed to the handler and not yet answered (their response
+// written or their stream started), so Stop can let them finish; shared
+// with the sessions, which may outlive the count's owner by a little.
+struct Inflight {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t n = 0;
+  bool draining = false;  // new requests get 503 and the connection closes
+};
+
 // One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, SslStream>;
 
  public:
-  Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler)
+  Session(tcp::socket socket, const HttpServerOptions& opts, const Handler& handler,
+          std::shared_ptr<Inflight> inflight)
     requires(!kTls)
-      : stream_(std::move(socket)), opts_(opts), handler_(handler) {
+      : stream_(std::move(socket)), opts_(opts), handler_(handler), inflight_(std::move(inflight)) {
     // Without room, Beast reads bodies 512 bytes per recvmsg.
     buffer_.reserve(64 << 10);
   }
   Session(tcp::socket socket, std::shared_ptr<ssl::context> ctx, const HttpServerOptions& opts,
-          const Handler& handler)
+          const Handler& handler, std::shared_ptr<Inflight> inflight)
     requires(kTls)
-      : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), opts_(opts), handler_(handler) {
+      : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), opts_(opts), handler_(handler),
+        inflight_(std::move(inflight)) {
     buffer_.reserve(64 << 10);
   }
+  ~Session() { Answered(); }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -104,6 +118,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
+    if (!Handing()) {
+      keep_alive_ = false;
+      HttpResponse r;
+      r.status = 503;
+      r.body = R"({"error":"the server is shutting down"})";
+      return Write(std::move(r));
+    }
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -138,9 +159,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
     http::async_write(stream_, *res,
                       [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
+                        self->Answered();
                         if (ec || !self->keep_alive_) return self->Close();
                         self->Read();
                       });
+  }
+
+  // A request goes to the handler: counted until it is answered. False
+  // once the server is draining.
+  bool Handing() {
+    std::lock_guard lock(inflight_->mu);
+    if (inflight_->draining) return false;
+    ++inflight_->n;
+    counted_ = true;
+    return true;
+  }
+  void Answered() {
+    if (!counted_) return;
+    counted_ = false;
+    std::lock_guard lock(inflight_->mu);
+    if (--inflight_->n == 0) inflight_->cv.notify_all();
   }
 
   // A streamed response (see api::ResponseStream): chunked, and the
@@ -220,6 +258,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_write_header(
         stream_, *sr,
         [self = this->shared_from_this(), res, sr, start = std::move(r.stream)](beast::error_code ec, size_t) {
+          self->Answered();  // a stream runs until it ends or the server stops
           if (ec) return self->EndStream();
           self->WatchForPeerClose();
           start(std::make_shared<ChunkStream>(self));
@@ -259,6 +298,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   const Handler& handler_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
+  std::shared_ptr<Inflight> inflight_;
+  bool counted_ = false;  // this connection's request is in inflight_
   // Streamed responses only; touched on the connection's strand.
   bool stream_closed_ = false;
   std::function<void()> on_stream_close_;
@@ -282,6 +323,7 @@ struct HttpServer::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::shared_ptr<Inflight> inflight = std::make_shared<Inflight>();
 
   void Accept() {
     acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
@@ -289,9 +331,9 @@ struct HttpServer::Impl {
       if (!ec) {
         s.set_option(tcp::no_delay(true));
         if (auto ctx = Tls())
-          std::make_shared<Session<SslStream>>(std::move(s), std::move(ctx), opts, handler)->Run();
+          std::make_shared<Session<SslStream>>(std::move(s), std::move(ctx), opts, handler, inflight)->Run();
         else
-          std::make_shared<Session<beast::tcp_stream>>(std::move(s), opts, handler)->Run();
+          std::make_shared<Session<beast::tcp_stream>>(std::move(s), opts, handler, inflight)->Run();
       }
       Accept();
     });
@@ -348,6 +390,17 @@ void HttpServer::Stop() {
     beast::error_code ec;
     if (impl_->acceptor) impl_->acceptor->close(ec);
   });
+  // Drain: requests already handed to the handler are answered (an ingest
+  // request once its events are durable); new ones get 503.
+  {
+    Inflight& in = *impl_->inflight;
+    std::unique_lock lock(in.mu);
+    in.draining = true;
+    if (!in.cv.wait_for(lock, std::chrono::milliseconds(impl_->opts.drain_timeout_ms),
+                        [&in] { return in.n == 0; }))
+      std::fprintf(stderr, "annals: http: %llu requests still unanswered after %d ms; closing them\n",
+                   static_cast<unsigned long long>(in.n), impl_->opts.drain_timeout_ms);
+  }
   impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();

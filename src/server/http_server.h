@@ -2,7 +2,11 @@
 // size limits and asynchronous handlers (a handler may answer later, from
 // any thread, e.g. once an append is durable).
 //
-// Thread-safe. Owns its io threads; Stop() closes the listener and waits.
+// Thread-safe. Owns its io threads. Stop() closes the listener, answers new
+// requests on open connections with 503, waits (up to drain_timeout_ms) for
+// the requests already handed to the handler to be answered, then stops the
+// threads. A responder called after that is harmless while the HttpServer
+// exists; the HttpServer must outlive every responder it handed out.
 #ifndef ANNALS_SERVER_HTTP_SERVER_H_
 #define ANNALS_SERVER_HTTP_SERVER_H_
 
@@ -37,6 +41,8 @@ struct HttpServerOptions {
   // certificate's CN and O reach the handler as tls_user/tls_groups.
   std::string tls_cert, tls_key, client_ca;
   int handshake_timeout_seconds = 10;
+  // How long Stop waits for requests already being handled to be answered.
+  int drain_timeout_ms = 10000;
 };
 
 class HttpServer {

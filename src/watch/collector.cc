@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -194,6 +195,36 @@ struct Collector::Resource {
 
 Collector::Collector(kube::KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options)
     : kube_(kube), sink_(sink), metrics_(metrics), options_(std::move(options)) {}
+
+StatusOr<std::unique_ptr<kube::KubeClient>> MakeKubeClient(const WatchFlags& f) {
+  StatusOr<kube::KubeConfig> cfg = FailedPreconditionError("no API server configured");
+  if (!f.kubeconfig.empty()) {
+    cfg = kube::LoadKubeconfig(f.kubeconfig, f.context);
+  } else if (f.in_cluster || std::getenv("KUBERNETES_SERVICE_HOST")) {
+    cfg = kube::InClusterConfig();
+  } else {
+    std::string path;
+    if (const char* k = std::getenv("KUBECONFIG"); k && *k) path = std::string(k).substr(0, std::string(k).find(':'));
+    else if (const char* h = std::getenv("HOME")) path = std::string(h) + "/.kube/config";
+    if (path.empty() || !FileExists(path))
+      return FailedPreconditionError(
+          "no API server to watch: give --kubeconfig FILE or --in-cluster (or set $KUBECONFIG)");
+    cfg = kube::LoadKubeconfig(path, f.context);
+  }
+  if (!cfg.ok()) return cfg.status();
+  return kube::KubeClient::Create(std::move(*cfg));
+}
+
+StatusOr<CollectorOptions> MakeCollectorOptions(const WatchFlags& f, const std::string& state_dir) {
+  CollectorOptions o;
+  ASSIGN_OR_RETURN(o.resources, ParseResourceList(f.resources));
+  o.state_dir = state_dir;
+  if (f.watch_timeout_s <= 0) return InvalidArgumentError("--watch-timeout must be positive");
+  o.watch_timeout = std::chrono::seconds(f.watch_timeout_s);
+  if (f.list_page == 0) return InvalidArgumentError("--watch-list-page must be positive");
+  o.list_page = f.list_page;
+  return o;
+}
 
 Collector::~Collector() { Stop(); }
 

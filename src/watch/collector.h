@@ -110,6 +110,21 @@ struct CollectorOptions {
   size_t max_frame = 16u << 20;       // longest watch frame accepted
 };
 
+// The collector's flags, shared by `annals serve --watch` and `annals collect`.
+struct WatchFlags {
+  bool enabled = false;  // serve only: --watch
+  std::string kubeconfig, context, resources;
+  bool in_cluster = false;
+  int watch_timeout_s = 300;
+  size_t list_page = 500;
+};
+
+// The API server's client: --kubeconfig, else in-cluster (--in-cluster or
+// $KUBERNETES_SERVICE_HOST), else $KUBECONFIG or ~/.kube/config.
+StatusOr<std::unique_ptr<kube::KubeClient>> MakeKubeClient(const WatchFlags& f);
+// InvalidArgument for a bad resource list, timeout or page size.
+StatusOr<CollectorOptions> MakeCollectorOptions(const WatchFlags& f, const std::string& state_dir);
+
 class Collector {
  public:
   Collector(kube::KubeClient* kube, WatchSink* sink, Metrics* metrics, CollectorOptions options);

@@ -1,0 +1,386 @@
+#include "server/instance.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <shared_mutex>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "api/api.h"
+#include "auth/authorizer.h"
+#include "auth/limiter.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "common/metrics.h"
+#include "common/net_util.h"
+#include "common/sha256.h"
+#include "forward/forwarder.h"
+#include "forward/nats_sink.h"
+#include "forward/syslog_sink.h"
+#include "index/dedup_index.h"
+#include "index/event_index.h"
+#include "ingest/file_tail.h"
+#include "ingest/ingestor.h"
+#include "ingest/tcp_line.h"
+#include "kube/kube_client.h"
+#include "kube/token_review.h"
+#include "ledger/ledger.h"
+#include "server/http_server.h"
+#include "state/projector.h"
+#include "state/questions.h"
+#include "state/state_store.h"
+#include "stream/change_feed.h"
+#include "watch/collector.h"
+
+namespace annals::server {
+namespace {
+
+// How long one TokenReview may take, connecting included. A request whose
+// token needs one waits that long at most (on a review thread, not a
+// listener thread), then gets 401.
+constexpr std::chrono::milliseconds kTokenReviewTimeout{5000};
+
+bool IsLoopbackHost(const std::string& host) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+
+// Where the state projection's snapshot lives (state_snapshot.h).
+std::string SnapshotPath(const std::string& data) { return data + "/index/state/projection.snap"; }
+
+// The event index's share of --memory-budget: half for its block cache, an
+// eighth (at most 64 MiB) for its memtables.
+index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
+  index::EventIndexOptions o;
+  o.block_cache_bytes = budget / 2;
+  o.write_buffer_bytes = std::min<uint64_t>(budget / 8, uint64_t{64} << 20);
+  return o;
+}
+
+// DATA/forward/<kind>-<first 16 hex of SHA-256(target)>.pos: a new target
+// starts from the beginning of the log.
+std::string CursorPath(const std::string& data, const forward::Sink& sink) {
+  return data + "/forward/" + sink.kind() + "-" +
+         HexEncode(HashBytes(Sha256(sink.target()))).substr(0, 16) + ".pos";
+}
+
+}  // namespace
+
+// Declared in the order they are built: destroyed in the reverse.
+struct Instance::Parts {
+  Metrics metrics;
+  std::unique_ptr<auth::Authorizer> authorizer;
+  std::unique_ptr<kube::TokenReviewer> token_reviewer;
+  std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<index::DedupIndex> dedup;
+  std::unique_ptr<ingest::Ingestor> ingestor;
+  std::unique_ptr<index::EventIndex> events;
+  std::unique_ptr<state::StateStore> store;
+  std::unique_ptr<state::Projector> projector;
+  std::unique_ptr<state::Questions> questions;
+  std::unique_ptr<api::Api> api;
+  std::unique_ptr<stream::ChangeFeed> feed;
+  std::vector<std::unique_ptr<forward::Forwarder>> forwarders;
+  std::unique_ptr<auth::Limiter> limiter;
+  std::unique_ptr<HttpServer> http;
+  uint16_t port = 0;
+  std::unique_ptr<ingest::TcpLineListener> tcp;
+  uint16_t tcp_port = 0;
+  std::vector<std::unique_ptr<ingest::FileTailer>> tailers;
+  std::unique_ptr<kube::KubeClient> kube;
+  std::unique_ptr<watch::IngestorSink> watch_sink;
+  std::unique_ptr<watch::Collector> collector;
+};
+
+Instance::Instance(InstanceOptions options) : options_(std::move(options)), parts_(new Parts) {}
+
+Instance::~Instance() { Stop(); }
+
+StatusOr<std::unique_ptr<Instance>> Instance::Start(InstanceOptions options) {
+  std::unique_ptr<Instance> in(new Instance(std::move(options)));
+  Status s = in->Build();
+  if (!s.ok()) {
+    in->Stop();
+    return s;
+  }
+  return in;
+}
+
+Status Instance::Build() {
+  const InstanceOptions& o = options_;
+  Parts& p = *parts_;
+  const std::string& data = o.data_dir;
+
+  ASSIGN_OR_RETURN(auto listen_hp, SplitHostPort(o.listen));
+  const bool tls = !o.tls_cert.empty();
+  if (!tls && !o.insecure_listen && !IsLoopbackHost(listen_hp.first))
+    return InvalidArgumentError("refusing plain HTTP on " + o.listen +
+                                ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+  const bool auth_on = !o.client_ca.empty() || !o.tokens.empty() || !o.auth_config.empty() ||
+                       !o.token_review.empty();
+  if (!IsLoopbackHost(listen_hp.first) && !auth_on)
+    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens, --token-review or --auth-config: "
+                         "every caller that reaches %s may write and read\n", o.listen.c_str());
+  if (o.token_review.empty() && !o.token_review_audiences.empty())
+    return InvalidArgumentError("--token-review-audience needs --token-review");
+  // The default roles make every authenticated caller an admin: with
+  // TokenReview, that would be every ServiceAccount in the cluster.
+  if (!o.token_review.empty() && o.auth_config.empty())
+    return InvalidArgumentError("--token-review needs --auth-config: without it every ServiceAccount in the "
+                                "cluster would be an admin");
+  if (auth_on) {
+    auth::AuthConfig ac = auth::DefaultAuthConfig();
+    if (!o.auth_config.empty()) {
+      ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.auth_config));
+      auto parsed = auth::ParseAuthConfig(text);
+      if (!parsed.ok()) return InvalidArgumentError(o.auth_config + ": " + parsed.status().message());
+      ac = std::move(*parsed);
+      // A relative tokens path is relative to the config file.
+      if (!ac.tokens_file.empty() && ac.tokens_file.front() != '/')
+        ac.tokens_file = DirName(o.auth_config) + "/" + ac.tokens_file;
+    }
+    ASSIGN_OR_RETURN(p.authorizer, auth::Authorizer::Create(std::move(ac), o.tokens));
+  }
+  if (!o.token_review.empty()) {
+    auto cfg = o.token_review == "in-cluster" ? kube::InClusterConfig() : kube::LoadKubeconfig(o.token_review);
+    if (!cfg.ok())
+      return InvalidArgumentError(
+          "--token-review: " + cfg.status().message() +
+          (o.token_review == "in-cluster" ? "; outside a cluster, give --token-review KUBECONFIG" : ""));
+    auto client = kube::KubeClient::Create(std::move(*cfg));
+    if (!client.ok()) return InvalidArgumentError("--token-review: " + client.status().message());
+    p.token_reviewer =
+        std::make_unique<kube::TokenReviewer>(std::move(*client), o.token_review_audiences, kTokenReviewTimeout);
+  }
+
+  ledger::LedgerOptions lo;
+  lo.data_dir = data;
+  lo.origin = o.origin;
+  lo.checkpoint_interval = std::chrono::milliseconds(o.checkpoint_interval_ms);
+  lo.private_key = o.private_key;
+  auto ledger = ledger::Ledger::Open(lo);
+  if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
+  p.ledger = std::move(*ledger);
+  const auto& rec = p.ledger->recovery();
+  if (!rec.log.reason.empty())
+    std::fprintf(stderr, "annals: recovery: cut %llu bytes of torn log tail (%s)\n",
+                 static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
+  if (!rec.checkpoint_log_cut.empty())
+    std::fprintf(stderr, "annals: recovery: cut torn checkpoint log tail (%s)\n", rec.checkpoint_log_cut.c_str());
+  if (rec.tiles_rebuilt) std::fprintf(stderr, "annals: recovery: rebuilt all tiles from the log\n");
+
+  auto dedup = index::DedupIndex::Open(data + "/index/dedup");
+  if (!dedup.ok()) return UnavailableError("cannot open the dedup index: " + dedup.status().message());
+  p.dedup = std::move(*dedup);
+  auto ingestor = ingest::Ingestor::Open(p.ledger.get(), p.dedup.get(), &p.metrics);
+  if (!ingestor.ok()) return UnavailableError("cannot catch up the dedup index: " + ingestor.status().message());
+  p.ingestor = std::move(*ingestor);
+  std::string wiped;
+  auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(o.memory_budget), &wiped);
+  if (!events.ok()) return UnavailableError("cannot open the event index: " + events.status().message());
+  p.events = std::move(*events);
+  if (!wiped.empty()) std::fprintf(stderr, "annals: event index %s: rebuilding it from the log\n", wiped.c_str());
+  std::fprintf(stderr, "annals: event index covers %llu of the log's %llu entries\n",
+               static_cast<unsigned long long>(p.events->watermark()),
+               static_cast<unsigned long long>(p.ledger->DurableSize()));
+
+  // The projection catches up on its own thread while the listener serves:
+  // the log, health and ingest at once, the questions once it is ready.
+  p.store = std::make_unique<state::StateStore>();
+  p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
+  p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
+  if (o.on_ready) p.projector->OnCaughtUp(o.on_ready);
+  p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
+  p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
+  p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
+  p.api->SetReadiness([pr = p.projector.get()]() {
+    api::Readiness r;
+    const auto pg = pr->progress();
+    r.ready = pr->caught_up();
+    r.applied = pg.applied;
+    r.target = pg.target;
+    r.entries_per_second = pg.entries_per_second;
+    r.rebuilding_index = pg.rebuilding_events;
+    return r;
+  });
+  stream::ChangeFeedOptions fo;
+  fo.buffer_entries = std::max<size_t>(1, o.watch_buffer);
+  p.feed = std::make_unique<stream::ChangeFeed>(
+      stream::ChangeSources{p.ledger.get(), p.store.get(), p.questions.get()}, p.projector.get(), fo);
+  p.feed->Start();
+  p.api->SetChangeFeed(p.feed.get());
+
+  std::vector<std::string> targets = o.forwards;
+  if (!o.nats.empty()) targets.push_back(o.nats);
+  for (const auto& f : targets) {
+    std::unique_ptr<forward::Sink> sink;
+    forward::ForwarderOptions fwo;
+    if (f.starts_with("syslog+")) {
+      ASSIGN_OR_RETURN(auto t, forward::ParseSyslogUrl(f));
+      sink = std::make_unique<forward::SyslogSink>(t, p.ledger->signer().name(), o.forward_ca);
+      fwo.wait_for_checkpoint = true;
+    } else if (f == o.nats) {
+      sink = std::make_unique<forward::NatsSink>(f, p.ledger->signer().name());
+    } else {
+      return InvalidArgumentError("--forward wants syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT, got " + f);
+    }
+    std::string cursor = CursorPath(data, *sink);
+    p.forwarders.push_back(
+        std::make_unique<forward::Forwarder>(p.feed.get(), std::move(sink), cursor, &p.metrics, fwo));
+    Status s = p.forwarders.back()->Start();
+    if (!s.ok()) return UnavailableError("forwarder " + f + ": " + s.message());
+  }
+
+  if (p.token_reviewer) {
+    auth::TokenReviewOptions ro;
+    ro.metrics = &p.metrics;
+    p.authorizer->EnableTokenReview(
+        [r = p.token_reviewer.get()](std::string_view token) { return r->Review(token); }, std::move(ro));
+  }
+  if (p.authorizer) p.api->EnableAuth(p.authorizer.get());
+  p.limiter = std::make_unique<auth::Limiter>(auth::LimiterOptions{o.rate_limit, o.rate_burst, o.max_inflight});
+  if (p.limiter->enabled()) p.api->EnableLimits(p.limiter.get());
+
+  HttpServerOptions so;
+  so.listen = o.listen;
+  so.max_body_bytes = o.max_body;
+  so.tls_cert = o.tls_cert;
+  so.tls_key = o.tls_key;
+  so.client_ca = o.client_ca;
+  so.idle_timeout_seconds = o.request_timeout;
+  so.handshake_timeout_seconds = std::min(so.handshake_timeout_seconds, o.request_timeout);
+  so.drain_timeout_ms = static_cast<int>(o.drain_timeout.count());
+  p.http = std::make_unique<HttpServer>(
+      so, [api = p.api.get()](api::HttpRequest&& req, api::Responder r) { api->Handle(std::move(req), std::move(r)); });
+  ASSIGN_OR_RETURN(p.port, p.http->Start());
+
+  if (!o.tcp_listen.empty()) {
+    p.tcp = std::make_unique<ingest::TcpLineListener>(o.tcp_listen, p.ingestor.get(), &p.metrics);
+    ASSIGN_OR_RETURN(auto thp, SplitHostPort(o.tcp_listen));
+    if (tls) {
+      ingest::TcpLineListener::Admit admit;
+      if (p.authorizer)
+        admit = [a = p.authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
+          return !user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp");
+        };
+      RETURN_IF_ERROR(p.tcp->EnableTls({o.tls_cert, o.tls_key, o.client_ca}, std::move(admit)));
+    } else if (!o.insecure_listen && !IsLoopbackHost(thp.first)) {
+      return InvalidArgumentError("refusing plain TCP on " + o.tcp_listen +
+                                  ": give --tls-cert and --tls-key, or --insecure-listen to accept the risk");
+    }
+    ASSIGN_OR_RETURN(p.tcp_port, p.tcp->Start());
+  }
+  for (const auto& f : o.tails) {
+    p.tailers.push_back(std::make_unique<ingest::FileTailer>(f, data + "/tail", p.ingestor.get(), &p.metrics));
+    RETURN_IF_ERROR(p.tailers.back()->Start());
+  }
+  if (o.watch.enabled) {
+    ASSIGN_OR_RETURN(p.kube, watch::MakeKubeClient(o.watch));
+    ASSIGN_OR_RETURN(auto copts, watch::MakeCollectorOptions(o.watch, data + "/watch"));
+    p.watch_sink = std::make_unique<watch::IngestorSink>(p.ingestor.get());
+    p.collector = std::make_unique<watch::Collector>(p.kube.get(), p.watch_sink.get(), &p.metrics, std::move(copts));
+    RETURN_IF_ERROR(p.collector->Start());
+  }
+  if (o.on_serving) o.on_serving(*this);
+  p.projector->Start();
+  return OkStatus();
+}
+
+void Instance::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  Parts& p = *parts_;
+  // 1. No new work.
+  if (p.projector) p.projector->Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
+  if (p.collector) p.collector->Stop();
+  if (p.token_reviewer) p.token_reviewer->Abort();  // reviews in flight fail now
+  if (p.http) p.http->Stop();                        // answers what it took, up to drain_timeout
+  // The review threads may still be answering requests (they use the api,
+  // the ingestor and the metrics): finish them before those go.
+  if (p.authorizer) p.authorizer->Stop();
+  if (p.tcp) p.tcp->Stop();
+  for (auto& t : p.tailers) t->Stop();
+  // 2. Every append already handed to the ledger calls back while the
+  // ledger, the listeners (whose responders those callbacks call) and the
+  // ingestor still exist.
+  if (p.ingestor) p.ingestor->Drain();
+  // 3. Consumers of the log.
+  for (auto& f : p.forwarders) f->Stop();
+  if (p.feed) p.feed->Stop();
+  if (p.projector) {
+    p.projector->Stop();
+    // The next start loads this and replays only what comes after it; a
+    // start cancelled before it caught up leaves the last one in place.
+    if (p.projector->caught_up()) {
+      Status ss = p.projector->SaveSnapshot();
+      if (!ss.ok()) std::fprintf(stderr, "annals: state snapshot: %s\n", ss.message().c_str());
+    }
+  }
+  // 4. Destroyed in the reverse of the order they were built in.
+  parts_.reset();
+}
+
+Status Instance::ReloadTls() {
+  if (!tls()) return FailedPreconditionError("TLS is not configured");
+  Status s = parts_->http->ReloadTls();
+  if (s.ok() && parts_->tcp) s = parts_->tcp->ReloadTls();
+  return s;
+}
+
+bool Instance::tls() const { return !options_.tls_cert.empty(); }
+std::string Instance::host() const {
+  auto hp = SplitHostPort(options_.listen);
+  return hp.ok() ? hp->first : options_.listen;
+}
+uint16_t Instance::port() const { return parts_ ? parts_->port : 0; }
+uint16_t Instance::tcp_port() const { return parts_ ? parts_->tcp_port : 0; }
+uint64_t Instance::entries() const { return parts_ && parts_->ledger ? parts_->ledger->DurableSize() : 0; }
+std::string Instance::verifier_key() const {
+  return parts_ && parts_->ledger ? parts_->ledger->signer().VerifierKey() : "";
+}
+
+StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_budget) {
+  ledger::LedgerOptions lo;
+  lo.data_dir = data;
+  if (!FileExists(data + "/key")) return NotFoundError("no ledger in " + data);
+  auto ledger = ledger::Ledger::Open(lo);
+  if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string dedup_dir = data + "/index/dedup";
+  std::error_code ec;
+  std::filesystem::remove_all(dedup_dir, ec);
+  if (ec) return UnavailableError("cannot remove " + dedup_dir + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto dedup, index::DedupIndex::Open(dedup_dir));
+  Metrics metrics;
+  {
+    auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup.get(), &metrics);
+    if (!ingestor.ok()) return UnavailableError("dedup index: " + ingestor.status().message());
+  }
+  RETURN_IF_ERROR(dedup->Flush());
+  const std::string events_dir = data + "/index/events";
+  std::filesystem::remove_all(events_dir, ec);
+  if (ec) return UnavailableError("cannot remove " + events_dir + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto events, index::EventIndex::Open(events_dir, EventIndexOptionsFor(memory_budget)));
+  const std::string snapshot = SnapshotPath(data);
+  if (std::remove(snapshot.c_str()) != 0 && errno != ENOENT)
+    return UnavailableError("cannot remove " + snapshot + ": " + std::strerror(errno));
+  state::StateStore store;
+  state::Projector projector(ledger->get(), &store, events.get());
+  projector.set_report_progress(true);
+  projector.set_snapshot(snapshot, 1, 0);
+  Status s = projector.CatchUp();
+  if (!s.ok()) return UnavailableError("projection: " + s.message());
+  s = projector.SaveSnapshot();
+  if (!s.ok()) return UnavailableError("state snapshot: " + s.message());
+  RebuildReport r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.entries = (*ledger)->DurableSize();
+  std::shared_lock lock(store.mutex());
+  r.objects = store.object_count();
+  return r;
+}
+
+}  // namespace annals::server

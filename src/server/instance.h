@@ -1,0 +1,111 @@
+// Instance: one running `annals serve`, the owner of its parts. Start
+// builds them from the options in dependency order (ledger, indexes,
+// ingestor, projection, questions, change feed, forwarders, auth, the HTTP
+// listener, the TCP connector, tailers, the watch collector) and starts
+// them; Stop takes them down in the reverse order after draining:
+//
+//   1. no new work: the projection's catch-up is cancelled, the collector,
+//      reviews in flight, the HTTP listener (requests it already took are
+//      answered, up to a bound), the TCP connector and the tailers stop;
+//   2. every append already handed to the ledger is acknowledged or failed
+//      (Ingestor::Drain), so no callback runs on a part that is gone;
+//   3. the forwarders, the change feed and the projection stop and the
+//      state snapshot is saved;
+//   4. the parts are destroyed, the ledger last but one (after the
+//      ingestor that appends to it), the indexes last.
+//
+// annals_main.cc parses flags into InstanceOptions and waits for signals.
+// Not thread-safe: one thread starts, reloads and stops it.
+#ifndef ANNALS_SERVER_INSTANCE_H_
+#define ANNALS_SERVER_INSTANCE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "watch/collector.h"
+
+namespace annals::server {
+
+struct InstanceOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:7070";
+  std::string private_key;  // note-format private key text; "" = the data directory's own
+  std::string origin;
+  int checkpoint_interval_ms = 1000;
+  uint64_t max_body = 16u << 20;
+  std::string tcp_listen;
+  std::vector<std::string> tails;
+  watch::WatchFlags watch;
+  size_t watch_buffer = 65536;
+  std::vector<std::string> forwards;
+  std::string forward_ca;
+  std::string nats;
+  // docs/security.md
+  std::string tls_cert, tls_key, client_ca, tokens, auth_config;
+  std::string token_review;  // "in-cluster" or a kubeconfig path
+  std::vector<std::string> token_review_audiences;
+  bool insecure_listen = false;
+  int request_timeout = 60;
+  double rate_limit = 0, rate_burst = 0;
+  uint32_t max_inflight = 0;
+  uint64_t memory_budget = uint64_t{1} << 30;
+  uint64_t snapshot_every = 1000000;
+  double snapshot_interval = 600;
+  // How long Stop lets requests already taken finish.
+  std::chrono::milliseconds drain_timeout{10000};
+
+  // Called once everything listens, before the projection starts catching
+  // up (so a "ready" line never precedes it); and when the projection has
+  // caught up with the log (entries in it, how many replayed, seconds).
+  std::function<void(const class Instance&)> on_serving;
+  std::function<void(uint64_t, uint64_t, double)> on_ready;
+};
+
+class Instance {
+ public:
+  // Builds and starts every part; on failure stops what it had started and
+  // says which part failed.
+  static StatusOr<std::unique_ptr<Instance>> Start(InstanceOptions options);
+  ~Instance();  // Stop()
+
+  // Drains and stops (see the header comment). Idempotent.
+  void Stop();
+  // Re-reads the TLS certificate and key of the listener and the TCP
+  // connector (SIGHUP).
+  Status ReloadTls();
+
+  bool tls() const;
+  std::string host() const;  // as given to --listen
+  uint16_t port() const;
+  uint16_t tcp_port() const;  // 0 without --tcp-listen
+  uint64_t entries() const;   // durable entries now
+  std::string verifier_key() const;
+
+ private:
+  struct Parts;
+  explicit Instance(InstanceOptions options);
+  Status Build();
+
+  InstanceOptions options_;
+  std::unique_ptr<Parts> parts_;
+  bool stopped_ = false;
+};
+
+struct RebuildReport {
+  uint64_t entries = 0;  // in the log
+  double seconds = 0;
+  size_t objects = 0;  // in the state projection
+};
+// `annals rebuild`: every derived structure of a data directory (the dedup
+// index, the event index, the state snapshot) made anew from the log, with
+// no server running. A progress bar on a terminal.
+StatusOr<RebuildReport> RebuildDerived(const std::string& data_dir, uint64_t memory_budget);
+
+}  // namespace annals::server
+
+#endif  // ANNALS_SERVER_INSTANCE_H_
