@@ -54,7 +54,7 @@ TEST(SseParserTest, CrLfSplitBetweenPiecesIsOneLineEnd) {
 
 TEST(SseParserTest, MalformedLinesAreIgnoredNotFatal) {
   SseParser p;
-  auto evs = ParseAll({"bogus\nid\n:\ndata\n\n\n\nevent: x\n\ndata: after\n\n", std::string("id: a\0b\ndata: z\n\n", 19)}, &p);
+  auto evs = ParseAll({"bogus\nid\n:\ndata\n\n\n\nevent: x\n\ndata: after\n\n", std::string("id: a\0b\ndata: z\n\n", sizeof("id: a\0b\ndata: z\n\n") - 1)}, &p);
   ASSERT_EQ(evs.size(), 3u);
   EXPECT_EQ(evs[0].data, "");  // "data" without colon: empty value
   EXPECT_EQ(evs[1].data, "after");

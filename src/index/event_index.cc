@@ -24,8 +24,8 @@ namespace {
 constexpr std::string_view kVersionKey("\x00version", 8);
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "1";
-constexpr char kRow = 'r', kName = 'n', kHour = 'h', kCount = 'a';
+constexpr std::string_view kVersion = "2";
+constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a';
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
@@ -222,7 +222,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     count(Field::kSourceIp, f.ip);
     count(Field::kUserAgent, f.ua);
   }
-  std::vector<std::string> names;
+  std::vector<std::string> names, name_first;
   names.reserve(batch.name_list().size());
   for (const auto& n : batch.name_list()) {
     if (n.index < from) continue;  // filed already
@@ -230,14 +230,17 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     k += batch.arena(n.at, n.size);
     PutBigEndian64(&k, n.index);
     names.push_back(std::move(k));
+    name_first.push_back(std::string(1, kNameFirst) + NameFirstKey(batch.arena(n.at, n.size)));
   }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::sort(name_first.begin(), name_first.end());
+  name_first.erase(std::unique(name_first.begin(), name_first.end()), name_first.end());
   std::vector<std::pair<std::string, uint64_t>> sorted_counts(counts.begin(), counts.end());
   std::sort(sorted_counts.begin(), sorted_counts.end());
 
   // Every key in key order: the watermark (0x00...), counts ('a'), hours
-  // ('h'), names ('n'), rows ('r'). The memtable's skip list inserts a key
+  // ('h'), names by name first ('m'), names ('n'), rows ('r'). The memtable's skip list inserts a key
   // next to the previous one almost for free; keys in hash order each cost
   // a full search (that was most of a commit's time).
   rocksdb::WriteBatch wb;
@@ -252,6 +255,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     PutBigEndian64(&v, h.last_index);
     RETURN_IF_ERROR(FromRocks(wb.Put(HourKey(hour), v), "event hour"));
   }
+  for (const auto& k : name_first) RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
   for (const auto& k : names) RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
   for (const auto& r : rows) {
     const auto v = batch.arena(r.at, r.size);
@@ -312,6 +316,22 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != prefix.size() + 8) continue;  // cannot happen: names are length-prefixed
     out.push_back(GetBigEndian64(it->key().data() + prefix.size()));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "event index names"));
+  return out;
+}
+
+StatusOr<std::vector<std::string>> EventIndex::NamespacesOf(std::string_view resource, std::string_view name) const {
+  std::shared_lock lock(mu_);
+  const std::string prefix = std::string(1, kNameFirst) + NameFirstPrefix(resource, name);
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string ns;
+    if (!NamespaceAfterPrefix(std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
+                              &ns))
+      return DataLossError("event index damaged: bad name key");
+    out.push_back(std::move(ns));
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "event index names"));
   return out;

@@ -80,6 +80,9 @@ class EventIndex {
   // Ledger indexes filed under (resource, namespace, name), ascending.
   StatusOr<std::vector<uint64_t>> EventsFor(std::string_view resource, std::string_view ns,
                                             std::string_view name) const;
+  // The namespaces ("" for cluster-scoped) with events filed under
+  // (resource, that namespace, name), in order.
+  StatusOr<std::vector<std::string>> NamespacesOf(std::string_view resource, std::string_view name) const;
 
   // An hour of event time with events: how many, and the span of ledger
   // indexes holding them (events arrive roughly in time order, so a time

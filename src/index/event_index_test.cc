@@ -125,6 +125,10 @@ TEST_F(EventIndexTest, ScansCountsAndNamesSurviveReopen) {
   }
   EXPECT_EQ(names->size(), 50u);  // odd multiples of 5 below 500
   EXPECT_TRUE((*idx)->EventsFor("pods", "default", "web").value().empty());  // a prefix is not a name
+  // The namespaces that have a name, each once, in order.
+  EXPECT_EQ((*idx)->NamespacesOf("pods", "web-0").value(), (std::vector<std::string>{"default", "kube-system"}));
+  EXPECT_TRUE((*idx)->NamespacesOf("pods", "web").value().empty());
+  EXPECT_TRUE((*idx)->NamespacesOf("services", "web-0").value().empty());
 }
 
 // Everything a question reads from an index.

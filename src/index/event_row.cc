@@ -105,4 +105,27 @@ std::string NameKey(std::string_view resource, std::string_view ns, std::string_
   return k;
 }
 
+std::string NameFirstPrefix(std::string_view resource, std::string_view name) {
+  std::string k;
+  k.reserve(resource.size() + name.size() + 2);
+  PutString(&k, resource);
+  PutString(&k, name);
+  return k;
+}
+
+std::string NameFirstKey(std::string_view name_key) {
+  std::string_view in = name_key, resource, ns, name;
+  if (!GetString(&in, &resource) || !GetString(&in, &ns) || !GetString(&in, &name) || !in.empty()) return "";
+  std::string k = NameFirstPrefix(resource, name);
+  PutString(&k, ns);
+  return k;
+}
+
+bool NamespaceAfterPrefix(std::string_view rest, std::string* ns) {
+  std::string_view v;
+  if (!GetString(&rest, &v) || !rest.empty()) return false;
+  ns->assign(v);
+  return true;
+}
+
 }  // namespace annals::index

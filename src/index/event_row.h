@@ -75,6 +75,13 @@ class EventBatch {
 // The key prefix of (resource, namespace, name) in the names table:
 // each part varint(length) + bytes.
 std::string NameKey(std::string_view resource, std::string_view ns, std::string_view name);
+// The same triple in the order (resource, name, namespace), so that the
+// namespaces holding a name are one prefix scan: NameFirstPrefix(resource,
+// name) then the namespace. NameFirstKey is "" for bytes not a NameKey;
+// NamespaceAfterPrefix reads the namespace that follows the prefix.
+std::string NameFirstPrefix(std::string_view resource, std::string_view name);
+std::string NameFirstKey(std::string_view name_key);
+bool NamespaceAfterPrefix(std::string_view rest, std::string* ns);
 
 }  // namespace annals::index
 

@@ -80,6 +80,13 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     }
   }
   const bool known_object = !objects.empty();
+  if (q.namespace_.empty()) {
+    // Names with events but no object in the projection (a Status answer,
+    // a delete of an object seen before the log began) count too.
+    auto namespaces = events_->NamespacesOf(resource, q.name);
+    if (!namespaces.ok()) return IndexRead(namespaces.status());
+    for (const auto& ns : *namespaces) names.insert({resource, ns, q.name});
+  }
   std::vector<uint64_t> indexes;
   for (const auto& n : names) {
     auto found = events_->EventsFor(n.resource, n.ns, n.name);

@@ -431,6 +431,34 @@ TEST_F(AuditCorpus, HistoryOfObjectsEqualsTheRawEventsOnThem) {
       }
     }
   }
+  // Without a namespace: every namespace that has the name, merged in time
+  // order, each row saying where.
+  for (const auto& c : cases) {
+    if (c.ns.empty() || c.rows == 0) continue;
+    SCOPED_TRACE("any namespace: " + c.resource + "/" + c.name);
+    std::set<std::string> namespaces;
+    for (const Posted* p : audit) {
+      std::string n = Str(p->ev->j, {"objectRef", "name"});
+      if (n.empty()) n = Str(p->ev->j, {"responseObject", "metadata", "name"});  // generateName
+      if (Str(p->ev->j, {"objectRef", "resource"}) == c.resource && n == c.name)
+        namespaces.insert(Str(p->ev->j, {"objectRef", "namespace"}));
+    }
+    std::vector<const Posted*> want;
+    for (const auto& ns : namespaces) {
+      auto w = ExpectedHistory(audit, c.resource, ns, c.name);
+      want.insert(want.end(), w.begin(), w.end());
+    }
+    std::stable_sort(want.begin(), want.end(), [](const Posted* a, const Posted* b) {
+      Micros ta = MicrosOf(a->ev->j), tb = MicrosOf(b->ev->j);
+      return ta != tb ? ta < tb : a->index < b->index;
+    });
+    ASSERT_OK_AND_ASSIGN(json j, GetJson(server_->http(), "/v1/history?kind=" + c.resource + "&name=" + Enc(c.name)));
+    ASSERT_EQ(j["events"].size(), want.size()) << j.dump().substr(0, 2000);
+    for (size_t k = 0; k < want.size(); ++k) {
+      EXPECT_EQ(j["events"][k]["index"], want[k]->index);
+      EXPECT_EQ(j["events"][k]["namespace"], Str(want[k]->ev->j, {"objectRef", "namespace"}));
+    }
+  }
   // Reads only when asked for: the Falco "get" of a pod.
   const Posted& get = ByFile("create_nginx_pod_unsensitive_mount.json");
   ASSERT_OK_AND_ASSIGN(json none, GetJson(server_->http(),
@@ -443,6 +471,8 @@ TEST_F(AuditCorpus, HistoryOfObjectsEqualsTheRawEventsOnThem) {
   // An object the ledger never heard of.
   ASSERT_OK_AND_ASSIGN(json unknown, GetJson(server_->http(), "/v1/history?kind=pods&namespace=default&name=nope", 404));
   EXPECT_TRUE(unknown.contains("error"));
+  ASSERT_OK_AND_ASSIGN(json nowhere, GetJson(server_->http(), "/v1/history?kind=pods&name=nope", 404));
+  EXPECT_NE(nowhere.value("error", "").find("in any namespace"), std::string::npos) << nowhere.dump();
 }
 
 // State at T from the raw events: versions are ResponseComplete 2xx writes

@@ -167,6 +167,26 @@ TEST(WatchCollector, ScriptedHistoryGivesStateAndWhoisAndRestartAppendsNothingTw
   ASSERT_TRUE(WaitFor([&] { return WhoIs(url, "10.244.7.7", Now()) == "default/php"; }))
       << server.StderrText();
   const std::string t_php = Now();
+  // Known only from the watch: its history is its versions as the
+  // collector saw them, found without naming the namespace too.
+  {
+    json h = Get(url, "/v1/history?kind=pods&name=php");
+    ASSERT_TRUE(h.is_object()) << h.dump();
+    EXPECT_EQ(h.value("source", ""), "k8s-watch") << h.dump();
+    ASSERT_EQ(h.value("count", 0), 2) << h.dump();
+    EXPECT_EQ(h["events"][0]["verb"], "ADDED");
+    EXPECT_EQ(h["events"][1]["verb"], "MODIFIED");
+    EXPECT_EQ(h["events"][1]["namespace"], "default");
+    EXPECT_EQ(h["events"][1]["uid"], php["metadata"]["uid"]);
+    EXPECT_LT(h["events"][0]["index"].get<uint64_t>(), h["events"][1]["index"].get<uint64_t>());
+    auto cli = testutil::RunAnnals({"history", "pod/php", "--url", url});
+    ASSERT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_NE(cli.out.find("NAMESPACE"), std::string::npos) << cli.out;
+    EXPECT_NE(cli.out.find("(watch)"), std::string::npos) << cli.out;
+    auto none = testutil::RunAnnals({"history", "pod/php", "--url", url, "--verbs", "get"});
+    ASSERT_EQ(none.exit_code, 0) << none.err;
+    EXPECT_NE(none.out.find("No changes to pod/php in any namespace"), std::string::npos) << none.out;
+  }
 
   // k9s' nginx pod, renamed, gets another IP.
   json web = LoadJson("k9s/po.json");
