@@ -440,6 +440,7 @@ int main(int argc, char** argv) {
   auto* whois = app.add_subcommand("whois", "the pod that held IP at T");
   whois->add_option("ip", ip)->required();
   whois->add_option("--at", at, "RFC 3339 or relative time")->required();
+  whois->add_option("-o,--output", output, "table or json")->capture_default_str();
   add_url(whois);
   auto* history = app.add_subcommand("history", "who did what to KIND/NAME");
   history->add_option("object", object, "KIND/NAME")->required();
@@ -526,7 +527,8 @@ int main(int argc, char** argv) {
   if (whois->parsed()) {
     std::string q = std::string(api::paths::kPodsByIpPrefix) + UrlEncode(ip);
     param(&q, "at", at);
-    return Query(target, q);
+    if (output == "json") return Query(target, q);
+    return Query(target, q, client::FormatWhois);
   }
   if (history->parsed()) {
     auto slash = object.find('/');
@@ -566,7 +568,11 @@ int main(int argc, char** argv) {
         return client::FormatTable({j.value("group_by", "KEY"), "COUNT"}, rows);
       }
       for (const auto& e : j["events"])
-        rows.push_back({e.value("time", ""), e.value("verb", ""), e.value("user", ""), e.value("resource", ""),
+        rows.push_back({e.value("time", ""), e.value("verb", ""),
+                        e.value("user", "") + (e.contains("impersonated_user") && e["impersonated_user"].is_string()
+                                                   ? " (as " + e["impersonated_user"].get<std::string>() + ")"
+                                                   : ""),
+                        e.value("resource", ""),
                         e.value("namespace", ""), e.value("name", ""), std::to_string(e.value("code", 0)),
                         std::to_string(e.value("index", 0))});
       return client::FormatTable({"TIME", "VERB", "USER", "RESOURCE", "NAMESPACE", "NAME", "CODE", "INDEX"}, rows);

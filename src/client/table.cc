@@ -74,6 +74,28 @@ std::string FormatHistory(const json& h) {
   return FormatTable(header, rows);
 }
 
+std::string FormatWhois(const json& w) {
+  const json pod = w.value("pod", json::object());
+  std::string owner = "-";
+  if (w.contains("owners") && w["owners"].is_array() && !w["owners"].empty()) {
+    owner.clear();
+    for (const auto& o : w["owners"])
+      owner += (owner.empty() ? "" : ",") + o.value("kind", "") + "/" + o.value("name", "");
+  }
+  std::string services;
+  for (const auto& s : w.value("services", json::array()))
+    services += (services.empty() ? "" : ",") + s.value("name", "");
+  const json iv = w.value("interval", json::object());
+  auto text = [](const json& j, const char* k) {
+    if (!j.contains(k) || j[k].is_null() || (j[k].is_string() && j[k].get<std::string>().empty())) return std::string("-");
+    return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
+  };
+  return FormatTable({"IP", "NAMESPACE", "POD", "OWNER", "NODE", "SERVICES", "FROM", "TO", "INDEX"},
+                     {{w.value("ip", ""), pod.value("namespace", ""), pod.value("name", ""), owner,
+                       text(pod, "node"), services.empty() ? "-" : services, text(iv, "from"), text(iv, "to"),
+                       text(w, "version_index")}});
+}
+
 std::string UrlEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

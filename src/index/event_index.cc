@@ -24,7 +24,7 @@ namespace {
 constexpr std::string_view kVersionKey("\x00version", 8);
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "2";
+constexpr std::string_view kVersion = "3";
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a';
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {

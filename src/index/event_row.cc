@@ -49,7 +49,7 @@ void EncodeEventRow(const EventRowView& row, std::string* out) {
   PutVarint(out, ZigZag(row.time));
   PutVarint(out, ZigZag(row.code));
   for (std::string_view s : {row.verb, row.user, row.resource, row.subresource, row.ns, row.name, row.ip, row.ua,
-                             row.stage})
+                             row.stage, row.as})
     PutString(out, s);
 }
 
@@ -64,7 +64,7 @@ Status DecodeEventRow(uint64_t index, std::string_view value, EventRowView* row)
   row->time = UnZigZag(t);
   row->code = static_cast<int32_t>(c);
   for (std::string_view* s : {&row->verb, &row->user, &row->resource, &row->subresource, &row->ns, &row->name,
-                              &row->ip, &row->ua, &row->stage})
+                              &row->ip, &row->ua, &row->stage, &row->as})
     if (!GetString(&value, s))
       return InvalidArgumentError("event row " + std::to_string(index) + ": truncated field");
   if (!value.empty()) return InvalidArgumentError("event row " + std::to_string(index) + ": trailing bytes");

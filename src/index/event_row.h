@@ -24,11 +24,12 @@ struct EventRowView {
   Micros time = 0;
   int32_t code = 0;
   std::string_view verb, user, resource, subresource, ns, name, ip, ua, stage;
+  std::string_view as;  // impersonatedUser.username, "" if none
 };
 
 // Row value: varint(zigzag time), varint(zigzag code), then verb, user,
-// resource, subresource, namespace, name, source IP, user agent and stage,
-// each varint(length) + bytes. The index is the row's key.
+// resource, subresource, namespace, name, source IP, user agent, stage and
+// the impersonated user, each varint(length) + bytes. The index is the row's key.
 void EncodeEventRow(const EventRowView& row, std::string* out);
 // InvalidArgument (DataLoss-worthy to the caller) on truncated or
 // over-long input; views point into `value`.

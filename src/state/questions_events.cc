@@ -227,13 +227,15 @@ struct RowFilter {
   }
   bool Matches(const index::EventRowView& r) const {
     if (r.time < q.from || r.time > q.to) return false;
-    if ((!q.user.empty() && r.user != q.user) || (!q.verb.empty() && r.verb != q.verb) ||
+    // A user is who was authenticated or whom they impersonated.
+    if ((!q.user.empty() && r.user != q.user && r.as != q.user) || (!q.verb.empty() && r.verb != q.verb) ||
         (!resource.empty() && r.resource != resource) || (!q.namespace_.empty() && r.ns != q.namespace_) ||
         (!q.name.empty() && r.name != q.name) || (!q.stage.empty() && r.stage != q.stage))
       return false;
     if (q.code && r.code != q.code) return false;
     // q: a substring of name, user or namespace.
     if (!q.q.empty() && r.name.find(q.q) == std::string_view::npos && r.user.find(q.q) == std::string_view::npos &&
+        r.as.find(q.q) == std::string_view::npos &&
         r.ns.find(q.q) == std::string_view::npos)
       return false;
     return true;
@@ -289,7 +291,8 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
         return false;
       }
       list.push_back({{"index", r.index}, {"time", Time(r.time)}, {"verb", r.verb},
-                      {"user", r.user}, {"resource", r.resource},
+                      {"user", r.user}, {"impersonated_user", r.as.empty() ? json() : json(r.as)},
+                      {"resource", r.resource},
                       {"subresource", r.subresource}, {"namespace", r.ns},
                       {"name", r.name}, {"code", r.code}, {"stage", r.stage},
                       {"source_ip", r.ip}, {"user_agent", r.ua}});

@@ -117,6 +117,13 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // (the create, a POST to /api/v1/namespaces, does not): a Namespace's
   // events are filed under its cluster-scoped name.
   const std::string_view key_ns = resource == "namespaces" ? std::string_view() : ns;
+  // A successful write's response object: the version it made (and, for a
+  // create with generateName, the name the request did not have).
+  const bool write = stage == "ResponseComplete" && code >= 200 && code < 300 && IsWriteVerb(verb);
+  std::string_view obj = write ? RawMember(payload, "responseObject") : std::string_view();
+  StatusOr<ObjectFacts> facts = obj.empty() ? StatusOr<ObjectFacts>(NotFoundError("no response object"))
+                                            : ReadObjectFacts(obj);  // outside the writer lock
+  const bool named_by_response = facts.ok() && facts->kind != "Status" && facts->name != name;
   if (rows) {
     index::EventRowView row;
     row.index = index;
@@ -127,22 +134,29 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
     row.resource = resource;
     row.subresource = subresource;
     row.ns = ns;
-    row.name = name;
+    row.name = name.empty() && named_by_response ? std::string_view(facts->name) : name;
     row.ip = ip;
     row.ua = ua;
     row.stage = stage;
+    // Who the request acted as, when impersonated: the payload says so only
+    // then, so look for the member before parsing anything.
+    std::string as;
+    if (payload.find("\"impersonatedUser\"") != std::string_view::npos) {
+      std::string_view imp = RawMember(payload, "impersonatedUser");
+      if (!imp.empty()) {
+        simdjson::dom::element iu;
+        thread_local simdjson::dom::parser imp_parser;
+        if (imp_parser.parse(imp.data(), imp.size()).get(iu) == simdjson::SUCCESS) as = StringMember(iu, "username");
+      }
+    }
+    row.as = as;
     rows->Add(row);
     if (!name.empty()) rows->AddName(resource, key_ns, name, index);
+    // Created with generateName (or named otherwise than the request): file
+    // its events under the object's real name too.
+    if (named_by_response) rows->AddName(resource, facts->namespace_, facts->name, index);
   }
-  if (stage != "ResponseComplete" || code < 200 || code >= 300 || !IsWriteVerb(verb)) return OkStatus();
-  std::string_view obj = RawMember(payload, "responseObject");
-  if (obj.empty()) return OkStatus();
-  auto facts = ReadObjectFacts(obj);  // outside the writer lock
-  // Created with generateName (or named otherwise than the request): file
-  // its events under the object's real name too.
-  if (rows && facts.ok() && facts->kind != "Status" && facts->name != name)
-    rows->AddName(resource, facts->namespace_, facts->name, index);
-  if (!store) return OkStatus();
+  if (obj.empty() || !store) return OkStatus();
   return store->ApplyAuditVersion(index, t, verb, resource, key_ns, name, facts);
 }
 

@@ -855,11 +855,22 @@ TEST_F(Questions, CliWhoisAndStateGiveTheServersAnswers) {
   // so `annals whois` send it).
   ASSERT_OK_AND_ASSIGN(json enc, GetJson(http_.get(), "/v1/pods/by-ip/fd00%3A10%3A244%3A4%3A%3A4?at=" + Ts(410)));
   EXPECT_EQ(enc["pod"]["uid"], S("dual.run").uid);
-  testutil::CommandResult v6 = testutil::RunAnnals({"whois", "fd00:10:244:4::4", "--at", Ts(410), "--url", url});
+  testutil::CommandResult v6 =
+      testutil::RunAnnals({"whois", "fd00:10:244:4::4", "--at", Ts(410), "--url", url, "-o", "json"});
   ASSERT_EQ(v6.exit_code, 0) << v6.err;
   json w = json::parse(v6.out);
   EXPECT_EQ(w["pod"]["uid"], S("dual.run").uid);
   EXPECT_EQ(w["version_index"], I("dual.run"));
+  // A table like the other questions' by default: the same answer.
+  testutil::CommandResult t6 = testutil::RunAnnals({"whois", "fd00:10:244:4::4", "--at", Ts(410), "--url", url});
+  ASSERT_EQ(t6.exit_code, 0) << t6.err;
+  auto trows = ParseTable(t6.out);
+  ASSERT_EQ(trows.size(), 1u) << t6.out;
+  EXPECT_EQ(trows[0]["IP"], "fd00:10:244:4::4");
+  EXPECT_EQ(trows[0]["POD"], w["pod"]["name"]);
+  EXPECT_EQ(trows[0]["NAMESPACE"], w["pod"]["namespace"]);
+  EXPECT_EQ(trows[0]["INDEX"], std::to_string(I("dual.run")));
+  EXPECT_EQ(trows[0]["FROM"], w["interval"]["from"]);
   // Nobody: exit 3, the nearest on stderr.
   testutil::CommandResult none = testutil::RunAnnals({"whois", "10.244.1.2", "--at", Ts(142), "--url", url});
   EXPECT_EQ(none.exit_code, 3);

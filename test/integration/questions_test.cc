@@ -343,10 +343,34 @@ TEST_F(AuditCorpus, PagedListingIsEveryAuditEventInLedgerOrder) {
     EXPECT_EQ(e["resource"], Str(raw, {"objectRef", "resource"}));
     EXPECT_EQ(e["subresource"], Str(raw, {"objectRef", "subresource"}));
     EXPECT_EQ(e["namespace"], Str(raw, {"objectRef", "namespace"}));
-    EXPECT_EQ(e["name"], Str(raw, {"objectRef", "name"}));
+    // A create by generateName is named by its response.
+    std::string name = Str(raw, {"objectRef", "name"});
+    const int code = CodeOf(raw);
+    if (name.empty() && Str(raw, {"verb"}) == "create" && Str(raw, {"stage"}) == "ResponseComplete" && code >= 200 &&
+        code < 300 && Str(raw, {"responseObject", "kind"}) != "Status")
+      name = Str(raw, {"responseObject", "metadata", "name"});
+    EXPECT_EQ(e["name"], name);
+    // Who was impersonated, if anyone.
+    const std::string as = Str(raw, {"impersonatedUser", "username"});
+    EXPECT_EQ(e["impersonated_user"], as.empty() ? json() : json(as));
     EXPECT_EQ(e["stage"], Str(raw, {"stage"}));
     EXPECT_EQ(e["code"], CodeOf(raw));
     EXPECT_EQ(e["time"], FormatRfc3339(MicrosOf(raw)));
+  }
+  // A user is found as whoever was authenticated and as whomever they
+  // impersonated.
+  std::set<std::string> impersonated;
+  for (const Posted* p : want)
+    if (std::string as = Str(p->ev->j, {"impersonatedUser", "username"}); !as.empty()) impersonated.insert(as);
+  EXPECT_FALSE(impersonated.empty());  // audit2rbac's demo impersonates
+  for (const auto& u : impersonated) {
+    SCOPED_TRACE("user " + u);
+    const size_t n = Audit([&u](const json& e) {
+                       return Str(e, {"user", "username"}) == u || Str(e, {"impersonatedUser", "username"}) == u;
+                     }).size();
+    ASSERT_OK_AND_ASSIGN(json j, GetJson(server_->http(), "/v1/events?limit=1000&user=" + Enc(u)));
+    EXPECT_EQ(j["events"].size(), n);
+    EXPECT_GT(n, 0u);
   }
   // JSON lines.
   auto r = server_->http()->Get("/v1/events?limit=10000&format=jsonl&verb=delete");
