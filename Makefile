@@ -2,6 +2,7 @@
 BUILD ?= build
 DATA ?= annals-data
 LISTEN ?= 127.0.0.1:7070
+ARGS ?=
 JOBS ?= $(shell nproc)
 
 .PHONY: deps configure build run test unit fuzz bench clean
@@ -18,8 +19,9 @@ build: configure
 	@echo "make: building annals and kubectl-audit into $(BUILD)/ with $(JOBS) jobs"
 	@cmake --build $(BUILD) -j$(JOBS) --target annals kubectl-audit
 
+# ARGS: more serve flags, e.g. make run ARGS="--tcp-listen 127.0.0.1:7071".
 run: build
-	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN)
+	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) $(ARGS)
 
 # Whole suite: unit and integration tests of the release build, then the
 # ASan+UBSan unit tests and SIGTERM-under-load test, and the libFuzzer
