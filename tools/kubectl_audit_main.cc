@@ -11,7 +11,7 @@
 #include "client/client_options.h"
 #include "client/http_client.h"
 #include "client/table.h"
-#include "state/k8s_object.h"
+#include "kube/resources.h"
 
 namespace {
 
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   if (slash == std::string::npos || slash == 0 || slash + 1 == object.size())
     return Fail("expected KIND/NAME, got \"" + object + "\"");
   std::string kind = object.substr(0, slash), name = object.substr(slash + 1);
-  std::string resource = annals::state::ResourceFor(kind);
+  std::string resource = annals::kube::ResourceFor(kind);
 
   using annals::client::UrlEncode;
   std::string q = std::string(annals::api::paths::kHistory) + "?kind=" + UrlEncode(resource) + "&name=" + UrlEncode(name);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "kube/resources.h"
 #include "common/bytes.h"
 #include "state/k8s_object.h"
 #include "stream/watch_format.h"
@@ -64,7 +65,7 @@ StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req
   f.type = str("type");
   f.user = str("user");
   f.verb = str("verb");
-  f.resource = str("resource").empty() ? "" : state::ResourceFor(str("resource"));
+  f.resource = str("resource").empty() ? "" : kube::ResourceFor(str("resource"));
   f.namespace_ = str("namespace");
   f.name = str("name");
   f.stage = str("stage");

@@ -6,6 +6,7 @@
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "kube/kube_client.h"
+#include "kube/resources.h"
 #include "kube/yaml.h"
 
 namespace annals::kube {
@@ -81,6 +82,46 @@ TEST(Kubeconfig, TokensCertificatesAndRefusedPlugins) {
   EXPECT_FALSE(LoadKubeconfig(path, "nope").ok());
   std::ofstream(path) << "clusters: [\n";
   EXPECT_FALSE(LoadKubeconfig(path).ok());
+}
+
+TEST(ResourceFor, KindsPluralsAndShortNames) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"Pod", "pods"}, {"pod", "pods"}, {"po", "pods"}, {"pods", "pods"},
+      {"Deployment", "deployments"}, {"deploy", "deployments"}, {"deployments", "deployments"},
+      {"ReplicaSet", "replicasets"}, {"rs", "replicasets"}, {"StatefulSet", "statefulsets"},
+      {"sts", "statefulsets"}, {"DaemonSet", "daemonsets"}, {"ds", "daemonsets"},
+      {"Job", "jobs"}, {"CronJob", "cronjobs"}, {"cj", "cronjobs"}, {"Service", "services"},
+      {"svc", "services"}, {"ConfigMap", "configmaps"}, {"cm", "configmaps"},
+      {"Namespace", "namespaces"}, {"ns", "namespaces"}, {"Node", "nodes"},
+      {"NetworkPolicy", "networkpolicies"}, {"netpol", "networkpolicies"},
+      {"Ingress", "ingresses"}, {"ing", "ingresses"}, {"Endpoints", "endpoints"},
+      {"EndpointSlice", "endpointslices"}, {"StorageClass", "storageclasses"},
+      {"ClusterRoleBinding", "clusterrolebindings"}, {"crd", "customresourcedefinitions"},
+      // Not in the table: the generic English rules.
+      {"Lease", "leases"}, {"PodDisruptionBudget", "poddisruptionbudgets"},
+      {"ResourceQuota", "resourcequotas"}, {"PriorityClass", "priorityclasses"},
+      {"IngressClass", "ingressclasses"}, {"RuntimeClass", "runtimeclasses"},
+      {"CiliumNetworkPolicy", "ciliumnetworkpolicies"}, {"Gateway", "gateways"},
+      {"CiliumIdentity", "ciliumidentities"}, {"ciliumendpoints", "ciliumendpoints"}};
+  for (auto [kind, want] : cases) EXPECT_EQ(ResourceFor(kind), want) << kind;
+}
+
+TEST(FindResource, OneTableForKindsAndApiPaths) {
+  const ResourceInfo* d = FindResource("deploy");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->resource, "deployments");
+  EXPECT_EQ(d->kind, "Deployment");
+  EXPECT_EQ(d->group, "apps");
+  EXPECT_TRUE(d->namespaced);
+  ASSERT_NE(FindResource("ClusterRole"), nullptr);
+  EXPECT_FALSE(FindResource("ClusterRole")->namespaced);
+  EXPECT_EQ(FindResource("Lease"), nullptr);
+  // Every resource, kind and short name names one entry.
+  for (const auto& r : KnownResources()) {
+    EXPECT_EQ(FindResource(r.resource), &r) << r.resource;
+    EXPECT_EQ(FindResource(r.kind), &r) << r.kind;
+    for (auto s : r.short_names) EXPECT_EQ(FindResource(s), &r) << s;
+  }
 }
 
 }  // namespace

@@ -165,36 +165,6 @@ StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json, std::string_view ki
   return f;
 }
 
-std::string ResourceFor(std::string_view kind) {
-  std::string k(kind);
-  std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::pair<const char*, const char*> kNames[] = {
-      {"pod", "pods"}, {"po", "pods"}, {"service", "services"}, {"svc", "services"},
-      {"deployment", "deployments"}, {"deploy", "deployments"}, {"replicaset", "replicasets"},
-      {"rs", "replicasets"}, {"statefulset", "statefulsets"}, {"sts", "statefulsets"},
-      {"daemonset", "daemonsets"}, {"ds", "daemonsets"}, {"job", "jobs"}, {"cronjob", "cronjobs"},
-      {"cj", "cronjobs"}, {"configmap", "configmaps"}, {"cm", "configmaps"}, {"secret", "secrets"},
-      {"namespace", "namespaces"}, {"ns", "namespaces"}, {"node", "nodes"}, {"no", "nodes"},
-      {"serviceaccount", "serviceaccounts"}, {"sa", "serviceaccounts"}, {"role", "roles"},
-      {"rolebinding", "rolebindings"}, {"clusterrole", "clusterroles"},
-      {"clusterrolebinding", "clusterrolebindings"}, {"networkpolicy", "networkpolicies"},
-      {"netpol", "networkpolicies"}, {"ingress", "ingresses"}, {"ing", "ingresses"},
-      {"endpointslice", "endpointslices"}, {"endpoints", "endpoints"}, {"ep", "endpoints"},
-      {"persistentvolumeclaim", "persistentvolumeclaims"}, {"pvc", "persistentvolumeclaims"},
-      {"persistentvolume", "persistentvolumes"}, {"pv", "persistentvolumes"},
-      {"event", "events"}, {"ev", "events"}, {"replicationcontroller", "replicationcontrollers"},
-      {"rc", "replicationcontrollers"}, {"storageclass", "storageclasses"},
-      {"customresourcedefinition", "customresourcedefinitions"}, {"crd", "customresourcedefinitions"},
-  };
-  for (auto [from, to] : kNames)
-    if (k == from) return to;
-  if (k.ends_with("ss")) return k + "es";  // priorityclass, ingressclass
-  if (k.ends_with("s")) return k;
-  if (k.size() >= 2 && k.ends_with("y") && std::string_view("aeiou").find(k[k.size() - 2]) == std::string_view::npos)
-    return k.substr(0, k.size() - 1) + "ies";  // policy -> policies, but gateway -> gateways
-  return k + "s";
-}
-
 std::string_view StringMember(simdjson::dom::element e, const char* key) {
   std::string_view v;
   if (e[key].get_string().get(v) != simdjson::SUCCESS) return {};

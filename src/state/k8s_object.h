@@ -57,8 +57,7 @@ std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload);
 std::string_view RawMember(std::string_view event_json, std::string_view key);
 
 // Canonical resource name for a kind, plural or short name:
-// "Pod"/"pod"/"po"/"pods" -> "pods"; "deploy" -> "deployments".
-std::string ResourceFor(std::string_view kind);
+
 
 // The string member `key` of a parsed object; empty if absent or not a string.
 std::string_view StringMember(simdjson::dom::element e, const char* key);

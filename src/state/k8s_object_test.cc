@@ -117,28 +117,6 @@ TEST(ParseIp, V4AgreesWithInetPton) {
   EXPECT_GT(accepted, 10000);  // the draw does reach valid addresses
 }
 
-TEST(ResourceFor, KindsPluralsAndShortNames) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"Pod", "pods"}, {"pod", "pods"}, {"po", "pods"}, {"pods", "pods"},
-      {"Deployment", "deployments"}, {"deploy", "deployments"}, {"deployments", "deployments"},
-      {"ReplicaSet", "replicasets"}, {"rs", "replicasets"}, {"StatefulSet", "statefulsets"},
-      {"sts", "statefulsets"}, {"DaemonSet", "daemonsets"}, {"ds", "daemonsets"},
-      {"Job", "jobs"}, {"CronJob", "cronjobs"}, {"cj", "cronjobs"}, {"Service", "services"},
-      {"svc", "services"}, {"ConfigMap", "configmaps"}, {"cm", "configmaps"},
-      {"Namespace", "namespaces"}, {"ns", "namespaces"}, {"Node", "nodes"},
-      {"NetworkPolicy", "networkpolicies"}, {"netpol", "networkpolicies"},
-      {"Ingress", "ingresses"}, {"ing", "ingresses"}, {"Endpoints", "endpoints"},
-      {"EndpointSlice", "endpointslices"}, {"StorageClass", "storageclasses"},
-      {"ClusterRoleBinding", "clusterrolebindings"}, {"crd", "customresourcedefinitions"},
-      // Not in the table: the generic English rules.
-      {"Lease", "leases"}, {"PodDisruptionBudget", "poddisruptionbudgets"},
-      {"ResourceQuota", "resourcequotas"}, {"PriorityClass", "priorityclasses"},
-      {"IngressClass", "ingressclasses"}, {"RuntimeClass", "runtimeclasses"},
-      {"CiliumNetworkPolicy", "ciliumnetworkpolicies"}, {"Gateway", "gateways"},
-      {"CiliumIdentity", "ciliumidentities"}, {"ciliumendpoints", "ciliumendpoints"}};
-  for (auto [kind, want] : cases) EXPECT_EQ(ResourceFor(kind), want) << kind;
-}
-
 TEST(ReadObjectFacts, K9sPod) {
   auto f = ReadObjectFacts(CorpusFile("k9s/po.json"));
   ASSERT_TRUE(f.ok()) << f.status().ToString();

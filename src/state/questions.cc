@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "kube/resources.h"
 #include "common/bytes.h"
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
@@ -152,7 +153,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
   uint32_t resource = 0, ns = 0;
   bool none = false;
   if (!q.kind.empty()) {
-    resource = S.Find(ResourceFor(q.kind));
+    resource = S.Find(kube::ResourceFor(q.kind));
     none |= resource == kUnknown;
   }
   if (!q.namespace_.empty()) {

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "ledger/entry.h"
+#include "kube/resources.h"
 #include "state/k8s_object.h"
 #include "state/questions.h"
 
@@ -38,7 +39,7 @@ Status Questions::IndexRead(Status s) const {
 }
 
 StatusOr<json> Questions::History(const HistoryQuery& q) const {
-  const std::string resource = ResourceFor(q.kind);
+  const std::string resource = kube::ResourceFor(q.kind);
   // The names whose events make the answer: the object's own (in every
   // namespace that has one of that name when none is given) and, with
   // children, those of every object it owns or that belongs to its
@@ -267,7 +268,7 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
     if (group == Group::kNone)
       return InvalidArgumentError("group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day");
   }
-  const RowFilter filter{q, q.resource.empty() ? std::string() : ResourceFor(q.resource)};
+  const RowFilter filter{q, q.resource.empty() ? std::string() : kube::ResourceFor(q.resource)};
   // The events of [from, to] lie in the ledger index spans of its hours.
   const auto [first_hour, last_hour] = HourRange(q.from, q.to);
   const std::vector<index::EventIndex::Hour> hours = events_->Hours(first_hour, last_hour);

@@ -50,7 +50,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
                                                    std::string_view entry);
 
 // Which changes a subscriber wants; empty fields match anything. Field
-// names as /v1/events (resource canonical, see state::ResourceFor);
+// names as /v1/events (resource canonical, see kube::ResourceFor);
 // `selector` matches the labels of the object the event carries.
 struct ChangeFilter {
   std::string type, user, verb, resource, namespace_, name, stage;

@@ -17,6 +17,7 @@
 #include "common/time_util.h"
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
+#include "kube/resources.h"
 #include "watch/watch_state.h"
 
 namespace annals::watch {
@@ -24,40 +25,6 @@ namespace annals::watch {
 using ingest::WatchRecord;
 
 namespace {
-
-struct Builtin {
-  const char* resource;
-  const char* group;
-  const char* version;
-};
-constexpr Builtin kBuiltins[] = {
-    {"pods", "", "v1"},
-    {"services", "", "v1"},
-    {"endpointslices", "discovery.k8s.io", "v1"},
-    {"nodes", "", "v1"},
-    {"namespaces", "", "v1"},
-    {"replicasets", "apps", "v1"},
-    {"deployments", "apps", "v1"},
-    {"statefulsets", "apps", "v1"},
-    {"daemonsets", "apps", "v1"},
-    {"jobs", "batch", "v1"},
-    {"cronjobs", "batch", "v1"},
-    {"serviceaccounts", "", "v1"},
-    {"roles", "rbac.authorization.k8s.io", "v1"},
-    {"rolebindings", "rbac.authorization.k8s.io", "v1"},
-    {"clusterroles", "rbac.authorization.k8s.io", "v1"},
-    {"clusterrolebindings", "rbac.authorization.k8s.io", "v1"},
-    {"networkpolicies", "networking.k8s.io", "v1"},
-};
-// Also known by name, not watched by default.
-constexpr Builtin kOthers[] = {
-    {"configmaps", "", "v1"},
-    {"endpoints", "", "v1"},
-    {"persistentvolumeclaims", "", "v1"},
-    {"persistentvolumes", "", "v1"},
-    {"ingresses", "networking.k8s.io", "v1"},
-    {"customresourcedefinitions", "apiextensions.k8s.io", "v1"},
-};
 
 bool NameOk(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
@@ -86,10 +53,8 @@ std::string ResourceSpec::Name() const { return group.empty() ? resource : resou
 StatusOr<ResourceSpec> ParseResourceSpec(std::string_view s) {
   auto slash = s.find('/');
   if (slash == std::string_view::npos) {
-    for (const auto& b : kBuiltins)
-      if (s == b.resource) return ResourceSpec{b.group, b.version, b.resource};
-    for (const auto& b : kOthers)
-      if (s == b.resource) return ResourceSpec{b.group, b.version, b.resource};
+    if (const kube::ResourceInfo* b = kube::FindResource(s); b && b->resource == s)
+      return ResourceSpec{std::string(b->group), std::string(b->version), std::string(b->resource)};
     return InvalidArgumentError("unknown resource \"" + std::string(s) +
                                 "\"; name custom resources as group/version/resource");
   }
@@ -111,7 +76,9 @@ StatusOr<ResourceSpec> ParseResourceSpec(std::string_view s) {
 
 std::vector<ResourceSpec> DefaultResources() {
   std::vector<ResourceSpec> out;
-  for (const auto& b : kBuiltins) out.push_back({b.group, b.version, b.resource});
+  for (const auto& b : kube::KnownResources())
+    if (b.watched_by_default)
+      out.push_back({std::string(b.group), std::string(b.version), std::string(b.resource)});
   return out;
 }
 
