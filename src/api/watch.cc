@@ -1,4 +1,5 @@
 #include "api/watch.h"
+#include "common/log.h"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -120,7 +121,7 @@ void WatchSession::Pump() {
     bool from_buffer = false;
     Status s = feed_->Read(pos_, 1024, kBatchBytes - bytes, &cs, &from_buffer);
     if (!s.ok()) {
-      std::fprintf(stderr, "annals: watch from %s: %s\n", options_.remote.c_str(), s.message().c_str());
+      log::Warning("watch from %s: %s", options_.remote.c_str(), s.message().c_str());
       nlohmann::json e{{"error", s.message()}, {"reason", "read"}};
       stream_->Write({ErrorFrame(e)},
                      [self = shared_from_this()](bool) { self->stream_->Close(); });
@@ -178,7 +179,7 @@ void WatchSession::Wake(bool tick) {
           stuck_since_ms_ = now;
         } else if (now - since > kStuckAbortMs) {
           metrics_.Add("annals_watch_disconnects_total", "reason", "stuck");
-          std::fprintf(stderr, "annals: watch from %s: not reading; disconnected\n",
+          log::Warning("watch from %s: not reading; disconnected",
                        options_.remote.c_str());
           done_ = true;
           stream_->Abort();
@@ -193,7 +194,7 @@ void WatchSession::Wake(bool tick) {
 
 void WatchSession::CutOff(uint64_t behind) {
   metrics_.Add("annals_watch_disconnects_total", "reason", "slow");
-  std::fprintf(stderr, "annals: watch from %s: %llu entries behind, past the buffer; disconnected\n",
+  log::Warning("watch from %s: %llu entries behind, past the buffer; disconnected",
                options_.remote.c_str(), static_cast<unsigned long long>(behind));
   nlohmann::json e{{"error", "subscriber too slow: " + std::to_string(behind) +
                                  " entries behind, more than the server buffers; reconnect with "

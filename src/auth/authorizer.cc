@@ -1,4 +1,5 @@
 #include "auth/authorizer.h"
+#include "common/log.h"
 
 #include <strings.h>
 #include <sys/stat.h>
@@ -66,7 +67,7 @@ std::optional<StatusOr<Caller>> Authorizer::AuthenticateLocally(std::string_view
       const std::string hash = HexEncode(HashBytes(Sha256(token)));
       std::lock_guard lock(mu_);
       Status s = MaybeReload(/*force=*/false);
-      if (!s.ok()) std::fprintf(stderr, "annals: tokens not reloaded: %s\n", s.message().c_str());
+      if (!s.ok()) log::Warning("tokens not reloaded: %s", s.message().c_str());
       if (auto it = tokens_.find(hash); it != tokens_.end()) {
         c.user = it->second.user;
         c.groups = it->second.groups;
@@ -182,7 +183,7 @@ StatusOr<Caller> Authorizer::Review(const std::string& token) {
           log = true;
         }
       }
-      if (log) std::fprintf(stderr, "annals: TokenReview failed: %s\n", r.status().message().c_str());
+      if (log) log::Warning("TokenReview failed: %s", r.status().message().c_str());
       return UnauthenticatedError(
           "cannot verify this bearer token: the Kubernetes API server did not answer the TokenReview; "
           "try again later");

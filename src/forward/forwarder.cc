@@ -1,4 +1,5 @@
 #include "forward/forwarder.h"
+#include "common/log.h"
 
 #include <cstdio>
 
@@ -40,7 +41,7 @@ void Forwarder::Run() {
     if (saved == pos_) return;
     Status s = cursor_.Save(pos_);
     if (!s.ok()) {
-      std::fprintf(stderr, "annals: %s forwarder: cannot save position: %s\n", sink_->kind().c_str(),
+      log::Warning("%s forwarder: cannot save position: %s", sink_->kind().c_str(),
                    s.message().c_str());
       return;
     }
@@ -64,7 +65,7 @@ void Forwarder::Run() {
     if (s.ok() && !batch.empty()) s = sink_->Send(batch, cp);
     if (!s.ok()) {
       if (!failing)
-        std::fprintf(stderr, "annals: %s forwarder to %s: %s; retrying from index %llu\n",
+        log::Warning("%s forwarder to %s: %s; retrying from index %llu",
                      sink_->kind().c_str(), sink_->target().c_str(), s.message().c_str(),
                      static_cast<unsigned long long>(pos_));
       failing = true;
@@ -75,7 +76,7 @@ void Forwarder::Run() {
       continue;
     }
     if (failing)
-      std::fprintf(stderr, "annals: %s forwarder to %s: delivering again from index %llu\n",
+      log::Info("%s forwarder to %s: delivering again from index %llu",
                    sink_->kind().c_str(), sink_->target().c_str(), static_cast<unsigned long long>(pos_));
     failing = false;
     backoff_ms = 100;

@@ -1,4 +1,5 @@
 #include "index/dedup_index.h"
+#include "common/log.h"
 #include "common/thread_util.h"
 
 #include <rocksdb/db.h>
@@ -199,7 +200,7 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
 DedupIndex::~DedupIndex() {
   if (!db_) return;
   Status s = Flush();
-  if (!s.ok()) std::fprintf(stderr, "annals: dedup index flush: %s\n", s.message().c_str());
+  if (!s.ok()) log::Warning("dedup index flush: %s", s.message().c_str());
   {
     std::lock_guard lock(mu_);
     stop_ = true;

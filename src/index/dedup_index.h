@@ -1,18 +1,23 @@
-// DedupIndex: which dedup keys ((auditID, stage) of an audit event,
-// (source, id) of a CloudEvent) the log already holds, with a short value
-// per key (the Ingestor's: the log index and payload digest).
+// DedupIndex: which dedup keys the log already holds, with a short value
+// per key. It stores what it is given; the Ingestor's keys are "K" +
+// SHA-256 of a dedup key and "C" + SHA-256 naming a conflicting item, each
+// with the log index as value (docs/format/dedup-index.md).
 // A derived index in RocksDB under <data>/index/dedup: it is rebuildable
 // from the log, so it is written without a WAL; its watermark says how much
-// of the log it covers, and Ingestor catches it up from there on start.
+// of the log it covers, and Ingestor catches it up from there on start. An
+// index of another layout version is destroyed on open and caught up again.
 //
 // Writes are bulk-loaded: recorded keys collect in an in-memory run; a full
 // run is sorted and written as one SST file that RocksDB ingests together
 // with the run's watermark, on a background thread. The keys are digests
 // arriving in random order, and inserting them one by one into RocksDB's
 // memtable (and flushing it) cost a third of the server's CPU at full
-// ingest. Lookups read the open run, the run being written, then RocksDB.
+// ingest. Recorded keys are durable only once their run is ingested: a
+// crash loses the runs not yet ingested, and the watermark with them.
+// Lookups read the open run, the run being written, then RocksDB.
 //
-// Thread-safe.
+// Thread-safe. Owns the run writer thread; the destructor flushes the open
+// run.
 #ifndef ANNALS_INDEX_DEDUP_INDEX_H_
 #define ANNALS_INDEX_DEDUP_INDEX_H_
 
@@ -51,7 +56,7 @@ class RunTable {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // Sets `key` to `value`; a later value replaces an earlier one. Keys and
-  // values are at most 65,535 bytes (the index's are 33 and 40).
+  // values are at most 65,535 bytes (the index's are 34 and 8).
   void Put(std::string_view key, std::string_view value);
   std::optional<std::string_view> Find(std::string_view key) const;
   // Every (key, value), in key order.

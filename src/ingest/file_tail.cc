@@ -1,4 +1,5 @@
 #include "ingest/file_tail.h"
+#include "common/log.h"
 #include "common/thread_util.h"
 
 #include <dirent.h>
@@ -121,7 +122,7 @@ bool FileTailer::Drain(int fd, TailPosition* pos, bool final_chunk) {
     while (!batch.items.empty()) {
       auto r = ingestor_->SubmitAndWait(kSource, batch.items);
       if (r.ok()) break;
-      std::fprintf(stderr, "annals: tail %s: append failed (%s); retrying\n", path_.c_str(),
+      log::Warning("tail %s: append failed (%s); retrying", path_.c_str(),
                    r.status().message().c_str());
       for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(kPoll);
       if (stop_) return false;
@@ -130,7 +131,7 @@ bool FileTailer::Drain(int fd, TailPosition* pos, bool final_chunk) {
     pos->offset += consumed;
     pos->line += lines;
     Status s = SavePosition(*pos);
-    if (!s.ok()) std::fprintf(stderr, "annals: tail %s: %s\n", path_.c_str(), s.message().c_str());
+    if (!s.ok()) log::Warning("tail %s: %s", path_.c_str(), s.message().c_str());
   }
 }
 
@@ -144,7 +145,7 @@ void FileTailer::Run() {
       fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         if (!warned_missing) {
-          std::fprintf(stderr, "annals: tail %s: not there yet; waiting for it\n", path_.c_str());
+          log::Warning("tail %s: not there yet; waiting for it", path_.c_str());
           warned_missing = true;
         }
         std::this_thread::sleep_for(kPoll);
@@ -165,9 +166,8 @@ void FileTailer::Run() {
             if (!ok) break;
           }
         } else if (pos.offset > 0) {
-          std::fprintf(stderr,
-                       "annals: tail %s: the file read before the restart is gone "
-                       "(compressed or deleted); its unread tail cannot be recovered\n",
+          log::Warning("tail %s: the file read before the restart is gone "
+                       "(compressed or deleted); its unread tail cannot be recovered",
                        path_.c_str());
         }
         pos = cur;
@@ -180,7 +180,7 @@ void FileTailer::Run() {
     }
     struct stat st;
     if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) < pos.offset) {
-      std::fprintf(stderr, "annals: tail %s: truncated; reading from the start\n", path_.c_str());
+      log::Warning("tail %s: truncated; reading from the start", path_.c_str());
       pos.offset = 0;
     }
     if (!Drain(fd, &pos, false)) break;

@@ -1,4 +1,5 @@
 #include "ingest/ingestor.h"
+#include "common/log.h"
 
 #include <simdjson.h>
 
@@ -340,7 +341,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
           Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
           if (!rs.ok()) {
             index_failed_ = true;
-            std::fprintf(stderr, "annals: dedup index write failed: %s\n", rs.message().c_str());
+            log::Warning("dedup index write failed: %s", rs.message().c_str());
           }
           metrics_->Add("annals_events_stored_total", "source", source, n);
         } else {

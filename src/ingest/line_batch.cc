@@ -1,4 +1,5 @@
 #include "ingest/line_batch.h"
+#include "common/log.h"
 
 #include <cstdio>
 
@@ -27,7 +28,7 @@ LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string
       ++b.bad_lines;
       metrics->Add("annals_bad_lines_total", "source", source);
       metrics->Add("annals_events_rejected_total", "source", source);
-      std::fprintf(stderr, "annals: %s %s: skipped: %s\n", source.c_str(), origin.c_str(),
+      log::Warning("%s %s: skipped: %s", source.c_str(), origin.c_str(),
                    item.status().message().c_str());
       continue;
     }

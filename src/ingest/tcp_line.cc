@@ -1,4 +1,5 @@
 #include "ingest/tcp_line.h"
+#include "common/log.h"
 #include "common/thread_util.h"
 
 #include <boost/asio.hpp>
@@ -64,7 +65,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                                 tls::PeerIdentity(self->socket_.native_handle(), &user, &groups);
                                 if (self->admit_ && !self->admit_(user, groups)) {
                                   self->metrics_->Add("annals_tcp_refused_total", "reason", "forbidden");
-                                  std::fprintf(stderr, "annals: tcp %s: %s may not ingest, closed\n",
+                                  log::Warning("tcp %s: %s may not ingest, closed",
                                                self->origin_.c_str(), user.c_str());
                                   boost::system::error_code ignored;
                                   self->socket_.lowest_layer().close(ignored);
@@ -117,7 +118,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       }
       if (partial_.size() > max_line_) {
         metrics_->Add("annals_bad_lines_total", "source", kSource);
-        std::fprintf(stderr, "annals: tcp %s: line %llu: longer than %zu bytes, skipped\n",
+        log::Warning("tcp %s: line %llu: longer than %zu bytes, skipped",
                      origin_.c_str(), static_cast<unsigned long long>(line_no_ + LinesIn(complete_)),
                      max_line_);
         partial_.clear();
@@ -158,7 +159,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                           if (!r.ok()) {
                             // Never drop: the stream has no acknowledgement,
                             // so hold the connection and try again.
-                            std::fprintf(stderr, "annals: tcp %s: append failed (%s); retrying\n",
+                            log::Warning("tcp %s: append failed (%s); retrying",
                                          self->origin_.c_str(), r.status().message().c_str());
                             self->Retry(shared, eof);
                             return;

@@ -3,14 +3,20 @@
 // tiles, and signs and persists checkpoints.
 //
 // Life of an append: AppendAsync() queues entries -> the writer thread
-// takes everything queued, writes it with one write() and one fdatasync(),
+// takes everything queued, writes it with pwrite() and one fdatasync(),
 // then hands each caller's callback its first index (acknowledgement, run
-// on the completer thread) and the entries to the integrator thread, which hashes them into the
-// tree and tiles -> the publisher thread signs a checkpoint over the
-// integrated tree within checkpoint_interval, persists it, then serves it.
+// on the completer thread) and the entries to the integrator thread, which
+// hashes them into the tree and tiles (the writer waits while more than
+// max_queued_bytes are waiting to be hashed) -> once the tree has grown and
+// checkpoint_interval has passed since the previous checkpoint, the
+// publisher thread syncs the tiles, signs a checkpoint over the integrated
+// tree, persists it (fdatasync), then serves it.
 //
-// Thread-safe. Owns its threads; the destructor drains the queue and
-// publishes a final checkpoint.
+// Open() takes an exclusive flock on <data_dir>/LOCK, recovers the
+// checkpoints, segments and tiles, and on first start publishes a size-0
+// checkpoint. Thread-safe. Owns its four threads (writer, completer,
+// integrator, publisher); the destructor refuses new appends, drains the
+// queue and publishes a final checkpoint.
 #ifndef ANNALS_LEDGER_LEDGER_H_
 #define ANNALS_LEDGER_LEDGER_H_
 
@@ -62,11 +68,14 @@ class Ledger {
   ~Ledger();
 
   // Queues entries (each 1..65535 bytes, see entry_format.h) to be appended
-  // in order and contiguously. `done` runs on the writer thread once they
-  // are durable (or failed); it must be quick. ResourceExhausted if the
-  // queue is full, Unavailable after a write failure.
+  // in order and contiguously. `done` runs on the completer thread, in index
+  // order, once they are durable (or failed); a slow one delays the
+  // acknowledgements after it, not the next group commit. ResourceExhausted
+  // if max_queued_bytes are already waiting, Unavailable after a write
+  // failure or once the ledger is stopping.
   Status AppendAsync(std::vector<std::string> entries, AppendCallback done);
-  // Blocking form; returns the first index.
+  // Blocking form: waits for queue space instead of failing with
+  // ResourceExhausted; returns the first index.
   StatusOr<uint64_t> Append(std::vector<std::string> entries);
   // Stores a large payload before the entry that references it is appended.
   Status PutBlob(const Hash& digest, std::string_view payload) { return blobs_.Put(digest, payload); }
@@ -125,7 +134,7 @@ class Ledger {
   TileStore tiles_;
   Recovery recovery_;
 
-  std::mutex mu_;  // guards the queue, the integrate queue and stop flags
+  std::mutex mu_;  // guards the queue, the integrate queue, completions_ and stop flags
   std::condition_variable writer_cv_, integrator_cv_, space_cv_;
   std::condition_variable durable_cv_;  // notified after each successful Sync
   std::deque<Request> queue_;
@@ -140,7 +149,7 @@ class Ledger {
   bool writer_done_ = false;
   Status failed_;
 
-  mutable std::mutex pub_mu_;  // guards published_, publish_requested_
+  mutable std::mutex pub_mu_;  // guards published_*, publish_requests_/served_
   std::condition_variable pub_cv_;
   std::string published_;
   uint64_t published_size_ = 0;

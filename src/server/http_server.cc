@@ -1,4 +1,5 @@
 #include "server/http_server.h"
+#include "common/log.h"
 #include "common/thread_util.h"
 
 #include <strings.h>
@@ -398,7 +399,7 @@ void HttpServer::Stop() {
     in.draining = true;
     if (!in.cv.wait_for(lock, std::chrono::milliseconds(impl_->opts.drain_timeout_ms),
                         [&in] { return in.n == 0; }))
-      std::fprintf(stderr, "annals: http: %llu requests still unanswered after %d ms; closing them\n",
+      log::Warning("http: %llu requests still unanswered after %d ms; closing them",
                    static_cast<unsigned long long>(in.n), impl_->opts.drain_timeout_ms);
   }
   impl_->work.reset();

@@ -1,4 +1,5 @@
 #include "server/instance.h"
+#include "common/log.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -122,8 +123,8 @@ Status Instance::Build() {
   const bool auth_on = !o.client_ca.empty() || !o.tokens.empty() || !o.auth_config.empty() ||
                        !o.token_review.empty();
   if (!IsLoopbackHost(listen_hp.first) && !auth_on)
-    std::fprintf(stderr, "annals: warning: no --client-ca, --tokens, --token-review or --auth-config: "
-                         "every caller that reaches %s may write and read\n", o.listen.c_str());
+    log::Warning("warning: no --client-ca, --tokens, --token-review or --auth-config: "
+                         "every caller that reaches %s may write and read", o.listen.c_str());
   if (o.token_review.empty() && !o.token_review_audiences.empty())
     return InvalidArgumentError("--token-review-audience needs --token-review");
   // The default roles make every authenticated caller an admin: with
@@ -166,11 +167,11 @@ Status Instance::Build() {
   p.ledger = std::move(*ledger);
   const auto& rec = p.ledger->recovery();
   if (!rec.log.reason.empty())
-    std::fprintf(stderr, "annals: recovery: cut %llu bytes of torn log tail (%s)\n",
+    log::Warning("recovery: cut %llu bytes of torn log tail (%s)",
                  static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
   if (!rec.checkpoint_log_cut.empty())
-    std::fprintf(stderr, "annals: recovery: cut torn checkpoint log tail (%s)\n", rec.checkpoint_log_cut.c_str());
-  if (rec.tiles_rebuilt) std::fprintf(stderr, "annals: recovery: rebuilt all tiles from the log\n");
+    log::Warning("recovery: cut torn checkpoint log tail (%s)", rec.checkpoint_log_cut.c_str());
+  if (rec.tiles_rebuilt) log::Info("recovery: rebuilt all tiles from the log");
 
   auto dedup = index::DedupIndex::Open(data + "/index/dedup");
   if (!dedup.ok()) return UnavailableError("cannot open the dedup index: " + dedup.status().message());
@@ -182,8 +183,8 @@ Status Instance::Build() {
   auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(o.memory_budget), &wiped);
   if (!events.ok()) return UnavailableError("cannot open the event index: " + events.status().message());
   p.events = std::move(*events);
-  if (!wiped.empty()) std::fprintf(stderr, "annals: event index %s: rebuilding it from the log\n", wiped.c_str());
-  std::fprintf(stderr, "annals: event index covers %llu of the log's %llu entries\n",
+  if (!wiped.empty()) log::Warning("event index %s: rebuilding it from the log", wiped.c_str());
+  log::Info("event index covers %llu of the log's %llu entries",
                static_cast<unsigned long long>(p.events->watermark()),
                static_cast<unsigned long long>(p.ledger->DurableSize()));
 
@@ -316,7 +317,7 @@ void Instance::Stop() {
     // start cancelled before it caught up leaves the last one in place.
     if (p.projector->caught_up()) {
       Status ss = p.projector->SaveSnapshot();
-      if (!ss.ok()) std::fprintf(stderr, "annals: state snapshot: %s\n", ss.message().c_str());
+      if (!ss.ok()) log::Warning("state snapshot: %s", ss.message().c_str());
     }
   }
   // 4. Destroyed in the reverse of the order they were built in.

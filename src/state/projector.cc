@@ -1,4 +1,5 @@
 #include "state/projector.h"
+#include "common/log.h"
 #include "common/thread_util.h"
 
 #include <algorithm>
@@ -28,18 +29,18 @@ Status Projector::CatchUpLocked() {
     // feed's), off the start path: the listener already serves.
     snapshot_tried_ = true;
     Status s = LoadSnapshotLocked();
-    if (!s.ok()) std::fprintf(stderr, "annals: state snapshot: %s\n", s.message().c_str());
+    if (!s.ok()) log::Warning("state snapshot: %s", s.message().c_str());
   }
   if (rebuild_events_.exchange(false)) {
     RETURN_IF_ERROR(events_->Reset());
-    std::fprintf(stderr, "annals: event index wiped; rebuilding it from the log\n");
+    log::Warning("event index wiped; rebuilding it from the log");
   }
   const uint64_t end = ledger_->DurableSize();
   target_.store(end);
   if (events_->watermark() > end) {
     // Only what the log made durable is ever projected: an index ahead of
     // the log was not made from this log.
-    std::fprintf(stderr, "annals: event index covers %llu entries, the log %llu: rebuilding it\n",
+    log::Warning("event index covers %llu entries, the log %llu: rebuilding it",
                  static_cast<unsigned long long>(events_->watermark()), static_cast<unsigned long long>(end));
     RETURN_IF_ERROR(events_->Reset());
   }
@@ -95,7 +96,7 @@ Status Projector::CatchUpLocked() {
     if (report_ && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
       last_report = std::chrono::steady_clock::now();
       const double rate = rate_.load();
-      std::fprintf(stderr, "annals: projecting: %llu of %llu entries, %.0f entries/s, %.0f s left\n",
+      log::Info("projecting: %llu of %llu entries, %.0f entries/s, %.0f s left",
                    static_cast<unsigned long long>(begin), static_cast<unsigned long long>(end), rate,
                    rate > 0 ? static_cast<double>(end - begin) / rate : 0.0);
     }
@@ -133,7 +134,7 @@ void Projector::Stop() {
 void Projector::RebuildEvents(const std::string& why) {
   caught_up_ = false;
   if (rebuild_events_.exchange(true)) return;  // already asked for
-  std::fprintf(stderr, "annals: event index damaged (%s); rebuilding it from the log\n", why.c_str());
+  log::Warning("event index damaged (%s); rebuilding it from the log", why.c_str());
 }
 
 void Projector::VerifyIndex() {
@@ -142,7 +143,7 @@ void Projector::VerifyIndex() {
   Status s = events_->VerifyChecksums(&stop_);
   if (s.code() == StatusCode::kDataLoss) RebuildEvents(s.message());
   else if (!s.ok() && !stop_)
-    std::fprintf(stderr, "annals: event index check: %s\n", s.message().c_str());
+    log::Warning("event index check: %s", s.message().c_str());
 }
 
 Status Projector::LoadSnapshotLocked() {
@@ -165,14 +166,14 @@ Status Projector::LoadSnapshotLocked() {
   });
   if (h.ok()) {
     snapshot_applied_ = h->applied;
-    std::fprintf(stderr, "annals: state snapshot loaded: %llu entries in %.2fs\n",
+    log::Info("state snapshot loaded: %llu entries in %.2fs",
                  static_cast<unsigned long long>(h->applied),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return OkStatus();
   }
   if (h.status().code() == StatusCode::kNotFound) return OkStatus();
   if (h.status().code() == StatusCode::kInternal) return h.status();
-  std::fprintf(stderr, "annals: state snapshot not used (%s); projecting from the log\n", h.status().message().c_str());
+  log::Warning("state snapshot not used (%s); projecting from the log", h.status().message().c_str());
   if (std::remove(snapshot_path_.c_str()) != 0)
     return InternalError("remove " + snapshot_path_ + ": " + std::strerror(errno));
   return OkStatus();
@@ -197,7 +198,7 @@ Status Projector::SaveSnapshotLocked() {
   RETURN_IF_ERROR(WriteSnapshotFile(snapshot_path_, *store_, applied, last));
   snapshot_applied_ = applied;
   snapshot_time_ = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "annals: state snapshot written: %llu entries in %.2fs\n", static_cast<unsigned long long>(applied),
+  log::Info("state snapshot written: %llu entries in %.2fs", static_cast<unsigned long long>(applied),
                std::chrono::duration<double>(snapshot_time_ - t0).count());
   return OkStatus();
 }
@@ -206,7 +207,7 @@ void Projector::Run() {
   while (!stop_) {
     Status s = CatchUp();
     if (!s.ok() && !stop_)
-      std::fprintf(stderr, "annals: projector: %s\n", s.message().c_str());
+      log::Warning("projector: %s", s.message().c_str());
     if (s.ok() && caught_up() && !snapshot_path_.empty()) {
       std::lock_guard lock(mu_);
       const uint64_t fresh = store_->applied() - std::min(store_->applied(), snapshot_applied_);
@@ -214,7 +215,7 @@ void Projector::Run() {
       if (fresh > 0 && (fresh >= snapshot_every_ || age >= snapshot_seconds_)) {
         Status w = SaveSnapshotLocked();
         if (!w.ok()) {
-          std::fprintf(stderr, "annals: state snapshot: %s\n", w.message().c_str());
+          log::Warning("state snapshot: %s", w.message().c_str());
           snapshot_time_ = std::chrono::steady_clock::now();  // try again after another interval
         }
       }

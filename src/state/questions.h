@@ -1,11 +1,17 @@
 // Questions: the answers annals gives from its projections (SPEC.md
-// "Questions"): state at T, pod by IP at T, flow enrichment, provenance
-// (history) and search with group-by (questions_events.cc, from the
-// on-disk event index). Every answer names the ledger indexes
-// it rests on; bodies are read back from the log by index.
+// "Questions"). State at T and pod by IP at T come from the StateStore,
+// with each object's body read back from the log (or blob store) by index.
+// Flow enrichment comes from the StateStore alone, through a render cache
+// (no log reads). Provenance (history) and search with group-by are in
+// questions_events.cc: history takes the ledger indexes from the on-disk
+// event index (names, children and previous versions from the StateStore;
+// for an object only the watch collector saw, its versions) and reads each
+// event from the log; search and group-by read only event index rows and
+// per-hour counts. Answers name the ledger indexes they rest on, except
+// group-by counts.
 //
 // Thread-safe (reads the StateStore under its shared lock). Does not own the
-// ledger or the store.
+// ledger, the store or the event index.
 #ifndef ANNALS_STATE_QUESTIONS_H_
 #define ANNALS_STATE_QUESTIONS_H_
 
@@ -90,8 +96,9 @@ class Questions {
   Questions(const Questions&) = delete;
   Questions& operator=(const Questions&) = delete;
 
-  // JSON text: {"at":..,"count":N,"objects":[...]} with each object's body
-  // spliced in as stored (no re-encoding: whole-cluster answers are large).
+  // JSON text: {"at":..,"objects":[...],"count":N,"applied":A} with each
+  // object's body spliced in as stored (no re-encoding: whole-cluster
+  // answers are large).
   StatusOr<std::string> State(const StateQuery& q, std::vector<uint64_t>* evidence) const;
   // NotFound (with nearest intervals in *nearest) when no pod held the IP.
   StatusOr<nlohmann::json> WhoIs(std::string_view ip, Micros at, nlohmann::json* nearest) const;

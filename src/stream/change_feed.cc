@@ -1,4 +1,5 @@
 #include "stream/change_feed.h"
+#include "common/log.h"
 
 #include <cstdio>
 #include <map>
@@ -47,7 +48,7 @@ void ChangeFeed::Run() {
     if (durable > n && !stop_) {
       Status s = Advance(durable);
       if (!s.ok()) {
-        std::fprintf(stderr, "annals: change feed: %s\n", s.message().c_str());
+        log::Warning("change feed: %s", s.message().c_str());
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }

@@ -1,4 +1,5 @@
 #include "watch/collector.h"
+#include "common/log.h"
 
 #include <simdjson.h>
 
@@ -38,7 +39,7 @@ std::string ApiVersion(const ResourceSpec& s) {
 }
 
 void Log(const std::string& resource, const std::string& msg) {
-  std::fprintf(stderr, "annals: watch %s: %s\n", resource.c_str(), msg.c_str());
+  log::Info("watch %s: %s", resource.c_str(), msg.c_str());
 }
 
 }  // namespace
