@@ -314,18 +314,13 @@ HttpResponse Api::Entry(std::string_view index_text) {
   auto dec = ledger::DecodeEntry(*raw);
   if (dec.ok()) {
     j["meta"] = json::parse(dec->meta, nullptr, false);
-    std::string payload;
-    if (dec->external) {
-      auto blob = ledger_->GetBlob(dec->payload_digest);
-      if (!blob.ok()) return ErrorResponse(blob.status());
-      payload = std::move(*blob);
-      j["payload_sha256"] = HexEncode(HashBytes(dec->payload_digest));
-    } else {
-      payload.assign(dec->payload);
-    }
-    json parsed = json::parse(payload, nullptr, false);
+    std::string blob;
+    auto payload = ledger_->PayloadOf(*dec, &blob);
+    if (!payload.ok()) return ErrorResponse(payload.status());
+    if (dec->external) j["payload_sha256"] = HexEncode(HashBytes(dec->payload_digest));
+    json parsed = json::parse(*payload, nullptr, false);
     if (!parsed.is_discarded()) j["event"] = std::move(parsed);
-    else j["payload_base64"] = Base64Encode(payload);
+    else j["payload_base64"] = Base64Encode(*payload);
   }
   // Receipt: the latest checkpoint and an inclusion proof against it.
   std::string note = ledger_->Checkpoint();

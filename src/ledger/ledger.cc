@@ -159,6 +159,27 @@ Ledger::~Ledger() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+StatusOr<std::string_view> Ledger::PayloadOf(const DecodedEntry& entry, std::string* blob) const {
+  if (!entry.external) return entry.payload;
+  ASSIGN_OR_RETURN(*blob, blobs_.Get(entry.payload_digest));
+  return std::string_view(*blob);
+}
+
+StatusOr<Ledger::Event> Ledger::ReadEvent(uint64_t index) const {
+  ASSIGN_OR_RETURN(std::string raw, ReadEntry(index));
+  ASSIGN_OR_RETURN(DecodedEntry d, DecodeEntry(raw));
+  Event e;
+  e.meta.assign(d.meta);
+  e.external = d.external;
+  e.payload_digest = d.payload_digest;
+  if (d.external) {
+    ASSIGN_OR_RETURN(e.payload, blobs_.Get(d.payload_digest));
+  } else {
+    e.payload.assign(d.payload);
+  }
+  return e;
+}
+
 Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done) {
   size_t bytes = 0;
   for (const auto& e : entries) {

@@ -34,6 +34,7 @@
 #include "checkpoint/note.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "ledger/entry.h"
 #include "ledger/blob_store.h"
 #include "ledger/checkpoint_log.h"
 #include "ledger/tile_store.h"
@@ -80,6 +81,17 @@ class Ledger {
   // Stores a large payload before the entry that references it is appended.
   Status PutBlob(const Hash& digest, std::string_view payload) { return blobs_.Put(digest, payload); }
   StatusOr<std::string> GetBlob(const Hash& digest) const { return blobs_.Get(digest); }
+  // The payload of a decoded entry: its own bytes, or for an external one
+  // the blob with its digest, read into *blob. The view lives as long as
+  // the entry's bytes and *blob do.
+  StatusOr<std::string_view> PayloadOf(const DecodedEntry& entry, std::string* blob) const;
+  // Entry `index` read, decoded and its payload resolved, owned.
+  struct Event {
+    std::string meta, payload;
+    bool external = false;  // the payload came from the blob store
+    Hash payload_digest{};  // when external
+  };
+  StatusOr<Event> ReadEvent(uint64_t index) const;
 
   uint64_t DurableSize() const { return log_->size(); }
   // Blocks until DurableSize() > size, the ledger stops, or timeout passes;

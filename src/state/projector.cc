@@ -75,11 +75,7 @@ Status Projector::CatchUpLocked() {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string blob;
-      std::string_view payload = d->payload;
-      if (d->external) {
-        ASSIGN_OR_RETURN(blob, ledger_->GetBlob(d->payload_digest));
-        payload = blob;
-      }
+      ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(*d, &blob));
       index::EventBatch* rows = i >= rows_from ? &batch : nullptr;
       if (i >= store_from) return store_->Apply(i, d->meta, payload, rows);
       if (rows) return StateStore::EventRows(i, d->meta, payload, rows);

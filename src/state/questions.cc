@@ -114,10 +114,8 @@ bool LabelSelector::Matches(const json& labels) const {
 }
 
 StatusOr<std::string> Questions::PayloadAt(uint64_t index) const {
-  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
-  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
-  if (d.external) return ledger_->GetBlob(d.payload_digest);
-  return std::string(d.payload);
+  ASSIGN_OR_RETURN(auto e, ledger_->ReadEvent(index));
+  return std::move(e.payload);
 }
 
 StatusOr<json> Questions::EventAt(uint64_t index) const {
@@ -128,15 +126,8 @@ StatusOr<json> Questions::EventAt(uint64_t index) const {
 }
 
 StatusOr<json> Questions::BodyAt(uint64_t index) const {
-  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(index));
-  ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(raw));
-  std::string payload;
-  if (d.external) {
-    ASSIGN_OR_RETURN(payload, ledger_->GetBlob(d.payload_digest));
-  } else {
-    payload = std::string(d.payload);
-  }
-  std::string_view obj = ObjectOfEntry(d.meta, payload);
+  ASSIGN_OR_RETURN(auto e, ledger_->ReadEvent(index));
+  std::string_view obj = ObjectOfEntry(e.meta, e.payload);
   if (obj.empty()) return json();  // gone by a Status answer: no body
   json j = Parse(obj);
   if (j.is_discarded()) return DataLossError("entry " + std::to_string(index) + ": bad responseObject");
@@ -185,13 +176,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
       if (!entry.ok()) return entry.status();
       auto d = ledger::DecodeEntry(*entry);
       if (!d.ok()) return d.status();
-      std::string_view payload = d->payload;
-      if (d->external) {
-        auto blob = ledger_->GetBlob(d->payload_digest);
-        if (!blob.ok()) return blob.status();
-        raw = std::move(*blob);
-        payload = raw;
-      }
+      ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(*d, &raw));
       std::string_view body = ObjectOfEntry(d->meta, payload);
       if (count++) out += ',';
       out += "{\"resource\":";

@@ -80,11 +80,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
                                                    std::string_view entry) {
   ASSIGN_OR_RETURN(auto dec, ledger::DecodeEntry(entry));
   std::string blob;
-  std::string_view payload = dec.payload;
-  if (dec.external) {
-    ASSIGN_OR_RETURN(blob, src.ledger->GetBlob(dec.payload_digest));
-    payload = blob;
-  }
+  ASSIGN_OR_RETURN(std::string_view payload, src.ledger->PayloadOf(dec, &blob));
   auto c = std::make_shared<Change>();
   c->index = index;
   thread_local simdjson::dom::parser parser;
