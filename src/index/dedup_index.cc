@@ -330,4 +330,13 @@ Status DedupIndex::WriteRun(const Run& run, uint64_t watermark) {
   return FromRocks(db_->IngestExternalFile({path}, ingest), "ingest dedup run " + path);
 }
 
+Status DedupIndex::ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) {
+  RETURN_IF_ERROR(Flush());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    fn(std::string_view(it->key().data(), it->key().size()), std::string_view(it->value().data(), it->value().size()));
+  if (!it->status().ok()) return DataLossError("dedup index: " + it->status().ToString());
+  return OkStatus();
+}
+
 }  // namespace annals::index

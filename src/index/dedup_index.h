@@ -24,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,9 @@ class DedupIndex {
   // Writes the open run to RocksDB (clean shutdown), so the next start has
   // nothing to catch up.
   Status Flush();
+  // Every stored key and value in key order, the watermark's included, after
+  // a Flush (what `annals rebuild` must make again from the log; tests).
+  Status ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn);
 
  private:
   using Run = RunTable;  // stored key -> value

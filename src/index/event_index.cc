@@ -321,6 +321,14 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
   return out;
 }
 
+Status EventIndex::ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) const {
+  std::shared_lock lock(mu_);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    fn(std::string_view(it->key().data(), it->key().size()), std::string_view(it->value().data(), it->value().size()));
+  return FromRocks(it->status(), "event index scan");
+}
+
 StatusOr<std::vector<std::string>> EventIndex::NamespacesOf(std::string_view resource, std::string_view name) const {
   std::shared_lock lock(mu_);
   const std::string prefix = std::string(1, kNameFirst) + NameFirstPrefix(resource, name);

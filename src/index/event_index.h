@@ -62,6 +62,10 @@ class EventIndex {
                                                     std::string* wiped = nullptr);
   ~EventIndex();
 
+  // Every key and (merged) value in key order, the watermark's included
+  // (what `annals rebuild` must make again from the log; tests).
+  Status ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) const;
+
   // Log entries [0, watermark()) are in the index.
   uint64_t watermark() const { return watermark_.load(std::memory_order_acquire); }
   // Adds a batch projected from entries [watermark(), watermark) and moves

@@ -34,11 +34,43 @@ namespace {
 // The requests handed to the handler and not yet answered (their response
 // written or their stream started), so Stop can let them finish; shared
 // with the sessions, which may outlive the count's owner by a little.
+// A request's hold on its connection, given to the handler inside the
+// Responder. The first answer takes the connection out; Stop takes out what
+// is left once the io threads are gone, so a Responder that outlives the
+// server (kept by a handler thread, or never called) holds nothing of it.
+struct Pending {
+  std::mutex mu;
+  std::shared_ptr<void> session;  // a Session<Stream>; null once answered or released
+};
+
 struct Inflight {
   std::mutex mu;
   std::condition_variable cv;
   uint64_t n = 0;
   bool draining = false;  // new requests get 503 and the connection closes
+  std::vector<std::weak_ptr<Pending>> pending;  // pruned as it grows
+
+  void Track(const std::shared_ptr<Pending>& p) {
+    std::lock_guard lock(mu);
+    if (pending.size() >= 64 && pending.size() % 64 == 0)
+      std::erase_if(pending, [](const auto& w) { return w.expired(); });
+    pending.push_back(p);
+  }
+  // The sessions still held by unanswered Responders; the caller drops them.
+  std::vector<std::shared_ptr<void>> Release() {
+    std::vector<std::weak_ptr<Pending>> all;
+    {
+      std::lock_guard lock(mu);
+      all.swap(pending);
+    }
+    std::vector<std::shared_ptr<void>> out;
+    for (auto& w : all)
+      if (auto p = w.lock()) {
+        std::lock_guard lock(p->mu);
+        if (p->session) out.push_back(std::move(p->session));
+      }
+    return out;
+  }
 };
 
 // One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
@@ -137,12 +169,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     req.tls_user = tls_user_;
     req.tls_groups = tls_groups_;
     Tcp().expires_never();
-    auto self = this->shared_from_this();
-    auto called = std::make_shared<std::atomic<bool>>(false);
-    handler_(std::move(req), [self, called](HttpResponse resp) {
-      if (called->exchange(true)) return;
-      net::post(self->stream_.get_executor(),
-                [self, resp = std::move(resp)]() mutable { self->Write(std::move(resp)); });
+    auto pending = std::make_shared<Pending>();
+    pending->session = this->shared_from_this();
+    inflight_->Track(pending);
+    handler_(std::move(req), [pending](HttpResponse resp) {
+      std::shared_ptr<Session> self;
+      {
+        std::lock_guard lock(pending->mu);
+        self = std::static_pointer_cast<Session>(std::move(pending->session));
+        pending->session.reset();
+      }
+      if (!self) return;  // answered already, or the server has stopped
+      auto* s = self.get();
+      net::post(s->stream_.get_executor(),
+                [self = std::move(self), resp = std::move(resp)]() mutable { self->Write(std::move(resp)); });
     });
   }
 
@@ -406,6 +446,9 @@ void HttpServer::Stop() {
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Connections whose Responder is still out are closed now, while the
+  // io_context they belong to still exists.
+  impl_->inflight->Release().clear();
 }
 
 }  // namespace annals::server

@@ -44,7 +44,10 @@
 #include "checkpoint/note.h"
 #include "client/http_client.h"
 #include "common/bytes.h"
+#include "common/file_util.h"
 #include "common/time_util.h"
+#include "index/dedup_index.h"
+#include "index/event_index.h"
 #include "merkle/merkle.h"
 #include "state/k8s_object.h"
 #include "testutil/log_client.h"
@@ -1232,6 +1235,27 @@ TEST_F(Questions, ProofsInStateAndWhoisVerifyAgainstTheSignedCheckpoint) {
 // ---------------------------------------------------------------------------
 // Rebuild: the same answers, byte for byte.
 
+// The derived data of a stopped server's directory, as stored.
+struct Derived {
+  std::vector<std::pair<std::string, std::string>> dedup, events;
+  std::string snapshot;
+};
+Derived ReadDerived(const std::string& data) {
+  Derived d;
+  auto dedup = index::DedupIndex::Open(data + "/index/dedup");
+  EXPECT_TRUE(dedup.ok()) << dedup.status().ToString();
+  if (dedup.ok())
+    EXPECT_OK((*dedup)->ForEach([&d](std::string_view k, std::string_view v) { d.dedup.emplace_back(k, v); }));
+  auto events = index::EventIndex::Open(data + "/index/events");
+  EXPECT_TRUE(events.ok()) << events.status().ToString();
+  if (events.ok())
+    EXPECT_OK((*events)->ForEach([&d](std::string_view k, std::string_view v) { d.events.emplace_back(k, v); }));
+  auto snap = ReadFileToString(data + "/index/state/projection.snap");
+  EXPECT_TRUE(snap.ok()) << snap.status().ToString();
+  if (snap.ok()) d.snapshot = std::move(*snap);
+  return d;
+}
+
 TEST(QuestionsRebuild, AnswersAreByteIdenticalAfterRebuildAndRestart) {
   Scenario sc;
   ASSERT_OK(sc.Start());
@@ -1278,10 +1302,21 @@ TEST(QuestionsRebuild, AnswersAreByteIdenticalAfterRebuildAndRestart) {
   for (size_t k = 0; k < queries.size(); ++k) EXPECT_EQ(restarted[k], before[k]) << queries[k];
   ASSERT_OK(sc.server().Stop());
 
-  testutil::CommandResult rb = testutil::RunAnnals({"rebuild", "--data", sc.server().options().data_dir});
+  // What the live server left: its dedup index, event index and state
+  // snapshot. `annals rebuild` must make exactly these again from the log.
+  const std::string data = sc.server().options().data_dir;
+  const Derived live = ReadDerived(data);
+  ASSERT_GT(live.dedup.size(), sc.script().steps.size());  // a key per event, and the watermark
+  ASSERT_GT(live.events.size(), sc.script().steps.size());
+  ASSERT_FALSE(live.snapshot.empty());
+  testutil::CommandResult rb = testutil::RunAnnals({"rebuild", "--data", data});
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
   EXPECT_NE(rb.out.find("rebuilt from " + std::to_string(sc.script().steps.size()) + " entries"), std::string::npos)
       << rb.out;
+  const Derived rebuilt = ReadDerived(data);
+  EXPECT_EQ(rebuilt.dedup, live.dedup);
+  EXPECT_EQ(rebuilt.events, live.events);
+  EXPECT_TRUE(rebuilt.snapshot == live.snapshot) << "the rebuilt state snapshot differs from the live one";
 
   ASSERT_OK(sc.server().Start());
   ASSERT_OK(sc.Reconnect());
