@@ -5,7 +5,7 @@ LISTEN ?= 127.0.0.1:7070
 ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: deps configure build run test unit fuzz bench clean
+.PHONY: deps configure build run test unit fuzz bench clean format tidy
 
 deps:
 	@sh scripts/deps.sh
@@ -43,6 +43,15 @@ bench: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/ledger_bench
 	$(BUILD)/bench/tls_bench
+
+# .clang-format on the C++ files changed since main (or FILES=...).
+FILES ?= $(shell git diff --name-only --diff-filter=AM main -- '*.cc' '*.h' 2>/dev/null)
+format:
+	@test -z "$(FILES)" || clang-format -i $(FILES)
+
+# .clang-tidy over those files, with the release build's compile commands.
+tidy: configure
+	@test -z "$(filter %.cc,$(FILES))" || clang-tidy -p $(BUILD) --quiet $(filter %.cc,$(FILES))
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz $(BUILD)-asan
