@@ -4,6 +4,10 @@ DATA ?= annals-data
 LISTEN ?= 127.0.0.1:7070
 ARGS ?=
 JOBS ?= $(shell nproc)
+# The tests of the parts that share state between threads: the ledger's
+# sequence/integrate/publish threads, the ingestor, the change feed, the
+# projection and enrichment cache, the authorizer.
+TSAN_TESTS = ledger_test ingest_test stream_test state_test auth_test
 
 .PHONY: deps configure build run test unit fuzz bench clean format tidy
 
@@ -24,8 +28,9 @@ run: build
 	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) $(ARGS)
 
 # Whole suite: unit and integration tests of the release build, then the
-# ASan+UBSan unit tests and SIGTERM-under-load test, and the libFuzzer
-# targets (briefly), all via ctest.
+# ASan+UBSan unit tests and SIGTERM-under-load test, the ThreadSanitizer
+# tests of the concurrent parts, and the libFuzzer targets (briefly), all
+# via ctest.
 test: configure
 	@echo "make: building everything (binaries, tests, benchmarks) into $(BUILD)/"
 	@cmake --build $(BUILD) -j$(JOBS)
@@ -35,8 +40,12 @@ test: configure
 	@echo "make: building the unit tests and the server with ASan+UBSan into $(BUILD)-asan/"
 	@cmake -S . -B $(BUILD)-asan -DANNALS_SANITIZE=ON -DANNALS_SERVER=ON -DANNALS_INTEGRATION=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD)-asan -j$(JOBS)
+	@echo "make: building the concurrent parts' tests with ThreadSanitizer (clang) into $(BUILD)-tsan/"
+	@cmake -S . -B $(BUILD)-tsan -DANNALS_TSAN=ON -DANNALS_INTEGRATION=OFF -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD)-tsan -j$(JOBS) --target $(TSAN_TESTS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j$(JOBS) -R '^($(subst $(eval) ,|,$(TSAN_TESTS))|thread_safety_analysis_is_on)$$'
 	cd $(BUILD)-fuzz && ctest --output-on-failure -j$(JOBS)
 
 bench: configure
@@ -54,4 +63,4 @@ tidy: configure
 	@test -z "$(filter %.cc,$(FILES))" || clang-tidy -p $(BUILD) --quiet $(filter %.cc,$(FILES))
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-fuzz $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-fuzz $(BUILD)-asan $(BUILD)-tsan

@@ -18,7 +18,7 @@ StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(AuthConfig config, std:
   if (!tokens_file.empty()) config.tokens_file = std::move(tokens_file);
   std::unique_ptr<Authorizer> a(new Authorizer(std::move(config)));
   if (!a->config_.tokens_file.empty()) {
-    std::lock_guard lock(a->mu_);
+    MutexLock lock(&a->mu_);
     RETURN_IF_ERROR(a->MaybeReload(/*force=*/true));
   }
   return a;
@@ -65,7 +65,7 @@ std::optional<StatusOr<Caller>> Authorizer::AuthenticateLocally(std::string_view
       return UnauthenticatedError("this server accepts no bearer tokens");
     if (!config_.tokens_file.empty()) {
       const std::string hash = HexEncode(HashBytes(Sha256(token)));
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       Status s = MaybeReload(/*force=*/false);
       if (!s.ok()) log::Warning("tokens not reloaded: %s", s.message().c_str());
       if (auto it = tokens_.find(hash); it != tokens_.end()) {
@@ -108,7 +108,7 @@ void Authorizer::AuthenticateAsync(std::string_view cert_user, const std::vector
   }
   Status refused;
   {
-    std::lock_guard lock(review_mu_);
+    MutexLock lock(&review_mu_);
     if (stopping_) {
       refused = UnauthenticatedError("the server is shutting down; bearer tokens are not reviewed");
     } else if (queue_.size() >= review_options_.max_queued) {
@@ -116,7 +116,7 @@ void Authorizer::AuthenticateAsync(std::string_view cert_user, const std::vector
           "too many bearer tokens are waiting for review by the Kubernetes API server; try again");
     } else {
       queue_.push_back({std::move(token), std::move(done)});
-      review_cv_.notify_one();
+      review_cv_.NotifyOne();
       return;
     }
   }
@@ -134,26 +134,26 @@ void Authorizer::EnableTokenReview(TokenReviewer reviewer, TokenReviewOptions op
 
 void Authorizer::ReviewLoop() {
   SetThreadName("annals-review");
-  std::unique_lock lock(review_mu_);
+  MutexLock lock(&review_mu_);
   for (;;) {
-    review_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) review_cv_.Wait(&lock);
     if (queue_.empty()) return;  // stopping
     Pending p = std::move(queue_.front());
     queue_.pop_front();
     const bool refuse = stopping_;
-    lock.unlock();
+    lock.Unlock();
     if (refuse) p.done(UnauthenticatedError("the server is shutting down; bearer tokens are not reviewed"));
     else p.done(Review(p.token));  // answers the request on this thread (see AuthenticateAsync)
-    lock.lock();
+    lock.Lock();
   }
 }
 
 void Authorizer::Stop() {
   {
-    std::lock_guard lock(review_mu_);
+    MutexLock lock(&review_mu_);
     stopping_ = true;
   }
-  review_cv_.notify_all();
+  review_cv_.NotifyAll();
   for (auto& t : review_threads_) t.join();
   review_threads_.clear();
 }
@@ -177,7 +177,7 @@ StatusOr<Caller> Authorizer::Review(const std::string& token) {
       const auto now = review_options_.now();
       bool log = false;
       {
-        std::lock_guard lock(review_mu_);
+        MutexLock lock(&review_mu_);
         if (now - last_error_log_ >= std::chrono::seconds(5)) {
           last_error_log_ = now;
           log = true;

@@ -13,11 +13,9 @@
 #define ANNALS_AUTH_AUTHORIZER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +25,7 @@
 #include "auth/auth_config.h"
 #include "auth/token_review.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace annals::auth {
@@ -89,8 +88,8 @@ class Authorizer {
 
  private:
   explicit Authorizer(AuthConfig config) : config_(std::move(config)) {}
-  // Re-reads the tokens file if its mtime or size changed. Caller holds mu_.
-  Status MaybeReload(bool force);
+  // Re-reads the tokens file if its mtime or size changed.
+  Status MaybeReload(bool force) REQUIRES(mu_);
   // The answer if no TokenReview is needed; else nullopt and *review_token
   // is the bearer token to review.
   std::optional<StatusOr<Caller>> AuthenticateLocally(std::string_view cert_user,
@@ -104,25 +103,25 @@ class Authorizer {
   void Count(const char* result);
 
   const AuthConfig config_;
-  std::mutex mu_;  // guards the tokens-file members below
-  std::unordered_map<std::string, TokenIdentity> tokens_;
-  std::chrono::steady_clock::time_point last_check_{};
-  int64_t mtime_ns_ = -1;
-  int64_t size_ = -1;
+  Mutex mu_;  // the tokens file's
+  std::unordered_map<std::string, TokenIdentity> tokens_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_check_ GUARDED_BY(mu_){};
+  int64_t mtime_ns_ GUARDED_BY(mu_) = -1;
+  int64_t size_ GUARDED_BY(mu_) = -1;
 
   // TokenReview; set once by EnableTokenReview.
   TokenReviewer reviewer_;
   TokenReviewOptions review_options_;
   std::unique_ptr<TokenReviewCache> cache_;
-  std::chrono::steady_clock::time_point last_error_log_{};  // guarded by review_mu_
   struct Pending {
     std::string token;
     std::function<void(StatusOr<Caller>)> done;
   };
-  std::mutex review_mu_;  // guards queue_, stopping_, last_error_log_
-  std::condition_variable review_cv_;
-  std::deque<Pending> queue_;
-  bool stopping_ = false;
+  Mutex review_mu_;
+  std::chrono::steady_clock::time_point last_error_log_ GUARDED_BY(review_mu_){};
+  CondVar review_cv_;  // queue_ grew, or stopping_
+  std::deque<Pending> queue_ GUARDED_BY(review_mu_);
+  bool stopping_ GUARDED_BY(review_mu_) = false;
   std::vector<std::thread> review_threads_;
 };
 

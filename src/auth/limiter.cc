@@ -6,7 +6,7 @@ namespace annals::auth {
 
 Limiter::Verdict Limiter::Acquire(const std::string& key, Clock::time_point now) {
   const double burst = o_.burst > 0 ? o_.burst : std::max(1.0, o_.rate);
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (now - last_sweep_ > std::chrono::seconds(60)) {
     for (auto it = buckets_.begin(); it != buckets_.end();)
       it = it->second.inflight == 0 && now - it->second.last > std::chrono::seconds(60) ? buckets_.erase(it)
@@ -32,7 +32,7 @@ Limiter::Verdict Limiter::Acquire(const std::string& key, Clock::time_point now)
 }
 
 void Limiter::Release(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = buckets_.find(key);
   if (it != buckets_.end() && it->second.inflight > 0) --it->second.inflight;
 }

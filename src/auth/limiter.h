@@ -9,9 +9,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "common/mutex.h"
 
 namespace annals::auth {
 
@@ -39,11 +40,12 @@ class Limiter {
     uint32_t inflight = 0;
   };
   const LimiterOptions o_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-  Clock::time_point last_sweep_{};
+  Mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_ GUARDED_BY(mu_);
+  Clock::time_point last_sweep_ GUARDED_BY(mu_){};
 };
 
 }  // namespace annals::auth
 
 #endif  // ANNALS_AUTH_LIMITER_H_
+

@@ -84,7 +84,7 @@ StatusOr<TokenReview> ParseTokenReview(std::string_view body, const std::vector<
 }
 
 std::optional<TokenReview> TokenReviewCache::Lookup(std::string_view token_sha256, Clock::time_point now) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(std::string(token_sha256));
   if (it == entries_.end()) return std::nullopt;
   if (it->second.expires <= now) {
@@ -97,7 +97,7 @@ std::optional<TokenReview> TokenReviewCache::Lookup(std::string_view token_sha25
 void TokenReviewCache::Insert(std::string_view token_sha256, TokenReview review, Clock::time_point now) {
   if (o_.max_entries == 0) return;
   const auto ttl = review.authenticated ? o_.authenticated_ttl : o_.rejected_ttl;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::string key(token_sha256);
   if (!entries_.count(key) && entries_.size() >= o_.max_entries) {
     std::erase_if(entries_, [now](const auto& e) { return e.second.expires <= now; });
@@ -114,7 +114,7 @@ void TokenReviewCache::Insert(std::string_view token_sha256, TokenReview review,
 }
 
 size_t TokenReviewCache::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 

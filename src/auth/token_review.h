@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "auth/auth_config.h"
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace annals::auth {
@@ -73,8 +73,8 @@ class TokenReviewCache {
     Clock::time_point expires;
   };
   const Options o_;
-  mutable std::mutex mu_;  // guards entries_
-  std::unordered_map<std::string, Entry> entries_;
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Entry> entries_ GUARDED_BY(mu_);
 };
 
 }  // namespace annals::auth

@@ -17,7 +17,7 @@ ChangeFeed::~ChangeFeed() { Stop(); }
 
 void ChangeFeed::Start() {
   {
-    std::unique_lock lock(buf_mu_);
+    WriterLock lock(&buf_mu_);
     next_ = sources_.store->applied();
   }
   stop_ = false;
@@ -26,17 +26,20 @@ void ChangeFeed::Start() {
 
 void ChangeFeed::Stop() {
   stop_ = true;
-  wait_cv_.notify_all();
+  {
+    MutexLock lock(&wait_mu_);
+  }
+  wait_cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 uint64_t ChangeFeed::next() const {
-  std::shared_lock lock(buf_mu_);
+  ReaderLock lock(&buf_mu_);
   return next_;
 }
 
 uint64_t ChangeFeed::buffer_begin() const {
-  std::shared_lock lock(buf_mu_);
+  ReaderLock lock(&buf_mu_);
   return next_ - buf_.size();
 }
 
@@ -70,7 +73,7 @@ Status ChangeFeed::Advance(uint64_t durable) {
     const uint64_t stop = std::min(end, begin + kChunk);
     bool anyone;
     {
-      std::lock_guard lock(consumers_mu_);
+      MutexLock lock(&consumers_mu_);
       anyone = !consumers_.empty();
     }
     if (!anyone) {
@@ -78,15 +81,15 @@ Status ChangeFeed::Advance(uint64_t durable) {
       // the CPU of ingest. Skip ahead with an empty buffer; a consumer that
       // comes later at an earlier position reads those entries from disk.
       {
-        std::unique_lock lock(buf_mu_);
+        WriterLock lock(&buf_mu_);
         buf_.clear();
         buf_bytes_ = 0;
         next_ = stop;
       }
       {
-        std::lock_guard lock(wait_mu_);
+        MutexLock lock(&wait_mu_);
       }
-      wait_cv_.notify_all();
+      wait_cv_.NotifyAll();
       WakeAll(false);  // one may have registered since the check
       begin = stop;
       continue;
@@ -99,7 +102,7 @@ Status ChangeFeed::Advance(uint64_t durable) {
       return OkStatus();
     }));
     {
-      std::unique_lock lock(buf_mu_);
+      WriterLock lock(&buf_mu_);
       for (auto& c : made) {
         buf_bytes_ += c->frame.size();
         buf_.push_back(std::move(c));
@@ -112,9 +115,9 @@ Status ChangeFeed::Advance(uint64_t durable) {
       }
     }
     {
-      std::lock_guard lock(wait_mu_);
+      MutexLock lock(&wait_mu_);
     }
-    wait_cv_.notify_all();
+    wait_cv_.NotifyAll();
     WakeAll(false);
     begin = stop;
   }
@@ -124,7 +127,7 @@ Status ChangeFeed::Advance(uint64_t durable) {
 void ChangeFeed::WakeAll(bool tick) {
   std::vector<std::shared_ptr<Consumer>> cs;
   {
-    std::lock_guard lock(consumers_mu_);
+    MutexLock lock(&consumers_mu_);
     cs = consumers_;
   }
   for (auto& c : cs)
@@ -135,7 +138,7 @@ Status ChangeFeed::Read(uint64_t pos, size_t max_entries, size_t max_bytes,
                         std::vector<std::shared_ptr<const Change>>* out, bool* from_buffer) const {
   uint64_t end;
   {
-    std::shared_lock lock(buf_mu_);
+    ReaderLock lock(&buf_mu_);
     end = next_;
     const uint64_t begin = next_ - buf_.size();
     if (pos >= end) {
@@ -167,8 +170,10 @@ Status ChangeFeed::Read(uint64_t pos, size_t max_entries, size_t max_bytes,
 }
 
 uint64_t ChangeFeed::WaitFor(uint64_t pos, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(wait_mu_);
-  wait_cv_.wait_for(lock, timeout, [&] { return next() > pos || stop_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&wait_mu_);
+  while (next() <= pos && !stop_)
+    if (!wait_cv_.WaitUntil(&lock, deadline)) break;
   return next();
 }
 
@@ -180,14 +185,14 @@ std::shared_ptr<ChangeFeed::Consumer> ChangeFeed::Register(std::string kind, std
   c->name = std::move(name);
   c->pos = pos;
   c->wake = std::move(wake);
-  std::lock_guard lock(consumers_mu_);
+  MutexLock lock(&consumers_mu_);
   c->id = next_consumer_id_++;
   consumers_.push_back(c);
   return c;
 }
 
 void ChangeFeed::Unregister(const std::shared_ptr<Consumer>& c) {
-  std::lock_guard lock(consumers_mu_);
+  MutexLock lock(&consumers_mu_);
   std::erase(consumers_, c);
 }
 
@@ -197,7 +202,7 @@ std::string ChangeFeed::RenderMetrics() const {
   std::map<std::string, uint64_t> by_kind = {{"watch", 0}};
   std::string lag;
   {
-    std::lock_guard lock(consumers_mu_);
+    MutexLock lock(&consumers_mu_);
     for (const auto& c : consumers_) {
       ++by_kind[c->kind];
       uint64_t p = c->pos.load();

@@ -17,17 +17,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "state/projector.h"
 #include "stream/change.h"
@@ -90,16 +88,17 @@ class ChangeFeed {
   state::Projector* projector_;
   const ChangeFeedOptions options_;
 
-  mutable std::shared_mutex buf_mu_;  // guards buf_, buf_bytes_, next_
-  std::deque<std::shared_ptr<const Change>> buf_;
-  size_t buf_bytes_ = 0;
-  uint64_t next_ = 0;
-  std::mutex wait_mu_;
-  std::condition_variable wait_cv_;
+  mutable SharedMutex buf_mu_;
+  std::deque<std::shared_ptr<const Change>> buf_ GUARDED_BY(buf_mu_);
+  size_t buf_bytes_ GUARDED_BY(buf_mu_) = 0;
+  uint64_t next_ GUARDED_BY(buf_mu_) = 0;
+  // Waiters on next_ (WaitFor); notified after next_ moves or on Stop.
+  Mutex wait_mu_;
+  CondVar wait_cv_;
 
-  mutable std::mutex consumers_mu_;
-  std::vector<std::shared_ptr<Consumer>> consumers_;
-  uint64_t next_consumer_id_ = 1;
+  mutable Mutex consumers_mu_;
+  std::vector<std::shared_ptr<Consumer>> consumers_ GUARDED_BY(consumers_mu_);
+  uint64_t next_consumer_id_ GUARDED_BY(consumers_mu_) = 1;
 
   std::atomic<bool> stop_{false};
   std::thread thread_;
