@@ -36,12 +36,13 @@ StatusOr<std::string> LoadOrCreateKey(const std::string& path, const std::string
 
 Ledger::Ledger(LedgerOptions options)
     : options_(std::move(options)),
-      blobs_(options_.data_dir + "/blobs"),
-      tiles_(options_.data_dir + "/log") {}
+      blobs_(options_.data_dir + "/blobs", options_.env),
+      tiles_(options_.data_dir + "/log", options_.env) {}
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   if (options.data_dir.empty()) return InvalidArgumentError("no data directory given");
-  RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  if (options.env == nullptr) return InvalidArgumentError("no env given");
+  RETURN_IF_ERROR(options.env->CreateDirs(options.data_dir));
   ::chmod(options.data_dir.c_str(), 0700);
   std::unique_ptr<Ledger> l(new Ledger(options));
   // Two writers on one directory would interleave segments: refuse.
@@ -78,7 +79,8 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
 
 Status Ledger::Recover() {
   const std::string log_dir = options_.data_dir + "/log";
-  ASSIGN_OR_RETURN(checkpoints_, CheckpointLog::Open(log_dir, &recovery_.checkpoint_log_cut));
+  ASSIGN_OR_RETURN(checkpoints_,
+                   CheckpointLog::Open(log_dir, &recovery_.checkpoint_log_cut, options_.env));
   uint64_t cp_size = 0;
   Hash cp_root = merkle::EmptyRoot();
   if (!checkpoints_->latest().empty()) {
@@ -96,6 +98,7 @@ Status Ledger::Recover() {
   }
   log::SegmentLogOptions lo;
   lo.dir = options_.data_dir + "/segments";
+  lo.env = options_.env;
   lo.max_segment_entries = options_.max_segment_entries;
   ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
   const uint64_t n = log_->size();

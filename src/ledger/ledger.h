@@ -34,6 +34,7 @@
 #include "checkpoint/note.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "env/env.h"
 #include "ledger/entry.h"
 #include "ledger/blob_store.h"
 #include "ledger/checkpoint_log.h"
@@ -44,6 +45,9 @@ namespace annals::ledger {
 
 struct LedgerOptions {
   std::string data_dir;
+  // Where the log, tiles, blobs and checkpoints are stored (the LOCK and key
+  // files are always local). Not owned; must outlive the ledger.
+  env::Env* env = env::Env::Default();
   // Signing key in note form; if empty, <data_dir>/key is used, and created
   // (0600) with origin `origin` when missing.
   std::string private_key;

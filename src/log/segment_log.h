@@ -5,6 +5,8 @@
 // thread) and any number of concurrent readers (Read*). Readers only see
 // entries that Sync() has made durable. No method rewrites or removes a
 // record except Open(), which cuts a torn or corrupt tail and reports it.
+// File I/O goes through options.env (docs/faults.md: what a failed write
+// or fdatasync does).
 #ifndef ANNALS_LOG_SEGMENT_LOG_H_
 #define ANNALS_LOG_SEGMENT_LOG_H_
 
@@ -19,11 +21,13 @@
 #include <vector>
 
 #include "common/status.h"
+#include "env/env.h"
 
 namespace annals::log {
 
 struct SegmentLogOptions {
   std::string dir;
+  env::Env* env = env::Env::Default();  // not owned; outlives the log
   // A new segment starts when the current one holds this many entries or
   // bytes, always at a multiple of 256 entries so that an entry bundle never
   // spans two segments.
