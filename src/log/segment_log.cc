@@ -205,6 +205,7 @@ Status SegmentLog::StartSegment(uint64_t first_index) {
 }
 
 Status SegmentLog::Append(std::span<const std::string> entries) {
+  if (!write_error_.ok()) return write_error_;
   // All or nothing: check every entry before buffering any.
   for (const std::string& e : entries)
     if (e.empty() || e.size() > kMaxRecordSize)
@@ -226,7 +227,12 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
         (seg_entries >= options_.max_segment_entries || seg_bytes >= options_.max_segment_bytes)) {
       // Roll: flush what is pending for the old segment first.
       RETURN_IF_ERROR(Sync());
-      RETURN_IF_ERROR(StartSegment(written_));
+      if (Status s = StartSegment(written_); !s.ok()) {
+        // A half-made segment file may be left behind: only a reopen (which
+        // lays its header down again) may continue.
+        write_error_ = s;
+        return s;
+      }
       std::shared_lock lock(mu_);
       seg = segments_.back().get();
       continue;
@@ -243,7 +249,19 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
   return OkStatus();
 }
 
+Status SegmentLog::FailSync(Segment* seg, Status cause, bool retryable) {
+  // Forget the unsynced records (the caller fails them all), and cut their
+  // bytes so that a reopen does not find entries nobody acknowledged.
+  written_ -= pending_offsets_.size();
+  pending_offsets_.clear();
+  buffer_.clear();
+  Status cut = seg->file->Truncate(seg->bytes);
+  if (!retryable || !cut.ok()) write_error_ = cause;
+  return cause;
+}
+
 Status SegmentLog::Sync() {
+  if (!write_error_.ok()) return write_error_;
   if (buffer_.empty()) return OkStatus();
   Segment* seg;
   {
@@ -261,18 +279,17 @@ Status SegmentLog::Sync() {
     Status s = seg->file->Write(seg->bytes + done,
                                 std::string_view(buffer_.data() + done, n));
     if (!s.ok()) {
-      // Forget the unsynced records: the caller fails them all.
-      written_ -= pending_offsets_.size();
-      pending_offsets_.clear();
-      buffer_.clear();
-      return s;
+      // Out of space: nothing of this batch is durable and its bytes are
+      // cut, so appends may go on once there is room again. Any other
+      // write error is not trusted to pass.
+      return FailSync(seg, s, s.code() == StatusCode::kResourceExhausted);
     }
     done += n;
   }
   if (Status s = seg->file->Sync(); !s.ok()) {
     // After a failed fdatasync the page cache state is unknown (fsyncgate):
     // stop accepting writes rather than acknowledge what may be lost.
-    return s;
+    return FailSync(seg, s, /*retryable=*/false);
   }
   {
     std::unique_lock lock(mu_);
