@@ -235,7 +235,13 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size())));
   if (path == paths::kInclusionProof) return respond(InclusionProof(t));
   if (path == paths::kConsistencyProof) return respond(ConsistencyProof(t));
-  if (path == paths::kHealthz) return respond(HttpResponse{200, "text/plain", "ok\n", {}, {}});
+  if (path == paths::kHealthz) {
+    // A ledger that refuses appends after a storage failure recovers only
+    // by reopening: fail the liveness probe so that it is restarted.
+    if (Status w = ledger_->WriteError(); !w.ok())
+      return respond(ErrorResponse(503, "ledger refuses appends until restarted: " + w.message()));
+    return respond(HttpResponse{200, "text/plain", "ok\n", {}, {}});
+  }
   if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
   if (path == paths::kMetrics) return respond(MetricsPage());
   respond(ErrorResponse(404, "not found: " + path));

@@ -1,5 +1,6 @@
 #include "common/status.h"
 
+#include <cerrno>
 #include <cstring>
 
 namespace annals {
@@ -34,7 +35,11 @@ Status ErrnoError(std::string_view what, int err) {
   std::string m(what);
   m += ": ";
   m += std::strerror(err);
-  return Status(err == ENOENT ? StatusCode::kNotFound : StatusCode::kInternal, m);
+  StatusCode code = StatusCode::kInternal;
+  if (err == ENOENT) code = StatusCode::kNotFound;
+  // A full disk or quota is a condition that can pass, not a bug.
+  if (err == ENOSPC || err == EDQUOT) code = StatusCode::kResourceExhausted;
+  return Status(code, m);
 }
 
 }  // namespace annals

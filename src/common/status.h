@@ -58,7 +58,8 @@ inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResou
 inline Status UnauthenticatedError(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
 inline Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
-// Status from errno after a failed system call: "what: strerror".
+// Status from errno after a failed system call: "what: strerror". NotFound
+// for ENOENT, ResourceExhausted for ENOSPC and EDQUOT, else Internal.
 Status ErrnoError(std::string_view what, int err);
 
 template <typename T>

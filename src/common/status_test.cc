@@ -44,6 +44,11 @@ TEST(StatusTest, ErrnoErrorMapsEnoentToNotFound) {
   EXPECT_EQ(s.message().rfind("write f: ", 0), 0u) << s.message();
 }
 
+TEST(StatusTest, ErrnoErrorMapsAFullDiskToResourceExhausted) {
+  EXPECT_EQ(ErrnoError("write f", ENOSPC).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoError("write f", EDQUOT).code(), StatusCode::kResourceExhausted);
+}
+
 TEST(StatusTest, MacrosPropagateTheFirstError) {
   EXPECT_EQ(*Quarter(12), 3);
   StatusOr<int> r = Quarter(6);

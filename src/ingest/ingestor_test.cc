@@ -8,8 +8,10 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 
+#include "env/fault_injection_env.h"
 #include "ledger/entry.h"
 
 namespace annals::ingest {
@@ -32,6 +34,7 @@ class IngestorTest : public ::testing::Test {
   void Open() {
     ledger::LedgerOptions lo;
     lo.data_dir = dir_;
+    lo.env = &faults_;
     auto ledger = ledger::Ledger::Open(lo);
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
@@ -47,12 +50,15 @@ class IngestorTest : public ::testing::Test {
     ledger_.reset();
     dedup_.reset();
   }
-  // Submits (key, payload) items and waits until they are durable.
-  IngestResult Submit(const std::vector<std::pair<std::string, std::string>>& items) {
+  // Submits (key, payload) items and waits until they are durable (or not).
+  StatusOr<IngestResult> TrySubmit(const std::vector<std::pair<std::string, std::string>>& items) {
     std::vector<IngestItem> in;
     for (const auto& [key, payload] : items)
       in.push_back({R"({"v":1,"src":"test","type":"k8s.audit","key":")" + key + "\"}", payload, key});
-    auto r = ingestor_->SubmitAndWait("test", std::move(in));
+    return ingestor_->SubmitAndWait("test", std::move(in));
+  }
+  IngestResult Submit(const std::vector<std::pair<std::string, std::string>>& items) {
+    auto r = TrySubmit(items);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : IngestResult{};
   }
@@ -69,6 +75,7 @@ class IngestorTest : public ::testing::Test {
   }
 
   std::string dir_;
+  env::FaultInjectionEnv faults_{env::Env::Default()};
   Metrics metrics_;
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<index::DedupIndex> dedup_;
@@ -100,6 +107,32 @@ TEST_F(IngestorTest, RetriesAreStoredOnceAndOtherBytesAreMarkedConflicts) {
   Open();
   ExpectCounts(Submit({{"a", R"({"n":1})"}, {"a", R"({"n":9})"}, {"b", R"({"n":4})"}}), 1, 2, 1);
   EXPECT_EQ(Metas().size(), 5u);
+}
+
+// A failed append reaches the submitter as ResourceExhausted (disk full) or
+// Unavailable (failed fdatasync), both HTTP 503 (api/http.cc), and frees
+// its keys: the client's retry is stored, not counted as a duplicate.
+TEST_F(IngestorTest, FailedAppendIsAnErrorAndItsRetryIsStored) {
+  ExpectCounts(Submit({{"a", R"({"n":1})"}}), 1, 0, 0);
+  // The segments' disk is full (not the checkpoints': the publisher may
+  // run meanwhile, and a checkpoint that cannot be written stops appends).
+  faults_.Arm(env::FaultInjectionEnv::Op::kWrite, "/segments/", ENOSPC);
+  auto full = TrySubmit({{"b", R"({"n":2})"}});
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status().ToString();
+  faults_.ReturnSpace();
+  ExpectCounts(Submit({{"b", R"({"n":2})"}}), 1, 0, 0);
+
+  faults_.Arm(env::FaultInjectionEnv::Op::kSync, "/segments/", EIO, 1);
+  auto failed = TrySubmit({{"c", R"({"n":3})"}});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
+  auto refused = TrySubmit({{"c", R"({"n":3})"}});
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  Close();
+  Open();
+  ExpectCounts(Submit({{"a", R"({"n":1})"}, {"b", R"({"n":2})"}, {"c", R"({"n":3})"}}), 1, 2, 0);
+  EXPECT_EQ(Metas().size(), 3u);
 }
 
 TEST_F(IngestorTest, BlobPayloadsAreComparedByTheirDigest) {

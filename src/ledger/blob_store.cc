@@ -12,19 +12,19 @@ std::string BlobStore::PathFor(const Hash& digest) const {
 
 Status BlobStore::Put(const Hash& digest, std::string_view payload) {
   std::string path = PathFor(digest);
-  if (FileExists(path)) {
+  if (env_->FileExists(path)) {
     // Content-addressed: an existing blob with the right digest is the same.
     auto have = Get(digest);
     if (have.ok()) return OkStatus();
   }
-  RETURN_IF_ERROR(MakeDirs(DirName(path)));
-  RETURN_IF_ERROR(WriteFileAtomic(path, payload, 0444));
-  return FsyncDir(dir_);
+  RETURN_IF_ERROR(env_->CreateDirs(DirName(path)));
+  RETURN_IF_ERROR(env::WriteFileAtomic(env_, path, payload, 0444));
+  return env_->SyncDir(dir_);
 }
 
 StatusOr<std::string> BlobStore::Get(const Hash& digest) const {
   std::string path = PathFor(digest);
-  auto data = ReadFileToString(path);
+  auto data = env::ReadFileToString(env_, path);
   if (!data.ok()) return data.status();
   if (Sha256(*data) != digest) return DataLossError("blob " + path + " does not match its digest");
   return data;

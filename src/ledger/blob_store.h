@@ -1,6 +1,7 @@
 // BlobStore: payloads too large for one entry, stored content-addressed as
 // <dir>/<hex[0:2]>/<hex> (hex = SHA-256 of the payload). Put is durable when
-// it returns; blobs are never rewritten. Thread-safe.
+// it returns; blobs are never rewritten. Thread-safe. File I/O goes through
+// an env::Env, which must outlive the store.
 #ifndef ANNALS_LEDGER_BLOB_STORE_H_
 #define ANNALS_LEDGER_BLOB_STORE_H_
 
@@ -9,12 +10,14 @@
 
 #include "common/sha256.h"
 #include "common/status.h"
+#include "env/env.h"
 
 namespace annals::ledger {
 
 class BlobStore {
  public:
-  explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}
+  explicit BlobStore(std::string dir, env::Env* env = env::Env::Default())
+      : dir_(std::move(dir)), env_(env) {}
   Status Put(const Hash& digest, std::string_view payload);
   // Reads and checks the digest: DataLoss on mismatch, NotFound if absent.
   StatusOr<std::string> Get(const Hash& digest) const;
@@ -22,6 +25,7 @@ class BlobStore {
 
  private:
   const std::string dir_;
+  env::Env* const env_;
 };
 
 }  // namespace annals::ledger

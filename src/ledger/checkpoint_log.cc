@@ -1,13 +1,7 @@
 #include "ledger/checkpoint_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 #include "common/bytes.h"
 #include "common/crc32c.h"
-#include "common/file_util.h"
 
 namespace annals::ledger {
 namespace {
@@ -48,9 +42,9 @@ StatusOr<uint64_t> RecordsStart(std::string_view v) {
 
 Status CheckpointLog::Scan(const std::string& dir,
                            const std::function<Status(uint64_t, std::string_view)>& fn,
-                           std::string* cut) {
+                           std::string* cut, env::Env* env) {
   std::string path = dir + "/" + kCheckpointLogName;
-  auto data = ReadFileToString(path);
+  auto data = env::ReadFileToString(env, path);
   if (!data.ok()) {
     if (data.status().code() == StatusCode::kNotFound) return OkStatus();
     return data.status();
@@ -100,13 +94,15 @@ Status CheckpointLog::Scan(const std::string& dir,
 }
 
 StatusOr<std::unique_ptr<CheckpointLog>> CheckpointLog::Open(const std::string& dir,
-                                                             std::string* cut) {
-  RETURN_IF_ERROR(MakeDirs(dir));
+                                                             std::string* cut,
+                                                             env::Env* env) {
+  RETURN_IF_ERROR(env->CreateDirs(dir));
   std::unique_ptr<CheckpointLog> log(new CheckpointLog());
+  log->env_ = env;
   log->dir_ = dir;
   std::string path = dir + "/" + kCheckpointLogName;
   uint64_t good = 0;
-  if (auto data = ReadFileToString(path); data.ok()) {
+  if (auto data = env::ReadFileToString(env, path); data.ok()) {
     ASSIGN_OR_RETURN(good, RecordsStart(*data));
   }
   std::string why;
@@ -117,51 +113,39 @@ StatusOr<std::unique_ptr<CheckpointLog>> CheckpointLog::Open(const std::string& 
         good += 8 + note.size();
         return OkStatus();
       },
-      &why));
-  log->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (log->fd_ < 0) return ErrnoError("open " + path, errno);
+      &why, env));
+  ASSIGN_OR_RETURN(log->file_, env->OpenFile(path, env::OpenMode::kCreate));
+  env::File* f = log->file_.get();
   if (!why.empty()) {
     if (cut) *cut = why;
-    if (::ftruncate(log->fd_, static_cast<off_t>(good)) != 0 || ::fdatasync(log->fd_) != 0)
-      return ErrnoError("truncate " + path, errno);
+    RETURN_IF_ERROR(f->Truncate(good));
+    RETURN_IF_ERROR(f->Sync());
   }
   if (good < kCheckpointLogHeaderSize) {
     // No record yet (a new file, a header torn at creation, or nothing
     // good left after a cut): start the file with the header.
     const std::string h = Header();
-    if (::ftruncate(log->fd_, 0) != 0 ||
-        ::pwrite(log->fd_, h.data(), h.size(), 0) != static_cast<ssize_t>(h.size()) ||
-        ::fdatasync(log->fd_) != 0)
-      return ErrnoError("write header of " + path, errno);
+    RETURN_IF_ERROR(f->Truncate(0));
+    RETURN_IF_ERROR(f->Write(0, h));
+    RETURN_IF_ERROR(f->Sync());
     good = h.size();
   }
   log->bytes_ = good;
-  RETURN_IF_ERROR(FsyncDir(dir));
+  RETURN_IF_ERROR(env->SyncDir(dir));
   return log;
 }
 
-CheckpointLog::~CheckpointLog() {
-  if (fd_ >= 0) ::close(fd_);
-}
+CheckpointLog::~CheckpointLog() = default;
 
 Status CheckpointLog::Append(std::string_view note) {
-  std::string rec = Frame(note);
-  size_t done = 0;
-  while (done < rec.size()) {
-    ssize_t n = ::pwrite(fd_, rec.data() + done, rec.size() - done,
-                         static_cast<off_t>(bytes_ + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("write checkpoints.log", errno);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fdatasync(fd_) != 0) return ErrnoError("fdatasync checkpoints.log", errno);
+  const std::string rec = Frame(note);
+  RETURN_IF_ERROR(file_->Write(bytes_, rec));
+  RETURN_IF_ERROR(file_->Sync());
   bytes_ += rec.size();
   latest_.assign(note);
   // The static copy is a convenience for plain file servers; the log above
   // is what recovery trusts.
-  return WriteFileAtomic(dir_ + "/checkpoint", note, 0644, /*sync=*/false);
+  return env::WriteFileAtomic(env_, dir_ + "/checkpoint", note, 0644, /*sync=*/false);
 }
 
 }  // namespace annals::ledger

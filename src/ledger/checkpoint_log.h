@@ -2,7 +2,8 @@
 // append-only file of CRC-framed records (same framing as log segments), so
 // that `annals verify` can check each against the tree. The newest is also
 // written to <dir>/checkpoint for static C2SP serving. Append() is durable
-// when it returns. Writer: one thread; Latest() is thread-safe.
+// when it returns. Writer: one thread; Latest() is thread-safe. File I/O
+// goes through an env::Env, which must outlive the log.
 #ifndef ANNALS_LEDGER_CHECKPOINT_LOG_H_
 #define ANNALS_LEDGER_CHECKPOINT_LOG_H_
 
@@ -14,6 +15,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "env/env.h"
 
 namespace annals::ledger {
 
@@ -28,8 +30,8 @@ inline constexpr size_t kCheckpointLogHeaderSize = 8;
 class CheckpointLog {
  public:
   // Opens <dir>/checkpoints.log, cutting a torn tail (reported in *cut).
-  static StatusOr<std::unique_ptr<CheckpointLog>> Open(const std::string& dir,
-                                                       std::string* cut);
+  static StatusOr<std::unique_ptr<CheckpointLog>> Open(
+      const std::string& dir, std::string* cut, env::Env* env = env::Env::Default());
   ~CheckpointLog();
   Status Append(std::string_view note);
   // The last appended note, empty if none.
@@ -40,12 +42,13 @@ class CheckpointLog {
   // set instead).
   static Status Scan(const std::string& dir,
                      const std::function<Status(uint64_t n, std::string_view note)>& fn,
-                     std::string* cut = nullptr);
+                     std::string* cut = nullptr, env::Env* env = env::Env::Default());
 
  private:
   CheckpointLog() = default;
+  env::Env* env_ = nullptr;
   std::string dir_;
-  int fd_ = -1;
+  std::unique_ptr<env::File> file_;
   uint64_t bytes_ = 0;
   std::string latest_;
 };

@@ -13,6 +13,7 @@
 #include "checkpoint/checkpoint.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "merkle/merkle.h"
 #include "merkle/tile.h"
 
@@ -36,12 +37,13 @@ StatusOr<std::string> LoadOrCreateKey(const std::string& path, const std::string
 
 Ledger::Ledger(LedgerOptions options)
     : options_(std::move(options)),
-      blobs_(options_.data_dir + "/blobs"),
-      tiles_(options_.data_dir + "/log") {}
+      blobs_(options_.data_dir + "/blobs", options_.env),
+      tiles_(options_.data_dir + "/log", options_.env) {}
 
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
   if (options.data_dir.empty()) return InvalidArgumentError("no data directory given");
-  RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  if (options.env == nullptr) return InvalidArgumentError("no env given");
+  RETURN_IF_ERROR(options.env->CreateDirs(options.data_dir));
   ::chmod(options.data_dir.c_str(), 0700);
   std::unique_ptr<Ledger> l(new Ledger(options));
   // Two writers on one directory would interleave segments: refuse.
@@ -78,7 +80,8 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
 
 Status Ledger::Recover() {
   const std::string log_dir = options_.data_dir + "/log";
-  ASSIGN_OR_RETURN(checkpoints_, CheckpointLog::Open(log_dir, &recovery_.checkpoint_log_cut));
+  ASSIGN_OR_RETURN(checkpoints_,
+                   CheckpointLog::Open(log_dir, &recovery_.checkpoint_log_cut, options_.env));
   uint64_t cp_size = 0;
   Hash cp_root = merkle::EmptyRoot();
   if (!checkpoints_->latest().empty()) {
@@ -96,6 +99,7 @@ Status Ledger::Recover() {
   }
   log::SegmentLogOptions lo;
   lo.dir = options_.data_dir + "/segments";
+  lo.env = options_.env;
   lo.max_segment_entries = options_.max_segment_entries;
   ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
   const uint64_t n = log_->size();
@@ -190,7 +194,9 @@ Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done
   }
   if (entries.empty()) return InvalidArgumentError("no entries");
   std::unique_lock lock(mu_);
-  if (!failed_.ok()) return UnavailableError("log is failed: " + failed_.message());
+  if (!failed_.ok())
+    return UnavailableError("log is failed: " + failed_.message() +
+                            "; appends resume once it is reopened (docs/faults.md)");
   if (stopping_) return UnavailableError("ledger is shutting down");
   if (queued_bytes_ + bytes > options_.max_queued_bytes && queued_bytes_ > 0)
     return ResourceExhaustedError("append queue full (" + std::to_string(queued_bytes_) +
@@ -233,6 +239,7 @@ void Ledger::WriterLoop() {
       std::lock_guard lock(mu_);
       s = failed_;
     }
+    const bool failed_before = !s.ok();
     const uint64_t first = log_->size();
     for (auto& r : batch) {
       if (!s.ok()) break;
@@ -240,15 +247,22 @@ void Ledger::WriterLoop() {
     }
     if (s.ok()) s = log_->Sync();
     if (!s.ok()) {
+      // Retry in place only when the log says it may (a full disk, the
+      // batch's bytes cut) and none of the batch became durable (a segment
+      // roll syncs part of a batch; those entries must reach the tree).
+      const bool retryable = !failed_before && log_->write_error().ok() &&
+                             log_->size() == first && s.code() == StatusCode::kResourceExhausted;
+      if (!retryable) Fail(s);
+      const Status result =
+          s.code() == StatusCode::kResourceExhausted
+              ? ResourceExhaustedError("append failed, out of space: " + s.message())
+              : UnavailableError("append failed: " + s.message());
       {
         std::lock_guard lock(mu_);
-        if (failed_.ok()) failed_ = s;
+        for (auto& r : batch) completions_.emplace_back(std::move(r.done), result);
       }
-      {
-        std::lock_guard lock(mu_);
-        for (auto& r : batch)
-          completions_.emplace_back(std::move(r.done), UnavailableError("append failed: " + s.message()));
-      }
+      // (Entries of the batch a roll made durable are integrated on
+      // reopen, when the log after the last checkpoint is re-hashed.)
       completer_cv_.notify_one();
       continue;
     }
@@ -289,6 +303,19 @@ void Ledger::WriterLoop() {
   completer_cv_.notify_all();
 }
 
+Status Ledger::WriteError() const {
+  std::lock_guard lock(mu_);
+  return failed_;
+}
+
+void Ledger::Fail(const Status& s) {
+  std::lock_guard lock(mu_);
+  if (failed_.ok()) {
+    failed_ = s;
+    log::Error("ledger refuses appends until reopened: %s", s.message().c_str());
+  }
+}
+
 uint64_t Ledger::WaitForDurable(uint64_t size, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   durable_cv_.wait_for(lock, timeout, [&] { return log_->size() > size || writer_done_; });
@@ -327,8 +354,8 @@ void Ledger::IntegratorLoop() {
     {
       std::lock_guard lock(mu_);
       integrate_bytes_ -= std::min(integrate_bytes_, bytes);
-      if (!s.ok() && failed_.ok()) failed_ = s;
     }
+    if (!s.ok()) Fail(s);
     space_cv_.notify_all();
     { std::lock_guard l(pub_mu_); }  // no lost wake-up: the publisher checks tiles_ under pub_mu_
     pub_cv_.notify_all();
@@ -357,6 +384,9 @@ void Ledger::PublisherLoop() {
       served_upto = publish_requests_;
     }
     Status s = SignAndPersist();
+    // A tile or checkpoint that failed to reach the disk stops the ledger:
+    // after a failed fdatasync nothing it wrote can be trusted.
+    if (!s.ok()) Fail(s);
     last = std::chrono::steady_clock::now();
     bool done;
     {

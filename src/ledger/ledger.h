@@ -12,6 +12,13 @@
 // publisher thread syncs the tiles, signs a checkpoint over the integrated
 // tree, persists it (fdatasync), then serves it.
 //
+// Storage faults (docs/faults.md): a failed fdatasync anywhere, or any
+// other failed write, fails the appends it concerns and makes the ledger
+// refuse every later append (Unavailable) until it is reopened; nothing is
+// acknowledged that was not made durable. A segment write that fails for
+// want of space fails its batch with ResourceExhausted and leaves the
+// ledger writable: appends succeed again once there is space.
+//
 // Open() takes an exclusive flock on <data_dir>/LOCK, recovers the
 // checkpoints, segments and tiles, and on first start publishes a size-0
 // checkpoint. Thread-safe. Owns its four threads (writer, completer,
@@ -34,6 +41,7 @@
 #include "checkpoint/note.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "env/env.h"
 #include "ledger/entry.h"
 #include "ledger/blob_store.h"
 #include "ledger/checkpoint_log.h"
@@ -44,6 +52,9 @@ namespace annals::ledger {
 
 struct LedgerOptions {
   std::string data_dir;
+  // Where the log, tiles, blobs and checkpoints are stored (the LOCK and key
+  // files are always local). Not owned; must outlive the ledger.
+  env::Env* env = env::Env::Default();
   // Signing key in note form; if empty, <data_dir>/key is used, and created
   // (0600) with origin `origin` when missing.
   std::string private_key;
@@ -70,10 +81,12 @@ class Ledger {
 
   // Queues entries (each 1..65535 bytes, see entry_format.h) to be appended
   // in order and contiguously. `done` runs on the completer thread, in index
-  // order, once they are durable (or failed); a slow one delays the
+  // order, once they are durable (or failed: ResourceExhausted when the
+  // disk was full, else Unavailable); a slow one delays the
   // acknowledgements after it, not the next group commit. ResourceExhausted
   // if max_queued_bytes are already waiting, Unavailable after a write
-  // failure or once the ledger is stopping.
+  // failure that cannot be retried (until reopened) or once the ledger is
+  // stopping.
   Status AppendAsync(std::vector<std::string> entries, AppendCallback done);
   // Blocking form: waits for queue space instead of failing with
   // ResourceExhausted; returns the first index.
@@ -94,6 +107,10 @@ class Ledger {
   StatusOr<Event> ReadEvent(uint64_t index) const;
 
   uint64_t DurableSize() const { return log_->size(); }
+  // OK, or the storage failure after which the ledger refuses appends until
+  // it is reopened (docs/faults.md). /healthz reports it, so that a
+  // supervisor restarts the process.
+  Status WriteError() const;
   // Blocks until DurableSize() > size, the ledger stops, or timeout passes;
   // returns DurableSize(). For readers that follow the log (subscriptions).
   uint64_t WaitForDurable(uint64_t size, std::chrono::milliseconds timeout);
@@ -137,6 +154,8 @@ class Ledger {
   void IntegratorLoop();
   void PublisherLoop();
   Status SignAndPersist();
+  // Makes s the sticky write error (if none is set yet).
+  void Fail(const Status& s);
 
   const LedgerOptions options_;
   std::unique_ptr<note::Signer> signer_;
@@ -146,7 +165,7 @@ class Ledger {
   TileStore tiles_;
   Recovery recovery_;
 
-  std::mutex mu_;  // guards the queue, the integrate queue, completions_ and stop flags
+  mutable std::mutex mu_;  // guards the queue, the integrate queue, completions_ and stop flags
   std::condition_variable writer_cv_, integrator_cv_, space_cv_;
   std::condition_variable durable_cv_;  // notified after each successful Sync
   std::deque<Request> queue_;
@@ -159,7 +178,7 @@ class Ledger {
   std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> completions_;
   bool stopping_ = false;
   bool writer_done_ = false;
-  Status failed_;
+  Status failed_;  // sticky: every later append is refused
 
   mutable std::mutex pub_mu_;  // guards published_*, publish_requests_/served_
   std::condition_variable pub_cv_;

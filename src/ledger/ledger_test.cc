@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -19,6 +20,8 @@
 #include "checkpoint/note.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/sha256.h"
+#include "env/fault_injection_env.h"
 #include "ledger/entry.h"
 #include "ledger/tile_store.h"
 #include "ledger/verifier.h"
@@ -673,6 +676,202 @@ TEST_F(LedgerTest, DestructorPublishesTheFinalCheckpoint) {
   ASSERT_NE(l, nullptr);
   EXPECT_EQ(l->CheckpointSize(), 50u);
   ExpectGoodCheckpoint(*l, 50);
+}
+
+// The ledger over a FaultInjectionEnv: what a failed write, fdatasync or
+// read does to appends, acknowledgements and recovery (docs/faults.md).
+class LedgerFaultTest : public LedgerTest {
+ protected:
+  using Op = env::FaultInjectionEnv::Op;
+  void SetUp() override {
+    LedgerTest::SetUp();
+    options_.env = &env_;
+  }
+
+  // The ledger holds exactly entries [0, n), its checkpoint covers them and
+  // verifies, and so does the whole data directory.
+  void ExpectExactlyAndVerified(Ledger* l, uint64_t n) {
+    ASSERT_EQ(l->DurableSize(), n);
+    for (uint64_t i = 0; i < n; ++i) {
+      auto e = l->ReadEntry(i);
+      ASSERT_TRUE(e.ok()) << i << ": " << e.status().ToString();
+      ASSERT_EQ(*e, EntryData(i)) << i;
+    }
+    ASSERT_TRUE(l->WaitForCheckpoint(n, kWait));  // once integrated
+    ASSERT_EQ(l->CheckpointSize(), n);
+    ExpectGoodCheckpoint(*l, n);
+    VerifyReport report;
+    Status v = VerifyDataDir(options_.data_dir, l->signer().VerifierKey(), nullptr, &report);
+    EXPECT_TRUE(v.ok()) << v.ToString();
+    EXPECT_EQ(report.entries, n);
+  }
+  // Closes the ledger in *l and opens the data directory again, faults
+  // cleared (space returned).
+  void Reopen(std::unique_ptr<Ledger>* l) {
+    l->reset();
+    env_.ClearFaults();
+    *l = MustOpen();
+    ASSERT_NE(*l, nullptr);
+  }
+  // After a recovery to exactly [0, n): the ledger takes appends again.
+  void ExpectRecoveredAndWritable(Ledger* l, uint64_t n) {
+    ASSERT_NO_FATAL_FAILURE(ExpectExactlyAndVerified(l, n));
+    AppendRange(l, n, n + 50);
+    ExpectExactlyAndVerified(l, n + 50);
+  }
+
+  env::FaultInjectionEnv env_{env::Env::Default()};
+};
+
+TEST_F(LedgerFaultTest, FailedFdatasyncFailsTheBatchAndRefusesAppendsUntilReopened) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 100);
+  env_.Arm(Op::kSync, "/segments/", EIO, /*times=*/1);
+  auto failed = l->Append(Entries(100, 150));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(failed.status().message().find("fdatasync"), std::string::npos)
+      << failed.status().message();
+  // The fault fired once, but a failed fdatasync cannot be retried safely:
+  // the ledger stays failed.
+  auto refused = l->Append(Entries(100, 150));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("reopened"), std::string::npos);
+  EXPECT_EQ(l->DurableSize(), 100u);
+  EXPECT_FALSE(l->ReadEntry(100).ok());
+  EXPECT_NE(l->WriteError().message().find("fdatasync"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  ExpectRecoveredAndWritable(l.get(), 100);  // the failed batch did not come back
+}
+
+TEST_F(LedgerFaultTest, ShortWriteWhoseCutFailsLeavesATornTailThatReopenCuts) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 100);
+  // Half the batch reaches the file, and cutting it back fails too.
+  env_.Arm(Op::kWrite, "/segments/", EIO, 1, /*short_write=*/true);
+  env_.Arm(Op::kTruncate, "/segments/", EIO, 1);
+  auto failed = l->Append(Entries(100, 150));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(l->Append(Entries(100, 101)).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  EXPECT_GT(l->recovery().log.truncated_bytes, 0u);
+  // Every acknowledged entry, then at most the whole records of the failed
+  // batch that reached the file before the torn one: the log cannot tell
+  // them from acknowledged ones once cutting them failed (docs/faults.md).
+  const uint64_t kept = l->DurableSize();
+  EXPECT_GE(kept, 100u);
+  EXPECT_LT(kept, 150u);
+  ExpectRecoveredAndWritable(l.get(), kept);
+}
+
+TEST_F(LedgerFaultTest, FullDiskFailsTheBatchAndAppendsResumeInPlaceWhenSpaceReturns) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 100);
+  ASSERT_TRUE(l->WaitForCheckpoint(100, kWait));
+  env_.FillDisk();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto failed = l->Append(Entries(100, 150));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), StatusCode::kResourceExhausted)
+        << failed.status().ToString();
+  }
+  EXPECT_EQ(l->DurableSize(), 100u);
+  EXPECT_TRUE(l->WriteError().ok());  // /healthz stays 200: no restart needed
+  env_.ReturnSpace();
+  AppendRange(l.get(), 100, 150);  // same ledger, no reopen
+  ExpectExactlyAndVerified(l.get(), 150);
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  EXPECT_EQ(l->recovery().log.truncated_bytes, 0u);  // the failed writes were cut
+  ExpectExactlyAndVerified(l.get(), 150);
+}
+
+TEST_F(LedgerFaultTest, FullDiskUnderTheTilesRefusesAppendsAndReopenRecoversOnceSpaceReturns) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  env_.Arm(Op::kWrite, ".tiles", ENOSPC);
+  // The entries are durable and acknowledged (one batch, before they are
+  // hashed); the first full tile cannot be written, which stops the ledger.
+  auto first = l->Append(Entries(0, 300));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  StatusOr<uint64_t> refused = uint64_t{0};
+  for (int i = 0; i < 1000 && refused.ok(); ++i) {
+    refused = l->Append(Entries(300, 301));
+    if (refused.ok()) std::this_thread::sleep_for(milliseconds(5));
+    ASSERT_TRUE(!refused.ok() || *refused == 300u + i);
+  }
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("0.tiles"), std::string::npos)
+      << refused.status().message();
+  const uint64_t acknowledged = l->DurableSize();
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));  // space returned
+  ExpectRecoveredAndWritable(l.get(), acknowledged);
+}
+
+TEST_F(LedgerFaultTest, FailedCheckpointFdatasyncRefusesAppendsAndKeepsWhatWasAcknowledged) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 100);
+  ASSERT_TRUE(l->WaitForCheckpoint(100, kWait));
+  // (Every time: the publisher may try before PublishNow does.)
+  env_.Arm(Op::kSync, "checkpoints.log", EIO);
+  AppendRange(l.get(), 100, 150);  // one batch: acknowledged before any publication
+  for (int i = 0; i < 10000 && l->IntegratedSize() < 150; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(l->IntegratedSize(), 150u);  // so that there is a checkpoint to persist
+  Status publish = l->PublishNow();
+  EXPECT_FALSE(publish.ok());
+  EXPECT_NE(publish.message().find("checkpoints.log"), std::string::npos) << publish.message();
+  auto refused = l->Append(Entries(150, 151));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  ExpectRecoveredAndWritable(l.get(), 150);
+}
+
+TEST_F(LedgerFaultTest, EioOnReadIsAnErrorNamingTheFileAndReadsRecoverAfterIt) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 600);
+  ASSERT_TRUE(l->WaitForCheckpoint(600, kWait));
+  const std::string big(100000, 'b');
+  ASSERT_TRUE(l->PutBlob(Sha256(big), big).ok());
+
+  env_.Arm(Op::kRead, "/segments/", EIO);
+  env_.Arm(Op::kRead, ".tiles", EIO);
+  env_.Arm(Op::kRead, "/blobs/", EIO);
+  auto entry = l->ReadEntry(5);
+  ASSERT_FALSE(entry.ok());
+  EXPECT_NE(entry.status().message().find(options_.data_dir + "/segments/"), std::string::npos)
+      << entry.status().message();
+  EXPECT_FALSE(l->ReadEvent(5).ok());
+  bool immutable = false;
+  auto bundle = l->ReadTilePath("tile/entries/000", &immutable);
+  EXPECT_FALSE(bundle.ok());
+  auto tile = l->ReadTilePath("tile/0/001", &immutable);
+  ASSERT_FALSE(tile.ok());
+  EXPECT_NE(tile.status().message().find("/log/tiles/0.tiles"), std::string::npos)
+      << tile.status().message();
+  EXPECT_FALSE(l->InclusionProof(3, 600).ok());
+  auto blob = l->GetBlob(Sha256(big));
+  ASSERT_FALSE(blob.ok());
+  EXPECT_NE(blob.status().message().find("/blobs/"), std::string::npos);
+
+  env_.ClearFaults();
+  auto again = l->ReadEntry(5);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, EntryData(5));
+  EXPECT_TRUE(l->ReadTilePath("tile/0/001", &immutable).ok());
+  EXPECT_TRUE(l->InclusionProof(3, 600).ok());
+  auto blob_again = l->GetBlob(Sha256(big));
+  ASSERT_TRUE(blob_again.ok());
+  EXPECT_EQ(*blob_again, big);
+  ExpectRecoveredAndWritable(l.get(), 600);  // reads never stopped writes
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 //
 // Threads: Integrate() from one writer thread; Sync() from the checkpoint
 // publisher; readers (ReadNode, ReadTile, Snapshot) from any thread.
-// Internally synchronized.
+// Internally synchronized. File I/O goes through an env::Env, which must
+// outlive the store.
 #ifndef ANNALS_LEDGER_TILE_STORE_H_
 #define ANNALS_LEDGER_TILE_STORE_H_
 
@@ -21,6 +22,7 @@
 
 #include "common/sha256.h"
 #include "common/status.h"
+#include "env/env.h"
 #include "merkle/merkle.h"
 #include "merkle/tile.h"
 
@@ -28,7 +30,7 @@ namespace annals::ledger {
 
 class TileStore {
  public:
-  explicit TileStore(std::string dir);
+  explicit TileStore(std::string dir, env::Env* env = env::Env::Default());
 
   // Loads full tiles for a tree of at least `size` leaves and prepares to
   // integrate from the largest size the stored tiles cover, which it
@@ -63,17 +65,20 @@ class TileStore {
   Status WriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes);
   StatusOr<std::vector<Hash>> LoadTileHashes(uint64_t level, uint64_t index, uint64_t width) const;
   // The level's file, opened (created) on first use.
-  StatusOr<int> LevelFd(uint64_t level);
+  StatusOr<env::File*> OpenLevel(uint64_t level);
 
   const std::string dir_;
+  env::Env* const env_;
   // Held by Integrate() from the tree's growth until its tiles are written,
   // and by Sync(): a Sync() that follows a Snapshot() sees those tiles.
   std::mutex io_mu_;
   mutable std::shared_mutex mu_;
-  // Per level (at most 64: merkle::ParseTilePath), -1 until opened; opened
-  // under open_mu_, read without a lock.
+  // Per level (at most 64: merkle::ParseTilePath), null until opened;
+  // opened under open_mu_ into files_ (which owns them until the store
+  // goes), read through files_by_level_ without a lock.
   std::mutex open_mu_;
-  std::array<std::atomic<int>, 64> fds_;
+  std::array<std::unique_ptr<env::File>, 64> files_;
+  std::array<std::atomic<env::File*>, 64> files_by_level_;
   // Per tile level: number of full tiles on disk, and the partial tile.
   std::vector<uint64_t> full_;  // guarded by mu_, as are partial_ and range_
   std::vector<std::vector<Hash>> partial_;

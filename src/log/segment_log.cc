@@ -1,20 +1,12 @@
 #include "log/segment_log.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
-#include "common/file_util.h"
 #include "log/segment_format.h"
 
 namespace annals::log {
@@ -22,12 +14,9 @@ namespace annals::log {
 struct SegmentLog::Segment {
   uint64_t first_index = 0;
   std::string path;
-  int fd = -1;
+  std::unique_ptr<env::File> file;
   uint64_t bytes = 0;              // durable bytes (readers)
   std::vector<uint32_t> offsets;   // record offsets of durable entries
-  ~Segment() {
-    if (fd >= 0) ::close(fd);
-  }
 };
 
 namespace {
@@ -113,7 +102,7 @@ SegmentLog::~SegmentLog() = default;
 StatusOr<std::unique_ptr<SegmentLog>> SegmentLog::Open(const SegmentLogOptions& options,
                                                        uint64_t min_entries,
                                                        RecoveryReport* report) {
-  RETURN_IF_ERROR(MakeDirs(options.dir));
+  RETURN_IF_ERROR(options.env->CreateDirs(options.dir));
   std::unique_ptr<SegmentLog> log(new SegmentLog(options));
   RecoveryReport local;
   RETURN_IF_ERROR(log->OpenSegments(min_entries, report ? report : &local));
@@ -121,15 +110,10 @@ StatusOr<std::unique_ptr<SegmentLog>> SegmentLog::Open(const SegmentLogOptions& 
 }
 
 Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(options_.dir.c_str());
-  if (!d) return ErrnoError("opendir " + options_.dir, errno);
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() == 20 + std::strlen(kSegmentSuffix) && n.ends_with(kSegmentSuffix))
-      names.push_back(n);
-  }
-  ::closedir(d);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, options_.env->GetChildren(options_.dir));
+  std::erase_if(names, [](const std::string& n) {
+    return n.size() != 20 + std::strlen(kSegmentSuffix) || !n.ends_with(kSegmentSuffix);
+  });
   std::sort(names.begin(), names.end());
 
   uint64_t next = 0;
@@ -144,18 +128,16 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
     if (seg->first_index != next)
       return DataLossError("segment " + names[i] + " should start at entry " +
                            std::to_string(next));
-    seg->fd = ::open(seg->path.c_str(), (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (seg->fd < 0) return ErrnoError("open " + seg->path, errno);
-    struct stat st;
-    if (::fstat(seg->fd, &st) != 0) return ErrnoError("stat " + seg->path, errno);
-    uint64_t file_size = static_cast<uint64_t>(st.st_size);
+    ASSIGN_OR_RETURN(seg->file,
+                     options_.env->OpenFile(seg->path, last ? env::OpenMode::kReadWrite
+                                                            : env::OpenMode::kRead));
+    ASSIGN_OR_RETURN(uint64_t file_size, seg->file->Size());
 
     std::string_view view;
-    void* map = nullptr;
+    std::unique_ptr<env::MappedRegion> map;
     if (file_size > 0) {
-      map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
-      if (map == MAP_FAILED) return ErrnoError("mmap " + seg->path, errno);
-      view = std::string_view(static_cast<const char*>(map), file_size);
+      ASSIGN_OR_RETURN(map, seg->file->Map(file_size));
+      view = map->data();
     }
     uint64_t hdr_first = 0, good = 0;
     Segment* raw = seg.get();
@@ -168,7 +150,7 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
           return OkStatus();
         },
         &hdr_first, &good);
-    if (map) ::munmap(map, file_size);
+    map.reset();
     // A whole header naming another entry is misplaced data, not a torn
     // write: never cut it, even in the last segment.
     if (good >= kSegmentHeaderSize && hdr_first != seg->first_index)
@@ -183,15 +165,14 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
       report->reason = names[i] + ": " + s.message();
       if (good < kSegmentHeaderSize) {
         // Crashed while creating the segment: lay its header down again.
-        std::string h = SegmentHeader(seg->first_index);
-        if (::ftruncate(seg->fd, 0) != 0 || ::pwrite(seg->fd, h.data(), h.size(), 0) != static_cast<ssize_t>(h.size()))
-          return ErrnoError("rewrite header " + seg->path, errno);
+        RETURN_IF_ERROR(seg->file->Truncate(0));
+        RETURN_IF_ERROR(seg->file->Write(0, SegmentHeader(seg->first_index)));
         good = kSegmentHeaderSize;
         seg->offsets.clear();
-      } else if (::ftruncate(seg->fd, static_cast<off_t>(good)) != 0) {
-        return ErrnoError("truncate " + seg->path, errno);
+      } else {
+        RETURN_IF_ERROR(seg->file->Truncate(good));
       }
-      if (::fdatasync(seg->fd) != 0) return ErrnoError("fdatasync " + seg->path, errno);
+      RETURN_IF_ERROR(seg->file->Sync());
     }
     seg->bytes = good;
     next = seg->first_index + seg->offsets.size();
@@ -212,12 +193,11 @@ Status SegmentLog::StartSegment(uint64_t first_index) {
   auto seg = std::make_unique<Segment>();
   seg->first_index = first_index;
   seg->path = options_.dir + "/" + SegmentFileName(first_index);
-  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (seg->fd < 0) return ErrnoError("create " + seg->path, errno);
+  ASSIGN_OR_RETURN(seg->file, options_.env->OpenFile(seg->path, env::OpenMode::kCreateNew));
   std::string h = SegmentHeader(first_index);
-  RETURN_IF_ERROR(WriteAll(seg->fd, h, seg->path));
-  if (::fdatasync(seg->fd) != 0) return ErrnoError("fdatasync " + seg->path, errno);
-  RETURN_IF_ERROR(FsyncDir(options_.dir));
+  RETURN_IF_ERROR(seg->file->Write(0, h));
+  RETURN_IF_ERROR(seg->file->Sync());
+  RETURN_IF_ERROR(options_.env->SyncDir(options_.dir));
   seg->bytes = h.size();
   std::unique_lock lock(mu_);
   segments_.push_back(std::move(seg));
@@ -225,6 +205,7 @@ Status SegmentLog::StartSegment(uint64_t first_index) {
 }
 
 Status SegmentLog::Append(std::span<const std::string> entries) {
+  if (!write_error_.ok()) return write_error_;
   // All or nothing: check every entry before buffering any.
   for (const std::string& e : entries)
     if (e.empty() || e.size() > kMaxRecordSize)
@@ -246,7 +227,12 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
         (seg_entries >= options_.max_segment_entries || seg_bytes >= options_.max_segment_bytes)) {
       // Roll: flush what is pending for the old segment first.
       RETURN_IF_ERROR(Sync());
-      RETURN_IF_ERROR(StartSegment(written_));
+      if (Status s = StartSegment(written_); !s.ok()) {
+        // A half-made segment file may be left behind: only a reopen (which
+        // lays its header down again) may continue.
+        write_error_ = s;
+        return s;
+      }
       std::shared_lock lock(mu_);
       seg = segments_.back().get();
       continue;
@@ -263,14 +249,25 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
   return OkStatus();
 }
 
+Status SegmentLog::FailSync(Segment* seg, Status cause, bool retryable) {
+  // Forget the unsynced records (the caller fails them all), and cut their
+  // bytes so that a reopen does not find entries nobody acknowledged.
+  written_ -= pending_offsets_.size();
+  pending_offsets_.clear();
+  buffer_.clear();
+  Status cut = seg->file->Truncate(seg->bytes);
+  if (!retryable || !cut.ok()) write_error_ = cause;
+  return cause;
+}
+
 Status SegmentLog::Sync() {
+  if (!write_error_.ok()) return write_error_;
   if (buffer_.empty()) return OkStatus();
   Segment* seg;
   {
     std::shared_lock lock(mu_);
     seg = segments_.back().get();
   }
-  ssize_t n;
   size_t done = 0;
   while (done < buffer_.size()) {
     // At most kMaxWrite bytes per pwrite(): a group commit can be tens of
@@ -278,23 +275,21 @@ Status SegmentLog::Sync() {
     // the same bytes in 1 MiB pieces (ext4, 2-core VM). Durability is
     // unchanged: the one fdatasync() below covers every piece.
     constexpr size_t kMaxWrite = size_t{1} << 20;
-    n = ::pwrite(seg->fd, buffer_.data() + done, std::min(buffer_.size() - done, kMaxWrite),
-                 static_cast<off_t>(seg->bytes + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      // Forget the unsynced records: the caller fails them all.
-      written_ -= pending_offsets_.size();
-      pending_offsets_.clear();
-      buffer_.clear();
-      return ErrnoError("write " + seg->path, e);
+    const size_t n = std::min(buffer_.size() - done, kMaxWrite);
+    Status s = seg->file->Write(seg->bytes + done,
+                                std::string_view(buffer_.data() + done, n));
+    if (!s.ok()) {
+      // Out of space: nothing of this batch is durable and its bytes are
+      // cut, so appends may go on once there is room again. Any other
+      // write error is not trusted to pass.
+      return FailSync(seg, s, s.code() == StatusCode::kResourceExhausted);
     }
-    done += static_cast<size_t>(n);
+    done += n;
   }
-  if (::fdatasync(seg->fd) != 0) {
+  if (Status s = seg->file->Sync(); !s.ok()) {
     // After a failed fdatasync the page cache state is unknown (fsyncgate):
     // stop accepting writes rather than acknowledge what may be lost.
-    return ErrnoError("fdatasync " + seg->path, errno);
+    return FailSync(seg, s, /*retryable=*/false);
   }
   {
     std::unique_lock lock(mu_);
@@ -343,17 +338,17 @@ Status SegmentLog::ReadRange(
   while (i < end) {
     const Segment* seg = nullptr;
     uint64_t off = 0, stop_off = 0, stop = 0;
-    int fd;
+    const env::File* file;
     {
       std::shared_lock lock(mu_);
       if (!Locate(i, &seg, &off)) return InternalError("entry " + std::to_string(i) + " not located");
       uint64_t seg_end = seg->first_index + seg->offsets.size();
       stop = std::min(end, seg_end);
       stop_off = stop < seg_end ? seg->offsets[stop - seg->first_index] : seg->bytes;
-      fd = seg->fd;
+      file = seg->file.get();
     }
     buf.resize(stop_off - off);
-    RETURN_IF_ERROR(PreadAll(fd, buf.data(), buf.size(), off, seg->path));
+    RETURN_IF_ERROR(file->Read(off, buf.size(), buf.data()));
     uint64_t p = 0;
     for (; i < stop; ++i) {
       ASSIGN_OR_RETURN(uint32_t len, CheckRecord(buf.data() + p, buf.size() - p, i, off + p));

@@ -4,7 +4,10 @@
 // Ownership and threads: one writer (Append/Sync, called from a single
 // thread) and any number of concurrent readers (Read*). Readers only see
 // entries that Sync() has made durable. No method rewrites or removes a
-// record except Open(), which cuts a torn or corrupt tail and reports it.
+// durable record except Open(), which cuts a torn or corrupt tail and
+// reports it (a failed Sync() cuts only the bytes it failed to make durable).
+// File I/O goes through options.env (docs/faults.md: what a failed write
+// or fdatasync does).
 #ifndef ANNALS_LOG_SEGMENT_LOG_H_
 #define ANNALS_LOG_SEGMENT_LOG_H_
 
@@ -19,11 +22,13 @@
 #include <vector>
 
 #include "common/status.h"
+#include "env/env.h"
 
 namespace annals::log {
 
 struct SegmentLogOptions {
   std::string dir;
+  env::Env* env = env::Env::Default();  // not owned; outlives the log
   // A new segment starts when the current one holds this many entries or
   // bytes, always at a multiple of 256 entries so that an entry bundle never
   // spans two segments.
@@ -58,8 +63,17 @@ class SegmentLog {
   // not visible until Sync(). Writer thread only. Each entry must be
   // 1..kMaxRecordSize bytes.
   Status Append(std::span<const std::string> entries);
-  // fdatasync()s everything appended so far and makes it visible.
+  // fdatasync()s everything appended so far and makes it visible. On
+  // failure every entry appended since the last good Sync() is forgotten
+  // and cut from the file (best effort). A failed write for want of space
+  // (ResourceExhausted) whose bytes were cut leaves the log writable;
+  // any other failure (a failed fdatasync above all) is sticky: see
+  // write_error().
   Status Sync();
+  // OK while the log accepts appends; after a failure that cannot be
+  // retried safely, that failure, returned by every later Append/Sync until
+  // the log is reopened. Writer thread only.
+  const Status& write_error() const { return write_error_; }
 
   StatusOr<std::string> Read(uint64_t index) const;
   // Calls fn(index, data) for entries [begin, end), in order, verifying CRCs.
@@ -71,6 +85,10 @@ class SegmentLog {
   explicit SegmentLog(SegmentLogOptions options);
   Status OpenSegments(uint64_t min_entries, RecoveryReport* report);
   Status StartSegment(uint64_t first_index);
+  // Forgets the unsynced records after a failed write or sync of `seg` and
+  // cuts them from its file; sets write_error_ unless `retryable` and the
+  // cut succeeded. Returns `cause`.
+  Status FailSync(Segment* seg, Status cause, bool retryable);
   // Locates entry `index`: segment and byte offset of its record.
   bool Locate(uint64_t index, const Segment** seg, uint64_t* offset) const;
 
@@ -81,6 +99,7 @@ class SegmentLog {
   std::atomic<uint64_t> durable_{0};  // synced
   std::string buffer_;                // records appended, not yet written
   std::vector<uint32_t> pending_offsets_;  // their offsets in the last segment
+  Status write_error_;                     // sticky (writer thread only)
 };
 
 // Scans one segment file and calls fn for each record; used by the offline

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "env/fault_injection_env.h"
 #include "log/segment_format.h"
 
 namespace annals::log {
@@ -652,6 +654,104 @@ TEST(ScanSegmentTest, RejectsOversizeAndZeroLengthRecords) {
   big.append(kMaxRecordSize + 1, 'x');
   s = ScanSegment(big, nullptr);
   EXPECT_NE(s.message().find("bad record length"), std::string::npos) << s.ToString();
+}
+
+
+// Faults under the log (docs/faults.md).
+class SegmentLogFaultTest : public SegmentLogTest {
+ protected:
+  using Op = env::FaultInjectionEnv::Op;
+  void SetUp() override {
+    SegmentLogTest::SetUp();
+    options_.env = &faults_;
+  }
+  env::FaultInjectionEnv faults_{env::Env::Default()};
+};
+
+TEST_F(SegmentLogFaultTest, FailedSyncForgetsTheBatchCutsItsBytesAndIsSticky) {
+  Fill(100);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  const uint64_t bytes = fs::file_size(SegPath(0));
+  faults_.Arm(Op::kSync, ".seg", EIO, 1);
+  ASSERT_TRUE(log->Append(Entries(100, 150)).ok());
+  Status s = log->Sync();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("fdatasync " + SegPath(0).string()), std::string::npos) << s.message();
+  EXPECT_EQ(log->size(), 100u);
+  EXPECT_EQ(fs::file_size(SegPath(0)), bytes);
+  // The fault fired once; the log still refuses, with the first error.
+  EXPECT_EQ(log->write_error().message(), s.message());
+  EXPECT_EQ(log->Append(Entries(100, 101)).message(), s.message());
+  EXPECT_EQ(log->Sync().message(), s.message());
+  ExpectEntries(*log, 100);
+  log.reset();
+  ExpectAppendsWorkAfterRecovery(MustOpen(), 100);
+}
+
+TEST_F(SegmentLogFaultTest, OutOfSpaceWriteCutsItsBytesAndAppendsGoOnOnceThereIsRoom) {
+  Fill(100);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  const uint64_t bytes = fs::file_size(SegPath(0));
+  faults_.FillDisk();  // half of each write lands, then ENOSPC
+  ASSERT_TRUE(log->Append(Entries(100, 150)).ok());
+  Status s = log->Sync();
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_TRUE(log->write_error().ok());
+  EXPECT_EQ(log->size(), 100u);
+  EXPECT_EQ(fs::file_size(SegPath(0)), bytes);
+  faults_.ReturnSpace();
+  ExpectAppendsWorkAfterRecovery(std::move(log), 100);
+}
+
+TEST_F(SegmentLogFaultTest, OtherWriteErrorsAndFailedCutsAreSticky) {
+  Fill(100);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  faults_.Arm(Op::kWrite, ".seg", EIO, 1);
+  ASSERT_TRUE(log->Append(Entries(100, 150)).ok());
+  EXPECT_FALSE(log->Sync().ok());
+  EXPECT_FALSE(log->write_error().ok());
+  log.reset();
+
+  // Out of space, and the torn bytes cannot be cut: sticky, and the next
+  // open cuts the torn tail (whole records of the failed batch before it
+  // stay, as after a crash between write and answer).
+  log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  faults_.Arm(Op::kWrite, ".seg", ENOSPC, 1, /*short_write=*/true);
+  faults_.Arm(Op::kTruncate, ".seg", EIO, 1);
+  ASSERT_TRUE(log->Append(Entries(100, 150)).ok());
+  EXPECT_EQ(log->Sync().code(), StatusCode::kResourceExhausted);
+  EXPECT_FALSE(log->write_error().ok());
+  log.reset();
+  RecoveryReport report;
+  log = MustOpen(0, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_GT(report.truncated_bytes, 0u);
+  EXPECT_GE(log->size(), 100u);
+  EXPECT_LT(log->size(), 150u);
+  const uint64_t kept = log->size();
+  ExpectAppendsWorkAfterRecovery(std::move(log), kept);
+}
+
+TEST_F(SegmentLogFaultTest, ReadErrorNamesTheSegmentAndOpenFailsCleanly) {
+  Fill(100);
+  auto log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  faults_.Arm(Op::kRead, ".seg", EIO);
+  auto e = log->Read(7);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find(SegPath(0).string()), std::string::npos);
+  log.reset();
+  auto reopened = SegmentLog::Open(options_, 0, nullptr);  // the scan's map fails
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_NE(reopened.status().message().find(SegPath(0).string()), std::string::npos);
+  faults_.ClearFaults();
+  log = MustOpen();
+  ASSERT_NE(log, nullptr);
+  ExpectEntries(*log, 100);
 }
 
 }  // namespace
