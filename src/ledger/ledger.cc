@@ -74,7 +74,7 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
     SetThreadName("annals-publish");
     p->PublisherLoop();
   });
-  if (l->published_.empty()) RETURN_IF_ERROR(l->PublishNow());
+  if (l->Checkpoint().empty()) RETURN_IF_ERROR(l->PublishNow());
   return l;
 }
 
@@ -138,6 +138,7 @@ Status Ledger::Recover() {
       return DataLossError("log entries do not hash to the root of the published checkpoint at size " +
                            std::to_string(cp_size) + "; run `annals verify` to locate the damage");
   }
+  MutexLock lock(&pub_mu_);  // before the threads start; for the analysis
   published_ = checkpoints_->latest();
   published_size_ = cp_size;
   return OkStatus();
@@ -145,20 +146,20 @@ Status Ledger::Recover() {
 
 Ledger::~Ledger() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  writer_cv_.notify_all();
-  integrator_cv_.notify_all();
-  space_cv_.notify_all();
+  writer_cv_.NotifyAll();
+  integrator_cv_.NotifyAll();
+  space_cv_.NotifyAll();
   if (writer_.joinable()) writer_.join();
   if (completer_.joinable()) completer_.join();
   if (integrator_.joinable()) integrator_.join();
   {
-    std::lock_guard lock(pub_mu_);
+    MutexLock lock(&pub_mu_);
     integrator_done_ = true;
   }
-  pub_cv_.notify_all();
+  pub_cv_.NotifyAll();
   if (publisher_.joinable()) publisher_.join();
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
@@ -193,7 +194,7 @@ Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done
     bytes += e.size() + 8;
   }
   if (entries.empty()) return InvalidArgumentError("no entries");
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   if (!failed_.ok())
     return UnavailableError("log is failed: " + failed_.message() +
                             "; appends resume once it is reopened (docs/faults.md)");
@@ -203,8 +204,8 @@ Status Ledger::AppendAsync(std::vector<std::string> entries, AppendCallback done
                                   " bytes waiting for disk)");
   queued_bytes_ += bytes;
   queue_.push_back({std::move(entries), std::move(done), bytes});
-  lock.unlock();
-  writer_cv_.notify_one();
+  lock.Unlock();
+  writer_cv_.NotifyOne();
   return OkStatus();
 }
 
@@ -217,8 +218,8 @@ StatusOr<uint64_t> Ledger::Append(std::vector<std::string> entries) {
     if (s.ok()) break;
     if (s.code() != StatusCode::kResourceExhausted) return s;
     // Blocking callers wait for space instead of failing.
-    std::unique_lock lock(mu_);
-    space_cv_.wait_for(lock, std::chrono::milliseconds(10));
+    MutexLock lock(&mu_);
+    space_cv_.WaitFor(&lock, std::chrono::milliseconds(10));
   }
   return f.get();
 }
@@ -227,16 +228,16 @@ void Ledger::WriterLoop() {
   for (;;) {
     std::deque<Request> batch;
     {
-      std::unique_lock lock(mu_);
-      writer_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !stopping_) writer_cv_.Wait(&lock);
       if (queue_.empty() && stopping_) break;
       batch.swap(queue_);
       for (const auto& r : batch) queued_bytes_ -= r.bytes;
     }
-    space_cv_.notify_all();
+    space_cv_.NotifyAll();
     Status s;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       s = failed_;
     }
     const bool failed_before = !s.ok();
@@ -258,19 +259,19 @@ void Ledger::WriterLoop() {
               ? ResourceExhaustedError("append failed, out of space: " + s.message())
               : UnavailableError("append failed: " + s.message());
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(&mu_);
         for (auto& r : batch) completions_.emplace_back(std::move(r.done), result);
       }
       // (Entries of the batch a roll made durable are integrated on
       // reopen, when the log after the last checkpoint is re-hashed.)
-      completer_cv_.notify_one();
+      completer_cv_.NotifyOne();
       continue;
     }
     uint64_t idx = first;
     std::vector<std::string> all;
     size_t bytes = 0;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       for (auto& r : batch) {
         completions_.emplace_back(std::move(r.done), idx);
         idx += r.entries.size();
@@ -281,35 +282,35 @@ void Ledger::WriterLoop() {
           for (auto& e : r.entries) all.push_back(std::move(e));
         }
       }
-      durable_cv_.notify_all();  // under mu_: WaitForDurable cannot miss it
+      durable_cv_.NotifyAll();  // under mu_: WaitForDurable cannot miss it
     }
-    completer_cv_.notify_one();
+    completer_cv_.NotifyOne();
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(&mu_);
       to_integrate_.push_back(std::move(all));
       integrate_bytes_ += bytes;
-      integrator_cv_.notify_one();
+      integrator_cv_.NotifyOne();
       // Hashing is slower than the disk at times: do not let durable but
       // unintegrated entries pile up in memory without bound.
-      space_cv_.wait(lock, [&] { return integrate_bytes_ <= options_.max_queued_bytes || stopping_; });
+      while (integrate_bytes_ > options_.max_queued_bytes && !stopping_) space_cv_.Wait(&lock);
     }
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     writer_done_ = true;
   }
-  durable_cv_.notify_all();
-  integrator_cv_.notify_all();
-  completer_cv_.notify_all();
+  durable_cv_.NotifyAll();
+  integrator_cv_.NotifyAll();
+  completer_cv_.NotifyAll();
 }
 
 Status Ledger::WriteError() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return failed_;
 }
 
 void Ledger::Fail(const Status& s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (failed_.ok()) {
     failed_ = s;
     log::Error("ledger refuses appends until reopened: %s", s.message().c_str());
@@ -317,8 +318,10 @@ void Ledger::Fail(const Status& s) {
 }
 
 uint64_t Ledger::WaitForDurable(uint64_t size, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  durable_cv_.wait_for(lock, timeout, [&] { return log_->size() > size || writer_done_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (log_->size() <= size && !writer_done_)
+    if (!durable_cv_.WaitUntil(&lock, deadline)) break;
   return log_->size();
 }
 
@@ -326,8 +329,8 @@ void Ledger::CompleterLoop() {
   for (;;) {
     std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> work;
     {
-      std::unique_lock lock(mu_);
-      completer_cv_.wait(lock, [&] { return !completions_.empty() || writer_done_; });
+      MutexLock lock(&mu_);
+      while (completions_.empty() && !writer_done_) completer_cv_.Wait(&lock);
       if (completions_.empty()) break;
       work.swap(completions_);
     }
@@ -339,8 +342,8 @@ void Ledger::IntegratorLoop() {
   for (;;) {
     std::vector<std::string> entries;
     {
-      std::unique_lock lock(mu_);
-      integrator_cv_.wait(lock, [&] { return !to_integrate_.empty() || writer_done_; });
+      MutexLock lock(&mu_);
+      while (to_integrate_.empty() && !writer_done_) integrator_cv_.Wait(&lock);
       if (to_integrate_.empty()) break;
       entries = std::move(to_integrate_.front());
       to_integrate_.pop_front();
@@ -352,13 +355,13 @@ void Ledger::IntegratorLoop() {
     for (const auto& e : entries) hashes.push_back(merkle::HashLeaf(e));
     Status s = tiles_.Integrate(hashes);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       integrate_bytes_ -= std::min(integrate_bytes_, bytes);
     }
     if (!s.ok()) Fail(s);
-    space_cv_.notify_all();
-    { std::lock_guard l(pub_mu_); }  // no lost wake-up: the publisher checks tiles_ under pub_mu_
-    pub_cv_.notify_all();
+    space_cv_.NotifyAll();
+    { MutexLock l(&pub_mu_); }  // no lost wake-up: the publisher checks tiles_ under pub_mu_
+    pub_cv_.NotifyAll();
   }
 }
 
@@ -366,21 +369,19 @@ void Ledger::PublisherLoop() {
   auto last = std::chrono::steady_clock::now() - options_.checkpoint_interval;
   for (;;) {
     {
-      std::unique_lock lock(pub_mu_);
-      pub_cv_.wait(lock, [&] {
-        return integrator_done_ || publish_requests_ > publish_served_ ||
-               tiles_.size() > published_size_;
-      });
+      MutexLock lock(&pub_mu_);
+      while (!integrator_done_ && publish_requests_ <= publish_served_ && tiles_.size() <= published_size_)
+        pub_cv_.Wait(&lock);
       if (publish_requests_ == publish_served_ && !integrator_done_) {
         // Batch appends for at most one interval after the previous checkpoint.
-        pub_cv_.wait_until(lock, last + options_.checkpoint_interval, [&] {
-          return integrator_done_ || publish_requests_ > publish_served_;
-        });
+        const auto deadline = last + options_.checkpoint_interval;
+        while (!integrator_done_ && publish_requests_ <= publish_served_)
+          if (!pub_cv_.WaitUntil(&lock, deadline)) break;
       }
     }
     uint64_t served_upto;
     {
-      std::lock_guard lock(pub_mu_);
+      MutexLock lock(&pub_mu_);
       served_upto = publish_requests_;
     }
     Status s = SignAndPersist();
@@ -390,23 +391,23 @@ void Ledger::PublisherLoop() {
     last = std::chrono::steady_clock::now();
     bool done;
     {
-      std::lock_guard lock(pub_mu_);
+      MutexLock lock(&pub_mu_);
       publish_served_ = served_upto;
       publish_status_ = s;
       done = integrator_done_;
     }
-    pub_cv_.notify_all();
+    pub_cv_.NotifyAll();
     if (done) break;
   }
 }
 
 Status Ledger::SignAndPersist() {
-  std::lock_guard sign_lock(sign_mu_);
+  MutexLock sign_lock(&sign_mu_);
   uint64_t size;
   Hash root;
   tiles_.Snapshot(&size, &root);
   {
-    std::lock_guard lock(pub_mu_);
+    MutexLock lock(&pub_mu_);
     if (!published_.empty() && size == published_size_) return OkStatus();
     if (size < published_size_) return InternalError("tree shrank below published checkpoint");
   }
@@ -418,32 +419,35 @@ Status Ledger::SignAndPersist() {
   // Persist before publishing: a checkpoint is never served unless it is on
   // disk, so no restart can sign a different tree at a size already served.
   RETURN_IF_ERROR(checkpoints_->Append(note));
-  std::lock_guard lock(pub_mu_);
+  MutexLock lock(&pub_mu_);
   published_ = std::move(note);
   published_size_ = size;
   return OkStatus();
 }
 
 Status Ledger::PublishNow() {
-  std::unique_lock lock(pub_mu_);
+  MutexLock lock(&pub_mu_);
   uint64_t ticket = ++publish_requests_;
-  pub_cv_.notify_all();
-  pub_cv_.wait(lock, [&] { return publish_served_ >= ticket || integrator_done_; });
+  pub_cv_.NotifyAll();
+  while (publish_served_ < ticket && !integrator_done_) pub_cv_.Wait(&lock);
   return publish_status_;
 }
 
 bool Ledger::WaitForCheckpoint(uint64_t size, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(pub_mu_);
-  return pub_cv_.wait_for(lock, timeout, [&] { return published_size_ >= size; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&pub_mu_);
+  while (published_size_ < size)
+    if (!pub_cv_.WaitUntil(&lock, deadline)) return published_size_ >= size;
+  return true;
 }
 
 std::string Ledger::Checkpoint() const {
-  std::lock_guard lock(pub_mu_);
+  MutexLock lock(&pub_mu_);
   return published_;
 }
 
 uint64_t Ledger::CheckpointSize() const {
-  std::lock_guard lock(pub_mu_);
+  MutexLock lock(&pub_mu_);
   return published_size_;
 }
 

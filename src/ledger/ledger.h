@@ -28,17 +28,16 @@
 #define ANNALS_LEDGER_LEDGER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "checkpoint/note.h"
+#include "common/mutex.h"
 #include "common/sha256.h"
 #include "common/status.h"
 #include "env/env.h"
@@ -165,29 +164,30 @@ class Ledger {
   TileStore tiles_;
   Recovery recovery_;
 
-  mutable std::mutex mu_;  // guards the queue, the integrate queue, completions_ and stop flags
-  std::condition_variable writer_cv_, integrator_cv_, space_cv_;
-  std::condition_variable durable_cv_;  // notified after each successful Sync
-  std::deque<Request> queue_;
-  size_t queued_bytes_ = 0;
-  std::deque<std::vector<std::string>> to_integrate_;
-  size_t integrate_bytes_ = 0;  // bytes in to_integrate_; bounded like the queue
+  mutable Mutex mu_;
+  CondVar writer_cv_, integrator_cv_, space_cv_;
+  CondVar durable_cv_;  // notified after each successful Sync
+  std::deque<Request> queue_ GUARDED_BY(mu_);
+  size_t queued_bytes_ GUARDED_BY(mu_) = 0;
+  std::deque<std::vector<std::string>> to_integrate_ GUARDED_BY(mu_);
+  size_t integrate_bytes_ GUARDED_BY(mu_) = 0;  // bytes in to_integrate_; bounded like the queue
   // Acknowledgements run on their own thread so that callers' work (index
   // writes, HTTP answers) never delays the next group commit.
-  std::condition_variable completer_cv_;
-  std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> completions_;
-  bool stopping_ = false;
-  bool writer_done_ = false;
-  Status failed_;  // sticky: every later append is refused
+  CondVar completer_cv_;
+  std::deque<std::pair<AppendCallback, StatusOr<uint64_t>>> completions_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool writer_done_ GUARDED_BY(mu_) = false;
+  Status failed_ GUARDED_BY(mu_);  // sticky: every later append is refused
 
-  mutable std::mutex pub_mu_;  // guards published_*, publish_requests_/served_
-  std::condition_variable pub_cv_;
-  std::string published_;
-  uint64_t published_size_ = 0;
-  bool integrator_done_ = false;
-  uint64_t publish_requests_ = 0, publish_served_ = 0;
-  Status publish_status_;
-  std::mutex sign_mu_;  // serializes SignAndPersist
+  mutable Mutex pub_mu_;
+  CondVar pub_cv_;
+  std::string published_ GUARDED_BY(pub_mu_);
+  uint64_t published_size_ GUARDED_BY(pub_mu_) = 0;
+  bool integrator_done_ GUARDED_BY(pub_mu_) = false;
+  uint64_t publish_requests_ GUARDED_BY(pub_mu_) = 0;
+  uint64_t publish_served_ GUARDED_BY(pub_mu_) = 0;
+  Status publish_status_ GUARDED_BY(pub_mu_);
+  Mutex sign_mu_;  // serializes SignAndPersist
 
   std::thread writer_, completer_, integrator_, publisher_;
   int lock_fd_ = -1;  // flock on <data_dir>/LOCK: one process per data directory
