@@ -12,7 +12,8 @@
 #include "kube/resources.h"
 #include "common/bytes.h"
 #include "ingest/json_lines.h"
-#include "ingest/k8s_audit.h"
+#include "json/json_parse.h"
+#include "json/json_write.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
 
@@ -180,13 +181,13 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
       std::string_view body = ObjectOfEntry(d->meta, payload);
       if (count++) out += ',';
       out += "{\"resource\":";
-      ingest::AppendJsonString(&out, S.Get(o.resource));
+      json_util::AppendJsonString(&out, S.Get(o.resource));
       out += ",\"namespace\":";
-      ingest::AppendJsonString(&out, S.Get(o.ns));
+      json_util::AppendJsonString(&out, S.Get(o.ns));
       out += ",\"name\":";
-      ingest::AppendJsonString(&out, S.Get(o.name));
+      json_util::AppendJsonString(&out, S.Get(o.name));
       out += ",\"uid\":";
-      ingest::AppendJsonString(&out, o.uid);
+      json_util::AppendJsonString(&out, o.uid);
       out += ",\"state\":\"" + std::string(PresenceName(v->presence)) + "\",\"since\":\"" +
              Time(v->time) + "\",\"index\":" + std::to_string(v->index) + ",\"object\":";
       out.append(body.empty() ? std::string_view("null") : body);
@@ -316,11 +317,11 @@ std::string Questions::RenderWorkload(uint32_t pod, const Version& v, Micros t) 
   const Object& o = store_->object(pod);
   auto k = static_cast<size_t>(&v - o.versions.data());
   std::string w = "{\"namespace\":";
-  ingest::AppendJsonString(&w, S.Get(o.ns));
+  json_util::AppendJsonString(&w, S.Get(o.ns));
   w += ",\"pod\":";
-  ingest::AppendJsonString(&w, S.Get(o.name));
+  json_util::AppendJsonString(&w, S.Get(o.name));
   w += ",\"uid\":";
-  ingest::AppendJsonString(&w, o.uid);
+  json_util::AppendJsonString(&w, o.uid);
   w += ",\"owner\":";
   const std::vector<OwnerStep> chain = Owners(v, v.time);
   if (chain.empty()) {
@@ -328,11 +329,11 @@ std::string Questions::RenderWorkload(uint32_t pod, const Version& v, Micros t) 
   } else {
     const OwnerStep& top = chain.back();
     w += "{\"kind\":";
-    ingest::AppendJsonString(&w, S.Get(top.link->kind));
+    json_util::AppendJsonString(&w, S.Get(top.link->kind));
     w += ",\"name\":";
-    ingest::AppendJsonString(&w, S.Get(top.link->name));
+    json_util::AppendJsonString(&w, S.Get(top.link->name));
     w += ",\"uid\":";
-    ingest::AppendJsonString(&w, top.link->uid);
+    json_util::AppendJsonString(&w, top.link->uid);
     if (top.version) w += ",\"index\":" + std::to_string(top.version->index);
     w += '}';
   }
@@ -344,18 +345,18 @@ std::string Questions::RenderWorkload(uint32_t pod, const Version& v, Micros t) 
   w += ",\"labels\":{";
   for (size_t i = 0; i < sorted.size(); ++i) {
     if (i) w += ',';
-    ingest::AppendJsonString(&w, sorted[i].first);
+    json_util::AppendJsonString(&w, sorted[i].first);
     w += ':';
-    ingest::AppendJsonString(&w, sorted[i].second);
+    json_util::AppendJsonString(&w, sorted[i].second);
   }
   w += "},\"service_account\":";
-  ingest::AppendJsonString(&w, k < o.pod.size() ? S.Get(o.pod[k].service_account) : std::string());
+  json_util::AppendJsonString(&w, k < o.pod.size() ? S.Get(o.pod[k].service_account) : std::string());
   w += ",\"index\":" + std::to_string(v.index) + ",\"services\":[";
   bool first = true;
   for (const auto& [id, sv] : SelectingServices(o.ns, labels, t)) {
     if (!first) w += ',';
     first = false;
-    ingest::AppendJsonString(&w, S.Get(store_->object(id).name));
+    json_util::AppendJsonString(&w, S.Get(store_->object(id).name));
   }
   w += "]}";
   return w;
@@ -518,7 +519,7 @@ void Questions::CollectWorkload(FlowEnd* e, Micros t, std::string* scratch) cons
 }
 
 Status Questions::ParseFlow(std::string_view line, bool padded, Flow* f) {
-  simdjson::dom::parser& parser = ingest::JsonParser();
+  simdjson::dom::parser& parser = json_util::JsonParser();
   simdjson::dom::element doc;
   if (parser.parse(line.data(), line.size(), !padded).get(doc) != simdjson::SUCCESS || !doc.is_object())
     return InvalidArgumentError("flow is not a JSON object");

@@ -1,6 +1,6 @@
 #include "state/state_store.h"
 #include "state/k8s_object.h"
-#include "ingest/json_members.h"
+#include "json/json_members.h"
 
 #include <simdjson.h>
 
@@ -98,7 +98,7 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // a lookup by name for each: this runs for every audit event.
   std::string_view stage, verb, resource, ns, name, time, user, subresource, ip, ua;
   int64_t code = 0;
-  ingest::ScanMembers(a,
+  json_util::ScanMembers(a,
                       {{"stage", &stage},
                        {"verb", &verb},
                        {"resource", &resource},
