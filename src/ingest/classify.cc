@@ -18,7 +18,6 @@ StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view so
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   IngestItem item;
   item.payload = line;
-  std::string_view sv;
   // An audit Event: has auditID and stage, and does not say it is something else.
   // An object with an auditID is held to the audit Event rules (a stream
   // skips it as a bad line if it breaks them, as the webhook rejects it).
