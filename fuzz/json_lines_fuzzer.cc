@@ -11,6 +11,7 @@
 
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
+#include "json/json_parse.h"
 #include "fuzz_check.h"
 
 
@@ -31,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
 
   annals::Status whole = ValidateJsonObject(body, "body");
-  if (whole.ok()) CHECK(CheckJsonDepth(body, "body").ok());
+  if (whole.ok()) CHECK(annals::json_util::CheckJsonDepth(body, "body").ok());
 
   auto lines = SplitJsonLines(body);
   if (lines.ok()) {

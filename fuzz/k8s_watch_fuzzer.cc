@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "ingest/k8s_audit.h"
+#include "json/json_scan.h"
 #include "ingest/k8s_watch.h"
 #include "fuzz_check.h"
 
@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (f.ok()) {
       CHECK(f->object.data() >= line.data() && f->object.data() + f->object.size() <= line.data() + line.size());
       // Found from the frame's end (object last) or by a scan: the same bytes.
-      CHECK(f->object == annals::ingest::RawMemberValue(line, "object"));
+      CHECK(f->object == annals::json_util::RawMemberValue(line, "object"));
       if (f->type == WatchEventType::kAdded || f->type == WatchEventType::kModified ||
           f->type == WatchEventType::kDeleted) {
         CHECK(!f->head.uid.empty() && !f->head.resource_version.empty());

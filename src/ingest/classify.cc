@@ -4,19 +4,20 @@
 
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
+#include "json/json_parse.h"
+#include "json/json_write.h"
 
 namespace annals::ingest {
 
 StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view source,
                                       std::string_view receive_time, std::string_view what) {
-  simdjson::dom::parser& parser = JsonParser();
+  simdjson::dom::parser& parser = json_util::JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(line.data(), line.size()).get(doc);
-  if (err) return InvalidArgumentError(std::string(what) + ": " + JsonErrorMessage(err));
+  if (err) return InvalidArgumentError(std::string(what) + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   IngestItem item;
   item.payload = line;
-  std::string_view sv;
   // An audit Event: has auditID and stage, and does not say it is something else.
   // An object with an auditID is held to the audit Event rules (a stream
   // skips it as a bad line if it breaks them, as the webhook rejects it).
@@ -34,25 +35,25 @@ StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view so
     if (id.empty() || ce_source.empty())
       return InvalidArgumentError(std::string(what) + ": CloudEvent with empty id or source");
     std::string m = R"({"v":1,"src":)";
-    AppendJsonString(&m, source);
+    json_util::AppendJsonString(&m, source);
     m += R"(,"rt":)";
-    AppendJsonString(&m, receive_time);
+    json_util::AppendJsonString(&m, receive_time);
     m += R"(,"ct":"application/cloudevents+json","type":)";
-    AppendJsonString(&m, type);
+    json_util::AppendJsonString(&m, type);
     m += R"(,"ce":{"source":)";
-    AppendJsonString(&m, ce_source);
+    json_util::AppendJsonString(&m, ce_source);
     m += R"(,"id":)";
-    AppendJsonString(&m, id);
+    json_util::AppendJsonString(&m, id);
     std::string_view t;
     if (doc["time"].get_string().get(t) == simdjson::SUCCESS) {
       m += R"(,"time":)";
-      AppendJsonString(&m, t);
+      json_util::AppendJsonString(&m, t);
     }
     m += "}";
     // Length-prefixed so that no (source, id) pair can collide with another.
     item.key = "ce:" + std::to_string(ce_source.size()) + ":" + std::string(ce_source) + std::string(id);
     m += R"(,"key":)";
-    AppendJsonString(&m, item.key);
+    json_util::AppendJsonString(&m, item.key);
     m += "}";
     item.meta = std::move(m);
     return item;

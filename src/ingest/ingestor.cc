@@ -14,6 +14,9 @@
 namespace annals::ingest {
 
 struct Ingestor::Pending {
+  // The keys its request reserved in inflight_: written by that request's
+  // Admit and Encode before the append is queued, read after.
+  std::vector<Claim> claims;
   std::mutex mu;
   bool done = false;
   Status status;
@@ -164,17 +167,41 @@ StatusOr<bool> Ingestor::HoldsPayload(std::string_view index_value, std::string_
   return d.payload == payload;
 }
 
+namespace {
+
+enum class Fate : uint8_t { kNew, kConflict, kDuplicate };
+
+}  // namespace
+
+struct Ingestor::Admission {
+  std::shared_ptr<Pending> pending;  // its append, and the keys it reserved
+  std::vector<Fate> fate;            // per item
+  // The appends of other requests that hold its duplicates, in flight.
+  std::vector<std::shared_ptr<Pending>> deps;
+  uint64_t duplicates = 0;
+  uint64_t conflicts = 0;
+};
+
 void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, Done done) {
   metrics_->Add("annals_events_received_total", "source", source, items.size());
-  auto pending = std::make_shared<Pending>();
-  auto join = std::make_shared<Join>();
-  join->done = std::move(done);
-  auto fail = [&](const Status& s) {
-    metrics_->Add("annals_events_rejected_total", "source", source, items.size());
-    pending->Complete(s);
-    join->done(s);
-  };
+  Admission a;
+  a.pending = std::make_shared<Pending>();
+  std::vector<std::string> entries;
+  Status s = Admit(items, &a);
+  if (s.ok()) s = Encode(&items, &a, &entries);
+  if (s.ok()) s = Commit(source, std::move(entries), &a, &done);
+  if (s.ok()) return;
+  // The one rollback: nothing of this request was queued. Requests that
+  // found its keys reserved meanwhile wait on its pending: they fail too.
+  Release(*a.pending);
+  metrics_->Add("annals_events_rejected_total", "source", source, items.size());
+  a.pending->Complete(s);
+  done(s);
+}
 
+Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
+  a->fate.assign(items.size(), Fate::kNew);
+  std::vector<Claim>& claims = a->pending->claims;
   // Outside the lock: each keyed item's index key. The payload is not
   // hashed: a new key (the common case) needs no digest, and a held one is
   // compared with the bytes that hold it.
@@ -183,192 +210,157 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   for (const IngestItem& item : items)
     if (!item.key.empty()) lookup.push_back(KeyIndexKey(item.key));
 
-  enum class Fate : uint8_t { kNew, kConflict, kDuplicate };
-  std::vector<Fate> fate(items.size(), Fate::kNew);
-  // Index records this request will write once durable: (key, item).
-  std::vector<std::pair<std::string, size_t>> claims;
-  std::vector<std::shared_ptr<Pending>> deps;
-  uint64_t dups = 0;
-  uint64_t conflicts = 0;
-  {
-    std::lock_guard lock(mu_);
-    // Looked up under the lock: a request that finishes between a lookup
-    // and the claims below would otherwise be missed by both.
-    auto stored = dedup_->LookupMany(lookup);
-    if (!stored.ok()) return fail(stored.status());
-    // What this request claims, by index key: the bytes of its first item.
-    std::unordered_map<std::string_view, std::string_view> batch_keys;
-    std::unordered_set<std::string> batch_conflicts;
-    // A failed read drops the claims made so far (mu_ is held).
-    auto give_up = [&](const Status& s) {
-      for (const auto& [key, item] : claims) inflight_.erase(key);
-      fail(s);
-    };
-    size_t next = 0;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (items[i].key.empty()) continue;
-      const std::string& ikey = lookup[next];
-      const std::string_view payload = items[i].payload;
-      const std::optional<std::string>& found = (*stored)[next++];
-      // Who holds the key already: this request, another in flight, or the
-      // log (the entry the index names, read back).
-      bool held = true;
-      bool same = false;
-      std::shared_ptr<Pending> holder;
-      if (auto b = batch_keys.find(ikey); b != batch_keys.end()) {
-        same = b->second == payload;
-      } else if (auto f = inflight_.find(ikey); f != inflight_.end()) {
-        same = f->second.payload == payload;
-        holder = f->second.pending;
-      } else if (found.has_value()) {
-        auto stored_same = HoldsPayload(*found, payload);
-        if (!stored_same.ok()) return give_up(stored_same.status());
-        same = *stored_same;
-      } else {
-        held = false;
-      }
-      if (!held) {
-        batch_keys.emplace(ikey, payload);
-        inflight_[ikey] = {pending, payload};
-        claims.emplace_back(ikey, i);
-        continue;
-      }
-      if (same) {
-        ++dups;
-        fate[i] = Fate::kDuplicate;
-        if (holder) deps.push_back(std::move(holder));
-        continue;
-      }
-      // Same key, different bytes: not a retry. Keep it, marked as a
-      // conflict, so a reused Audit-ID can neither suppress an event nor
-      // pass for the original; the first one stays the audit event. A
-      // retried conflict is a duplicate of its own "C" record.
-      std::string ckey = ConflictIndexKey(items[i].key, Sha256(payload));
-      bool dup = batch_conflicts.count(ckey) > 0;
-      if (!dup) {
-        if (auto f = inflight_.find(ckey); f != inflight_.end()) {
-          dup = true;
-          deps.push_back(f->second.pending);
-        }
-      }
-      if (!dup) {
-        auto c = dedup_->Lookup(ckey);
-        if (!c.ok()) return give_up(c.status());
-        dup = c->has_value();
-      }
-      if (dup) {
-        ++dups;
-        fate[i] = Fate::kDuplicate;
-        continue;
-      }
-      ++conflicts;
-      fate[i] = Fate::kConflict;
-      batch_conflicts.insert(ckey);
-      inflight_[ckey] = {pending, payload};
-      claims.emplace_back(std::move(ckey), i);
-    }
-  }
-  auto release = [this, &claims, &pending]() {
-    std::lock_guard lock(mu_);
-    for (const auto& [k, item] : claims) {
-      auto it = inflight_.find(k);
-      if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
-    }
-  };
-
-  // Outside the lock: encode the entries, store large payloads as blobs.
-  std::vector<std::string> entries;
-  entries.reserve(items.size() - dups);
-  std::vector<size_t> position(items.size());
+  std::lock_guard lock(mu_);
+  // Looked up under the lock: a request that finishes between a lookup
+  // and the claims below would otherwise be missed by both.
+  ASSIGN_OR_RETURN(auto stored, dedup_->LookupMany(lookup));
+  // What this request claims, by index key: the bytes of its first item.
+  std::unordered_map<std::string_view, std::string_view> batch_keys;
+  std::unordered_set<std::string> batch_conflicts;
+  size_t next = 0;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (fate[i] == Fate::kDuplicate) continue;
-    IngestItem& it = items[i];
-    if (fate[i] == Fate::kConflict) it.meta = MarkConflict(it.meta);
-    bool needs_blob = false;
-    auto e = ledger::EncodeEntry(it.meta, it.payload, &needs_blob);
-    if (!e.ok()) {
-      release();
-      return fail(e.status());
+    if (items[i].key.empty()) continue;
+    const std::string& ikey = lookup[next];
+    const std::string_view payload = items[i].payload;
+    const std::optional<std::string>& found = stored[next++];
+    // Who holds the key already: this request, another in flight, or the
+    // log (the entry the index names, read back).
+    bool held = true;
+    bool same = false;
+    std::shared_ptr<Pending> holder;
+    if (auto b = batch_keys.find(ikey); b != batch_keys.end()) {
+      same = b->second == payload;
+    } else if (auto f = inflight_.find(ikey); f != inflight_.end()) {
+      same = f->second.payload == payload;
+      holder = f->second.pending;
+    } else if (found.has_value()) {
+      ASSIGN_OR_RETURN(same, HoldsPayload(*found, payload));
+    } else {
+      held = false;
     }
-    if (needs_blob) {
-      // The entry already carries the payload's digest: do not hash it again.
-      auto ref = ledger::DecodeEntry(*e);
-      Status s = ref.ok() ? ledger_->PutBlob(ref->payload_digest, it.payload) : ref.status();
-      if (!s.ok()) {
-        release();
-        return fail(s);
+    if (!held) {
+      batch_keys.emplace(ikey, payload);
+      inflight_[ikey] = {a->pending, payload};
+      claims.push_back({ikey, i, 0});
+      continue;
+    }
+    if (same) {
+      ++a->duplicates;
+      a->fate[i] = Fate::kDuplicate;
+      if (holder) a->deps.push_back(std::move(holder));
+      continue;
+    }
+    // Same key, different bytes: not a retry. Keep it, marked as a
+    // conflict, so a reused Audit-ID can neither suppress an event nor
+    // pass for the original; the first one stays the audit event. A
+    // retried conflict is a duplicate of its own "C" record.
+    std::string ckey = ConflictIndexKey(items[i].key, Sha256(payload));
+    bool dup = batch_conflicts.count(ckey) > 0;
+    if (!dup) {
+      if (auto f = inflight_.find(ckey); f != inflight_.end()) {
+        dup = true;
+        a->deps.push_back(f->second.pending);
       }
     }
-    position[i] = entries.size();
-    entries.push_back(std::move(*e));
+    if (!dup) {
+      ASSIGN_OR_RETURN(auto c, dedup_->Lookup(ckey));
+      dup = c.has_value();
+    }
+    if (dup) {
+      ++a->duplicates;
+      a->fate[i] = Fate::kDuplicate;
+      continue;
+    }
+    ++a->conflicts;
+    a->fate[i] = Fate::kConflict;
+    batch_conflicts.insert(ckey);
+    inflight_[ckey] = {a->pending, payload};
+    claims.push_back({std::move(ckey), i, 0});
   }
-  if (conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, conflicts);
-  join->result.duplicates = dups;
-  join->result.conflicts = conflicts;
+  return OkStatus();
+}
+
+Status Ingestor::Encode(std::vector<IngestItem>* items, Admission* a, std::vector<std::string>* entries) {
+  entries->reserve(items->size() - a->duplicates);
+  std::vector<size_t> position(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    if (a->fate[i] == Fate::kDuplicate) continue;
+    IngestItem& it = (*items)[i];
+    if (a->fate[i] == Fate::kConflict) it.meta = MarkConflict(it.meta);
+    bool needs_blob = false;
+    Hash digest;
+    ASSIGN_OR_RETURN(std::string e, ledger::EncodeEntry(it.meta, it.payload, &needs_blob, &digest));
+    if (needs_blob) RETURN_IF_ERROR(ledger_->PutBlob(digest, it.payload));
+    position[i] = entries->size();
+    entries->push_back(std::move(e));
+  }
+  for (Claim& c : a->pending->claims) c.position = position[c.item];
+  return OkStatus();
+}
+
+Status Ingestor::Commit(const std::string& source, std::vector<std::string> entries, Admission* a,
+                        Done* done) {
+  if (a->conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, a->conflicts);
+  if (a->duplicates) metrics_->Add("annals_events_deduplicated_total", "source", source, a->duplicates);
+  auto join = std::make_shared<Join>();
+  join->result.duplicates = a->duplicates;
+  join->result.conflicts = a->conflicts;
   join->result.stored = entries.size();
-  if (dups) metrics_->Add("annals_events_deduplicated_total", "source", source, dups);
-  const int parts = static_cast<int>(deps.size()) + (entries.empty() ? 0 : 1);
+  const int parts = static_cast<int>(a->deps.size()) + (entries.empty() ? 0 : 1);
+  join->left.store(parts);
+  join->done = std::move(*done);
+  if (!entries.empty()) {
+    const size_t n = entries.size();
+    {
+      std::lock_guard lock(drain_mu_);
+      ++appends_in_flight_;
+    }
+    Status s = ledger_->AppendAsync(std::move(entries), [this, source, n, pending = a->pending,
+                                                         join](StatusOr<uint64_t> first) {
+      Status st = first.status();
+      if (first.ok()) {
+        std::vector<std::pair<std::string, std::string>> records;
+        records.reserve(pending->claims.size());
+        for (const Claim& c : pending->claims) {
+          uint64_t index = *first + c.position;
+          records.emplace_back(c.key, IndexValue(index));
+        }
+        // The entries are durable whatever the index says. After a failed
+        // index write the watermark stops, so the next start catches up.
+        Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
+        if (!rs.ok()) {
+          index_failed_ = true;
+          log::Warning("dedup index write failed: %s", rs.message().c_str());
+        }
+        metrics_->Add("annals_events_stored_total", "source", source, n);
+      } else {
+        metrics_->Add("annals_events_rejected_total", "source", source, n);
+      }
+      Release(*pending);
+      pending->Complete(st);
+      join->Part(st, first.ok() ? static_cast<int64_t>(*first) : -1);
+      AppendDone();
+    });
+    if (!s.ok()) {
+      // Refused: no callback will run, and no one else has seen the join.
+      AppendDone();
+      *done = std::move(join->done);
+      return s;
+    }
+  }
   if (parts == 0) {
     join->Finish();
-    return;
+    return OkStatus();
   }
-  join->left.store(parts);
-  for (auto& d : deps) d->OnDone([join](const Status& s) { join->Part(s); });
-  if (entries.empty()) return;
-  // The index records to write once durable, with their entry's position.
-  std::vector<Claim> recs;
-  recs.reserve(claims.size());
-  for (auto& [k, item] : claims)
-    recs.push_back({std::move(k), position[item]});
-  const size_t n = entries.size();
-  {
-    std::lock_guard lock(drain_mu_);
-    ++appends_in_flight_;
-  }
-  Status s = ledger_->AppendAsync(
-      std::move(entries),
-      [this, source, n, pending, join, recs = std::move(recs)](StatusOr<uint64_t> first) {
-        Status st = first.status();
-        if (first.ok()) {
-          std::vector<std::pair<std::string, std::string>> records;
-          records.reserve(recs.size());
-          for (const Claim& c : recs) {
-            uint64_t index = *first + c.position;
-            records.emplace_back(c.key, IndexValue(index));
-          }
-          // The entries are durable whatever the index says. After a failed
-          // index write the watermark stops, so the next start catches up.
-          Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
-          if (!rs.ok()) {
-            index_failed_ = true;
-            log::Warning("dedup index write failed: %s", rs.message().c_str());
-          }
-          metrics_->Add("annals_events_stored_total", "source", source, n);
-        } else {
-          metrics_->Add("annals_events_rejected_total", "source", source, n);
-        }
-        {
-          std::lock_guard lock(mu_);
-          for (const Claim& c : recs) {
-            auto it = inflight_.find(c.key);
-            if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
-          }
-        }
-        pending->Complete(st);
-        join->Part(st, first.ok() ? static_cast<int64_t>(*first) : -1);
-        AppendDone();
-      });
-  if (!s.ok()) {
-    {
-      std::lock_guard lock(mu_);
-      for (const Claim& c : recs) {
-        auto it = inflight_.find(c.key);
-        if (it != inflight_.end() && it->second.pending == pending) inflight_.erase(it);
-      }
-    }
-    pending->Complete(s);
-    join->Part(s);
-    AppendDone();
+  for (auto& d : a->deps) d->OnDone([join](const Status& s) { join->Part(s); });
+  return OkStatus();
+}
+
+void Ingestor::Release(const Pending& p) {
+  std::lock_guard lock(mu_);
+  for (const Claim& c : p.claims) {
+    auto it = inflight_.find(c.key);
+    if (it != inflight_.end() && it->second.pending.get() == &p) inflight_.erase(it);
   }
 }
 

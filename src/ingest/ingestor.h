@@ -81,14 +81,37 @@ class Ingestor {
     // is (it is erased before its Submit's callback runs).
     std::string_view payload;
   };
-  // An index record an append writes once durable.
+  // A key a request reserved in inflight_: the index record its append
+  // writes once durable.
   struct Claim {
-    std::string key;
-    size_t position;  // of its entry in the append
+    std::string key;  // the index key ("K" or "C" record)
+    size_t item;      // of the item that claimed it, in the request
+    size_t position;  // of that item's entry in the append (set by Encode)
   };
+  // One request on its way through Admit, Encode and Commit.
+  struct Admission;
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
+  // Submit in three steps. When one fails, Submit rolls back in one place
+  // (Release, then the request fails with nothing of it queued).
+  //
+  // Admit (under mu_): each item's fate (new, conflict or duplicate, and
+  // the in-flight appends its duplicates wait on); reserves the keys of the
+  // items to store in inflight_ for a->pending (its claims; those made
+  // before a failure stay reserved until Release).
+  Status Admit(const std::vector<IngestItem>& items, Admission* a);
+  // Encode (no lock): the entries of the items to store, conflicts marked,
+  // large payloads stored as blobs first (under the digest the entry
+  // carries); each claim gets its entry's position.
+  Status Encode(std::vector<IngestItem>* items, Admission* a, std::vector<std::string>* entries);
+  // Commit: hands the entries to the ledger. *done then runs once they and
+  // every append a duplicate waits on are durable; the append's callback
+  // records the claims in the index and releases them. If the ledger
+  // refuses the entries: their status, nothing queued, *done not taken.
+  Status Commit(const std::string& source, std::vector<std::string> entries, Admission* a, Done* done);
+  // Drops the reservations that p's claims still hold in inflight_.
+  void Release(const Pending& p);
   void AppendDone();
   // Whether the entry a "K" record names (index_value) holds exactly these
   // payload bytes (read back from the log; a blob by its digest).

@@ -158,6 +158,22 @@ TEST_F(IngestorTest, ItemsWithoutAKeyAreNeverDeduplicated) {
   ExpectCounts(Submit({{"", "{}"}}), 1, 0, 0);
 }
 
+// A request that fails after admission (here its second entry cannot be
+// encoded: metadata over 64 KiB) stores nothing and gives back the keys it
+// reserved: the same event sent again is stored, not taken for a
+// duplicate of the failed request.
+TEST_F(IngestorTest, AFailedRequestStoresNothingAndReleasesItsKeys) {
+  std::vector<IngestItem> in;
+  in.push_back({R"({"v":1,"src":"test","type":"k8s.audit","key":"a"})", R"({"n":1})", "a"});
+  in.push_back({"{\"pad\":\"" + std::string(70000, 'm') + "\"}", R"({"n":2})", "b"});
+  auto failed = ingestor_->SubmitAndWait("test", std::move(in));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kInvalidArgument) << failed.status().ToString();
+  EXPECT_EQ(ledger_->DurableSize(), 0u);
+  ExpectCounts(Submit({{"a", R"({"n":1})"}, {"b", R"({"n":2})"}}), 2, 0, 0);
+  EXPECT_EQ(Metas().size(), 2u);
+}
+
 }  // namespace
 }  // namespace annals::ingest
 

@@ -1,5 +1,4 @@
 #include "ingest/json_lines.h"
-#include "ingest/k8s_audit.h"
 
 #include <simdjson.h>
 
@@ -7,56 +6,16 @@
 #include <cstdio>
 #include <ctime>
 
+#include "json/json_parse.h"
+#include "json/json_write.h"
+
 namespace annals::ingest {
 
-namespace {
-
-}  // namespace
-
-Status CheckJsonDepth(std::string_view s, std::string_view what) {
-  size_t depth = 0;
-  bool in_str = false, esc = false;
-  for (char c : s) {
-    if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') in_str = false;
-      continue;
-    }
-    if (c == '"') in_str = true;
-    else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth)
-        return InvalidArgumentError(std::string(what) + ": JSON nested deeper than " +
-                                    std::to_string(kMaxJsonDepth) + " levels");
-    } else if (c == '}' || c == ']') {
-      if (depth) --depth;
-    }
-  }
-  return OkStatus();
-}
-
-simdjson::dom::parser& JsonParser() {
-  thread_local simdjson::dom::parser parser;
-  thread_local bool ready = false;
-  if (!ready) {
-    // On failure (out of memory) parse() reports it for every document.
-    ready = parser.allocate(64 << 10, kMaxJsonDepth) == simdjson::SUCCESS;
-  }
-  return parser;
-}
-
-std::string JsonErrorMessage(int e) {
-  auto err = static_cast<simdjson::error_code>(e);
-  if (err == simdjson::DEPTH_ERROR)
-    return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
-  return std::string("invalid JSON (") + simdjson::error_message(err) + ")";
-}
-
 Status ValidateJsonObject(std::string_view line, std::string_view what) {
-  simdjson::dom::parser& parser = JsonParser();
+  simdjson::dom::parser& parser = json_util::JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(line.data(), line.size()).get(doc);
-  if (err) return InvalidArgumentError(std::string(what) + ": " + JsonErrorMessage(err));
+  if (err) return InvalidArgumentError(std::string(what) + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
   return OkStatus();
 }
@@ -117,7 +76,7 @@ std::string MakeMeta(std::string_view source, std::string_view receive_time,
   m += R"(","ct":"application/json")";
   if (!key.empty()) {
     m += R"(,"key":)";
-    AppendJsonString(&m, key);
+    json_util::AppendJsonString(&m, key);
   }
   m += "}";
   return m;

@@ -11,13 +11,7 @@
 
 #include "common/status.h"
 
-namespace simdjson::dom {
-class parser;
-}
-
 namespace annals::ingest {
-
-inline constexpr size_t kMaxJsonDepth = 64;
 
 struct Payload {
   std::string meta;          // entry metadata JSON (what the ledger adds)
@@ -25,7 +19,7 @@ struct Payload {
 };
 
 // Checks that `line` is one JSON object: valid UTF-8, well-formed, nesting
-// at most kMaxJsonDepth. `what` names it in errors ("line 3").
+// at most json_util::kMaxJsonDepth. `what` names it in errors ("line 3").
 Status ValidateJsonObject(std::string_view line, std::string_view what);
 
 // Splits a JSON-lines body (LF or CRLF; blank lines skipped) and validates
@@ -48,15 +42,6 @@ class LineCursor {
   std::string_view rest_;
   size_t line_no_ = 0;
 };
-
-// This thread's simdjson parser, limited to kMaxJsonDepth levels of nesting
-// (simdjson parses iteratively: hostile nesting cannot blow the stack).
-simdjson::dom::parser& JsonParser();
-// A one-line reason for a simdjson error code.
-std::string JsonErrorMessage(int simdjson_error);
-
-// Depth check alone (iterative; hostile nesting cannot blow the stack).
-Status CheckJsonDepth(std::string_view s, std::string_view what);
 
 // RFC 3339 UTC with microseconds, e.g. "2026-11-25T15:08:21.123456Z".
 std::string NowRfc3339();

@@ -70,25 +70,6 @@ std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_
 // the key built once for both.
 IngestItem AuditItem(const AuditEvent& e, std::string_view source, std::string_view receive_time);
 
-// Appends s to out as a JSON string literal (quotes included).
-void AppendJsonString(std::string* out, std::string_view s);
-// Appends `"name":"value"` to an object being built in *out, with a comma
-// unless it is the first member; an optional empty value is left out.
-void AppendJsonMember(std::string* out, std::string_view name, std::string_view value,
-                      bool optional = false);
-
-// The raw text of the value of the top-level member `key` of the JSON
-// object text `json` (valid JSON), or "" if there is none. Member names are
-// compared decoded, as simdjson compares them. `members`, if given, is the
-// object's member count (from a parse of it): when `key` is the last
-// member, its value is then taken to the object's closing brace without
-// stepping through it (a watch frame is {"type":..,"object":{4 KB}}).
-std::string_view RawMemberValue(std::string_view json, std::string_view key, size_t members = 0);
-
-// Extents of the elements of the top-level member `key` (an array) of the
-// JSON object text `json`, which must already be valid JSON.
-StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key);
-
 }  // namespace annals::ingest
 
 #endif  // ANNALS_INGEST_K8S_AUDIT_H_

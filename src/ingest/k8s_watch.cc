@@ -2,8 +2,9 @@
 
 #include <simdjson.h>
 
-#include "ingest/json_lines.h"
-#include "ingest/k8s_audit.h"
+#include "json/json_parse.h"
+#include "json/json_scan.h"
+#include "json/json_write.h"
 
 namespace annals::ingest {
 
@@ -69,15 +70,15 @@ std::string_view WatchRecordTypeName(WatchRecord::Type t) {
 
 StatusOr<ObjectHead> ReadObjectHead(std::string_view object) {
   simdjson::dom::element doc;
-  auto err = JsonParser().parse(object.data(), object.size()).get(doc);
-  if (err) return InvalidArgumentError("object: " + JsonErrorMessage(err));
+  auto err = json_util::JsonParser().parse(object.data(), object.size()).get(doc);
+  if (err) return InvalidArgumentError("object: " + json_util::JsonErrorMessage(err));
   return HeadFromDom(doc, "object");
 }
 
 StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
   simdjson::dom::element doc;
-  auto err = JsonParser().parse(line.data(), line.size(), !padded).get(doc);
-  if (err) return InvalidArgumentError("watch frame: " + JsonErrorMessage(err));
+  auto err = json_util::JsonParser().parse(line.data(), line.size(), !padded).get(doc);
+  if (err) return InvalidArgumentError("watch frame: " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("watch frame: not a JSON object");
   std::string_view type;
   if (doc["type"].get_string().get(type) != simdjson::SUCCESS)
@@ -106,7 +107,7 @@ StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
     RETURN_IF_ERROR(CheckVersioned(f.head, "watch frame object"));
   }
   // The raw bytes of the object, exactly as sent (the frame is valid JSON).
-  f.object = RawMemberValue(line, "object", MemberCount(doc));
+  f.object = json_util::RawMemberValue(line, "object", MemberCount(doc));
   if (f.object.empty()) return InvalidArgumentError("watch frame: \"object\" could not be located");
   return f;
 }
@@ -174,15 +175,15 @@ std::string WatchMetaWithKey(const WatchRecord& r, std::string_view source, std:
   std::string m;
   m.reserve(256 + key.size() + r.head.name.size() + r.head.namespace_.size());
   m += R"({"v":1,"src":)";
-  AppendJsonString(&m, source);
+  json_util::AppendJsonString(&m, source);
   m += R"(,"rt":)";
-  AppendJsonString(&m, rt);
+  json_util::AppendJsonString(&m, rt);
   m += r.type == WatchRecord::kRelist ? R"(,"ct":"application/json","type":"k8s.watch.relist","key":)"
                                       : R"(,"ct":"application/json","type":"k8s.watch","key":)";
-  AppendJsonString(&m, key);
+  json_util::AppendJsonString(&m, key);
   m += R"(,"watch":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
-    AppendJsonMember(&m, name, value, optional);
+    json_util::AppendJsonMember(&m, name, value, optional);
   };
   field("event", WatchRecordTypeName(r.type));
   field("group", r.group);
@@ -214,18 +215,18 @@ IngestItem WatchItem(const WatchRecord& r, std::string_view source, std::string_
 
 std::string WatchRecordLine(const WatchRecord& r) {
   std::string s = R"({"type":)";
-  AppendJsonString(&s, WatchRecordTypeName(r.type));
+  json_util::AppendJsonString(&s, WatchRecordTypeName(r.type));
   s += R"(,"group":)";
-  AppendJsonString(&s, r.group);
+  json_util::AppendJsonString(&s, r.group);
   s += R"(,"version":)";
-  AppendJsonString(&s, r.version);
+  json_util::AppendJsonString(&s, r.version);
   s += R"(,"resource":)";
-  AppendJsonString(&s, r.resource);
+  json_util::AppendJsonString(&s, r.resource);
   s += R"(,"kind":)";
-  AppendJsonString(&s, r.kind);
+  json_util::AppendJsonString(&s, r.kind);
   if (!r.observed.empty()) {
     s += R"(,"observed":)";
-    AppendJsonString(&s, r.observed);
+    json_util::AppendJsonString(&s, r.observed);
   }
   s += R"(,"object":)";
   s += r.object;
@@ -236,8 +237,8 @@ std::string WatchRecordLine(const WatchRecord& r) {
 StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_view what) {
   const std::string w(what);
   simdjson::dom::element doc;
-  auto err = JsonParser().parse(line.data(), line.size()).get(doc);
-  if (err) return InvalidArgumentError(w + ": " + JsonErrorMessage(err));
+  auto err = json_util::JsonParser().parse(line.data(), line.size()).get(doc);
+  if (err) return InvalidArgumentError(w + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(w + ": not a JSON object");
   WatchRecord r;
   std::string_view type;
@@ -271,7 +272,7 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
     ASSIGN_OR_RETURN(r.head, HeadFromDom(obj, w + " object"));
     RETURN_IF_ERROR(CheckVersioned(r.head, w + " object"));
   }
-  r.object = RawMemberValue(line, "object", MemberCount(doc));
+  r.object = json_util::RawMemberValue(line, "object", MemberCount(doc));
   if (r.object.empty()) return InvalidArgumentError(w + ": \"object\" could not be located");
   return r;
 }

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ingest/k8s_audit.h"
+#include "json/json_scan.h"
 
 namespace annals::ingest {
 namespace {
@@ -55,7 +55,7 @@ TEST(WatchFrame, ObjectBytesAreTheSameFromEitherEnd) {
     SCOPED_TRACE(frame);
     auto f = ParseWatchFrame(frame);
     ASSERT_TRUE(f.ok()) << f.status().message();
-    EXPECT_EQ(f->object, RawMemberValue(frame, "object"));
+    EXPECT_EQ(f->object, json_util::RawMemberValue(frame, "object"));
     EXPECT_EQ(f->head.uid, f->object == pod ? "u1" : "u0");
   }
 }

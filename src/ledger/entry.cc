@@ -8,7 +8,7 @@
 namespace annals::ledger {
 
 StatusOr<std::string> EncodeEntry(std::string_view meta, std::string_view payload,
-                                  bool* needs_blob) {
+                                  bool* needs_blob, Hash* payload_digest) {
   if (meta.size() > kMaxEntrySize - kEntryHeaderSize - kExternalBodySize)
     return InvalidArgumentError("entry metadata too large: " + std::to_string(meta.size()) + " bytes");
   std::string out;
@@ -21,6 +21,7 @@ StatusOr<std::string> EncodeEntry(std::string_view meta, std::string_view payloa
   if (external) {
     Hash h = Sha256(payload);
     out.append(HashBytes(h));
+    if (payload_digest) *payload_digest = h;
     PutBigEndian64(&out, payload.size());
   } else {
     out.append(payload);

@@ -22,10 +22,11 @@ struct DecodedEntry {
 };
 
 // Builds an entry with the payload inline if it fits, else with its digest;
-// *needs_blob tells the caller to store the payload in the blob store first.
-// Fails if meta alone does not fit.
+// *needs_blob tells the caller to store the payload in the blob store first,
+// under *payload_digest (if given; set only then). Fails if meta alone does
+// not fit.
 StatusOr<std::string> EncodeEntry(std::string_view meta, std::string_view payload,
-                                  bool* needs_blob);
+                                  bool* needs_blob, Hash* payload_digest = nullptr);
 // Strict: version, known flags, lengths exact.
 StatusOr<DecodedEntry> DecodeEntry(std::string_view entry);
 

@@ -56,6 +56,19 @@ TEST(EntryTest, PayloadThatFitsExactlyStaysInline) {
   EXPECT_EQ(d->payload, payload);
 }
 
+TEST(EntryTest, EncodingHandsBackTheDigestAnExternalEntryCarries) {
+  const std::string big(kMaxEntrySize, 'b');
+  bool needs_blob = false;
+  Hash digest{};
+  auto e = EncodeEntry(kMeta, big, &needs_blob, &digest);
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(needs_blob);
+  EXPECT_EQ(digest, Sha256(big));
+  auto d = DecodeEntry(*e);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->payload_digest, digest);
+}
+
 TEST(EntryTest, OneByteMoreGoesExternalWithDigestAndSize) {
   std::string payload(kMaxEntrySize - kEntryHeaderSize - kMeta.size() + 1, 'p');
   payload.back() = 'q';

@@ -7,7 +7,7 @@
 #include <cctype>
 #include <cstring>
 
-#include "ingest/k8s_audit.h"
+#include "json/json_scan.h"
 
 
 namespace annals::state {
@@ -66,7 +66,7 @@ std::string FormatIp(const IpKey& k) {
 }
 
 std::string_view RawMember(std::string_view event_json, std::string_view key) {
-  return ingest::RawMemberValue(event_json, key);
+  return json_util::RawMemberValue(event_json, key);
 }
 
 namespace {

@@ -1,6 +1,6 @@
 #include "state/state_store.h"
 #include "state/k8s_object.h"
-#include "ingest/json_members.h"
+#include "json/json_members.h"
 
 #include <simdjson.h>
 
@@ -98,7 +98,7 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // a lookup by name for each: this runs for every audit event.
   std::string_view stage, verb, resource, ns, name, time, user, subresource, ip, ua;
   int64_t code = 0;
-  ingest::ScanMembers(a,
+  json_util::ScanMembers(a,
                       {{"stage", &stage},
                        {"verb", &verb},
                        {"resource", &resource},
@@ -277,6 +277,49 @@ uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners) {
 const std::vector<uint32_t>* StateStore::ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const {
   auto it = services_by_selector_.find({ns, key, value});
   return it == services_by_selector_.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+// A Service without selector selects nothing.
+bool Selects(const LabelSet& selector, const LabelSet& labels) {
+  return !selector.empty() && std::includes(labels.begin(), labels.end(), selector.begin(), selector.end());
+}
+
+}  // namespace
+
+std::vector<StateStore::OwnerStep> StateStore::Owners(const Version& v, Micros at) const {
+  std::vector<OwnerStep> chain;
+  uint32_t ref = v.owner;
+  for (int depth = 0; depth < 8 && ref != 0; ++depth) {
+    OwnerStep step{&owner_ref(ref), nullptr};
+    const int64_t id = FindUid(step.link->uid);
+    if (id >= 0) step.version = object(static_cast<uint32_t>(id)).At(at);
+    chain.push_back(step);
+    if (!step.version) break;
+    ref = step.version->owner;
+  }
+  return chain;
+}
+
+std::vector<std::pair<uint32_t, const Version*>> StateStore::SelectingServices(uint32_t ns, const LabelSet& labels,
+                                                                              Micros at) const {
+  std::vector<std::pair<uint32_t, const Version*>> out;
+  if (labels.empty()) return out;
+  // A Service that selects the pod has a non-empty selector within its
+  // labels: it is filed under each of them.
+  std::vector<uint32_t> candidates;
+  for (const auto& [key, value] : labels)
+    if (const auto* ids = ServicesSelectingOn(ns, key, value))
+      candidates.insert(candidates.end(), ids->begin(), ids->end());
+  std::sort(candidates.begin(), candidates.end());  // creation order
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  for (uint32_t id : candidates) {
+    const Version* v = object(id).At(at);
+    if (!v || v->presence == Presence::kGone) continue;
+    if (Selects(label_set(v->selector), labels)) out.emplace_back(id, v);
+  }
+  return out;
 }
 
 uint64_t StateStore::ServiceEpoch(uint32_t ns, Micros t) const {

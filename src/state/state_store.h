@@ -179,6 +179,18 @@ class StateStore {
   // selector, in creation order (nullptr if none): the candidates to
   // select a pod with that label.
   const std::vector<uint32_t>* ServicesSelectingOn(uint32_t ns, uint32_t key, uint32_t value) const;
+  // The owner chain of an object version as of `at` (Pod -> ReplicaSet ->
+  // Deployment, Job -> CronJob): each link's ownerReference and the owner's
+  // version at `at` (nullptr, and the chain ends, if the ledger has none).
+  struct OwnerStep {
+    const OwnerLink* link;
+    const Version* version;
+  };
+  std::vector<OwnerStep> Owners(const Version& v, Micros at) const;
+  // Services of namespace ns present at `at` whose selector matches labels,
+  // in creation order: (object id, version).
+  std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t ns, const LabelSet& labels,
+                                                                    Micros at) const;
 
  private:
   struct NameKey {

@@ -17,7 +17,9 @@
 #include "common/file_util.h"
 #include "common/time_util.h"
 #include "ingest/json_lines.h"
-#include "ingest/k8s_audit.h"
+#include "json/json_parse.h"
+#include "json/json_scan.h"
+#include "json/json_write.h"
 #include "kube/resources.h"
 #include "watch/watch_state.h"
 
@@ -551,8 +553,8 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
     }
     if (res.status != 200) return UnavailableError("list answered " + kube::StatusSummary(res.status, res.body));
     simdjson::dom::element doc;
-    auto err = ingest::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
-    if (err) return InvalidArgumentError("list body: " + ingest::JsonErrorMessage(err));
+    auto err = json_util::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
+    if (err) return InvalidArgumentError("list body: " + json_util::JsonErrorMessage(err));
     std::string_view sv;
     simdjson::dom::element md;
     if (doc["metadata"].get(md) != simdjson::SUCCESS) return InvalidArgumentError("list has no metadata");
@@ -571,17 +573,17 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
       m.observed.clear();
       m.head.resource_version = list_rv;
       std::string j = R"({"resource":)";
-      ingest::AppendJsonString(&j, r->name);
+      json_util::AppendJsonString(&j, r->name);
       j += R"(,"resourceVersion":)";
-      ingest::AppendJsonString(&j, list_rv);
+      json_util::AppendJsonString(&j, list_rv);
       j += R"(,"reason":)";
-      ingest::AppendJsonString(&j, reason);
+      json_util::AppendJsonString(&j, reason);
       j += "}";
       owned.push_back(std::move(j));
       m.object = owned.back();
       records.push_back(std::move(m));
     }
-    auto raws = ingest::RawArrayMember(res.body, "items");
+    auto raws = json_util::RawArrayMember(res.body, "items");
     if (!raws.ok() && raws.status().code() != StatusCode::kNotFound) return raws.status();
     for (std::string_view item : raws.ok() ? *raws : std::vector<std::string_view>{}) {
       if (item == "null") continue;
@@ -616,19 +618,19 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
     rec.head.resource_version = k.rv;
     rec.head.kind = kind;
     std::string t = R"({"kind":)";
-    ingest::AppendJsonString(&t, kind);
+    json_util::AppendJsonString(&t, kind);
     t += R"(,"apiVersion":)";
-    ingest::AppendJsonString(&t, ApiVersion(r->spec));
+    json_util::AppendJsonString(&t, ApiVersion(r->spec));
     t += R"(,"metadata":{"name":)";
-    ingest::AppendJsonString(&t, k.name);
+    json_util::AppendJsonString(&t, k.name);
     if (!k.ns.empty()) {
       t += R"(,"namespace":)";
-      ingest::AppendJsonString(&t, k.ns);
+      json_util::AppendJsonString(&t, k.ns);
     }
     t += R"(,"uid":)";
-    ingest::AppendJsonString(&t, uid);
+    json_util::AppendJsonString(&t, uid);
     t += R"(,"resourceVersion":)";
-    ingest::AppendJsonString(&t, k.rv);
+    json_util::AppendJsonString(&t, k.rv);
     t += "}}";
     owned.push_back(std::move(t));
     rec.object = owned.back();

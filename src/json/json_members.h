@@ -2,15 +2,15 @@
 // wants, for the per-event parsers (the audit Event, the audit entry's
 // metadata): looking each wanted member up by name scanned the object once
 // per member.
-#ifndef ANNALS_INGEST_JSON_MEMBERS_H_
-#define ANNALS_INGEST_JSON_MEMBERS_H_
+#ifndef ANNALS_JSON_JSON_MEMBERS_H_
+#define ANNALS_JSON_JSON_MEMBERS_H_
 
 #include <simdjson.h>
 
 #include <initializer_list>
 #include <string_view>
 
-namespace annals::ingest {
+namespace annals::json_util {
 
 // A wanted string member: `*out` gets the value of the first member named
 // `key` ("" when that value is not a string); `*is_string`, if given,
@@ -53,6 +53,6 @@ void ScanMembers(simdjson::dom::object obj, std::initializer_list<StringSlot> sl
   }
 }
 
-}  // namespace annals::ingest
+}  // namespace annals::json_util
 
-#endif  // ANNALS_INGEST_JSON_MEMBERS_H_
+#endif  // ANNALS_JSON_JSON_MEMBERS_H_

@@ -1,4 +1,4 @@
-#include "ingest/k8s_audit.h"
+#include "json/json_write.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -6,7 +6,7 @@
 #include <random>
 #include <string>
 
-namespace annals::ingest {
+namespace annals::json_util {
 namespace {
 
 // What a JSON parser reads back from AppendJsonString's output.
@@ -57,4 +57,4 @@ TEST(AppendJsonStringTest, RandomStringsRoundTripAtEveryLengthAndOffset) {
 }
 
 }  // namespace
-}  // namespace annals::ingest
+}  // namespace annals::json_util

@@ -1,0 +1,30 @@
+// Byte-level scanning of JSON text that a parser has already found valid:
+// the exact extent of a member's value or of an array's elements, so that
+// what was received can be kept or passed on byte for byte (the audit
+// webhook's items, a watch frame's object). Pure functions, thread-safe.
+#ifndef ANNALS_JSON_JSON_SCAN_H_
+#define ANNALS_JSON_JSON_SCAN_H_
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace annals::json_util {
+
+// The raw text of the value of the top-level member `key` of the JSON
+// object text `json` (valid JSON), or "" if there is none. Member names are
+// compared decoded, as simdjson compares them. `members`, if given, is the
+// object's member count (from a parse of it): when `key` is the last
+// member, its value is then taken to the object's closing brace without
+// stepping through it (a watch frame is {"type":..,"object":{4 KB}}).
+std::string_view RawMemberValue(std::string_view json, std::string_view key, size_t members = 0);
+
+// Extents of the elements of the top-level member `key` (an array) of the
+// JSON object text `json`, which must already be valid JSON.
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key);
+
+}  // namespace annals::json_util
+
+#endif  // ANNALS_JSON_JSON_SCAN_H_
