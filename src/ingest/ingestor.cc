@@ -17,15 +17,15 @@ struct Ingestor::Pending {
   // The keys its request reserved in inflight_: written by that request's
   // Admit and Encode before the append is queued, read after.
   std::vector<Claim> claims;
-  std::mutex mu;
-  bool done = false;
-  Status status;
-  std::vector<std::function<void(const Status&)>> waiters;
+  Mutex mu;
+  bool done GUARDED_BY(mu) = false;
+  Status status GUARDED_BY(mu);
+  std::vector<std::function<void(const Status&)>> waiters GUARDED_BY(mu);
 
   void Complete(const Status& s) {
     std::vector<std::function<void(const Status&)>> w;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       done = true;
       status = s;
       w.swap(waiters);
@@ -33,13 +33,13 @@ struct Ingestor::Pending {
     for (auto& f : w) f(s);
   }
   void OnDone(std::function<void(const Status&)> f) {
-    std::unique_lock lock(mu);
+    MutexLock lock(&mu);
     if (!done) {
       waiters.push_back(std::move(f));
       return;
     }
     Status s = status;
-    lock.unlock();
+    lock.Unlock();
     f(s);
   }
 };
@@ -50,20 +50,21 @@ namespace {
 // appends its duplicates depend on.
 struct Join {
   std::atomic<int> left{0};
-  std::mutex mu;
-  Status err;
-  IngestResult result;
+  Mutex mu;
+  Status err GUARDED_BY(mu);
+  IngestResult result GUARDED_BY(mu);
   Ingestor::Done done;
 
   void Part(const Status& s, int64_t first_index = -1) {
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       if (!s.ok() && err.ok()) err = s;
       if (first_index >= 0) result.first_index = first_index;
     }
     if (left.fetch_sub(1) == 1) Finish();
   }
-  void Finish() {
+  // After the last Part (or with no parts at all): no one else touches it.
+  void Finish() NO_THREAD_SAFETY_ANALYSIS {
     if (err.ok()) done(result);
     else done(err);
   }
@@ -210,7 +211,7 @@ Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
   for (const IngestItem& item : items)
     if (!item.key.empty()) lookup.push_back(KeyIndexKey(item.key));
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   // Looked up under the lock: a request that finishes between a lookup
   // and the claims below would otherwise be missed by both.
   ASSIGN_OR_RETURN(auto stored, dedup_->LookupMany(lookup));
@@ -303,16 +304,19 @@ Status Ingestor::Commit(const std::string& source, std::vector<std::string> entr
   if (a->conflicts) metrics_->Add("annals_events_conflicting_total", "source", source, a->conflicts);
   if (a->duplicates) metrics_->Add("annals_events_deduplicated_total", "source", source, a->duplicates);
   auto join = std::make_shared<Join>();
-  join->result.duplicates = a->duplicates;
-  join->result.conflicts = a->conflicts;
-  join->result.stored = entries.size();
+  {
+    MutexLock lock(&join->mu);  // not shared yet; for the analysis
+    join->result.duplicates = a->duplicates;
+    join->result.conflicts = a->conflicts;
+    join->result.stored = entries.size();
+  }
   const int parts = static_cast<int>(a->deps.size()) + (entries.empty() ? 0 : 1);
   join->left.store(parts);
   join->done = std::move(*done);
   if (!entries.empty()) {
     const size_t n = entries.size();
     {
-      std::lock_guard lock(drain_mu_);
+      MutexLock lock(&drain_mu_);
       ++appends_in_flight_;
     }
     Status s = ledger_->AppendAsync(std::move(entries), [this, source, n, pending = a->pending,
@@ -357,7 +361,7 @@ Status Ingestor::Commit(const std::string& source, std::vector<std::string> entr
 }
 
 void Ingestor::Release(const Pending& p) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (const Claim& c : p.claims) {
     auto it = inflight_.find(c.key);
     if (it != inflight_.end() && it->second.pending.get() == &p) inflight_.erase(it);
@@ -365,13 +369,13 @@ void Ingestor::Release(const Pending& p) {
 }
 
 void Ingestor::AppendDone() {
-  std::lock_guard lock(drain_mu_);
-  if (--appends_in_flight_ == 0) drain_cv_.notify_all();
+  MutexLock lock(&drain_mu_);
+  if (--appends_in_flight_ == 0) drain_cv_.NotifyAll();
 }
 
 void Ingestor::Drain() {
-  std::unique_lock lock(drain_mu_);
-  drain_cv_.wait(lock, [this] { return appends_in_flight_ == 0; });
+  MutexLock lock(&drain_mu_);
+  while (appends_in_flight_ != 0) drain_cv_.Wait(&lock);
 }
 
 Ingestor::~Ingestor() { Drain(); }

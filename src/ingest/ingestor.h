@@ -17,16 +17,15 @@
 #define ANNALS_INGEST_INGESTOR_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "index/dedup_index.h"
@@ -120,15 +119,15 @@ class Ingestor {
   ledger::Ledger* ledger_;
   index::DedupIndex* dedup_;
   Metrics* metrics_;
-  std::mutex mu_;  // guards inflight_ and ordering of admission
-  std::unordered_map<std::string, Inflight> inflight_;
+  Mutex mu_;  // also orders admission
+  std::unordered_map<std::string, Inflight> inflight_ GUARDED_BY(mu_);
   // Set once an index write failed: the watermark then stays where it was,
   // so the next start catches the index up from the log.
   std::atomic<bool> index_failed_{false};
   // Appends handed to the ledger whose callbacks have not finished.
-  std::mutex drain_mu_;
-  std::condition_variable drain_cv_;
-  uint64_t appends_in_flight_ = 0;
+  Mutex drain_mu_;
+  CondVar drain_cv_;
+  uint64_t appends_in_flight_ GUARDED_BY(drain_mu_) = 0;
 };
 
 }  // namespace annals::ingest
