@@ -254,9 +254,15 @@ void Ledger::WriterLoop() {
       const bool retryable = !failed_before && log_->write_error().ok() &&
                              log_->size() == first && s.code() == StatusCode::kResourceExhausted;
       if (!retryable) Fail(s);
+      // Out of space and still writable: try again later. Otherwise the
+      // ledger refuses appends until reopened, and says so whichever
+      // thread saw the failure first (AppendAsync, or here when the failure
+      // came between AppendAsync and this batch).
       const Status result =
-          s.code() == StatusCode::kResourceExhausted
-              ? ResourceExhaustedError("append failed, out of space: " + s.message())
+          retryable ? ResourceExhaustedError("append failed, out of space: " + s.message())
+          : failed_before
+              ? UnavailableError("log is failed: " + s.message() +
+                                 "; appends resume once it is reopened (docs/faults.md)")
               : UnavailableError("append failed: " + s.message());
       {
         MutexLock lock(&mu_);
