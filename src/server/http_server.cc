@@ -63,6 +63,8 @@ struct Inflight {
       std::lock_guard lock(mu);
       all.swap(pending);
     }
+    // Locking each one also waits for a Responder that is posting its
+    // answer right now (see OnRead).
     std::vector<std::shared_ptr<void>> out;
     for (auto& w : all)
       if (auto p = w.lock()) {
@@ -173,12 +175,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     pending->session = this->shared_from_this();
     inflight_->Track(pending);
     handler_(std::move(req), [pending](HttpResponse resp) {
-      std::shared_ptr<Session> self;
-      {
-        std::lock_guard lock(pending->mu);
-        self = std::static_pointer_cast<Session>(std::move(pending->session));
-        pending->session.reset();
-      }
+      // The post happens under pending->mu: Stop's Release takes that lock
+      // before the io_context goes, so no executor copy made here can
+      // outlive it (the answer may be written, and Stop return, while this
+      // thread is still inside net::post).
+      std::lock_guard lock(pending->mu);
+      auto self = std::static_pointer_cast<Session>(std::move(pending->session));
+      pending->session.reset();
       if (!self) return;  // answered already, or the server has stopped
       auto* s = self.get();
       net::post(s->stream_.get_executor(),
