@@ -122,7 +122,6 @@ class Questions {
 
  private:
   // Caller holds the store lock (shared).
-  nlohmann::json Workload(uint32_t pod, Micros at, const Version& v) const;
   // StateStore::Owners as JSON links, each owner's version index added to
   // *evidence.
   nlohmann::json OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const;
