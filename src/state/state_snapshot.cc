@@ -162,6 +162,89 @@ IpInterval GetInterval(In& in, size_t objects) {
   return iv;
 }
 
+
+// The sizes of the tables an object's ids point into.
+struct Tables {
+  size_t strings, label_sets, owner_links, objects;
+};
+
+void PutObject(Out& o, const Object& ob) {
+  o.U(ob.resource);
+  o.U(ob.ns);
+  o.U(ob.name);
+  o.B(ob.uid);
+  o.U(ob.max_rv);
+  o.U(ob.watched ? 1 : 0);
+  o.U(ob.text_rvs.size());
+  for (const auto& rv : ob.text_rvs) o.B(rv);
+  o.U(ob.versions.size());
+  for (const Version& v : ob.versions) {
+    o.Z(v.time);
+    o.U(v.index);
+    o.U(v.owner);
+    o.U(v.labels);
+    o.U(v.selector);
+    o.U(v.rv);
+    o.U(static_cast<uint8_t>(v.presence) | (v.watch ? 4u : 0u));
+  }
+  o.U(ob.pod.size());
+  for (const auto& pf : ob.pod) {
+    o.U(pf.ips.size());
+    for (const auto& ip : pf.ips) o.Ip(ip);
+    o.U(pf.service_account);
+    o.U(pf.node);
+    o.U(pf.holds_ip ? 1 : 0);
+  }
+  o.U(ob.ips_ever.size());
+  for (const auto& ip : ob.ips_ever) o.Ip(ip);
+  o.U(ob.intervals.size());
+  for (const auto& iv : ob.intervals) PutInterval(o, iv);
+}
+
+void GetObject(In& in, const Tables& t, Object* out) {
+  Object& ob = *out;
+  ob.resource = in.Id(t.strings, "object resource");
+  ob.ns = in.Id(t.strings, "object namespace");
+  ob.name = in.Id(t.strings, "object name");
+  ob.uid = std::string(in.B());
+  ob.max_rv = in.U();
+  const uint64_t watched = in.U();
+  if (watched > 1) in.Fail("watched " + std::to_string(watched));
+  ob.watched = watched == 1;
+  ob.text_rvs.resize(in.Count());
+  for (auto& rv : ob.text_rvs) rv = std::string(in.B());
+  if (in.ok() && !std::is_sorted(ob.text_rvs.begin(), ob.text_rvs.end())) in.Fail("text resourceVersions not sorted");
+  ob.versions.resize(in.Count(7));
+  for (Version& v : ob.versions) {
+    v.time = in.Z();
+    v.index = in.U();
+    v.owner = in.Id(t.owner_links, "owner link");
+    v.labels = in.Id(t.label_sets, "label set");
+    v.selector = in.Id(t.label_sets, "label set");
+    v.rv = in.U();
+    if (in.ok() && v.rv > ob.max_rv) in.Fail("resourceVersion above the object's highest");
+    const uint64_t p = in.U();
+    if ((p & 3) > 2 || p > 7) in.Fail("presence " + std::to_string(p));
+    v.presence = static_cast<Presence>(p & 3);
+    v.watch = (p & 4) != 0;
+  }
+  ob.pod.resize(in.Count(4));
+  if (in.ok() && !ob.pod.empty() && ob.pod.size() != ob.versions.size()) in.Fail("pod facts not one per version");
+  for (auto& pf : ob.pod) {
+    pf.ips.resize(in.Count(16));
+    for (auto& ip : pf.ips) ip = in.Ip();
+    pf.service_account = in.Id(t.strings, "service account");
+    pf.node = in.Id(t.strings, "node");
+    const uint64_t h = in.U();
+    if (h > 1) in.Fail("holds_ip " + std::to_string(h));
+    pf.holds_ip = h == 1;
+  }
+  ob.ips_ever.resize(in.Count(16));
+  for (auto& ip : ob.ips_ever) ip = in.Ip();
+  ob.intervals.resize(in.Count(21));
+  for (auto& iv : ob.intervals) iv = GetInterval(in, t.objects);
+}
+
 template <typename Set>
 std::vector<typename Set::value_type> Sorted(const Set& s) {
   std::vector<typename Set::value_type> v(s.begin(), s.end());
@@ -200,34 +283,7 @@ Status StateStore::EncodeSnapshot(const std::function<Status(std::string_view)>&
     o.B(r.uid);
   }
   o.U(objects_.size());
-  for (const Object& ob : objects_) {
-    o.U(ob.resource);
-    o.U(ob.ns);
-    o.U(ob.name);
-    o.B(ob.uid);
-    o.U(ob.max_rv);
-    o.U(ob.versions.size());
-    for (const Version& v : ob.versions) {
-      o.Z(v.time);
-      o.U(v.index);
-      o.U(v.owner);
-      o.U(v.labels);
-      o.U(v.selector);
-      o.U(static_cast<uint8_t>(v.presence));
-    }
-    o.U(ob.pod.size());
-    for (const auto& pf : ob.pod) {
-      o.U(pf.ips.size());
-      for (const auto& ip : pf.ips) o.Ip(ip);
-      o.U(pf.service_account);
-      o.U(pf.node);
-      o.U(pf.holds_ip ? 1 : 0);
-    }
-    o.U(ob.ips_ever.size());
-    for (const auto& ip : ob.ips_ever) o.Ip(ip);
-    o.U(ob.intervals.size());
-    for (const auto& iv : ob.intervals) PutInterval(o, iv);
-  }
+  for (const Object& ob : objects_) PutObject(o, ob);
   // Object ids are positions, and the lists below were built in id order:
   // by_uid_, by_name_ and by_resource_ns_ are rebuilt from the objects.
   {
@@ -260,24 +316,6 @@ Status StateStore::EncodeSnapshot(const std::function<Status(std::string_view)>&
       o.U(list->size());
       for (const auto& iv : *list) PutInterval(o, iv);
     }
-  }
-  {
-    const auto uid_rvs = Sorted(uid_rvs_);
-    o.U(uid_rvs.size());
-    for (const auto& s : uid_rvs) o.B(s);
-    std::vector<std::pair<uint64_t, uint64_t>> version_rv(version_rv_.begin(), version_rv_.end());
-    std::sort(version_rv.begin(), version_rv.end());
-    o.U(version_rv.size());
-    for (const auto& [index, rv] : version_rv) {
-      o.U(index);
-      o.U(rv);
-    }
-    const auto watch_versions = Sorted(watch_versions_);
-    o.U(watch_versions.size());
-    for (uint64_t i : watch_versions) o.U(i);
-    const auto watched = Sorted(watched_objects_);
-    o.U(watched.size());
-    for (uint32_t id : watched) o.U(id);
   }
   {
     std::vector<uint32_t> nss;
@@ -375,37 +413,7 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
     s.objects_.reserve(n);
     for (size_t id = 0; id < n && in.ok(); ++id) {
       Object ob;
-      ob.resource = in.Id(S, "object resource");
-      ob.ns = in.Id(S, "object namespace");
-      ob.name = in.Id(S, "object name");
-      ob.uid = std::string(in.B());
-      ob.max_rv = in.U();
-      ob.versions.resize(in.Count(6));
-      for (Version& v : ob.versions) {
-        v.time = in.Z();
-        v.index = in.U();
-        v.owner = in.Id(R, "owner link");
-        v.labels = in.Id(L, "label set");
-        v.selector = in.Id(L, "label set");
-        const uint64_t p = in.U();
-        if (p > 2) in.Fail("presence " + std::to_string(p));
-        v.presence = static_cast<Presence>(p);
-      }
-      ob.pod.resize(in.Count(4));
-      if (in.ok() && !ob.pod.empty() && ob.pod.size() != ob.versions.size()) in.Fail("pod facts not one per version");
-      for (auto& pf : ob.pod) {
-        pf.ips.resize(in.Count(16));
-        for (auto& ip : pf.ips) ip = in.Ip();
-        pf.service_account = in.Id(S, "service account");
-        pf.node = in.Id(S, "node");
-        const uint64_t h = in.U();
-        if (h > 1) in.Fail("holds_ip " + std::to_string(h));
-        pf.holds_ip = h == 1;
-      }
-      ob.ips_ever.resize(in.Count(16));
-      for (auto& ip : ob.ips_ever) ip = in.Ip();
-      ob.intervals.resize(in.Count(21));
-      for (auto& iv : ob.intervals) iv = GetInterval(in, n);
+      GetObject(in, {S, L, R, n}, &ob);
       if (!in.ok()) break;
       if (!s.by_uid_.emplace(ob.uid, static_cast<uint32_t>(id)).second) in.Fail("uid " + ob.uid + " repeated");
       s.by_name_[{ob.resource, ob.ns, ob.name}].push_back(static_cast<uint32_t>(id));
@@ -447,15 +455,6 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
     }
   }
   {
-    for (size_t i = 0, n = in.Count(); i < n && in.ok(); ++i) s.uid_rvs_.emplace(in.B());
-    for (size_t i = 0, n = in.Count(2); i < n && in.ok(); ++i) {
-      const uint64_t index = in.U();
-      s.version_rv_[index] = in.U();
-    }
-    for (size_t i = 0, n = in.Count(); i < n && in.ok(); ++i) s.watch_versions_.insert(in.U());
-    for (size_t i = 0, n = in.Count(); i < n && in.ok(); ++i) s.watched_objects_.insert(in.Id(O, "watched object"));
-  }
-  {
     const size_t n = in.Count(4);
     for (size_t i = 0; i < n && in.ok(); ++i) {
       const uint32_t ns = in.Id(S, "epoch namespace");
@@ -494,10 +493,6 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
   children_ = std::move(s.children_);
   instances_ = std::move(s.instances_);
   ip_index_ = std::move(s.ip_index_);
-  uid_rvs_ = std::move(s.uid_rvs_);
-  version_rv_ = std::move(s.version_rv_);
-  watch_versions_ = std::move(s.watch_versions_);
-  watched_objects_ = std::move(s.watched_objects_);
   pods_id_ = s.pods_id_;
   services_id_ = s.services_id_;
   label_sets_ = std::move(s.label_sets_);
@@ -516,7 +511,7 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
 
 namespace {
 
-constexpr std::string_view kMagic("annals-state-snapshot-1\n", 24);
+constexpr std::string_view kMagic("annals-state-snapshot-2\n", 24);
 constexpr size_t kHeader = 24 + 8 + 32;  // magic, applied, hash of the last entry
 constexpr size_t kTrailer = 32;          // SHA-256 of everything before
 

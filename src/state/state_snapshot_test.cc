@@ -21,6 +21,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/file_util.h"
@@ -268,6 +269,19 @@ TEST(StateSnapshot, EncodeDecodeEncodeIsTheSameBytes) {
   std::shared_lock lock(a.mutex());
   EXPECT_GT(a.object_count(), 40u);
   EXPECT_NE(a.PodByIp(*ParseIp("10.244.0.1"), kT0 + 3600ll * 1000000 * 24, nullptr, nullptr), nullptr);
+}
+
+// ANNALS_WRITE_FUZZ_SEEDS=DIR writes the fuzzer's seed bodies
+// (fuzz/corpus/state_snapshot) in the current format.
+TEST(StateSnapshot, WritesFuzzSeedsWhenAsked) {
+  const char* dir = std::getenv("ANNALS_WRITE_FUZZ_SEEDS");
+  if (!dir) GTEST_SKIP() << "ANNALS_WRITE_FUZZ_SEEDS not set";
+  for (auto [n, seed, name] : {std::tuple{40, 5u, "generated_pods_services_watch"}, std::tuple{12, 6u, "generated_small"}}) {
+    StateStore a;
+    const auto es = History(n, seed);
+    ApplyAll(&a, es, 0, es.size());
+    std::ofstream(std::string(dir) + "/" + name, std::ios::binary) << Encode(a);
+  }
 }
 
 // The property a start relies on: snapshot after k entries, load, apply

@@ -198,9 +198,11 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
   }
   bool created = false;
   const uint32_t id = ObjectFor(r_id, *facts, &created);
-  NoteResourceVersion(id, facts->resource_version, index);
-  AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
-  if (watched_objects_.count(id)) OrderByResourceVersion(id, index);
+  Version v = VersionOf(t, index, p, *facts);
+  bool seen = false;  // an audit version is a version even if a watch saw its resourceVersion
+  v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
+  AddVersion(id, v, &*facts);
+  if (objects_[id].watched) OrderByResourceVersion(id, index);
   return OkStatus();
 }
 

@@ -49,7 +49,9 @@ struct Version {
   uint32_t owner = 0;     // controller ownerReference: StateStore::owner_ref(id); 0 none
   uint32_t labels = 0;    // metadata.labels: StateStore::label_set(id); 0 none
   uint32_t selector = 0;  // Services: spec.selector, a label set; 0 none (selects nothing)
+  uint64_t rv = 0;        // metadata.resourceVersion if a canonical decimal above 0 (etcd's); else 0
   Presence presence = Presence::kPresent;
+  bool watch = false;  // made by a watch entry (its time is when it was received)
 };
 
 // A set of (key, value) string ids, sorted, keys unique.
@@ -97,7 +99,11 @@ struct Object {
   std::vector<PodFacts> pod;
   std::vector<IpKey> ips_ever;
   std::vector<IpInterval> intervals;
-  uint64_t max_rv = 0;  // the highest numeric resourceVersion among versions
+  uint64_t max_rv = 0;  // the highest Version::rv
+  // resourceVersions seen that are not canonical decimals (Version::rv 0):
+  // the watch merge's duplicate test for servers not backed by etcd.
+  std::vector<std::string> text_rvs;
+  bool watched = false;  // has watch versions
 
   // Last version at or before t, or nullptr; presence kGone means absent.
   const Version* At(Micros t) const;
@@ -220,9 +226,10 @@ class StateStore {
   // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative
   // versions merged with audit versions by uid and resourceVersion.
   Status ApplyWatch(uint64_t index, std::string_view meta, std::string_view payload);
-  // Remembers that object `id` had resourceVersion rv in the version made
-  // by entry `index`; false if that (uid, rv) already had a version.
-  bool NoteResourceVersion(uint32_t id, const std::string& rv, uint64_t index);
+  // Remembers that object `id` had resourceVersion rv (max_rv, text_rvs)
+  // and returns its Version::rv; *seen says whether a version of the object
+  // already had it.
+  uint64_t NoteResourceVersion(uint32_t id, const std::string& rv, bool* seen);
   // Moves watch versions (whose time is when they were received, not when
   // they happened) before any version of the object with a greater
   // resourceVersion.
@@ -249,11 +256,6 @@ class StateStore {
   std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;
   std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
   IpIndex ip_index_;
-  // Watch merge (state_store_watch.cc).
-  std::unordered_set<std::string> uid_rvs_;             // uid + '\0' + rv
-  std::unordered_map<uint64_t, uint64_t> version_rv_;   // entry index -> numeric rv
-  std::unordered_set<uint64_t> watch_versions_;         // entry indexes
-  std::unordered_set<uint32_t> watched_objects_;
   uint32_t pods_id_ = 0, services_id_ = 0;
   std::vector<LabelSet> label_sets_;  // [0] is the empty set
   std::unordered_map<std::string, uint32_t> label_set_ids_;  // packed ids -> id

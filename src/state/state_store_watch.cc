@@ -18,21 +18,29 @@ namespace {
 
 }  // namespace
 
-bool StateStore::NoteResourceVersion(uint32_t id, const std::string& rv, uint64_t index) {
-  if (rv.empty()) return true;
-  std::string key = objects_[id].uid;
-  key += '\0';
-  key += rv;
-  const bool inserted = uid_rvs_.insert(std::move(key)).second;
+uint64_t StateStore::NoteResourceVersion(uint32_t id, const std::string& rv, bool* seen) {
+  *seen = false;
+  if (rv.empty()) return 0;
+  Object& o = objects_[id];
   // resourceVersions are opaque to clients, but every API server backed by
-  // etcd hands out decimal revisions; only those are compared.
+  // etcd hands out decimal revisions; only those are compared. A canonical
+  // decimal above 0 is kept as a number in its version (so that the same
+  // number written otherwise, "007", is not taken for it).
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), n);
-  if (ec == std::errc() && p == rv.data() + rv.size()) {
-    version_rv_[index] = n;
-    objects_[id].max_rv = std::max(objects_[id].max_rv, n);
+  if (ec == std::errc() && p == rv.data() + rv.size() && n > 0 && rv[0] != '0') {
+    // Above every number seen: new, without a look at the versions.
+    if (n <= o.max_rv)
+      *seen = std::any_of(o.versions.rbegin(), o.versions.rend(), [n](const Version& v) { return v.rv == n; });
+    o.max_rv = std::max(o.max_rv, n);
+    return n;
   }
-  return inserted;
+  if (std::find(o.text_rvs.begin(), o.text_rvs.end(), rv) != o.text_rvs.end()) {
+    *seen = true;
+  } else {
+    o.text_rvs.insert(std::upper_bound(o.text_rvs.begin(), o.text_rvs.end(), rv), rv);
+  }
+  return 0;
 }
 
 void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
@@ -42,10 +50,9 @@ void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
   // bounds no earlier version below its own time, and the earlier ones
   // already agree (the loop below leaves them so): no change. This keeps
   // an object's n-th watch event O(1) instead of O(n^2).
-  if (auto ar = version_rv_.find(added); ar != version_rv_.end() && ar->second == o.max_rv &&
-                                         !o.versions.empty() && o.versions.back().index == added &&
-                                         (o.versions.size() == 1 ||
-                                          o.versions[o.versions.size() - 2].time < o.versions.back().time))
+  if (!o.versions.empty() && o.versions.back().index == added && o.versions.back().rv != 0 &&
+      o.versions.back().rv == o.max_rv &&
+      (o.versions.size() == 1 || o.versions[o.versions.size() - 2].time < o.versions.back().time))
     return;
   // A watch version must come before every version of a higher
   // resourceVersion. One sweep from the highest resourceVersion down, with
@@ -54,7 +61,7 @@ void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
   std::vector<std::pair<uint64_t, size_t>> by_rv;  // (rv, position), numeric rvs only
   by_rv.reserve(o.versions.size());
   for (size_t i = 0; i < o.versions.size(); ++i)
-    if (auto vr = version_rv_.find(o.versions[i].index); vr != version_rv_.end()) by_rv.emplace_back(vr->second, i);
+    if (o.versions[i].rv != 0) by_rv.emplace_back(o.versions[i].rv, i);
   std::sort(by_rv.begin(), by_rv.end(), std::greater<>());
   bool changed = false;
   Micros limit = kNever;  // the earliest time among the higher resourceVersions
@@ -63,7 +70,7 @@ void StateStore::OrderByResourceVersion(uint32_t id, uint64_t added) {
     while (end < by_rv.size() && by_rv[end].first == by_rv[group].first) ++end;  // equal rvs bound nothing
     for (size_t k = group; k < end; ++k) {
       Version& w = o.versions[by_rv[k].second];
-      if (limit != kNever && w.time >= limit && watch_versions_.count(w.index)) {
+      if (limit != kNever && w.time >= limit && w.watch) {
         w.time = limit - 1;
         changed = true;
       }
@@ -114,12 +121,15 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   const uint32_t id = ObjectFor(strings_.Intern(resource), *facts, &created);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.
-  if (!tombstone && !NoteResourceVersion(id, facts->resource_version, index)) {
-    return OkStatus();  // the same version is already in (from an audit event or a relist)
+  Version v = VersionOf(t, index, p, *facts);
+  if (!tombstone) {
+    bool seen = false;
+    v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
+    if (seen) return OkStatus();  // the same version is already in (from an audit event or a relist)
   }
-  watch_versions_.insert(index);
-  watched_objects_.insert(id);
-  AddVersion(id, VersionOf(t, index, p, *facts), &*facts);
+  v.watch = true;
+  objects_[id].watched = true;
+  AddVersion(id, v, &*facts);
   OrderByResourceVersion(id, index);
   return OkStatus();
 }
