@@ -252,8 +252,8 @@ int Query(const client::ServerTarget& target, const std::string& path,
 }
 
 // Rebuilds every derived structure from the log (server/instance.h).
-int Rebuild(const std::string& data, uint64_t memory_budget) {
-  auto r = server::RebuildDerived(data, memory_budget);
+int Rebuild(const std::string& data, uint64_t memory_budget, double cold_after) {
+  auto r = server::RebuildDerived(data, memory_budget, cold_after);
   if (!r.ok()) return Fail(r.status());
   std::printf("rebuilt from %llu entries in %.2fs: dedup index, event index, %zu objects\n",
               static_cast<unsigned long long>(r->entries), r->seconds, r->objects);
@@ -379,8 +379,12 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
   serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
   serve->add_option("--memory-budget", flags.memory_budget,
-                    "bytes for the on-disk indexes' caches (e.g. 1GiB, 512MiB)")
+                    "bytes for the on-disk indexes' caches and the cold objects read back (e.g. 1GiB, 512MiB)")
       ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  serve->add_option("--cold-after", flags.cold_after_seconds,
+                    "seconds (of log time) after which a deleted object's history leaves memory for disk")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   serve->add_option("--snapshot-every", flags.snapshot_every,
                     "write a state snapshot once this many entries were projected since the last")
@@ -488,9 +492,12 @@ int main(int argc, char** argv) {
   uint64_t rebuild_budget = uint64_t{1} << 30;
   rebuild->add_option("--memory-budget", rebuild_budget, "bytes for the indexes' caches")
       ->transform(CLI::AsSizeValue(false));
+  double rebuild_cold_after = 3600;
+  rebuild->add_option("--cold-after", rebuild_cold_after, "as serve's (the same value gives the same snapshot)")
+      ->check(CLI::NonNegativeNumber);
 
   CLI11_PARSE(app, argc, argv);
-  if (rebuild->parsed()) return Rebuild(data, rebuild_budget);
+  if (rebuild->parsed()) return Rebuild(data, rebuild_budget, rebuild_cold_after);
 
   // The server of a client command, from its flags, the environment and
   // the config file.

@@ -225,6 +225,13 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     return Watch(req, t, caller, std::move(respond));
   }
   if (answer) {
+    // Damage found while answering (a cold object unreadable) makes the
+    // projection not ready: the answer may lack what could not be read.
+    if (readiness_ && !readiness_().ready) {
+      HttpResponse resp = ErrorResponse(503, "the projection is being rebuilt from the log");
+      resp.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(resp));
+    }
     if (!authz_) return respond(std::move(*answer));
     return AuditReadAndRespond(req, caller, count, std::move(*answer), std::move(respond));
   }
@@ -672,6 +679,9 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_projection_applied", rd.applied);
     metrics_.Set("annals_projection_target", rd.target);
     metrics_.Set("annals_projection_rebuilding_index", rd.rebuilding_index ? 1 : 0);
+    metrics_.Set("annals_state_cold_objects", rd.cold_objects);
+    metrics_.Set("annals_state_cold_cache_bytes", rd.cold_cache_bytes);
+    metrics_.Set("annals_state_cold_loads_total", rd.cold_loads);
   }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";

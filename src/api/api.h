@@ -22,6 +22,9 @@ struct Readiness {
   uint64_t applied = 0, target = 0;
   double entries_per_second = 0;
   bool rebuilding_index = false;
+  // Hot and cold objects (docs/state.md): histories in the cold store, the
+  // bytes of those read back and cached, and how many reads went to disk.
+  uint64_t cold_objects = 0, cold_cache_bytes = 0, cold_loads = 0;
 };
 
 class Api {

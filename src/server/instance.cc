@@ -29,6 +29,7 @@
 #include "kube/token_review.h"
 #include "ledger/ledger.h"
 #include "server/http_server.h"
+#include "state/cold_objects.h"
 #include "state/projector.h"
 #include "state/questions.h"
 #include "state/state_store.h"
@@ -52,11 +53,16 @@ bool IsLoopbackHost(const std::string& host) {
 // Where the state projection's snapshot lives (state_snapshot.h).
 std::string SnapshotPath(const std::string& data) { return data + "/index/state/projection.snap"; }
 
-// The event index's share of --memory-budget: half for its block cache, an
-// eighth (at most 64 MiB) for its memtables.
+// Where the objects gone cold live (state/cold_objects.h).
+std::string ColdPath(const std::string& data) { return data + "/index/objects"; }
+
+// --memory-budget, shared (docs/state.md "Memory"): the event index's
+// block cache a quarter and its memtables an eighth (at most 64 MiB); the
+// cold objects' block cache an eighth and the cache of bodies read back a
+// quarter.
 index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
   index::EventIndexOptions o;
-  o.block_cache_bytes = budget / 2;
+  o.block_cache_bytes = budget / 4;
   o.write_buffer_bytes = std::min<uint64_t>(budget / 8, uint64_t{64} << 20);
   return o;
 }
@@ -79,6 +85,7 @@ struct Instance::Parts {
   std::unique_ptr<index::DedupIndex> dedup;
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<index::EventIndex> events;
+  std::unique_ptr<state::ColdObjects> cold;
   std::unique_ptr<state::StateStore> store;
   std::unique_ptr<state::Projector> projector;
   std::unique_ptr<state::Questions> questions;
@@ -190,21 +197,30 @@ Status Instance::Build() {
 
   // The projection catches up on its own thread while the listener serves:
   // the log, health and ingest at once, the questions once it is ready.
+  auto cold = state::ColdObjects::Open(ColdPath(data), o.memory_budget / 8, &wiped);
+  if (!cold.ok()) return UnavailableError("cannot open the cold objects: " + cold.status().message());
+  p.cold = std::move(*cold);
+  if (!wiped.empty()) log::Warning("cold objects %s: the projection is rebuilt from the log", wiped.c_str());
   p.store = std::make_unique<state::StateStore>();
+  p.store->set_cold(p.cold.get(), static_cast<Micros>(o.cold_after_seconds * 1e6), o.memory_budget / 4);
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
   p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
   if (o.on_ready) p.projector->OnCaughtUp(o.on_ready);
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
-  p.api->SetReadiness([pr = p.projector.get()]() {
+  p.api->SetReadiness([pr = p.projector.get(), st = p.store.get()]() {
     api::Readiness r;
     const auto pg = pr->progress();
-    r.ready = pr->caught_up();
+    r.ready = pr->caught_up() && !st->damaged();
     r.applied = pg.applied;
     r.target = pg.target;
     r.entries_per_second = pg.entries_per_second;
     r.rebuilding_index = pg.rebuilding_events;
+    const auto cs = st->cold_stats();
+    r.cold_objects = cs.cold;
+    r.cold_cache_bytes = cs.cached_bytes;
+    r.cold_loads = cs.loads;
     return r;
   });
   stream::ChangeFeedOptions fo;
@@ -343,7 +359,7 @@ std::string Instance::verifier_key() const {
   return parts_ && parts_->ledger ? parts_->ledger->signer().VerifierKey() : "";
 }
 
-StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_budget) {
+StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_budget, double cold_after_seconds) {
   ledger::LedgerOptions lo;
   lo.data_dir = data;
   if (!FileExists(data + "/key")) return NotFoundError("no ledger in " + data);
@@ -368,7 +384,10 @@ StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_
   const std::string snapshot = SnapshotPath(data);
   if (std::remove(snapshot.c_str()) != 0 && errno != ENOENT)
     return UnavailableError("cannot remove " + snapshot + ": " + std::strerror(errno));
+  ASSIGN_OR_RETURN(auto cold, state::ColdObjects::Open(ColdPath(data), memory_budget / 8));
+  RETURN_IF_ERROR(cold->Wipe());
   state::StateStore store;
+  store.set_cold(cold.get(), static_cast<Micros>(cold_after_seconds * 1e6), memory_budget / 4);
   state::Projector projector(ledger->get(), &store, events.get());
   projector.set_report_progress(true);
   projector.set_snapshot(snapshot, 1, 0);

@@ -54,6 +54,9 @@ struct InstanceOptions {
   double rate_limit = 0, rate_burst = 0;
   uint32_t max_inflight = 0;
   uint64_t memory_budget = uint64_t{1} << 30;
+  // Objects gone for longer than this (in log time) leave memory for the
+  // cold store (docs/state.md "Hot and cold objects").
+  double cold_after_seconds = 3600;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.
@@ -102,9 +105,10 @@ struct RebuildReport {
   size_t objects = 0;  // in the state projection
 };
 // `annals rebuild`: every derived structure of a data directory (the dedup
-// index, the event index, the state snapshot) made anew from the log, with
-// no server running. A progress bar on a terminal.
-StatusOr<RebuildReport> RebuildDerived(const std::string& data_dir, uint64_t memory_budget);
+// index, the event index, the state snapshot and the cold objects) made
+// anew from the log, with no server running. A progress bar on a terminal.
+StatusOr<RebuildReport> RebuildDerived(const std::string& data_dir, uint64_t memory_budget,
+                                       double cold_after_seconds = 3600);
 
 }  // namespace annals::server
 

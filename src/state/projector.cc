@@ -24,12 +24,27 @@ Status Projector::CatchUp() {
 }
 
 Status Projector::CatchUpLocked() {
+  // How far there is to go, said (in /readyz) before the snapshot loads.
+  target_.store(std::max(target_.load(), ledger_->DurableSize()));
   if (!snapshot_tried_) {
     // Whichever thread catches up first (the projector's or the change
     // feed's), off the start path: the listener already serves.
     snapshot_tried_ = true;
     Status s = LoadSnapshotLocked();
     if (!s.ok()) log::Warning("state snapshot: %s", s.message().c_str());
+    // A replay from the start: the cold objects of an earlier projection
+    // are no one's.
+    if (store_->applied() == 0) RETURN_IF_ERROR(store_->Reset());
+  }
+  if (store_->damaged()) {
+    // A cold object could not be read back: the projection is rebuilt from
+    // the log (its snapshot names what is gone, so it goes too).
+    caught_up_ = false;
+    log::Warning("state projection damaged (%s); rebuilding it from the log", store_->damage().c_str());
+    if (!snapshot_path_.empty() && std::remove(snapshot_path_.c_str()) != 0 && errno != ENOENT)
+      return InternalError("remove " + snapshot_path_ + ": " + std::strerror(errno));
+    snapshot_applied_ = 0;
+    RETURN_IF_ERROR(store_->Reset());
   }
   if (rebuild_events_.exchange(false)) {
     RETURN_IF_ERROR(events_->Reset());
@@ -85,6 +100,9 @@ Status Projector::CatchUpLocked() {
     // At the end of the call the index covers everything the store does.
     if (batch.rows() >= index::EventIndex::kCatchUpRows || stop == end) RETURN_IF_ERROR(commit());
     if (stop > store_from) store_->SetApplied(stop);
+    // Bodies of objects gone cold, written now (nothing durable names
+    // them until a snapshot does); the cache trimmed.
+    RETURN_IF_ERROR(store_->CommitCold());
     begin = stop;
     applied_.store(begin);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -97,6 +115,7 @@ Status Projector::CatchUpLocked() {
                    rate > 0 ? static_cast<double>(end - begin) / rate : 0.0);
     }
   }
+  RETURN_IF_ERROR(store_->CommitCold());  // trims what readers brought back
   applied_.store(std::min(store_->applied(), events_->watermark()));
   caught_up_.store(applied_.load() >= end && !rebuild_events_.load(), std::memory_order_release);
   if (!first_done_ && caught_up_.load()) {
@@ -191,7 +210,16 @@ Status Projector::SaveSnapshotLocked() {
     return OkStatus();
   }));
   RETURN_IF_ERROR(MakeDirs(DirName(snapshot_path_)));
-  RETURN_IF_ERROR(WriteSnapshotFile(snapshot_path_, *store_, applied, last));
+  // Every cold body the snapshot names is durable before it is; bodies it
+  // no longer names go once it is.
+  std::vector<std::pair<uint32_t, uint64_t>> garbage;
+  RETURN_IF_ERROR(store_->SyncCold(&garbage));
+  Status w = WriteSnapshotFile(snapshot_path_, *store_, applied, last);
+  if (!w.ok()) {
+    store_->KeepCold(garbage);
+    return w;
+  }
+  store_->DeleteCold(garbage);
   snapshot_applied_ = applied;
   snapshot_time_ = std::chrono::steady_clock::now();
   log::Info("state snapshot written: %llu entries in %.2fs", static_cast<unsigned long long>(applied),

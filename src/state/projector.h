@@ -37,8 +37,9 @@ namespace annals::state {
 
 class Projector {
  public:
+  // The log's durable size now is the first target /readyz reports.
   Projector(ledger::Ledger* ledger, StateStore* store, index::EventIndex* events)
-      : ledger_(ledger), store_(store), events_(events) {}
+      : ledger_(ledger), store_(store), events_(events), target_(ledger->DurableSize()) {}
   ~Projector() { Stop(); }
 
   // Applies everything durable now, in the calling thread. Unavailable if
@@ -110,7 +111,8 @@ class Projector {
   std::atomic<bool> stop_{false};
   std::atomic<bool> caught_up_{false};
   std::atomic<bool> rebuild_events_{false};
-  std::atomic<uint64_t> applied_{0}, target_{0};
+  std::atomic<uint64_t> applied_{0};
+  std::atomic<uint64_t> target_;
   std::atomic<double> rate_{0};
   std::function<void(uint64_t, uint64_t, double)> on_caught_up_;
   bool first_done_ = false;  // guarded by mu_

@@ -148,20 +148,20 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     // labels), then sorted: most objects ever seen are gone by T.
     std::vector<std::pair<uint32_t, const Version*>> live;
     for (uint32_t id : store_->Objects(resource, ns, q.namespace_.empty())) {
-      const Version* v = store_->object(id).At(q.at);
+      const Version* v = store_->VersionAt(id, q.at);
       if (!v || v->presence == Presence::kGone) continue;
       if (!sel.empty() && !sel.Matches(store_->label_set(v->labels), S)) continue;
       live.emplace_back(id, v);
     }
     std::sort(live.begin(), live.end(), [&](const auto& a, const auto& b) {
-      const Object& x = store_->object(a.first);
-      const Object& y = store_->object(b.first);
+      const Object& x = store_->names(a.first);
+      const Object& y = store_->names(b.first);
       return std::tie(S.Get(x.resource), S.Get(x.ns), S.Get(x.name), a.first) <
              std::tie(S.Get(y.resource), S.Get(y.ns), S.Get(y.name), b.first);
     });
     std::string raw;
     for (const auto& [id, v] : live) {
-      const Object& o = store_->object(id);
+      const Object& o = store_->names(id);
       auto entry = ledger_->ReadEntry(v->index);
       if (!entry.ok()) return entry.status();
       auto d = ledger::DecodeEntry(*entry);
@@ -211,7 +211,7 @@ StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* neare
   const IpInterval* iv = store_->PodByIp(*ip, at, &before, &after);
   auto describe = [&](const IpInterval* x) -> json {
     if (!x) return nullptr;
-    const Object& o = store_->object(x->pod);
+    const Object& o = store_->names(x->pod);
     json j{{"namespace", store_->strings().Get(o.ns)},
            {"name", store_->strings().Get(o.name)},
            {"uid", o.uid},
@@ -251,7 +251,7 @@ StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* neare
   j["owners"] = OwnerChain(*v, at, &evidence);
   json services = json::array();
   for (const auto& [id, sv] : store_->SelectingServices(pod.ns, store_->label_set(v->labels), at)) {
-    const Object& o = store_->object(id);
+    const Object& o = store_->names(id);
     services.push_back({{"name", store_->strings().Get(o.name)}, {"uid", o.uid}, {"index", sv->index}});
     evidence.push_back(sv->index);
   }

@@ -168,25 +168,47 @@ struct Tables {
   size_t strings, label_sets, owner_links, objects;
 };
 
+void PutVersion(Out& o, const Version& v) {
+  o.Z(v.time);
+  o.U(v.index);
+  o.U(v.owner);
+  o.U(v.labels);
+  o.U(v.selector);
+  o.U(v.rv);
+  o.U(static_cast<uint8_t>(v.presence) | (v.watch ? 4u : 0u));
+}
+
+void GetVersion(In& in, const Tables& t, Version* out) {
+  Version& v = *out;
+  v.time = in.Z();
+  v.index = in.U();
+  v.owner = in.Id(t.owner_links, "owner link");
+  v.labels = in.Id(t.label_sets, "label set");
+  v.selector = in.Id(t.label_sets, "label set");
+  v.rv = in.U();
+  const uint64_t p = in.U();
+  if ((p & 3) > 2 || p > 7) in.Fail("presence " + std::to_string(p));
+  v.presence = static_cast<Presence>(p & 3);
+  v.watch = (p & 4) != 0;
+}
+
 void PutObject(Out& o, const Object& ob) {
   o.U(ob.resource);
   o.U(ob.ns);
   o.U(ob.name);
   o.B(ob.uid);
+  o.U(ob.cold);
+  if (ob.cold) {
+    o.Z(ob.first_time);
+    PutVersion(o, ob.last);
+    return;
+  }
   o.U(ob.max_rv);
   o.U(ob.watched ? 1 : 0);
   o.U(ob.text_rvs.size());
   for (const auto& rv : ob.text_rvs) o.B(rv);
   o.U(ob.versions.size());
-  for (const Version& v : ob.versions) {
-    o.Z(v.time);
-    o.U(v.index);
-    o.U(v.owner);
-    o.U(v.labels);
-    o.U(v.selector);
-    o.U(v.rv);
-    o.U(static_cast<uint8_t>(v.presence) | (v.watch ? 4u : 0u));
-  }
+  for (const Version& v : ob.versions) PutVersion(o, v);
   o.U(ob.pod.size());
   for (const auto& pf : ob.pod) {
     o.U(pf.ips.size());
@@ -207,6 +229,14 @@ void GetObject(In& in, const Tables& t, Object* out) {
   ob.ns = in.Id(t.strings, "object namespace");
   ob.name = in.Id(t.strings, "object name");
   ob.uid = std::string(in.B());
+  ob.cold = in.U();
+  if (ob.cold) {
+    ob.first_time = in.Z();
+    GetVersion(in, t, &ob.last);
+    if (in.ok() && (ob.last.presence != Presence::kGone || ob.last.time < ob.first_time))
+      in.Fail("cold object that has not ended");
+    return;
+  }
   ob.max_rv = in.U();
   const uint64_t watched = in.U();
   if (watched > 1) in.Fail("watched " + std::to_string(watched));
@@ -216,17 +246,8 @@ void GetObject(In& in, const Tables& t, Object* out) {
   if (in.ok() && !std::is_sorted(ob.text_rvs.begin(), ob.text_rvs.end())) in.Fail("text resourceVersions not sorted");
   ob.versions.resize(in.Count(7));
   for (Version& v : ob.versions) {
-    v.time = in.Z();
-    v.index = in.U();
-    v.owner = in.Id(t.owner_links, "owner link");
-    v.labels = in.Id(t.label_sets, "label set");
-    v.selector = in.Id(t.label_sets, "label set");
-    v.rv = in.U();
+    GetVersion(in, t, &v);
     if (in.ok() && v.rv > ob.max_rv) in.Fail("resourceVersion above the object's highest");
-    const uint64_t p = in.U();
-    if ((p & 3) > 2 || p > 7) in.Fail("presence " + std::to_string(p));
-    v.presence = static_cast<Presence>(p & 3);
-    v.watch = (p & 4) != 0;
   }
   ob.pod.resize(in.Count(4));
   if (in.ok() && !ob.pod.empty() && ob.pod.size() != ob.versions.size()) in.Fail("pod facts not one per version");
@@ -346,6 +367,7 @@ Status StateStore::EncodeSnapshot(const std::function<Status(std::string_view)>&
   }
   o.Z(max_pod_time_);
   o.U(late_generation_);
+  o.Z(max_time_);
   return o.Finish();
 }
 
@@ -480,10 +502,26 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
   }
   s.max_pod_time_ = in.Z();
   s.late_generation_ = in.U();
+  s.max_time_ = in.Z();
   if (in.ok() && !in.empty()) in.Fail("trailing bytes");
   RETURN_IF_ERROR(in.status());
 
+  // Cold objects: the count, and the hot ones that wait to go.
+  for (uint32_t id = 0; id < s.objects_.size(); ++id) {
+    const Object& ob = s.objects_[id];
+    if (ob.cold) {
+      ++s.cold_count_;
+    } else if (!ob.versions.empty() && ob.versions.back().presence == Presence::kGone) {
+      s.gone_.emplace_back(ob.versions.back().time, id);
+    }
+  }
+  std::make_heap(s.gone_.begin(), s.gone_.end(), std::greater<>());
   std::unique_lock lock(mu_);
+  AdoptLocked(s);
+  return OkStatus();
+}
+
+void StateStore::AdoptLocked(StateStore& s) {
   applied_ = s.applied_;
   strings_ = std::move(s.strings_);
   objects_ = std::move(s.objects_);
@@ -503,7 +541,33 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
   services_by_selector_ = std::move(s.services_by_selector_);
   max_pod_time_ = s.max_pod_time_;
   late_generation_ = s.late_generation_;
-  return OkStatus();
+  max_time_ = s.max_time_;
+  gone_ = std::move(s.gone_);
+  cold_count_.store(s.cold_count_.load());
+  MutexLock l(&cache_mu_);
+  cache_.clear();
+  cache_order_.clear();
+  cache_bytes_ = 0;
+}
+
+std::string StateStore::EncodeObject(const Object& ob) const {
+  std::string body;
+  const std::function<Status(std::string_view)> sink = [&](std::string_view piece) {
+    body.append(piece);
+    return OkStatus();
+  };
+  Out o(sink);
+  PutObject(o, ob);
+  (void)o.Finish();
+  return body;
+}
+
+Status StateStore::DecodeObject(std::string_view body, Object* ob) const {
+  In in(body);
+  GetObject(in, {strings_.size(), label_sets_.size(), owner_refs_.size(), objects_.size()}, ob);
+  if (in.ok() && ob->cold) in.Fail("a cold object's body is a stub");
+  if (in.ok() && !in.empty()) in.Fail("trailing bytes");
+  return in.status();
 }
 
 // ---------------------------------------------------------------------------

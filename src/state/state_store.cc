@@ -172,7 +172,7 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
       int64_t best = -1;
       Micros best_time = 0;
       for (uint32_t id : ByName(r_id, strings_.Intern(key_ns), name_id)) {
-        const Version* v = objects_[id].At(t);
+        const Version* v = VersionAt(id, t);
         if (v && v->presence != Presence::kGone && (best < 0 || v->time >= best_time)) {
           best = id;
           best_time = v->time;
@@ -183,7 +183,10 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
         gone.time = t;
         gone.index = index;
         gone.presence = Presence::kGone;
+        Thaw(static_cast<uint32_t>(best));
         AddVersion(static_cast<uint32_t>(best), gone, nullptr);
+        NoteGone(static_cast<uint32_t>(best));
+        FreezeOld(index);
       }
     }
     return OkStatus();
@@ -198,11 +201,14 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
   }
   bool created = false;
   const uint32_t id = ObjectFor(r_id, *facts, &created);
+  Thaw(id);
   Version v = VersionOf(t, index, p, *facts);
   bool seen = false;  // an audit version is a version even if a watch saw its resourceVersion
   v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
   AddVersion(id, v, &*facts);
   if (objects_[id].watched) OrderByResourceVersion(id, index);
+  NoteGone(id);
+  FreezeOld(index);
   return OkStatus();
 }
 
@@ -296,7 +302,7 @@ std::vector<StateStore::OwnerStep> StateStore::Owners(const Version& v, Micros a
   for (int depth = 0; depth < 8 && ref != 0; ++depth) {
     OwnerStep step{&owner_ref(ref), nullptr};
     const int64_t id = FindUid(step.link->uid);
-    if (id >= 0) step.version = object(static_cast<uint32_t>(id)).At(at);
+    if (id >= 0) step.version = VersionAt(static_cast<uint32_t>(id), at);
     chain.push_back(step);
     if (!step.version) break;
     ref = step.version->owner;
@@ -317,7 +323,7 @@ std::vector<std::pair<uint32_t, const Version*>> StateStore::SelectingServices(u
   std::sort(candidates.begin(), candidates.end());  // creation order
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   for (uint32_t id : candidates) {
-    const Version* v = object(id).At(at);
+    const Version* v = VersionAt(id, at);
     if (!v || v->presence == Presence::kGone) continue;
     if (Selects(label_set(v->selector), labels)) out.emplace_back(id, v);
   }
@@ -339,6 +345,7 @@ uint64_t StateStore::late_generation(uint32_t ns) const {
 
 void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts) {
   Object& o = objects_[id];
+  max_time_ = std::max(max_time_, v.time);
   auto pos = std::upper_bound(o.versions.begin(), o.versions.end(), v, [](const Version& x, const Version& y) {
     return x.time != y.time ? x.time < y.time : x.index < y.index;
   });
@@ -519,6 +526,237 @@ std::vector<uint32_t> StateStore::Instance(uint32_t ns, std::string_view release
   std::vector<uint32_t> out(it->second.begin(), it->second.end());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+}  // namespace annals::state
+
+namespace annals::state {
+
+// ---------------------------------------------------------------------------
+// Hot and cold objects.
+
+namespace {
+
+size_t BytesOf(const Object& o) {
+  size_t n = sizeof(Object) + o.uid.capacity() + o.versions.capacity() * sizeof(Version) +
+             o.intervals.capacity() * sizeof(IpInterval) + o.ips_ever.capacity() * sizeof(IpKey) +
+             o.pod.capacity() * sizeof(Object::PodFacts);
+  for (const auto& pf : o.pod) n += pf.ips.capacity() * sizeof(IpKey);
+  return n + 64;  // the cache's node
+}
+
+}  // namespace
+
+void StateStore::set_cold(ColdStore* cold, Micros after, size_t cache_bytes) {
+  std::unique_lock lock(mu_);
+  cold_ = cold;
+  cold_after_ = after;
+  cache_budget_ = cache_bytes;
+}
+
+const Version* StateStore::VersionAt(uint32_t id, Micros t) const {
+  const Object& o = objects_[id];
+  if (!o.cold) return o.At(t);
+  if (t < o.first_time) return nullptr;
+  if (t >= o.last.time) return &o.last;  // the last version at or before t: it is the last of all
+  return Loaded(id).At(t);
+}
+
+void StateStore::MarkDamaged(const std::string& why) const {
+  MutexLock l(&cache_mu_);
+  if (damage_.empty()) damage_ = why;
+  damaged_.store(true, std::memory_order_release);
+}
+
+std::string StateStore::damage() const {
+  MutexLock l(&cache_mu_);
+  return damage_;
+}
+
+const Object& StateStore::Loaded(uint32_t id) const {
+  const Object& stub = objects_[id];
+  {
+    MutexLock l(&cache_mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end()) return *it->second;
+  }
+  // Read outside the cache's lock: two readers may read the same body; the
+  // first one cached is kept.
+  auto body = cold_ ? cold_->Get(id, stub.cold) : StatusOr<std::string>(FailedPreconditionError("no cold store"));
+  auto o = std::make_unique<Object>();
+  Status s = body.ok() ? DecodeObject(*body, o.get()) : body.status();
+  if (!s.ok() && s.code() == StatusCode::kInvalidArgument)
+    s = DataLossError("cold object " + std::to_string(id) + "@" + std::to_string(stub.cold) + ": " + s.message());
+  if (s.ok() && (o->uid != stub.uid || o->resource != stub.resource || o->versions.empty() ||
+                 o->versions.front().time != stub.first_time || o->versions.back().index != stub.last.index))
+    s = DataLossError("cold object " + std::to_string(id) + " is not the one the projection names");
+  if (!s.ok()) {
+    MarkDamaged(s.message());
+    return stub;  // no history: answers lack it until the rebuild
+  }
+  MutexLock l(&cache_mu_);
+  auto [it, inserted] = cache_.emplace(id, std::move(o));
+  if (inserted) {
+    cache_bytes_ += BytesOf(*it->second);
+    cache_order_.push_back(id);
+    ++loads_;
+  }
+  return *it->second;
+}
+
+void StateStore::Thaw(uint32_t id) {
+  Object& o = objects_[id];
+  if (!o.cold) return;
+  const Object& body = Loaded(id);
+  std::unique_ptr<Object> back;
+  {
+    MutexLock l(&cache_mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end()) {
+      cache_bytes_ -= std::min(cache_bytes_, BytesOf(*it->second));
+      back = std::move(it->second);
+      cache_.erase(it);
+    }
+  }
+  if (&body == &o || !back) {  // unreadable (damaged): hot with no history until the rebuild
+    o.cold = 0;
+    --cold_count_;
+    return;
+  }
+  garbage_.emplace_back(id, o.cold);
+  --cold_count_;
+  o = std::move(*back);
+  o.cold = 0;
+}
+
+void StateStore::Freeze(uint32_t id, uint64_t generation) {
+  Object& o = objects_[id];
+  cold_->Put(id, generation, EncodeObject(o));
+  auto body = std::make_unique<Object>(std::move(o));
+  Object stub;
+  stub.resource = body->resource;
+  stub.ns = body->ns;
+  stub.name = body->name;
+  stub.uid = body->uid;
+  stub.cold = generation;
+  stub.first_time = body->versions.front().time;
+  stub.last = body->versions.back();
+  o = std::move(stub);
+  ++cold_count_;
+  frozen_pending_ = true;
+  // Readers find it in the cache until it is committed (and trimmed).
+  MutexLock l(&cache_mu_);
+  cache_bytes_ += BytesOf(*body);
+  auto [it, inserted] = cache_.insert_or_assign(id, std::move(body));
+  (void)it;
+  cache_order_.push_back(id);
+}
+
+void StateStore::NoteGone(uint32_t id) {
+  if (!cold_) return;
+  const Object& o = objects_[id];
+  if (o.cold || o.versions.empty() || o.versions.back().presence != Presence::kGone) return;
+  gone_.emplace_back(o.versions.back().time, id);
+  std::push_heap(gone_.begin(), gone_.end(), std::greater<>());
+}
+
+void StateStore::FreezeOld(uint64_t index) {
+  if (!cold_ || max_time_ == std::numeric_limits<Micros>::min()) return;
+  const Micros horizon = max_time_ - cold_after_;
+  while (!gone_.empty() && gone_.front().first < horizon) {
+    std::pop_heap(gone_.begin(), gone_.end(), std::greater<>());
+    const auto [t, id] = gone_.back();
+    gone_.pop_back();
+    const Object& o = objects_[id];
+    // Stale entries: brought back since, or no longer ending (a later
+    // version), or ending at another time (filed again then).
+    if (o.cold || o.versions.empty() || o.versions.back().presence != Presence::kGone ||
+        o.versions.back().time != t)
+      continue;
+    Freeze(id, index + 1);  // generation: entries [0, index] applied; never 0
+  }
+}
+
+Status StateStore::CommitCold() {
+  if (!cold_) return OkStatus();
+  {
+    MutexLock l(&cache_mu_);
+    if (cache_bytes_ <= cache_budget_ && !frozen_pending_) return OkStatus();
+  }
+  std::unique_lock lock(mu_);
+  if (frozen_pending_) {
+    RETURN_IF_ERROR(cold_->Commit());
+    frozen_pending_ = false;
+  }
+  TrimCacheLocked();
+  return OkStatus();
+}
+
+void StateStore::TrimCacheLocked() const {
+  MutexLock l(&cache_mu_);
+  size_t k = 0;
+  while (cache_bytes_ > cache_budget_ && k < cache_order_.size()) {
+    const uint32_t id = cache_order_[k++];
+    auto it = cache_.find(id);
+    if (it == cache_.end()) continue;
+    cache_bytes_ -= std::min(cache_bytes_, BytesOf(*it->second));
+    cache_.erase(it);
+  }
+  cache_order_.erase(cache_order_.begin(), cache_order_.begin() + static_cast<long>(k));
+  // The order list names each cached object at least once; rebuild it
+  // when evictions by Thaw left it much longer than the cache.
+  if (cache_order_.size() > 2 * cache_.size() + 1024) {
+    std::vector<uint32_t> order;
+    std::unordered_set<uint32_t> seen;
+    for (uint32_t id : cache_order_)
+      if (cache_.count(id) && seen.insert(id).second) order.push_back(id);
+    cache_order_ = std::move(order);
+  }
+}
+
+Status StateStore::SyncCold(std::vector<std::pair<uint32_t, uint64_t>>* garbage) {
+  garbage->clear();
+  if (!cold_) return OkStatus();
+  std::unique_lock lock(mu_);
+  RETURN_IF_ERROR(cold_->Sync());
+  frozen_pending_ = false;
+  garbage->swap(garbage_);
+  return OkStatus();
+}
+
+void StateStore::DeleteCold(const std::vector<std::pair<uint32_t, uint64_t>>& garbage) {
+  if (!cold_ || garbage.empty()) return;
+  std::unique_lock lock(mu_);
+  for (const auto& [id, gen] : garbage) cold_->Delete(id, gen);
+  frozen_pending_ = true;  // committed with the next bodies
+}
+
+void StateStore::KeepCold(const std::vector<std::pair<uint32_t, uint64_t>>& garbage) {
+  std::unique_lock lock(mu_);
+  garbage_.insert(garbage_.end(), garbage.begin(), garbage.end());
+}
+
+Status StateStore::Reset() {
+  StateStore fresh;
+  std::unique_lock lock(mu_);
+  if (cold_) RETURN_IF_ERROR(cold_->Wipe());
+  AdoptLocked(fresh);
+  garbage_.clear();
+  frozen_pending_ = false;
+  MutexLock l(&cache_mu_);
+  damage_.clear();
+  damaged_.store(false, std::memory_order_release);
+  return OkStatus();
+}
+
+StateStore::ColdStats StateStore::cold_stats() const {
+  ColdStats st;
+  st.cold = cold_count_.load(std::memory_order_relaxed);
+  MutexLock l(&cache_mu_);
+  st.cached = cache_.size();
+  st.cached_bytes = cache_bytes_;
+  st.loads = loads_;
+  return st;
 }
 
 }  // namespace annals::state

@@ -18,6 +18,7 @@
 #ifndef ANNALS_STATE_STATE_STORE_H_
 #define ANNALS_STATE_STATE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -30,9 +31,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "common/time_util.h"
 #include "index/event_row.h"
+#include "state/cold_store.h"
 #include "state/ip_index.h"
 #include "state/k8s_object.h"
 
@@ -105,7 +108,16 @@ struct Object {
   std::vector<std::string> text_rvs;
   bool watched = false;  // has watch versions
 
+  // Cold (docs/state.md "Hot and cold objects"): 0 while the history is
+  // here; else the generation of its body in the ColdStore, and only
+  // resource, ns, name, uid, first_time and last are kept here (the
+  // vectors above are empty).
+  uint64_t cold = 0;
+  Micros first_time = 0;  // cold: the time of its first version
+  Version last;           // cold: its last version (gone)
+
   // Last version at or before t, or nullptr; presence kGone means absent.
+  // Not for a cold object (StateStore::VersionAt).
   const Version* At(Micros t) const;
 };
 
@@ -137,12 +149,56 @@ class StateStore {
   // nowhere; the store is left as it was then. For a new store only.
   Status DecodeSnapshot(std::string_view body);
 
+  // Hot and cold objects (docs/state.md): with a cold store, applying an
+  // entry moves to it every object whose last version is gone and more
+  // than `after` older than the latest version time seen, and a later
+  // version of one brings it back. Which objects are cold depends only on
+  // the log and `after`, so a store replayed from the log and one loaded
+  // from a snapshot encode alike. Bodies read back are kept in a cache of
+  // about cache_bytes. Set before anything is applied; cold must outlive
+  // the store.
+  void set_cold(ColdStore* cold, Micros after, size_t cache_bytes);
+  // Writes the bodies moved out since the last call to the cold store and
+  // trims the cache (takes the lock exclusive when there is work). A
+  // failed write stays pending and is tried again by the next call.
+  Status CommitCold();
+  // Before a snapshot of the store as it is (nothing applies meanwhile):
+  // commits and syncs the cold store, so that everything the snapshot
+  // names is durable, and hands over the bodies that objects brought back
+  // left behind, to DeleteCold once the snapshot is durable (or
+  // KeepCold if it was not written).
+  Status SyncCold(std::vector<std::pair<uint32_t, uint64_t>>* garbage);
+  void DeleteCold(const std::vector<std::pair<uint32_t, uint64_t>>& garbage);
+  void KeepCold(const std::vector<std::pair<uint32_t, uint64_t>>& garbage);
+  // A cold body could not be read (damaged or missing): some answers lack
+  // it until the projection is rebuilt (Reset and a replay of the log).
+  bool damaged() const { return damaged_.load(std::memory_order_acquire); }
+  std::string damage() const;
+  // Empties the store and the cold store, for a replay from the start.
+  Status Reset();
+  // Objects in the cold store, and the bodies read back now in the cache.
+  struct ColdStats {
+    uint64_t cold = 0, cached = 0, cached_bytes = 0, loads = 0;
+  };
+  ColdStats cold_stats() const;
+
   // All readers take this lock (shared) around the accessors below.
   std::shared_mutex& mutex() const { return mu_; }
 
   // --- Accessors; caller holds mutex() shared. ---
   const Strings& strings() const { return strings_; }
-  const Object& object(uint32_t id) const { return objects_[id]; }
+  // The object with its history (a cold one's is read back from the cold
+  // store, and stays valid while the caller holds the lock).
+  const Object& object(uint32_t id) const {
+    const Object& o = objects_[id];
+    return o.cold ? Loaded(id) : o;
+  }
+  // The object's resource, ns, name and uid, without reading a cold
+  // object's history (which this one lacks).
+  const Object& names(uint32_t id) const { return objects_[id]; }
+  // The object's version at t (Object::At); reads a cold object's history
+  // only if t falls within its life.
+  const Version* VersionAt(uint32_t id, Micros t) const;
   size_t object_count() const { return objects_.size(); }
   // Object ids whose resource/namespace match (0 = any).
   std::vector<uint32_t> Objects(uint32_t resource, uint32_t ns, bool any_ns) const;
@@ -238,6 +294,21 @@ class StateStore {
   // when the new version is both the newest and the highest.
   void OrderByResourceVersion(uint32_t id, uint64_t added);
   void RecomputeIntervals(uint32_t id);
+  // Cold objects (see set_cold).
+  const Object& Loaded(uint32_t id) const;
+  void Thaw(uint32_t id);
+  void Freeze(uint32_t id, uint64_t generation);
+  // Freezes what the entry at `index` made old enough (writer lock held).
+  void FreezeOld(uint64_t index);
+  void NoteGone(uint32_t id);
+  void MarkDamaged(const std::string& why) const;
+  void TrimCacheLocked() const;
+  // The snapshot's encoding of one object (state_snapshot.cc); decoding
+  // checks every id against this store's tables.
+  std::string EncodeObject(const Object& o) const;
+  Status DecodeObject(std::string_view body, Object* o) const;
+  // Takes s's contents (DecodeSnapshot, Reset); keeps the cold settings.
+  void AdoptLocked(StateStore& s);
   // The same result when the object's newest version was just appended:
   // only the open intervals and the new version are looked at.
   void ExtendIntervals(uint32_t id);
@@ -270,6 +341,24 @@ class StateStore {
   std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> services_by_selector_;  // (ns, key, value)
   Micros max_pod_time_ = std::numeric_limits<Micros>::min();
   uint64_t late_generation_ = 0;  // cluster-scoped late versions
+  // Cold objects.
+  ColdStore* cold_ = nullptr;
+  Micros cold_after_ = 0;
+  size_t cache_budget_ = 0;
+  Micros max_time_ = std::numeric_limits<Micros>::min();  // the latest version time applied
+  // Hot objects whose last version is gone, by that version's time (a
+  // min-heap; entries may be stale and are checked when popped).
+  std::vector<std::pair<Micros, uint32_t>> gone_;
+  std::vector<std::pair<uint32_t, uint64_t>> garbage_;  // bodies left by objects brought back
+  bool frozen_pending_ = false;  // bodies put since the last commit (their objects stay cached)
+  std::atomic<uint64_t> cold_count_{0};  // written under mu_ (exclusive), read without it
+  mutable Mutex cache_mu_;
+  mutable std::unordered_map<uint32_t, std::unique_ptr<Object>> cache_ GUARDED_BY(cache_mu_);
+  mutable std::vector<uint32_t> cache_order_ GUARDED_BY(cache_mu_);  // oldest first; may name evicted ids
+  mutable size_t cache_bytes_ GUARDED_BY(cache_mu_) = 0;
+  mutable uint64_t loads_ GUARDED_BY(cache_mu_) = 0;
+  mutable std::string damage_ GUARDED_BY(cache_mu_);
+  mutable std::atomic<bool> damaged_{false};
 };
 
 }  // namespace annals::state

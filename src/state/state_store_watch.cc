@@ -119,18 +119,24 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   std::unique_lock lock(mu_);
   bool created = false;
   const uint32_t id = ObjectFor(strings_.Intern(resource), *facts, &created);
+  Thaw(id);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.
   Version v = VersionOf(t, index, p, *facts);
   if (!tombstone) {
     bool seen = false;
     v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
-    if (seen) return OkStatus();  // the same version is already in (from an audit event or a relist)
+    if (seen) {  // the same version is already in (from an audit event or a relist)
+      NoteGone(id);  // brought back to look: it goes again
+      return OkStatus();
+    }
   }
   v.watch = true;
   objects_[id].watched = true;
   AddVersion(id, v, &*facts);
   OrderByResourceVersion(id, index);
+  NoteGone(id);
+  FreezeOld(index);
   return OkStatus();
 }
 

@@ -427,10 +427,12 @@ TEST_F(HistoryOnDisk, AFlippedByteInTheIndexIsFoundAndTheIndexRebuiltWithTheSame
 // 24 kills at random moments: 16 during live ingest (with a state snapshot
 // every 2,000 entries, so some land while one is written), 8 during the
 // catch-up of a start. Nothing acknowledged is lost, and the answers in the
-// end equal those of `annals rebuild` on a copy.
+// end equal those of `annals rebuild` on a copy. --cold-after 0 sends every
+// deleted object's history to the cold store at once, so kills land while
+// bodies are written, named by a snapshot, brought back and deleted.
 TEST_F(HistoryOnDisk, AfterKill9AtRandomMomentsTheAnswersEqualARebuild) {
   ASSERT_OK(server_->Stop());
-  server_->options().extra_args = {"--snapshot-every", "2000"};
+  server_->options().extra_args = {"--snapshot-every", "2000", "--cold-after", "0"};
   std::mt19937 rng(20261203);
   size_t acked_total = 0, next_copy = kCopies;
   for (int round = 0; round < 24; ++round) {
@@ -472,6 +474,7 @@ TEST_F(HistoryOnDisk, AfterKill9AtRandomMomentsTheAnswersEqualARebuild) {
   EXPECT_GT(acked_total, 0u);
   EXPECT_GE(total, Events() + acked_total);
   const std::vector<std::string> after = Answers(http_.get());
+  EXPECT_GT(Gauges(http_.get())["annals_state_cold_objects"], 0u) << "deleted objects left memory";
   ASSERT_OK(server_->Stop());
   server_->options().extra_args.clear();
 

@@ -1,0 +1,177 @@
+#include "state/cold_objects.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "common/bytes.h"
+#include "common/crc32c.h"
+#include "common/file_util.h"
+
+namespace annals::state {
+
+namespace {
+
+constexpr std::string_view kVersionKey("\x00version", 8);
+// Bumped when the layout (or the object encoding) changes.
+constexpr std::string_view kVersion = "1";
+constexpr char kBody = 'o';
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());
+  return InternalError(what + ": " + s.ToString());
+}
+
+std::string BodyKey(uint32_t id, uint64_t generation) {
+  std::string k(1, kBody);
+  PutBigEndian32(&k, id);
+  PutBigEndian64(&k, generation);
+  return k;
+}
+
+rocksdb::Options DbOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.max_open_files = 256;
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  opts.paranoid_checks = true;
+  opts.write_buffer_size = size_t{16} << 20;
+  opts.max_write_buffer_number = 2;
+  opts.max_background_jobs = 1;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.block_size = 16 * 1024;
+  table.cache_index_and_filter_blocks = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  opts.compression = rocksdb::kLZ4Compression;
+  opts.bottommost_compression = rocksdb::kZSTD;
+  return opts;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ColdObjects>> ColdObjects::Open(const std::string& dir, size_t block_cache_bytes,
+                                                         std::string* wiped) {
+  std::unique_ptr<ColdObjects> c(new ColdObjects());
+  c->dir_ = dir;
+  c->cache_ = rocksdb::NewLRUCache(std::max<size_t>(block_cache_bytes, size_t{4} << 20));
+  c->batch_ = std::make_unique<rocksdb::WriteBatch>();
+  RETURN_IF_ERROR(MakeDirs(dir));
+  std::string why;
+  Status s = c->OpenDb(&why);
+  if (s.code() == StatusCode::kDataLoss) {
+    why = "damaged (" + s.message() + ")";
+    c->db_.reset();
+    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, DbOptions(c->cache_)), "wipe cold objects " + dir));
+    std::string again;
+    s = c->OpenDb(&again);
+  }
+  RETURN_IF_ERROR(s);
+  if (wiped) *wiped = why;
+  return c;
+}
+
+ColdObjects::~ColdObjects() {
+  if (db_) (void)db_->Flush(rocksdb::FlushOptions());
+}
+
+Status ColdObjects::OpenDb(std::string* wiped) {
+  const rocksdb::Options opts = DbOptions(cache_);
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open cold objects " + dir_));
+  db_.reset(raw);
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kVersionKey, &v);
+  if (s.ok() && v != kVersion) {
+    *wiped = "layout version " + v + ", this build writes " + std::string(kVersion);
+    db_.reset();
+    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe cold objects " + dir_));
+    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open cold objects " + dir_));
+    db_.reset(raw);
+    s = rocksdb::Status::NotFound();
+  }
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Put(wo, kVersionKey, kVersion), "cold objects version");
+  }
+  return FromRocks(s, "cold objects version");
+}
+
+void ColdObjects::Put(uint32_t id, uint64_t generation, std::string_view body) {
+  std::string v(body);
+  const uint32_t crc = crc32c::Mask(crc32c::Value(body.data(), body.size()));
+  PutBigEndian32(&v, crc);
+  (void)batch_->Put(BodyKey(id, generation), v);
+}
+
+void ColdObjects::Delete(uint32_t id, uint64_t generation) { (void)batch_->Delete(BodyKey(id, generation)); }
+
+bool ColdObjects::pending() const { return batch_->Count() > 0; }
+
+Status ColdObjects::Commit() {
+  if (batch_->Count() == 0) return OkStatus();
+  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), batch_.get()), "write cold objects"));
+  batch_->Clear();
+  return OkStatus();
+}
+
+Status ColdObjects::Sync() {
+  RETURN_IF_ERROR(Commit());
+  return FromRocks(db_->FlushWAL(/*sync=*/true), "sync cold objects");
+}
+
+StatusOr<std::string> ColdObjects::Get(uint32_t id, uint64_t generation) const {
+  std::string v;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  const std::string key = BodyKey(id, generation);
+  rocksdb::Status s = db_->Get(ro, key, &v);
+  if (s.IsNotFound())
+    return NotFoundError("cold object " + std::to_string(id) + "@" + std::to_string(generation) + " is missing");
+  RETURN_IF_ERROR(FromRocks(s, "read cold object " + std::to_string(id)));
+  if (v.size() < 4 || crc32c::Unmask(GetBigEndian32(v.data() + v.size() - 4)) !=
+                          crc32c::Value(v.data(), v.size() - 4))
+    return DataLossError("cold object " + std::to_string(id) + "@" + std::to_string(generation) +
+                         ": checksum mismatch");
+  v.resize(v.size() - 4);
+  return v;
+}
+
+Status ColdObjects::ForEach(
+    const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(std::string(1, kBody)); it->Valid() && it->key()[0] == kBody; it->Next()) {
+    const rocksdb::Slice k = it->key(), v = it->value();
+    if (k.size() != 13 || v.size() < 4 ||
+        crc32c::Unmask(GetBigEndian32(v.data() + v.size() - 4)) != crc32c::Value(v.data(), v.size() - 4))
+      return DataLossError("cold objects: damaged record");
+    RETURN_IF_ERROR(fn(GetBigEndian32(k.data() + 1), GetBigEndian64(k.data() + 5),
+                       std::string_view(v.data(), v.size() - 4)));
+  }
+  return FromRocks(it->status(), "scan cold objects");
+}
+
+Status ColdObjects::Wipe() {
+  batch_->Clear();
+  rocksdb::WriteBatch wb;
+  RETURN_IF_ERROR(FromRocks(wb.DeleteRange(db_->DefaultColumnFamily(), std::string(1, kBody), std::string(1, kBody + 1)),
+                            "wipe cold objects"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &wb), "wipe cold objects");
+}
+
+size_t ColdObjects::bodies_approx() const {
+  uint64_t n = 0;
+  db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
+  return static_cast<size_t>(n);
+}
+
+}  // namespace annals::state
