@@ -544,10 +544,12 @@ void StateStore::AdoptLocked(StateStore& s) {
   max_time_ = s.max_time_;
   gone_ = std::move(s.gone_);
   cold_count_.store(s.cold_count_.load());
-  MutexLock l(&cache_mu_);
-  cache_.clear();
-  cache_order_.clear();
-  cache_bytes_ = 0;
+  for (CacheShard& c : cache_) {
+    MutexLock l(&c.mu);
+    c.map.clear();
+    c.order.clear();
+    c.bytes = 0;
+  }
 }
 
 std::string StateStore::EncodeObject(const Object& ob) const {

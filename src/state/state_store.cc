@@ -563,22 +563,23 @@ const Version* StateStore::VersionAt(uint32_t id, Micros t) const {
 }
 
 void StateStore::MarkDamaged(const std::string& why) const {
-  MutexLock l(&cache_mu_);
+  MutexLock l(&damage_mu_);
   if (damage_.empty()) damage_ = why;
   damaged_.store(true, std::memory_order_release);
 }
 
 std::string StateStore::damage() const {
-  MutexLock l(&cache_mu_);
+  MutexLock l(&damage_mu_);
   return damage_;
 }
 
 const Object& StateStore::Loaded(uint32_t id) const {
   const Object& stub = objects_[id];
+  CacheShard& c = ShardOf(id);
   {
-    MutexLock l(&cache_mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end()) return *it->second;
+    MutexLock l(&c.mu);
+    auto it = c.map.find(id);
+    if (it != c.map.end()) return *it->second;
   }
   // Read outside the cache's lock: two readers may read the same body; the
   // first one cached is kept.
@@ -594,12 +595,13 @@ const Object& StateStore::Loaded(uint32_t id) const {
     MarkDamaged(s.message());
     return stub;  // no history: answers lack it until the rebuild
   }
-  MutexLock l(&cache_mu_);
-  auto [it, inserted] = cache_.emplace(id, std::move(o));
+  MutexLock l(&c.mu);
+  auto [it, inserted] = c.map.emplace(id, std::move(o));
   if (inserted) {
-    cache_bytes_ += BytesOf(*it->second);
-    cache_order_.push_back(id);
-    ++loads_;
+    c.bytes += BytesOf(*it->second);
+    c.order.push_back(id);
+    ++c.loads;
+    if (c.bytes > cache_budget_ / kCacheShards) over_budget_.store(true, std::memory_order_relaxed);
   }
   return *it->second;
 }
@@ -610,12 +612,13 @@ void StateStore::Thaw(uint32_t id) {
   const Object& body = Loaded(id);
   std::unique_ptr<Object> back;
   {
-    MutexLock l(&cache_mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end()) {
-      cache_bytes_ -= std::min(cache_bytes_, BytesOf(*it->second));
+    CacheShard& c = ShardOf(id);
+    MutexLock l(&c.mu);
+    auto it = c.map.find(id);
+    if (it != c.map.end()) {
+      c.bytes -= std::min(c.bytes, BytesOf(*it->second));
       back = std::move(it->second);
-      cache_.erase(it);
+      c.map.erase(it);
     }
   }
   if (&body == &o || !back) {  // unreadable (damaged): hot with no history until the rebuild
@@ -645,11 +648,12 @@ void StateStore::Freeze(uint32_t id, uint64_t generation) {
   ++cold_count_;
   frozen_pending_ = true;
   // Readers find it in the cache until it is committed (and trimmed).
-  MutexLock l(&cache_mu_);
-  cache_bytes_ += BytesOf(*body);
-  auto [it, inserted] = cache_.insert_or_assign(id, std::move(body));
-  (void)it;
-  cache_order_.push_back(id);
+  CacheShard& c = ShardOf(id);
+  MutexLock l(&c.mu);
+  c.bytes += BytesOf(*body);
+  c.map.insert_or_assign(id, std::move(body));
+  c.order.push_back(id);
+  if (c.bytes > cache_budget_ / kCacheShards) over_budget_.store(true, std::memory_order_relaxed);
 }
 
 void StateStore::NoteGone(uint32_t id) {
@@ -679,10 +683,7 @@ void StateStore::FreezeOld(uint64_t index) {
 
 Status StateStore::CommitCold() {
   if (!cold_) return OkStatus();
-  {
-    MutexLock l(&cache_mu_);
-    if (cache_bytes_ <= cache_budget_ && !frozen_pending_) return OkStatus();
-  }
+  if (!frozen_pending_ && !over_budget_.load(std::memory_order_relaxed)) return OkStatus();
   std::unique_lock lock(mu_);
   if (frozen_pending_) {
     RETURN_IF_ERROR(cold_->Commit());
@@ -692,25 +693,28 @@ Status StateStore::CommitCold() {
   return OkStatus();
 }
 
-void StateStore::TrimCacheLocked() const {
-  MutexLock l(&cache_mu_);
-  size_t k = 0;
-  while (cache_bytes_ > cache_budget_ && k < cache_order_.size()) {
-    const uint32_t id = cache_order_[k++];
-    auto it = cache_.find(id);
-    if (it == cache_.end()) continue;
-    cache_bytes_ -= std::min(cache_bytes_, BytesOf(*it->second));
-    cache_.erase(it);
-  }
-  cache_order_.erase(cache_order_.begin(), cache_order_.begin() + static_cast<long>(k));
-  // The order list names each cached object at least once; rebuild it
-  // when evictions by Thaw left it much longer than the cache.
-  if (cache_order_.size() > 2 * cache_.size() + 1024) {
-    std::vector<uint32_t> order;
-    std::unordered_set<uint32_t> seen;
-    for (uint32_t id : cache_order_)
-      if (cache_.count(id) && seen.insert(id).second) order.push_back(id);
-    cache_order_ = std::move(order);
+void StateStore::TrimCacheLocked() {
+  over_budget_.store(false, std::memory_order_relaxed);
+  const size_t share = cache_budget_ / kCacheShards;
+  for (CacheShard& c : cache_) {
+    MutexLock l(&c.mu);
+    size_t k = 0;
+    while (c.bytes > share && k < c.order.size()) {
+      auto it = c.map.find(c.order[k++]);
+      if (it == c.map.end()) continue;
+      c.bytes -= std::min(c.bytes, BytesOf(*it->second));
+      c.map.erase(it);
+    }
+    c.order.erase(c.order.begin(), c.order.begin() + static_cast<long>(k));
+    // The order list names each cached object at least once; rebuild it
+    // when objects brought back left it much longer than the cache.
+    if (c.order.size() > 2 * c.map.size() + 64) {
+      std::vector<uint32_t> order;
+      std::unordered_set<uint32_t> seen;
+      for (uint32_t id : c.order)
+        if (c.map.count(id) && seen.insert(id).second) order.push_back(id);
+      c.order = std::move(order);
+    }
   }
 }
 
@@ -743,7 +747,7 @@ Status StateStore::Reset() {
   AdoptLocked(fresh);
   garbage_.clear();
   frozen_pending_ = false;
-  MutexLock l(&cache_mu_);
+  MutexLock l(&damage_mu_);
   damage_.clear();
   damaged_.store(false, std::memory_order_release);
   return OkStatus();
@@ -752,10 +756,12 @@ Status StateStore::Reset() {
 StateStore::ColdStats StateStore::cold_stats() const {
   ColdStats st;
   st.cold = cold_count_.load(std::memory_order_relaxed);
-  MutexLock l(&cache_mu_);
-  st.cached = cache_.size();
-  st.cached_bytes = cache_bytes_;
-  st.loads = loads_;
+  for (CacheShard& c : cache_) {
+    MutexLock l(&c.mu);
+    st.cached += c.map.size();
+    st.cached_bytes += c.bytes;
+    st.loads += c.loads;
+  }
   return st;
 }
 

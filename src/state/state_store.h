@@ -18,6 +18,7 @@
 #ifndef ANNALS_STATE_STATE_STORE_H_
 #define ANNALS_STATE_STATE_STORE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -302,7 +303,7 @@ class StateStore {
   void FreezeOld(uint64_t index);
   void NoteGone(uint32_t id);
   void MarkDamaged(const std::string& why) const;
-  void TrimCacheLocked() const;
+  void TrimCacheLocked();
   // The snapshot's encoding of one object (state_snapshot.cc); decoding
   // checks every id against this store's tables.
   std::string EncodeObject(const Object& o) const;
@@ -352,13 +353,23 @@ class StateStore {
   std::vector<std::pair<uint32_t, uint64_t>> garbage_;  // bodies left by objects brought back
   bool frozen_pending_ = false;  // bodies put since the last commit (their objects stay cached)
   std::atomic<uint64_t> cold_count_{0};  // written under mu_ (exclusive), read without it
-  mutable Mutex cache_mu_;
-  mutable std::unordered_map<uint32_t, std::unique_ptr<Object>> cache_ GUARDED_BY(cache_mu_);
-  mutable std::vector<uint32_t> cache_order_ GUARDED_BY(cache_mu_);  // oldest first; may name evicted ids
-  mutable size_t cache_bytes_ GUARDED_BY(cache_mu_) = 0;
-  mutable uint64_t loads_ GUARDED_BY(cache_mu_) = 0;
-  mutable std::string damage_ GUARDED_BY(cache_mu_);
+  // Histories read back (or just frozen), in shards by id so that readers
+  // on several threads do not queue on one lock. Entries are freed only
+  // under mu_ held exclusive (TrimCacheLocked, Thaw, AdoptLocked).
+  struct CacheShard {
+    Mutex mu;
+    std::unordered_map<uint32_t, std::unique_ptr<Object>> map GUARDED_BY(mu);
+    std::vector<uint32_t> order GUARDED_BY(mu);  // oldest first; may name ids no longer cached
+    size_t bytes GUARDED_BY(mu) = 0;
+    uint64_t loads GUARDED_BY(mu) = 0;
+  };
+  static constexpr size_t kCacheShards = 16;
+  CacheShard& ShardOf(uint32_t id) const { return cache_[id % kCacheShards]; }
+  mutable std::array<CacheShard, kCacheShards> cache_;
+  mutable Mutex damage_mu_;
+  mutable std::string damage_ GUARDED_BY(damage_mu_);
   mutable std::atomic<bool> damaged_{false};
+  mutable std::atomic<bool> over_budget_{false};  // a shard went over its share; the next CommitCold trims
 };
 
 }  // namespace annals::state
