@@ -24,8 +24,8 @@ namespace {
 constexpr std::string_view kVersionKey("\x00version", 8);
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "3";
-constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a';
+constexpr std::string_view kVersion = "4";
+constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
@@ -54,6 +54,26 @@ std::string CountPrefix(char field, int64_t hour) {
   PutBigEndian64(&k, Biased(hour));
   return k;
 }
+
+// 'b' field hour len(ns) ns: the counts of one namespace's events (a
+// length, not a terminator: a namespace is untrusted text).
+std::string NsCountPrefix(char field, int64_t hour, std::string_view ns) {
+  std::string k(1, kNsCount);
+  k.push_back(field);
+  PutBigEndian64(&k, Biased(hour));
+  PutBigEndian32(&k, static_cast<uint32_t>(ns.size()));
+  k += ns;
+  return k;
+}
+
+// Counts keyed by their RocksDB key, looked up by string_view: a row's
+// thirteen counts build their keys in one reused buffer and allocate
+// only for a key the batch has not seen.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using CountMap = std::unordered_map<std::string, uint64_t, KeyHash, std::equal_to<>>;
 
 uint64_t GetLittleEndian64(std::string_view v) {
   uint64_t n = 0;
@@ -188,7 +208,8 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   const uint64_t from = watermark_.load();
   if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
   std::map<int64_t, Hour> touched;
-  std::unordered_map<std::string, uint64_t> counts;
+  CountMap counts;
+  std::string key;
   const auto& rows = batch.row_list();
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
@@ -209,18 +230,30 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     h.first_index = std::min(h.first_index, r.index);
     h.last_index = std::max(h.last_index, r.index);
     const EventBatch::Facets f = batch.facets(i);
-    auto count = [&](EventIndex::Field field, std::string_view value) {
-      std::string k = CountPrefix(static_cast<char>(field), hour);
-      k += value;
-      ++counts[std::move(k)];
+    auto bump = [&]() {
+      auto it = counts.find(std::string_view(key));
+      if (it != counts.end()) {
+        ++it->second;
+      } else {
+        counts.emplace(key, 1);
+      }
     };
-    count(Field::kUser, f.user);
-    count(Field::kVerb, f.verb);
-    count(Field::kResource, f.resource);
-    count(Field::kNamespace, f.ns);
-    count(Field::kCode, std::to_string(f.code));
-    count(Field::kSourceIp, f.ip);
-    count(Field::kUserAgent, f.ua);
+    // Every events' counts ('a'), then the namespace's ('b'), per field.
+    const std::string code = std::to_string(f.code);
+    const std::pair<Field, std::string_view> fields[] = {{Field::kUser, f.user},   {Field::kVerb, f.verb},
+                                                         {Field::kResource, f.resource}, {Field::kCode, code},
+                                                         {Field::kSourceIp, f.ip}, {Field::kUserAgent, f.ua}};
+    for (const auto& [field, value] : fields) {
+      key = CountPrefix(static_cast<char>(field), hour);
+      key += value;
+      bump();
+      key = NsCountPrefix(static_cast<char>(field), hour, f.ns);
+      key += value;
+      bump();
+    }
+    key = CountPrefix(static_cast<char>(Field::kNamespace), hour);
+    key += f.ns;
+    bump();
   }
   std::vector<std::string> names, name_first;
   names.reserve(batch.name_list().size());
@@ -239,7 +272,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   std::vector<std::pair<std::string, uint64_t>> sorted_counts(counts.begin(), counts.end());
   std::sort(sorted_counts.begin(), sorted_counts.end());
 
-  // Every key in key order: the watermark (0x00...), counts ('a'), hours
+  // Every key in key order: the watermark (0x00...), counts ('a', 'b'), hours
   // ('h'), names by name first ('m'), names ('n'), rows ('r'). The memtable's skip list inserts a key
   // next to the previous one almost for free; keys in hash order each cost
   // a full search (that was most of a commit's time).
@@ -362,6 +395,20 @@ Status EventIndex::Counts(Field field, int64_t hour, const std::function<void(st
        GetLittleEndian64(std::string_view(it->value().data(), 8)));
   }
   return FromRocks(it->status(), "event index counts");
+}
+
+Status EventIndex::NamespaceCounts(Field field, int64_t hour, std::string_view ns,
+                                   const std::function<void(std::string_view, uint64_t)>& fn) const {
+  if (field == Field::kNamespace) return InvalidArgumentError("namespace counts are per namespace already");
+  std::shared_lock lock(mu_);
+  const std::string prefix = NsCountPrefix(static_cast<char>(field), hour, ns);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->value().size() != 8) return DataLossError("event index: bad count");
+    fn(std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
+       GetLittleEndian64(std::string_view(it->value().data(), 8)));
+  }
+  return FromRocks(it->status(), "event index namespace counts");
 }
 
 Status EventIndex::VerifyChecksums(const std::atomic<bool>* stop) const {

@@ -104,6 +104,10 @@ class EventIndex {
   // fn(value, count) for every value of field among the hour's events (a
   // code as its decimal text), in value order.
   Status Counts(Field field, int64_t hour, const std::function<void(std::string_view, uint64_t)>& fn) const;
+  // The same among the hour's events of namespace ns ("" for cluster-scoped
+  // ones); not for Field::kNamespace.
+  Status NamespaceCounts(Field field, int64_t hour, std::string_view ns,
+                         const std::function<void(std::string_view, uint64_t)>& fn) const;
 
   // Reads every stored block and checks its checksum: DataLoss naming the
   // damage. Costs a read of the whole index (run it off the start path);

@@ -222,9 +222,10 @@ namespace {
 struct RowFilter {
   const EventQuery& q;
   std::string resource;
-  bool only_time() const {
-    return q.user.empty() && q.verb.empty() && resource.empty() && q.namespace_.empty() && q.name.empty() &&
-           q.stage.empty() && q.code == 0 && q.q.empty();
+  bool only_time() const { return q.namespace_.empty() && only_time_and_namespace(); }
+  bool only_time_and_namespace() const {
+    return q.user.empty() && q.verb.empty() && resource.empty() && q.name.empty() && q.stage.empty() &&
+           q.code == 0 && q.q.empty();
   }
   bool Matches(const index::EventRowView& r) const {
     if (r.time < q.from || r.time > q.to) return false;
@@ -332,9 +333,13 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
       return true;
     }));
   };
-  if (!filter.only_time()) {
+  if (!filter.only_time_and_namespace()) {
     RETURN_IF_ERROR(scan(hours, q.from, q.to));
   } else {
+    // A namespace (a namespace-limited reader always names one) reads that
+    // namespace's counts ('b' keys); its total in an hour is the sum of
+    // any field's counts, the verb's being the fewest.
+    const bool in_ns = !q.namespace_.empty();
     // Whole hours from their pre-aggregated counts; the partial hours at
     // the edges of [from, to] from their rows. Exact either way.
     index::EventIndex::Field field{};
@@ -354,12 +359,25 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
         RETURN_IF_ERROR(scan({h}, std::max(q.from, start), std::min(q.to, start + (index::kHourMicros - 1))));
         continue;
       }
+      if (in_ns && (group == Group::kHour || group == Group::kDay || group == Group::kNamespace)) {
+        uint64_t n = 0;
+        RETURN_IF_ERROR(IndexRead(events_->NamespaceCounts(index::EventIndex::Field::kVerb, h.hour, q.namespace_,
+                                                           [&](std::string_view, uint64_t k) { n += k; })));
+        if (n == 0) continue;
+        matched += n;
+        if (group == Group::kNamespace) {
+          by_string[q.namespace_] += n;
+        } else {
+          by_number[group == Group::kHour ? h.hour : floor_div(h.hour, kDayHours)] += n;
+        }
+        continue;
+      }
       if (group == Group::kHour || group == Group::kDay) {
         matched += h.count;
         by_number[group == Group::kHour ? h.hour : floor_div(h.hour, kDayHours)] += h.count;
         continue;
       }
-      RETURN_IF_ERROR(IndexRead(events_->Counts(field, h.hour, [&](std::string_view value, uint64_t n) {
+      auto add = [&](std::string_view value, uint64_t n) {
         matched += n;
         if (group == Group::kCode) {
           int64_t code = 0;
@@ -369,7 +387,9 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
         } else {
           by_string[std::string(value)] += n;
         }
-      })));
+      };
+      RETURN_IF_ERROR(IndexRead(in_ns ? events_->NamespaceCounts(field, h.hour, q.namespace_, add)
+                                      : events_->Counts(field, h.hour, add)));
     }
   }
   std::vector<std::pair<std::string, uint64_t>> g;

@@ -133,7 +133,9 @@ std::string KeyOf(const json& e, const std::string& by) {
   if (by == "namespace") return Str(e, {"objectRef", "namespace"});
   if (by == "code") return std::to_string(CodeOf(e));
   if (by == "source_ip") return e.contains("sourceIPs") && !e["sourceIPs"].empty() ? e["sourceIPs"][0].get<std::string>() : "";
+  if (by == "user_agent") return Str(e, {"userAgent"});
   if (by == "day") return FormatRfc3339(MicrosOf(e)).substr(0, 10);
+  if (by == "hour") return FormatRfc3339(MicrosOf(e)).substr(0, 13) + ":00:00Z";
   ADD_FAILURE() << by;
   return "";
 }
@@ -297,7 +299,19 @@ TEST_F(AuditCorpus, GroupByCountsEqualCountsFromTheRawFiles) {
   for (const char* by : {"verb", "user", "resource", "namespace", "code", "source_ip", "day"})
     ExpectGroups(by, "", nullptr);
   // With filters.
-  ExpectGroups("verb", "&namespace=default", [](const json& e) { return Str(e, {"objectRef", "namespace"}) == "default"; });
+  // A namespace alone reads that namespace's pre-aggregated counts (the
+  // 'b' keys of the event index): every key, and within a time window.
+  for (const char* by : {"verb", "user", "resource", "namespace", "code", "source_ip", "user_agent", "day", "hour"})
+    for (const char* ns : {"default", "kube-system"})
+      ExpectGroups(by, std::string("&namespace=") + ns,
+                   [ns](const json& e) { return Str(e, {"objectRef", "namespace"}) == ns; });
+  {
+    const Micros from = *ParseRfc3339("2018-10-26T13:00:00Z"), to = *ParseRfc3339("2018-10-26T14:00:00Z");
+    ExpectGroups("user", "&namespace=default&from=2018-10-26T13:00:00Z&to=2018-10-26T14:00:00Z", [&](const json& e) {
+      const Micros t = MicrosOf(e);
+      return Str(e, {"objectRef", "namespace"}) == "default" && t >= from && t <= to;
+    });
+  }
   ExpectGroups("resource", "&code=403", [](const json& e) { return CodeOf(e) == 403; });
   ExpectGroups("user", "&verb=create", [](const json& e) { return Str(e, {"verb"}) == "create"; });
   ExpectGroups("code", "&resource=pods", [](const json& e) { return Str(e, {"objectRef", "resource"}) == "pods"; });
