@@ -16,22 +16,17 @@
 
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "index/rocks_util.h"
 
 namespace annals::index {
 
 namespace {
 
-constexpr std::string_view kVersionKey("\x00version", 8);
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
 constexpr std::string_view kVersion = "4";
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return OkStatus();
-  if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());
-  return InternalError(what + ": " + s.ToString());
-}
 
 uint64_t Biased(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63); }
 int64_t Unbiased(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
@@ -156,27 +151,7 @@ Status EventIndex::OpenDb(std::string* wiped) {
 }
 
 Status EventIndex::TryOpenDb(std::string* wiped) {
-  const rocksdb::Options opts = DbOptions(options_, cache_);
-  rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open event index " + dir_));
-  db_.reset(raw);
-  std::string v;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kVersionKey, &v);
-  if (s.ok() && v != kVersion) {
-    *wiped = "layout version " + v + ", this build writes " + std::string(kVersion);
-    db_.reset();
-    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe event index " + dir_));
-    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open event index " + dir_));
-    db_.reset(raw);
-    s = rocksdb::Status::NotFound();
-  }
-  if (s.IsNotFound()) {
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    RETURN_IF_ERROR(FromRocks(db_->Put(wo, kVersionKey, kVersion), "event index version"));
-  } else {
-    RETURN_IF_ERROR(FromRocks(s, "event index version"));
-  }
+  RETURN_IF_ERROR(OpenVersioned(dir_, DbOptions(options_, cache_), kVersion, "event index", &db_, wiped));
   return LoadLocked();
 }
 

@@ -9,21 +9,18 @@
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/file_util.h"
+#include "index/rocks_util.h"
 
 namespace annals::state {
 
+using index::FromRocks;
+
 namespace {
 
-constexpr std::string_view kVersionKey("\x00version", 8);
 // Bumped when the layout (or the object encoding) changes.
 constexpr std::string_view kVersion = "1";
 constexpr char kBody = 'o';
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return OkStatus();
-  if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());
-  return InternalError(what + ": " + s.ToString());
-}
 
 std::string BodyKey(uint32_t id, uint64_t generation) {
   std::string k(1, kBody);
@@ -80,26 +77,7 @@ ColdObjects::~ColdObjects() {
 }
 
 Status ColdObjects::OpenDb(std::string* wiped) {
-  const rocksdb::Options opts = DbOptions(cache_);
-  rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open cold objects " + dir_));
-  db_.reset(raw);
-  std::string v;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kVersionKey, &v);
-  if (s.ok() && v != kVersion) {
-    *wiped = "layout version " + v + ", this build writes " + std::string(kVersion);
-    db_.reset();
-    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe cold objects " + dir_));
-    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir_, &raw), "open cold objects " + dir_));
-    db_.reset(raw);
-    s = rocksdb::Status::NotFound();
-  }
-  if (s.IsNotFound()) {
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    return FromRocks(db_->Put(wo, kVersionKey, kVersion), "cold objects version");
-  }
-  return FromRocks(s, "cold objects version");
+  return index::OpenVersioned(dir_, DbOptions(cache_), kVersion, "cold objects", &db_, wiped);
 }
 
 void ColdObjects::Put(uint32_t id, uint64_t generation, std::string_view body) {

@@ -1,0 +1,37 @@
+#include "index/rocks_util.h"
+
+namespace annals::index {
+
+namespace {
+constexpr std::string_view kVersionKey("\x00version", 8);
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());
+  return InternalError(what + ": " + s.ToString());
+}
+
+Status OpenVersioned(const std::string& dir, const rocksdb::Options& opts, std::string_view version,
+                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped) {
+  wiped->clear();
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
+  db->reset(raw);
+  std::string v;
+  rocksdb::Status s = (*db)->Get(rocksdb::ReadOptions(), kVersionKey, &v);
+  if (s.ok() && v != version) {
+    *wiped = "layout version " + v + ", this build writes " + std::string(version);
+    db->reset();
+    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, opts), "wipe " + what + " " + dir));
+    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
+    db->reset(raw);
+    s = rocksdb::Status::NotFound();
+  }
+  if (!s.IsNotFound()) return FromRocks(s, what + " version");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks((*db)->Put(wo, kVersionKey, rocksdb::Slice(version.data(), version.size())), what + " version");
+}
+
+}  // namespace annals::index

@@ -1,0 +1,29 @@
+// What the RocksDB-backed derived stores (the event index, the cold
+// objects) share: status mapping and opening with a layout version.
+#ifndef ANNALS_INDEX_ROCKS_UTIL_H_
+#define ANNALS_INDEX_ROCKS_UTIL_H_
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace annals::index {
+
+// OK, DataLoss for a corruption (the store is derived: rebuild it), else
+// Internal; `what` says what was being done.
+Status FromRocks(const rocksdb::Status& s, const std::string& what);
+
+// Opens (creating) the database in dir and checks the layout version kept
+// under the key "\0version": a database of another version is destroyed
+// and made anew (*wiped says so; empty if not). `what` names the store in
+// messages ("event index").
+Status OpenVersioned(const std::string& dir, const rocksdb::Options& opts, std::string_view version,
+                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped);
+
+}  // namespace annals::index
+
+#endif  // ANNALS_INDEX_ROCKS_UTIL_H_
