@@ -252,7 +252,12 @@ uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::
   if (labels.empty()) return 0;
   LabelSet set;
   set.reserve(labels.size());
-  for (const auto& [k, v] : labels) set.emplace_back(strings_.Intern(k), strings_.Intern(v));
+  for (const auto& [k, v] : labels) {
+    // Key, then value: in one call's arguments the order is the compiler's
+    // (gcc and clang differ), and string ids are in the snapshot's bytes.
+    const uint32_t key = strings_.Intern(k);
+    set.emplace_back(key, strings_.Intern(v));
+  }
   std::sort(set.begin(), set.end());
   // One value per key (a JSON object may repeat a key).
   LabelSet unique;
