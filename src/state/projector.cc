@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <future>
+#include <memory>
 
 #include "common/file_util.h"
 #include "common/sha256.h"
@@ -66,13 +68,25 @@ Status Projector::CatchUpLocked() {
   // commits what it read.
   index::EventBatch batch;
   uint64_t rows_to = events_->watermark();
+  // A batch of rows is committed on a thread of its own while the next
+  // chunks are applied (one in flight): the two halves of a catch-up take
+  // about as long each, and there are two cores.
+  uint64_t handed_to = rows_to;  // rows handed to a commit, done or in flight
+  std::future<Status> in_flight;
+  auto settle = [&]() -> Status { return in_flight.valid() ? in_flight.get() : OkStatus(); };
   auto commit = [&]() -> Status {
-    if (rows_to > events_->watermark()) {
-      Status c = events_->Commit(batch, rows_to);
-      // A write that finds the index damaged (a compaction reading a bad
-      // block) is the index's fault, not the log's: rebuild it.
-      if (c.code() == StatusCode::kDataLoss) RebuildEvents(c.message());
-      RETURN_IF_ERROR(c);
+    if (rows_to > handed_to) {
+      RETURN_IF_ERROR(settle());
+      in_flight = std::async(std::launch::async,
+                             [this, rows = std::make_shared<index::EventBatch>(std::move(batch)), to = rows_to] {
+                               Status c = events_->Commit(*rows, to);
+                               // A write that finds the index damaged (a compaction
+                               // reading a bad block) is the index's fault, not the
+                               // log's: rebuild it.
+                               if (c.code() == StatusCode::kDataLoss) RebuildEvents(c.message());
+                               return c;
+                             });
+      handed_to = rows_to;
     }
     batch.clear();
     return OkStatus();
@@ -83,10 +97,13 @@ Status Projector::CatchUpLocked() {
   while (begin < end) {
     // Stopped: rows not committed are dropped (the watermark did not move
     // past them); the next catch-up makes them again from the log.
-    if (stop_) return UnavailableError("projection stopped at entry " + std::to_string(begin));
+    if (stop_) {
+      (void)settle();
+      return UnavailableError("projection stopped at entry " + std::to_string(begin));
+    }
     const uint64_t stop = std::min(end, begin + kChunk);
     const uint64_t store_from = store_->applied(), rows_from = rows_to;
-    RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) -> Status {
+    Status read = ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) -> Status {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string blob;
@@ -95,10 +112,15 @@ Status Projector::CatchUpLocked() {
       if (i >= store_from) return store_->Apply(i, d->meta, payload, rows);
       if (rows) return StateStore::EventRows(i, d->meta, payload, rows);
       return OkStatus();
-    }));
+    });
+    if (!read.ok()) {
+      (void)settle();
+      return read;
+    }
     if (stop > rows_from) rows_to = stop;
     // At the end of the call the index covers everything the store does.
     if (batch.rows() >= index::EventIndex::kCatchUpRows || stop == end) RETURN_IF_ERROR(commit());
+    if (stop == end) RETURN_IF_ERROR(settle());
     if (stop > store_from) store_->SetApplied(stop);
     // Bodies of objects gone cold, written now (nothing durable names
     // them until a snapshot does); the cache trimmed.
@@ -115,6 +137,7 @@ Status Projector::CatchUpLocked() {
                    rate > 0 ? static_cast<double>(end - begin) / rate : 0.0);
     }
   }
+  RETURN_IF_ERROR(settle());  // a catch-up returns with the index where the store is
   RETURN_IF_ERROR(store_->CommitCold());  // trims what readers brought back
   applied_.store(std::min(store_->applied(), events_->watermark()));
   caught_up_.store(applied_.load() >= end && !rebuild_events_.load(), std::memory_order_release);
