@@ -200,7 +200,12 @@ Status Instance::Build() {
   auto cold = state::ColdObjects::Open(ColdPath(data), o.memory_budget / 8, &wiped);
   if (!cold.ok()) return UnavailableError("cannot open the cold objects: " + cold.status().message());
   p.cold = std::move(*cold);
-  if (!wiped.empty()) log::Warning("cold objects %s: the projection is rebuilt from the log", wiped.c_str());
+  if (!wiped.empty()) {
+    // The snapshot names bodies that are gone: replay instead.
+    log::Warning("cold objects %s: the projection is rebuilt from the log", wiped.c_str());
+    if (std::remove(SnapshotPath(data).c_str()) != 0 && errno != ENOENT)
+      return UnavailableError("cannot remove " + SnapshotPath(data) + ": " + std::strerror(errno));
+  }
   p.store = std::make_unique<state::StateStore>();
   p.store->set_cold(p.cold.get(), static_cast<Micros>(o.cold_after_seconds * 1e6), o.memory_budget / 4);
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());

@@ -1,5 +1,8 @@
 #include "state/cold_objects.h"
 
+#include <mutex>
+#include <shared_mutex>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -92,6 +95,7 @@ void ColdObjects::Delete(uint32_t id, uint64_t generation) { (void)batch_->Delet
 bool ColdObjects::pending() const { return batch_->Count() > 0; }
 
 Status ColdObjects::Commit() {
+  std::shared_lock lock(mu_);
   if (batch_->Count() == 0) return OkStatus();
   RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), batch_.get()), "write cold objects"));
   batch_->Clear();
@@ -100,10 +104,12 @@ Status ColdObjects::Commit() {
 
 Status ColdObjects::Sync() {
   RETURN_IF_ERROR(Commit());
+  std::shared_lock lock(mu_);
   return FromRocks(db_->FlushWAL(/*sync=*/true), "sync cold objects");
 }
 
 StatusOr<std::string> ColdObjects::Get(uint32_t id, uint64_t generation) const {
+  std::shared_lock lock(mu_);
   std::string v;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -122,8 +128,15 @@ StatusOr<std::string> ColdObjects::Get(uint32_t id, uint64_t generation) const {
 
 Status ColdObjects::ForEach(
     const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const {
+  std::shared_lock lock(mu_);
+  return ForEachLocked(fn);
+}
+
+Status ColdObjects::ForEachLocked(
+    const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
+  ro.fill_cache = false;  // a pass over everything would evict what questions use
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   for (it->Seek(std::string(1, kBody)); it->Valid() && it->key()[0] == kBody; it->Next()) {
     const rocksdb::Slice k = it->key(), v = it->value();
@@ -136,17 +149,31 @@ Status ColdObjects::ForEach(
   return FromRocks(it->status(), "scan cold objects");
 }
 
+Status ColdObjects::Verify(const std::atomic<bool>* stop) const {
+  std::shared_lock lock(mu_);
+  // Every block of every table file (the index and filter blocks too,
+  // which a scan does not read), then every body's own CRC.
+  RETURN_IF_ERROR(FromRocks(db_->VerifyChecksum(), "cold objects"));
+  uint64_t n = 0;
+  return ForEachLocked([&](uint32_t, uint64_t, std::string_view) -> Status {
+    if ((++n & 1023) == 0 && stop->load()) return UnavailableError("cold objects check stopped");
+    return OkStatus();
+  });
+}
+
 Status ColdObjects::Wipe() {
+  // The files go, not only their keys: a damaged table file would
+  // otherwise stay (under range tombstones) until a compaction.
+  std::unique_lock lock(mu_);
   batch_->Clear();
-  rocksdb::WriteBatch wb;
-  RETURN_IF_ERROR(FromRocks(wb.DeleteRange(db_->DefaultColumnFamily(), std::string(1, kBody), std::string(1, kBody + 1)),
-                            "wipe cold objects"));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  return FromRocks(db_->Write(wo, &wb), "wipe cold objects");
+  db_.reset();
+  RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, DbOptions(cache_)), "wipe cold objects " + dir_));
+  std::string why;
+  return OpenDb(&why);
 }
 
 size_t ColdObjects::bodies_approx() const {
+  std::shared_lock lock(mu_);
   uint64_t n = 0;
   db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
   return static_cast<size_t>(n);

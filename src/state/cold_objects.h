@@ -9,13 +9,15 @@
 // agree after a crash at any instant (docs/format/cold-objects.md).
 //
 // Derived data: wiped whenever the projection is rebuilt from the log.
-// Thread-safe (RocksDB's own guarantees); Put/Commit from one writer.
+// Thread-safe: reads and Verify from any thread; Put, Delete, Commit and
+// Wipe from one writer.
 #ifndef ANNALS_STATE_COLD_OBJECTS_H_
 #define ANNALS_STATE_COLD_OBJECTS_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,14 +59,20 @@ class ColdObjects : public ColdStore {
   Status ForEach(const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const;
   // Removes every body (the pending batch too).
   Status Wipe() override;
+  Status Verify(const std::atomic<bool>* stop) const override;
   size_t bodies_approx() const;
 
  private:
   ColdObjects() = default;
   Status OpenDb(std::string* wiped);
 
+  Status ForEachLocked(const std::function<Status(uint32_t, uint64_t, std::string_view)>& fn) const;
+
   std::string dir_;
   std::shared_ptr<rocksdb::Cache> cache_;
+  // db_ and batch_: Wipe replaces the database (exclusive); all else
+  // shares (one writer: Put, Delete, Commit come from one thread).
+  mutable std::shared_mutex mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
 };

@@ -4,6 +4,7 @@
 #ifndef ANNALS_STATE_COLD_STORE_H_
 #define ANNALS_STATE_COLD_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@ class ColdStore {
   virtual StatusOr<std::string> Get(uint32_t id, uint64_t generation) const = 0;
   // Removes every body, the pending batch too.
   virtual Status Wipe() = 0;
+  // Reads every body, checking every checksum; DataLoss at the first that
+  // fails. Unavailable if *stop becomes true meanwhile.
+  virtual Status Verify(const std::atomic<bool>* stop) const = 0;
 };
 
 }  // namespace annals::state

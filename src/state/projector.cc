@@ -182,6 +182,11 @@ void Projector::VerifyIndex() {
   if (s.code() == StatusCode::kDataLoss) RebuildEvents(s.message());
   else if (!s.ok() && !stop_)
     log::Warning("event index check: %s", s.message().c_str());
+  // The cold objects likewise: a damaged body marks the store damaged, and
+  // the next catch-up replays the projection from the log.
+  Status c = store_->VerifyCold(&stop_);
+  if (!c.ok() && c.code() != StatusCode::kDataLoss && !stop_)
+    log::Warning("cold objects check: %s", c.message().c_str());
 }
 
 Status Projector::LoadSnapshotLocked() {

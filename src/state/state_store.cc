@@ -758,6 +758,13 @@ Status StateStore::Reset() {
   return OkStatus();
 }
 
+Status StateStore::VerifyCold(const std::atomic<bool>* stop) const {
+  if (!cold_) return OkStatus();
+  Status s = cold_->Verify(stop);
+  if (s.code() == StatusCode::kDataLoss) MarkDamaged(s.message());
+  return s;
+}
+
 StateStore::ColdStats StateStore::cold_stats() const {
   ColdStats st;
   st.cold = cold_count_.load(std::memory_order_relaxed);

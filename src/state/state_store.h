@@ -177,6 +177,9 @@ class StateStore {
   std::string damage() const;
   // Empties the store and the cold store, for a replay from the start.
   Status Reset();
+  // Reads every body of the cold store, checking its checksums; a damaged
+  // one marks the store damaged (damaged()). Unavailable if *stop.
+  Status VerifyCold(const std::atomic<bool>* stop) const;
   // Objects in the cold store, and the bodies read back now in the cache.
   struct ColdStats {
     uint64_t cold = 0, cached = 0, cached_bytes = 0, loads = 0;
