@@ -213,7 +213,9 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
         counts.emplace(key, 1);
       }
     };
-    // Every events' counts ('a'), then the namespace's ('b'), per field.
+    // Every events' counts ('a'); a namespace's ('b') for the fields a
+    // namespace is grouped by most (user, verb, resource, code: few values
+    // an hour; addresses and agents would multiply the keys).
     const std::string code = std::to_string(f.code);
     const std::pair<Field, std::string_view> fields[] = {{Field::kUser, f.user},   {Field::kVerb, f.verb},
                                                          {Field::kResource, f.resource}, {Field::kCode, code},
@@ -222,6 +224,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
       key = CountPrefix(static_cast<char>(field), hour);
       key += value;
       bump();
+      if (f.ns.empty() || !NamespaceCounted(field)) continue;  // no question filters on namespace ""
       key = NsCountPrefix(static_cast<char>(field), hour, f.ns);
       key += value;
       bump();
@@ -374,7 +377,7 @@ Status EventIndex::Counts(Field field, int64_t hour, const std::function<void(st
 
 Status EventIndex::NamespaceCounts(Field field, int64_t hour, std::string_view ns,
                                    const std::function<void(std::string_view, uint64_t)>& fn) const {
-  if (field == Field::kNamespace) return InvalidArgumentError("namespace counts are per namespace already");
+  if (!NamespaceCounted(field)) return InvalidArgumentError("no per-namespace counts of that field");
   std::shared_lock lock(mu_);
   const std::string prefix = NsCountPrefix(static_cast<char>(field), hour, ns);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));

@@ -104,8 +104,11 @@ class EventIndex {
   // fn(value, count) for every value of field among the hour's events (a
   // code as its decimal text), in value order.
   Status Counts(Field field, int64_t hour, const std::function<void(std::string_view, uint64_t)>& fn) const;
-  // The same among the hour's events of namespace ns ("" for cluster-scoped
-  // ones); not for Field::kNamespace.
+  // The same among the hour's events of namespace ns (not ""), for the
+  // fields NamespaceCounted says.
+  static bool NamespaceCounted(Field f) {
+    return f == Field::kUser || f == Field::kVerb || f == Field::kResource || f == Field::kCode;
+  }
   Status NamespaceCounts(Field field, int64_t hour, std::string_view ns,
                          const std::function<void(std::string_view, uint64_t)>& fn) const;
 

@@ -333,7 +333,11 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
       return true;
     }));
   };
-  if (!filter.only_time_and_namespace()) {
+  // Which counts a namespace has: those of NamespaceCounted, and its total.
+  const bool ns_counted = group == Group::kUser || group == Group::kVerb || group == Group::kResource ||
+                          group == Group::kCode || group == Group::kHour || group == Group::kDay ||
+                          group == Group::kNamespace;
+  if (!filter.only_time_and_namespace() || (!q.namespace_.empty() && !ns_counted)) {
     RETURN_IF_ERROR(scan(hours, q.from, q.to));
   } else {
     // A namespace (a namespace-limited reader always names one) reads that
