@@ -92,28 +92,15 @@ class AddOperator : public rocksdb::AssociativeMergeOperator {
 };
 
 rocksdb::Options DbOptions(const EventIndexOptions& o, const std::shared_ptr<rocksdb::Cache>& cache) {
-  rocksdb::Options opts;
-  opts.create_if_missing = true;
-  opts.max_open_files = 512;
-  opts.merge_operator = std::make_shared<AddOperator>();
   // A crash (not a power loss) loses nothing the WAL has; after a power
-  // loss the index is a consistent prefix of its batches.
-  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  opts.paranoid_checks = true;
+  // loss the index is a consistent prefix of its batches. Rows repeat
+  // users, verbs, namespaces and agents: they compress well.
+  rocksdb::Options opts = DerivedStoreOptions(cache, 512, /*pin_l0=*/true);
+  opts.merge_operator = std::make_shared<AddOperator>();
   opts.write_buffer_size = std::max<size_t>(o.write_buffer_bytes / 2, size_t{4} << 20);
   opts.max_write_buffer_number = 2;
   opts.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(o.write_buffer_bytes, cache);
   opts.max_background_jobs = 2;
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  table.block_size = 16 * 1024;
-  table.cache_index_and_filter_blocks = true;  // bounded by the cache, not by the index's size
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  // Rows repeat users, verbs, namespaces and agents: they compress well.
-  opts.compression = rocksdb::kLZ4Compression;
-  opts.bottommost_compression = rocksdb::kZSTD;
   return opts;
 }
 
@@ -364,8 +351,18 @@ std::vector<EventIndex::Hour> EventIndex::Hours(int64_t first, int64_t last) con
 }
 
 Status EventIndex::Counts(Field field, int64_t hour, const std::function<void(std::string_view, uint64_t)>& fn) const {
+  return CountsUnder(CountPrefix(static_cast<char>(field), hour), fn);
+}
+
+Status EventIndex::NamespaceCounts(Field field, int64_t hour, std::string_view ns,
+                                   const std::function<void(std::string_view, uint64_t)>& fn) const {
+  if (!NamespaceCounted(field)) return InvalidArgumentError("no per-namespace counts of that field");
+  return CountsUnder(NsCountPrefix(static_cast<char>(field), hour, ns), fn);
+}
+
+Status EventIndex::CountsUnder(const std::string& prefix,
+                               const std::function<void(std::string_view, uint64_t)>& fn) const {
   std::shared_lock lock(mu_);
-  const std::string prefix = CountPrefix(static_cast<char>(field), hour);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->value().size() != 8) return DataLossError("event index: bad count");
@@ -373,20 +370,6 @@ Status EventIndex::Counts(Field field, int64_t hour, const std::function<void(st
        GetLittleEndian64(std::string_view(it->value().data(), 8)));
   }
   return FromRocks(it->status(), "event index counts");
-}
-
-Status EventIndex::NamespaceCounts(Field field, int64_t hour, std::string_view ns,
-                                   const std::function<void(std::string_view, uint64_t)>& fn) const {
-  if (!NamespaceCounted(field)) return InvalidArgumentError("no per-namespace counts of that field");
-  std::shared_lock lock(mu_);
-  const std::string prefix = NsCountPrefix(static_cast<char>(field), hour, ns);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->value().size() != 8) return DataLossError("event index: bad count");
-    fn(std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
-       GetLittleEndian64(std::string_view(it->value().data(), 8)));
-  }
-  return FromRocks(it->status(), "event index namespace counts");
 }
 
 Status EventIndex::VerifyChecksums(const std::atomic<bool>* stop) const {

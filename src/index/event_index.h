@@ -119,6 +119,8 @@ class EventIndex {
 
  private:
   EventIndex() = default;
+  // fn(the key's rest, count) for the count keys under prefix.
+  Status CountsUnder(const std::string& prefix, const std::function<void(std::string_view, uint64_t)>& fn) const;
   // Opens dir_, wiping it if damaged (*wiped says why).
   Status OpenDb(std::string* wiped);
   Status TryOpenDb(std::string* wiped);

@@ -1,10 +1,31 @@
 #include "index/rocks_util.h"
 
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
 namespace annals::index {
 
 namespace {
 constexpr std::string_view kVersionKey("\x00version", 8);
 }  // namespace
+
+rocksdb::Options DerivedStoreOptions(const std::shared_ptr<rocksdb::Cache>& cache, int max_open_files, bool pin_l0) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.max_open_files = max_open_files;
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  opts.paranoid_checks = true;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.block_size = 16 * 1024;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = pin_l0;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  opts.compression = rocksdb::kLZ4Compression;
+  opts.bottommost_compression = rocksdb::kZSTD;
+  return opts;
+}
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();

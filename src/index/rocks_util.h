@@ -13,6 +13,13 @@
 
 namespace annals::index {
 
+// The options every derived store starts from: created if missing, checks
+// paranoid, point-in-time WAL recovery, max_open_files open tables, 16 KiB
+// blocks in `cache` with their index and filter blocks (bounded by the
+// cache, not by the store's size; level 0's pinned if pin_l0), bloom
+// filters, LZ4 and ZSTD at the bottom. Callers add buffers and operators.
+rocksdb::Options DerivedStoreOptions(const std::shared_ptr<rocksdb::Cache>& cache, int max_open_files, bool pin_l0);
+
 // OK, DataLoss for a corruption (the store is derived: rebuild it), else
 // Internal; `what` says what was being done.
 Status FromRocks(const rocksdb::Status& s, const std::string& what);

@@ -33,22 +33,10 @@ std::string BodyKey(uint32_t id, uint64_t generation) {
 }
 
 rocksdb::Options DbOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
-  rocksdb::Options opts;
-  opts.create_if_missing = true;
-  opts.max_open_files = 256;
-  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  opts.paranoid_checks = true;
+  rocksdb::Options opts = index::DerivedStoreOptions(cache, 256, /*pin_l0=*/false);
   opts.write_buffer_size = size_t{16} << 20;
   opts.max_write_buffer_number = 2;
   opts.max_background_jobs = 1;
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  table.block_size = 16 * 1024;
-  table.cache_index_and_filter_blocks = true;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  opts.compression = rocksdb::kLZ4Compression;
-  opts.bottommost_compression = rocksdb::kZSTD;
   return opts;
 }
 
