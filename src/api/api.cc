@@ -681,7 +681,7 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_projection_rebuilding_index", rd.rebuilding_index ? 1 : 0);
     metrics_.Set("annals_state_cold_objects", rd.cold_objects);
     metrics_.Set("annals_state_cold_cache_bytes", rd.cold_cache_bytes);
-    metrics_.Set("annals_state_cold_loads_total", rd.cold_loads);
+    metrics_.Set("annals_state_cold_loads", rd.cold_loads);
   }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";

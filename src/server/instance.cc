@@ -389,8 +389,8 @@ StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_
   const std::string snapshot = SnapshotPath(data);
   if (std::remove(snapshot.c_str()) != 0 && errno != ENOENT)
     return UnavailableError("cannot remove " + snapshot + ": " + std::strerror(errno));
+  // Emptied by the projector's first catch-up, which starts from entry 0.
   ASSIGN_OR_RETURN(auto cold, state::ColdObjects::Open(ColdPath(data), memory_budget / 8));
-  RETURN_IF_ERROR(cold->Wipe());
   state::StateStore store;
   store.set_cold(cold.get(), static_cast<Micros>(cold_after_seconds * 1e6), memory_budget / 4);
   state::Projector projector(ledger->get(), &store, events.get());

@@ -80,8 +80,6 @@ void ColdObjects::Put(uint32_t id, uint64_t generation, std::string_view body) {
 
 void ColdObjects::Delete(uint32_t id, uint64_t generation) { (void)batch_->Delete(BodyKey(id, generation)); }
 
-bool ColdObjects::pending() const { return batch_->Count() > 0; }
-
 Status ColdObjects::Commit() {
   std::shared_lock lock(mu_);
   if (batch_->Count() == 0) return OkStatus();
@@ -158,13 +156,6 @@ Status ColdObjects::Wipe() {
   RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, DbOptions(cache_)), "wipe cold objects " + dir_));
   std::string why;
   return OpenDb(&why);
-}
-
-size_t ColdObjects::bodies_approx() const {
-  std::shared_lock lock(mu_);
-  uint64_t n = 0;
-  db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
-  return static_cast<size_t>(n);
 }
 
 }  // namespace annals::state

@@ -51,7 +51,6 @@ class ColdObjects : public ColdStore {
   Status Commit() override;
   // Makes everything committed durable (fsync of the WAL).
   Status Sync() override;
-  bool pending() const;
   // The body of (id, generation). NotFound if there is none; DataLoss if
   // it is damaged (its checksum, or RocksDB's, does not match).
   StatusOr<std::string> Get(uint32_t id, uint64_t generation) const override;
@@ -60,7 +59,6 @@ class ColdObjects : public ColdStore {
   // Removes every body (the pending batch too).
   Status Wipe() override;
   Status Verify(const std::atomic<bool>* stop) const override;
-  size_t bodies_approx() const;
 
  private:
   ColdObjects() = default;

@@ -770,7 +770,6 @@ StateStore::ColdStats StateStore::cold_stats() const {
   st.cold = cold_count_.load(std::memory_order_relaxed);
   for (CacheShard& c : cache_) {
     MutexLock l(&c.mu);
-    st.cached += c.map.size();
     st.cached_bytes += c.bytes;
     st.loads += c.loads;
   }

@@ -180,9 +180,10 @@ class StateStore {
   // Reads every body of the cold store, checking its checksums; a damaged
   // one marks the store damaged (damaged()). Unavailable if *stop.
   Status VerifyCold(const std::atomic<bool>* stop) const;
-  // Objects in the cold store, and the bodies read back now in the cache.
+  // Objects in the cold store, the bytes of bodies read back now in the
+  // cache, and how many were read from disk.
   struct ColdStats {
-    uint64_t cold = 0, cached = 0, cached_bytes = 0, loads = 0;
+    uint64_t cold = 0, cached_bytes = 0, loads = 0;
   };
   ColdStats cold_stats() const;
 

@@ -243,6 +243,18 @@ std::string Largest(const std::string& dir, const std::string& ext) {
   return best;
 }
 
+// Flips a bit of the byte at num/den of the largest table file under dir;
+// the file's size.
+StatusOr<size_t> FlipByteOfLargestTable(const std::string& dir, size_t num, size_t den) {
+  const std::string sst = Largest(dir, ".sst");
+  if (sst.empty()) return NotFoundError("no table file under " + dir);
+  ASSIGN_OR_RETURN(std::string bytes, testutil::ReadFile(sst));
+  if (bytes.empty()) return NotFoundError(sst + " is empty");
+  bytes[bytes.size() * num / den] ^= 0x20;
+  RETURN_IF_ERROR(testutil::OverwriteFile(sst, bytes));
+  return bytes.size();
+}
+
 class HistoryOnDisk : public ::testing::Test {
  protected:
   // 2,700 copies: 101,223 events, audit2rbac's over 27.75 hours.
@@ -400,12 +412,8 @@ TEST_F(HistoryOnDisk, RestartCatchesUpOnlyTheTailAndAnswers503WithProgressMeanwh
 
 TEST_F(HistoryOnDisk, AFlippedByteInTheIndexIsFoundAndTheIndexRebuiltWithTheSameAnswers) {
   ASSERT_OK(server_->Stop());
-  const std::string sst = Largest(server_->options().data_dir + "/index/events", ".sst");
-  ASSERT_FALSE(sst.empty());
-  ASSERT_OK_AND_ASSIGN(std::string bytes, testutil::ReadFile(sst));
-  ASSERT_GT(bytes.size(), 4096u);
-  bytes[bytes.size() / 3] ^= 0x20;
-  ASSERT_OK(testutil::OverwriteFile(sst, bytes));
+  ASSERT_OK_AND_ASSIGN(size_t table_size, FlipByteOfLargestTable(server_->options().data_dir + "/index/events", 1, 3));
+  ASSERT_GT(table_size, 4096u);
   const size_t before = server_->StderrText().size();
   ASSERT_OK(server_->Start());
   ASSERT_OK(Connect());
@@ -442,12 +450,9 @@ TEST_F(HistoryOnDisk, ColdHistoriesAnswerAlikeAndAFlippedByteInThemIsFoundAndRep
   for (const size_t eighths : {1, 5, 7}) {
     SCOPED_TRACE("byte at " + std::to_string(eighths) + "/8 of the table");
     ASSERT_OK(server_->Stop());  // flushes the cold store's memtable to a table file
-    const std::string sst = Largest(server_->options().data_dir + "/index/objects", ".sst");
-    ASSERT_FALSE(sst.empty());
-    ASSERT_OK_AND_ASSIGN(std::string bytes, testutil::ReadFile(sst));
-    ASSERT_GT(bytes.size(), 256u);
-    bytes[bytes.size() * eighths / 8] ^= 0x20;
-    ASSERT_OK(testutil::OverwriteFile(sst, bytes));
+    ASSERT_OK_AND_ASSIGN(size_t table_size,
+                         FlipByteOfLargestTable(server_->options().data_dir + "/index/objects", eighths, 8));
+    ASSERT_GT(table_size, 256u);
     const size_t before = server_->StderrText().size();
     ASSERT_OK(server_->Start());
     ASSERT_OK(Connect());
