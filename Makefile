@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 # The tests of the parts that share state between threads: the ledger's
 # sequence/integrate/publish threads, the ingestor, the change feed, the
 # projection and enrichment cache, the authorizer.
-TSAN_TESTS = ledger_test ingest_test stream_test state_test auth_test
+TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 
 .PHONY: deps configure build run test unit fuzz bench clean format tidy
 

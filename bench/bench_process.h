@@ -8,6 +8,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -46,6 +49,40 @@ inline double ProcessCpuSeconds(pid_t pid) {
   for (int i = 3; i <= 15 && rest >> field; ++i)
     if (i == 14 || i == 15) ticks += std::stod(field);
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The disk's bound, measured in the same run as the figures it bounds:
+// bytes per second of sequential 1 MiB pwrite()s, each fdatasync()ed, into
+// a scratch file in `dir` for `seconds`. Returns -1 (and says why in
+// *error) if the file cannot be written.
+inline double DiskBound(const std::string& dir, double seconds, std::string* error) {
+  using Clock = std::chrono::steady_clock;
+  const std::string path = dir + "/disk-bound";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *error = "open " + path + ": " + std::strerror(errno);
+    return -1;
+  }
+  std::string chunk(size_t{1} << 20, '\0');
+  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>((i * 2654435761u) >> 13);
+  uint64_t off = 0;
+  const auto t0 = Clock::now();
+  auto since = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  double bps = -1;
+  while (since() < seconds) {
+    if (::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(off)) !=
+            static_cast<ssize_t>(chunk.size()) ||
+        ::fdatasync(fd) != 0) {
+      *error = "write " + path + ": " + std::strerror(errno);
+      off = 0;
+      break;
+    }
+    off += chunk.size();
+  }
+  if (off > 0) bps = static_cast<double>(off) / since();
+  ::close(fd);
+  ::unlink(path.c_str());
+  return bps;
 }
 
 }  // namespace annals::bench

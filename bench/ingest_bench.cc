@@ -268,23 +268,9 @@ std::string MakeLines(const std::vector<std::string>& evs, size_t n, uint64_t* s
 // The disk.
 
 double DiskBound(const std::string& dir, double seconds) {
-  const std::string path = dir + "/disk-bound";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) Die("open " + path, std::strerror(errno));
-  std::string chunk(size_t{1} << 20, '\0');
-  for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>((i * 2654435761u) >> 13);
-  uint64_t off = 0;
-  auto t0 = Clock::now();
-  while (Since(t0) < seconds) {
-    if (::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(off)) !=
-        static_cast<ssize_t>(chunk.size()))
-      Die("pwrite " + path, std::strerror(errno));
-    if (::fdatasync(fd) != 0) Die("fdatasync " + path, std::strerror(errno));
-    off += chunk.size();
-  }
-  double bps = static_cast<double>(off) / Since(t0);
-  ::close(fd);
-  ::unlink(path.c_str());
+  std::string error;
+  const double bps = bench::DiskBound(dir, seconds, &error);
+  if (bps < 0) Die("disk bound", error);
   return bps;
 }
 

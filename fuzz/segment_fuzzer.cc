@@ -8,6 +8,9 @@
 //          the records rather than the header CRC)
 //   bit 1: min_entries = the records ScanSegment accepted (Open must succeed)
 //   bit 2: min_entries = one more than that (Open must fail with DataLoss)
+// The same bytes (without the prepended header) are also checked as an
+// offset file, for the segment its own header names: CheckOffsetFile must
+// not crash, and what it accepts must encode back to the same bytes.
 #include <stdlib.h>
 
 #include <cstddef>
@@ -76,6 +79,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t mode = data[0];
   std::string bytes((mode & 1) ? Header(0) : "");
   bytes.append(reinterpret_cast<const char*>(data) + 1, size - 1);
+
+  // 0. The raw bytes as an offset file.
+  {
+    std::string_view raw(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const bool has_header = raw.size() >= annals::log::kOffsetHeaderSize;
+    const uint64_t off_first = has_header ? annals::GetBigEndian64(raw.data() + 12) : 0;
+    const uint64_t seg_bytes = has_header ? annals::GetBigEndian64(raw.data() + 24) : 0;
+    auto count = annals::log::CheckOffsetFile(raw, off_first, seg_bytes);
+    if (count.ok()) {
+      std::vector<uint32_t> offsets;
+      for (uint32_t k = 0; k < *count; ++k)
+        offsets.push_back(annals::GetBigEndian32(raw.data() + annals::log::kOffsetHeaderSize + 4 * k));
+      CHECK(annals::log::EncodeOffsetFile(off_first, seg_bytes, offsets) == raw);
+      CHECK(offsets.front() >= annals::log::kSegmentHeaderSize);
+      CHECK(offsets.back() + annals::log::kRecordHeaderSize < seg_bytes);
+    } else {
+      CHECK(count.status().code() == StatusCode::kDataLoss);
+    }
+  }
 
   // 1. The scanner on raw bytes.
   std::vector<std::string> records;

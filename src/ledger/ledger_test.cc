@@ -278,10 +278,15 @@ TEST_F(LedgerTest, ConcurrentAppendsGetContiguousIndexesAndACheckpoint) {
   EXPECT_EQ(l->IntegratedSize(), total);
   ExpectGoodCheckpoint(*l, total);
   EXPECT_EQ(*l->RootAt(total), ReferenceRoot(leaves, 0, leaves.size()));
-  // The log rolled segments every 256 entries.
-  size_t segments = 0;
-  for (const auto& e : fs::directory_iterator(Data() / "segments")) segments += e.is_regular_file();
+  // The log rolled segments every 256 entries, each sealed one with its
+  // offset file.
+  size_t segments = 0, offset_files = 0;
+  for (const auto& e : fs::directory_iterator(Data() / "segments")) {
+    segments += e.path().extension() == ".seg";
+    offset_files += e.path().extension() == ".off";
+  }
   EXPECT_EQ(segments, (total + 255) / 256);
+  EXPECT_EQ(offset_files, segments - 1);
 }
 
 TEST_F(LedgerTest, CheckpointFollowsAppendsWithinTheInterval) {

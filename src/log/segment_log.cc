@@ -7,6 +7,7 @@
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/log.h"
 #include "log/segment_format.h"
 
 namespace annals::log {
@@ -15,8 +16,18 @@ struct SegmentLog::Segment {
   uint64_t first_index = 0;
   std::string path;
   std::unique_ptr<env::File> file;
-  uint64_t bytes = 0;              // durable bytes (readers)
-  std::vector<uint32_t> offsets;   // record offsets of durable entries
+  uint64_t bytes = 0;   // durable bytes (readers)
+  uint64_t count = 0;   // durable entries
+  // Where the records start. The open segment's (and a sealed one's whose
+  // offset file could not be written) are in `offsets`; a sealed segment
+  // with an offset file (in_file) maps it on first use, or, if it turns out
+  // damaged then, rescans the segment into `offsets`.
+  bool in_file = false;
+  mutable std::vector<uint32_t> offsets;
+  mutable std::mutex load_mu;
+  mutable std::atomic<bool> loaded{false};
+  mutable std::unique_ptr<env::MappedRegion> map;  // the offset file
+  mutable const char* table = nullptr;             // its offsets, or null
 };
 
 namespace {
@@ -59,6 +70,77 @@ StatusOr<uint32_t> CheckRecord(const char* p, uint64_t avail, uint64_t index,
   return len;
 }
 
+// Checks a segment header; returns the first index it names.
+StatusOr<uint64_t> CheckSegmentHeader(std::string_view bytes) {
+  if (bytes.size() < kSegmentHeaderSize) return DataLossError("segment header truncated");
+  if (std::memcmp(bytes.data(), kSegmentMagic, sizeof(kSegmentMagic)) != 0)
+    return DataLossError("segment header: bad magic");
+  uint32_t version = GetBigEndian32(bytes.data() + 8);
+  if (version != kSegmentVersion)
+    return DataLossError("segment header: unsupported version " + std::to_string(version));
+  uint32_t want = crc32c::Unmask(GetBigEndian32(bytes.data() + 20));
+  if (crc32c::Value(bytes.data(), 20) != want) return DataLossError("segment header: CRC mismatch");
+  return GetBigEndian64(bytes.data() + 12);
+}
+
+// Checks an offset file's header against its segment and the file's size;
+// returns the entry count.
+StatusOr<uint32_t> CheckOffsetHeader(std::string_view hdr, uint64_t first_index,
+                                     uint64_t segment_bytes, uint64_t file_size) {
+  if (hdr.size() < kOffsetHeaderSize) return DataLossError("offset file truncated");
+  if (std::memcmp(hdr.data(), kOffsetMagic, sizeof(kOffsetMagic)) != 0)
+    return DataLossError("offset file: bad magic");
+  if (uint32_t v = GetBigEndian32(hdr.data() + 8); v != kOffsetVersion)
+    return DataLossError("offset file: unsupported version " + std::to_string(v));
+  if (GetBigEndian64(hdr.data() + 12) != first_index)
+    return DataLossError("offset file names another segment");
+  const uint32_t count = GetBigEndian32(hdr.data() + 20);
+  if (GetBigEndian64(hdr.data() + 24) != segment_bytes)
+    return DataLossError("offset file is for a segment of " +
+                         std::to_string(GetBigEndian64(hdr.data() + 24)) + " bytes, not " +
+                         std::to_string(segment_bytes));
+  if (count == 0) return DataLossError("offset file: no entries");
+  if (file_size != kOffsetHeaderSize + 4ull * count + 4)
+    return DataLossError("offset file: " + std::to_string(file_size) + " bytes for " +
+                         std::to_string(count) + " entries");
+  return count;
+}
+
+// Opening a sealed segment without reading its records: its offset file's
+// header must fit the segment, the segment's header must name first_index,
+// and its last record (found through the offset file) must be whole, good
+// and end the file. Returns the entry count.
+StatusOr<uint32_t> CheckSealedByOffsets(env::Env* env, const std::string& off_path,
+                                        const env::File& seg, uint64_t first_index,
+                                        uint64_t segment_bytes) {
+  ASSIGN_OR_RETURN(auto off, env->OpenFile(off_path, env::OpenMode::kRead));
+  ASSIGN_OR_RETURN(uint64_t off_size, off->Size());
+  char hdr[kOffsetHeaderSize];
+  if (off_size < sizeof(hdr)) return DataLossError("offset file truncated");
+  RETURN_IF_ERROR(off->Read(0, sizeof(hdr), hdr));
+  ASSIGN_OR_RETURN(uint32_t count, CheckOffsetHeader(std::string_view(hdr, sizeof(hdr)),
+                                                      first_index, segment_bytes, off_size));
+  char last[4];
+  RETURN_IF_ERROR(off->Read(kOffsetHeaderSize + 4ull * (count - 1), 4, last));
+  const uint64_t last_off = GetBigEndian32(last);
+  if (last_off < kSegmentHeaderSize || last_off + kRecordHeaderSize >= segment_bytes ||
+      segment_bytes - last_off - kRecordHeaderSize > kMaxRecordSize)
+    return DataLossError("offset file: last record offset " + std::to_string(last_off) +
+                         " does not fit a segment of " + std::to_string(segment_bytes) + " bytes");
+  std::string seg_hdr(kSegmentHeaderSize, '\0');
+  RETURN_IF_ERROR(seg.Read(0, seg_hdr.size(), seg_hdr.data()));
+  ASSIGN_OR_RETURN(uint64_t named, CheckSegmentHeader(seg_hdr));
+  if (named != first_index)
+    return DataLossError("segment header says first entry " + std::to_string(named));
+  std::string rec(segment_bytes - last_off, '\0');
+  RETURN_IF_ERROR(seg.Read(last_off, rec.size(), rec.data()));
+  ASSIGN_OR_RETURN(uint32_t len, CheckRecord(rec.data(), rec.size(), first_index + count - 1,
+                                             last_off));
+  if (kRecordHeaderSize + len != rec.size())
+    return DataLossError("offset file: the last record does not end the segment");
+  return count;
+}
+
 }  // namespace
 
 std::string SegmentFileName(uint64_t first_index) {
@@ -68,19 +150,49 @@ std::string SegmentFileName(uint64_t first_index) {
   return buf;
 }
 
+std::string OffsetFileName(uint64_t first_index) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%020llu%s",
+                static_cast<unsigned long long>(first_index), kOffsetSuffix);
+  return buf;
+}
+
+std::string EncodeOffsetFile(uint64_t first_index, uint64_t segment_bytes,
+                             std::span<const uint32_t> offsets) {
+  std::string out(kOffsetMagic, sizeof(kOffsetMagic));
+  out.reserve(kOffsetHeaderSize + 4 * offsets.size() + 4);
+  PutBigEndian32(&out, kOffsetVersion);
+  PutBigEndian64(&out, first_index);
+  PutBigEndian32(&out, static_cast<uint32_t>(offsets.size()));
+  PutBigEndian64(&out, segment_bytes);
+  for (uint32_t o : offsets) PutBigEndian32(&out, o);
+  PutBigEndian32(&out, crc32c::Mask(crc32c::Value(out.data(), out.size())));
+  return out;
+}
+
+StatusOr<uint32_t> CheckOffsetFile(std::string_view bytes, uint64_t first_index,
+                                   uint64_t segment_bytes) {
+  ASSIGN_OR_RETURN(uint32_t count,
+                   CheckOffsetHeader(bytes, first_index, segment_bytes, bytes.size()));
+  const size_t body = bytes.size() - 4;
+  if (crc32c::Unmask(GetBigEndian32(bytes.data() + body)) != crc32c::Value(bytes.data(), body))
+    return DataLossError("offset file: CRC mismatch");
+  uint64_t min = kSegmentHeaderSize;
+  for (uint32_t k = 0; k < count; ++k) {
+    const uint64_t o = GetBigEndian32(bytes.data() + kOffsetHeaderSize + 4ull * k);
+    if (o < min || o + kRecordHeaderSize >= segment_bytes)
+      return DataLossError("offset file: offset " + std::to_string(k) + " (" + std::to_string(o) +
+                           ") out of place");
+    min = o + kRecordHeaderSize + 1;
+  }
+  return count;
+}
+
 Status ScanSegment(std::string_view bytes,
                    const std::function<Status(uint64_t, std::string_view)>& fn,
                    uint64_t* first_index_out, uint64_t* good_bytes) {
   if (good_bytes) *good_bytes = 0;
-  if (bytes.size() < kSegmentHeaderSize) return DataLossError("segment header truncated");
-  if (std::memcmp(bytes.data(), kSegmentMagic, sizeof(kSegmentMagic)) != 0)
-    return DataLossError("segment header: bad magic");
-  uint32_t version = GetBigEndian32(bytes.data() + 8);
-  if (version != kSegmentVersion)
-    return DataLossError("segment header: unsupported version " + std::to_string(version));
-  uint32_t want = crc32c::Unmask(GetBigEndian32(bytes.data() + 20));
-  if (crc32c::Value(bytes.data(), 20) != want) return DataLossError("segment header: CRC mismatch");
-  uint64_t first = GetBigEndian64(bytes.data() + 12);
+  ASSIGN_OR_RETURN(uint64_t first, CheckSegmentHeader(bytes));
   if (first_index_out) *first_index_out = first;
   uint64_t off = kSegmentHeaderSize;
   uint64_t index = first;
@@ -105,6 +217,7 @@ StatusOr<std::unique_ptr<SegmentLog>> SegmentLog::Open(const SegmentLogOptions& 
   RETURN_IF_ERROR(options.env->CreateDirs(options.dir));
   std::unique_ptr<SegmentLog> log(new SegmentLog(options));
   RecoveryReport local;
+  if (report) *report = RecoveryReport();
   RETURN_IF_ERROR(log->OpenSegments(min_entries, report ? report : &local));
   return log;
 }
@@ -132,6 +245,22 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
                      options_.env->OpenFile(seg->path, last ? env::OpenMode::kReadWrite
                                                             : env::OpenMode::kRead));
     ASSIGN_OR_RETURN(uint64_t file_size, seg->file->Size());
+    const std::string off_path = options_.dir + "/" + OffsetFileName(seg->first_index);
+
+    if (!last && options_.env->FileExists(off_path)) {
+      auto count = CheckSealedByOffsets(options_.env, off_path, *seg->file, seg->first_index,
+                                        file_size);
+      if (count.ok()) {
+        seg->bytes = file_size;
+        seg->count = *count;
+        seg->in_file = true;
+        next = seg->first_index + seg->count;
+        segments_.push_back(std::move(seg));
+        continue;
+      }
+      log::Warning("segment %s: %s; scanning the segment", names[i].c_str(),
+                   count.status().message().c_str());
+    }
 
     std::string_view view;
     std::unique_ptr<env::MappedRegion> map;
@@ -175,7 +304,16 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
       RETURN_IF_ERROR(seg->file->Sync());
     }
     seg->bytes = good;
-    next = seg->first_index + seg->offsets.size();
+    seg->count = seg->offsets.size();
+    next = seg->first_index + seg->count;
+    if (!last) {
+      ++report->segments_scanned;
+      if (seg->count > 0 && WriteOffsets(seg.get())) ++report->offset_files_written;
+    } else if (options_.env->FileExists(off_path)) {
+      // The open segment grows: an offset file for it (left by a crash
+      // between sealing it and starting the next) would go stale.
+      RETURN_IF_ERROR(options_.env->RemoveFile(off_path));
+    }
     segments_.push_back(std::move(seg));
   }
   if (segments_.empty()) RETURN_IF_ERROR(StartSegment(0));
@@ -225,8 +363,10 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
     const uint64_t seg_bytes = seg->bytes + buffer_.size();
     if (seg_entries % 256 == 0 && seg_entries > 0 &&
         (seg_entries >= options_.max_segment_entries || seg_bytes >= options_.max_segment_bytes)) {
-      // Roll: flush what is pending for the old segment first.
+      // Roll: flush what is pending for the old segment first, and write
+      // its offset file before the next segment seals it.
       RETURN_IF_ERROR(Sync());
+      WriteOffsets(seg);
       if (Status s = StartSegment(written_); !s.ok()) {
         // A half-made segment file may be left behind: only a reopen (which
         // lays its header down again) may continue.
@@ -294,6 +434,7 @@ Status SegmentLog::Sync() {
   {
     std::unique_lock lock(mu_);
     seg->bytes += buffer_.size();
+    seg->count += pending_offsets_.size();
     seg->offsets.insert(seg->offsets.end(), pending_offsets_.begin(), pending_offsets_.end());
   }
   pending_offsets_.clear();
@@ -302,19 +443,87 @@ Status SegmentLog::Sync() {
   return OkStatus();
 }
 
-bool SegmentLog::Locate(uint64_t index, const Segment** seg, uint64_t* offset) const {
-  // Caller holds mu_ shared.
+bool SegmentLog::WriteOffsets(Segment* seg) {
+  // Only the writer thread changes a segment's offsets, so reading them
+  // here needs no lock.
+  const std::string path = options_.dir + "/" + OffsetFileName(seg->first_index);
+  Status s = env::WriteFileAtomic(options_.env, path,
+                                  EncodeOffsetFile(seg->first_index, seg->bytes, seg->offsets));
+  if (!s.ok()) {
+    // The offsets stay in memory; the next open scans the segment again.
+    log::Warning("segment %s: offset file not written: %s", seg->path.c_str(),
+                 s.message().c_str());
+    return false;
+  }
+  std::unique_lock lock(mu_);
+  seg->in_file = true;
+  seg->loaded.store(false, std::memory_order_relaxed);
+  std::vector<uint32_t>().swap(seg->offsets);
+  return true;
+}
+
+Status SegmentLog::LoadOffsets(const Segment& seg) const {
+  if (seg.loaded.load(std::memory_order_acquire)) return OkStatus();
+  std::lock_guard lock(seg.load_mu);
+  if (seg.loaded.load(std::memory_order_relaxed)) return OkStatus();
+  const std::string path = options_.dir + "/" + OffsetFileName(seg.first_index);
+  auto mapped = [&]() -> StatusOr<std::unique_ptr<env::MappedRegion>> {
+    ASSIGN_OR_RETURN(auto f, options_.env->OpenFile(path, env::OpenMode::kRead));
+    ASSIGN_OR_RETURN(uint64_t size, f->Size());
+    if (size == 0) return DataLossError("offset file is empty");
+    ASSIGN_OR_RETURN(auto m, f->Map(size));
+    ASSIGN_OR_RETURN(uint32_t count, CheckOffsetFile(m->data(), seg.first_index, seg.bytes));
+    if (count != seg.count)
+      return DataLossError("offset file holds " + std::to_string(count) + " entries, not " +
+                           std::to_string(seg.count));
+    return m;
+  }();
+  if (mapped.ok()) {
+    seg.map = std::move(*mapped);
+    seg.table = seg.map->data().data() + kOffsetHeaderSize;
+  } else {
+    // Damaged since the open checked its header: the segment itself says
+    // where its records are.
+    log::Warning("segment %s: %s; scanning the segment", seg.path.c_str(),
+                 mapped.status().message().c_str());
+    ASSIGN_OR_RETURN(auto m, seg.file->Map(seg.bytes));
+    std::vector<uint32_t> offsets;
+    const char* base = m->data().data();
+    RETURN_IF_ERROR(ScanSegment(m->data(), [&](uint64_t, std::string_view data) {
+      offsets.push_back(static_cast<uint32_t>(data.data() - kRecordHeaderSize - base));
+      return OkStatus();
+    }));
+    if (offsets.size() != seg.count)
+      return DataLossError("segment " + seg.path + " holds " + std::to_string(offsets.size()) +
+                           " entries, its offset file said " + std::to_string(seg.count));
+    seg.offsets = std::move(offsets);
+    if (Status w = env::WriteFileAtomic(options_.env, path,
+                                        EncodeOffsetFile(seg.first_index, seg.bytes, seg.offsets));
+        !w.ok())
+      log::Warning("segment %s: offset file not rewritten: %s", seg.path.c_str(),
+                   w.message().c_str());
+  }
+  seg.loaded.store(true, std::memory_order_release);
+  return OkStatus();
+}
+
+StatusOr<uint64_t> SegmentLog::OffsetOf(const Segment& seg, uint64_t k) const {
+  if (k == seg.count) return seg.bytes;
+  if (seg.in_file) {
+    RETURN_IF_ERROR(LoadOffsets(seg));
+    if (seg.table != nullptr) return GetBigEndian32(seg.table + 4 * k);
+  }
+  return seg.offsets[k];
+}
+
+const SegmentLog::Segment* SegmentLog::Find(uint64_t index) const {
   auto it = std::upper_bound(segments_.begin(), segments_.end(), index,
                              [](uint64_t i, const std::unique_ptr<Segment>& s) {
                                return i < s->first_index;
                              });
-  if (it == segments_.begin()) return false;
+  if (it == segments_.begin()) return nullptr;
   const Segment* s = (--it)->get();
-  uint64_t k = index - s->first_index;
-  if (k >= s->offsets.size()) return false;
-  *seg = s;
-  *offset = s->offsets[k];
-  return true;
+  return index - s->first_index < s->count ? s : nullptr;
 }
 
 StatusOr<std::string> SegmentLog::Read(uint64_t index) const {
@@ -341,10 +550,11 @@ Status SegmentLog::ReadRange(
     const env::File* file;
     {
       std::shared_lock lock(mu_);
-      if (!Locate(i, &seg, &off)) return InternalError("entry " + std::to_string(i) + " not located");
-      uint64_t seg_end = seg->first_index + seg->offsets.size();
-      stop = std::min(end, seg_end);
-      stop_off = stop < seg_end ? seg->offsets[stop - seg->first_index] : seg->bytes;
+      seg = Find(i);
+      if (seg == nullptr) return InternalError("entry " + std::to_string(i) + " not located");
+      stop = std::min(end, seg->first_index + seg->count);
+      ASSIGN_OR_RETURN(off, OffsetOf(*seg, i - seg->first_index));
+      ASSIGN_OR_RETURN(stop_off, OffsetOf(*seg, stop - seg->first_index));
       file = seg->file.get();
     }
     buf.resize(stop_off - off);

@@ -41,16 +41,20 @@ struct RecoveryReport {
   uint64_t entries = 0;          // entries kept
   uint64_t truncated_bytes = 0;  // bytes cut after the last good record
   std::string reason;            // why the tail was cut (empty if not)
+  uint64_t segments_scanned = 0;       // sealed segments read whole
+  uint64_t offset_files_written = 0;   // of those, offset files (re)written
 };
 
 class SegmentLog {
  public:
-  // Opens or creates the log in options.dir. Every record of every segment
-  // is CRC-checked. A bad record in the last segment is treated as a torn
-  // tail: it and all bytes after it are cut (and reported) unless the cut
-  // would drop entries below `min_entries` (entries covered by a published
-  // checkpoint), which is DataLoss. A bad record in a sealed segment is
-  // DataLoss naming its index.
+  // Opens or creates the log in options.dir. Every record of the last
+  // segment is CRC-checked; a bad one is treated as a torn tail: it and all
+  // bytes after it are cut (and reported) unless the cut would drop entries
+  // below `min_entries` (entries covered by a published checkpoint), which
+  // is DataLoss. A sealed segment with a consistent offset file is not read
+  // beyond its header and last record (its records are CRC-checked when
+  // read, and by `annals verify`); one without is scanned whole, a bad
+  // record being DataLoss naming its index, and its offset file written.
   static StatusOr<std::unique_ptr<SegmentLog>> Open(
       const SegmentLogOptions& options, uint64_t min_entries,
       RecoveryReport* report);
@@ -89,8 +93,15 @@ class SegmentLog {
   // cuts them from its file; sets write_error_ unless `retryable` and the
   // cut succeeded. Returns `cause`.
   Status FailSync(Segment* seg, Status cause, bool retryable);
-  // Locates entry `index`: segment and byte offset of its record.
-  bool Locate(uint64_t index, const Segment** seg, uint64_t* offset) const;
+  // Writes `seg`'s offset file from its in-memory offsets; on success the
+  // offsets leave memory. Best effort: the file is derived data.
+  bool WriteOffsets(Segment* seg);
+  // Byte offset of record k of `seg` (k == count: the end of its records),
+  // loading a sealed segment's offset file on first use. Caller holds mu_.
+  StatusOr<uint64_t> OffsetOf(const Segment& seg, uint64_t k) const;
+  Status LoadOffsets(const Segment& seg) const;
+  // The segment holding entry `index`, or null. Caller holds mu_.
+  const Segment* Find(uint64_t index) const;
 
   const SegmentLogOptions options_;
   mutable std::shared_mutex mu_;  // guards segments_ (the vector and offsets)
@@ -111,6 +122,19 @@ Status ScanSegment(std::string_view bytes,
 
 // Segment file name for a segment starting at first_index: 20 digits + ".seg".
 std::string SegmentFileName(uint64_t first_index);
+// Its offset file's name: the same digits + ".off".
+std::string OffsetFileName(uint64_t first_index);
+
+// The whole offset file of a sealed segment (first_index, segment_bytes
+// long): the header, the CRC, and offsets that start after the segment
+// header, rise by at least a record header each and stay inside the
+// segment. Returns the entry count; DataLoss saying what is wrong.
+StatusOr<uint32_t> CheckOffsetFile(std::string_view bytes, uint64_t first_index,
+                                   uint64_t segment_bytes);
+// The offset file for a segment of segment_bytes whose records start at
+// offsets (ascending).
+std::string EncodeOffsetFile(uint64_t first_index, uint64_t segment_bytes,
+                             std::span<const uint32_t> offsets);
 
 }  // namespace annals::log
 

@@ -108,12 +108,15 @@ class SegmentLogTest : public testing::Test {
     return off;
   }
 
-  std::vector<std::string> SegmentNames() const {
+  // The files in the log's directory ending in suffix, sorted.
+  std::vector<std::string> SegmentNames(std::string_view suffix = kSegmentSuffix) const {
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(options_.dir)) names.push_back(e.path().filename());
+    for (const auto& e : fs::directory_iterator(options_.dir))
+      if (e.path().filename().string().ends_with(suffix)) names.push_back(e.path().filename());
     std::sort(names.begin(), names.end());
     return names;
   }
+  fs::path OffPath(uint64_t first) const { return fs::path(options_.dir) / OffsetFileName(first); }
 
   // After a recovery: appends 20 more entries, reopens, and checks that all
   // n + 20 are there and that the second open found nothing to cut.
@@ -140,6 +143,7 @@ TEST(SegmentFileNameTest, TwentyDigitsAndSuffix) {
   EXPECT_EQ(SegmentFileName(0), "00000000000000000000.seg");
   EXPECT_EQ(SegmentFileName(65536), "00000000000000065536.seg");
   EXPECT_EQ(SegmentFileName(UINT64_MAX), "18446744073709551615.seg");
+  EXPECT_EQ(OffsetFileName(65536), "00000000000000065536.off");
 }
 
 TEST_F(SegmentLogTest, NewLogIsEmptyWithOneSegment) {
@@ -485,20 +489,181 @@ TEST_F(SegmentLogTest, FewerEntriesThanMinEntriesIsDataLoss) {
   EXPECT_NE(MustOpen(20), nullptr);
 }
 
-TEST_F(SegmentLogTest, CorruptRecordInSealedSegmentIsDataLossNamingTheIndex) {
+TEST_F(SegmentLogTest, CorruptRecordInSealedSegmentIsDataLossNamingTheIndexWhenRead) {
+  // With its offset file, a sealed segment's records are not read at open:
+  // the damage shows on the first read of the entry, not before.
   Fill(kTornN);
   std::string seg = ReadFile(SegPath(0));
   const uint64_t off = RecordOffset(0, 100);
   seg[off + kRecordHeaderSize + 1] ^= 0x01;
   WriteFile(SegPath(0), seg);
+  RecoveryReport report;
+  auto log = MustOpen(kTornN, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.segments_scanned, 0u);
+  auto bad = log->Read(100);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("entry 100"), std::string::npos) << bad.status().ToString();
+  Status range = log->ReadRange(90, 110, [](uint64_t, std::string_view) { return OkStatus(); });
+  EXPECT_EQ(range.code(), StatusCode::kDataLoss);
+  for (uint64_t i : {0u, 99u, 101u, 255u, 256u}) {
+    auto e = log->Read(i);
+    ASSERT_TRUE(e.ok()) << i << ": " << e.status().ToString();
+    EXPECT_EQ(*e, EntryData(i));
+  }
+  log.reset();
+  // Nothing was cut: the sealed segment is unchanged.
+  EXPECT_EQ(ReadFile(SegPath(0)), seg);
+}
+
+TEST_F(SegmentLogTest, CorruptRecordInSealedSegmentWithoutOffsetFileIsDataLossAtOpen) {
+  Fill(kTornN);
+  std::string seg = ReadFile(SegPath(0));
+  const uint64_t off = RecordOffset(0, 100);
+  seg[off + kRecordHeaderSize + 1] ^= 0x01;
+  WriteFile(SegPath(0), seg);
+  ASSERT_TRUE(fs::remove(OffPath(0)));
   auto bad = SegmentLog::Open(options_, 0, nullptr);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(bad.status().message().find("entry 100"), std::string::npos) << bad.status().ToString();
   EXPECT_NE(bad.status().message().find(SegmentFileName(0)), std::string::npos)
       << bad.status().ToString();
-  // Nothing was cut: the sealed segment is unchanged.
   EXPECT_EQ(ReadFile(SegPath(0)), seg);
+  EXPECT_FALSE(fs::exists(OffPath(0)));
+}
+
+// --- Offset files: written when a segment is sealed, trusted at open only
+// --- while they fit the segment, rebuilt from it otherwise. ---
+
+TEST_F(SegmentLogTest, SealingWritesAnOffsetFileAndOpenReadsNoSealedRecord) {
+  Fill(600);
+  EXPECT_EQ(SegmentNames(kOffsetSuffix),
+            (std::vector<std::string>{OffsetFileName(0), OffsetFileName(256)}));
+  for (uint64_t first : {0u, 256u}) {
+    const std::string off = ReadFile(OffPath(first));
+    auto count = CheckOffsetFile(off, first, fs::file_size(SegPath(first)));
+    ASSERT_TRUE(count.ok()) << count.status().ToString();
+    EXPECT_EQ(*count, 256u);
+    for (uint64_t k = 0; k < 256; ++k)
+      ASSERT_EQ(GetBigEndian32(off.data() + kOffsetHeaderSize + 4 * k),
+                RecordOffset(first, first + k));
+  }
+  RecoveryReport report;
+  auto log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.entries, 600u);
+  EXPECT_EQ(report.segments_scanned, 0u);
+  EXPECT_EQ(report.offset_files_written, 0u);
+  ExpectEntries(*log, 600);
+}
+
+TEST_F(SegmentLogTest, MissingOffsetFilesAreWrittenAtOpen) {
+  Fill(600);
+  const std::string want = ReadFile(OffPath(256));
+  fs::remove(OffPath(0));
+  fs::remove(OffPath(256));
+  RecoveryReport report;
+  auto log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.segments_scanned, 2u);
+  EXPECT_EQ(report.offset_files_written, 2u);
+  EXPECT_EQ(ReadFile(OffPath(256)), want);
+  ExpectEntries(*log, 600);
+  log.reset();
+  log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.segments_scanned, 0u);
+}
+
+TEST_F(SegmentLogTest, OffsetFileWithADamagedHeaderIsRebuiltAtOpen) {
+  Fill(600);
+  const std::string want = ReadFile(OffPath(0));
+  std::string off = want;
+  off[22] ^= 0x01;  // the count
+  WriteFile(OffPath(0), off);
+  RecoveryReport report;
+  auto log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.segments_scanned, 1u);
+  EXPECT_EQ(report.offset_files_written, 1u);
+  EXPECT_EQ(ReadFile(OffPath(0)), want);
+  ExpectEntries(*log, 600);
+}
+
+TEST_F(SegmentLogTest, OffsetFileWithADamagedTableIsRebuiltWhenFirstUsed) {
+  // The open reads only the header and the last offset; the table's CRC is
+  // checked when the segment is first read, and the segment itself then
+  // says where its records are.
+  Fill(600);
+  const std::string want = ReadFile(OffPath(0));
+  std::string off = want;
+  off[kOffsetHeaderSize + 4 * 100 + 3] ^= 0x04;
+  WriteFile(OffPath(0), off);
+  RecoveryReport report;
+  auto log = MustOpen(600, &report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(report.segments_scanned, 0u);
+  ExpectEntries(*log, 600);
+  EXPECT_EQ(ReadFile(OffPath(0)), want);
+}
+
+TEST_F(SegmentLogTest, OffsetFileOfAnotherSizeIsNotTrusted) {
+  // A sealed segment cut inside its last record: the offset file no longer
+  // fits it, so the open scans it, and the cut is DataLoss as without one.
+  Fill(kTornN);
+  fs::resize_file(SegPath(0), fs::file_size(SegPath(0)) - 1);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("entry 255"), std::string::npos) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, OffsetFileOfTheOpenSegmentIsRemoved) {
+  // Left by a crash after sealing wrote it and before the next segment was
+  // started: that segment is still the open one and grows again.
+  Fill(300);
+  const uint64_t bytes = fs::file_size(SegPath(256));
+  std::vector<uint32_t> offsets;
+  for (uint64_t i = 256; i < 300; ++i) offsets.push_back(RecordOffset(256, i));
+  WriteFile(OffPath(256), EncodeOffsetFile(256, bytes, offsets));
+  auto log = MustOpen(300);
+  ASSERT_NE(log, nullptr);
+  EXPECT_FALSE(fs::exists(OffPath(256)));
+  ExpectAppendsWorkAfterRecovery(std::move(log), 300);
+}
+
+TEST(OffsetFileTest, RejectsWhatDoesNotFitItsSegment) {
+  const std::vector<uint32_t> offsets = {24, 40, 100};
+  const std::string good = EncodeOffsetFile(512, 200, offsets);
+  ASSERT_EQ(good.size(), kOffsetHeaderSize + 4 * 3 + 4);
+  auto count = CheckOffsetFile(good, 512, 200);
+  ASSERT_TRUE(count.ok()) << count.status().ToString();
+  EXPECT_EQ(*count, 3u);
+  auto expect_bad = [](std::string_view bytes, uint64_t first, uint64_t size, std::string_view why) {
+    auto c = CheckOffsetFile(bytes, first, size);
+    ASSERT_FALSE(c.ok()) << why;
+    EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(c.status().message().find(why), std::string::npos) << c.status().ToString();
+  };
+  expect_bad(good, 256, 200, "another segment");
+  expect_bad(good, 512, 201, "segment of 200 bytes");
+  expect_bad(good.substr(0, good.size() - 1), 512, 200, "bytes for 3 entries");
+  expect_bad(good.substr(0, 10), 512, 200, "truncated");
+  std::string flipped = good;
+  flipped[kOffsetHeaderSize + 5] ^= 1;
+  expect_bad(flipped, 512, 200, "CRC mismatch");
+  flipped = good;
+  flipped[0] = 'X';
+  expect_bad(flipped, 512, 200, "bad magic");
+  // A good CRC over offsets that cannot be: falling, inside the segment
+  // header, overlapping a record header, or past the end.
+  expect_bad(EncodeOffsetFile(512, 200, std::vector<uint32_t>{24, 100, 40}), 512, 200, "offset 2");
+  expect_bad(EncodeOffsetFile(512, 200, std::vector<uint32_t>{8, 40}), 512, 200, "offset 0");
+  expect_bad(EncodeOffsetFile(512, 200, std::vector<uint32_t>{24, 30}), 512, 200, "offset 1");
+  expect_bad(EncodeOffsetFile(512, 200, std::vector<uint32_t>{24, 192}), 512, 200, "offset 1");
+  expect_bad(EncodeOffsetFile(512, 200, std::vector<uint32_t>{}), 512, 200, "no entries");
 }
 
 TEST_F(SegmentLogTest, TruncatedSealedSegmentIsDataLoss) {
@@ -531,6 +696,24 @@ TEST_F(SegmentLogTest, SealedSegmentHeaderNamingAnotherIndexIsDataLoss) {
   auto bad = SegmentLog::Open(options_, 0, nullptr);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+}
+
+TEST_F(SegmentLogTest, SealedSegmentHeaderRewrittenInPlaceIsDataLoss) {
+  // The same size, so the offset file's header still fits: the segment's
+  // own header is checked too.
+  Fill(kTornN);
+  std::string seg = ReadFile(SegPath(0));
+  std::string h(kSegmentMagic, 8);
+  PutBigEndian32(&h, kSegmentVersion);
+  PutBigEndian64(&h, 7);
+  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+  seg.replace(0, h.size(), h);
+  WriteFile(SegPath(0), seg);
+  auto bad = SegmentLog::Open(options_, 0, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("first entry 7"), std::string::npos)
+      << bad.status().ToString();
 }
 
 TEST_F(SegmentLogTest, LastSegmentHeaderNamingAnotherIndexIsDataLoss) {
@@ -585,6 +768,41 @@ TEST_F(SegmentLogTest, ConcurrentReadersSeeOnlyDurableCorrectEntries) {
   for (auto& t : readers) t.join();
   EXPECT_GT(reads.load(), 0u);
   ExpectEntries(*log, 1500);
+}
+
+TEST_F(SegmentLogTest, ConcurrentFirstReadsOfSealedSegmentsLoadTheirOffsetsOnce) {
+  // After a reopen every sealed segment's offsets are still on disk; the
+  // readers race to load them (one with a damaged table, so rescanned)
+  // while the writer appends and seals more.
+  Fill(1024);
+  std::string off = ReadFile(OffPath(256));
+  off[kOffsetHeaderSize + 9] ^= 0x10;
+  WriteFile(OffPath(256), off);
+  auto log = MustOpen(1024);
+  ASSERT_NE(log, nullptr);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      uint64_t k = static_cast<uint64_t>(t);
+      while (!done.load()) {
+        const uint64_t n = log->size();
+        const uint64_t i = (k * 7919) % n;
+        auto e = log->Read(i);
+        ASSERT_TRUE(e.ok()) << e.status().ToString();
+        ASSERT_EQ(*e, EntryData(i));
+        ++k;
+      }
+    });
+  }
+  for (uint64_t i = 1024; i < 2048; i += 64) {
+    ASSERT_TRUE(log->Append(Entries(i, i + 64)).ok());
+    ASSERT_TRUE(log->Sync().ok());
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  ExpectEntries(*log, 2048);
+  EXPECT_EQ(SegmentNames(kOffsetSuffix).size(), 7u);
 }
 
 // --- ScanSegment on raw bytes. ---
