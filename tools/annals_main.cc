@@ -386,6 +386,11 @@ int main(int argc, char** argv) {
                     "seconds (of log time) after which a deleted object's history leaves memory for disk")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  serve->add_option("--scrub-rate", flags.scrub_bytes_per_second,
+                    "bytes/s the background scrub reads, checking every entry and tile against the signed "
+                    "tree after each start and daily (e.g. 50MiB); 0 = no scrub")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   serve->add_option("--snapshot-every", flags.snapshot_every,
                     "write a state snapshot once this many entries were projected since the last")
       ->capture_default_str();

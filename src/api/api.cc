@@ -673,6 +673,11 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_entries", ledger_->DurableSize());
   metrics_.Set("annals_tree_size", ledger_->IntegratedSize());
   metrics_.Set("annals_checkpoint_size", ledger_->CheckpointSize());
+  const ledger::ScrubReport scrub = ledger_->scrub_report();
+  metrics_.Set("annals_log_scrub_passes", scrub.passes);
+  metrics_.Set("annals_log_scrub_entries", scrub.entries);
+  metrics_.Set("annals_log_scrub_tiles_repaired", scrub.tiles_repaired);
+  metrics_.Set("annals_log_damaged", scrub.bad_entry >= 0 ? 1 : 0);
   if (readiness_) {
     const Readiness rd = readiness_();
     metrics_.Set("annals_projection_ready", rd.ready ? 1 : 0);

@@ -75,6 +75,11 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
     p->PublisherLoop();
   });
   if (l->Checkpoint().empty()) RETURN_IF_ERROR(l->PublishNow());
+  if (options.scrub_bytes_per_second > 0)
+    l->scrubber_ = std::thread([p = l.get()] {
+      SetThreadName("annals-scrub");
+      p->ScrubLoop();
+    });
   return l;
 }
 
@@ -145,6 +150,12 @@ Status Ledger::Recover() {
 }
 
 Ledger::~Ledger() {
+  scrub_stop_.store(true);
+  {
+    MutexLock lock(&scrub_mu_);
+    scrub_cv_.NotifyAll();
+  }
+  if (scrubber_.joinable()) scrubber_.join();
   {
     MutexLock lock(&mu_);
     stopping_ = true;

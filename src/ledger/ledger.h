@@ -21,12 +21,14 @@
 //
 // Open() takes an exclusive flock on <data_dir>/LOCK, recovers the
 // checkpoints, segments and tiles, and on first start publishes a size-0
-// checkpoint. Thread-safe. Owns its four threads (writer, completer,
-// integrator, publisher); the destructor refuses new appends, drains the
-// queue and publishes a final checkpoint.
+// checkpoint. Thread-safe. Owns its threads (writer, completer,
+// integrator, publisher, and with scrub_bytes_per_second the scrubber); the
+// destructor stops the scrub, refuses new appends, drains the queue and
+// publishes a final checkpoint.
 #ifndef ANNALS_LEDGER_LEDGER_H_
 #define ANNALS_LEDGER_LEDGER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -62,6 +64,21 @@ struct LedgerOptions {
   // Backpressure: appends beyond this many queued bytes are refused.
   size_t max_queued_bytes = 256u << 20;
   uint64_t max_segment_entries = 1 << 16;
+  // The background scrub (Scrub): bytes of entries read per second; 0: no
+  // scrub thread (Scrub may still be called).
+  uint64_t scrub_bytes_per_second = 0;
+};
+
+// What a scrub of the log found (Ledger::Scrub).
+struct ScrubReport {
+  uint64_t passes = 0;         // whole passes finished
+  uint64_t entries = 0;        // entries checked in the current or last pass
+  uint64_t tiles = 0;          // full tiles checked, all levels
+  uint64_t tiles_repaired = 0;  // full tiles rewritten from the entries, ever
+  // The first damaged entry found (a bad record, or bytes that do not hash
+  // to the signed tree), -1 if none; and what is wrong.
+  int64_t bad_entry = -1;
+  std::string damage;
 };
 
 struct Recovery {
@@ -136,6 +153,17 @@ class Ledger {
   StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t first, uint64_t second) const;
   StatusOr<Hash> RootAt(uint64_t tree_size) const;
 
+  // Checks the whole log under the published checkpoint against itself and
+  // that checkpoint: every record's CRC (sealed segments are not read at
+  // open), every full tile's hashes against the entries (level 0) or the
+  // tiles below. A tile that differs is rewritten when the entries, put in
+  // its place, give the checkpoint's signed root (the tile was damaged); an
+  // entry that does not is damage reported in *report (never "repaired").
+  // Reads at most bytes_per_second (0: unbounded); Unavailable once *stop.
+  Status Scrub(uint64_t bytes_per_second, const std::atomic<bool>* stop, ScrubReport* report);
+  // The background scrub's findings so far.
+  ScrubReport scrub_report() const;
+
   const note::Signer& signer() const { return *signer_; }
   const Recovery& recovery() const { return recovery_; }
   const std::string& data_dir() const { return options_.data_dir; }
@@ -155,6 +183,9 @@ class Ledger {
   Status SignAndPersist();
   // Makes s the sticky write error (if none is set yet).
   void Fail(const Status& s);
+  void ScrubLoop();
+  // The published checkpoint's size and root.
+  Status PublishedTree(uint64_t* size, Hash* root) const;
 
   const LedgerOptions options_;
   std::unique_ptr<note::Signer> signer_;
@@ -189,7 +220,12 @@ class Ledger {
   Status publish_status_ GUARDED_BY(pub_mu_);
   Mutex sign_mu_;  // serializes SignAndPersist
 
-  std::thread writer_, completer_, integrator_, publisher_;
+  mutable Mutex scrub_mu_;
+  CondVar scrub_cv_;
+  ScrubReport scrub_ GUARDED_BY(scrub_mu_);
+  std::atomic<bool> scrub_stop_{false};
+
+  std::thread writer_, completer_, integrator_, publisher_, scrubber_;
   int lock_fd_ = -1;  // flock on <data_dir>/LOCK: one process per data directory
 };
 

@@ -7,8 +7,7 @@ namespace annals::ledger {
 using merkle::kTileHeight;
 using merkle::kTileWidth;
 
-namespace {
-Hash TileRoot(const std::vector<Hash>& hashes) {
+Hash TileStore::TileRoot(const std::vector<Hash>& hashes) {
   std::vector<Hash> level = hashes;
   while (level.size() > 1) {
     std::vector<Hash> up;
@@ -19,7 +18,25 @@ Hash TileRoot(const std::vector<Hash>& hashes) {
   }
   return level[0];
 }
-}  // namespace
+
+uint64_t TileStore::FullTiles(uint64_t level) const {
+  std::shared_lock lock(mu_);
+  return level < full_.size() ? full_[level] : 0;
+}
+
+Status TileStore::RewriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes) {
+  if (hashes.size() != kTileWidth) return InvalidArgumentError("a full tile has 256 hashes");
+  std::lock_guard io(io_mu_);
+  {
+    std::shared_lock lock(mu_);
+    if (level >= full_.size() || index >= full_[level])
+      return FailedPreconditionError("tile " + std::to_string(level) + "/" + std::to_string(index) +
+                                     " is not a stored full tile");
+  }
+  RETURN_IF_ERROR(WriteFullTile(level, index, hashes));
+  ASSIGN_OR_RETURN(env::File * f, OpenLevel(level));
+  return f->Sync();
+}
 
 TileStore::TileStore(std::string dir, env::Env* env) : dir_(std::move(dir)), env_(env) {
   for (auto& f : files_by_level_) f.store(nullptr);

@@ -55,6 +55,18 @@ class TileStore {
   // A hash tile's bytes (width * 32), full or partial, within the current tree.
   StatusOr<std::string> ReadTile(uint64_t level, uint64_t index, uint64_t width) const;
 
+  // Full tiles stored at `level` (the scrub checks these).
+  uint64_t FullTiles(uint64_t level) const;
+  // The stored hashes of full tile (level, index).
+  StatusOr<std::vector<Hash>> StoredTile(uint64_t level, uint64_t index) const {
+    return LoadTileHashes(level, index, merkle::kTileWidth);
+  }
+  // Rewrites stored full tile (level, index) with hashes and makes it
+  // durable: the scrub's repair of a damaged tile.
+  Status RewriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes);
+  // The root of a tile's hashes (a node kTileHeight levels above them).
+  static Hash TileRoot(const std::vector<Hash>& hashes);
+
   // The file that holds the full tiles of `level` under the log directory.
   static std::string LevelFile(const std::string& log_dir, uint64_t level);
   static constexpr uint64_t kTileBytes = merkle::kTileWidth * 32;

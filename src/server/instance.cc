@@ -169,6 +169,7 @@ Status Instance::Build() {
   lo.origin = o.origin;
   lo.checkpoint_interval = std::chrono::milliseconds(o.checkpoint_interval_ms);
   lo.private_key = o.private_key;
+  lo.scrub_bytes_per_second = o.scrub_bytes_per_second;
   auto ledger = ledger::Ledger::Open(lo);
   if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
   p.ledger = std::move(*ledger);

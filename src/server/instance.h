@@ -57,6 +57,8 @@ struct InstanceOptions {
   // Objects gone for longer than this (in log time) leave memory for the
   // cold store (docs/state.md "Hot and cold objects").
   double cold_after_seconds = 3600;
+  // The log scrub's pace (ledger::LedgerOptions::scrub_bytes_per_second).
+  uint64_t scrub_bytes_per_second = uint64_t{50} << 20;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.
