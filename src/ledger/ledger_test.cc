@@ -578,7 +578,7 @@ TEST_F(LedgerTest, TornTailUnderAPublishedCheckpointRefusesToOpen) {
 
 // --- The scrub: the whole log against its tiles and the signed root. ---
 
-// Entry `index` of segment `first` rewritten (same length) with a valid
+// Entry `index` of segment file `seg` rewritten (same length) with a valid
 // record CRC: only the tree can tell.
 void RewriteEntryKeepingItsCrc(const fs::path& seg, uint64_t index) {
   std::string data = ReadFile(seg);
@@ -718,21 +718,8 @@ TEST_F(LedgerTest, CorruptEntryUnderACheckpointRefusesToOpen) {
   constexpr uint64_t kN = 300;
   Build(kN);
   // Entry 10 rewritten with a valid record CRC: only the tree can tell.
-  const fs::path seg = Data() / "segments" / log::SegmentFileName(0);
-  std::string data = ReadFile(seg);
-  const std::string want = EntryData(10);
-  size_t pos = data.find(want);
-  ASSERT_NE(pos, std::string::npos);
   // Tiles are rebuilt from the segments, which then disagree with the root.
-  std::string changed = want;
-  changed.back() = changed.back() == '}' ? ']' : '}';
-  data.replace(pos, want.size(), changed);
-  std::string len = data.substr(pos - 8, 4);
-  uint32_t crc = crc32c::Extend(crc32c::Value(len.data(), 4), changed.data(), changed.size());
-  std::string masked;
-  PutBigEndian32(&masked, crc32c::Mask(crc));
-  data.replace(pos - 4, 4, masked);
-  OverwriteFile(seg, data);
+  RewriteEntryKeepingItsCrc(Data() / "segments" / log::SegmentFileName(0), 10);
   fs::remove_all(Data() / "log" / "tiles");
   auto l = Ledger::Open(options_);
   ASSERT_FALSE(l.ok());
