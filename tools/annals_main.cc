@@ -160,6 +160,11 @@ int VerifyLocal(const std::string& data, std::string vkey) {
   }
   if (!report.unverified_tail.empty())
     std::fprintf(stderr, "annals: note: %s\n", report.unverified_tail.c_str());
+  if (report.unsigned_entries > 0)
+    std::fprintf(stderr, "annals: note: the last %llu entries are after the last signed checkpoint (not signed yet)\n",
+                 static_cast<unsigned long long>(report.unsigned_entries));
+  for (const auto& line : report.accepted_losses)
+    std::fprintf(stderr, "annals: note: an operator accepted lost checkpoints: %s\n", line.c_str());
   std::printf("verified %llu entries, %llu tiles, %llu blobs, %llu checkpoints in %.3fs\n",
               static_cast<unsigned long long>(report.entries),
               static_cast<unsigned long long>(report.tiles),
@@ -391,6 +396,9 @@ int main(int argc, char** argv) {
                     "tree after each start and daily (e.g. 50MiB); 0 = no scrub")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  serve->add_flag("--accept-lost-checkpoints", flags.accept_lost_checkpoints,
+                  "start although the log holds entries and no signed checkpoint (checkpoints.log lost): "
+                  "sign the log as it is now; recorded in DATA/log/accepted-losses");
   serve->add_option("--snapshot-every", flags.snapshot_every,
                     "write a state snapshot once this many entries were projected since the last")
       ->capture_default_str();

@@ -20,6 +20,9 @@
 namespace annals::ledger {
 
 inline constexpr char kCheckpointLogName[] = "checkpoints.log";
+// Beside it: one text line per time an operator let a log whose
+// checkpoints were lost be signed again (LedgerOptions::accept_lost_checkpoints).
+inline constexpr char kAcceptedLossesName[] = "accepted-losses";
 // File header: the magic "ACKP", then the format version, u32 BE. As a
 // record length the magic would be over 1 GiB, so a file written before
 // the header existed (records from byte 0) is told apart and still read.

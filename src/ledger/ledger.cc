@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/time_util.h"
 #include "merkle/merkle.h"
 #include "merkle/tile.h"
 
@@ -108,6 +109,20 @@ Status Ledger::Recover() {
   lo.max_segment_entries = options_.max_segment_entries;
   ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
   const uint64_t n = log_->size();
+  if (checkpoints_->latest().empty() && n > 0) {
+    // Open() signs a checkpoint before any entry can be appended, so a log
+    // with entries and none is one whose checkpoints were lost. Signing it
+    // now could sign a smaller tree than one already published (a rollback
+    // that clients holding the larger one would take for a fork).
+    if (!options_.accept_lost_checkpoints)
+      return FailedPreconditionError(
+          "the log holds " + std::to_string(n) + " entries but " + log_dir + "/" + kCheckpointLogName +
+          " holds no signed checkpoint: it was lost or emptied, and entries may be missing too. "
+          "Restore it from a backup, or start with --accept-lost-checkpoints to sign the log as "
+          "it is now (clients that saw a larger tree will see a rollback); docs/faults.md");
+    recovery_.lost_checkpoints_accepted = n;
+    RETURN_IF_ERROR(RecordAcceptedLoss(log_dir, n));
+  }
 
   auto reintegrate = [&](uint64_t from) -> Status {
     for (uint64_t b = from; b < n; b += kReintegrateChunk) {
@@ -147,6 +162,19 @@ Status Ledger::Recover() {
   published_ = checkpoints_->latest();
   published_size_ = cp_size;
   return OkStatus();
+}
+
+Status Ledger::RecordAcceptedLoss(const std::string& log_dir, uint64_t entries) {
+  // One line per decision, appended and synced before anything is signed.
+  const std::string path = log_dir + "/" + kAcceptedLossesName;
+  std::string old;
+  if (options_.env->FileExists(path)) {
+    ASSIGN_OR_RETURN(old, env::ReadFileToString(options_.env, path));
+  }
+  char line[160];
+  std::snprintf(line, sizeof line, "%s no signed checkpoint for %llu entries; signing them as found\n",
+                FormatRfc3339(NowMicros()).c_str(), static_cast<unsigned long long>(entries));
+  return env::WriteFileAtomic(options_.env, path, old + line, 0600);
 }
 
 Ledger::~Ledger() {

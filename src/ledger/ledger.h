@@ -67,6 +67,11 @@ struct LedgerOptions {
   // The background scrub (Scrub): bytes of entries read per second; 0: no
   // scrub thread (Scrub may still be called).
   uint64_t scrub_bytes_per_second = 0;
+  // A log that holds entries but no signed checkpoint (checkpoints.log lost
+  // or emptied) is refused: signing it again could sign a smaller tree than
+  // one already published. True is the operator's decision to sign what is
+  // there; it is recorded in <data_dir>/log/accepted-losses.
+  bool accept_lost_checkpoints = false;
 };
 
 // What a scrub of the log found (Ledger::Scrub).
@@ -86,6 +91,9 @@ struct Recovery {
   std::string checkpoint_log_cut;
   uint64_t reintegrated = 0;  // leaves re-hashed from segments on start
   bool tiles_rebuilt = false;
+  // Entries found with no signed checkpoint, signed anyway because the
+  // operator accepted it (LedgerOptions::accept_lost_checkpoints); 0 if not.
+  uint64_t lost_checkpoints_accepted = 0;
 };
 
 class Ledger {
@@ -176,6 +184,7 @@ class Ledger {
   };
   explicit Ledger(LedgerOptions options);
   Status Recover();
+  Status RecordAcceptedLoss(const std::string& log_dir, uint64_t entries);
   void WriterLoop();
   void CompleterLoop();
   void IntegratorLoop();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "checkpoint/note.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/file_util.h"
 #include "common/sha256.h"
 #include "env/fault_injection_env.h"
 #include "ledger/entry.h"
@@ -476,6 +478,51 @@ TEST_F(LedgerTest, ReopenWithoutAnyAppend) {
   ASSERT_NE(l, nullptr);
   EXPECT_EQ(l->DurableSize(), 0u);
   ExpectGoodCheckpoint(*l, 0);
+}
+
+TEST_F(LedgerTest, LostCheckpointLogRefusesToOpenUnlessAccepted) {
+  constexpr uint64_t kN = 300;
+  Build(kN);
+  const std::string cps = options_.data_dir + "/log/" + kCheckpointLogName;
+  // Emptied (the header alone) and deleted are both "lost".
+  for (bool deleted : {false, true}) {
+    if (deleted) {
+      ASSERT_EQ(::unlink(cps.c_str()), 0);
+    } else {
+      ASSERT_EQ(::truncate(cps.c_str(), kCheckpointLogHeaderSize), 0);
+    }
+    auto refused = Ledger::Open(options_);
+    ASSERT_FALSE(refused.ok()) << "opened a log of " << kN << " entries with no checkpoint";
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(refused.status().message().find("--accept-lost-checkpoints"), std::string::npos)
+        << refused.status().message();
+    VerifyReport report;
+    Status v = VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &report);
+    EXPECT_FALSE(v.ok());
+    EXPECT_NE(v.message().find("no signed checkpoint covers any of the 300 entries"), std::string::npos)
+        << v.message();
+  }
+  EXPECT_FALSE(FileExists(options_.data_dir + "/log/" + kAcceptedLossesName));
+  options_.accept_lost_checkpoints = true;
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->recovery().lost_checkpoints_accepted, kN);
+    ExpectGoodCheckpoint(*l, kN);
+  }
+  auto losses = ReadFileToString(options_.data_dir + "/log/" + kAcceptedLossesName);
+  ASSERT_TRUE(losses.ok());
+  EXPECT_NE(losses->find("no signed checkpoint for 300 entries"), std::string::npos) << *losses;
+  // Once signed again, a start needs no decision and records none.
+  options_.accept_lost_checkpoints = false;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->recovery().lost_checkpoints_accepted, 0u);
+  VerifyReport report;
+  l.reset();
+  ASSERT_TRUE(VerifyDataDir(options_.data_dir, verifier_key_, nullptr, &report).ok());
+  ASSERT_EQ(report.accepted_losses.size(), 1u);
+  EXPECT_EQ(report.accepted_losses[0], losses->substr(0, losses->size() - 1));
 }
 
 TEST_F(LedgerTest, DeletedTilesAreRecreatedOnOpen) {

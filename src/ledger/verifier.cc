@@ -321,7 +321,21 @@ Status VerifyDataDir(const std::string& data_dir, const std::string& verifier_ke
   }
   report->entries = next;
   report->bytes = total;
-  return tree.Finish();
+  report->unsigned_entries = next > covered ? next - covered : 0;
+  if (auto losses = ReadFileToString(log_dir + "/" + kAcceptedLossesName); losses.ok()) {
+    for (std::string_view rest = *losses; !rest.empty();) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      if (!line.empty()) report->accepted_losses.emplace_back(line);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+  }
+  RETURN_IF_ERROR(tree.Finish());
+  if (cps.empty() && next > 0)
+    return DataLossError("no signed checkpoint covers any of the " + std::to_string(next) +
+                         " entries: " + log_dir + "/" + kCheckpointLogName +
+                         " is missing or empty, so nothing shows that they are the entries the log signed");
+  return OkStatus();
 }
 
 }  // namespace annals::ledger

@@ -3,13 +3,16 @@
 // external payload, rebuilds every hash tile and compares it with the stored
 // one, and checks every stored checkpoint's signature and root. Stops at the
 // first problem with a DataLoss Status that names the entry index (or the
-// checkpoint) and what is wrong. Read-only; safe to run beside a server.
+// checkpoint) and what is wrong. A log with entries and no checkpoint at
+// all fails too: nothing signed covers them. Read-only; safe to run beside a
+// server.
 #ifndef ANNALS_LEDGER_VERIFIER_H_
 #define ANNALS_LEDGER_VERIFIER_H_
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -25,6 +28,12 @@ struct VerifyReport {
   // Set when reading stopped early past every checkpoint (a record being
   // written, or a torn tail recovery will cut): what was not read, and why.
   std::string unverified_tail;
+  // Entries after the last signed checkpoint (not yet signed: normal for a
+  // running server, which publishes every checkpoint interval).
+  uint64_t unsigned_entries = 0;
+  // The lines of log/accepted-losses: times an operator let the server sign
+  // a log whose checkpoints were lost.
+  std::vector<std::string> accepted_losses;
 };
 
 // progress(bytes_done, bytes_total) is called now and then.

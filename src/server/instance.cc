@@ -170,6 +170,7 @@ Status Instance::Build() {
   lo.checkpoint_interval = std::chrono::milliseconds(o.checkpoint_interval_ms);
   lo.private_key = o.private_key;
   lo.scrub_bytes_per_second = o.scrub_bytes_per_second;
+  lo.accept_lost_checkpoints = o.accept_lost_checkpoints;
   auto ledger = ledger::Ledger::Open(lo);
   if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
   p.ledger = std::move(*ledger);
@@ -180,6 +181,11 @@ Status Instance::Build() {
   if (!rec.checkpoint_log_cut.empty())
     log::Warning("recovery: cut torn checkpoint log tail (%s)", rec.checkpoint_log_cut.c_str());
   if (rec.tiles_rebuilt) log::Info("recovery: rebuilt all tiles from the log");
+  if (rec.lost_checkpoints_accepted > 0)
+    log::Error("recovery: --accept-lost-checkpoints: the log's %llu entries had no signed checkpoint; "
+               "signing them as found (recorded in %s/log/%s)",
+               static_cast<unsigned long long>(rec.lost_checkpoints_accepted), data.c_str(),
+               ledger::kAcceptedLossesName);
 
   auto dedup = index::DedupIndex::Open(data + "/index/dedup");
   if (!dedup.ok()) return UnavailableError("cannot open the dedup index: " + dedup.status().message());

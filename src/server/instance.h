@@ -59,6 +59,8 @@ struct InstanceOptions {
   double cold_after_seconds = 3600;
   // The log scrub's pace (ledger::LedgerOptions::scrub_bytes_per_second).
   uint64_t scrub_bytes_per_second = uint64_t{50} << 20;
+  // ledger::LedgerOptions::accept_lost_checkpoints.
+  bool accept_lost_checkpoints = false;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.

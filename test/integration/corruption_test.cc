@@ -294,6 +294,57 @@ TEST_F(CorruptionTest, TruncatedSegmentIsReportedAsMissingEntries) {
   EXPECT_NE(v.err.find("900"), std::string::npos) << v.err;
 }
 
+TEST_F(CorruptionTest, LostCheckpointsAreNotSignedAgainWithoutTheOperator) {
+  // checkpoints.log deleted and the log's tail cut: signing what is left
+  // would sign a smaller tree than the 1000 entries already published.
+  std::vector<Record> recs = SegmentRecords();
+  ASSERT_EQ(recs.size(), kEntries);
+  ASSERT_EQ(::unlink(CheckpointLogPath().c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(std::string seg, testutil::ReadFile(SegmentPath()));
+  ASSERT_OK(testutil::OverwriteFile(SegmentPath(), seg.substr(0, recs[900].offset)));
+
+  CommandResult v = VerifyMustFail();
+  EXPECT_NE(v.err.find("no signed checkpoint covers any of the 900 entries"), std::string::npos) << v.err;
+
+  testutil::ServeOptions o;
+  o.data_dir = dir_;
+  {
+    testutil::ServerProcess server(o);
+    Status s = server.Start();
+    EXPECT_FALSE(s.ok()) << "serve signed a log whose checkpoints were lost";
+    EXPECT_NE(server.StderrText().find("--accept-lost-checkpoints"), std::string::npos)
+        << server.StderrText();
+  }
+  // Nothing was signed by the refused start.
+  auto cps = testutil::ReadFile(CheckpointLogPath());
+  EXPECT_TRUE(!cps.ok() || cps->size() <= ledger::kCheckpointLogHeaderSize)
+      << "a refused start wrote " << (cps.ok() ? cps->size() : 0) << " bytes of checkpoints";
+
+  // The operator's decision: the server signs the log as found, and says so.
+  o.extra_args = {"--accept-lost-checkpoints"};
+  testutil::ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  EXPECT_NE(server.StderrText().find("--accept-lost-checkpoints: the log's 900 entries"), std::string::npos)
+      << server.StderrText();
+  ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(pristine->vkey));
+  ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+  ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(http.get(), *verifier, 900, kWait));
+  EXPECT_EQ(cp.cp.size, 900u);
+  ASSERT_OK(server.Stop());
+  ASSERT_OK_AND_ASSIGN(std::string losses, testutil::ReadFile(dir_ + "/log/" + ledger::kAcceptedLossesName));
+  EXPECT_NE(losses.find("no signed checkpoint for 900 entries"), std::string::npos) << losses;
+
+  // verify passes again (the entries are signed now) and reports the decision.
+  CommandResult after = Verify();
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_NE(after.err.find("an operator accepted lost checkpoints"), std::string::npos) << after.err;
+  // A restart needs no flag: the log has its checkpoints again.
+  o.extra_args.clear();
+  testutil::ServerProcess again(o);
+  ASSERT_OK(again.Start());
+  ASSERT_OK(again.Stop());
+}
+
 // The offset, inside checkpoint record `rec`'s note, of the base64 of its
 // (first) signature, and that base64's length.
 std::pair<size_t, size_t> SignatureSpan(std::string_view note) {
