@@ -396,6 +396,12 @@ int main(int argc, char** argv) {
                     "tree after each start and daily (e.g. 50MiB); 0 = no scrub")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  serve->add_option("--disk-reserve", flags.disk_reserve,
+                    "refuse ingest while less than this is free in the data directory's file system "
+                    "(at most 1/32 of it), keeping half of it in DATA/reserve for a start on a full "
+                    "disk; 0 = off")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   serve->add_flag("--accept-lost-checkpoints", flags.accept_lost_checkpoints,
                   "start although the log holds entries and no signed checkpoint (checkpoints.log lost): "
                   "sign the log as it is now; recorded in DATA/log/accepted-losses");

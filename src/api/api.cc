@@ -39,6 +39,19 @@ std::vector<std::string> B64Hashes(const std::vector<Hash>& hs) {
   return out;
 }
 
+// The questions' flags and enumerations, checked before any is read: a
+// typo is a 400, never a silently different answer.
+Status CheckFlags(const Target& t) {
+  for (const char* name : {"proof", "children"}) {
+    const std::string* v = t.Param(name);
+    if (v && !v->empty() && *v != "true" && *v != "false" && *v != "1" && *v != "0")
+      return InvalidArgumentError(std::string(name) + " must be true or false, not \"" + *v + "\"");
+  }
+  if (const std::string* f = t.Param("format"); f && !f->empty() && *f != "json" && *f != "jsonl")
+    return InvalidArgumentError("format must be json or jsonl, not \"" + *f + "\"");
+  return OkStatus();
+}
+
 StatusOr<uint64_t> UintParam(const Target& t, std::string_view name) {
   const std::string* v = t.Param(name);
   if (!v) return InvalidArgumentError("missing query parameter " + std::string(name));
@@ -205,6 +218,9 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
   }
   size_t count = 0;
   std::optional<HttpResponse> answer;
+  if (question) {
+    if (Status f = CheckFlags(t); !f.ok()) return respond(ErrorResponse(f));
+  }
   if (path == paths::kEnrichFlows) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
     answer = EnrichFlows(req, perms, &count);
@@ -249,7 +265,16 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
       return respond(ErrorResponse(503, "ledger refuses appends until restarted: " + w.message()));
     return respond(HttpResponse{200, "text/plain", "ok\n", {}, {}});
   }
-  if (path == paths::kReadyz) return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
+  if (path == paths::kReadyz) {
+    if (readiness_) {
+      if (std::string storage = readiness_().storage; !storage.empty()) {
+        HttpResponse resp = ErrorResponse(503, storage);
+        resp.headers.emplace_back("Retry-After", "5");
+        return respond(std::move(resp));
+      }
+    }
+    return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
+  }
   if (path == paths::kMetrics) return respond(MetricsPage());
   respond(ErrorResponse(404, "not found: " + path));
 }
@@ -654,7 +679,7 @@ HttpResponse Api::EnrichFlows(const HttpRequest& req, const auth::Permissions& p
 
 void Api::Watch(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond) {
   if (!feed_) return respond(ErrorResponse(503, "subscriptions are not enabled on this server"));
-  auto o = ParseWatchRequest(t, req, feed_->next());
+  auto o = ParseWatchRequest(t, req, feed_->next(), ledger_->DurableSize());
   if (!o.ok()) return respond(ErrorResponse(o.status()));
   auto ns = ScopedNamespace(caller.perms, o->filter.namespace_);
   if (!ns.ok()) return respond(ErrorResponse(ns.status()));
@@ -687,6 +712,10 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_state_cold_objects", rd.cold_objects);
     metrics_.Set("annals_state_cold_cache_bytes", rd.cold_cache_bytes);
     metrics_.Set("annals_state_cold_loads", rd.cold_loads);
+    metrics_.Set("annals_disk_free_bytes", rd.disk_free_bytes);
+    metrics_.Set("annals_projection_unreadable_payloads", rd.unreadable_payloads);
+    metrics_.Set("annals_disk_floor_bytes", rd.disk_floor_bytes);
+    metrics_.Set("annals_disk_writes_refused", rd.storage.empty() ? 0 : 1);
   }
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";

@@ -25,6 +25,13 @@ struct Readiness {
   // Hot and cold objects (docs/state.md): histories in the cold store, the
   // bytes of those read back and cached, and how many reads went to disk.
   uint64_t cold_objects = 0, cold_cache_bytes = 0, cold_loads = 0;
+  // Empty, or why writes are refused or failing for want of space: /readyz
+  // answers 503 with it (the questions are still answered).
+  std::string storage;
+  uint64_t disk_free_bytes = 0, disk_floor_bytes = 0;
+  // Entries projected from their metadata alone: their blob was damaged or
+  // missing (docs/faults.md "Blobs").
+  uint64_t unreadable_payloads = 0;
 };
 
 class Api {

@@ -1,4 +1,6 @@
 #include "api/watch.h"
+
+#include <algorithm>
 #include "common/log.h"
 
 #include <cstdio>
@@ -36,7 +38,8 @@ std::shared_ptr<const std::string> ErrorFrame(const nlohmann::json& e) {
 
 }  // namespace
 
-StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req, uint64_t head) {
+StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req, uint64_t head,
+                                           uint64_t log_end) {
   static const std::set<std::string> kKnown = {"from", "type", "user", "verb", "resource", "namespace",
                                                "name", "stage", "code", "selector", "heartbeat"};
   for (const auto& [k, v] : t.params)
@@ -58,6 +61,11 @@ StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req
     if (!n || *n == UINT64_MAX) return InvalidArgumentError("Last-Event-ID must be a ledger index: " + last);
     o.from = *n + 1;  // the last one the client has; resume after it
   }
+  // A position past the end was never served by this log: a typo, or a
+  // client of another (or rolled back) log. Not a silent wait.
+  if (o.from > std::max(head, log_end))
+    return InvalidArgumentError("position " + std::to_string(o.from) + " is beyond the end of the log (" +
+                                std::to_string(std::max(head, log_end)) + " entries)");
   auto str = [&](const char* k) {
     const std::string* v = t.Param(k);
     return v ? *v : std::string();
@@ -173,7 +181,10 @@ void WatchSession::Wake(bool tick) {
     if (!waiting_) {
       // A write is pending. A client that stops reading altogether never
       // lets Pump see that it fell behind: drop it after a while.
-      if (live_ && consumer_->pos.load() < feed_->buffer_begin()) {
+      // One reading from the log (not live) is held to it too: it never
+      // falls behind the buffer, and would keep its write, its changes and
+      // its connection for ever.
+      if (!live_ || consumer_->pos.load() < feed_->buffer_begin()) {
         int64_t now = NowMs(), since = stuck_since_ms_.load();
         if (since == 0) {
           stuck_since_ms_ = now;

@@ -33,8 +33,10 @@ struct WatchOptions {
 
 // Parses /v1/watch's query and Last-Event-ID into options; InvalidArgument
 // names the bad parameter. Without from= or Last-Event-ID, starts at
-// `head` (only new changes).
-StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req, uint64_t head);
+// `head` (only new changes). A position past both `head` and `log_end` (the
+// log's durable size) is InvalidArgument: this log never served it.
+StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req, uint64_t head,
+                                         uint64_t log_end);
 
 class WatchSession : public std::enable_shared_from_this<WatchSession> {
  public:

@@ -15,12 +15,18 @@ StatusOr<std::string> ReadFileToString(Env* env, const std::string& path) {
 Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data, int perm,
                        bool sync) {
   const std::string tmp = path + ".tmp";
+  Status s;
   {
     ASSIGN_OR_RETURN(std::unique_ptr<File> f, env->OpenFile(tmp, OpenMode::kCreateTruncate, perm));
-    RETURN_IF_ERROR(f->Write(0, data));
-    if (sync) RETURN_IF_ERROR(f->Sync());
+    s = f->Write(0, data);
+    if (s.ok() && sync) s = f->Sync();
   }
-  RETURN_IF_ERROR(env->RenameFile(tmp, path));
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (!s.ok()) {
+    // No half-written file left behind (a full disk would keep its bytes).
+    (void)env->RemoveFile(tmp);
+    return s;
+  }
   if (sync) return env->SyncDir(DirName(path));
   return OkStatus();
 }

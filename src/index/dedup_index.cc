@@ -14,6 +14,7 @@
 
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "index/rocks_util.h"
 
 namespace annals::index {
 
@@ -24,15 +25,12 @@ constexpr char kKeyPrefix = 'k';
 constexpr char kVersionKey[] = "\x00version";
 constexpr char kVersion[] = "5";  // 5: "K" values are the log index alone
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return OkStatus();
-  return InternalError(what + ": " + s.ToString());
-}
-
 rocksdb::Options DbOptions() {
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.max_open_files = 256;
+  opts.info_log = StoreLogger("dedup index");
+  NoPreallocation(&opts);
   rocksdb::BlockBasedTableOptions table;
   // Most lookups are of keys not there: bloom filters answer them without
   // reading data blocks. Every run spans the whole (hashed) key space, so a

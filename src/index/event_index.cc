@@ -95,7 +95,7 @@ rocksdb::Options DbOptions(const EventIndexOptions& o, const std::shared_ptr<roc
   // A crash (not a power loss) loses nothing the WAL has; after a power
   // loss the index is a consistent prefix of its batches. Rows repeat
   // users, verbs, namespaces and agents: they compress well.
-  rocksdb::Options opts = DerivedStoreOptions(cache, 512, /*pin_l0=*/true);
+  rocksdb::Options opts = DerivedStoreOptions("event index", cache, 512, /*pin_l0=*/true);
   opts.merge_operator = std::make_shared<AddOperator>();
   opts.write_buffer_size = std::max<size_t>(o.write_buffer_bytes / 2, size_t{4} << 20);
   opts.max_write_buffer_number = 2;

@@ -1,16 +1,55 @@
 #include "index/rocks_util.h"
 
+#include <cstdarg>
+#include <cstdio>
+
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+
+#include "common/log.h"
 
 namespace annals::index {
 
 namespace {
 constexpr std::string_view kVersionKey("\x00version", 8);
+
+class LogLogger : public rocksdb::Logger {
+ public:
+  explicit LogLogger(std::string what) : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), what_(std::move(what)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      log::Error("rocksdb (%s): %s", what_.c_str(), buf);
+    } else {
+      log::Warning("rocksdb (%s): %s", what_.c_str(), buf);
+    }
+  }
+
+ private:
+  const std::string what_;
+};
 }  // namespace
 
-rocksdb::Options DerivedStoreOptions(const std::shared_ptr<rocksdb::Cache>& cache, int max_open_files, bool pin_l0) {
+std::shared_ptr<rocksdb::Logger> StoreLogger(const std::string& what) { return std::make_shared<LogLogger>(what); }
+
+void NoPreallocation(rocksdb::Options* opts) {
+  opts->allow_fallocate = false;
+  opts->manifest_preallocation_size = 64 << 10;
+  // What a WAL holds at open stays in the memtable: an open writes no
+  // table file, so it needs almost no room (a start on a full disk).
+  opts->avoid_flush_during_recovery = true;
+}
+
+rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_ptr<rocksdb::Cache>& cache,
+                                     int max_open_files, bool pin_l0) {
   rocksdb::Options opts;
+  opts.info_log = StoreLogger(what);
+  NoPreallocation(&opts);
   opts.create_if_missing = true;
   opts.max_open_files = max_open_files;
   opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;

@@ -17,8 +17,24 @@ namespace annals::index {
 // paranoid, point-in-time WAL recovery, max_open_files open tables, 16 KiB
 // blocks in `cache` with their index and filter blocks (bounded by the
 // cache, not by the store's size; level 0's pinned if pin_l0), bloom
-// filters, LZ4 and ZSTD at the bottom. Callers add buffers and operators.
-rocksdb::Options DerivedStoreOptions(const std::shared_ptr<rocksdb::Cache>& cache, int max_open_files, bool pin_l0);
+// filters, LZ4 and ZSTD at the bottom, messages to StoreLogger(what).
+// Callers add buffers and operators.
+rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_ptr<rocksdb::Cache>& cache,
+                                     int max_open_files, bool pin_l0);
+
+// RocksDB's own messages at warning level and above, to annals' log
+// (stderr) prefixed with `what`, instead of a LOG file in the store's
+// directory: that file was written on open, and on a full disk RocksDB
+// aborts the process when its write fails.
+std::shared_ptr<rocksdb::Logger> StoreLogger(const std::string& what);
+
+// No space reserved ahead of writes: RocksDB fallocates a WAL the size of
+// a memtable (tens of MB) and 4 MB per MANIFEST, which on a small or
+// nearly full disk took the space the log itself needed, and counted as
+// used where nothing was written. The stores sync rarely, so the
+// preallocation bought little. And no table file written at open: a WAL
+// found stays in the memtable.
+void NoPreallocation(rocksdb::Options* opts);
 
 // OK, DataLoss for a corruption (the store is derived: rebuild it), else
 // Internal; `what` says what was being done.

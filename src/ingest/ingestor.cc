@@ -185,6 +185,13 @@ struct Ingestor::Admission {
 
 void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, Done done) {
   metrics_->Add("annals_events_received_total", "source", source, items.size());
+  if (refusal_) {
+    if (std::string why = refusal_(); !why.empty()) {
+      metrics_->Add("annals_events_rejected_total", "source", source, items.size());
+      done(ResourceExhaustedError(why));
+      return;
+    }
+  }
   Admission a;
   a.pending = std::make_shared<Pending>();
   std::vector<std::string> entries;

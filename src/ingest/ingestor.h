@@ -55,6 +55,11 @@ class Ingestor {
                                                   Metrics* metrics);
   // All or nothing per call. `done` runs once, on some internal thread.
   void Submit(const std::string& source, std::vector<IngestItem> items, Done done);
+  // A check every Submit passes first (the disk guard): a non-empty answer
+  // refuses the whole request with ResourceExhausted and that message,
+  // counted in annals_events_rejected_total. Set before the first Submit;
+  // called from any thread.
+  void SetRefusal(std::function<std::string()> refusal) { refusal_ = std::move(refusal); }
   // Blocking form.
   StatusOr<IngestResult> SubmitAndWait(const std::string& source, std::vector<IngestItem> items);
   // Waits until every append handed to the ledger so far has called back.
@@ -119,6 +124,7 @@ class Ingestor {
   ledger::Ledger* ledger_;
   index::DedupIndex* dedup_;
   Metrics* metrics_;
+  std::function<std::string()> refusal_;
   Mutex mu_;  // also orders admission
   std::unordered_map<std::string, Inflight> inflight_ GUARDED_BY(mu_);
   // Set once an index write failed: the watermark then stays where it was,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/bytes.h"
+#include "env/fault_injection_env.h"
 
 namespace annals::ledger {
 namespace {
@@ -38,6 +39,25 @@ TEST_F(BlobStoreTest, PutThenGetByDigest) {
   EXPECT_EQ(*got, payload);
   // Putting the same blob again is a no-op.
   EXPECT_TRUE(blobs.Put(digest, payload).ok());
+}
+
+TEST_F(BlobStoreTest, FullDiskIsResourceExhaustedLeavesNoTmpFileAndPutWorksOnceSpaceReturns) {
+  env::FaultInjectionEnv env(env::Env::Default());
+  BlobStore blobs(root_ + "/blobs", &env);
+  const std::string payload(300000, 'q');
+  const Hash digest = Sha256(payload);
+  env.FillDisk();
+  Status full = blobs.Put(digest, payload);
+  ASSERT_FALSE(full.ok());
+  // 503 with Retry-After to the client, not 500.
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted) << full.ToString();
+  EXPECT_FALSE(fs::exists(blobs.PathFor(digest)));
+  EXPECT_FALSE(fs::exists(blobs.PathFor(digest) + ".tmp")) << "half-written blob left behind";
+  env.ReturnSpace();
+  ASSERT_TRUE(blobs.Put(digest, payload).ok());
+  auto got = blobs.Get(digest);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, payload);
 }
 
 TEST_F(BlobStoreTest, MissingBlobIsNotFound) {

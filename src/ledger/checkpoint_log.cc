@@ -2,6 +2,7 @@
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/log.h"
 
 namespace annals::ledger {
 namespace {
@@ -139,13 +140,28 @@ CheckpointLog::~CheckpointLog() = default;
 
 Status CheckpointLog::Append(std::string_view note) {
   const std::string rec = Frame(note);
-  RETURN_IF_ERROR(file_->Write(bytes_, rec));
-  RETURN_IF_ERROR(file_->Sync());
+  if (Status w = file_->Write(bytes_, rec); !w.ok()) {
+    // Nothing was synced: cut what part of the record reached the file and
+    // let the caller try again (a full disk) or fail.
+    (void)file_->Truncate(bytes_);
+    return w;
+  }
+  // A failed fdatasync is never retried: Internal, even for ENOSPC.
+  if (Status s = file_->Sync(); !s.ok()) return InternalError(std::string("fdatasync ") + kCheckpointLogName + ": " + s.message());
   bytes_ += rec.size();
   latest_.assign(note);
   // The static copy is a convenience for plain file servers; the log above
-  // is what recovery trusts.
-  return env::WriteFileAtomic(env_, dir_ + "/checkpoint", note, 0644, /*sync=*/false);
+  // is what recovery trusts, and the record is durable: a failure here (a
+  // full disk) is reported, not returned, so the checkpoint is published
+  // and never appended twice.
+  if (Status c = env::WriteFileAtomic(env_, dir_ + "/checkpoint", note, 0644, /*sync=*/false); !c.ok()) {
+    (void)env_->RemoveFile(dir_ + "/checkpoint.tmp");
+    if (!copy_failed_) log::Warning("cannot update the copy of the latest checkpoint: %s", c.message().c_str());
+    copy_failed_ = true;
+  } else {
+    copy_failed_ = false;
+  }
+  return OkStatus();
 }
 
 }  // namespace annals::ledger

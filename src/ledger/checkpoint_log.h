@@ -36,6 +36,9 @@ class CheckpointLog {
   static StatusOr<std::unique_ptr<CheckpointLog>> Open(
       const std::string& dir, std::string* cut, env::Env* env = env::Env::Default());
   ~CheckpointLog();
+  // Appends and fdatasyncs a note. A failed write leaves the log as it was
+  // (ResourceExhausted for a full disk: try again); a failed fdatasync is
+  // Internal and must not be retried.
   Status Append(std::string_view note);
   // The last appended note, empty if none.
   const std::string& latest() const { return latest_; }
@@ -54,6 +57,7 @@ class CheckpointLog {
   std::unique_ptr<env::File> file_;
   uint64_t bytes_ = 0;
   std::string latest_;
+  bool copy_failed_ = false;  // the `checkpoint` copy's last update failed
 };
 
 }  // namespace annals::ledger

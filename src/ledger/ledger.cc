@@ -133,7 +133,8 @@ Status Ledger::Recover() {
         hashes.push_back(merkle::HashLeaf(d));
         return OkStatus();
       }));
-      RETURN_IF_ERROR(tiles_.Integrate(hashes));
+      // A full disk: the tiles stay in memory until a publish writes them.
+      if (Status s = tiles_.Integrate(hashes); !s.ok() && s.code() != StatusCode::kResourceExhausted) return s;
     }
     recovery_.reintegrated += n - from;
     return OkStatus();
@@ -203,9 +204,17 @@ Ledger::~Ledger() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+StatusOr<std::string> Ledger::EntryBlob(const Hash& digest) const {
+  auto blob = blobs_.Get(digest);
+  // The entry names it, so a missing blob is lost data, not a wrong name.
+  if (blob.status().code() == StatusCode::kNotFound)
+    return DataLossError("payload blob missing: " + blob.status().message());
+  return blob;
+}
+
 StatusOr<std::string_view> Ledger::PayloadOf(const DecodedEntry& entry, std::string* blob) const {
   if (!entry.external) return entry.payload;
-  ASSIGN_OR_RETURN(*blob, blobs_.Get(entry.payload_digest));
+  ASSIGN_OR_RETURN(*blob, EntryBlob(entry.payload_digest));
   return std::string_view(*blob);
 }
 
@@ -217,7 +226,7 @@ StatusOr<Ledger::Event> Ledger::ReadEvent(uint64_t index) const {
   e.external = d.external;
   e.payload_digest = d.payload_digest;
   if (d.external) {
-    ASSIGN_OR_RETURN(e.payload, blobs_.Get(d.payload_digest));
+    ASSIGN_OR_RETURN(e.payload, EntryBlob(d.payload_digest));
   } else {
     e.payload.assign(d.payload);
   }
@@ -293,6 +302,7 @@ void Ledger::WriterLoop() {
       const bool retryable = !failed_before && log_->write_error().ok() &&
                              log_->size() == first && s.code() == StatusCode::kResourceExhausted;
       if (!retryable) Fail(s);
+      if (retryable) NoteNoSpace(&append_no_space_, s);
       // Out of space and still writable: try again later. Otherwise the
       // ledger refuses appends until reopened, and says so whichever
       // thread saw the failure first (AppendAsync, or here when the failure
@@ -303,15 +313,49 @@ void Ledger::WriterLoop() {
               ? UnavailableError("log is failed: " + s.message() +
                                  "; appends resume once it is reopened (docs/faults.md)")
               : UnavailableError("append failed: " + s.message());
+      // A segment roll in the middle of the batch synced what came before
+      // it: those entries are durable. Requests wholly among them are
+      // acknowledged and integrated; one cut by the failure is told exactly
+      // which of its entries are kept (a retry finds them as duplicates by
+      // their key); the others failed whole. (The part of a cut request
+      // that is durable is integrated on reopen, when the log after the
+      // last checkpoint is re-hashed.)
+      const uint64_t durable = log_->size();
+      std::vector<std::string> kept;
+      size_t kept_bytes = 0;
       {
         MutexLock lock(&mu_);
-        for (auto& r : batch) completions_.emplace_back(std::move(r.done), result);
+        uint64_t idx = first;
+        for (auto& r : batch) {
+          const uint64_t n = r.entries.size();
+          if (idx + n <= durable) {
+            completions_.emplace_back(std::move(r.done), idx);
+            kept_bytes += r.bytes;
+            for (auto& e : r.entries) kept.push_back(std::move(e));
+          } else if (idx < durable) {
+            completions_.emplace_back(
+                std::move(r.done),
+                UnavailableError("append failed after the first " + std::to_string(durable - idx) + " of the " +
+                                 std::to_string(n) + " entries of this request became durable (log indexes " +
+                                 std::to_string(idx) + ".." + std::to_string(durable - 1) +
+                                 "): they are kept, and on a retry events with a dedup key (an audit "
+                                 "event's auditID and stage) are found as duplicates; " + result.message()));
+          } else {
+            completions_.emplace_back(std::move(r.done), result);
+          }
+          idx += n;
+        }
+        if (!kept.empty()) {
+          to_integrate_.push_back(std::move(kept));
+          integrate_bytes_ += kept_bytes;
+          integrator_cv_.NotifyOne();
+          durable_cv_.NotifyAll();
+        }
       }
-      // (Entries of the batch a roll made durable are integrated on
-      // reopen, when the log after the last checkpoint is re-hashed.)
       completer_cv_.NotifyOne();
       continue;
     }
+    NoteNoSpace(&append_no_space_, OkStatus());
     uint64_t idx = first;
     std::vector<std::string> all;
     size_t bytes = 0;
@@ -352,6 +396,20 @@ void Ledger::WriterLoop() {
 Status Ledger::WriteError() const {
   MutexLock lock(&mu_);
   return failed_;
+}
+
+void Ledger::NoteNoSpace(std::string* which, const Status& s) {
+  MutexLock lock(&mu_);
+  const bool was = !append_no_space_.empty() || !publish_no_space_.empty();
+  *which = s.ok() ? std::string() : s.message();
+  const bool is = !append_no_space_.empty() || !publish_no_space_.empty();
+  if (is && !was) log::Error("ledger out of space: %s; writes are retried as space returns", s.message().c_str());
+  if (was && !is) log::Info("ledger: space is back, the log, its tiles and checkpoints are written again");
+}
+
+std::string Ledger::OutOfSpace() const {
+  MutexLock lock(&mu_);
+  return !append_no_space_.empty() ? append_no_space_ : publish_no_space_;
 }
 
 void Ledger::Fail(const Status& s) {
@@ -403,7 +461,13 @@ void Ledger::IntegratorLoop() {
       MutexLock lock(&mu_);
       integrate_bytes_ -= std::min(integrate_bytes_, bytes);
     }
-    if (!s.ok()) Fail(s);
+    // Out of space: the tree grew, its completed tiles wait in memory for
+    // the publisher's next Sync. Anything else stops appends.
+    if (!s.ok() && s.code() == StatusCode::kResourceExhausted) {
+      NoteNoSpace(&publish_no_space_, s);
+    } else if (!s.ok()) {
+      Fail(s);
+    }
     space_cv_.NotifyAll();
     { MutexLock l(&pub_mu_); }  // no lost wake-up: the publisher checks tiles_ under pub_mu_
     pub_cv_.NotifyAll();
@@ -430,9 +494,17 @@ void Ledger::PublisherLoop() {
       served_upto = publish_requests_;
     }
     Status s = SignAndPersist();
-    // A tile or checkpoint that failed to reach the disk stops the ledger:
-    // after a failed fdatasync nothing it wrote can be trusted.
-    if (!s.ok()) Fail(s);
+    // A tile or checkpoint that could not be written for want of space is
+    // tried again an interval later (nothing was signed or served). Any
+    // other failure stops the ledger: after a failed fdatasync nothing it
+    // wrote can be trusted.
+    if (s.code() == StatusCode::kResourceExhausted) {
+      NoteNoSpace(&publish_no_space_, s);
+    } else if (!s.ok()) {
+      Fail(s);
+    } else {
+      NoteNoSpace(&publish_no_space_, OkStatus());
+    }
     last = std::chrono::steady_clock::now();
     bool done;
     {

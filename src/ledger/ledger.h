@@ -135,6 +135,11 @@ class Ledger {
   // it is reopened (docs/faults.md). /healthz reports it, so that a
   // supervisor restarts the process.
   Status WriteError() const;
+  // Empty, or why the last write of the log, its tiles or a checkpoint
+  // failed for want of space (ENOSPC, EDQUOT). Not sticky: appends retry
+  // in place and the tiles and checkpoint are written by the next publish
+  // once there is room, which clears it.
+  std::string OutOfSpace() const;
   // Blocks until DurableSize() > size, the ledger stops, or timeout passes;
   // returns DurableSize(). For readers that follow the log (subscriptions).
   uint64_t WaitForDurable(uint64_t size, std::chrono::milliseconds timeout);
@@ -185,6 +190,11 @@ class Ledger {
   explicit Ledger(LedgerOptions options);
   Status Recover();
   Status RecordAcceptedLoss(const std::string& log_dir, uint64_t entries);
+  // The blob an entry names; DataLoss if it is missing or damaged.
+  StatusOr<std::string> EntryBlob(const Hash& digest) const;
+  // Sets *which (append_no_space_ or publish_no_space_) to s's message, or
+  // clears it for OK; logs the transitions of OutOfSpace().
+  void NoteNoSpace(std::string* which, const Status& s) EXCLUDES(mu_);
   void WriterLoop();
   void CompleterLoop();
   void IntegratorLoop();
@@ -218,6 +228,9 @@ class Ledger {
   bool stopping_ GUARDED_BY(mu_) = false;
   bool writer_done_ GUARDED_BY(mu_) = false;
   Status failed_ GUARDED_BY(mu_);  // sticky: every later append is refused
+  // OutOfSpace(): the appends' and the publisher's (tiles, checkpoint).
+  std::string append_no_space_ GUARDED_BY(mu_);
+  std::string publish_no_space_ GUARDED_BY(mu_);
 
   mutable Mutex pub_mu_;
   CondVar pub_cv_;

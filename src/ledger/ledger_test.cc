@@ -967,32 +967,111 @@ TEST_F(LedgerFaultTest, FullDiskFailsTheBatchAndAppendsResumeInPlaceWhenSpaceRet
   ExpectExactlyAndVerified(l.get(), 150);
 }
 
-TEST_F(LedgerFaultTest, FullDiskUnderTheTilesRefusesAppendsAndReopenRecoversOnceSpaceReturns) {
+// The sizes of the records of checkpoints.log, in order.
+std::vector<uint64_t> StoredCheckpointSizes(const std::string& data_dir) {
+  std::vector<uint64_t> sizes;
+  Status s = CheckpointLog::Scan(data_dir + "/log", [&](uint64_t, std::string_view note) -> Status {
+    const size_t nl = note.find('\n');
+    const size_t nl2 = note.find('\n', nl + 1);
+    sizes.push_back(std::stoull(std::string(note.substr(nl + 1, nl2 - nl - 1))));
+    return OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return sizes;
+}
+
+// Each signed size once, rising.
+void ExpectEachCheckpointOnce(const std::vector<uint64_t>& sizes) {
+  for (size_t i = 1; i < sizes.size(); ++i)
+    EXPECT_LT(sizes[i - 1], sizes[i]) << "checkpoint records " << i - 1 << " and " << i;
+}
+
+TEST_F(LedgerFaultTest, RequestCutByAFailedSegmentRollIsToldWhichOfItsEntriesAreKept) {
+  options_.max_segment_entries = 256;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 200);
+  // The next segment's header cannot be written: the roll at entry 256
+  // syncs 200..255 first, then fails.
+  env_.Arm(Op::kWrite, "00000000000000000256.seg", ENOSPC);
+  auto cut = l->Append(Entries(200, 300));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("after the first 56 of the 100 entries of this request became durable "
+                                        "(log indexes 200..255)"),
+            std::string::npos)
+      << cut.status().message();
+  EXPECT_EQ(l->DurableSize(), 256u);
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  // What the answer said was kept is there, byte for byte, and signed.
+  ExpectRecoveredAndWritable(l.get(), 256);
+}
+
+TEST_F(LedgerFaultTest, FullDiskUnderTheTilesHoldsCheckpointsAndPublishesOnceSpaceReturns) {
   auto l = MustOpen();
   ASSERT_NE(l, nullptr);
   env_.Arm(Op::kWrite, ".tiles", ENOSPC);
   // The entries are durable and acknowledged (one batch, before they are
-  // hashed); the first full tile cannot be written, which stops the ledger.
+  // hashed); the first full tile cannot be written.
   auto first = l->Append(Entries(0, 300));
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  // Appends go on until the integrator's failure is seen; each one that
-  // still lands is the next entry, with that entry's own bytes.
-  StatusOr<uint64_t> refused = uint64_t{0};
-  uint64_t next = 300;
-  for (int i = 0; i < 1000 && refused.ok(); ++i) {
-    refused = l->Append(Entries(next, next + 1));
-    if (!refused.ok()) break;
-    ASSERT_EQ(*refused, next);
-    ++next;
-    std::this_thread::sleep_for(milliseconds(5));
+  for (int i = 0; i < 10000 && l->OutOfSpace().empty(); ++i) std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_NE(l->OutOfSpace().find("0.tiles"), std::string::npos) << l->OutOfSpace();
+  // Appends go on (the segments have room); nothing is signed over a tile
+  // that is not on disk, and the ledger is not failed.
+  AppendRange(l.get(), 300, 320);
+  std::this_thread::sleep_for(options_.checkpoint_interval * 4);
+  EXPECT_EQ(l->CheckpointSize(), 0u);
+  EXPECT_TRUE(l->WriteError().ok()) << l->WriteError().ToString();
+  // The tile is served from memory meanwhile.
+  bool immutable = false;
+  auto tile = l->ReadTilePath("tile/0/000", &immutable);
+  ASSERT_TRUE(tile.ok()) << tile.status().ToString();
+  EXPECT_EQ(tile->size(), 256u * 32);
+  // Space returns: the same ledger writes the tile and publishes, no reopen.
+  env_.ReturnSpace();
+  ASSERT_NO_FATAL_FAILURE(ExpectExactlyAndVerified(l.get(), 320));
+  EXPECT_EQ(l->OutOfSpace(), "");
+  ExpectEachCheckpointOnce(StoredCheckpointSizes(options_.data_dir));
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  ExpectRecoveredAndWritable(l.get(), 320);
+}
+
+TEST_F(LedgerFaultTest, FullDiskUnderTheCheckpointLogPublishesOnceSpaceReturnsAndNeverTwice) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  AppendRange(l.get(), 0, 100);
+  ASSERT_TRUE(l->WaitForCheckpoint(100, kWait));
+  env_.Arm(Op::kWrite, "checkpoints.log", ENOSPC, env::FaultInjectionEnv::kForever, /*short_write=*/true);
+  AppendRange(l.get(), 100, 150);
+  for (int i = 0; i < 10000 && l->OutOfSpace().empty(); ++i) std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_NE(l->OutOfSpace().find("checkpoints.log"), std::string::npos) << l->OutOfSpace();
+  std::this_thread::sleep_for(options_.checkpoint_interval * 4);
+  EXPECT_EQ(l->CheckpointSize(), 100u);
+  EXPECT_TRUE(l->WriteError().ok()) << l->WriteError().ToString();
+  env_.ReturnSpace();
+  ASSERT_NO_FATAL_FAILURE(ExpectExactlyAndVerified(l.get(), 150));
+  EXPECT_EQ(l->OutOfSpace(), "");
+  // The half-written records were cut: the log reads whole, each size once.
+  ExpectEachCheckpointOnce(StoredCheckpointSizes(options_.data_dir));
+  ASSERT_NO_FATAL_FAILURE(Reopen(&l));
+  EXPECT_EQ(l->recovery().checkpoint_log_cut, "");
+  ExpectRecoveredAndWritable(l.get(), 150);
+}
+
+TEST_F(LedgerFaultTest, FullDiskUnderTheCheckpointCopyStillPublishesEachCheckpointOnce) {
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  env_.Arm(Op::kWrite, "checkpoint.tmp", ENOSPC);
+  for (uint64_t b = 0; b < 150; b += 50) {
+    AppendRange(l.get(), b, b + 50);
+    ASSERT_TRUE(l->WaitForCheckpoint(b + 50, kWait)) << "the copy's failure stopped publishing";
   }
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(refused.status().message().find("0.tiles"), std::string::npos)
-      << refused.status().message();
-  const uint64_t acknowledged = l->DurableSize();
-  ASSERT_NO_FATAL_FAILURE(Reopen(&l));  // space returned
-  ExpectRecoveredAndWritable(l.get(), acknowledged);
+  EXPECT_TRUE(l->WriteError().ok()) << l->WriteError().ToString();
+  EXPECT_EQ(l->OutOfSpace(), "");
+  const std::vector<uint64_t> sizes = StoredCheckpointSizes(options_.data_dir);
+  ExpectEachCheckpointOnce(sizes);
+  EXPECT_EQ(sizes.back(), 150u);
+  EXPECT_FALSE(FileExists(options_.data_dir + "/log/checkpoint.tmp"));
 }
 
 TEST_F(LedgerFaultTest, FailedCheckpointFdatasyncRefusesAppendsAndKeepsWhatWasAcknowledged) {

@@ -83,9 +83,13 @@ Status TileStore::WriteFullTile(uint64_t level, uint64_t index,
 
 Status TileStore::Sync() {
   std::lock_guard io(io_mu_);
+  RETURN_IF_ERROR(WritePending());
   for (auto& f : files_by_level_) {
     env::File* file = f.load();
-    if (file != nullptr) RETURN_IF_ERROR(file->Sync());
+    if (file == nullptr) continue;
+    // A failed fdatasync is never retried (the kernel may have dropped the
+    // pages): not ResourceExhausted even when it was ENOSPC.
+    if (Status s = file->Sync(); !s.ok()) return InternalError(s.message());
   }
   return OkStatus();
 }
@@ -95,6 +99,7 @@ StatusOr<uint64_t> TileStore::Load(uint64_t size) {
   std::unique_lock lock(mu_);
   full_.clear();
   partial_.clear();
+  pending_.clear();
   // Earlier versions kept one file per tile under tile/; they are derived
   // data, rebuilt below from the segments.
   // (Best effort, as before: a leftover old directory harms nothing.)
@@ -138,11 +143,6 @@ StatusOr<uint64_t> TileStore::Load(uint64_t size) {
 }
 
 Status TileStore::Integrate(const std::vector<Hash>& leaf_hashes) {
-  struct Completed {
-    uint64_t level, index;
-    std::vector<Hash> hashes;
-  };
-  std::vector<Completed> done;
   std::lock_guard io(io_mu_);
   {
     std::unique_lock lock(mu_);
@@ -156,23 +156,38 @@ Status TileStore::Integrate(const std::vector<Hash>& leaf_hashes) {
         }
         partial_[tl].push_back(h);
         if (partial_[tl].size() == kTileWidth) {
-          done.push_back({tl, index / kTileWidth, std::move(partial_[tl])});
-          partial_[tl].clear();
           // Readers find this tile on disk only after it is written below;
           // until then they read it from `pending_`.
+          pending_.push_back({tl, index / kTileWidth, std::move(partial_[tl])});
+          partial_[tl].clear();
         }
       });
     }
-    // Keep completed tiles readable in memory while writing them.
-    for (auto& c : done) pending_.push_back({c.level, c.index, c.hashes});
   }
-  for (const auto& c : done) RETURN_IF_ERROR(WriteFullTile(c.level, c.index, c.hashes));
-  if (!done.empty()) {
+  return WritePending();
+}
+
+Status TileStore::WritePending() {
+  // pending_ changes only under io_mu_ (held), so it is read here without mu_.
+  size_t written = 0;
+  Status s;
+  for (; written < pending_.size(); ++written) {
+    const PendingTile& t = pending_[written];
+    s = WriteFullTile(t.level, t.index, t.hashes);
+    if (!s.ok()) break;
+  }
+  if (written > 0) {
     std::unique_lock lock(mu_);
-    for (const auto& c : done) full_[c.level] = std::max(full_[c.level], c.index + 1);
-    pending_.clear();
+    for (size_t i = 0; i < written; ++i)
+      full_[pending_[i].level] = std::max(full_[pending_[i].level], pending_[i].index + 1);
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(written));
   }
-  return OkStatus();
+  return s;
+}
+
+size_t TileStore::PendingTiles() const {
+  std::shared_lock lock(mu_);
+  return pending_.size();
 }
 
 uint64_t TileStore::size() const {
@@ -205,9 +220,13 @@ StatusOr<std::string> TileStore::ReadTile(uint64_t level, uint64_t index,
         return std::string(reinterpret_cast<const char*>(hashes.data()), width * 32);
       }
     }
+    // Full tiles not yet written (a full disk) lie between the stored ones
+    // and the partial one.
+    size_t unwritten = 0;
+    for (const auto& p : pending_) unwritten += p.level == level;
     if (index < full_[level]) {
       from_file = true;
-    } else if (index == full_[level] && width <= partial_[level].size()) {
+    } else if (index == full_[level] + unwritten && width <= partial_[level].size()) {
       return std::string(reinterpret_cast<const char*>(partial_[level].data()), width * 32);
     } else {
       return NotFoundError("tile beyond the tree");

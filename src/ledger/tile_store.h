@@ -36,12 +36,18 @@ class TileStore {
   // integrate from the largest size the stored tiles cover, which it
   // returns (<= size). The caller re-integrates the leaves after it.
   StatusOr<uint64_t> Load(uint64_t size);
-  // Adds leaf hashes at the end of the tree.
+  // Adds leaf hashes at the end of the tree. The tree grows even when
+  // writing a completed tile fails: the tile stays in memory (readable),
+  // and the next Integrate or Sync writes it again. ResourceExhausted for
+  // a full disk.
   Status Integrate(const std::vector<Hash>& leaf_hashes);
+  // Full tiles not yet written to disk.
+  size_t PendingTiles() const;
 
   // Makes every full tile of the tree as large as size() was when called
   // durable (fdatasync), so that tiles below a signed checkpoint survive a
-  // crash whole.
+  // crash whole; writes the pending tiles first (ResourceExhausted if the
+  // disk is still full; a failed fdatasync is Internal: never retried).
   Status Sync();
 
   uint64_t size() const;
@@ -75,6 +81,9 @@ class TileStore {
 
  private:
   Status WriteFullTile(uint64_t level, uint64_t index, const std::vector<Hash>& hashes);
+  // Writes the full tiles not yet on disk, in order, up to the first that
+  // fails. Under io_mu_.
+  Status WritePending();
   StatusOr<std::vector<Hash>> LoadTileHashes(uint64_t level, uint64_t index, uint64_t width) const;
   // The level's file, opened (created) on first use.
   StatusOr<env::File*> OpenLevel(uint64_t level);
@@ -99,7 +108,9 @@ class TileStore {
     uint64_t level, index;
     std::vector<Hash> hashes;
   };
-  std::vector<PendingTile> pending_;  // full tiles being written to disk
+  // Full tiles being written to disk, or not written yet because a write
+  // failed (a full disk): Integrate and Sync write them first.
+  std::vector<PendingTile> pending_;
 };
 
 }  // namespace annals::ledger

@@ -28,6 +28,7 @@
 #include "kube/kube_client.h"
 #include "kube/token_review.h"
 #include "ledger/ledger.h"
+#include "server/disk_guard.h"
 #include "server/http_server.h"
 #include "state/cold_objects.h"
 #include "state/projector.h"
@@ -81,6 +82,7 @@ struct Instance::Parts {
   Metrics metrics;
   std::unique_ptr<auth::Authorizer> authorizer;
   std::unique_ptr<kube::TokenReviewer> token_reviewer;
+  std::unique_ptr<DiskGuard> disk;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<index::DedupIndex> dedup;
   std::unique_ptr<ingest::Ingestor> ingestor;
@@ -164,6 +166,12 @@ Status Instance::Build() {
         std::make_unique<kube::TokenReviewer>(std::move(*client), o.token_review_audiences, kTokenReviewTimeout);
   }
 
+  // Before anything writes: a start on a full disk releases the reserve
+  // file so that the indexes can open (docs/faults.md "A full disk").
+  RETURN_IF_ERROR(MakeDirs(data));
+  p.disk = std::make_unique<DiskGuard>(data, o.disk_reserve);
+  p.disk->Check(/*at_start=*/true);
+
   ledger::LedgerOptions lo;
   lo.data_dir = data;
   lo.origin = o.origin;
@@ -193,6 +201,8 @@ Status Instance::Build() {
   auto ingestor = ingest::Ingestor::Open(p.ledger.get(), p.dedup.get(), &p.metrics);
   if (!ingestor.ok()) return UnavailableError("cannot catch up the dedup index: " + ingestor.status().message());
   p.ingestor = std::move(*ingestor);
+  p.ingestor->SetRefusal([d = p.disk.get()] { return d->Admit(); });
+  p.disk->Run(std::chrono::milliseconds(250));
   std::string wiped;
   auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(o.memory_budget), &wiped);
   if (!events.ok()) return UnavailableError("cannot open the event index: " + events.status().message());
@@ -221,14 +231,21 @@ Status Instance::Build() {
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
-  p.api->SetReadiness([pr = p.projector.get(), st = p.store.get()]() {
+  p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get()]() {
     api::Readiness r;
+    r.storage = d->Refusal();
+    if (r.storage.empty()) {
+      if (std::string full = l->OutOfSpace(); !full.empty()) r.storage = "out of space: " + full;
+    }
+    r.disk_free_bytes = d->last_free();
+    r.disk_floor_bytes = d->floor();
     const auto pg = pr->progress();
     r.ready = pr->caught_up() && !st->damaged();
     r.applied = pg.applied;
     r.target = pg.target;
     r.entries_per_second = pg.entries_per_second;
     r.rebuilding_index = pg.rebuilding_events;
+    r.unreadable_payloads = pg.unreadable_payloads;
     const auto cs = st->cold_stats();
     r.cold_objects = cs.cold;
     r.cold_cache_bytes = cs.cached_bytes;

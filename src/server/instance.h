@@ -61,6 +61,9 @@ struct InstanceOptions {
   uint64_t scrub_bytes_per_second = uint64_t{50} << 20;
   // ledger::LedgerOptions::accept_lost_checkpoints.
   bool accept_lost_checkpoints = false;
+  // The disk guard's floor (server/disk_guard.h): ingest is refused while
+  // less is free in the data directory's file system; 0 turns it off.
+  uint64_t disk_reserve = uint64_t{64} << 20;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.

@@ -33,7 +33,7 @@ std::string BodyKey(uint32_t id, uint64_t generation) {
 }
 
 rocksdb::Options DbOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
-  rocksdb::Options opts = index::DerivedStoreOptions(cache, 256, /*pin_l0=*/false);
+  rocksdb::Options opts = index::DerivedStoreOptions("cold objects", cache, 256, /*pin_l0=*/false);
   opts.write_buffer_size = size_t{16} << 20;
   opts.max_write_buffer_number = 2;
   opts.max_background_jobs = 1;

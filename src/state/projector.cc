@@ -107,7 +107,24 @@ Status Projector::CatchUpLocked() {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
       std::string blob;
-      ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(*d, &blob));
+      auto read_payload = ledger_->PayloadOf(*d, &blob);
+      std::string_view payload;
+      if (read_payload.ok()) {
+        payload = *read_payload;
+      } else if (read_payload.status().code() == StatusCode::kDataLoss ||
+                 read_payload.status().code() == StatusCode::kNotFound) {
+        // One damaged or missing blob does not stop the projection: the
+        // entry counts from its metadata (who, what, when), its object body
+        // is unknown, and the damage is reported (docs/faults.md "Blobs").
+        unreadable_.fetch_add(1);
+        if (first_unreadable_.load() < 0) first_unreadable_.store(static_cast<int64_t>(i));
+        log::Error("entry %llu: payload unreadable (%s); projected from its metadata alone; "
+                   "`annals verify --data` names it, docs/faults.md says how to repair it",
+                   static_cast<unsigned long long>(i), read_payload.status().message().c_str());
+        payload = "{}";
+      } else {
+        return read_payload.status();
+      }
       index::EventBatch* rows = i >= rows_from ? &batch : nullptr;
       if (i >= store_from) return store_->Apply(i, d->meta, payload, rows);
       if (rows) return StateStore::EventRows(i, d->meta, payload, rows);
@@ -294,6 +311,8 @@ Projector::Progress Projector::progress() const {
   p.target = std::max(target_.load(), p.applied);
   p.entries_per_second = rate_.load();
   p.rebuilding_events = rebuild_events_.load() || events_->watermark() < store_->applied();
+  p.unreadable_payloads = unreadable_.load();
+  p.first_unreadable = first_unreadable_.load();
   return p;
 }
 

@@ -91,6 +91,10 @@ class Projector {
     uint64_t applied = 0, target = 0;
     double entries_per_second = 0;
     bool rebuilding_events = false;
+    // Entries whose payload (a blob) was missing or damaged when projected:
+    // applied from their metadata alone. The first one's index, -1 if none.
+    uint64_t unreadable_payloads = 0;
+    int64_t first_unreadable = -1;
   };
   Progress progress() const;
   // Both the store and the index cover the log as it was at the last look.
@@ -112,6 +116,8 @@ class Projector {
   std::atomic<bool> caught_up_{false};
   std::atomic<bool> rebuild_events_{false};
   std::atomic<uint64_t> applied_{0};
+  std::atomic<uint64_t> unreadable_{0};
+  std::atomic<int64_t> first_unreadable_{-1};
   std::atomic<uint64_t> target_;
   std::atomic<double> rate_{0};
   std::function<void(uint64_t, uint64_t, double)> on_caught_up_;

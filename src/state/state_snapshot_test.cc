@@ -592,6 +592,9 @@ TEST_F(ColdObjectsTest, ReadersOnTwoThreadsWhileTheWriterAppliesAndTrims) {
     }
   };
   std::thread r1(reader), r2(reader);
+  // The readers are running before the writer goes on (on a loaded machine
+  // the writer could otherwise finish before either was scheduled).
+  while (reads.load() == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
   ApplyCold(&s, es, 450, es.size());
   stop = true;
   r1.join();

@@ -80,7 +80,18 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
                                                    std::string_view entry) {
   ASSIGN_OR_RETURN(auto dec, ledger::DecodeEntry(entry));
   std::string blob;
-  ASSIGN_OR_RETURN(std::string_view payload, src.ledger->PayloadOf(dec, &blob));
+  auto read_payload = src.ledger->PayloadOf(dec, &blob);
+  std::string_view payload;
+  std::string unreadable;  // why the payload (a damaged or missing blob) could not be read
+  if (read_payload.ok()) {
+    payload = *read_payload;
+  } else if (read_payload.status().code() == StatusCode::kDataLoss ||
+             read_payload.status().code() == StatusCode::kNotFound) {
+    unreadable = read_payload.status().message();
+    payload = "null";
+  } else {
+    return read_payload.status();
+  }
   auto c = std::make_shared<Change>();
   c->index = index;
   thread_local simdjson::dom::parser parser;
@@ -134,6 +145,10 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   f += FormatRfc3339(c->time);
   f += "\",\"change\":";
   f += change.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (!unreadable.empty()) {
+    f += ",\"unreadable\":";
+    f += json(unreadable).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
   f += ",\"event\":";
   AppendOneLine(&f, payload);
   f += "}";

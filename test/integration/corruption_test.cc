@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -173,6 +174,37 @@ class CorruptionTest : public ::testing::Test {
     return f.ok() ? ParseRecords(*f, ledger::kCheckpointLogHeaderSize) : std::vector<Record>{};
   }
 
+  // With entry kLargeAt's blob damaged or gone: the server starts and is
+  // ready, names the entry, answers 500 for it and 200 around it.
+  void ExpectServedAroundAnUnreadableBlob(const std::string& hex) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_ + "/index", ec);  // project the whole log again
+    ASSERT_FALSE(ec) << ec.message();
+    testutil::ServeOptions o;
+    o.data_dir = dir_;
+    testutil::ServerProcess server(o);
+    Status started = server.Start();
+    ASSERT_TRUE(started.ok()) << "one unreadable blob stopped the server: " << started.ToString();
+    EXPECT_NE(server.StderrText().find("entry " + std::to_string(kLargeAt) + ": payload unreadable"),
+              std::string::npos)
+        << server.StderrText();
+    EXPECT_NE(server.StderrText().find(hex), std::string::npos) << server.StderrText();
+    ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+    ASSERT_OK_AND_ASSIGN(client::HttpResult r, http->Get("/v1/entries/" + std::to_string(kLargeAt)));
+    EXPECT_EQ(r.status, 500) << r.body.substr(0, 200);
+    for (uint64_t i : {kLargeAt - 1, kLargeAt + 1, kEntries - 1}) {
+      ASSERT_OK_AND_ASSIGN(client::HttpResult ok, http->Get("/v1/entries/" + std::to_string(i)));
+      EXPECT_EQ(ok.status, 200) << i << ": " << ok.body.substr(0, 200);
+    }
+    ASSERT_OK_AND_ASSIGN(auto ready, http->Get("/readyz"));
+    EXPECT_EQ(ready.status, 200) << ready.body;
+    ASSERT_OK_AND_ASSIGN(auto events, http->Get("/v1/events?limit=1"));
+    EXPECT_EQ(events.status, 200) << events.body.substr(0, 200);
+    ASSERT_OK_AND_ASSIGN(auto metrics, http->Get("/metrics"));
+    EXPECT_NE(metrics.body.find("annals_projection_unreadable_payloads 1\n"), std::string::npos);
+    ASSERT_OK(server.Stop());
+  }
+
   TempDir tmp_;
   std::string dir_;
 };
@@ -266,23 +298,19 @@ TEST_F(CorruptionTest, FlippedBlobByteIsReportedAtTheEntryThatReferencesIt) {
   CommandResult v = VerifyMustFail();
   EXPECT_EQ(FailedIndex(v.err), static_cast<int64_t>(kLargeAt)) << v.err;
 
-  // The server never hands out the damaged payload as the event: it either
-  // refuses to start, naming the blob, or refuses that entry.
-  testutil::ServeOptions o;
-  o.data_dir = dir_;
-  testutil::ServerProcess server(o);
-  Status started = server.Start();
-  if (!started.ok()) {
-    EXPECT_NE(server.StderrText().find(hex), std::string::npos) << server.StderrText();
-    return;
-  }
-  ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
-  ASSERT_OK_AND_ASSIGN(client::HttpResult r, http->Get("/v1/entries/" + std::to_string(kLargeAt)));
-  EXPECT_EQ(r.status, 500) << r.body.substr(0, 200);
-  ASSERT_OK_AND_ASSIGN(client::HttpResult ok,
-                       http->Get("/v1/entries/" + std::to_string(kLargeAt - 1)));
-  EXPECT_EQ(ok.status, 200) << ok.body.substr(0, 200);
-  ASSERT_OK(server.Stop());
+  // The server never hands out the damaged payload as the event, and does
+  // not stop for it: it starts (projecting the whole log again, the
+  // derived indexes removed), refuses that entry, reports it, and serves
+  // everything else.
+  ExpectServedAroundAnUnreadableBlob(hex);
+}
+
+TEST_F(CorruptionTest, MissingBlobIsReportedAndEverythingElseIsServed) {
+  const std::string hex = HexEncode(HashBytes(Sha256(pristine->payloads[kLargeAt])));
+  ASSERT_EQ(::unlink((dir_ + "/blobs/" + hex.substr(0, 2) + "/" + hex).c_str()), 0);
+  CommandResult v = VerifyMustFail();
+  EXPECT_EQ(FailedIndex(v.err), static_cast<int64_t>(kLargeAt)) << v.err;
+  ExpectServedAroundAnUnreadableBlob(hex);
 }
 
 TEST_F(CorruptionTest, TruncatedSegmentIsReportedAsMissingEntries) {

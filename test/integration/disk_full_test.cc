@@ -1,0 +1,194 @@
+// A full disk under the real server (docs/faults.md "A full disk"): the
+// data directory on a 48 MB tmpfs, real audit EventLists posted until the
+// disk is full, the server stopped, the rest of the disk filled by another
+// file, and the server started again. It must start, serve the log and
+// the questions, refuse ingest with 503 and say why in /readyz and
+// /metrics, take ingest again by itself once space returns, and lose none
+// of what it acknowledged. Needs root (mount); without it the test is
+// reported as skipped, saying so.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoint/note.h"
+#include "client/http_client.h"
+#include "testutil/log_client.h"
+#include "testutil/server_process.h"
+#include "testutil/test_macros.h"
+
+namespace annals {
+namespace {
+
+using testutil::RunAnnals;
+using testutil::TempDir;
+constexpr auto kWait = std::chrono::seconds(30);
+
+class DiskFullTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mnt_ = tmp_.Sub("mnt");
+    ASSERT_EQ(::mkdir(mnt_.c_str(), 0700), 0);
+    if (::mount("tmpfs", mnt_.c_str(), "tmpfs", 0, "size=48m") != 0)
+      GTEST_SKIP() << "cannot mount a tmpfs (" << std::strerror(errno)
+                   << "): a full disk needs root to be made; this test did not run";
+    mounted_ = true;
+    data_ = mnt_ + "/data";
+  }
+  void TearDown() override {
+    if (mounted_) ::umount2(mnt_.c_str(), MNT_DETACH);
+  }
+
+  // Writes `path` until the disk is full (or `bytes` are written).
+  static uint64_t Fill(const std::string& path, uint64_t bytes) {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (f == nullptr) return 0;
+    std::string chunk(64 << 10, 'x');
+    uint64_t written = 0;
+    while (written < bytes) {
+      size_t n = std::fwrite(chunk.data(), 1, chunk.size(), f);
+      written += n;
+      if (n < chunk.size() || std::fflush(f) != 0) break;
+    }
+    std::fclose(f);
+    return written;
+  }
+
+  // An EventList of `n` corpus events made unique with `tag`.
+  std::string EventList(size_t n, const std::string& tag) {
+    std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
+    for (size_t i = 0; i < n; ++i) {
+      if (i) body += ',';
+      body += testutil::UniqueVariant(corpus_[(next_ + i) % corpus_.size()], tag + "-" + std::to_string(next_ + i));
+    }
+    next_ += n;
+    return body + "]}";
+  }
+
+  TempDir tmp_;
+  std::string mnt_, data_;
+  bool mounted_ = false;
+  // The corpus's audit Events (other lines are not webhook input).
+  std::vector<std::string> corpus_ = [] {
+    std::vector<std::string> events;
+    for (auto& l : testutil::CorpusAuditLines())
+      if (l.find("\"auditID\"") != std::string::npos && l.find("\"kind\":\"Event\"") != std::string::npos)
+        events.push_back(std::move(l));
+    return events;
+  }();
+  uint64_t next_ = 0;
+};
+
+TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpaceReturns) {
+  ASSERT_FALSE(corpus_.empty());
+  // Another program's 8 MB on the same file system: deleted later, it is
+  // the space that returns.
+  ASSERT_EQ(Fill(mnt_ + "/other", 8 << 20), uint64_t{8} << 20);
+
+  testutil::ServeOptions o;
+  o.data_dir = data_;
+  o.checkpoint_interval_ms = 50;
+  uint64_t acknowledged = 0;
+  std::string refusal;
+  {
+    testutil::ServerProcess server(o);
+    ASSERT_OK(server.Start());
+    ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+    for (int i = 0; i < 10000; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(400, "a")));
+      if (r.status == 200) {
+        acknowledged += 400;
+        continue;
+      }
+      ASSERT_EQ(r.status, 503) << r.body;
+      refusal = r.body;
+      break;
+    }
+    ASSERT_GT(acknowledged, 4000u) << "the disk filled too early";
+    EXPECT_TRUE(refusal.find("disk nearly full") != std::string::npos ||
+                refusal.find("out of space") != std::string::npos)
+        << refusal;
+    // /readyz says why (the guard looks four times a second).
+    std::string ready;
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto rz, http->Get("/readyz"));
+      ready = rz.body;
+      if (rz.status == 503 && ready.find("disk nearly full") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_NE(ready.find("disk nearly full"), std::string::npos) << ready;
+    ASSERT_OK(server.Stop());
+  }
+  // Whatever room is left, taken.
+  Fill(mnt_ + "/filler", uint64_t{1} << 30);
+
+  o.wait_ready = false;
+  testutil::ServerProcess server(o);
+  Status started = server.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString() << "\n" << server.StderrText();
+  EXPECT_NE(server.StderrText().find("released the"), std::string::npos) << server.StderrText();
+  ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+  ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(server.verifier_key()));
+  // Reads: the checkpoint covers everything acknowledged, entries and the
+  // questions answer, health is fine.
+  ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(http.get(), *verifier, acknowledged, kWait));
+  EXPECT_GE(cp.cp.size, acknowledged);
+  ASSERT_OK_AND_ASSIGN(auto entry, http->Get("/v1/entries/" + std::to_string(acknowledged - 1)));
+  EXPECT_EQ(entry.status, 200) << entry.body.substr(0, 200);
+  // The questions, once the projection has caught up with the log's tail
+  // (it writes its indexes in the room the reserve left).
+  client::HttpResult events;
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_OK_AND_ASSIGN(events, http->Get("/v1/events?verb=create&limit=5"));
+    if (events.status != 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(events.status, 200) << events.body.substr(0, 200);
+  ASSERT_OK_AND_ASSIGN(auto health, http->Get("/healthz"));
+  EXPECT_EQ(health.status, 200) << health.body;
+  // Writes: refused, every time, each refused event counted.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(100, "b")));
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_NE(r.body.find("disk nearly full"), std::string::npos) << r.body;
+  }
+  ASSERT_OK_AND_ASSIGN(auto rz, http->Get("/readyz"));
+  EXPECT_EQ(rz.status, 503) << rz.body;
+  ASSERT_OK_AND_ASSIGN(auto metrics, http->Get("/metrics"));
+  EXPECT_NE(metrics.body.find("annals_events_rejected_total{source=\"k8s-audit\"} 300"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("annals_disk_writes_refused 1"), std::string::npos);
+
+  // Space returns: ingest is taken again without a restart.
+  ASSERT_EQ(::unlink((mnt_ + "/other").c_str()), 0);
+  ASSERT_EQ(::unlink((mnt_ + "/filler").c_str()), 0);
+  int status = 0;
+  std::string body;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(100, "c")));
+    status = r.status;
+    body = r.body;
+  }
+  ASSERT_EQ(status, 200) << body;
+  ASSERT_OK_AND_ASSIGN(auto again, http->Get("/readyz"));
+  EXPECT_EQ(again.status, 200) << again.body;
+  ASSERT_OK(server.Stop());
+  // Nothing acknowledged was lost, and the log verifies.
+  auto v = RunAnnals({"verify", "--data", data_});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("verified " + std::to_string(acknowledged + 100) + " entries"), std::string::npos)
+      << v.out;
+}
+
+}  // namespace
+}  // namespace annals
