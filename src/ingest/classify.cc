@@ -16,6 +16,7 @@ StatusOr<IngestItem> ClassifyJsonLine(std::string_view line, std::string_view so
   auto err = parser.parse(line.data(), line.size()).get(doc);
   if (err) return InvalidArgumentError(std::string(what) + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, what));
   IngestItem item;
   item.payload = line;
   // An audit Event: has auditID and stage, and does not say it is something else.

@@ -17,7 +17,7 @@ Status ValidateJsonObject(std::string_view line, std::string_view what) {
   auto err = parser.parse(line.data(), line.size()).get(doc);
   if (err) return InvalidArgumentError(std::string(what) + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(std::string(what) + ": not a JSON object");
-  return OkStatus();
+  return json_util::CheckUniqueKeys(doc, what);
 }
 
 StatusOr<std::vector<std::string_view>> SplitJsonLines(std::string_view body) {

@@ -110,6 +110,7 @@ StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view wha
   simdjson::dom::element doc;
   auto err = parser.parse(json.data(), json.size()).get(doc);
   if (err) return InvalidArgumentError(std::string(what) + ": " + json_util::JsonErrorMessage(err));
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, what));
   return AuditEventFromDom(doc, json, what);
 }
 
@@ -121,6 +122,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
   auto err = parser.parse(body.data(), body.size()).get(doc);
   if (err) return InvalidArgumentError("body: " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("body: not a JSON object");
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body"));
   std::string_view kind;
   if (doc["kind"].get_string().get(kind) != simdjson::SUCCESS) kind = "";
   simdjson::dom::array items;

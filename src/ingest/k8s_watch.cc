@@ -72,6 +72,7 @@ StatusOr<ObjectHead> ReadObjectHead(std::string_view object) {
   simdjson::dom::element doc;
   auto err = json_util::JsonParser().parse(object.data(), object.size()).get(doc);
   if (err) return InvalidArgumentError("object: " + json_util::JsonErrorMessage(err));
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "object"));
   return HeadFromDom(doc, "object");
 }
 
@@ -80,6 +81,7 @@ StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
   auto err = json_util::JsonParser().parse(line.data(), line.size(), !padded).get(doc);
   if (err) return InvalidArgumentError("watch frame: " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("watch frame: not a JSON object");
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "watch frame"));
   std::string_view type;
   if (doc["type"].get_string().get(type) != simdjson::SUCCESS)
     return InvalidArgumentError("watch frame: no \"type\" string");
@@ -240,6 +242,7 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
   auto err = json_util::JsonParser().parse(line.data(), line.size()).get(doc);
   if (err) return InvalidArgumentError(w + ": " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError(w + ": not a JSON object");
+  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, w));
   WatchRecord r;
   std::string_view type;
   if (doc["type"].get_string().get(type) != simdjson::SUCCESS)

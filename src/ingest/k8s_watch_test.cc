@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "ingest/classify.h"
+#include "ingest/json_lines.h"
+#include "ingest/k8s_audit.h"
 #include "json/json_scan.h"
 
 namespace annals::ingest {
@@ -39,8 +42,8 @@ TEST(WatchFrame, KubeclientRecordedStreamParses) {
 }
 
 // The object's bytes are found from the frame's end when "object" is its
-// last member; whatever the member order, spacing, escaping or duplication,
-// they must be what a scan from the start finds.
+// last member; whatever the member order, spacing or escaping, they must be
+// what a scan from the start finds. A duplicated "object" is refused.
 TEST(WatchFrame, ObjectBytesAreTheSameFromEitherEnd) {
   const std::string pod = R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"a}","uid":"u1","resourceVersion":"7"}})";
   const std::string frames[] = {
@@ -49,8 +52,11 @@ TEST(WatchFrame, ObjectBytesAreTheSameFromEitherEnd) {
       R"( { "type" : "ADDED" , "object" : )" + pod + "\n}",
       R"({"object":)" + pod + R"(,"type":"ADDED"})",
       R"({"type":"ADDED","obj\u0065ct":)" + pod + "}",
-      R"({"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"dup","uid":"u0","resourceVersion":"6"}},"object":)" + pod + "}",
   };
+  EXPECT_FALSE(ParseWatchFrame(
+                   R"({"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"dup","uid":"u0","resourceVersion":"6"}},"object":)" +
+                   pod + "}")
+                   .ok());
   for (const std::string& frame : frames) {
     SCOPED_TRACE(frame);
     auto f = ParseWatchFrame(frame);
@@ -92,6 +98,9 @@ TEST(WatchFrame, MalformedFramesAreRejectedWithAReason) {
       R"({"type":"UPSERTED","object":{"metadata":{"uid":"u","resourceVersion":"1"}}})",
       R"({"type":7,"object":{"metadata":{"uid":"u","resourceVersion":"1"}}})",
       "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"uid\":\"\xff\",\"resourceVersion\":\"1\"}}}",
+      // Repeated keys: which one counts differs between parsers.
+      R"({"type":"ADDED","type":"DELETED","object":{"metadata":{"uid":"u","resourceVersion":"1"}}})",
+      R"({"type":"ADDED","object":{"metadata":{"uid":"u","uid":"v","resourceVersion":"1"}}})",
   };
   for (const char* b : bad) {
     auto f = ParseWatchFrame(b);
@@ -103,6 +112,23 @@ TEST(WatchFrame, MalformedFramesAreRejectedWithAReason) {
   std::string deep = R"({"type":"ADDED","object":{"metadata":{"uid":"u","resourceVersion":"1"},"x":)";
   deep += std::string(200, '[') + std::string(200, ']') + "}}";
   EXPECT_FALSE(ParseWatchFrame(deep).ok());
+}
+
+TEST(JsonLines, ObjectsWithARepeatedKeyAreRefusedOnEveryLinePath) {
+  const std::string dup = R"({"auditID":"a","stage":"ResponseComplete","verb":"create","verb":"delete"})";
+  Status v = ValidateJsonObject(dup, "line 1");
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(v.message().find("more than once"), std::string::npos) << v.message();
+  auto c = ClassifyJsonLine(dup, "tcp", "2024-01-01T00:00:00Z", "line 1");
+  EXPECT_FALSE(c.ok());
+  auto a = ParseAuditEvent(dup, "line 1");
+  EXPECT_FALSE(a.ok());
+  auto r = ParseWatchRecordLine(
+      R"({"type":"ADDED","object":{"metadata":{"uid":"u","resourceVersion":"1","resourceVersion":"2"}}})", "record");
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(ReadObjectHead(R"({"metadata":{"uid":"u","uid":"v","resourceVersion":"1"}})").ok());
+  // Without the repetition, each is accepted.
+  EXPECT_TRUE(ValidateJsonObject(R"({"verb":"create","user":{"verb":1}})", "line 1").ok());
 }
 
 TEST(LineSplitter, HoldsAnUnfinishedLineAndRefusesEndlessOnes) {

@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace annals::json_util {
 
 Status CheckJsonDepth(std::string_view s, std::string_view what) {
@@ -21,6 +24,57 @@ Status CheckJsonDepth(std::string_view s, std::string_view what) {
                                     std::to_string(kMaxJsonDepth) + " levels");
     } else if (c == '}' || c == ']') {
       if (depth) --depth;
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what) {
+  std::vector<simdjson::dom::element> stack{root};
+  std::vector<std::string_view> keys;
+  while (!stack.empty()) {
+    simdjson::dom::element e = stack.back();
+    stack.pop_back();
+    switch (e.type()) {
+      case simdjson::dom::element_type::OBJECT: {
+        keys.clear();
+        for (auto field : simdjson::dom::object(e)) {
+          keys.push_back(field.key);
+          const auto t = field.value.type();
+          if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
+            stack.push_back(field.value);
+        }
+        if (keys.size() < 2) break;
+        std::string_view dup;
+        bool found = false;
+        if (keys.size() <= 16) {
+          for (size_t i = 1; i < keys.size() && !found; ++i)
+            for (size_t j = 0; j < i; ++j)
+              if (keys[i] == keys[j]) {
+                dup = keys[i];
+                found = true;
+                break;
+              }
+        } else {
+          std::sort(keys.begin(), keys.end());
+          auto it = std::adjacent_find(keys.begin(), keys.end());
+          found = it != keys.end();
+          if (found) dup = *it;
+        }
+        if (found)
+          return InvalidArgumentError(std::string(what) + ": an object has the key \"" + std::string(dup) +
+                                      "\" more than once (JSON parsers disagree on which value counts)");
+        break;
+      }
+      case simdjson::dom::element_type::ARRAY:
+        for (auto v : simdjson::dom::array(e)) {
+          const auto t = v.type();
+          if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
+            stack.push_back(v);
+        }
+        break;
+      default:
+        break;
     }
   }
   return OkStatus();

@@ -13,6 +13,7 @@
 
 namespace simdjson::dom {
 class parser;
+class element;
 }
 
 namespace annals::json_util {
@@ -24,6 +25,13 @@ inline constexpr size_t kMaxJsonDepth = 64;
 simdjson::dom::parser& JsonParser();
 // A one-line reason for a simdjson error code.
 std::string JsonErrorMessage(int simdjson_error);
+
+// Refuses a document with an object that has the same key twice, at any
+// depth: parsers disagree on which value counts (simdjson's lookups take
+// the first, most others the last), so what annals indexes and what a
+// reader of the stored bytes sees could differ. InvalidArgument naming the
+// key. Iterative.
+Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what);
 
 // Depth check alone (iterative; hostile nesting cannot blow the stack).
 Status CheckJsonDepth(std::string_view s, std::string_view what);

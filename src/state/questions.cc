@@ -36,29 +36,119 @@ json WhatChanged(const json& before, const json& after) {
   return kept;
 }
 
+namespace {
+
+bool NameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '.';
+}
+bool Alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+// A label value: empty, or up to 63 of [A-Za-z0-9-_.], alphanumeric at
+// both ends. (A key's name part is the same, but not empty.)
+bool LabelValue(std::string_view v) {
+  if (v.empty()) return true;
+  if (v.size() > 63 || !Alnum(v.front()) || !Alnum(v.back())) return false;
+  for (char c : v)
+    if (!NameChar(c)) return false;
+  return true;
+}
+
+// [prefix/]name: prefix a DNS subdomain (lowercase, <= 253), name a
+// non-empty label value.
+bool QualifiedName(std::string_view k) {
+  std::string_view name = k;
+  if (auto slash = k.find('/'); slash != std::string_view::npos) {
+    std::string_view prefix = k.substr(0, slash);
+    name = k.substr(slash + 1);
+    if (prefix.empty() || prefix.size() > 253) return false;
+    for (char c : prefix)
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+    if (!Alnum(prefix.front()) || !Alnum(prefix.back())) return false;
+  }
+  return !name.empty() && LabelValue(name);
+}
+
+}  // namespace
+
 StatusOr<LabelSelector> LabelSelector::Parse(std::string_view s) {
   LabelSelector sel;
-  while (!s.empty()) {
-    auto comma = s.find(',');
-    std::string_view term = s.substr(0, comma);
-    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
-    while (!term.empty() && term.front() == ' ') term.remove_prefix(1);
-    while (!term.empty() && term.back() == ' ') term.remove_suffix(1);
-    if (term.empty()) continue;
+  size_t i = 0;
+  const std::string whole(s);
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError("bad label selector \"" + whole + "\": " + why);
+  };
+  auto skip = [&] {
+    while (i < s.size() && s[i] == ' ') ++i;
+  };
+  // A word: up to a space or an operator character.
+  auto word = [&] {
+    const size_t b = i;
+    while (i < s.size() && s[i] != ' ' && s[i] != ',' && s[i] != '=' && s[i] != '!' && s[i] != '(' &&
+           s[i] != ')')
+      ++i;
+    return s.substr(b, i - b);
+  };
+  skip();
+  if (i == s.size()) return sel;
+  for (;;) {
+    skip();
     Req r;
-    if (auto p = term.find("!="); p != std::string_view::npos) {
-      r = {std::string(term.substr(0, p)), std::string(term.substr(p + 2)), Req::kNe};
-    } else if (auto p2 = term.find("=="); p2 != std::string_view::npos) {
-      r = {std::string(term.substr(0, p2)), std::string(term.substr(p2 + 2)), Req::kEq};
-    } else if (auto p3 = term.find('='); p3 != std::string_view::npos) {
-      r = {std::string(term.substr(0, p3)), std::string(term.substr(p3 + 1)), Req::kEq};
-    } else if (term.front() == '!') {
-      r = {std::string(term.substr(1)), "", Req::kNotExists};
-    } else {
-      r = {std::string(term), "", Req::kExists};
+    bool negated = false;
+    if (i < s.size() && s[i] == '!') {
+      negated = true;
+      ++i;
+      skip();
     }
-    if (r.key.empty()) return InvalidArgumentError("bad label selector term: " + std::string(term));
+    std::string_view key = word();
+    if (key.empty()) return bad(i < s.size() ? "a key expected at \"" + std::string(s.substr(i)) + "\"" : "a key expected at the end");
+    if (!QualifiedName(key)) return bad("\"" + std::string(key) + "\" is not a label key");
+    r.key = std::string(key);
+    skip();
+    if (negated) {
+      r.op = Req::kNotExists;
+    } else if (i == s.size() || s[i] == ',') {
+      r.op = Req::kExists;
+    } else if (s.compare(i, 2, "!=") == 0 || s.compare(i, 2, "==") == 0 || s[i] == '=') {
+      r.op = s[i] == '!' ? Req::kNe : Req::kEq;
+      i += (s[i] == '=' && (i + 1 >= s.size() || s[i + 1] != '=')) ? 1 : 2;
+      skip();
+      std::string_view value = word();
+      if (i < s.size() && s[i] != ',' && s[i] != ' ')
+        return bad("unexpected \"" + std::string(1, s[i]) + "\" in the value of " + r.key);
+      if (!LabelValue(value)) return bad("\"" + std::string(value) + "\" is not a label value");
+      r.value = std::string(value);
+    } else {
+      std::string_view op = word();
+      if (op != "in" && op != "notin")
+        return bad("after " + r.key + ": want =, ==, !=, in, notin, or a comma; got \"" +
+                   std::string(op.empty() ? s.substr(i, 1) : op) + "\"");
+      r.op = op == "in" ? Req::kIn : Req::kNotIn;
+      skip();
+      if (i == s.size() || s[i] != '(') return bad("\"" + std::string(op) + "\" wants a list in parentheses");
+      ++i;
+      for (;;) {
+        skip();
+        std::string_view value = word();
+        if (!LabelValue(value)) return bad("\"" + std::string(value) + "\" is not a label value");
+        r.values.emplace_back(value);
+        skip();
+        if (i < s.size() && s[i] == ',') {
+          ++i;
+          continue;
+        }
+        if (i < s.size() && s[i] == ')') {
+          ++i;
+          break;
+        }
+        return bad("unclosed \"(\" in the values of " + r.key);
+      }
+    }
     sel.reqs_.push_back(std::move(r));
+    skip();
+    if (i == s.size()) break;
+    if (s[i] != ',') return bad("a comma expected at \"" + std::string(s.substr(i)) + "\"");
+    ++i;
   }
   return sel;
 }
@@ -69,6 +159,8 @@ bool LabelSelector::Req::Holds(const std::string* v) const {
     case kNe: return !v || *v != value;
     case kExists: return v != nullptr;
     case kNotExists: return v == nullptr;
+    case kIn: return v && std::find(values.begin(), values.end(), *v) != values.end();
+    case kNotIn: return !v || std::find(values.begin(), values.end(), *v) == values.end();
   }
   return false;
 }

@@ -39,6 +39,11 @@
 namespace annals::state {
 
 // Equality-based label selector: "a=b,c==d,e!=f,g,!h".
+// A Kubernetes label selector, as `kubectl -l` takes it: comma-separated
+// requirements `key=value`, `key==value`, `key!=value`, `key`, `!key`,
+// `key in (v1,v2)`, `key notin (v1,v2)`. Keys are qualified names
+// (`[prefix/]name`), values label values; anything else is InvalidArgument
+// naming what is wrong.
 class LabelSelector {
  public:
   static StatusOr<LabelSelector> Parse(std::string_view s);
@@ -51,7 +56,8 @@ class LabelSelector {
  private:
   struct Req {
     std::string key, value;
-    enum Op { kEq, kNe, kExists, kNotExists } op;
+    enum Op { kEq, kNe, kExists, kNotExists, kIn, kNotIn } op;
+    std::vector<std::string> values;  // kIn, kNotIn
     // Does a label value (nullptr: the key is absent) satisfy this?
     bool Holds(const std::string* value) const;
   };

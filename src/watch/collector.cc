@@ -555,6 +555,7 @@ Status Collector::RelistOnce(Resource* r, const std::string& reason, bool* expir
     simdjson::dom::element doc;
     auto err = json_util::JsonParser().parse(res.body.data(), res.body.size()).get(doc);
     if (err) return InvalidArgumentError("list body: " + json_util::JsonErrorMessage(err));
+    RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "list body"));
     std::string_view sv;
     simdjson::dom::element md;
     if (doc["metadata"].get(md) != simdjson::SUCCESS) return InvalidArgumentError("list has no metadata");

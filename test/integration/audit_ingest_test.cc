@@ -885,6 +885,15 @@ TEST(AuditIngest, HostileBodiesAreRejectedWithAReasonAndStoreNothing) {
        "UTF-8"},
       {"EventList with a truncated last item", with_bad_item(399, fresh[399]->bytes.substr(0, 50)),
        "invalid JSON"},
+      // Parser differentials: simdjson's lookups read the first of repeated
+      // keys, most JSON parsers the last, so the index and the stored bytes
+      // would tell different stories.
+      {"duplicate key: verb twice", insert_after(ev, "{", "\"verb\":\"delete\","), "more than once"},
+      {"duplicate key inside user", insert_after(ev, "\"user\":{", "\"username\":\"mallory\","), "more than once"},
+      {"EventList with a duplicate key in item 5",
+       with_bad_item(5, insert_after(fresh[5]->bytes, "{", "\"auditID\":\"x\",")), "more than once"},
+      {"EventList with two items arrays", R"({"kind":"EventList","items":[],"items":[)" + ev + "]}",
+       "more than once"},
   };
   uint64_t rejected = 0;
   for (const auto& tc : cases) {

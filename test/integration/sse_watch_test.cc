@@ -7,6 +7,9 @@
 // subscriber that stops reading is cut off with a reason while ingest goes
 // on; `annals watch` resumes by itself across a server restart.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <algorithm>
 #include <atomic>
@@ -420,6 +423,37 @@ TEST_F(WatchTest, SlowSubscriberIsCutOffWithAReasonWhileIngestGoesOn) {
   for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i);
 }
 
+TEST_F(WatchTest, SubscriberReadingOldEntriesThatNeverReadsIsDisconnected) {
+  // 20,000 events in the log, then a subscriber from 0 that sends its
+  // request and never reads: its write stays pending (a small receive
+  // buffer), it never becomes live, and it used to be kept for ever.
+  const auto evs = Copies(LoadCorpus(), 20000, "stuck");
+  StartServer();
+  ASSERT_OK(PostAll(server_->url(), evs, 500));
+  const uint16_t port = static_cast<uint16_t>(std::stoi(server_->url().substr(server_->url().rfind(':') + 1)));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int small = 16 << 10;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string req = "GET /v1/watch?from=0 HTTP/1.1\r\nHost: a\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  // Disconnected after 30 s of a pending write (the feed's ticks look).
+  const std::string stuck = "annals_watch_disconnects_total{reason=\"stuck\"} 1";
+  bool cut = false;
+  for (int i = 0; i < 600 && !cut; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cut = Metrics().find(stuck) != std::string::npos;
+  }
+  EXPECT_TRUE(cut) << "a subscriber that never reads was not disconnected in 60 s";
+  ::close(fd);
+  // Everyone else is served meanwhile.
+  ASSERT_OK(PostAll(server_->url(), Copies(LoadCorpus(), 10, "after"), 10));
+}
+
 TEST_F(WatchTest, WatchCommandResumesByItselfAcrossAServerRestart) {
   const auto evs = Copies(LoadCorpus(), 400, "cli");
   const uint16_t port = testutil::FreePort();
@@ -466,12 +500,26 @@ TEST_F(WatchTest, HeartbeatsKeepAnIdleStreamAliveAndBadRequestsGet400) {
   auto http = client::HttpClient::Create(server_->url());
   ASSERT_OK(http);
   for (const char* q : {"/v1/watch?from=abc", "/v1/watch?selector=%3D%3D", "/v1/watch?nmespace=x",
-                        "/v1/watch?code=abc", "/v1/watch?heartbeat=0"}) {
+                        "/v1/watch?code=abc", "/v1/watch?heartbeat=0",
+                        // Label selectors as Kubernetes would refuse them.
+                        "/v1/watch?from=999999999", "/v1/watch?selector=%28%28", "/v1/watch?selector=a%20in%20%28b",
+                        "/v1/watch?selector=a%3Db%3Dc", "/v1/state?selector=%28%28",
+                        "/v1/state?selector=a%20in%20%28b", "/v1/state?selector=a%3Db%3Dc",
+                        // Flags and formats: a typo is not a different answer.
+                        "/v1/state?proof=yes", "/v1/history?kind=pods&name=x&children=maybe",
+                        "/v1/events?format=csv"}) {
     auto r = (*http)->Get(q);
     ASSERT_OK(r);
     EXPECT_EQ(r->status, 400) << q;
     EXPECT_NE(r->body.find("error"), std::string::npos) << q;
+    if (std::string_view(q).find("selector=") != std::string_view::npos) {
+      EXPECT_NE(r->body.find("bad label selector"), std::string::npos) << q << ": " << r->body;
+    }
   }
+  // A set-based selector is taken.
+  auto in = (*http)->Get("/v1/state?selector=app%20in%20%28a%2Cb%29");
+  ASSERT_OK(in);
+  EXPECT_EQ(in->status, 200) << in->body.substr(0, 200);
   std::vector<json> errors;
   Status s = Subscribe(server_->url(), "/v1/watch", "not-a-number", [](const Got&) { return false; });
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();

@@ -1,0 +1,54 @@
+#include "json/json_parse.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <string>
+
+namespace annals::json_util {
+namespace {
+
+Status Check(const std::string& text) {
+  simdjson::dom::element doc;
+  auto err = JsonParser().parse(text.data(), text.size()).get(doc);
+  if (err) return InvalidArgumentError(JsonErrorMessage(err));
+  return CheckUniqueKeys(doc, "doc");
+}
+
+TEST(CheckUniqueKeys, AcceptsDistinctKeysAtEveryDepth) {
+  EXPECT_TRUE(Check(R"({"a":1,"b":{"a":2,"b":[{"a":3},{"a":4}]},"c":[[{"x":1,"y":2}]]})").ok());
+  EXPECT_TRUE(Check(R"([1,"a",{"a":1},[]])").ok());
+  EXPECT_TRUE(Check(R"("just a string")").ok());
+  // The same key in sibling objects is not a duplicate.
+  EXPECT_TRUE(Check(R"([{"k":1},{"k":2}])").ok());
+}
+
+TEST(CheckUniqueKeys, RefusesARepeatedKeyAtAnyDepthNamingIt) {
+  for (const std::string& doc : {
+           std::string(R"({"verb":"create","user":{},"verb":"delete"})"),
+           std::string(R"({"a":{"b":{"c":[{"d":1,"d":2}]}}})"),
+           std::string(R"([[[{"x":1}],[{"y":1,"z":1,"y":2}]]])"),
+           // Escapes name the same key.
+           std::string(R"({"verb":"create","v\u0065rb":"delete"})"),
+           std::string(R"({"":1,"":2})"),
+       }) {
+    SCOPED_TRACE(doc);
+    Status s = Check(doc);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("more than once"), std::string::npos) << s.message();
+  }
+  Status s = Check(R"({"verb":"create","verb":"delete"})");
+  EXPECT_NE(s.message().find("\"verb\""), std::string::npos) << s.message();
+}
+
+TEST(CheckUniqueKeys, LargeObjectsAreCheckedToo) {
+  // Past the pairwise comparison's size: sorted.
+  std::string doc = "{";
+  for (int i = 0; i < 100; ++i) doc += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  EXPECT_TRUE(Check(doc + "\"last\":0}").ok());
+  EXPECT_FALSE(Check(doc + "\"k57\":0}").ok());
+}
+
+}  // namespace
+}  // namespace annals::json_util
