@@ -1,8 +1,11 @@
 #include "server/http_server.h"
+
+#include <nlohmann/json.hpp>
 #include "common/log.h"
 #include "common/thread_util.h"
 
 #include <strings.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -12,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -43,7 +47,45 @@ struct Pending {
   std::shared_ptr<void> session;  // a Session<Stream>; null once answered or released
 };
 
+// A connection that can be closed to free its descriptor.
+struct Sheddable {
+  virtual ~Sheddable() = default;
+  virtual void Shed() = 0;
+};
+
+// A connection's place on the idle list; its fields are guarded by
+// Inflight::idle_mu.
+struct IdleTicket {
+  std::weak_ptr<Sheddable> who;
+  bool listed = false;
+};
+
 struct Inflight {
+  // Open connections, and those waiting for a request (oldest first): when
+  // descriptors run short the oldest idle one is closed for a new caller.
+  std::atomic<uint64_t> open{0};
+  std::mutex idle_mu;
+  std::list<std::shared_ptr<IdleTicket>> idle;
+  // Closes the connection that has waited longest for a request; false if
+  // none waits.
+  bool ShedOldestIdle() {
+    for (;;) {
+      std::shared_ptr<Sheddable> victim;
+      {
+        std::lock_guard lock(idle_mu);
+        if (idle.empty()) return false;
+        std::shared_ptr<IdleTicket> t = std::move(idle.front());
+        idle.pop_front();
+        t->listed = false;
+        victim = t->who.lock();
+      }
+      if (victim) {
+        victim->Shed();
+        return true;
+      }
+    }
+  }
+
   std::mutex mu;
   std::condition_variable cv;
   uint64_t n = 0;
@@ -77,7 +119,7 @@ struct Inflight {
 
 // One connection; Stream is beast::tcp_stream (plain HTTP) or SslStream.
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public Sheddable, public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, SslStream>;
 
  public:
@@ -87,6 +129,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       : stream_(std::move(socket)), opts_(opts), handler_(handler), inflight_(std::move(inflight)) {
     // Without room, Beast reads bodies 512 bytes per recvmsg.
     buffer_.reserve(64 << 10);
+    inflight_->open.fetch_add(1);
   }
   Session(tcp::socket socket, std::shared_ptr<ssl::context> ctx, const HttpServerOptions& opts,
           const Handler& handler, std::shared_ptr<Inflight> inflight)
@@ -94,8 +137,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_), opts_(opts), handler_(handler),
         inflight_(std::move(inflight)) {
     buffer_.reserve(64 << 10);
+    inflight_->open.fetch_add(1);
   }
-  ~Session() { Answered(); }
+  ~Session() {
+    NotIdle();
+    Answered();
+    inflight_->open.fetch_sub(1);
+  }
+
+  // From any thread: the connection is closed on its strand.
+  void Shed() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      beast::error_code ec;
+      self->Tcp().socket().close(ec);
+    });
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -125,8 +181,74 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // The whole request (headers and body) must arrive within the timeout:
     // a slow sender (slowloris) is cut off.
     Tcp().expires_after(std::chrono::seconds(opts_.idle_timeout_seconds));
+    Idle();
+    http::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->NotIdle();
+      self->OnHeader(ec);
+    });
+  }
+
+  // Waiting for a request: may be shed (Inflight::ShedOldestIdle).
+  void Idle() {
+    std::lock_guard lock(inflight_->idle_mu);
+    if (!ticket_) {
+      ticket_ = std::make_shared<IdleTicket>();
+      ticket_->who = this->weak_from_this();
+    }
+    if (ticket_->listed) return;
+    inflight_->idle.push_back(ticket_);
+    idle_it_ = std::prev(inflight_->idle.end());
+    ticket_->listed = true;
+  }
+  void NotIdle() {
+    std::lock_guard lock(inflight_->idle_mu);
+    if (ticket_ && ticket_->listed) {
+      inflight_->idle.erase(idle_it_);
+      ticket_->listed = false;
+    }
+  }
+
+  // Between the headers and the body: refuse what the body cannot be read
+  // as, and answer `Expect: 100-continue` (curl waits a second for it before
+  // a body over 1 MB).
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    const auto& h = parser_->get();
+    auto refuse = [&](int status, std::string error) {
+      keep_alive_ = false;
+      HttpResponse r;
+      r.status = status;
+      r.body = nlohmann::json{{"error", std::move(error)}}.dump() + "\n";
+      Write(std::move(r));
+    };
+    if (auto te = h.find(http::field::transfer_encoding); te != h.end()) {
+      // Only chunked is decoded: "gzip, chunked" would hand the handler
+      // compressed bytes as if they were the body.
+      if (!beast::iequals(Trimmed(te->value()), "chunked"))
+        return refuse(501, "Transfer-Encoding \"" + std::string(te->value()) +
+                               "\" is not supported: send the body as it is, or chunked");
+    }
+    if (auto ex = h.find(http::field::expect); ex != h.end()) {
+      if (!beast::iequals(Trimmed(ex->value()), "100-continue"))
+        return refuse(417, "Expect \"" + std::string(ex->value()) + "\" is not supported");
+      static const std::string k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(k100), [self = this->shared_from_this()](beast::error_code e, size_t) {
+        if (e) return self->Close();
+        self->ReadBody();
+      });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  static beast::string_view Trimmed(beast::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
   }
 
   void OnRead(beast::error_code ec) {
@@ -344,6 +466,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool keep_alive_ = true;
   std::shared_ptr<Inflight> inflight_;
   bool counted_ = false;  // this connection's request is in inflight_
+  std::shared_ptr<IdleTicket> ticket_;  // on inflight_->idle at idle_it_ while listed
+  std::list<std::shared_ptr<IdleTicket>>::iterator idle_it_;
   // Streamed responses only; touched on the connection's strand.
   bool stream_closed_ = false;
   std::function<void()> on_stream_close_;
@@ -369,10 +493,51 @@ struct HttpServer::Impl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::shared_ptr<Inflight> inflight = std::make_shared<Inflight>();
 
+  std::optional<net::steady_timer> retry_timer;
+  uint64_t max_connections = 0;
+  std::chrono::steady_clock::time_point last_warning{};
+
+  void Warn(const char* what) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_warning < std::chrono::seconds(10)) return;
+    last_warning = now;
+    log::Warning("http: %s (%llu connections open, at most %llu)", what,
+                 static_cast<unsigned long long>(inflight->open.load()),
+                 static_cast<unsigned long long>(max_connections));
+  }
+
   void Accept() {
     acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) {
+      if (ec == net::error::no_descriptors || ec.value() == ENFILE || ec == net::error::no_buffer_space ||
+          ec == net::error::no_memory) {
+        // Out of descriptors: the pending connection stays queued. Free one
+        // (the oldest idle connection) and try again a little later; an
+        // immediate retry would fail the same way, at 100% CPU.
+        Warn("out of file descriptors: closing the oldest idle connection");
+        inflight->ShedOldestIdle();
+        retry_timer->expires_after(std::chrono::milliseconds(50));
+        retry_timer->async_wait([this](beast::error_code e) {
+          if (!e) Accept();
+        });
+        return;
+      }
+      bool refuse = false;
+      if (!ec && inflight->open.load() >= max_connections) {
+        if (inflight->ShedOldestIdle()) {
+          Warn("connection limit reached: closing the oldest idle connection");
+        } else {
+          // Every connection is busy with a request: this one waits its
+          // turn nowhere. Closed at once (the caller retries), never left
+          // hanging.
+          Warn("connection limit reached and no idle connection to close: refusing a connection");
+          refuse = true;
+        }
+      }
+      if (refuse) {
+        beast::error_code ignored;
+        s.close(ignored);
+      } else if (!ec) {
         s.set_option(tcp::no_delay(true));
         if (auto ctx = Tls())
           std::make_shared<Session<SslStream>>(std::move(s), std::move(ctx), opts, handler, inflight)->Run();
@@ -418,6 +583,15 @@ StatusOr<uint16_t> HttpServer::Start() {
   if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
   if (ec) return UnavailableError("listen on " + impl_->opts.listen + ": " + ec.message());
   uint16_t port = acc.local_endpoint().port();
+  impl_->max_connections = impl_->opts.max_connections;
+  if (impl_->max_connections == 0) {
+    // Half the descriptors: the rest stay for the log's segments, the
+    // indexes' table files, blobs and outgoing connections.
+    rlimit rl{};
+    const uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 65536;
+    impl_->max_connections = std::max<uint64_t>(16, limit / 2);
+  }
+  impl_->retry_timer.emplace(impl_->ioc);
   impl_->Accept();
   impl_->work.emplace(impl_->ioc.get_executor());
   for (int i = 0; i < std::max(1, impl_->opts.threads); ++i)
@@ -433,6 +607,7 @@ void HttpServer::Stop() {
   net::post(impl_->ioc, [this] {
     beast::error_code ec;
     if (impl_->acceptor) impl_->acceptor->close(ec);
+    if (impl_->retry_timer) impl_->retry_timer->cancel();
   });
   // Drain: requests already handed to the handler are answered (an ingest
   // request once its events are durable); new ones get 503.

@@ -43,6 +43,10 @@ struct HttpServerOptions {
   int handshake_timeout_seconds = 10;
   // How long Stop waits for requests already being handled to be answered.
   int drain_timeout_ms = 10000;
+  // Open connections at most; at the limit, or out of file descriptors,
+  // the connection idle the longest is closed for the new one. 0: half the
+  // process's descriptor limit (RLIMIT_NOFILE), at least 16.
+  uint64_t max_connections = 0;
 };
 
 class HttpServer {
