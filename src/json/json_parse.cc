@@ -29,54 +29,68 @@ Status CheckJsonDepth(std::string_view s, std::string_view what) {
   return OkStatus();
 }
 
+namespace {
+
+// The first key that `object` has more than once; false if none. keys is
+// scratch space.
+bool RepeatedKey(simdjson::dom::object object, std::vector<std::string_view>* keys, std::string_view* dup) {
+  keys->clear();
+  for (auto field : object) keys->push_back(field.key);
+  if (keys->size() < 2) return false;
+  if (keys->size() <= 16) {
+    for (size_t i = 1; i < keys->size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if ((*keys)[i] == (*keys)[j]) {
+          *dup = (*keys)[i];
+          return true;
+        }
+    return false;
+  }
+  std::sort(keys->begin(), keys->end());
+  auto it = std::adjacent_find(keys->begin(), keys->end());
+  if (it == keys->end()) return false;
+  *dup = *it;
+  return true;
+}
+
+Status Repeated(std::string_view what, std::string_view dup) {
+  return InvalidArgumentError(std::string(what) + ": an object has the key \"" + std::string(dup) +
+                              "\" more than once (JSON parsers disagree on which value counts)");
+}
+
+}  // namespace
+
 Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what) {
   std::vector<simdjson::dom::element> stack{root};
   std::vector<std::string_view> keys;
+  std::string_view dup;
   while (!stack.empty()) {
     simdjson::dom::element e = stack.back();
     stack.pop_back();
-    switch (e.type()) {
-      case simdjson::dom::element_type::OBJECT: {
-        keys.clear();
-        for (auto field : simdjson::dom::object(e)) {
-          keys.push_back(field.key);
-          const auto t = field.value.type();
-          if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
-            stack.push_back(field.value);
-        }
-        if (keys.size() < 2) break;
-        std::string_view dup;
-        bool found = false;
-        if (keys.size() <= 16) {
-          for (size_t i = 1; i < keys.size() && !found; ++i)
-            for (size_t j = 0; j < i; ++j)
-              if (keys[i] == keys[j]) {
-                dup = keys[i];
-                found = true;
-                break;
-              }
-        } else {
-          std::sort(keys.begin(), keys.end());
-          auto it = std::adjacent_find(keys.begin(), keys.end());
-          found = it != keys.end();
-          if (found) dup = *it;
-        }
-        if (found)
-          return InvalidArgumentError(std::string(what) + ": an object has the key \"" + std::string(dup) +
-                                      "\" more than once (JSON parsers disagree on which value counts)");
-        break;
+    if (e.type() == simdjson::dom::element_type::OBJECT) {
+      simdjson::dom::object o(e);
+      if (RepeatedKey(o, &keys, &dup)) return Repeated(what, dup);
+      for (auto field : o) {
+        const auto t = field.value.type();
+        if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
+          stack.push_back(field.value);
       }
-      case simdjson::dom::element_type::ARRAY:
-        for (auto v : simdjson::dom::array(e)) {
-          const auto t = v.type();
-          if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
-            stack.push_back(v);
-        }
-        break;
-      default:
-        break;
+    } else if (e.type() == simdjson::dom::element_type::ARRAY) {
+      for (auto v : simdjson::dom::array(e)) {
+        const auto t = v.type();
+        if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
+          stack.push_back(v);
+      }
     }
   }
+  return OkStatus();
+}
+
+Status CheckUniqueMembers(const simdjson::dom::element& object, std::string_view what) {
+  if (object.type() != simdjson::dom::element_type::OBJECT) return OkStatus();
+  thread_local std::vector<std::string_view> keys;
+  std::string_view dup;
+  if (RepeatedKey(simdjson::dom::object(object), &keys, &dup)) return Repeated(what, dup);
   return OkStatus();
 }
 

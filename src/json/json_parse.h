@@ -32,6 +32,10 @@ std::string JsonErrorMessage(int simdjson_error);
 // reader of the stored bytes sees could differ. InvalidArgument naming the
 // key. Iterative.
 Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what);
+// The same for one object's own keys only (not those of its members): for
+// readers that look at a few objects of a large document on a hot path.
+// OK for an element that is not an object.
+Status CheckUniqueMembers(const simdjson::dom::element& object, std::string_view what);
 
 // Depth check alone (iterative; hostile nesting cannot blow the stack).
 Status CheckJsonDepth(std::string_view s, std::string_view what);

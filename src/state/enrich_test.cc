@@ -183,8 +183,18 @@ TEST_F(Enrich, LateOwnerEventIsSeenByACachedWorkload) {
 TEST_F(Enrich, BadLinesAreRejectedWithTheirLineNumber) {
   Apply("create", "pods", Pod("cart-1", "uid-p1", "10.244.1.2", Ref("ReplicaSet", "rs", "uid-rs")), 0);
   const std::string good = Flow(10, "10.244.1.2", "not an ip").dump();
-  for (const std::string bad : {"not json", "[1,2]", "{}", "{\"flow\":{\"time\":\"yesterday\"}}",
-                                "{\"time\":12}", "{\"flow\":{}} trailing", "{\"a\":\"\xff\"}"}) {
+  const std::string t = Ts(10);
+  for (const std::string& bad :
+       {std::string("not json"), std::string("[1,2]"), std::string("{}"),
+        std::string("{\"flow\":{\"time\":\"yesterday\"}}"), std::string("{\"time\":12}"),
+        std::string("{\"flow\":{}} trailing"), std::string("{\"a\":\"\xff\"}"),
+        // Repeated keys where the enricher reads (which value counts would
+        // differ between it and the reader of the answer), and a flow that
+        // already carries what the answer adds.
+        R"({"time":")" + t + R"(","src_ip":"10.244.1.2","src_ip":"10.9.9.9"})",
+        R"({"flow":{"time":")" + t + R"(","IP":{"source":"10.244.1.2","source":"10.9.9.9"}}})",
+        R"({"flow":{"time":")" + t + R"(","time":")" + t + R"("}})",
+        R"({"time":")" + t + R"(","src_ip":"10.244.1.2","src_workload":{"pod":"forged"}})"}) {
     SCOPED_TRACE(bad);
     std::string out;
     Status s = questions_.EnrichFlows(good + "\n\n" + bad + "\n" + good + "\n", &out);

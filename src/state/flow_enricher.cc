@@ -227,12 +227,23 @@ Status FlowEnricher::ParseFlow(std::string_view line, bool padded, Flow* f) {
   simdjson::dom::element doc;
   if (parser.parse(line.data(), line.size(), !padded).get(doc) != simdjson::SUCCESS || !doc.is_object())
     return InvalidArgumentError("flow is not a JSON object");
+  // The objects read below must not repeat a key: which value counts would
+  // differ between this reader and the one of the answer.
+  RETURN_IF_ERROR(json_util::CheckUniqueMembers(doc, "flow"));
+  // The answer adds these: a flow that has them would carry them twice.
+  for (const char* added : {"src_workload", "dst_workload"}) {
+    simdjson::dom::element had;
+    if (doc[added].get(had) == simdjson::SUCCESS)
+      return InvalidArgumentError(std::string("flow already has \"") + added + "\": enrich each flow once");
+  }
   std::string_view t, src, dst;
   simdjson::dom::element flow;
   if (doc["flow"].get(flow) == simdjson::SUCCESS && flow.is_object()) {
+    RETURN_IF_ERROR(json_util::CheckUniqueMembers(flow, "flow"));
     if (flow["time"].get_string().get(t)) t = {};
     simdjson::dom::element ip;
     if (flow["IP"].get(ip) == simdjson::SUCCESS) {
+      RETURN_IF_ERROR(json_util::CheckUniqueMembers(ip, "flow"));
       if (ip["source"].get_string().get(src)) src = {};
       if (ip["destination"].get_string().get(dst)) dst = {};
     }

@@ -755,16 +755,8 @@ TEST(AuditIngest, TcpConnectorStoresTheCorpusSentThroughNc) {
 // chunks) over a raw socket, reading while it writes, and returns what the
 // server answered (status line, headers and body) once it closes or 30 s pass.
 std::string RawPost(const std::string& url, std::string_view body, bool chunked) {
-  const uint16_t port = static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    ::close(fd);
-    return "connect failed";
-  }
+  int fd = testutil::ConnectLoopback(testutil::PortOfUrl(url));
+  if (fd < 0) return "connect failed";
   ::fcntl(fd, F_SETFL, O_NONBLOCK);
   std::string out = "POST " + std::string(kAuditPath) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
                     "Content-Type: application/json\r\n";

@@ -4,9 +4,7 @@
 // are opened to it and left idle; it must not spin, must keep answering
 // health checks and ingest on new connections, and must close the oldest
 // idle connections to make room.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -42,19 +40,6 @@ double CpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-int Connect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Whether the server closed the connection (a read returns 0 or an error).
 bool ClosedByPeer(int fd) {
   pollfd p{fd, POLLIN, 0};
@@ -79,11 +64,11 @@ TEST(Descriptors, FourHundredIdleConnectionsUnder256DescriptorsNeitherSpinNorLoc
   Status started = server.Start();
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
   ASSERT_OK(started);
-  const uint16_t port = static_cast<uint16_t>(std::stoi(server.url().substr(server.url().rfind(':') + 1)));
+  const uint16_t port = testutil::PortOfUrl(server.url());
 
   std::vector<int> idle;
   for (int i = 0; i < 400; ++i) {
-    int fd = Connect(port);
+    int fd = testutil::ConnectLoopback(port);
     if (fd >= 0) idle.push_back(fd);
   }
   EXPECT_GE(idle.size(), 300u);

@@ -461,7 +461,9 @@ TEST_F(HistoryOnDisk, ColdHistoriesAnswerAlikeAndAFlippedByteInThemIsFoundAndRep
     while (!found && Clock::now() < deadline) {
       for (const auto& q : Queries()) {
         auto r = http_->Get(q);  // right, or 503 while it replays: never an answer made of what could not be read
-        if (r.ok()) EXPECT_TRUE(r->status == 200 || r->status == 503 || r->status == 404) << q << ": " << r->status;
+        if (r.ok()) {
+          EXPECT_TRUE(r->status == 200 || r->status == 503 || r->status == 404) << q << ": " << r->status;
+        }
       }
       const std::string err = server_->StderrText().substr(before);
       found = err.find("state projection damaged") != std::string::npos ||

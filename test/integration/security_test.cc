@@ -638,12 +638,8 @@ TEST_F(Auth, SighupReloadsTheServerCertificate) {
 
 TEST_F(Auth, SlowClientsAreCutOff) {
   // A slowloris: a TCP connection that sends half a request and waits.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(server_->url().substr(server_->url().rfind(':') + 1))));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  int fd = testutil::ConnectLoopback(testutil::PortOfUrl(server_->url()));
+  ASSERT_GE(fd, 0);
   timeval tv{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   auto t0 = std::chrono::steady_clock::now();

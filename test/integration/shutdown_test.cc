@@ -93,13 +93,8 @@ void Poster(const std::string& url, const std::vector<std::string>* corpus, int 
 void TcpSender(uint16_t port, const std::vector<std::string>* corpus, int round, std::atomic<bool>* stop) {
   uint64_t seq = 0;
   while (!stop->load()) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd);
+    int fd = testutil::ConnectLoopback(port);
+    if (fd < 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }

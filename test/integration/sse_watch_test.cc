@@ -8,8 +8,6 @@
 // on; `annals watch` resumes by itself across a server restart.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <algorithm>
 #include <atomic>
@@ -430,15 +428,8 @@ TEST_F(WatchTest, SubscriberReadingOldEntriesThatNeverReadsIsDisconnected) {
   const auto evs = Copies(LoadCorpus(), 20000, "stuck");
   StartServer();
   ASSERT_OK(PostAll(server_->url(), evs, 500));
-  const uint16_t port = static_cast<uint16_t>(std::stoi(server_->url().substr(server_->url().rfind(':') + 1)));
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  int small = 16 << 10;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  int fd = testutil::ConnectLoopback(testutil::PortOfUrl(server_->url()), /*rcvbuf=*/16 << 10);
+  ASSERT_GE(fd, 0);
   const std::string req = "GET /v1/watch?from=0 HTTP/1.1\r\nHost: a\r\n\r\n";
   ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
   // Disconnected after 30 s of a pending write (the feed's ticks look).

@@ -452,4 +452,23 @@ uint16_t FreePort() {
   return ntohs(sa.sin_port);
 }
 
+int ConnectLoopback(uint16_t port, int rcvbuf) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+uint16_t PortOfUrl(const std::string& url) {
+  return static_cast<uint16_t>(std::strtoul(url.substr(url.rfind(':') + 1).c_str(), nullptr, 10));
+}
+
 }  // namespace annals::testutil

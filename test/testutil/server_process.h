@@ -126,6 +126,12 @@ class ServerProcess {
 // servers that must keep their address across restarts.
 uint16_t FreePort();
 
+// A TCP connection to 127.0.0.1:port (blocking socket; the caller closes
+// it), or -1. rcvbuf > 0 sets SO_RCVBUF before connecting.
+int ConnectLoopback(uint16_t port, int rcvbuf = 0);
+// The port of "http://127.0.0.1:PORT".
+uint16_t PortOfUrl(const std::string& url);
+
 // Copies a directory tree (files, permissions), for corrupting copies of a
 // data directory.
 Status CopyTree(const std::string& from, const std::string& to);
