@@ -19,6 +19,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
@@ -77,6 +78,37 @@ class DiskFullTest : public ::testing::Test {
     return body + "]}";
   }
 
+  // Posts EventLists of 400 until one is refused; returns how many events
+  // were acknowledged, the refusal's body in *refusal.
+  uint64_t PostUntilRefused(client::HttpClient* http, const std::string& tag, std::string* refusal) {
+    uint64_t acknowledged = 0;
+    for (int i = 0; i < 10000; ++i) {
+      auto r = http->Post("/v1/ingest/k8s-audit", EventList(400, tag));
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) break;
+      if (r->status == 200) {
+        acknowledged += 400;
+        continue;
+      }
+      EXPECT_EQ(r->status, 503) << r->body;
+      *refusal = r->body;
+      break;
+    }
+    return acknowledged;
+  }
+
+  // Posts 100 events every 100 ms until one is taken (10 s at most);
+  // returns the last answer's status and body.
+  std::pair<int, std::string> PostUntilTaken(client::HttpClient* http, const std::string& tag) {
+    std::pair<int, std::string> last{0, ""};
+    for (int i = 0; i < 100 && last.first != 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      auto r = http->Post("/v1/ingest/k8s-audit", EventList(100, tag));
+      if (r.ok()) last = {r->status, r->body};
+    }
+    return last;
+  }
+
   TempDir tmp_;
   std::string mnt_, data_;
   bool mounted_ = false;
@@ -106,16 +138,7 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
     testutil::ServerProcess server(o);
     ASSERT_OK(server.Start());
     ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
-    for (int i = 0; i < 10000; ++i) {
-      ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(400, "a")));
-      if (r.status == 200) {
-        acknowledged += 400;
-        continue;
-      }
-      ASSERT_EQ(r.status, 503) << r.body;
-      refusal = r.body;
-      break;
-    }
+    acknowledged = PostUntilRefused(http.get(), "a", &refusal);
     ASSERT_GT(acknowledged, 4000u) << "the disk filled too early";
     EXPECT_TRUE(refusal.find("disk nearly full") != std::string::npos ||
                 refusal.find("out of space") != std::string::npos)
@@ -174,14 +197,7 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
   // Space returns: ingest is taken again without a restart.
   ASSERT_EQ(::unlink((mnt_ + "/other").c_str()), 0);
   ASSERT_EQ(::unlink((mnt_ + "/filler").c_str()), 0);
-  int status = 0;
-  std::string body;
-  for (int i = 0; i < 100 && status != 200; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(100, "c")));
-    status = r.status;
-    body = r.body;
-  }
+  const auto [status, body] = PostUntilTaken(http.get(), "c");
   ASSERT_EQ(status, 200) << body;
   ASSERT_OK_AND_ASSIGN(auto again, http->Get("/readyz"));
   EXPECT_EQ(again.status, 200) << again.body;
@@ -208,18 +224,8 @@ TEST_F(DiskFullTest, WithoutTheGuardAFullDiskIsRetriedInPlaceAndEachCheckpointSi
   ASSERT_OK(server.Start());
   ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
   ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(server.verifier_key()));
-  uint64_t acknowledged = 0;
   std::string refusal;
-  for (int i = 0; i < 10000; ++i) {
-    ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(400, "d")));
-    if (r.status == 200) {
-      acknowledged += 400;
-      continue;
-    }
-    ASSERT_EQ(r.status, 503) << r.body;
-    refusal = r.body;
-    break;
-  }
+  const uint64_t acknowledged = PostUntilRefused(http.get(), "d", &refusal);
   ASSERT_GT(acknowledged, 4000u);
   EXPECT_NE(refusal.find("out of space"), std::string::npos) << refusal;
   // The refused batch's bytes were cut, so a small one could fit: take
@@ -233,14 +239,7 @@ TEST_F(DiskFullTest, WithoutTheGuardAFullDiskIsRetriedInPlaceAndEachCheckpointSi
   // Space returns: the same process takes ingest again and signs it all.
   ASSERT_EQ(::unlink((mnt_ + "/other").c_str()), 0);
   ASSERT_EQ(::unlink((mnt_ + "/filler").c_str()), 0);
-  int status = 0;
-  std::string body;
-  for (int i = 0; i < 100 && status != 200; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_OK_AND_ASSIGN(auto r, http->Post("/v1/ingest/k8s-audit", EventList(100, "f")));
-    status = r.status;
-    body = r.body;
-  }
+  const auto [status, body] = PostUntilTaken(http.get(), "f");
   ASSERT_EQ(status, 200) << body;
   ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(http.get(), *verifier, acknowledged + 100, kWait));
   EXPECT_GE(cp.cp.size, acknowledged + 100);
