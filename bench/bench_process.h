@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <cerrno>
+#include <filesystem>
+#include <map>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -49,6 +51,30 @@ inline double ProcessCpuSeconds(pid_t pid) {
   for (int i = 3; i <= 15 && rest >> field; ++i)
     if (i == 14 || i == 15) ticks += std::stod(field);
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds (user + system) of each of process `pid`'s live threads,
+// summed by thread name (the annals-* names SetThreadName gives, RocksDB's
+// rocksdb:* pools; an unnamed thread carries the process's name).
+inline std::map<std::string, double> ThreadCpuSeconds(pid_t pid) {
+  std::map<std::string, double> out;
+  std::error_code ec;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::ifstream in(it->path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::string name = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::stod(field);
+    out[name] += ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  return out;
 }
 
 // The disk's bound, measured in the same run as the figures it bounds:

@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "common/thread_util.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -427,16 +428,21 @@ void Api::IngestEvents(HttpRequest&& req, Responder respond) {
 void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
   const std::string source = "k8s-audit";
   auto body = std::make_shared<std::string>(std::move(req.body));
+  const int64_t t0 = ThreadCpuNanos();
   auto events = ingest::ParseAuditBody(*body);
   if (!events.ok()) {
     metrics_.Add("annals_events_rejected_total", "source", source);
     return respond(ErrorResponse(events.status()));
   }
+  const int64_t t1 = ThreadCpuNanos();
   const std::string now = ingest::NowRfc3339();
   std::vector<ingest::IngestItem> items;
   items.reserve(events->size());
   for (const auto& ev : *events)
     items.push_back(ingest::AuditItem(ev, source, now));
+  const int64_t t2 = ThreadCpuNanos();
+  metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "parse", t1 - t0);
+  metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "meta", t2 - t1);
   SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
 }
 

@@ -1,5 +1,7 @@
 #include "common/metrics.h"
 
+#include <cstdio>
+
 namespace annals {
 
 void Metrics::Add(const std::string& name, const std::string& key, const std::string& value,
@@ -9,6 +11,15 @@ void Metrics::Add(const std::string& name, const std::string& key, const std::st
   auto& slot = counters_[name][labels];
   if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
   slot->fetch_add(n, std::memory_order_relaxed);
+}
+
+void Metrics::AddNanos(const std::string& name, const std::string& key, const std::string& value,
+                       int64_t ns) {
+  {
+    std::lock_guard lock(mu_);
+    nano_families_.insert(name);
+  }
+  Add(name, key, value, ns > 0 ? static_cast<uint64_t>(ns) : 0);
 }
 
 void Metrics::Set(const std::string& name, uint64_t v) {
@@ -21,10 +32,19 @@ std::string Metrics::Render() const {
   std::string out;
   for (const auto& [name, family] : counters_) {
     out += "# TYPE " + name + " counter\n";
+    const bool nanos = nano_families_.count(name) > 0;
     for (const auto& [labels, v] : family) {
       out += name;
       if (!labels.empty()) out += "{" + labels + "}";
-      out += " " + std::to_string(v->load(std::memory_order_relaxed)) + "\n";
+      const uint64_t n = v->load(std::memory_order_relaxed);
+      if (nanos) {
+        char s[48];
+        std::snprintf(s, sizeof(s), " %llu.%09llu\n", static_cast<unsigned long long>(n / 1000000000),
+                      static_cast<unsigned long long>(n % 1000000000));
+        out += s;
+      } else {
+        out += " " + std::to_string(n) + "\n";
+      }
     }
   }
   for (const auto& [name, v] : gauges_) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 namespace annals {
@@ -19,6 +20,10 @@ class Metrics {
   // "source", "k8s-audit", 400). Created on first use.
   void Add(const std::string& name, const std::string& label_key,
            const std::string& label_value, uint64_t n = 1);
+  // A counter of seconds kept in nanoseconds, shown in seconds: e.g.
+  // AddNanos("annals_ingest_cpu_seconds_total", "stage", "parse", ns).
+  void AddNanos(const std::string& name, const std::string& label_key,
+                const std::string& label_value, int64_t ns);
   void Set(const std::string& name, uint64_t v);  // gauge without labels
   std::string Render() const;
 
@@ -26,6 +31,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>>> counters_;
   std::map<std::string, uint64_t> gauges_;
+  std::set<std::string> nano_families_;
 };
 
 }  // namespace annals

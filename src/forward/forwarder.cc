@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "common/thread_util.h"
+
 namespace annals::forward {
 
 Forwarder::Forwarder(stream::ChangeFeed* feed, std::unique_ptr<Sink> sink, std::string cursor_path,
@@ -19,7 +21,10 @@ Status Forwarder::Start() {
   ASSIGN_OR_RETURN(pos_, cursor_.Load());
   consumer_ = feed_->Register(sink_->kind(), sink_->target(), pos_, nullptr);
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("annals-forward");
+    Run();
+  });
   return OkStatus();
 }
 

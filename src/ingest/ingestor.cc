@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "common/bytes.h"
+#include "common/thread_util.h"
 #include "ledger/entry.h"
 
 namespace annals::ingest {
@@ -195,8 +196,13 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   Admission a;
   a.pending = std::make_shared<Pending>();
   std::vector<std::string> entries;
+  const int64_t t0 = ThreadCpuNanos();
   Status s = Admit(items, &a);
+  const int64_t t1 = ThreadCpuNanos();
   if (s.ok()) s = Encode(&items, &a, &entries);
+  const int64_t t2 = ThreadCpuNanos();
+  metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "dedup", t1 - t0);
+  metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "envelope", t2 - t1);
   if (s.ok()) s = Commit(source, std::move(entries), &a, &done);
   if (s.ok()) return;
   // The one rollback: nothing of this request was queued. Requests that
@@ -338,7 +344,10 @@ Status Ingestor::Commit(const std::string& source, std::vector<std::string> entr
         }
         // The entries are durable whatever the index says. After a failed
         // index write the watermark stops, so the next start catches up.
+        const int64_t r0 = ThreadCpuNanos();
         Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
+        metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "dedup-record",
+                           ThreadCpuNanos() - r0);
         if (!rs.ok()) {
           index_failed_ = true;
           log::Warning("dedup index write failed: %s", rs.message().c_str());

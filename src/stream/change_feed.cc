@@ -2,6 +2,8 @@
 #include "common/log.h"
 
 #include <cstdio>
+
+#include "common/thread_util.h"
 #include <map>
 
 namespace annals::stream {
@@ -21,7 +23,10 @@ void ChangeFeed::Start() {
     next_ = sources_.store->applied();
   }
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetThreadName("annals-feed");
+    Run();
+  });
 }
 
 void ChangeFeed::Stop() {
