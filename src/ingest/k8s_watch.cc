@@ -10,12 +10,6 @@ namespace annals::ingest {
 
 namespace {
 
-// Members of a parsed object (0 if it is not one).
-size_t MemberCount(simdjson::dom::element e) {
-  simdjson::dom::object o;
-  return e.get_object().get(o) == simdjson::SUCCESS ? o.size() : 0;
-}
-
 std::string Str(simdjson::dom::element e, const char* key) {
   std::string_view v;
   if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
@@ -109,7 +103,7 @@ StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
     RETURN_IF_ERROR(CheckVersioned(f.head, "watch frame object"));
   }
   // The raw bytes of the object, exactly as sent (the frame is valid JSON).
-  f.object = json_util::RawMemberValue(line, "object", MemberCount(doc));
+  f.object = json_util::RawMemberValue(line, "object");
   if (f.object.empty()) return InvalidArgumentError("watch frame: \"object\" could not be located");
   return f;
 }
@@ -275,7 +269,7 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
     ASSIGN_OR_RETURN(r.head, HeadFromDom(obj, w + " object"));
     RETURN_IF_ERROR(CheckVersioned(r.head, w + " object"));
   }
-  r.object = json_util::RawMemberValue(line, "object", MemberCount(doc));
+  r.object = json_util::RawMemberValue(line, "object");
   if (r.object.empty()) return InvalidArgumentError(w + ": \"object\" could not be located");
   return r;
 }

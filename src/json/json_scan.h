@@ -1,4 +1,4 @@
-// Byte-level scanning of JSON text that a parser has already found valid:
+// Locating values in JSON text that a parser has already found valid:
 // the exact extent of a member's value or of an array's elements, so that
 // what was received can be kept or passed on byte for byte (the audit
 // webhook's items, a watch frame's object). Pure functions, thread-safe.
@@ -15,11 +15,9 @@ namespace annals::json_util {
 
 // The raw text of the value of the top-level member `key` of the JSON
 // object text `json` (valid JSON), or "" if there is none. Member names are
-// compared decoded, as simdjson compares them. `members`, if given, is the
-// object's member count (from a parse of it): when `key` is the last
-// member, its value is then taken to the object's closing brace without
-// stepping through it (a watch frame is {"type":..,"object":{4 KB}}).
-std::string_view RawMemberValue(std::string_view json, std::string_view key, size_t members = 0);
+// compared decoded, as simdjson's DOM compares them; of a repeated name the
+// first counts.
+std::string_view RawMemberValue(std::string_view json, std::string_view key);
 
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.
