@@ -265,7 +265,10 @@ std::vector<std::string> LoadRealShaped(const std::string& dir) {
     // previous event's, requestReceivedTimestamp the template's distance
     // before it. Marked here, written by Body::Stamp.
     std::string_view sts, rrt;
-    if (o["stageTimestamp"].get_string().get(sts) != simdjson::SUCCESS) return;
+    // audit.k8s.io/v1beta1 events (audit2rbac's) have "timestamp" instead.
+    const char* stage_key = "stageTimestamp";
+    if (o[stage_key].get_string().get(sts) != simdjson::SUCCESS) stage_key = "timestamp";
+    if (o[stage_key].get_string().get(sts) != simdjson::SUCCESS) return;
     int64_t delta = 0;
     if (o["requestReceivedTimestamp"].get_string().get(rrt) == simdjson::SUCCESS) {
       auto a = ParseRfc3339(rrt), b = ParseRfc3339(sts);
@@ -274,7 +277,7 @@ std::vector<std::string> LoadRealShaped(const std::string& dir) {
       std::snprintf(mark, sizeof(mark), "%s%026lld", kRrtMark, static_cast<long long>(delta));
       ReplaceValue(&ev, "requestReceivedTimestamp", mark);
     }
-    ReplaceValue(&ev, "stageTimestamp", kStsMark);
+    ReplaceValue(&ev, stage_key, kStsMark);
     out.push_back(std::move(ev));
   };
   auto value = [&](simdjson::dom::element v) {
@@ -351,9 +354,8 @@ struct Body {
 
 // The time marks of one event placed at `base` in a body.
 void FindTimes(std::string_view ev, size_t base, size_t event, std::vector<Body::TimeSlot>* out) {
-  const std::string sts = std::string("\"stageTimestamp\":\"") + kStsMark + "\"";
-  if (size_t at = ev.find(sts); at != std::string_view::npos)
-    out->push_back({base + at + sts.size() - 28, event, 0, false});
+  const std::string sts = std::string(kStsMark) + "\"";
+  if (size_t at = ev.find(sts); at != std::string_view::npos) out->push_back({base + at, event, 0, false});
   const std::string rrt = std::string("\"requestReceivedTimestamp\":\"") + kRrtMark;
   if (size_t at = ev.find(rrt); at != std::string_view::npos) {
     const size_t v = at + rrt.size() - 1;
@@ -819,10 +821,13 @@ int Main(int argc, char** argv) {
   }
   if (sample) {
     for (const auto& mix : mixes) {
-      auto bodies = MakeBodies(evs[mix], 1);
+      auto bodies = MakeBodies(evs[mix], 8);
       uint64_t s0 = 1;
       bodies[0].Stamp(&s0);
-      std::printf("%s mix, one EventList as posted:\n%s\n", mix.c_str(), bodies[0].text.c_str());
+      size_t bytes = 0;
+      for (const auto& b : bodies) bytes += b.text.size();
+      std::printf("%s mix, one EventList as posted (the 8 a poster sends average %.0f B/event):\n%s\n",
+                  mix.c_str(), static_cast<double>(bytes) / (8.0 * kBatch), bodies[0].text.c_str());
     }
     std::filesystem::remove_all(dir);
     return 0;
