@@ -234,6 +234,14 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::sort(name_first.begin(), name_first.end());
   name_first.erase(std::unique(name_first.begin(), name_first.end()), name_first.end());
+  {
+    constexpr size_t kMaxFiledNames = size_t{1} << 20;
+    std::lock_guard fl(filed_mu_);
+    if (filed_names_.size() + name_first.size() > kMaxFiledNames) filed_names_.clear();
+    name_first.erase(std::remove_if(name_first.begin(), name_first.end(),
+                                    [&](const std::string& k) { return filed_names_.count(k) > 0; }),
+                     name_first.end());
+  }
   std::vector<std::pair<std::string, uint64_t>> sorted_counts(counts.begin(), counts.end());
   std::sort(sorted_counts.begin(), sorted_counts.end());
 
@@ -267,6 +275,10 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   wo.disableWAL = true;
   RETURN_IF_ERROR(FromRocks(db_->Write(wo, &wb), "event index write"));
   {
+    std::lock_guard fl(filed_mu_);  // only once written: a failed batch is tried again whole
+    for (auto& k : name_first) filed_names_.insert(std::move(k));
+  }
+  {
     std::lock_guard hl(hours_mu_);
     for (const auto& [hour, h] : touched) hours_[hour] = h;
   }
@@ -277,6 +289,10 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
 Status EventIndex::Reset() {
   std::unique_lock lock(mu_);
   db_.reset();
+  {
+    std::lock_guard fl(filed_mu_);
+    filed_names_.clear();
+  }
   const rocksdb::Options opts = DbOptions(options_, cache_);
   RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, opts), "wipe event index " + dir_));
   std::string why;

@@ -28,6 +28,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -133,6 +134,12 @@ class EventIndex {
   std::unique_ptr<rocksdb::DB> db_;
   mutable std::mutex hours_mu_;
   std::map<int64_t, Hour> hours_;
+  // The 'm' keys this process has put since the index was opened or reset
+  // (at most kMaxFiledNames; then it starts over): put once, not once per
+  // batch, as each was a skip-list search in the memtable. After a crash
+  // the batches that put them are caught up again, puts and all.
+  std::mutex filed_mu_;
+  std::unordered_set<std::string> filed_names_;
   std::atomic<uint64_t> watermark_{0};
 };
 

@@ -183,6 +183,25 @@ TEST_F(EventIndexTest, LargeCommitsEqualSmallCommits) {
   EXPECT_GT(want.size(), n * 20);  // not trivially empty
 }
 
+// A name's 'm' key is put by the first batch that files it, not by every
+// batch; a reset wipes it, and the next batch that files the name puts it
+// again (the index does not believe it still there).
+TEST_F(EventIndexTest, NamesPutOnceAreFoundAfterLaterBatchesAndAfterAReset) {
+  auto idx = EventIndex::Open(dir_);
+  ASSERT_TRUE(idx.ok());
+  for (uint64_t from = 0; from < 40; from += 10) ASSERT_TRUE(CommitRows(idx->get(), from, from + 10).ok());
+  EXPECT_EQ((*idx)->NamespacesOf("pods", "web-0").value(), (std::vector<std::string>{"default", "kube-system"}));
+  EXPECT_EQ((*idx)->EventsFor("pods", "default", "web-0").value(), (std::vector<uint64_t>{5, 15, 25, 35}));
+  ASSERT_TRUE((*idx)->Reset().ok());
+  EXPECT_TRUE((*idx)->NamespacesOf("pods", "web-0").value().empty());
+  ASSERT_TRUE(CommitRows(idx->get(), 0, 10).ok());
+  EXPECT_EQ((*idx)->NamespacesOf("pods", "web-0").value(), (std::vector<std::string>{"default", "kube-system"}));
+  idx->reset();
+  auto again = EventIndex::Open(dir_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->NamespacesOf("pods", "web-1").value(), (std::vector<std::string>{"default", "kube-system"}));
+}
+
 TEST_F(EventIndexTest, RefusesRowsBelowTheWatermarkSoNothingIsCountedTwice) {
   auto idx = EventIndex::Open(dir_);
   ASSERT_TRUE(idx.ok());
