@@ -81,21 +81,46 @@ void ColdObjects::Put(uint32_t id, uint64_t generation, std::string_view body) {
 void ColdObjects::Delete(uint32_t id, uint64_t generation) { (void)batch_->Delete(BodyKey(id, generation)); }
 
 Status ColdObjects::Commit() {
+  RETURN_IF_ERROR(ReopenIfStuck());
   std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("cold objects " + dir_ + ": not open again yet after a failed write");
   if (batch_->Count() == 0) return OkStatus();
-  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), batch_.get()), "write cold objects"));
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), batch_.get());
+  if (!s.ok() && !s.IsCorruption()) stuck_ = true;
+  RETURN_IF_ERROR(FromRocks(s, "write cold objects"));
   batch_->Clear();
+  return OkStatus();
+}
+
+// A write or sync that failed (a full disk) leaves RocksDB refusing every
+// later one until it recovers by itself, which on a small volume it never
+// did (Resume() answers "busy" meanwhile): the database is closed and
+// opened again instead, which replays what its WAL holds. The pending batch
+// is kept and written after. Fails (and is tried again at the next commit)
+// while there is still no room to open.
+Status ColdObjects::ReopenIfStuck() {
+  if (!stuck_.load()) return OkStatus();
+  std::unique_lock lock(mu_);
+  if (!stuck_.load()) return OkStatus();
+  db_.reset();
+  std::string wiped;
+  RETURN_IF_ERROR(OpenDb(&wiped));
+  stuck_ = false;
   return OkStatus();
 }
 
 Status ColdObjects::Sync() {
   RETURN_IF_ERROR(Commit());
   std::shared_lock lock(mu_);
-  return FromRocks(db_->FlushWAL(/*sync=*/true), "sync cold objects");
+  if (!db_) return UnavailableError("cold objects " + dir_ + ": not open again yet after a failed write");
+  rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
+  if (!s.ok() && !s.IsCorruption()) stuck_ = true;
+  return FromRocks(s, "sync cold objects");
 }
 
 StatusOr<std::string> ColdObjects::Get(uint32_t id, uint64_t generation) const {
   std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("cold objects " + dir_ + ": not open again yet after a failed write");
   std::string v;
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -115,6 +140,7 @@ StatusOr<std::string> ColdObjects::Get(uint32_t id, uint64_t generation) const {
 Status ColdObjects::ForEach(
     const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const {
   std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("cold objects " + dir_ + ": not open again yet after a failed write");
   return ForEachLocked(fn);
 }
 
@@ -137,6 +163,7 @@ Status ColdObjects::ForEachLocked(
 
 Status ColdObjects::Verify(const std::atomic<bool>* stop) const {
   std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("cold objects " + dir_ + ": not open again yet after a failed write");
   // Every block of every table file (the index and filter blocks too,
   // which a scan does not read), then every body's own CRC.
   RETURN_IF_ERROR(FromRocks(db_->VerifyChecksum(), "cold objects"));

@@ -14,6 +14,7 @@
 #ifndef ANNALS_STATE_COLD_OBJECTS_H_
 #define ANNALS_STATE_COLD_OBJECTS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -73,6 +74,9 @@ class ColdObjects : public ColdStore {
   mutable std::shared_mutex mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
+  // A write or sync failed: reopen before the next (ReopenIfStuck).
+  std::atomic<bool> stuck_{false};
+  Status ReopenIfStuck();
 };
 
 }  // namespace annals::state
