@@ -114,12 +114,15 @@ StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view wha
   return AuditEventFromDom(doc, json, what);
 }
 
-StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
-  body = Trim(body);
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size_t readable) {
+  std::string_view body = Trim(received);
   if (body.empty()) return InvalidArgumentError("empty body");
+  // Bytes readable from the trimmed body's start.
+  const size_t lead = static_cast<size_t>(body.data() - received.data());
+  readable = readable > lead ? readable - lead : 0;
   simdjson::dom::parser& parser = json_util::JsonParser();
   simdjson::dom::element doc;
-  auto err = parser.parse(body.data(), body.size()).get(doc);
+  auto err = parser.parse(body.data(), body.size(), !json_util::JsonPadded(body, readable)).get(doc);
   if (err) return InvalidArgumentError("body: " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("body: not a JSON object");
   RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body"));
@@ -138,7 +141,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body) {
     return InvalidArgumentError("EventList apiVersion \"" + std::string(api) + "\" is not audit.k8s.io");
   if (doc["items"].get_array().get(items) != simdjson::SUCCESS)
     return InvalidArgumentError("EventList has no items array");
-  ASSIGN_OR_RETURN(auto raws, json_util::RawArrayMember(body, "items"));
+  ASSIGN_OR_RETURN(auto raws, json_util::RawArrayMember(body, "items", readable));
   if (raws.size() != items.size())
     return InvalidArgumentError("EventList items could not be located exactly");
   std::vector<AuditEvent> out;

@@ -62,7 +62,10 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
 
 // A webhook body: an EventList or a single Event. All or nothing: the first
 // bad item fails the whole body with a reason naming it.
-StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body);
+// `readable`: how many bytes from body.data() may be read (a std::string's
+// capacity); with json_util::kJsonPadding past the end the body is parsed
+// where it is, not copied.
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body, size_t readable = 0);
 
 // The entry metadata for an audit event (entry_format.h "meta").
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time);

@@ -7,6 +7,8 @@
 
 namespace annals::json_util {
 
+static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING, "kJsonPadding must cover simdjson's padding");
+
 Status CheckJsonDepth(std::string_view s, std::string_view what) {
   size_t depth = 0;
   bool in_str = false, esc = false;

@@ -20,6 +20,18 @@ namespace annals::json_util {
 
 inline constexpr size_t kMaxJsonDepth = 64;
 
+// Bytes a buffer of JSON text should have readable past its end so that
+// simdjson parses it where it is (its SIMD stages read past the end; with
+// less it copies the text into a padded buffer first). The HTTP server
+// reserves them behind every request body.
+inline constexpr size_t kJsonPadding = 64;
+
+// Whether `text`, whose buffer has `readable` bytes from text.data(), has
+// kJsonPadding bytes after it.
+inline bool JsonPadded(std::string_view text, size_t readable) {
+  return readable >= text.size() + kJsonPadding;
+}
+
 // This thread's simdjson parser, limited to kMaxJsonDepth levels of nesting
 // (simdjson parses iteratively: hostile nesting cannot blow the stack).
 simdjson::dom::parser& JsonParser();

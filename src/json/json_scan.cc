@@ -1,5 +1,7 @@
 #include "json/json_scan.h"
 
+#include "json/json_parse.h"
+
 #include <simdjson.h>
 
 #include <cstring>
@@ -90,10 +92,13 @@ std::string_view RawMemberValue(std::string_view s, std::string_view key) {
   return Back(p, s, raw);
 }
 
-StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key) {
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key,
+                                                       size_t readable) {
   Padded& p = ThreadPadded();
+  const bool in_place = JsonPadded(s, readable);
   simdjson::ondemand::document doc;
-  if (p.parser.iterate(p.Copy(s)).get(doc) != simdjson::SUCCESS)
+  if (p.parser.iterate(in_place ? simdjson::padded_string_view(s.data(), s.size(), readable) : p.Copy(s)).get(doc) !=
+      simdjson::SUCCESS)
     return InvalidArgumentError("not JSON text");
   simdjson::ondemand::value v;
   if (FindMember(doc, key).get(v) != simdjson::SUCCESS) return NotFoundError("no " + std::string(key));
@@ -106,7 +111,7 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
     std::string_view raw;
     if (item.get(x) != simdjson::SUCCESS || RawOf(x).get(raw) != simdjson::SUCCESS)
       return InvalidArgumentError("the elements of " + std::string(key) + " could not be located");
-    out.push_back(Back(p, s, raw));
+    out.push_back(in_place ? raw : Back(p, s, raw));
   }
   return out;
 }

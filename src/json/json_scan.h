@@ -21,7 +21,10 @@ std::string_view RawMemberValue(std::string_view json, std::string_view key);
 
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.
-StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key);
+// `readable`: how many bytes from json.data() may be read; with
+// json_util::kJsonPadding of them past the end the text is not copied.
+StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key,
+                                                       size_t readable = 0);
 
 }  // namespace annals::json_util
 

@@ -1,4 +1,5 @@
 #include "json/json_scan.h"
+#include "json/json_parse.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -60,6 +61,21 @@ TEST(RawArrayMember, GivesEveryElementExactly) {
   auto empty = RawArrayMember(R"({"items":[]})", "items");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());
+}
+
+TEST(RawArrayMember, ParsesAPaddedBufferInPlace) {
+  std::string body = R"({"kind":"EventList","items":[{"a":1}, {"b":"]"} ,null]})";
+  const auto copied = RawArrayMember(body, "items");
+  body.reserve(body.size() + kJsonPadding);
+  const auto in_place = RawArrayMember(body, "items", body.capacity());
+  ASSERT_TRUE(copied.ok() && in_place.ok());
+  ASSERT_EQ(*in_place, *copied);
+  for (std::string_view item : *in_place) {
+    EXPECT_GE(item.data(), body.data());
+    EXPECT_LE(item.data() + item.size(), body.data() + body.size());
+  }
+  // Too little room: copied, same answer.
+  EXPECT_EQ(RawArrayMember(body, "items", body.size() + 1).value(), *copied);
 }
 
 TEST(RawArrayMember, SaysWhatIsMissingOrWrong) {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/bytes.h"
+#include "json/json_parse.h"
 #include "tls/tls_context.h"
 
 namespace annals::server {
@@ -241,6 +242,10 @@ class Session : public Sheddable, public std::enable_shared_from_this<Session<St
   }
 
   void ReadBody() {
+    // Room behind the body for JSON parsers that read past its end, so
+    // they parse it where it is (json_util::kJsonPadding).
+    if (auto n = parser_->content_length(); n && *n <= opts_.max_body_bytes)
+      parser_->get().body().reserve(static_cast<size_t>(*n) + json_util::kJsonPadding);
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
