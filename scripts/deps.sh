@@ -2,7 +2,7 @@
 # Installs the Debian packages annals builds and tests with, only if missing.
 set -eu
 PKGS="build-essential cmake clang libclang-rt-14-dev libboost-dev libssl-dev \
-libsimdjson-dev librocksdb-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
+libsimdjson-dev librocksdb-dev libzstd-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
 netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev \
 rsyslog rsyslog-openssl openssl libnats-dev nats-server"
 missing=""

@@ -396,6 +396,19 @@ int main(int argc, char** argv) {
                     "tree after each start and daily (e.g. 50MiB); 0 = no scrub")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  serve->add_option("--segment-compression", flags.segment_compression_level,
+                    "zstd level (1-19) at which sealed log segments are compressed in the background, "
+                    "at idle CPU priority; 0 = keep them plain (compressed ones stay readable)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
+  serve->add_option("--segment-entries", flags.max_segment_entries,
+                    "entries per log segment (a multiple of 256); a segment is sealed, and can be "
+                    "compressed, once full")
+      ->check([](const std::string& v) -> std::string {
+        auto n = annals::ParseDecimal(v);
+        return n && *n >= 256 && *n % 256 == 0 ? "" : "must be a positive multiple of 256";
+      })
+      ->capture_default_str();
   serve->add_option("--disk-reserve", flags.disk_reserve,
                     "refuse ingest while less than this is free in the data directory's file system "
                     "(at most 1/32 of it), keeping half of it in DATA/reserve for a start on a full "

@@ -709,6 +709,14 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_scrub_entries", scrub.entries);
   metrics_.Set("annals_log_scrub_tiles_repaired", scrub.tiles_repaired);
   metrics_.Set("annals_log_damaged", scrub.bad_entry >= 0 ? 1 : 0);
+  // Segments on disk: plain ones (the open one and sealed ones waiting for
+  // the compressor) and compressed ones, with what those held uncompressed.
+  const auto segs = ledger_->SegmentFootprint();
+  metrics_.Set("annals_log_plain_segments", segs.plain_segments);
+  metrics_.Set("annals_log_plain_segment_bytes", segs.plain_bytes);
+  metrics_.Set("annals_log_compressed_segments", segs.compressed_segments);
+  metrics_.Set("annals_log_compressed_segment_bytes", segs.compressed_bytes);
+  metrics_.Set("annals_log_compressed_segment_uncompressed_bytes", segs.compressed_image_bytes);
   if (readiness_) {
     const Readiness rd = readiness_();
     metrics_.Set("annals_projection_ready", rd.ready ? 1 : 0);

@@ -81,6 +81,11 @@ StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
       SetThreadName("annals-scrub");
       p->ScrubLoop();
     });
+  if (options.segment_compression_level > 0)
+    l->compressor_ = std::thread([p = l.get()] {
+      SetThreadName("annals-compress");
+      p->CompressLoop();
+    });
   return l;
 }
 
@@ -185,6 +190,7 @@ Ledger::~Ledger() {
     scrub_cv_.NotifyAll();
   }
   if (scrubber_.joinable()) scrubber_.join();
+  if (compressor_.joinable()) compressor_.join();
   {
     MutexLock lock(&mu_);
     stopping_ = true;

@@ -64,6 +64,10 @@ struct LedgerOptions {
   // Backpressure: appends beyond this many queued bytes are refused.
   size_t max_queued_bytes = 256u << 20;
   uint64_t max_segment_entries = 1 << 16;
+  // zstd level at which a background thread, at idle priority, compresses
+  // each sealed segment (docs/format/segment.md); 0: segments stay plain
+  // (compressed ones stay readable). `annals serve` uses 3.
+  int segment_compression_level = 0;
   // The background scrub (Scrub): bytes of entries read per second; 0: no
   // scrub thread (Scrub may still be called).
   uint64_t scrub_bytes_per_second = 0;
@@ -176,6 +180,8 @@ class Ledger {
   Status Scrub(uint64_t bytes_per_second, const std::atomic<bool>* stop, ScrubReport* report);
   // The background scrub's findings so far.
   ScrubReport scrub_report() const;
+  // The segments' bytes on disk, plain and compressed.
+  log::SegmentLog::Footprint SegmentFootprint() const { return log_->footprint(); }
 
   const note::Signer& signer() const { return *signer_; }
   const Recovery& recovery() const { return recovery_; }
@@ -203,6 +209,8 @@ class Ledger {
   // Makes s the sticky write error (if none is set yet).
   void Fail(const Status& s);
   void ScrubLoop();
+  // Compresses sealed segments as they appear, at idle CPU priority.
+  void CompressLoop();
   // The published checkpoint's size and root.
   Status PublishedTree(uint64_t* size, Hash* root) const;
 
@@ -245,9 +253,10 @@ class Ledger {
   mutable Mutex scrub_mu_;
   CondVar scrub_cv_;
   ScrubReport scrub_ GUARDED_BY(scrub_mu_);
+  // Stops the scrub and the compressor (both wait on scrub_cv_).
   std::atomic<bool> scrub_stop_{false};
 
-  std::thread writer_, completer_, integrator_, publisher_, scrubber_;
+  std::thread writer_, completer_, integrator_, publisher_, scrubber_, compressor_;
   int lock_fd_ = -1;  // flock on <data_dir>/LOCK: one process per data directory
 };
 

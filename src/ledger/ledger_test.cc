@@ -763,6 +763,43 @@ TEST_F(LedgerTest, BackgroundScrubRunsAtStartAndStopsWithTheLedger) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
 }
 
+TEST_F(LedgerTest, SealedSegmentsAreCompressedInTheBackgroundAndAnswerTheSame) {
+  constexpr uint64_t kN = 1000;  // segments 0, 256, 512 sealed; 768 open
+  Build(kN);
+  options_.segment_compression_level = 3;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  for (int i = 0; i < 1000 && l->SegmentFootprint().compressed_segments < 3; ++i)
+    std::this_thread::sleep_for(milliseconds(10));
+  const auto f = l->SegmentFootprint();
+  EXPECT_EQ(f.compressed_segments, 3u);
+  EXPECT_EQ(f.plain_segments, 1u);
+  EXPECT_LT(f.compressed_bytes, f.compressed_image_bytes);
+  EXPECT_TRUE(fs::exists(Data() / "segments" / log::ZsegFileName(256)));
+  EXPECT_FALSE(fs::exists(Data() / "segments" / log::SegmentFileName(256)));
+  // Entries, proofs and the scrub read through the compressed form.
+  for (uint64_t i : {0ul, 255ul, 256ul, 600ul, 999ul}) {
+    auto e = l->ReadEntry(i);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_EQ(*e, EntryData(i));
+  }
+  auto proof = l->InclusionProof(300, kN);
+  ASSERT_TRUE(proof.ok()) << proof.status().ToString();
+  ScrubReport r;
+  Status s = l->Scrub(0, nullptr, &r);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(r.bad_entry, -1) << r.damage;
+  EXPECT_EQ(r.entries, kN / 256 * 256);
+  // The tree reopens on the compressed segments: nothing is re-hashed.
+  l.reset();
+  options_.segment_compression_level = 0;
+  l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->DurableSize(), kN);
+  ExpectGoodCheckpoint(*l, kN);
+  EXPECT_EQ(l->ReadEntry(500).value(), EntryData(500));
+}
+
 TEST_F(LedgerTest, CorruptEntryUnderACheckpointRefusesToOpen) {
   constexpr uint64_t kN = 300;
   Build(kN);

@@ -17,6 +17,7 @@
 #include "ledger/checkpoint_log.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
+#include "log/compressed_segment.h"
 #include "log/segment_format.h"
 #include "log/segment_log.h"
 #include "ledger/tile_store.h"
@@ -96,6 +97,7 @@ class VerifierTest : public testing::Test {
     o.data_dir = *pristine_ + "/data";
     o.checkpoint_interval = std::chrono::milliseconds(10);
     o.max_segment_entries = 256;
+    o.segment_compression_level = 0;  // the tests damage the plain segments
     auto l = Ledger::Open(o);
     ASSERT_TRUE(l.ok()) << l.status().ToString();
     for (uint64_t i = 0; i < kN; i += 50) {
@@ -181,6 +183,30 @@ TEST_F(VerifierTest, GoodDataDirPasses) {
   ASSERT_FALSE(progress.empty());
   EXPECT_EQ(progress.back().first, seg_bytes);
   EXPECT_EQ(progress.back().second, seg_bytes);
+}
+
+TEST_F(VerifierTest, CompressedSegmentsVerifyAndAFlippedByteNamesItsEntries) {
+  {
+    log::SegmentLogOptions o;
+    o.dir = (Data() / "segments").string();
+    auto seglog = log::SegmentLog::Open(o, kN, nullptr);
+    ASSERT_TRUE(seglog.ok()) << seglog.status().ToString();
+    for (int k = 0; k < 2; ++k) ASSERT_TRUE((*seglog)->CompressOne(3).value());
+    ASSERT_FALSE((*seglog)->CompressOne(3).value());
+  }
+  const fs::path z = Data() / "segments" / log::ZsegFileName(256);
+  ASSERT_TRUE(fs::exists(z));
+  ASSERT_FALSE(fs::exists(Segment(256)));
+  VerifyReport report;
+  Status s = Verify(&report);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(report.entries, kN);
+  EXPECT_EQ(report.blobs, 1u);
+  // A byte of the second segment's compressed records.
+  std::string bytes = ReadFile(z);
+  bytes[log::kZsegHeaderSize + 100] ^= 0x04;
+  OverwriteFile(z, bytes);
+  ExpectFailure("entries 256..511", 256);
 }
 
 TEST_F(VerifierTest, WrongKeyFails) {

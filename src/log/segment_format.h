@@ -17,6 +17,23 @@
 //
 // It is derived data: a missing, stale or damaged one is rebuilt from the
 // segment.
+//
+// A sealed segment may be replaced by its compressed form (same number,
+// ".zseg"; compressed_segment.h): the segment file's bytes (its "image")
+// after the header, cut into frames of whole records and compressed with
+// zstd one frame at a time, with a frame index at the end. Decompressed, the
+// frames give back the records byte for byte.
+//
+//   zseg    := zheader frame* index trailer
+//   zheader := magic "ANNALSZS" (8) | version u32 BE (=1) | first_index u64 BE
+//              | count u32 BE | frame_entries u32 BE | codec u32 BE (1 = zstd)
+//              | image_bytes u64 BE | masked crc32c(magic..image_bytes) u32 BE
+//                                                                  (44 bytes)
+//   frame   := one zstd frame of the image's records for frame_entries entries
+//   index   := (image_offset u64 | zoffset u64 | zlength u32 | raw_length u32
+//              | masked crc32c(frame bytes) u32) per frame      (28 bytes each)
+//   trailer := index_offset u64 BE | frames u32 BE
+//              | masked crc32c(index) u32 BE | magic "ANNALSZE"    (24 bytes)
 #ifndef ANNALS_LOG_SEGMENT_FORMAT_H_
 #define ANNALS_LOG_SEGMENT_FORMAT_H_
 
@@ -37,6 +54,17 @@ inline constexpr char kOffsetMagic[8] = {'A', 'N', 'N', 'A', 'L', 'S', 'O', 'F'}
 inline constexpr uint32_t kOffsetVersion = 1;
 inline constexpr size_t kOffsetHeaderSize = 32;
 inline constexpr char kOffsetSuffix[] = ".off";
+
+inline constexpr char kZsegMagic[8] = {'A', 'N', 'N', 'A', 'L', 'S', 'Z', 'S'};
+inline constexpr char kZsegEndMagic[8] = {'A', 'N', 'N', 'A', 'L', 'S', 'Z', 'E'};
+inline constexpr uint32_t kZsegVersion = 1;
+inline constexpr uint32_t kZsegCodecZstd = 1;
+inline constexpr size_t kZsegHeaderSize = 44;
+inline constexpr size_t kZsegIndexEntrySize = 28;
+inline constexpr size_t kZsegTrailerSize = 24;
+// One frame per C2SP entry bundle: serving a bundle decompresses one frame.
+inline constexpr uint32_t kZsegFrameEntries = 256;
+inline constexpr char kZsegSuffix[] = ".zseg";
 
 }  // namespace annals::log
 

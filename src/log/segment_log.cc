@@ -3,19 +3,52 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "log/compressed_segment.h"
 #include "log/segment_format.h"
 
 namespace annals::log {
 
+// A compressed segment, shared with the readers using it: the compressor
+// swaps it in while they read.
+struct SegmentLog::Zseg {
+  std::string path;
+  std::unique_ptr<env::File> file;
+  ZsegInfo info;
+  uint64_t file_bytes = 0;
+  // The frame index, read and checked on first use.
+  mutable std::mutex mu;
+  mutable std::atomic<bool> loaded{false};
+  mutable std::vector<ZsegFrame> frames;
+
+  Status LoadFrames() const {
+    if (loaded.load(std::memory_order_acquire)) return OkStatus();
+    std::lock_guard lock(mu);
+    if (loaded.load(std::memory_order_relaxed)) return OkStatus();
+    std::string index(uint64_t{info.frames} * kZsegIndexEntrySize, '\0');
+    RETURN_IF_ERROR(file->Read(info.index_offset, index.size(), index.data()));
+    auto parsed = ParseZsegIndex(index, info);
+    if (!parsed.ok()) return DataLossError(path + ": " + parsed.status().message());
+    frames = std::move(*parsed);
+    loaded.store(true, std::memory_order_release);
+    return OkStatus();
+  }
+};
+
 struct SegmentLog::Segment {
   uint64_t first_index = 0;
   std::string path;
-  std::unique_ptr<env::File> file;
+  // Readers copy it (under mu_) before reading: the compressor drops it
+  // when it swaps in the compressed form.
+  std::shared_ptr<env::File> file;
+  // Set once the segment is compressed (then `file` is null and `bytes` is
+  // what the segment file held).
+  std::shared_ptr<const Zseg> z;
   uint64_t bytes = 0;   // durable bytes (readers)
   uint64_t count = 0;   // durable entries
   // Where the records start. The open segment's (and a sealed one's whose
@@ -150,6 +183,13 @@ std::string SegmentFileName(uint64_t first_index) {
   return buf;
 }
 
+std::string ZsegFileName(uint64_t first_index) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%020llu%s",
+                static_cast<unsigned long long>(first_index), kZsegSuffix);
+  return buf;
+}
+
 std::string OffsetFileName(uint64_t first_index) {
   char buf[40];
   std::snprintf(buf, sizeof(buf), "%020llu%s",
@@ -208,7 +248,12 @@ Status ScanSegment(std::string_view bytes,
   return OkStatus();
 }
 
-SegmentLog::SegmentLog(SegmentLogOptions options) : options_(std::move(options)) {}
+namespace {
+std::atomic<uint64_t> next_log_id{1};
+}  // namespace
+
+SegmentLog::SegmentLog(SegmentLogOptions options)
+    : options_(std::move(options)), id_(next_log_id.fetch_add(1)) {}
 SegmentLog::~SegmentLog() = default;
 
 StatusOr<std::unique_ptr<SegmentLog>> SegmentLog::Open(const SegmentLogOptions& options,
@@ -223,11 +268,30 @@ StatusOr<std::unique_ptr<SegmentLog>> SegmentLog::Open(const SegmentLogOptions& 
 }
 
 Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, options_.env->GetChildren(options_.dir));
-  std::erase_if(names, [](const std::string& n) {
-    return n.size() != 20 + std::strlen(kSegmentSuffix) || !n.ends_with(kSegmentSuffix);
-  });
-  std::sort(names.begin(), names.end());
+  ASSIGN_OR_RETURN(std::vector<std::string> children, options_.env->GetChildren(options_.dir));
+  // The segments by number (20 digits sort like numbers): which of N.seg
+  // and N.zseg (its compressed form) are there.
+  struct Forms {
+    bool plain = false, compressed = false;
+  };
+  std::map<std::string, Forms> found;
+  for (const std::string& n : children) {
+    if (n.size() == 20 + std::strlen(kSegmentSuffix) && n.ends_with(kSegmentSuffix)) {
+      found[n.substr(0, 20)].plain = true;
+    } else if (n.size() == 20 + std::strlen(kZsegSuffix) && n.ends_with(kZsegSuffix)) {
+      found[n.substr(0, 20)].compressed = true;
+    } else if (n.ends_with(std::string(kZsegSuffix) + ".tmp")) {
+      // A compression cut short by a crash: the segment itself is intact.
+      if (Status s = options_.env->RemoveFile(options_.dir + "/" + n); !s.ok())
+        log::Warning("segments: %s", s.message().c_str());
+    }
+  }
+  std::vector<std::string> names;
+  std::vector<Forms> forms;
+  for (const auto& [digits, f] : found) {
+    names.push_back(digits + (f.plain ? kSegmentSuffix : kZsegSuffix));
+    forms.push_back(f);
+  }
 
   uint64_t next = 0;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -241,6 +305,35 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
     if (seg->first_index != next)
       return DataLossError("segment " + names[i] + " should start at entry " +
                            std::to_string(next));
+    if (forms[i].compressed) {
+      const std::string zname = ZsegFileName(seg->first_index);
+      auto z = OpenZseg(options_.dir + "/" + zname, seg->first_index);
+      if (z.ok()) {
+        if (forms[i].plain) {
+          // A crash after the compressed form was renamed into place (it
+          // was checked against the segment before that): finish the swap.
+          for (const std::string& n : {SegmentFileName(seg->first_index),
+                                       OffsetFileName(seg->first_index)}) {
+            if (!options_.env->FileExists(options_.dir + "/" + n)) continue;
+            if (Status s = options_.env->RemoveFile(options_.dir + "/" + n); !s.ok())
+              log::Warning("segments: %s", s.message().c_str());
+          }
+          (void)options_.env->SyncDir(options_.dir);
+        }
+        seg->path = options_.dir + "/" + zname;
+        seg->z = *z;
+        seg->count = (*z)->info.count;
+        seg->bytes = (*z)->info.image_bytes;
+        next = seg->first_index + seg->count;
+        segments_.push_back(std::move(seg));
+        continue;
+      }
+      if (!forms[i].plain)
+        return DataLossError("compressed segment " + zname + ": " + z.status().message());
+      log::Warning("segments: %s: %s; reading %s instead", zname.c_str(),
+                   z.status().message().c_str(), names[i].c_str());
+      RETURN_IF_ERROR(options_.env->RemoveFile(options_.dir + "/" + zname));
+    }
     ASSIGN_OR_RETURN(seg->file,
                      options_.env->OpenFile(seg->path, last ? env::OpenMode::kReadWrite
                                                             : env::OpenMode::kRead));
@@ -316,7 +409,9 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
     }
     segments_.push_back(std::move(seg));
   }
-  if (segments_.empty()) RETURN_IF_ERROR(StartSegment(0));
+  // Appends go to a plain segment: after a compressed last one (its plain
+  // successor lost) a new one starts.
+  if (segments_.empty() || segments_.back()->z) RETURN_IF_ERROR(StartSegment(next));
   if (next < min_entries)
     return DataLossError("log holds " + std::to_string(next) +
                          " entries but a published checkpoint covers " +
@@ -547,15 +642,25 @@ Status SegmentLog::ReadRange(
   while (i < end) {
     const Segment* seg = nullptr;
     uint64_t off = 0, stop_off = 0, stop = 0;
-    const env::File* file;
+    std::shared_ptr<env::File> file;
+    std::shared_ptr<const Zseg> z;
     {
       std::shared_lock lock(mu_);
       seg = Find(i);
       if (seg == nullptr) return InternalError("entry " + std::to_string(i) + " not located");
       stop = std::min(end, seg->first_index + seg->count);
-      ASSIGN_OR_RETURN(off, OffsetOf(*seg, i - seg->first_index));
-      ASSIGN_OR_RETURN(stop_off, OffsetOf(*seg, stop - seg->first_index));
-      file = seg->file.get();
+      if (seg->z) {
+        z = seg->z;
+      } else {
+        ASSIGN_OR_RETURN(off, OffsetOf(*seg, i - seg->first_index));
+        ASSIGN_OR_RETURN(stop_off, OffsetOf(*seg, stop - seg->first_index));
+        file = seg->file;
+      }
+    }
+    if (z) {
+      RETURN_IF_ERROR(ReadCompressed(*z, i, stop, fn));
+      i = stop;
+      continue;
     }
     buf.resize(stop_off - off);
     RETURN_IF_ERROR(file->Read(off, buf.size(), buf.data()));
@@ -567,6 +672,181 @@ Status SegmentLog::ReadRange(
     }
   }
   return OkStatus();
+}
+
+StatusOr<std::shared_ptr<const SegmentLog::Zseg>> SegmentLog::OpenZseg(const std::string& path,
+                                                                     uint64_t first) const {
+  auto z = std::make_shared<Zseg>();
+  z->path = path;
+  ASSIGN_OR_RETURN(z->file, options_.env->OpenFile(path, env::OpenMode::kRead));
+  ASSIGN_OR_RETURN(z->file_bytes, z->file->Size());
+  if (z->file_bytes < kZsegHeaderSize + kZsegTrailerSize)
+    return DataLossError("compressed segment truncated");
+  std::string h(kZsegHeaderSize, '\0'), t(kZsegTrailerSize, '\0');
+  RETURN_IF_ERROR(z->file->Read(0, h.size(), h.data()));
+  RETURN_IF_ERROR(z->file->Read(z->file_bytes - t.size(), t.size(), t.data()));
+  ASSIGN_OR_RETURN(z->info, CheckZsegEnds(h, t, z->file_bytes));
+  if (z->info.first_index != first)
+    return DataLossError("compressed segment header says first entry " +
+                         std::to_string(z->info.first_index));
+  return std::shared_ptr<const Zseg>(std::move(z));
+}
+
+Status SegmentLog::ReadCompressed(
+    const Zseg& z, uint64_t i, uint64_t stop,
+    const std::function<Status(uint64_t, std::string_view)>& fn) const {
+  RETURN_IF_ERROR(z.LoadFrames());
+  // The last frame each thread decompressed: a run of single reads (a
+  // history, a receipt per entry) decompresses a frame once. Shared, so
+  // that a callback reading other entries cannot free what it is given.
+  struct Cached {
+    uint64_t log = 0, first = 0;
+    uint32_t k = 0;
+    std::shared_ptr<const std::string> raw;
+  };
+  thread_local Cached cache;
+  const ZsegInfo& info = z.info;
+  while (i < stop) {
+    const uint32_t k = static_cast<uint32_t>((i - info.first_index) / info.frame_entries);
+    const ZsegFrame& f = z.frames[k];
+    std::shared_ptr<const std::string> raw;
+    if (cache.raw && cache.log == id_ && cache.first == info.first_index && cache.k == k) {
+      raw = cache.raw;
+    } else {
+      std::string zbytes(f.zlength, '\0');
+      RETURN_IF_ERROR(z.file->Read(f.zoffset, zbytes.size(), zbytes.data()));
+      auto out = std::make_shared<std::string>();
+      RETURN_IF_ERROR(DecompressZsegFrame(zbytes, info, z.frames, k, out.get()));
+      raw = std::move(out);
+      cache = Cached{id_, info.first_index, k, raw};
+    }
+    // DecompressZsegFrame checked that the frame is exactly its records.
+    uint64_t e = info.first_index + uint64_t{k} * info.frame_entries, p = 0;
+    const uint64_t frame_end =
+        std::min<uint64_t>(e + info.frame_entries, info.first_index + info.count);
+    for (; e < i; ++e) p += kRecordHeaderSize + GetBigEndian32(raw->data() + p);
+    for (; i < std::min(stop, frame_end); ++i) {
+      ASSIGN_OR_RETURN(uint32_t len, CheckRecord(raw->data() + p, raw->size() - p, i,
+                                                 f.image_offset + p));
+      RETURN_IF_ERROR(fn(i, std::string_view(raw->data() + p + kRecordHeaderSize, len)));
+      p += kRecordHeaderSize + len;
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<bool> SegmentLog::CompressOne(int level) {
+  Segment* seg = nullptr;
+  std::shared_ptr<env::File> file;
+  uint64_t count = 0, bytes = 0;
+  {
+    std::shared_lock lock(mu_);
+    for (size_t j = 0; j + 1 < segments_.size(); ++j) {
+      if (!segments_[j]->z && segments_[j]->count > 0) {
+        seg = segments_[j].get();
+        file = seg->file;
+        count = seg->count;
+        bytes = seg->bytes;
+        break;
+      }
+    }
+  }
+  if (seg == nullptr) return false;
+  const uint64_t first = seg->first_index;
+  const std::string name = SegmentFileName(first);
+
+  // Every record good before anything is made from them.
+  ASSIGN_OR_RETURN(auto map, file->Map(bytes));
+  const std::string_view image = map->data();
+  std::vector<uint32_t> offsets;
+  offsets.reserve(count);
+  uint64_t named = 0;
+  RETURN_IF_ERROR(ScanSegment(
+      image,
+      [&](uint64_t, std::string_view d) {
+        offsets.push_back(static_cast<uint32_t>(d.data() - kRecordHeaderSize - image.data()));
+        return OkStatus();
+      },
+      &named));
+  if (named != first || offsets.size() != count)
+    return DataLossError("segment " + name + " holds " + std::to_string(offsets.size()) +
+                         " entries from " + std::to_string(named) + ", expected " +
+                         std::to_string(count) + " from " + std::to_string(first));
+
+  const std::string zpath = options_.dir + "/" + ZsegFileName(first);
+  const std::string tmp = zpath + ".tmp";
+  Status s = [&]() -> Status {
+    {
+      ASSIGN_OR_RETURN(auto out, options_.env->OpenFile(tmp, env::OpenMode::kCreateTruncate));
+      uint64_t at = 0;
+      RETURN_IF_ERROR(CompressSegment(image, first, offsets, kZsegFrameEntries, level,
+                                      [&](std::string_view b) -> Status {
+                                        RETURN_IF_ERROR(out->Write(at, b));
+                                        at += b.size();
+                                        return OkStatus();
+                                      }));
+      RETURN_IF_ERROR(out->Sync());
+    }
+    // What reached the disk, read back, must be the segment.
+    ASSIGN_OR_RETURN(auto in, options_.env->OpenFile(tmp, env::OpenMode::kRead));
+    ASSIGN_OR_RETURN(uint64_t size, in->Size());
+    ASSIGN_OR_RETURN(auto zmap, in->Map(size));
+    uint64_t covered = kSegmentHeaderSize;
+    RETURN_IF_ERROR(ForEachZsegFrame(
+        zmap->data(), [&](const ZsegInfo& info, const ZsegFrame& f, std::string_view raw) {
+          if (info.first_index != first || info.count != count || info.image_bytes != bytes ||
+              f.image_offset != covered || image.substr(f.image_offset, f.raw_length) != raw)
+            return InternalError("compressed form of " + name + " does not read back as it");
+          covered += f.raw_length;
+          return OkStatus();
+        }));
+    if (covered != bytes)
+      return InternalError("compressed form of " + name + " does not read back as it");
+    RETURN_IF_ERROR(options_.env->RenameFile(tmp, zpath));
+    return options_.env->SyncDir(options_.dir);
+  }();
+  if (!s.ok()) {
+    if (options_.env->FileExists(tmp)) (void)options_.env->RemoveFile(tmp);
+    return s;
+  }
+  ASSIGN_OR_RETURN(auto z, OpenZseg(zpath, first));
+  {
+    std::unique_lock lock(mu_);
+    seg->z = std::move(z);
+    seg->path = zpath;
+    seg->file.reset();
+    seg->in_file = false;
+    std::vector<uint32_t>().swap(seg->offsets);
+    seg->table = nullptr;
+    seg->map.reset();
+  }
+  map.reset();
+  file.reset();
+  // Readers that took the segment before the swap keep their descriptor.
+  for (const std::string& n : {name, OffsetFileName(first)}) {
+    const std::string path = options_.dir + "/" + n;
+    if (!options_.env->FileExists(path)) continue;
+    if (Status r = options_.env->RemoveFile(path); !r.ok())
+      log::Warning("segments: %s", r.message().c_str());
+  }
+  (void)options_.env->SyncDir(options_.dir);
+  return true;
+}
+
+SegmentLog::Footprint SegmentLog::footprint() const {
+  Footprint f;
+  std::shared_lock lock(mu_);
+  for (const auto& seg : segments_) {
+    if (seg->z) {
+      ++f.compressed_segments;
+      f.compressed_bytes += seg->z->file_bytes;
+      f.compressed_image_bytes += seg->z->info.image_bytes;
+    } else {
+      ++f.plain_segments;
+      f.plain_bytes += seg->bytes;
+    }
+  }
+  return f;
 }
 
 }  // namespace annals::log

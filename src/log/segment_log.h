@@ -2,10 +2,12 @@
 // records in numbered segment files under one directory.
 //
 // Ownership and threads: one writer (Append/Sync, called from a single
-// thread) and any number of concurrent readers (Read*). Readers only see
+// thread), one compressor (CompressOne) and any number of concurrent
+// readers (Read*). Readers only see
 // entries that Sync() has made durable. No method rewrites or removes a
 // durable record except Open(), which cuts a torn or corrupt tail and
 // reports it (a failed Sync() cuts only the bytes it failed to make durable).
+// CompressOne() changes how a sealed segment is stored, never its records.
 // File I/O goes through options.env (docs/faults.md: what a failed write
 // or fdatasync does).
 #ifndef ANNALS_LOG_SEGMENT_LOG_H_
@@ -79,6 +81,24 @@ class SegmentLog {
   // the log is reopened. Writer thread only.
   const Status& write_error() const { return write_error_; }
 
+  // Compresses the oldest sealed segment that is not yet compressed
+  // (docs/format/segment.md, ".zseg") with zstd at `level`: every record's
+  // CRC is checked first, the compressed file is written beside it
+  // (temporary name, fdatasync), read back and compared with the segment
+  // frame by frame, renamed into place, and only then does it replace the
+  // segment for readers and the segment file is removed. Returns whether
+  // one was compressed (false: none left). Entry bytes do not change. One
+  // caller at a time (the ledger's compressor thread); concurrent with the
+  // writer and readers.
+  StatusOr<bool> CompressOne(int level);
+  // Segments and their bytes on disk, by form.
+  struct Footprint {
+    uint64_t plain_segments = 0, plain_bytes = 0;  // the open one included
+    uint64_t compressed_segments = 0, compressed_bytes = 0;
+    uint64_t compressed_image_bytes = 0;  // what the compressed ones held before
+  };
+  Footprint footprint() const;
+
   StatusOr<std::string> Read(uint64_t index) const;
   // Calls fn(index, data) for entries [begin, end), in order, verifying CRCs.
   Status ReadRange(uint64_t begin, uint64_t end,
@@ -102,8 +122,15 @@ class SegmentLog {
   Status LoadOffsets(const Segment& seg) const;
   // The segment holding entry `index`, or null. Caller holds mu_.
   const Segment* Find(uint64_t index) const;
+  struct Zseg;
+  // Opens N.zseg (checking its header and trailer) as entries from `first`.
+  StatusOr<std::shared_ptr<const Zseg>> OpenZseg(const std::string& path, uint64_t first) const;
+  // Calls fn for entries [i, stop) of a compressed segment.
+  Status ReadCompressed(const Zseg& z, uint64_t i, uint64_t stop,
+                        const std::function<Status(uint64_t, std::string_view)>& fn) const;
 
   const SegmentLogOptions options_;
+  const uint64_t id_;  // tells this log's frames apart in the per-thread frame cache
   mutable std::shared_mutex mu_;  // guards segments_ (the vector and offsets)
   std::vector<std::unique_ptr<Segment>> segments_;
   uint64_t written_ = 0;              // appended (writer thread only)
@@ -122,6 +149,8 @@ Status ScanSegment(std::string_view bytes,
 
 // Segment file name for a segment starting at first_index: 20 digits + ".seg".
 std::string SegmentFileName(uint64_t first_index);
+// Its compressed form's name: the same digits + ".zseg".
+std::string ZsegFileName(uint64_t first_index);
 // Its offset file's name: the same digits + ".off".
 std::string OffsetFileName(uint64_t first_index);
 

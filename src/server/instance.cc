@@ -178,6 +178,8 @@ Status Instance::Build() {
   lo.checkpoint_interval = std::chrono::milliseconds(o.checkpoint_interval_ms);
   lo.private_key = o.private_key;
   lo.scrub_bytes_per_second = o.scrub_bytes_per_second;
+  lo.segment_compression_level = o.segment_compression_level;
+  lo.max_segment_entries = o.max_segment_entries;
   lo.accept_lost_checkpoints = o.accept_lost_checkpoints;
   auto ledger = ledger::Ledger::Open(lo);
   if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());

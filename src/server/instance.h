@@ -57,6 +57,9 @@ struct InstanceOptions {
   // Objects gone for longer than this (in log time) leave memory for the
   // cold store (docs/state.md "Hot and cold objects").
   double cold_after_seconds = 3600;
+  // ledger::LedgerOptions::segment_compression_level and max_segment_entries.
+  int segment_compression_level = 3;
+  uint64_t max_segment_entries = 1 << 16;
   // The log scrub's pace (ledger::LedgerOptions::scrub_bytes_per_second).
   uint64_t scrub_bytes_per_second = uint64_t{50} << 20;
   // ledger::LedgerOptions::accept_lost_checkpoints.

@@ -25,6 +25,7 @@
 #include "common/sha256.h"
 #include "ledger/checkpoint_log.h"
 #include "log/segment_format.h"
+#include <thread>
 #include "merkle/merkle.h"
 #include "testutil/log_client.h"
 #include "testutil/server_process.h"
@@ -252,6 +253,73 @@ TEST_F(CorruptionTest, FlippedSegmentByteIsReportedAtItsEntryIndex) {
   ASSERT_OK_AND_ASSIGN(std::string after, testutil::ReadFile(SegmentPath()));
   EXPECT_TRUE(after == before) << "serve modified the damaged segment (" << before.size() << " -> "
                                << after.size() << " bytes)";
+}
+
+TEST_F(CorruptionTest, CompressedSegmentsServeVerifyAndLocateAFlippedByte) {
+  // A log of 256-entry segments: the server compresses the sealed ones in
+  // the background and keeps answering from them.
+  const std::string data = tmp_.Sub("zdata");
+  testutil::ServeOptions o;
+  o.data_dir = data;
+  o.checkpoint_interval_ms = 20;
+  o.extra_args = {"--segment-entries", "256", "--segment-compression", "3"};
+  std::vector<std::string> payloads;
+  {
+    testutil::ServerProcess server(o);
+    ASSERT_OK(server.Start());
+    ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+    const auto corpus = testutil::CorpusAuditLines();
+    ASSERT_FALSE(corpus.empty());
+    while (payloads.size() < 700) {
+      std::vector<std::string> batch;
+      for (size_t k = 0; k < 100; ++k)
+        batch.push_back(testutil::UniqueVariant(corpus[(payloads.size() + k) % corpus.size()],
+                                                payloads.size() + k));
+      ASSERT_OK_AND_ASSIGN(uint64_t first, testutil::PostEvents(http.get(), batch));
+      ASSERT_EQ(first, payloads.size());
+      payloads.insert(payloads.end(), batch.begin(), batch.end());
+    }
+    std::string metrics;
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto m, http->Get("/metrics"));
+      metrics = m.body;
+      if (metrics.find("annals_log_compressed_segments 2\n") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_NE(metrics.find("annals_log_compressed_segments 2\n"), std::string::npos) << metrics;
+    ASSERT_NE(metrics.find("annals_log_plain_segments 1\n"), std::string::npos) << metrics;
+    for (uint64_t i : {0, 255, 256, 300, 511, 699}) {
+      ASSERT_OK_AND_ASSIGN(auto r, http->Get("/v1/entries/" + std::to_string(i)));
+      EXPECT_EQ(r.status, 200) << i << ": " << r.body.substr(0, 200);
+      EXPECT_NE(r.body.find(nlohmann::json::parse(payloads[i]).at("auditID").get<std::string>()),
+                std::string::npos)
+          << i;
+    }
+    ASSERT_OK(server.Stop());
+  }
+  const std::string z = data + "/segments/00000000000000000256.zseg";
+  ASSERT_TRUE(std::filesystem::exists(z));
+  ASSERT_FALSE(std::filesystem::exists(data + "/segments/00000000000000000256.seg"));
+  CommandResult ok = RunAnnals({"verify", "--data", data});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("verified 700 entries"), std::string::npos) << ok.out;
+
+  // One byte of the second segment's compressed records.
+  ASSERT_OK(testutil::FlipByte(z, log::kZsegHeaderSize + 200));
+  CommandResult bad = RunAnnals({"verify", "--data", data});
+  EXPECT_NE(bad.exit_code, 0) << bad.out;
+  EXPECT_EQ(FailedIndex(bad.err), 256) << bad.err;
+  EXPECT_NE(bad.err.find("entries 256..511"), std::string::npos) << bad.err;
+  // The server starts (it reads only the ends of a compressed segment) and
+  // refuses the damaged frame's entries, serving the others.
+  testutil::ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url()));
+  ASSERT_OK_AND_ASSIGN(auto damaged, http->Get("/v1/entries/300"));
+  EXPECT_EQ(damaged.status, 500) << damaged.body;
+  ASSERT_OK_AND_ASSIGN(auto fine, http->Get("/v1/entries/100"));
+  EXPECT_EQ(fine.status, 200) << fine.body.substr(0, 200);
+  ASSERT_OK(server.Stop());
 }
 
 TEST_F(CorruptionTest, FlippedTileByteIsReportedInsideTheTile) {
