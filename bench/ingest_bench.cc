@@ -421,10 +421,11 @@ uint64_t DirBytes(const std::string& dir) {
 // stopped with SIGTERM.
 class Server {
  public:
-  Server(const std::string& annals, const std::string& data) : data_(data) {
+  Server(const std::string& annals, const std::string& data, int compression) : data_(data) {
     const std::string out = data + ".stdout", err = data + ".stderr";
     std::vector<std::string> args = {annals, "serve", "--data", data, "--listen", "127.0.0.1:0",
-                                     "--tcp-listen", "127.0.0.1:0"};
+                                     "--tcp-listen", "127.0.0.1:0", "--segment-compression",
+                                     std::to_string(compression)};
     pid_ = SpawnWithOutput(annals, args, out, err);
     if (pid_ < 0) Die("fork", std::strerror(errno));
     auto t0 = Clock::now();
@@ -467,12 +468,21 @@ class Server {
     return r->body;
   }
 
-  uint64_t LogEntries() const {
+  // A gauge without labels from /metrics.
+  uint64_t Gauge(const std::string& name) const {
     const std::string m = Metrics();
-    constexpr std::string_view kName = "\nannals_log_entries ";
-    size_t at = m.find(kName);
-    if (at == std::string::npos) Die("metrics", "no annals_log_entries");
-    return std::stoull(m.substr(at + kName.size()));
+    const std::string key = "\n" + name + " ";
+    size_t at = m.find(key);
+    if (at == std::string::npos) Die("metrics", "no " + name);
+    return std::stoull(m.substr(at + key.size()));
+  }
+  uint64_t LogEntries() const { return Gauge("annals_log_entries"); }
+  // Segment bytes written so far, before compression (the plain segments
+  // and what the compressed ones held): unlike the files' sizes, it only
+  // grows while the compressor works.
+  uint64_t WrittenSegmentBytes() const {
+    return Gauge("annals_log_plain_segment_bytes") +
+           Gauge("annals_log_compressed_segment_uncompressed_bytes");
   }
 
   // CPU seconds so far: per thread name (from /proc) and, as "stage:NAME",
@@ -678,8 +688,10 @@ StageCpu Stages(const std::map<std::string, double>& a, const std::map<std::stri
   row("checkpoints (publish)", d("annals-publish"));
   row("projection + event index", d("annals-project"));
   row("change feed", d("annals-feed"));
+  row("segment compression (idle prio)", d("annals-compress"));
   named = http + d("annals-writer") + d("annals-complete") + d("annals-dedup") +
-          d("annals-integrat") + d("annals-publish") + d("annals-project") + d("annals-feed");
+          d("annals-integrat") + d("annals-publish") + d("annals-project") + d("annals-feed") +
+          d("annals-compress");
   double rocks = 0, all = 0;
   for (const auto& [k, v] : b) {
     if (k.starts_with("stage:")) continue;
@@ -699,6 +711,54 @@ std::string DefaultAnnalsPath() {
   return (self.parent_path().parent_path() / "annals").string();
 }
 
+// What the background compressor makes of the sealed segments once ingest
+// stops: bytes per entry before and after, and its CPU.
+void CompressionSection(const Server& server, const std::string& data) {
+  std::printf("\n== 5. segment compression (zstd, idle priority), once ingest stops\n");
+  const auto t0 = Clock::now();
+  const double c0 = server.Cpu()["annals-compress"];
+  uint64_t plain = 0;
+  while ((plain = server.Gauge("annals_log_plain_segments")) > 1 && Since(t0) < 600)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const double secs = Since(t0), cpu = server.Cpu()["annals-compress"] - c0;
+  const uint64_t n = server.LogEntries();
+  const uint64_t zsegs = server.Gauge("annals_log_compressed_segments");
+  const uint64_t zbytes = server.Gauge("annals_log_compressed_segment_bytes");
+  const uint64_t image = server.Gauge("annals_log_compressed_segment_uncompressed_bytes");
+  const uint64_t pbytes = server.Gauge("annals_log_plain_segment_bytes");
+  if (zsegs == 0) {
+    std::printf("no sealed segment (%s entries < one segment)\n", Num(static_cast<double>(n)).c_str());
+    return;
+  }
+  const double zentries = static_cast<double>(zsegs) * 65536;  // sealed segments are full
+  std::printf("%llu sealed segments: %.0f B/entry written -> %.0f B/entry on disk (%.1fx); "
+              "left plain: the open segment, %s bytes\n",
+              static_cast<unsigned long long>(zsegs), static_cast<double>(image) / zentries,
+              static_cast<double>(zbytes) / zentries,
+              static_cast<double>(image) / static_cast<double>(std::max<uint64_t>(zbytes, 1)),
+              Num(static_cast<double>(pbytes)).c_str());
+  std::printf("compressor after ingest: %.1f s to finish (%s), %.2f us CPU per entry it compressed here\n",
+              secs, plain > 1 ? "TIMED OUT" : "done", cpu * 1e6 / zentries);
+  const uint64_t all = DirBytes(data);
+  std::printf("whole data directory (segments, tiles, indexes): %.0f B/entry\n",
+              static_cast<double>(all) / static_cast<double>(std::max<uint64_t>(n, 1)));
+  std::fflush(stdout);
+}
+
+void TcpSection(const Server& server, const std::vector<std::string>& evs, const std::string& mix,
+                size_t tcp_lines, uint64_t* seq) {
+  std::printf("\n== 4. TCP connector, %s mix: %s lines, timed until all are in the log\n",
+              mix.c_str(), Num(static_cast<double>(tcp_lines)).c_str());
+  for (int conns : {1, 4}) {
+    const double c0 = server.CpuSeconds();
+    double s = TcpRun(server, evs, tcp_lines, conns, seq);
+    const double n = static_cast<double>(tcp_lines / conns * conns);
+    std::printf("%d connection%s  %9s lines/s  server CPU %.1f us/line\n", conns,
+                conns > 1 ? "s" : " ", Num(n / s).c_str(), (server.CpuSeconds() - c0) * 1e6 / n);
+    std::fflush(stdout);
+  }
+}
+
 struct MixResult {
   double best = 0, p99_ms = 0;
 };
@@ -706,9 +766,9 @@ struct MixResult {
 // Section 2 to 4 for one mix, on a server of its own.
 MixResult RunMix(const std::string& annals, const std::string& data, const std::string& mix,
                  const std::vector<std::string>& evs, double seconds, double disk, size_t tcp_lines,
-                 uint64_t* seq) {
+                 int compression, uint64_t* seq) {
   MixResult out;
-  Server server(annals, data);
+  Server server(annals, data, compression);
   std::printf("\n== 2. webhook, %s mix: EventLists of %zu events, durable answer per request, %.0f s each\n",
               mix.c_str(), kBatch, seconds);
   // Warm-up: the first requests pay for page faults and RocksDB's start.
@@ -716,18 +776,18 @@ MixResult RunMix(const std::string& annals, const std::string& data, const std::
   std::vector<StageCpu> stages;
   std::vector<int> cols;
   for (int posters : {1, 4, 16}) {
-    const uint64_t e0 = server.LogEntries(), b0 = server.SegmentBytes();
+    const uint64_t e0 = server.LogEntries(), b0 = server.WrittenSegmentBytes();
     const auto c0 = server.Cpu();
     const double p0 = server.CpuSeconds();
     RunResult r = Saturate(server, evs, posters, seconds, seq);
-    const uint64_t e1 = server.LogEntries(), b1 = server.SegmentBytes();
+    const uint64_t e1 = server.LogEntries(), b1 = server.WrittenSegmentBytes();
     const double cpu_us = (server.CpuSeconds() - p0) * 1e6 / static_cast<double>(r.events);
     stages.push_back(Stages(c0, server.Cpu(), r.events));
     cols.push_back(posters);
     const double eps = static_cast<double>(r.events) / r.seconds;
     const double per_event = e1 > e0 ? static_cast<double>(b1 - b0) / static_cast<double>(e1 - e0) : 0;
     std::printf("%2d posters  %9s events/s  %6.0f req/s  request p50 %s p99 %s  "
-                "%.0f B/event on disk -> %.1f MB/s = %.0f%% of the disk bound  "
+                "%.0f B/event written -> %.1f MB/s = %.0f%% of the disk bound  "
                 "server CPU %.1f us/event\n",
                 posters, Num(eps).c_str(), static_cast<double>(r.requests) / r.seconds,
                 Ms(r.lat.Pct(0.5)).c_str(), Ms(r.lat.Pct(0.99)).c_str(), per_event,
@@ -736,9 +796,10 @@ MixResult RunMix(const std::string& annals, const std::string& data, const std::
     out.best = std::max(out.best, eps);
   }
   {
-    const uint64_t n = server.LogEntries(), b = server.SegmentBytes();
-    std::printf("segments: %s bytes for %s entries = %.0f B/entry\n", Num(static_cast<double>(b)).c_str(),
-                Num(static_cast<double>(n)).c_str(), n ? static_cast<double>(b) / static_cast<double>(n) : 0.0);
+    const uint64_t n = server.LogEntries(), b = server.WrittenSegmentBytes();
+    std::printf("segments: %s bytes written for %s entries = %.0f B/entry\n",
+                Num(static_cast<double>(b)).c_str(), Num(static_cast<double>(n)).c_str(),
+                n ? static_cast<double>(b) / static_cast<double>(n) : 0.0);
   }
   std::printf("\nserver CPU by stage, us/event     ");
   for (int c : cols) std::printf("  %2d posters", c);
@@ -762,17 +823,8 @@ MixResult RunMix(const std::string& annals, const std::string& data, const std::
               Ms(p.lat.Pct(0.99)).c_str(), Ms(p.lat.Pct(1.0)).c_str());
   std::fflush(stdout);
 
-  if (tcp_lines == 0) return out;
-  std::printf("\n== 4. TCP connector, %s mix: %s lines, timed until all are in the log\n",
-              mix.c_str(), Num(static_cast<double>(tcp_lines)).c_str());
-  for (int conns : {1, 4}) {
-    const double c0 = server.CpuSeconds();
-    double s = TcpRun(server, evs, tcp_lines, conns, seq);
-    const double n = static_cast<double>(tcp_lines / conns * conns);
-    std::printf("%d connection%s  %9s lines/s  server CPU %.1f us/line\n", conns,
-                conns > 1 ? "s" : " ", Num(n / s).c_str(), (server.CpuSeconds() - c0) * 1e6 / n);
-    std::fflush(stdout);
-  }
+  if (tcp_lines > 0) TcpSection(server, evs, mix, tcp_lines, seq);
+  if (compression > 0) CompressionSection(server, data);
   return out;
 }
 
@@ -794,6 +846,10 @@ int Main(int argc, char** argv) {
   app.add_option("--tcp-lines", tcp_lines, "lines per TCP run (corpus mix; 0: none)")->capture_default_str();
   app.add_option("--mix", mixes, "event mixes: corpus, real")
       ->check(CLI::IsMember({"corpus", "real"}))
+      ->capture_default_str();
+  int compression = 3;
+  app.add_option("--segment-compression", compression,
+                 "the server's --segment-compression (0: segments stay plain)")
       ->capture_default_str();
   bool sample = false;
   app.add_flag("--sample", sample, "print one EventList of each mix as posted, and stop");
@@ -842,7 +898,7 @@ int Main(int argc, char** argv) {
   std::map<std::string, MixResult> res;
   for (const auto& mix : mixes)
     res[mix] = RunMix(annals, dir + "/data-" + mix, mix, evs[mix], seconds, disk,
-                      mix == "corpus" ? tcp_lines : 0, &seq);
+                      mix == "corpus" ? tcp_lines : 0, compression, &seq);
 
   std::printf("\n== summary (targets on 2 cores; disk bound %.0f MB/s)\n", disk / 1e6);
   for (const auto& mix : mixes) {

@@ -68,6 +68,9 @@ struct LedgerOptions {
   // each sealed segment (docs/format/segment.md); 0: segments stay plain
   // (compressed ones stay readable). `annals serve` uses 3.
   int segment_compression_level = 0;
+  // Segments the compressor takes per second at most, in bytes before
+  // compression (0: no bound).
+  uint64_t compression_bytes_per_second = uint64_t{64} << 20;
   // The background scrub (Scrub): bytes of entries read per second; 0: no
   // scrub thread (Scrub may still be called).
   uint64_t scrub_bytes_per_second = 0;

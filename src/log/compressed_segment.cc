@@ -140,49 +140,95 @@ Status DecompressZsegFrame(std::string_view zbytes, const ZsegInfo& info,
                        " records");
 }
 
+struct ZsegWriter::Impl {
+  Impl(uint64_t first, uint32_t n, uint32_t fe, uint64_t ib, int lv,
+       std::function<Status(std::string_view)> s)
+      : first_index(first), count(n), frame_entries(fe), image_bytes(ib), level(lv),
+        sink(std::move(s)) {}
+  uint64_t first_index;
+  uint32_t count, frame_entries;
+  uint64_t image_bytes;
+  int level;
+  std::function<Status(std::string_view)> sink;
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx{ZSTD_createCCtx()};
+  std::string index, z;
+  uint64_t zoffset = kZsegHeaderSize, image = kSegmentHeaderSize;
+  uint32_t frames = 0;
+  bool started = false;
+};
+
+ZsegWriter::ZsegWriter(uint64_t first_index, uint32_t count, uint32_t frame_entries,
+                       uint64_t image_bytes, int level, std::function<Status(std::string_view)> sink)
+    : impl_(new Impl(first_index, count, frame_entries, image_bytes, level, std::move(sink))) {}
+
+ZsegWriter::~ZsegWriter() { delete impl_; }
+
+Status ZsegWriter::AddFrame(std::string_view records) {
+  Impl& w = *impl_;
+  if (w.count == 0 || w.frame_entries == 0 || w.frame_entries > kMaxFrameEntries)
+    return InvalidArgumentError("compress segment: nothing to compress");
+  if (!w.cctx) return InternalError("zstd: no compression context");
+  if (records.empty() || w.frames >= (uint64_t{w.count} + w.frame_entries - 1) / w.frame_entries)
+    return InvalidArgumentError("compress segment: more frames than entries");
+  if (!w.started) {
+    std::string h(kZsegMagic, sizeof(kZsegMagic));
+    PutBigEndian32(&h, kZsegVersion);
+    PutBigEndian64(&h, w.first_index);
+    PutBigEndian32(&h, w.count);
+    PutBigEndian32(&h, w.frame_entries);
+    PutBigEndian32(&h, kZsegCodecZstd);
+    PutBigEndian64(&h, w.image_bytes);
+    PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
+    RETURN_IF_ERROR(w.sink(h));
+    w.started = true;
+  }
+  w.z.resize(ZSTD_compressBound(records.size()));
+  const size_t n = ZSTD_compressCCtx(w.cctx.get(), w.z.data(), w.z.size(), records.data(),
+                                     records.size(), w.level);
+  if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  w.z.resize(n);
+  PutBigEndian64(&w.index, w.image);
+  PutBigEndian64(&w.index, w.zoffset);
+  PutBigEndian32(&w.index, static_cast<uint32_t>(n));
+  PutBigEndian32(&w.index, static_cast<uint32_t>(records.size()));
+  PutBigEndian32(&w.index, crc32c::Mask(crc32c::Value(w.z.data(), w.z.size())));
+  RETURN_IF_ERROR(w.sink(w.z));
+  w.zoffset += n;
+  w.image += records.size();
+  ++w.frames;
+  return OkStatus();
+}
+
+Status ZsegWriter::Finish() {
+  Impl& w = *impl_;
+  if (w.frame_entries == 0 ||
+      w.frames != (uint64_t{w.count} + w.frame_entries - 1) / w.frame_entries ||
+      w.image != w.image_bytes)
+    return InvalidArgumentError("compress segment: the frames do not make up the segment");
+  std::string t;
+  PutBigEndian64(&t, w.zoffset);
+  PutBigEndian32(&t, w.frames);
+  PutBigEndian32(&t, crc32c::Mask(crc32c::Value(w.index.data(), w.index.size())));
+  t.append(kZsegEndMagic, sizeof(kZsegEndMagic));
+  RETURN_IF_ERROR(w.sink(w.index));
+  return w.sink(t);
+}
+
 Status CompressSegment(std::string_view image, uint64_t first_index,
                        std::span<const uint32_t> offsets, uint32_t frame_entries, int level,
                        const std::function<Status(std::string_view)>& sink) {
   if (offsets.empty() || frame_entries == 0 || frame_entries > kMaxFrameEntries ||
       offsets.front() != kSegmentHeaderSize || image.size() <= offsets.back())
     return InvalidArgumentError("compress segment: nothing to compress or bad offsets");
-  std::string h(kZsegMagic, sizeof(kZsegMagic));
-  PutBigEndian32(&h, kZsegVersion);
-  PutBigEndian64(&h, first_index);
-  PutBigEndian32(&h, static_cast<uint32_t>(offsets.size()));
-  PutBigEndian32(&h, frame_entries);
-  PutBigEndian32(&h, kZsegCodecZstd);
-  PutBigEndian64(&h, image.size());
-  PutBigEndian32(&h, crc32c::Mask(crc32c::Value(h.data(), h.size())));
-  RETURN_IF_ERROR(sink(h));
-
-  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
-  if (!cctx) return InternalError("zstd: no compression context");
-  std::string index, z;
-  uint64_t zoffset = kZsegHeaderSize;
+  ZsegWriter w(first_index, static_cast<uint32_t>(offsets.size()), frame_entries, image.size(),
+               level, sink);
   for (size_t k = 0; k < offsets.size(); k += frame_entries) {
     const uint64_t begin = offsets[k];
-    const uint64_t end = k + frame_entries < offsets.size() ? offsets[k + frame_entries] : image.size();
-    z.resize(ZSTD_compressBound(end - begin));
-    const size_t n = ZSTD_compressCCtx(cctx.get(), z.data(), z.size(), image.data() + begin,
-                                       end - begin, level);
-    if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
-    z.resize(n);
-    PutBigEndian64(&index, begin);
-    PutBigEndian64(&index, zoffset);
-    PutBigEndian32(&index, static_cast<uint32_t>(n));
-    PutBigEndian32(&index, static_cast<uint32_t>(end - begin));
-    PutBigEndian32(&index, crc32c::Mask(crc32c::Value(z.data(), z.size())));
-    RETURN_IF_ERROR(sink(z));
-    zoffset += n;
+    const uint64_t end =
+        k + frame_entries < offsets.size() ? offsets[k + frame_entries] : image.size();
+    RETURN_IF_ERROR(w.AddFrame(image.substr(begin, end - begin)));
   }
-  std::string t;
-  PutBigEndian64(&t, zoffset);
-  PutBigEndian32(&t, static_cast<uint32_t>((offsets.size() + frame_entries - 1) / frame_entries));
-  PutBigEndian32(&t, crc32c::Mask(crc32c::Value(index.data(), index.size())));
-  t.append(kZsegEndMagic, sizeof(kZsegEndMagic));
-  RETURN_IF_ERROR(sink(index));
-  return sink(t);
+  return w.Finish();
 }
 
 Status ForEachZsegFrame(std::string_view zseg,

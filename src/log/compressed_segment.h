@@ -51,6 +51,28 @@ StatusOr<std::vector<ZsegFrame>> ParseZsegIndex(std::string_view index, const Zs
 Status DecompressZsegFrame(std::string_view zbytes, const ZsegInfo& info,
                            const std::vector<ZsegFrame>& frames, uint32_t k, std::string* out);
 
+// Writes a compressed segment frame by frame to `sink`, in order, so that a
+// segment is compressed without holding it in memory. Thread-compatible.
+class ZsegWriter {
+ public:
+  // frame_entries in 1..65536; level is zstd's (1..19).
+  ZsegWriter(uint64_t first_index, uint32_t count, uint32_t frame_entries, uint64_t image_bytes,
+             int level, std::function<Status(std::string_view)> sink);
+  ~ZsegWriter();
+  ZsegWriter(const ZsegWriter&) = delete;
+  ZsegWriter& operator=(const ZsegWriter&) = delete;
+  // The next frame: its entries' records, whole, as in the segment
+  // (frame_entries of them; fewer for the last frame only).
+  Status AddFrame(std::string_view records);
+  // Writes the frame index and trailer. InvalidArgument if the frames do
+  // not cover `count` entries and image_bytes bytes.
+  Status Finish();
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
 // Compresses a sealed segment: `image` is the whole segment file (its
 // header naming first_index, then its records), `offsets` where each record
 // starts. The compressed file's bytes go to `sink` in order.

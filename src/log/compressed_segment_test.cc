@@ -211,7 +211,7 @@ TEST_F(CompressedSegmentTest, CrashBetweenRenameAndRemovalKeepsTheCompressedForm
   ExpectEntries(*log, 600);
 }
 
-TEST_F(CompressedSegmentTest, CrashBeforeRenameLeavesTheSegmentAndNoTemporary) {
+TEST_F(CompressedSegmentTest, CrashBeforeRenameOrADamagedCompressedFormLeavesTheSegment) {
   auto log = Fill(600);
   log.reset();
   // A half-written temporary, and a compressed form cut short beside its
@@ -229,7 +229,12 @@ TEST_F(CompressedSegmentTest, CrashBeforeRenameLeavesTheSegmentAndNoTemporary) {
   ASSERT_NE(log, nullptr);
   EXPECT_TRUE(Names(".tmp").empty());
   EXPECT_FALSE(fs::exists(Path(ZsegFileName(256))));
+  EXPECT_TRUE(fs::exists(Path(ZsegFileName(256) + ".bad")));
   EXPECT_TRUE(fs::exists(Path(SegmentFileName(256))));
+  ExpectEntries(*log, 600);
+  // It is compressed again (with segment 0, never compressed here).
+  EXPECT_EQ(CompressAll(log.get()), 2);
+  EXPECT_TRUE(fs::exists(Path(ZsegFileName(256))));
   ExpectEntries(*log, 600);
 }
 
