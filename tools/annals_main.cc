@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -16,10 +17,12 @@
 #include "checkpoint/note.h"
 #include "client/client_options.h"
 #include "client/http_client.h"
+#include "client/bundle_export.h"
 #include "client/remote_verifier.h"
 #include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "ledger/bundle.h"
 #include "ledger/verifier.h"
 #include "server/instance.h"
 #include "client/table.h"
@@ -173,6 +176,27 @@ int VerifyLocal(const std::string& data, std::string vkey) {
   return 0;
 }
 
+// annals verify --bundle FILE --key VKEY: offline, nothing but the file.
+int VerifyBundleFile(const std::string& path, const std::string& vkey) {
+  if (vkey.empty()) return Fail("--key VKEY (the log's verifier key) is required with --bundle");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail("cannot read " + path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto r = ledger::VerifyBundle(bytes, vkey);
+  if (!r.ok()) {
+    std::fprintf(stderr, "annals: bundle FAILED: %s\n", r.status().message().c_str());
+    return 2;
+  }
+  std::string list;
+  for (size_t k = 0; k < r->indexes.size() && k < 20; ++k) list += (k ? "," : "") + std::to_string(r->indexes[k]);
+  if (r->indexes.size() > 20) list += ",...";
+  std::printf("bundle verified: %zu entries (%s) of %s, in its tree of %llu entries signed by the key%s\n",
+              r->indexes.size(), list.c_str(), r->origin.c_str(),
+              static_cast<unsigned long long>(r->tree_size),
+              r->external_payloads ? "; some payloads are in the log's blob store, not the bundle (their SHA-256 is proven)" : "");
+  return 0;
+}
+
 int VerifyRemote(const client::ServerTarget& target, const std::string& vkey, const std::string& state) {
   const std::string& url = target.url;
   if (vkey.empty()) return Fail("--key VKEY is required with --url");
@@ -233,6 +257,26 @@ int Proof(const client::ServerTarget& target, const std::string& path) {
 }
 
 // GETs path and prints the body (or, with a formatter, its table).
+// Writes an evidence bundle of `indexes` from the served log to `out`.
+int ExportTo(const client::ServerTarget& target, const std::string& vkey,
+             const std::vector<uint64_t>& indexes, const std::string& out) {
+  if (vkey.empty())
+    return Fail("--log-key VKEY is required: the checkpoint is checked before the bundle is written");
+  if (indexes.empty()) return Fail("nothing to export: no entries chosen");
+  auto c = Connect(target);
+  if (!c.ok()) return Fail(c.status());
+  ledger::BundleReport rep;
+  auto b = client::ExportBundle(c->get(), vkey, indexes, &rep);
+  if (!b.ok()) return Fail(b.status());
+  Status w = WriteFileAtomic(out, *b, 0644);
+  if (!w.ok()) return Fail(w);
+  std::printf("wrote %s: %zu entries of %s with inclusion proofs in its tree of %llu entries\n"
+              "check it anywhere with: annals verify --bundle %s --key %s\n",
+              out.c_str(), rep.indexes.size(), rep.origin.c_str(),
+              static_cast<unsigned long long>(rep.tree_size), out.c_str(), vkey.c_str());
+  return 0;
+}
+
 int Query(const client::ServerTarget& target, const std::string& path,
           const std::function<std::string(const nlohmann::json&)>& table = nullptr) {
   auto c = Connect(target);
@@ -441,6 +485,8 @@ int main(int argc, char** argv) {
   auto* verify_data = verify->add_option("--data", data, "data directory");
   verify->add_option("--key", vkey, "verifier key");
   verify->add_option("--state", state, "file holding the last trusted checkpoint");
+  std::string bundle_path;
+  verify->add_option("--bundle", bundle_path, "an evidence bundle (annals export) to check offline");
   add_client(verify, /*key_taken=*/true);
 
   size_t batch = 1000;
@@ -488,7 +534,25 @@ int main(int argc, char** argv) {
   history->add_option("-o,--output", output, "table or json")->capture_default_str();
   add_url(history);
   std::string s_user, s_verb, s_resource, s_name, s_from, s_to, s_code, s_limit;
+  std::string export_out, export_vkey;
+  std::vector<uint64_t> export_indexes;
+  auto add_export = [&](CLI::App* c) {
+    c->add_option("--export", export_out, "write the answer's entries as an evidence bundle (tar) to FILE");
+    c->add_option("--log-key", export_vkey, "the log's verifier key (with --export): the checkpoint is checked first");
+  };
+  add_export(history);
+  auto* export_cmd = app.add_subcommand(
+      "export", "an evidence bundle: entries with inclusion proofs and the signed checkpoint, in one tar");
+  std::string export_from, export_to;
+  export_cmd->add_option("--index", export_indexes, "entry indexes (repeatable, or comma-separated)")
+      ->delimiter(',');
+  export_cmd->add_option("--from", export_from, "every event from this time (RFC 3339 or -2h) ...");
+  export_cmd->add_option("--to", export_to, "... up to this time");
+  export_cmd->add_option("--out", export_out, "the bundle file to write")->required();
+  export_cmd->add_option("--log-key", export_vkey, "the log's verifier key")->required();
+  add_client(export_cmd);
   auto* search = app.add_subcommand("search", "search and group audit events");
+  add_export(search);
   search->add_option("--user", s_user);
   search->add_option("--verb", s_verb);
   search->add_option("--resource", s_resource);
@@ -534,7 +598,7 @@ int main(int argc, char** argv) {
   // The server of a client command, from its flags, the environment and
   // the config file.
   client::ServerTarget target;
-  const bool remote_verify = verify->parsed() && !cf.url.empty();
+  const bool remote_verify = verify->parsed() && !cf.url.empty() && bundle_path.empty();
   if (!serve->parsed() && !keygen->parsed() && !key_show->parsed() && (!verify->parsed() || remote_verify)) {
     auto t = client::ResolveServer(cf);
     if (!t.ok()) return Fail(t.status());
@@ -580,6 +644,13 @@ int main(int argc, char** argv) {
     param(&q, "since", since);
     param(&q, "until", until);
     param(&q, "verbs", verbs);
+    if (!export_out.empty()) {
+      auto c = Connect(target);
+      if (!c.ok()) return Fail(c.status());
+      auto idx = client::IndexesOfAnswer(c->get(), q);
+      if (!idx.ok()) return Fail(idx.status());
+      return ExportTo(target, export_vkey, *idx, export_out);
+    }
     if (output == "json") return Query(target, q);
     return Query(target, q, client::FormatHistory);
   }
@@ -599,6 +670,14 @@ int main(int argc, char** argv) {
     param(&q, "to", s_to);
     param(&q, "limit", s_limit);
     param(&q, "group_by", group_by);
+    if (!export_out.empty()) {
+      if (!group_by.empty()) return Fail("--export takes events, not --group-by counts");
+      auto c = Connect(target);
+      if (!c.ok()) return Fail(c.status());
+      auto idx = client::IndexesOfAnswer(c->get(), q);
+      if (!idx.ok()) return Fail(idx.status());
+      return ExportTo(target, export_vkey, *idx, export_out);
+    }
     if (output == "json") return Query(target, q);
     return Query(target, q, [](const nlohmann::json& j) {
       std::vector<std::vector<std::string>> rows;
@@ -659,12 +738,27 @@ int main(int argc, char** argv) {
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);
   if (verify->parsed()) {
+    if (!bundle_path.empty()) return VerifyBundleFile(bundle_path, vkey);
     if (remote_verify) return VerifyRemote(target, vkey, state);
     if (verify_data->count() == 0)
       return Fail("verify what? --data DIR (a data directory) or --url URL (a served log)");
     return VerifyLocal(data, vkey);
   }
   if (append->parsed()) return Append(target, batch);
+  if (export_cmd->parsed()) {
+    if (!export_from.empty() || !export_to.empty()) {
+      std::string q = api::paths::kEvents;
+      param(&q, "from", export_from);
+      param(&q, "to", export_to);
+      auto c = Connect(target);
+      if (!c.ok()) return Fail(c.status());
+      auto idx = client::IndexesOfAnswer(c->get(), q);
+      if (!idx.ok()) return Fail(idx.status());
+      export_indexes.insert(export_indexes.end(), idx->begin(), idx->end());
+    }
+    if (export_indexes.empty()) return Fail("export what? --index I,J,... or --from T --to T");
+    return ExportTo(target, export_vkey, export_indexes, export_out);
+  }
   if (incl->parsed()) {
     if (size == 0) {
       // The latest checkpoint's size, trusted only once its signature is.

@@ -322,6 +322,64 @@ TEST_F(CorruptionTest, CompressedSegmentsServeVerifyAndLocateAFlippedByte) {
   ASSERT_OK(server.Stop());
 }
 
+TEST_F(CorruptionTest, EvidenceBundlesFromTheServedLogVerifyOfflineAndFailOnAnyChange) {
+  testutil::ServeOptions o;
+  o.data_dir = dir_;
+  testutil::ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  const std::string vkey = pristine->vkey;
+  const std::string bundle = tmp_.Sub("evidence.tar");
+  // Chosen entries, one of them the >64 KiB event kept as a blob.
+  CommandResult ex = RunAnnals({"export", "--url", server.url(), "--log-key", vkey, "--index",
+                                "3,337", "--index", std::to_string(kLargeAt), "--out", bundle});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  EXPECT_NE(ex.out.find("wrote " + bundle + ": 3 entries"), std::string::npos) << ex.out;
+  // A question's answer: every `create` event the search finds.
+  const std::string answer = tmp_.Sub("creates.tar");
+  CommandResult json = RunAnnals({"search", "--url", server.url(), "--verb", "create", "-o", "json",
+                                  "--limit", "10000"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const size_t creates = nlohmann::json::parse(json.out).at("events").size();
+  ASSERT_GT(creates, 0u);
+  CommandResult sx = RunAnnals({"search", "--url", server.url(), "--verb", "create", "--export",
+                                answer, "--log-key", vkey});
+  ASSERT_EQ(sx.exit_code, 0) << sx.err;
+  EXPECT_NE(sx.out.find(": " + std::to_string(creates) + " entries"), std::string::npos) << sx.out;
+  // Without the key nothing is written.
+  CommandResult nokey = RunAnnals({"export", "--url", server.url(), "--index", "3", "--out",
+                                   tmp_.Sub("nokey.tar")});
+  EXPECT_NE(nokey.exit_code, 0);
+  ASSERT_OK(server.Stop());
+
+  // Offline: nothing but the file and the key.
+  CommandResult ok = RunAnnals({"verify", "--bundle", bundle, "--key", vkey});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("bundle verified: 3 entries (3,337,500)"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("blob store"), std::string::npos) << ok.out;  // entry 500's payload
+  CommandResult ok2 = RunAnnals({"verify", "--bundle", answer, "--key", vkey});
+  EXPECT_EQ(ok2.exit_code, 0) << ok2.err;
+  // Any tar tool reads it.
+  CommandResult listed = testutil::RunProgram({"/bin/tar", "-tf", bundle});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out, "manifest\ncheckpoint\nentries/3\nproofs/3\nentries/337\nproofs/337\n"
+                        "entries/500\nproofs/500\n");
+
+  // A changed byte anywhere, header, manifest, checkpoint, entry, proof or
+  // padding, fails verification.
+  ASSERT_OK_AND_ASSIGN(std::string good, testutil::ReadFile(bundle));
+  for (uint64_t at = 0; at < good.size(); at += good.size() / 37 + 1) {
+    ASSERT_OK(testutil::FlipByte(bundle, at));
+    CommandResult bad = RunAnnals({"verify", "--bundle", bundle, "--key", vkey});
+    EXPECT_NE(bad.exit_code, 0) << "byte " << at << " changed and the bundle still verified";
+    EXPECT_TRUE(bad.err.starts_with("annals: bundle FAILED: ")) << bad.err;
+    ASSERT_OK(testutil::FlipByte(bundle, at));
+  }
+  // Another key does not verify it.
+  CommandResult other = RunAnnals({"verify", "--bundle", bundle, "--key",
+                                   "annals.local/log+00000000+AaKzTd+jQO0HUgElDEXKCJVG/VQ9qM4NZk4hEnCkSVR3"});
+  EXPECT_NE(other.exit_code, 0);
+}
+
 TEST_F(CorruptionTest, FlippedTileByteIsReportedInsideTheTile) {
   // Level 0's full tiles, tile N at byte N * 8192 (docs/format/tiles.md).
   const std::string tile = dir_ + "/log/tiles/0.tiles";
