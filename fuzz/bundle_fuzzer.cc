@@ -105,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint64_t i = 0; i < n; i += 2) {
     auto proof = annals::merkle::InclusionProof(i, n, read);
     CHECK(proof.ok());
-    b.entries.push_back({i, entries[i], *proof});
+    b.entries.push_back({i, entries[i], *proof, {}});
   }
   auto bytes = annals::ledger::EncodeBundle(b);
   CHECK(bytes.ok());

@@ -190,10 +190,14 @@ int VerifyBundleFile(const std::string& path, const std::string& vkey) {
   std::string list;
   for (size_t k = 0; k < r->indexes.size() && k < 20; ++k) list += (k ? "," : "") + std::to_string(r->indexes[k]);
   if (r->indexes.size() > 20) list += ",...";
-  std::printf("bundle verified: %zu entries (%s) of %s, in its tree of %llu entries signed by the key%s\n",
+  std::printf("bundle verified: %zu entries (%s) of %s, in its tree of %llu entries signed by the key\n",
               r->indexes.size(), list.c_str(), r->origin.c_str(),
-              static_cast<unsigned long long>(r->tree_size),
-              r->external_payloads ? "; some payloads are in the log's blob store, not the bundle (their SHA-256 is proven)" : "");
+              static_cast<unsigned long long>(r->tree_size));
+  if (r->external_payloads > 0)
+    std::printf("%llu of them hold a payload over 64 KiB by its SHA-256; %llu such payloads are in the "
+                "bundle and match\n",
+                static_cast<unsigned long long>(r->external_payloads),
+                static_cast<unsigned long long>(r->external_payloads_included));
   return 0;
 }
 

@@ -256,7 +256,7 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
   if (path.starts_with(paths::kTilePrefix))
     return respond(Tile(std::string_view(path).substr(std::string_view(paths::kLogRoot).size())));
   if (path.starts_with(paths::kEntriesPrefix))
-    return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size())));
+    return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size()), t));
   if (path == paths::kInclusionProof) return respond(InclusionProof(t));
   if (path == paths::kConsistencyProof) return respond(ConsistencyProof(t));
   if (path == paths::kHealthz) {
@@ -340,9 +340,14 @@ HttpResponse Api::Tile(std::string_view rel) {
   return r;
 }
 
-HttpResponse Api::Entry(std::string_view index_text) {
+HttpResponse Api::Entry(std::string_view index_text, const Target& t) {
   auto index = ParseDecimal(index_text);
   if (!index) return ErrorResponse(400, "entry index is not a decimal integer");
+  bool raw_payload = false;
+  if (const std::string* p = t.Param("payload")) {
+    if (*p != "base64") return ErrorResponse(400, "payload must be base64");
+    raw_payload = true;
+  }
   if (*index >= ledger_->DurableSize()) return ErrorResponse(404, "no entry " + std::string(index_text));
   auto raw = ledger_->ReadEntry(*index);
   if (!raw.ok()) return ErrorResponse(raw.status());
@@ -357,7 +362,7 @@ HttpResponse Api::Entry(std::string_view index_text) {
     auto payload = ledger_->PayloadOf(*dec, &blob);
     if (!payload.ok()) return ErrorResponse(payload.status());
     if (dec->external) j["payload_sha256"] = HexEncode(HashBytes(dec->payload_digest));
-    json parsed = json::parse(*payload, nullptr, false);
+    json parsed = raw_payload ? json(json::value_t::discarded) : json::parse(*payload, nullptr, false);
     if (!parsed.is_discarded()) j["event"] = std::move(parsed);
     else j["payload_base64"] = Base64Encode(*payload);
   }

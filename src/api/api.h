@@ -61,7 +61,9 @@ class Api {
   void Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, Responder respond);
   HttpResponse Checkpoint();
   HttpResponse Tile(std::string_view rel);
-  HttpResponse Entry(std::string_view index);
+  // ?payload=base64: the payload's bytes as they are (`payload_base64`),
+  // not parsed (evidence bundles carry blob payloads byte for byte).
+  HttpResponse Entry(std::string_view index, const Target& t);
   HttpResponse InclusionProof(const Target& t);
   HttpResponse ConsistencyProof(const Target& t);
   // JSON lines, each made an item by `parse(line, receive time, "line N")`;

@@ -8,6 +8,7 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/note.h"
 #include "common/bytes.h"
+#include "ledger/entry.h"
 
 namespace annals::client {
 
@@ -58,7 +59,8 @@ StatusOr<std::string> ExportBundle(HttpClient* http, const std::string& verifier
       return FailedPreconditionError("entry " + std::to_string(i) +
                                      " is newer than the latest checkpoint (size " +
                                      std::to_string(cp.size) + "); ask again in a second");
-    ASSIGN_OR_RETURN(nlohmann::json e, GetJson(http, api::paths::kEntriesPrefix + std::to_string(i)));
+    ASSIGN_OR_RETURN(nlohmann::json e, GetJson(http, api::paths::kEntriesPrefix + std::to_string(i) +
+                                                          "?payload=base64"));
     if (!e.contains("entry") || !e["entry"].is_string())
       return DataLossError("entry " + std::to_string(i) + ": no entry bytes in the answer");
     auto bytes = Base64Decode(e["entry"].get<std::string>());
@@ -69,6 +71,14 @@ StatusOr<std::string> ExportBundle(HttpClient* http, const std::string& verifier
     ledger::BundleEntry be;
     be.index = i;
     be.entry = std::move(*bytes);
+    // A payload kept in the blob store (over 64 KiB) goes in with it.
+    if (auto dec = ledger::DecodeEntry(be.entry); dec.ok() && dec->external) {
+      if (!e.contains("payload_base64") || !e["payload_base64"].is_string())
+        return DataLossError("entry " + std::to_string(i) + ": no payload in the answer");
+      auto payload = Base64Decode(e["payload_base64"].get<std::string>());
+      if (!payload) return DataLossError("entry " + std::to_string(i) + ": payload is not base64");
+      be.payload = std::move(*payload);
+    }
     if (!p.contains("hashes") || !p["hashes"].is_array())
       return DataLossError("inclusion proof of " + std::to_string(i) + ": no hashes");
     for (const auto& h : p["hashes"]) {

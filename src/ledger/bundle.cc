@@ -19,6 +19,7 @@ constexpr char kCheckpoint[] = "checkpoint";
 
 std::string EntryName(uint64_t i) { return "entries/" + std::to_string(i); }
 std::string ProofName(uint64_t i) { return "proofs/" + std::to_string(i); }
+std::string PayloadName(uint64_t i) { return "payloads/" + std::to_string(i); }
 
 // "<key>: <value>" (the manifest's lines), or nullopt.
 std::optional<std::string_view> Field(std::string_view line, std::string_view key) {
@@ -77,13 +78,20 @@ StatusOr<std::string> EncodeBundle(const Bundle& b) {
   for (const auto& e : b.entries) {
     files.push_back({EntryName(e.index), e.entry});
     files.push_back({ProofName(e.index), ProofText(e.proof)});
+    if (!e.payload.empty()) {
+      auto dec = DecodeEntry(e.entry);
+      if (!dec.ok() || !dec->external)
+        return InvalidArgumentError("entry " + std::to_string(e.index) +
+                                    " carries its payload itself: a bundle takes only blob payloads");
+      files.push_back({PayloadName(e.index), e.payload});
+    }
   }
   return tar::Write(files);
 }
 
 StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vkey, Bundle* out) {
   ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(vkey));
-  auto files = tar::Read(bytes, 2 + 2 * kMaxBundleEntries);
+  auto files = tar::Read(bytes, 2 + 3 * kMaxBundleEntries);
   if (!files.ok()) return DataLossError("bundle: " + files.status().message());
   if (files->size() < 2 || (*files)[0].name != kManifest || (*files)[1].name != kCheckpoint)
     return DataLossError("bundle: does not start with its manifest and checkpoint");
@@ -102,7 +110,8 @@ StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vke
   if (count_text) count = ParseDecimal(*count_text);
   if (!origin || !key || !size || !count || *count != lines.size() - 5)
     return DataLossError("bundle manifest: bad header lines");
-  if (*count > kMaxBundleEntries || files->size() != 2 + 2 * *count)
+  if (*count > kMaxBundleEntries || files->size() < 2 + 2 * *count ||
+      files->size() > 2 + 3 * *count)
     return DataLossError("bundle: the manifest lists " + std::to_string(*count) +
                          " entries, the archive holds " + std::to_string(files->size()) + " members");
   std::vector<BundleEntry> entries;
@@ -111,7 +120,7 @@ StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vke
     if (!index || (k > 0 && *index <= entries.back().index))
       return DataLossError("bundle manifest: entry line " + std::to_string(k) +
                            " is not an index above the one before");
-    entries.push_back({*index, {}, {}});
+    entries.push_back({*index, {}, {}, {}});
   }
   // The key named must be the key given: same name and key hash.
   char hash[9];
@@ -136,13 +145,19 @@ StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vke
   BundleReport report;
   report.origin = cp->origin;
   report.tree_size = cp->size;
+  size_t m = 2;  // the next member
   for (uint64_t k = 0; k < *count; ++k) {
     BundleEntry& e = entries[k];
-    const tar::File& ef = (*files)[2 + 2 * k];
-    const tar::File& pf = (*files)[3 + 2 * k];
+    if (files->size() < m + 2)
+      return DataLossError("bundle: " + EntryName(e.index) + " or its proof is missing");
+    const tar::File& ef = (*files)[m];
+    const tar::File& pf = (*files)[m + 1];
+    m += 2;
     if (ef.name != EntryName(e.index) || pf.name != ProofName(e.index))
       return DataLossError("bundle: member " + ef.name + " where " + EntryName(e.index) +
                            " was due");
+    const tar::File* payload = nullptr;
+    if (m < files->size() && (*files)[m].name == PayloadName(e.index)) payload = &(*files)[m++];
     const std::string where = EntryName(e.index);
     if (e.index >= cp->size)
       return DataLossError(where + ": not under the checkpoint (size " + std::to_string(cp->size) + ")");
@@ -159,6 +174,17 @@ StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vke
     auto dec = DecodeEntry(ef.data);
     if (!dec.ok()) return DataLossError(where + ": " + dec.status().message());
     if (dec->external) ++report.external_payloads;
+    if (payload != nullptr) {
+      if (!dec->external)
+        return DataLossError(PayloadName(e.index) + ": the entry holds its payload itself");
+      if (payload->data.size() != dec->payload_size || Sha256(payload->data) != dec->payload_digest)
+        return DataLossError(PayloadName(e.index) + ": not the payload the entry names (SHA-256 " +
+                             HexEncode(std::string_view(
+                                 reinterpret_cast<const char*>(dec->payload_digest.data()), 32)) +
+                             ", " + std::to_string(dec->payload_size) + " bytes)");
+      e.payload = payload->data;
+      ++report.external_payloads_included;
+    }
     Status in = merkle::VerifyInclusion(e.index, cp->size, merkle::HashLeaf(ef.data), e.proof,
                                         cp->root);
     if (!in.ok())
@@ -167,6 +193,8 @@ StatusOr<BundleReport> VerifyBundle(std::string_view bytes, std::string_view vke
     e.entry = ef.data;
     report.indexes.push_back(e.index);
   }
+  if (m != files->size())
+    return DataLossError("bundle: member " + (*files)[m].name + " is not one the manifest names");
   if (out) {
     out->checkpoint = note_text;
     out->key = std::string(*key);

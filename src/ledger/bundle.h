@@ -19,6 +19,9 @@ struct BundleEntry {
   uint64_t index = 0;
   std::string entry;         // the whole entry: the Merkle leaf's data
   std::vector<Hash> proof;   // RFC 9162 inclusion proof in the checkpoint's tree
+  // For an entry whose payload is in the blob store (over 64 KiB): the
+  // payload, whose SHA-256 and size the entry holds; empty: not included.
+  std::string payload;
 };
 
 struct Bundle {
@@ -35,13 +38,16 @@ struct BundleReport {
   uint64_t tree_size = 0;
   std::vector<uint64_t> indexes;
   // Entries whose payload is in the blob store (over 64 KiB): the entry,
-  // so its payload's SHA-256, is proven; the payload is not in the bundle.
+  // so its payload's SHA-256, is proven, and the payload is checked
+  // against it when the bundle carries it (external_payloads_included).
   uint64_t external_payloads = 0;
+  uint64_t external_payloads_included = 0;
 };
 
 // Checks a bundle with the log's verifier key: the archive is canonical,
-// the checkpoint is signed by the key and names its origin, and every entry
-// decodes and is in the checkpoint's tree at its index. DataLoss naming the
+// the checkpoint is signed by the key and names its origin, every entry
+// decodes and is in the checkpoint's tree at its index, and every blob
+// payload carried has the digest and size its entry names. DataLoss naming the
 // member on any failure; the decoded bundle in *out if given.
 StatusOr<BundleReport> VerifyBundle(std::string_view tar_bytes, std::string_view verifier_key,
                                     Bundle* out = nullptr);

@@ -122,6 +122,44 @@ TEST_F(BundleTest, EveryChangedByteIsRefused) {
     EXPECT_FALSE(VerifyBundle(tar_bytes->substr(0, n), vkey).ok()) << n;
 }
 
+TEST_F(BundleTest, ABlobPayloadTravelsWithItsEntryAndIsChecked) {
+  // An event list over 64 KiB: the entry holds its digest, the blob store
+  // the bytes.
+  std::string big = "{\"kind\":\"EventList\",\"items\":[";
+  for (size_t i = 0; big.size() < 80 * 1024; ++i) big += (i ? "," : "") + lines_[i % lines_.size()];
+  big += "]}";
+  bool needs_blob = false;
+  Hash digest{};
+  auto e = EncodeEntry(R"({"v":1})", big, &needs_blob, &digest);
+  ASSERT_TRUE(e.ok() && needs_blob);
+  ASSERT_TRUE(ledger_->PutBlob(digest, big).ok());
+  auto at = ledger_->Append({*e});
+  ASSERT_TRUE(at.ok());
+  ASSERT_TRUE(ledger_->WaitForCheckpoint(*at + 1, std::chrono::seconds(30)));
+  Bundle b = Make({1, *at});
+  b.entries[1].payload = big;
+  auto bytes = EncodeBundle(b);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const std::string vkey = ledger_->signer().VerifierKey();
+  Bundle back;
+  auto r = VerifyBundle(*bytes, vkey, &back);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->external_payloads, 1u);
+  EXPECT_EQ(r->external_payloads_included, 1u);
+  EXPECT_EQ(back.entries[1].payload, big);
+  // Another payload of the same size is refused, naming it.
+  b.entries[1].payload[100] ^= 0x01;
+  r = VerifyBundle(EncodeBundle(b).value(), vkey);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("payloads/" + std::to_string(*at) + ": not the payload"),
+            std::string::npos)
+      << r.status().ToString();
+  // An inline entry takes no payload member.
+  b = Make({1});
+  b.entries[0].payload = "x";
+  EXPECT_FALSE(EncodeBundle(b).ok());
+}
+
 TEST_F(BundleTest, AnotherKeyOrAnotherEntryIsRefusedNamingWhat) {
   auto other = note::GeneratePrivateKey("annals.local/log");
   ASSERT_TRUE(other.ok());

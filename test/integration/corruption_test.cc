@@ -355,14 +355,24 @@ TEST_F(CorruptionTest, EvidenceBundlesFromTheServedLogVerifyOfflineAndFailOnAnyC
   CommandResult ok = RunAnnals({"verify", "--bundle", bundle, "--key", vkey});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("bundle verified: 3 entries (3,337,500)"), std::string::npos) << ok.out;
-  EXPECT_NE(ok.out.find("blob store"), std::string::npos) << ok.out;  // entry 500's payload
+  // Entry 500's 72 KB payload is in the blob store: the bundle carries it.
+  EXPECT_NE(ok.out.find("1 of them hold a payload over 64 KiB by its SHA-256; 1 such payloads are in the bundle and match"),
+            std::string::npos)
+      << ok.out;
   CommandResult ok2 = RunAnnals({"verify", "--bundle", answer, "--key", vkey});
   EXPECT_EQ(ok2.exit_code, 0) << ok2.err;
   // Any tar tool reads it.
   CommandResult listed = testutil::RunProgram({"/bin/tar", "-tf", bundle});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_EQ(listed.out, "manifest\ncheckpoint\nentries/3\nproofs/3\nentries/337\nproofs/337\n"
-                        "entries/500\nproofs/500\n");
+                        "entries/500\nproofs/500\npayloads/500\n");
+  // Extracted, the payload is the event list posted, byte for byte.
+  const std::string x = tmp_.Sub("extracted");
+  std::filesystem::create_directories(x);
+  CommandResult extracted = testutil::RunProgram({"/bin/tar", "-xf", bundle, "-C", x});
+  ASSERT_EQ(extracted.exit_code, 0) << extracted.err;
+  ASSERT_OK_AND_ASSIGN(std::string payload, testutil::ReadFile(x + "/payloads/500"));
+  EXPECT_TRUE(payload == pristine->payloads[kLargeAt]) << payload.size();
 
   // A changed byte anywhere, header, manifest, checkpoint, entry, proof or
   // padding, fails verification.
