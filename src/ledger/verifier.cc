@@ -249,9 +249,16 @@ Status VerifyDataDir(const std::string& data_dir, const std::string& verifier_ke
   const uint64_t covered = cps.empty() ? 0 : cps.back().cp.size;
   TreeChecker tree(log_dir, cps, report, covered);
   uint64_t next = 0;
-  for (const auto& n : names) {
+  for (size_t ni = 0; ni < names.size(); ++ni) {
+    std::string n = names[ni];
     Mapped m;
-    RETURN_IF_ERROR(m.Open(seg_dir + "/" + n));
+    if (Status o = m.Open(seg_dir + "/" + n); !o.ok()) {
+      // A server running on the directory compressed the segment since it
+      // was listed: read the compressed form.
+      const std::string z = n.substr(0, n.size() - std::strlen(log::kSegmentSuffix)) + log::kZsegSuffix;
+      if (!n.ends_with(log::kSegmentSuffix) || !m.Open(seg_dir + "/" + z).ok()) return o;
+      n = z;
+    }
     // A compressed segment is checked (every frame's CRC) and expanded to
     // the segment it stands for, which is then checked like any other.
     std::string expanded;
@@ -316,7 +323,7 @@ Status VerifyDataDir(const std::string& data_dir, const std::string& verifier_ke
           return OkStatus();
         },
         &seg_first, nullptr);
-    const bool last_segment = &n == &names.back();
+    const bool last_segment = ni + 1 == names.size();
     // The batch hashed while the rest was scanned: if it is bad, it holds
     // the first bad index, whatever the scan found after it.
     if (Status d = drain(); !d.ok()) s = d;
