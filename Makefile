@@ -9,10 +9,13 @@ JOBS ?= $(shell nproc)
 # projection and enrichment cache, the authorizer.
 TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 
-.PHONY: deps configure build run test unit fuzz bench clean format tidy
+.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy
 
 deps:
 	@sh scripts/deps.sh
+
+deps-test:
+	@sh scripts/deps.sh test
 
 # `build` and `run` compile only the two binaries (a few minutes on 2
 # cores); the tests and benchmarks are built by `test` and `bench`.
@@ -31,7 +34,7 @@ run: build
 # ASan+UBSan unit tests and SIGTERM-under-load test, the ThreadSanitizer
 # tests of the concurrent parts, and the libFuzzer targets (briefly), all
 # via ctest.
-test: configure
+test: deps-test configure
 	@echo "make: building everything (binaries, tests, benchmarks) into $(BUILD)/"
 	@cmake --build $(BUILD) -j$(JOBS)
 	@echo "make: building the libFuzzer targets (clang, ASan+UBSan) into $(BUILD)-fuzz/"

@@ -22,6 +22,7 @@
 #include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "common/time_util.h"
 #include "ledger/bundle.h"
 #include "ledger/verifier.h"
 #include "server/instance.h"
@@ -417,6 +418,35 @@ int main(int argc, char** argv) {
   serve->add_option("--nats", flags.nats,
                     "publish every change to NATS JetStream at URL (nats://HOST:PORT), subject annals.<log>.<resource>.<namespace>.<name>");
   serve->add_option("--forward-ca", flags.forward_ca, "PEM trust anchors for syslog+tls (default: the system's)");
+  std::string archive_retain = "0";
+  serve->add_option("--archive", flags.archive,
+                    "copy the log (entry bundles, tiles, checkpoints, sealed segments) to S3-compatible "
+                    "object storage at s3://BUCKET[/PREFIX], as a C2SP tlog-tiles log; credentials from "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS credentials file");
+  serve->add_option("--s3-endpoint", flags.s3_endpoint, "the S3 endpoint (http(s)://HOST[:PORT]), path-style");
+  serve->add_option("--s3-region", flags.s3_region, "region requests are signed for (else $AWS_REGION, us-east-1)");
+  serve->add_option("--s3-ca", flags.s3_ca, "PEM CA bundle for an https:// endpoint (default: the system's)");
+  serve->add_option("--s3-credentials", flags.s3_credentials,
+                    "AWS shared credentials file (default: $AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)");
+  serve->add_option("--archive-retain", archive_retain,
+                    "S3 Object Lock retention of every archived object (e.g. 7y, 400d); 0 = no lock")
+      ->check([](const std::string& v) -> std::string {
+        return annals::ParseDurationSeconds(v) ? "" : "want 0 or a count with s, m, h, d or y (e.g. 7y)";
+      })
+      ->capture_default_str();
+  serve->add_option("--archive-lock", flags.archive_lock, "Object Lock mode: compliance or governance")
+      ->check(CLI::IsMember({"compliance", "governance"}))
+      ->capture_default_str();
+  serve->add_option("--archive-parallel", flags.archive_parallel, "concurrent uploads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve->add_option("--archive-interval", flags.archive_interval_seconds,
+                    "seconds between archived checkpoints (the bucket's checkpoint lags by about this)")
+      ->check(CLI::Range(0.05, 86400.0))
+      ->capture_default_str();
+  serve->add_option("--archive-max-backlog", flags.archive_max_backlog,
+                    "/readyz answers 503 while more entries than this wait to be archived")
+      ->capture_default_str();
   serve->add_option("--tls-cert", flags.tls_cert, "serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)");
   serve->add_option("--tls-key", flags.tls_key, "the PEM private key of --tls-cert");
   serve->add_option("--client-ca", flags.client_ca, "verify client certificates against this PEM CA bundle (CN = user, O = groups)");
@@ -736,6 +766,7 @@ int main(int argc, char** argv) {
 
   if (serve->parsed()) {
     flags.data_dir = data;
+    flags.archive_retain_seconds = *annals::ParseDurationSeconds(archive_retain);
     return Serve(key_file, std::move(flags));
   }
   if (collect->parsed()) return Collect(target, collect_state, collect_flags);

@@ -167,8 +167,18 @@ StatusOr<HttpResult> HttpClient::Post(std::string_view path, std::string_view bo
   return Do("POST", path, body, ct);
 }
 
+StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string_view path,
+                                      const HttpHeaders& headers, std::string_view body) {
+  return Do(method, path, body, "", headers);
+}
+
+const std::string& HttpClient::host_header() const { return impl_->host_header; }
+const std::string& HttpClient::path_prefix() const { return impl_->prefix; }
+
 StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view path,
-                                    std::string_view body, std::string_view ct) {
+                                    std::string_view body, std::string_view ct,
+                                    const HttpHeaders& headers) {
+  const bool head = method == "HEAD";
   for (int attempt = 0; attempt < 2; ++attempt) {
     beast::error_code ec;
     // An idle keep-alive connection that is readable has been closed by the
@@ -186,6 +196,7 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
         http::string_to_verb(std::string(method)), impl_->prefix + std::string(path), 11};
     impl_->Authorize(req);
     if (!ct.empty()) req.set(http::field::content_type, std::string(ct));
+    for (const auto& [k, v] : headers) req.set(k, v);
     req.body() = std::string(body);
     req.keep_alive(true);
     req.prepare_payload();
@@ -197,6 +208,7 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
       beast::flat_buffer buf;
       http::response_parser<http::string_body> parser;
       parser.body_limit(1ull << 32);
+      parser.skip(head);  // a HEAD answer has a Content-Length but no body
       http::read(stream, buf, parser, ec);
       if (ec) return std::nullopt;
       auto res = parser.release();
@@ -205,6 +217,7 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
       r.body = std::move(res.body());
       r.content_type = std::string(res[http::field::content_type]);
       r.cache_control = std::string(res[http::field::cache_control]);
+      r.etag = std::string(res[http::field::etag]);
       keep_alive = res.keep_alive();
       return r;
     });

@@ -35,7 +35,10 @@ struct HttpResult {
   std::string body;
   std::string content_type;
   std::string cache_control;
+  std::string etag;  // as sent, quotes included
 };
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 class HttpClient {
  public:
@@ -49,6 +52,14 @@ class HttpClient {
   StatusOr<HttpResult> Get(std::string_view path);
   StatusOr<HttpResult> Post(std::string_view path, std::string_view body,
                             std::string_view content_type = "application/json");
+  // Any method with extra request headers (an S3 PUT, HEAD or DELETE);
+  // a HEAD reads no body. Like Post, not retried once wholly sent.
+  StatusOr<HttpResult> Send(std::string_view method, std::string_view path, const HttpHeaders& headers,
+                            std::string_view body = "");
+  // The Host header every request carries ("host[:port]" as the URL had
+  // it) and the URL's path prefix: what a request signature covers.
+  const std::string& host_header() const;
+  const std::string& path_prefix() const;
   // GETs a streamed response (Server-Sent Events) on a new connection and
   // hands each piece of the body to on_data as it arrives. Returns OK when
   // the server ends the body or on_data returns false (the connection is
@@ -63,7 +74,7 @@ class HttpClient {
  private:
   HttpClient();
   StatusOr<HttpResult> Do(std::string_view method, std::string_view path, std::string_view body,
-                          std::string_view content_type);
+                          std::string_view content_type, const HttpHeaders& headers = {});
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

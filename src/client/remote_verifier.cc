@@ -35,8 +35,30 @@ StatusOr<checkpoint::Checkpoint> OpenCheckpoint(std::string_view note_text,
   return cp;
 }
 
-std::string TileUrl(bool entries, uint64_t level, uint64_t index, uint64_t width) {
-  return api::paths::kLogRoot + merkle::FormatTilePath({entries, level, index, width});
+std::string TileUrl(std::string_view root, bool entries, uint64_t level, uint64_t index, uint64_t width) {
+  return std::string(root) + merkle::FormatTilePath({entries, level, index, width});
+}
+
+// An annals server serves its log under /log/; a bucket the archiver
+// writes (or any C2SP tlog-tiles log) holds it at the URL itself. The
+// server's form is tried first; a 4xx answer there (a bucket answers 403
+// or 404) tries the bare one. Sets *root to the prefix the log's paths
+// take.
+StatusOr<std::string> FetchCheckpointNote(HttpClient* c, std::string* root) {
+  ASSIGN_OR_RETURN(HttpResult r, c->Get(api::paths::kCheckpoint));
+  if (r.status == 200) {
+    *root = api::paths::kLogRoot;
+    return std::move(r.body);
+  }
+  if (r.status >= 400 && r.status < 500) {
+    ASSIGN_OR_RETURN(HttpResult bare, c->Get("/checkpoint"));
+    if (bare.status == 200) {
+      *root = "/";
+      return std::move(bare.body);
+    }
+  }
+  return UnavailableError(std::string("GET ") + api::paths::kCheckpoint + ": HTTP " + std::to_string(r.status) +
+                          " " + r.body);
 }
 
 }  // namespace
@@ -55,7 +77,8 @@ Status VerifyRemote(const std::string& url, const std::string& verifier_key,
                     RemoteVerifyResult* result, const ClientAuth& auth) {
   ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(verifier_key));
   ASSIGN_OR_RETURN(auto http, HttpClient::Create(url, auth));
-  ASSIGN_OR_RETURN(std::string note_text, Fetch(http.get(), api::paths::kCheckpoint));
+  std::string root;
+  ASSIGN_OR_RETURN(std::string note_text, FetchCheckpointNote(http.get(), &root));
   auto cp_or = OpenCheckpoint(note_text, *verifier);
   if (!cp_or.ok()) return DataLossError("served checkpoint: " + cp_or.status().message());
   const checkpoint::Checkpoint cp = *cp_or;
@@ -78,7 +101,7 @@ Status VerifyRemote(const std::string& url, const std::string& verifier_key,
   std::vector<std::vector<Hash>> pending(1);
   Status tile_status;
   auto check_tile = [&](uint64_t level, uint64_t index, const std::vector<Hash>& want) -> Status {
-    std::string path = TileUrl(false, level, index, want.size());
+    std::string path = TileUrl(root, false, level, index, want.size());
     ASSIGN_OR_RETURN(std::string have, Fetch(http.get(), path));
     if (have.size() != want.size() * 32)
       return DataLossError(path + ": " + std::to_string(have.size()) + " bytes, want " +
@@ -103,7 +126,7 @@ Status VerifyRemote(const std::string& url, const std::string& verifier_key,
   const uint64_t bundles = (cp.size + kTileWidth - 1) / kTileWidth;
   for (uint64_t b = 0; b < bundles; ++b) {
     const uint64_t width = std::min<uint64_t>(kTileWidth, cp.size - b * kTileWidth);
-    std::string path = TileUrl(true, 0, b, width);
+    std::string path = TileUrl(root, true, 0, b, width);
     ASSIGN_OR_RETURN(std::string bundle, Fetch(http.get(), path));
     std::string_view v = bundle;
     for (uint64_t k = 0; k < width; ++k) {

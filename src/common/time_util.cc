@@ -113,4 +113,26 @@ std::string FormatRfc3339(Micros t) {
   return buf;
 }
 
+std::optional<int64_t> ParseDurationSeconds(std::string_view s) {
+  if (s == "0") return 0;
+  if (s.size() < 2) return std::nullopt;
+  int64_t unit = 0;
+  switch (s.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'y': unit = 365 * int64_t{86400}; break;
+    default: return std::nullopt;
+  }
+  s.remove_suffix(1);
+  int64_t n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9' || n > int64_t{1} << 40) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  if (n > (int64_t{1} << 43) / unit) return std::nullopt;
+  return n * unit;
+}
+
 }  // namespace annals

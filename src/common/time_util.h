@@ -20,6 +20,9 @@ std::optional<Micros> ParseRfc3339(std::string_view s);
 // "-7d").
 std::optional<Micros> ParseQueryTime(std::string_view s, Micros now);
 Micros NowMicros();
+// A span of time: "0", or a decimal count with a unit s, m, h, d or y (365
+// days): "90d", "7y". nullopt for anything else or beyond ~290,000 years.
+std::optional<int64_t> ParseDurationSeconds(std::string_view s);
 // "2024-05-01T12:00:00.123456Z" (microseconds always shown).
 std::string FormatRfc3339(Micros t);
 

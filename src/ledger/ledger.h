@@ -185,6 +185,12 @@ class Ledger {
   ScrubReport scrub_report() const;
   // The segments' bytes on disk, plain and compressed.
   log::SegmentLog::Footprint SegmentFootprint() const { return log_->footprint(); }
+  // The sealed segments and their files, checked (for the archiver).
+  std::vector<log::SegmentLog::SealedSegment> SealedSegments() const { return log_->Sealed(); }
+  StatusOr<std::string> ReadSealedSegment(uint64_t first_index, bool* compressed) const {
+    return log_->ReadSealed(first_index, compressed);
+  }
+  int segment_compression_level() const { return options_.segment_compression_level; }
 
   const note::Signer& signer() const { return *signer_; }
   const Recovery& recovery() const { return recovery_; }

@@ -905,4 +905,52 @@ SegmentLog::Footprint SegmentLog::footprint() const {
   return f;
 }
 
+std::vector<SegmentLog::SealedSegment> SegmentLog::Sealed() const {
+  std::vector<SealedSegment> out;
+  std::shared_lock lock(mu_);
+  for (size_t i = 0; i + 1 < segments_.size(); ++i) {
+    const Segment& seg = *segments_[i];
+    SealedSegment s;
+    s.first_index = seg.first_index;
+    s.entries = seg.count;
+    s.compressed = seg.z != nullptr;
+    s.file_bytes = seg.z ? seg.z->file_bytes : seg.bytes;
+    s.file_name = seg.z ? ZsegFileName(seg.first_index) : SegmentFileName(seg.first_index);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+StatusOr<std::string> SegmentLog::ReadSealed(uint64_t first_index, bool* compressed) const {
+  std::shared_ptr<const Zseg> z;
+  std::shared_ptr<env::File> file;
+  uint64_t bytes = 0;
+  {
+    std::shared_lock lock(mu_);
+    const Segment* seg = nullptr;
+    for (size_t i = 0; i + 1 < segments_.size(); ++i)
+      if (segments_[i]->first_index == first_index) seg = segments_[i].get();
+    if (!seg) return NotFoundError("no sealed segment starts at entry " + std::to_string(first_index));
+    z = seg->z;
+    file = seg->file;
+    bytes = z ? z->file_bytes : seg->bytes;
+  }
+  *compressed = z != nullptr;
+  std::string data(bytes, '\0');
+  const env::File& f = z ? *z->file : *file;
+  Status read = f.Read(0, bytes, data.data());
+  if (!read.ok()) {
+    // A plain segment compressed meanwhile is cut down before removal.
+    if (!z) return UnavailableError(f.path() + " changed while read: " + read.message());
+    return read;
+  }
+  if (z) {
+    RETURN_IF_ERROR(ForEachZsegFrame(
+        data, [](const ZsegInfo&, const ZsegFrame&, std::string_view) { return OkStatus(); }));
+  } else {
+    RETURN_IF_ERROR(ScanSegment(data, [](uint64_t, std::string_view) { return OkStatus(); }));
+  }
+  return data;
+}
+
 }  // namespace annals::log

@@ -98,6 +98,21 @@ class SegmentLog {
     uint64_t compressed_image_bytes = 0;  // what the compressed ones held before
   };
   Footprint footprint() const;
+  // The sealed segments (all but the open one), oldest first, in the form
+  // each has now. For the archiver.
+  struct SealedSegment {
+    uint64_t first_index = 0, entries = 0;
+    bool compressed = false;
+    uint64_t file_bytes = 0;
+    std::string file_name;  // "N.seg" or "N.zseg"
+  };
+  std::vector<SealedSegment> Sealed() const;
+  // The whole file of the sealed segment starting at first_index, in its
+  // form now, read through the log's own handle, and that form's
+  // checks: a compressed one's header, index and every frame CRC; a plain
+  // one's every record CRC (DataLoss naming the entry). NotFound if no
+  // sealed segment starts there; Unavailable if it changed form meanwhile.
+  StatusOr<std::string> ReadSealed(uint64_t first_index, bool* compressed) const;
 
   StatusOr<std::string> Read(uint64_t index) const;
   // Calls fn(index, data) for entries [begin, end), in order, verifying CRCs.

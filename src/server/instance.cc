@@ -10,6 +10,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "api/api.h"
+#include "archive/archiver.h"
 #include "auth/authorizer.h"
 #include "auth/limiter.h"
 #include "common/bytes.h"
@@ -84,6 +85,7 @@ struct Instance::Parts {
   std::unique_ptr<kube::TokenReviewer> token_reviewer;
   std::unique_ptr<DiskGuard> disk;
   std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<archive::Archiver> archiver;
   std::unique_ptr<index::DedupIndex> dedup;
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<index::EventIndex> events;
@@ -191,6 +193,28 @@ Status Instance::Build() {
   if (!rec.checkpoint_log_cut.empty())
     log::Warning("recovery: cut torn checkpoint log tail (%s)", rec.checkpoint_log_cut.c_str());
   if (rec.tiles_rebuilt) log::Info("recovery: rebuilt all tiles from the log");
+  if (!o.archive.empty()) {
+    archive::ArchiverOptions ao;
+    ASSIGN_OR_RETURN(ao.location, archive::ParseS3Url(o.archive));
+    if (o.s3_endpoint.empty()) return InvalidArgumentError("--archive needs --s3-endpoint URL");
+    ao.s3.endpoint = o.s3_endpoint;
+    ao.s3.region = archive::RegionOr(o.s3_region);
+    auto creds = archive::LoadCredentials(o.s3_credentials);
+    if (!creds.ok()) return InvalidArgumentError("--archive: " + creds.status().message());
+    ao.s3.credentials = *creds;
+    if (!o.s3_ca.empty()) {
+      ASSIGN_OR_RETURN(ao.s3.tls.ca_pem, ReadFileToString(o.s3_ca));
+    }
+    ASSIGN_OR_RETURN(ao.lock_mode, archive::ParseLockMode(o.archive_lock));
+    ao.retain_seconds = o.archive_retain_seconds;
+    ao.parallel = o.archive_parallel;
+    ao.interval = std::chrono::milliseconds(static_cast<int64_t>(o.archive_interval_seconds * 1000));
+    ao.max_backlog_entries = o.archive_max_backlog;
+    ao.state_dir = data + "/archive";
+    auto a = archive::Archiver::Start(std::move(ao), p.ledger.get(), &p.metrics);
+    if (!a.ok()) return Status(a.status().code(), "--archive: " + a.status().message());
+    p.archiver = std::move(*a);
+  }
   if (rec.lost_checkpoints_accepted > 0)
     log::Error("recovery: --accept-lost-checkpoints: the log's %llu entries had no signed checkpoint; "
                "signing them as found (recorded in %s/log/%s)",
@@ -233,7 +257,8 @@ Status Instance::Build() {
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
-  p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get()]() {
+  p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
+                       a = p.archiver.get()]() {
     api::Readiness r;
     r.storage = d->Refusal();
     if (r.storage.empty()) {
@@ -252,6 +277,7 @@ Status Instance::Build() {
     r.cold_objects = cs.cold;
     r.cold_cache_bytes = cs.cached_bytes;
     r.cold_loads = cs.loads;
+    if (r.storage.empty() && a) r.storage = a->Unready();
     return r;
   });
   stream::ChangeFeedOptions fo;
@@ -357,6 +383,7 @@ void Instance::Stop() {
   if (p.ingestor) p.ingestor->Drain();
   // 3. Consumers of the log.
   for (auto& f : p.forwarders) f->Stop();
+  if (p.archiver) p.archiver->Stop();
   if (p.feed) p.feed->Stop();
   if (p.projector) {
     p.projector->Stop();

@@ -67,6 +67,15 @@ struct InstanceOptions {
   // The disk guard's floor (server/disk_guard.h): ingest is refused while
   // less is free in the data directory's file system; 0 turns it off.
   uint64_t disk_reserve = uint64_t{64} << 20;
+  // The archive to S3-compatible object storage (docs/operations.md
+  // "Archive"): "" = none, else s3://BUCKET[/PREFIX].
+  std::string archive;
+  std::string s3_endpoint, s3_region, s3_ca, s3_credentials;
+  std::string archive_lock = "compliance";
+  int64_t archive_retain_seconds = 0;
+  int archive_parallel = 4;
+  double archive_interval_seconds = 5;
+  uint64_t archive_max_backlog = 10'000'000;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.

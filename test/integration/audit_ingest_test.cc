@@ -53,6 +53,7 @@ namespace {
 using client::HttpClient;
 using client::HttpResult;
 using nlohmann::json;
+using testutil::Metric;
 using testutil::ReadFile;
 using testutil::ServeOptions;
 using testutil::ServerProcess;
@@ -297,18 +298,6 @@ StatusOr<Answer> PostAudit(HttpClient* http, std::string_view body) {
       a.stored + a.duplicates != a.count || a.first_index.has_value() != (a.stored > 0))
     return DataLossError("inconsistent answer: " + r.body);
   return a;
-}
-
-// The value of one series on /metrics ("annals_log_entries",
-// "annals_bad_lines_total{source=\"tcp\"}"); 0 if it is not there yet.
-StatusOr<uint64_t> Metric(HttpClient* http, std::string_view series) {
-  ASSIGN_OR_RETURN(HttpResult r, http->Get("/metrics"));
-  if (r.status != 200) return UnavailableError("GET /metrics: HTTP " + std::to_string(r.status));
-  for (auto line : NonBlankLines(r.body)) {
-    if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ')
-      return std::stoull(std::string(line.substr(series.size() + 1)));
-  }
-  return 0;
 }
 
 // Metric() that fails the test (and returns ~0) when /metrics cannot be read.

@@ -192,4 +192,18 @@ StatusOr<std::vector<std::string>> FetchEntries(client::HttpClient* http, uint64
   return out;
 }
 
+StatusOr<uint64_t> Metric(client::HttpClient* http, std::string_view series) {
+  ASSIGN_OR_RETURN(client::HttpResult r, http->Get("/metrics"));
+  if (r.status != 200) return UnavailableError("GET /metrics: HTTP " + std::to_string(r.status));
+  std::string_view body = r.body;
+  while (!body.empty()) {
+    const size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ')
+      return std::stoull(std::string(line.substr(series.size() + 1)));
+  }
+  return 0;
+}
+
 }  // namespace annals::testutil

@@ -35,6 +35,10 @@ std::string UniqueVariant(std::string_view line, uint64_t n);
 // {"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[...]}.
 std::string LargeEventList(size_t min_bytes);
 
+// The value of one series on /metrics ("annals_log_entries",
+// "annals_bad_lines_total{source=\"tcp\"}"); 0 if it is not there yet.
+StatusOr<uint64_t> Metric(client::HttpClient* http, std::string_view series);
+
 // The answer to POST /v1/ingest/events.
 struct IngestAnswer {
   uint64_t count = 0;

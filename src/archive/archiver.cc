@@ -1,0 +1,318 @@
+#include "archive/archiver.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "checkpoint/checkpoint.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "merkle/tile.h"
+
+namespace annals::archive {
+
+namespace {
+
+using merkle::kTileHeight;
+using merkle::kTileWidth;
+
+// Full bundles and tiles are uploaded in steps of this many entries, the
+// state saved after each: a restart after an outage resumes within one.
+constexpr uint64_t kStepEntries = uint64_t{1} << 16;
+
+// The size a signed checkpoint note states.
+StatusOr<uint64_t> NoteSize(std::string_view note) {
+  const size_t end = note.find("\n\n");
+  if (end == std::string_view::npos) return DataLossError("published checkpoint is not a signed note");
+  ASSIGN_OR_RETURN(checkpoint::Checkpoint cp, checkpoint::Parse(note.substr(0, end + 1)));
+  return cp.size;
+}
+
+std::string Padded(uint64_t n) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%020llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+}  // namespace
+
+Archiver::Archiver(ArchiverOptions options, const ledger::Ledger* ledger, Metrics* metrics)
+    : options_(std::move(options)), ledger_(ledger), metrics_(metrics) {}
+
+StatusOr<std::unique_ptr<Archiver>> Archiver::Start(ArchiverOptions options, const ledger::Ledger* ledger,
+                                                    Metrics* metrics) {
+  if (options.parallel < 1 || options.parallel > 64)
+    return InvalidArgumentError("archive upload parallelism must be 1..64");
+  if (options.retain_seconds < 0) return InvalidArgumentError("archive retention must not be negative");
+  options.s3.bucket = options.location.bucket;
+  std::unique_ptr<Archiver> a(new Archiver(std::move(options), ledger, metrics));
+  const ArchiverOptions& o = a->options_;
+  for (int i = 0; i < o.parallel; ++i) {
+    ASSIGN_OR_RETURN(auto c, S3Client::Create(o.s3));
+    a->clients_.push_back(std::move(c));
+  }
+  RETURN_IF_ERROR(MakeDirs(o.state_dir));
+  ArchiveState st;
+  st.target = o.location.Url();
+  const std::string path = o.state_dir + "/state";
+  if (FileExists(path)) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    ASSIGN_OR_RETURN(ArchiveState loaded, ParseArchiveState(text));
+    if (loaded.target == st.target) {
+      st = loaded;
+    } else {
+      log::Warning("archive: state is for %s, not %s: archiving from the start", loaded.target.c_str(),
+                   st.target.c_str());
+    }
+  }
+  {
+    MutexLock lock(&a->mu_);
+    a->state_ = st;
+    a->progress_.target = st.target;
+    a->progress_.archived_size = st.size;
+    a->progress_.full_through = st.full_through;
+    a->progress_.next_segment = st.next_segment;
+  }
+  log::Info("archive: to %s at %s from entry %llu (checkpoint %llu in the bucket)", st.target.c_str(),
+            o.s3.endpoint.c_str(), static_cast<unsigned long long>(st.full_through),
+            static_cast<unsigned long long>(st.size));
+  a->thread_ = std::thread([p = a.get()] { p->Loop(); });
+  return a;
+}
+
+Archiver::~Archiver() { Stop(); }
+
+void Archiver::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stop_.store(true);
+    cv_.NotifyAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Archiver::Nudge() {
+  MutexLock lock(&mu_);
+  nudged_ = true;
+  cv_.NotifyAll();
+}
+
+ArchiveProgress Archiver::progress() const {
+  MutexLock lock(&mu_);
+  ArchiveProgress p = progress_;
+  const uint64_t published = ledger_->CheckpointSize();
+  p.backlog_entries = published > p.archived_size ? published - p.archived_size : 0;
+  return p;
+}
+
+std::string Archiver::Unready() const {
+  const ArchiveProgress p = progress();
+  if (p.stopped_on_mismatch) return "archive stopped: " + p.last_error;
+  if (p.backlog_entries > options_.max_backlog_entries)
+    return "archive backlog: " + std::to_string(p.backlog_entries) + " entries not yet in " + p.target +
+           " (bound " + std::to_string(options_.max_backlog_entries) + ")" +
+           (p.last_error.empty() ? "" : ": " + p.last_error);
+  return "";
+}
+
+void Archiver::Publish() {
+  const ArchiveProgress p = progress();
+  metrics_->Set("annals_archive_size", p.archived_size);
+  metrics_->Set("annals_archive_full_through", p.full_through);
+  metrics_->Set("annals_archive_next_segment", p.next_segment);
+  metrics_->Set("annals_archive_backlog_entries", p.backlog_entries);
+  metrics_->Set("annals_archive_stopped", p.stopped_on_mismatch ? 1 : 0);
+}
+
+void Archiver::Loop() {
+  auto backoff = std::chrono::milliseconds(500);
+  while (!stop_.load()) {
+    Status s = Round();
+    if (stop_.load()) break;
+    std::chrono::milliseconds wait = options_.interval;
+    if (s.ok()) {
+      check_existing_.store(false);
+      backoff = std::chrono::milliseconds(500);
+      MutexLock lock(&mu_);
+      progress_.last_error.clear();
+    } else {
+      // Whatever was sent in the failed step may or may not be stored.
+      check_existing_.store(true);
+      metrics_->Add("annals_archive_errors_total", "code", std::string(StatusCodeName(s.code())));
+      bool stop_here = s.code() == StatusCode::kDataLoss;
+      {
+        MutexLock lock(&mu_);
+        ++progress_.errors;
+        progress_.last_error = s.message();
+        progress_.stopped_on_mismatch = stop_here;
+      }
+      if (stop_here) {
+        log::Error("archive: stopped: %s", s.message().c_str());
+        Publish();
+        break;
+      }
+      log::Warning("archive: %s (retrying in %lld ms)", s.message().c_str(),
+                   static_cast<long long>(backoff.count()));
+      wait = std::min(wait, backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
+    }
+    Publish();
+    MutexLock lock(&mu_);
+    const auto until = std::chrono::steady_clock::now() + wait;
+    while (!stop_.load() && !nudged_ && std::chrono::steady_clock::now() < until) cv_.WaitUntil(&lock, until);
+    nudged_ = false;
+  }
+}
+
+Archiver::Upload Archiver::TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) const {
+  const std::string rel = merkle::FormatTilePath({entries, level, index, width});
+  return Upload{options_.location.Key(rel), entries ? "bundle" : "tile",
+                [this, rel]() -> StatusOr<std::string> {
+                  bool immutable = false;
+                  return ledger_->ReadTilePath(rel, &immutable);
+                }};
+}
+
+Status Archiver::Round() {
+  ArchiveState st;
+  {
+    MutexLock lock(&mu_);
+    st = state_;
+  }
+  const std::string note = ledger_->Checkpoint();
+  ASSIGN_OR_RETURN(const uint64_t n, NoteSize(note));
+
+  // 1. Full bundles and tiles, a step at a time.
+  const uint64_t full_end = n / kTileWidth * kTileWidth;
+  while (st.full_through < full_end) {
+    if (stop_.load()) return UnavailableError("archive: stopping");
+    const uint64_t a = st.full_through, b = std::min(full_end, a + kStepEntries);
+    std::vector<Upload> ups;
+    for (uint64_t i = a / kTileWidth; i < b / kTileWidth; ++i) ups.push_back(TileUpload(true, 0, i, kTileWidth));
+    for (uint64_t level = 0; (b >> (kTileHeight * level)) >= kTileWidth; ++level) {
+      const uint64_t ca = a >> (kTileHeight * level), cb = b >> (kTileHeight * level);
+      for (uint64_t i = ca / kTileWidth; i < cb / kTileWidth; ++i) ups.push_back(TileUpload(false, level, i, kTileWidth));
+    }
+    RETURN_IF_ERROR(UploadAll(ups));
+    st.full_through = b;
+    {
+      MutexLock lock(&mu_);
+      state_.full_through = b;
+      progress_.full_through = b;
+    }
+    RETURN_IF_ERROR(SaveState());
+  }
+
+  // 2. The checkpoint, after the partial bundle and tiles at its edge.
+  if (n > st.size) {
+    std::vector<Upload> ups;
+    if (n % kTileWidth) ups.push_back(TileUpload(true, 0, n / kTileWidth, n % kTileWidth));
+    for (uint64_t level = 0; (n >> (kTileHeight * level)) > 0; ++level) {
+      const uint64_t count = n >> (kTileHeight * level);
+      if (count % kTileWidth) ups.push_back(TileUpload(false, level, count / kTileWidth, count % kTileWidth));
+    }
+    ups.push_back(Upload{options_.location.Key("annals/checkpoints/" + Padded(n)), "checkpoint",
+                         [note]() -> StatusOr<std::string> { return note; }});
+    RETURN_IF_ERROR(UploadAll(ups));
+    // `checkpoint` is the one object written again: each archived
+    // checkpoint is a new version of it (all kept, and locked, in a
+    // versioned bucket); its latest is what readers verify.
+    const ObjectLock lock{options_.retain_seconds > 0 ? options_.lock_mode : LockMode::kNone,
+                          NowMicros() + options_.retain_seconds * 1000000};
+    RETURN_IF_ERROR(clients_[0]->Put(options_.location.Key("checkpoint"), note, lock));
+    metrics_->Add("annals_archive_objects_total", "kind", "checkpoint");
+    metrics_->Add("annals_archive_bytes_total", "kind", "checkpoint", note.size());
+    {
+      MutexLock l(&mu_);
+      state_.size = n;
+      progress_.archived_size = n;
+      ++progress_.objects;
+      progress_.bytes += note.size();
+    }
+    RETURN_IF_ERROR(SaveState());
+  }
+
+  // 3. Sealed segments in their final form (compressed, when the ledger
+  // compresses), oldest first.
+  const bool want_compressed = ledger_->segment_compression_level() > 0;
+  for (const auto& seg : ledger_->SealedSegments()) {
+    if (stop_.load()) return UnavailableError("archive: stopping");
+    if (seg.first_index + seg.entries <= st.next_segment) continue;
+    if (want_compressed && !seg.compressed) break;  // the compressor has not reached it yet
+    const uint64_t first = seg.first_index;
+    Upload up{options_.location.Key("annals/segments/" + seg.file_name), "segment",
+              [this, first]() -> StatusOr<std::string> {
+                bool compressed = false;
+                return ledger_->ReadSealedSegment(first, &compressed);
+              }};
+    RETURN_IF_ERROR(UploadOne(clients_[0].get(), up));
+    st.next_segment = seg.first_index + seg.entries;
+    {
+      MutexLock lock(&mu_);
+      state_.next_segment = st.next_segment;
+      progress_.next_segment = st.next_segment;
+    }
+    RETURN_IF_ERROR(SaveState());
+  }
+  return OkStatus();
+}
+
+Status Archiver::UploadAll(const std::vector<Upload>& uploads) {
+  std::atomic<size_t> next{0};
+  Mutex err_mu;
+  Status first_error;
+  auto work = [&](S3Client* client) {
+    for (size_t i; (i = next.fetch_add(1)) < uploads.size();) {
+      Status s = stop_.load() ? UnavailableError("archive: stopping") : UploadOne(client, uploads[i]);
+      if (!s.ok()) {
+        MutexLock lock(&err_mu);
+        if (first_error.ok()) first_error = s;
+        next.store(uploads.size());
+        return;
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(clients_.size(), uploads.size());
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work, clients_[t].get());
+  work(clients_[0].get());
+  for (auto& h : helpers) h.join();
+  MutexLock lock(&err_mu);
+  return first_error;
+}
+
+Status Archiver::UploadOne(S3Client* client, const Upload& up) {
+  ASSIGN_OR_RETURN(std::string body, up.bytes());
+  if (check_existing_.load()) {
+    ASSIGN_OR_RETURN(std::optional<std::string> etag, client->HeadEtag(up.key));
+    if (etag) {
+      if (*etag == Md5Hex(body)) {
+        MutexLock lock(&mu_);
+        ++progress_.skipped;
+        return OkStatus();
+      }
+      return DataLossError("archive object " + up.key + " differs from the local log (ETag " + *etag +
+                           ", local MD5 " + Md5Hex(body) + ")");
+    }
+  }
+  const ObjectLock lock{options_.retain_seconds > 0 ? options_.lock_mode : LockMode::kNone,
+                        NowMicros() + options_.retain_seconds * 1000000};
+  RETURN_IF_ERROR(client->Put(up.key, body, lock));
+  metrics_->Add("annals_archive_objects_total", "kind", up.kind);
+  metrics_->Add("annals_archive_bytes_total", "kind", up.kind, body.size());
+  MutexLock l(&mu_);
+  ++progress_.objects;
+  progress_.bytes += body.size();
+  return OkStatus();
+}
+
+Status Archiver::SaveState() {
+  std::string text;
+  {
+    MutexLock lock(&mu_);
+    text = state_.Encode();
+  }
+  return WriteFileAtomic(options_.state_dir + "/state", text, 0644);
+}
+
+}  // namespace annals::archive

@@ -1,0 +1,117 @@
+// Archiver: copies the log to S3-compatible object storage as it grows
+// (docs/format/archive.md): every full entry bundle and hash tile, the
+// partial ones at each archived checkpoint's edge, every sealed segment in
+// its final form, and the checkpoint, so that the bucket is a complete C2SP
+// tlog-tiles log that any client verifies with no annals server, and a
+// copy of the segments that outlives the machine. Objects are written with
+// S3 Object Lock, so that the store itself refuses to delete them before
+// their retention ends.
+//
+// Never in ingest's way: it reads only what the ledger has made durable
+// and published, on its own thread (and `parallel` upload threads while a
+// batch is in flight); an unreachable store only grows the backlog, which
+// /metrics and /readyz report. Progress is kept in <state_dir>/state,
+// written after each step, so a restart resumes where it stopped; objects
+// of a step that may have been sent before a crash are first looked up
+// (HEAD) and skipped when the store holds the same bytes (ETag = MD5), so
+// nothing is uploaded twice. An object in the store that differs from the
+// local log stops the archiver (DataLoss, reported): something other than
+// this log wrote there.
+//
+// Thread-safe. Does not own the ledger, which must outlive it.
+#ifndef ANNALS_ARCHIVE_ARCHIVER_H_
+#define ANNALS_ARCHIVE_ARCHIVER_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "archive/s3_client.h"
+#include "archive/s3_sign.h"
+#include "common/metrics.h"
+#include "common/mutex.h"
+#include "common/status.h"
+#include "ledger/ledger.h"
+
+namespace annals::archive {
+
+struct ArchiverOptions {
+  S3Config s3;
+  S3Location location;
+  LockMode lock_mode = LockMode::kCompliance;
+  int64_t retain_seconds = 0;  // 0: objects are written without a lock
+  // How often the archived checkpoint catches up with the published one.
+  std::chrono::milliseconds interval{5000};
+  int parallel = 4;  // concurrent uploads (connections)
+  // /readyz answers 503 while more entries than this wait to be archived.
+  uint64_t max_backlog_entries = 10'000'000;
+  std::string state_dir;  // <data>/archive
+};
+
+struct ArchiveProgress {
+  std::string target;
+  uint64_t archived_size = 0;   // the size of the checkpoint in the bucket
+  uint64_t full_through = 0;    // entries whose full bundles and tiles are in the bucket
+  uint64_t next_segment = 0;    // first entry of the next segment to upload
+  uint64_t backlog_entries = 0; // published but not yet archived
+  uint64_t objects = 0, bytes = 0, skipped = 0, errors = 0;
+  std::string last_error;  // of the last failed step, "" once a round succeeds
+  bool stopped_on_mismatch = false;
+};
+
+class Archiver {
+ public:
+  // Checks the options, loads the state (a state for another target starts
+  // over), and starts the thread.
+  static StatusOr<std::unique_ptr<Archiver>> Start(ArchiverOptions options, const ledger::Ledger* ledger,
+                                                   Metrics* metrics);
+  ~Archiver();
+  // Stops the thread; an upload in flight finishes or fails first.
+  void Stop();
+  ArchiveProgress progress() const;
+  // "" or why /readyz should answer 503: the backlog is beyond its bound,
+  // or the archiver stopped on an object that differs.
+  std::string Unready() const;
+  // Wakes the thread for a round now (tests; SIGHUP-like nudges).
+  void Nudge();
+
+ private:
+  struct Upload {
+    std::string key;
+    const char* kind;  // the metric label: bundle, tile, checkpoint, segment
+    std::function<StatusOr<std::string>()> bytes;
+  };
+  Archiver(ArchiverOptions options, const ledger::Ledger* ledger, Metrics* metrics);
+  void Loop();
+  // Brings the bucket up to the published checkpoint, then the segments.
+  Status Round();
+  Status UploadAll(const std::vector<Upload>& uploads);
+  Status UploadOne(S3Client* client, const Upload& upload);
+  Status SaveState() EXCLUDES(mu_);
+  Upload TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) const;
+  void Publish() EXCLUDES(mu_);  // gauges
+
+  const ArchiverOptions options_;
+  const ledger::Ledger* ledger_;
+  Metrics* metrics_;
+  std::vector<std::unique_ptr<S3Client>> clients_;  // one per upload thread
+  // After a start or a failed step, objects are looked up before upload.
+  std::atomic<bool> check_existing_{true};
+  std::atomic<bool> stop_{false};
+
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool nudged_ GUARDED_BY(mu_) = false;
+  ArchiveState state_ GUARDED_BY(mu_);
+  ArchiveProgress progress_ GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace annals::archive
+
+#endif  // ANNALS_ARCHIVE_ARCHIVER_H_
