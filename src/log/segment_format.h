@@ -66,6 +66,13 @@ inline constexpr size_t kZsegTrailerSize = 24;
 inline constexpr uint32_t kZsegFrameEntries = 256;
 inline constexpr char kZsegSuffix[] = ".zseg";
 
+// Segments kept only in the archive (docs/format/segment.md "Archived
+// segments"): the list of them in the segment directory, and the directory
+// where fetched copies are cached.
+inline constexpr char kArchivedListName[] = "archived";
+inline constexpr char kArchivedListHeader[] = "annals-archived-segments 1";
+inline constexpr char kArchiveCacheDir[] = "archive-cache";
+
 }  // namespace annals::log
 
 #endif  // ANNALS_LOG_SEGMENT_FORMAT_H_

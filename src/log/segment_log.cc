@@ -10,6 +10,7 @@
 
 #include "common/bytes.h"
 #include "common/crc32c.h"
+#include "common/sha256.h"
 #include "common/log.h"
 #include "log/compressed_segment.h"
 #include "log/segment_format.h"
@@ -51,6 +52,11 @@ struct SegmentLog::Segment {
   // Set once the segment is compressed (then `file` is null and `bytes` is
   // what the segment file held).
   std::shared_ptr<const Zseg> z;
+  // Kept in the archive only (DropLocal): neither `file` nor `z`; reads
+  // fetch the compressed file, which must have this size and SHA-256.
+  bool archived = false;
+  uint64_t archived_file_bytes = 0;
+  std::string archived_sha256;  // hex
   uint64_t bytes = 0;   // durable bytes (readers)
   uint64_t count = 0;   // durable entries
   // Where the records start. The open segment's (and a sealed one's whose
@@ -295,7 +301,33 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
     forms.push_back(f);
   }
 
+  // Segments kept in the archive only come first; a local file of one of
+  // them (a crash between recording the drop and removing the file) is
+  // removed now.
   uint64_t next = 0;
+  const std::string list_path = options_.dir + "/" + kArchivedListName;
+  if (options_.env->FileExists(list_path)) {
+    ASSIGN_OR_RETURN(std::string list, env::ReadFileToString(options_.env, list_path));
+    ASSIGN_OR_RETURN(std::vector<ArchivedSegment> archived, ParseArchivedList(list));
+    for (const ArchivedSegment& a : archived) {
+      if (a.first_index != next)
+        return DataLossError(std::string(kArchivedListName) + ": segment " + a.name + " should start at entry " +
+                             std::to_string(next));
+      auto seg = std::make_unique<Segment>();
+      seg->first_index = a.first_index;
+      seg->path = options_.dir + "/" + a.name;
+      seg->archived = true;
+      seg->count = a.entries;
+      seg->bytes = a.image_bytes;
+      seg->archived_file_bytes = a.file_bytes;
+      seg->archived_sha256 = a.sha256_hex;
+      next += a.entries;
+      segments_.push_back(std::move(seg));
+    }
+  }
+  const std::string cache_dir = options_.dir + "/" + kArchiveCacheDir;
+  if (options_.env->FileExists(cache_dir)) RETURN_IF_ERROR(options_.env->RemoveTree(cache_dir));
+
   for (size_t i = 0; i < names.size(); ++i) {
     const bool last = i + 1 == names.size();
     auto seg = std::make_unique<Segment>();
@@ -304,6 +336,13 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
     size_t nz = digits.find_first_not_of('0');
     auto parsed = ParseDecimal(digits.substr(nz == std::string_view::npos ? 19 : nz));
     seg->first_index = parsed ? *parsed : UINT64_MAX;
+    if (seg->first_index < next && !segments_.empty() && segments_.back()->archived) {
+      for (const std::string& n : {names[i], OffsetFileName(seg->first_index)})
+        if (options_.env->FileExists(options_.dir + "/" + n))
+          RETURN_IF_ERROR(options_.env->RemoveFile(options_.dir + "/" + n));
+      (void)options_.env->SyncDir(options_.dir);
+      continue;
+    }
     if (seg->first_index != next)
       return DataLossError("segment " + names[i] + " should start at entry " +
                            std::to_string(next));
@@ -417,7 +456,7 @@ Status SegmentLog::OpenSegments(uint64_t min_entries, RecoveryReport* report) {
   }
   // Appends go to a plain segment: after a compressed last one (its plain
   // successor lost) a new one starts.
-  if (segments_.empty() || segments_.back()->z) RETURN_IF_ERROR(StartSegment(next));
+  if (segments_.empty() || segments_.back()->z || segments_.back()->archived) RETURN_IF_ERROR(StartSegment(next));
   if (next < min_entries)
     return DataLossError("log holds " + std::to_string(next) +
                          " entries but a published checkpoint covers " +
@@ -650,18 +689,29 @@ Status SegmentLog::ReadRange(
     uint64_t off = 0, stop_off = 0, stop = 0;
     std::shared_ptr<env::File> file;
     std::shared_ptr<const Zseg> z;
+    std::unique_ptr<Segment> archived;  // a copy of an archived-only segment's record
     {
       std::shared_lock lock(mu_);
       seg = Find(i);
       if (seg == nullptr) return InternalError("entry " + std::to_string(i) + " not located");
       stop = std::min(end, seg->first_index + seg->count);
-      if (seg->z) {
+      if (seg->archived) {
+        archived = std::make_unique<Segment>();
+        archived->first_index = seg->first_index;
+        archived->path = seg->path;
+        archived->count = seg->count;
+        archived->archived_file_bytes = seg->archived_file_bytes;
+        archived->archived_sha256 = seg->archived_sha256;
+      } else if (seg->z) {
         z = seg->z;
       } else {
         ASSIGN_OR_RETURN(off, OffsetOf(*seg, i - seg->first_index));
         ASSIGN_OR_RETURN(stop_off, OffsetOf(*seg, stop - seg->first_index));
         file = seg->file;
       }
+    }
+    if (archived) {
+      ASSIGN_OR_RETURN(z, LoadArchived(*archived));
     }
     if (z) {
       RETURN_IF_ERROR(ReadCompressed(*z, i, stop, fn));
@@ -748,7 +798,7 @@ StatusOr<bool> SegmentLog::CompressOne(int level) {
   {
     std::shared_lock lock(mu_);
     for (size_t j = 0; j + 1 < segments_.size(); ++j) {
-      if (!segments_[j]->z && segments_[j]->count > 0) {
+      if (!segments_[j]->z && !segments_[j]->archived && segments_[j]->count > 0) {
         seg = segments_[j].get();
         file = seg->file;
         count = seg->count;
@@ -893,7 +943,9 @@ SegmentLog::Footprint SegmentLog::footprint() const {
   Footprint f;
   std::shared_lock lock(mu_);
   for (const auto& seg : segments_) {
-    if (seg->z) {
+    if (seg->archived) {
+      ++f.archived_segments;
+    } else if (seg->z) {
       ++f.compressed_segments;
       f.compressed_bytes += seg->z->file_bytes;
       f.compressed_image_bytes += seg->z->info.image_bytes;
@@ -910,6 +962,7 @@ std::vector<SegmentLog::SealedSegment> SegmentLog::Sealed() const {
   std::shared_lock lock(mu_);
   for (size_t i = 0; i + 1 < segments_.size(); ++i) {
     const Segment& seg = *segments_[i];
+    if (seg.archived) continue;
     SealedSegment s;
     s.first_index = seg.first_index;
     s.entries = seg.count;
@@ -930,7 +983,8 @@ StatusOr<std::string> SegmentLog::ReadSealed(uint64_t first_index, bool* compres
     const Segment* seg = nullptr;
     for (size_t i = 0; i + 1 < segments_.size(); ++i)
       if (segments_[i]->first_index == first_index) seg = segments_[i].get();
-    if (!seg) return NotFoundError("no sealed segment starts at entry " + std::to_string(first_index));
+    if (!seg || seg->archived)
+      return NotFoundError("no sealed segment on local disk starts at entry " + std::to_string(first_index));
     z = seg->z;
     file = seg->file;
     bytes = z ? z->file_bytes : seg->bytes;
@@ -951,6 +1005,161 @@ StatusOr<std::string> SegmentLog::ReadSealed(uint64_t first_index, bool* compres
     RETURN_IF_ERROR(ScanSegment(data, [](uint64_t, std::string_view) { return OkStatus(); }));
   }
   return data;
+}
+
+uint64_t SegmentLog::LocalBegin() const {
+  std::shared_lock lock(mu_);
+  for (const auto& seg : segments_)
+    if (!seg->archived) return seg->first_index;
+  return written_;
+}
+
+std::string SegmentLog::ArchivedList() const {
+  std::vector<ArchivedSegment> list;
+  for (const auto& seg : segments_) {
+    if (!seg->archived) break;
+    list.push_back({ZsegFileName(seg->first_index), seg->first_index, seg->count, seg->bytes,
+                    seg->archived_file_bytes, seg->archived_sha256});
+  }
+  return EncodeArchivedList(list);
+}
+
+Status SegmentLog::DropLocal(uint64_t first_index) {
+  std::shared_ptr<const Zseg> z;
+  {
+    std::shared_lock lock(mu_);
+    size_t k = 0;
+    while (k < segments_.size() && segments_[k]->first_index != first_index) ++k;
+    if (k == segments_.size()) return NotFoundError("no segment starts at entry " + std::to_string(first_index));
+    if (k + 1 == segments_.size()) return FailedPreconditionError("the open segment is never dropped");
+    if (segments_[k]->archived) return OkStatus();
+    if (k > 0 && !segments_[k - 1]->archived)
+      return FailedPreconditionError("segments are dropped oldest first");
+    if (!segments_[k]->z) return FailedPreconditionError("only compressed segments are dropped");
+    z = segments_[k]->z;
+  }
+  // The whole file, checked, and its digest: what a fetch must give back.
+  std::string data(z->file_bytes, '\0');
+  RETURN_IF_ERROR(z->file->Read(0, data.size(), data.data()));
+  RETURN_IF_ERROR(ForEachZsegFrame(data, [](const ZsegInfo&, const ZsegFrame&, std::string_view) { return OkStatus(); }));
+  const std::string digest = HexEncode(HashBytes(Sha256(data)));
+  std::string list;
+  {
+    std::unique_lock lock(mu_);
+    for (auto& seg : segments_) {
+      if (seg->first_index != first_index) continue;
+      seg->archived = true;
+      seg->archived_file_bytes = z->file_bytes;
+      seg->archived_sha256 = digest;
+      seg->z.reset();  // readers mid-read keep theirs
+    }
+    list = ArchivedList();
+    // Recorded before the file goes: a crash after it finishes the drop at
+    // the next open; one before it leaves the segment local.
+    Status w = env::WriteFileAtomic(options_.env, options_.dir + "/" + kArchivedListName, list);
+    if (!w.ok()) {
+      for (auto& seg : segments_)
+        if (seg->first_index == first_index) {
+          seg->archived = false;
+          seg->z = z;
+        }
+      return w;
+    }
+  }
+  RETURN_IF_ERROR(options_.env->RemoveFile(z->path));
+  return options_.env->SyncDir(options_.dir);
+}
+
+StatusOr<std::shared_ptr<const SegmentLog::Zseg>> SegmentLog::LoadArchived(const Segment& seg) const {
+  {
+    std::lock_guard lock(cache_mu_);
+    for (size_t k = 0; k < cache_.size(); ++k) {
+      if (cache_[k].first != seg.first_index) continue;
+      auto hit = cache_[k];
+      cache_.erase(cache_.begin() + static_cast<ptrdiff_t>(k));
+      cache_.push_back(hit);
+      return hit.second;
+    }
+  }
+  const std::string name = ZsegFileName(seg.first_index);
+  if (!options_.fetch_archived)
+    return UnavailableError("segment " + name + " (entries " + std::to_string(seg.first_index) + ".." +
+                            std::to_string(seg.first_index + seg.count - 1) +
+                            ") is in the archive only, and no archive is configured");
+  auto data = options_.fetch_archived(name);
+  if (!data.ok())
+    return UnavailableError("fetching archived segment " + name + ": " + data.status().message());
+  if (data->size() != seg.archived_file_bytes || HexEncode(HashBytes(Sha256(*data))) != seg.archived_sha256)
+    return DataLossError("archived segment " + name + " differs from the one whose local copy was dropped (size " +
+                         std::to_string(data->size()) + ", want " + std::to_string(seg.archived_file_bytes) +
+                         " and SHA-256 " + seg.archived_sha256 + ")");
+  const std::string dir = options_.dir + "/" + kArchiveCacheDir;
+  RETURN_IF_ERROR(options_.env->CreateDirs(dir));
+  const std::string path = dir + "/" + name;
+  RETURN_IF_ERROR(env::WriteFileAtomic(options_.env, path, *data, 0644, /*sync=*/false));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Zseg> z, OpenZseg(path, seg.first_index));
+  std::lock_guard lock(cache_mu_);
+  cache_.emplace_back(seg.first_index, z);
+  while (cache_.size() > std::max<size_t>(1, options_.archive_cache_segments)) {
+    // Readers holding it keep the descriptor.
+    (void)options_.env->RemoveFile(cache_.front().second->path);
+    cache_.erase(cache_.begin());
+  }
+  return z;
+}
+
+std::string EncodeArchivedList(const std::vector<ArchivedSegment>& list) {
+  std::string out = std::string(kArchivedListHeader) + "\n";
+  for (const auto& a : list)
+    out += a.name + " " + std::to_string(a.first_index) + " " + std::to_string(a.entries) + " " +
+           std::to_string(a.image_bytes) + " " + std::to_string(a.file_bytes) + " " + a.sha256_hex + "\n";
+  return out;
+}
+
+StatusOr<std::vector<ArchivedSegment>> ParseArchivedList(std::string_view text) {
+  auto bad = [](size_t line, const std::string& why) {
+    return DataLossError(std::string(kArchivedListName) + " line " + std::to_string(line) + ": " + why);
+  };
+  std::vector<ArchivedSegment> out;
+  size_t line_no = 0;
+  bool header = false;
+  while (!text.empty()) {
+    ++line_no;
+    const size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return bad(line_no, "no final newline");
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    if (!header) {
+      if (line != kArchivedListHeader) return bad(line_no, "not an archived-segments list (version 1)");
+      header = true;
+      continue;
+    }
+    std::vector<std::string_view> f;
+    while (!line.empty()) {
+      const size_t sp = line.find(' ');
+      f.push_back(line.substr(0, sp));
+      line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
+    }
+    if (f.size() != 6) return bad(line_no, "want NAME FIRST ENTRIES IMAGE_BYTES FILE_BYTES SHA256");
+    ArchivedSegment a;
+    a.name = std::string(f[0]);
+    auto first = ParseDecimal(f[1]), entries = ParseDecimal(f[2]), image = ParseDecimal(f[3]),
+         file = ParseDecimal(f[4]);
+    if (!first || !entries || !image || !file || *entries == 0) return bad(line_no, "bad number");
+    a.first_index = *first;
+    a.entries = *entries;
+    a.image_bytes = *image;
+    a.file_bytes = *file;
+    if (a.name != ZsegFileName(a.first_index)) return bad(line_no, "name " + a.name + " is not its first entry's");
+    auto digest = HexDecode(f[5]);
+    if (!digest || digest->size() != 32 || f[5] != HexEncode(*digest)) return bad(line_no, "bad SHA-256");
+    a.sha256_hex = std::string(f[5]);
+    if (!out.empty() && out.back().first_index + out.back().entries != a.first_index)
+      return bad(line_no, "segment does not follow the one before");
+    out.push_back(std::move(a));
+  }
+  if (!header) return bad(1, "empty");
+  return out;
 }
 
 }  // namespace annals::log

@@ -36,6 +36,13 @@ struct SegmentLogOptions {
   // spans two segments.
   uint64_t max_segment_entries = 1 << 16;
   uint64_t max_segment_bytes = 1ull << 30;
+  // Where a segment whose local copy was dropped (DropLocal) is read from:
+  // the compressed segment file's bytes by its name ("N.zseg"). Null: such
+  // segments cannot be read (Unavailable naming them).
+  std::function<StatusOr<std::string>(const std::string& name)> fetch_archived;
+  // Fetched segments kept in <dir>/archive-cache, the least recently used
+  // removed beyond this many.
+  size_t archive_cache_segments = 4;
 };
 
 // What Open() found at the end of the last segment.
@@ -96,6 +103,7 @@ class SegmentLog {
     uint64_t plain_segments = 0, plain_bytes = 0;  // the open one included
     uint64_t compressed_segments = 0, compressed_bytes = 0;
     uint64_t compressed_image_bytes = 0;  // what the compressed ones held before
+    uint64_t archived_segments = 0;       // in the archive only (DropLocal)
   };
   Footprint footprint() const;
   // The sealed segments (all but the open one), oldest first, in the form
@@ -107,6 +115,17 @@ class SegmentLog {
     std::string file_name;  // "N.seg" or "N.zseg"
   };
   std::vector<SealedSegment> Sealed() const;
+  // Drops the local copy of the compressed sealed segment starting at
+  // first_index, which the caller has confirmed is in the archive with
+  // exactly these bytes: records it (name, entries, SHA-256 of the file) in
+  // <dir>/archived (replaced atomically, synced), then removes the file.
+  // Later reads fetch it through options.fetch_archived, check it against
+  // the recorded SHA-256 and cache it. FailedPrecondition for the open
+  // segment or a plain one.
+  Status DropLocal(uint64_t first_index);
+  // The first entry whose segment is on local disk (entries below it are
+  // in the archive only).
+  uint64_t LocalBegin() const;
   // The whole file of the sealed segment starting at first_index, in its
   // form now, read through the log's own handle, and that form's
   // checks: a compressed one's header, index and every frame CRC; a plain
@@ -138,6 +157,11 @@ class SegmentLog {
   // The segment holding entry `index`, or null. Caller holds mu_.
   const Segment* Find(uint64_t index) const;
   struct Zseg;
+  // The compressed form of an archived-only segment: from the cache, or
+  // fetched, checked and cached.
+  StatusOr<std::shared_ptr<const Zseg>> LoadArchived(const Segment& seg) const;
+  // <dir>/archived as it should read for segments_ now. Caller holds mu_.
+  std::string ArchivedList() const;
   // Opens N.zseg (checking its header and trailer) as entries from `first`.
   StatusOr<std::shared_ptr<const Zseg>> OpenZseg(const std::string& path, uint64_t first) const;
   // Calls fn for entries [i, stop) of a compressed segment.
@@ -147,6 +171,9 @@ class SegmentLog {
   const SegmentLogOptions options_;
   const uint64_t id_;  // tells this log's frames apart in the per-thread frame cache
   mutable std::shared_mutex mu_;  // guards segments_ (the vector and offsets)
+  mutable std::mutex cache_mu_;    // guards cache_
+  // Fetched archived-only segments, most recently used last.
+  mutable std::vector<std::pair<uint64_t, std::shared_ptr<const Zseg>>> cache_;
   std::vector<std::unique_ptr<Segment>> segments_;
   uint64_t written_ = 0;              // appended (writer thread only)
   std::atomic<uint64_t> durable_{0};  // synced
@@ -161,6 +188,17 @@ class SegmentLog {
 Status ScanSegment(std::string_view bytes,
                    const std::function<Status(uint64_t index, std::string_view data)>& fn,
                    uint64_t* first_index = nullptr, uint64_t* good_bytes = nullptr);
+
+// One line of <dir>/archived (docs/format/segment.md "Archived segments").
+struct ArchivedSegment {
+  std::string name;  // "N.zseg"
+  uint64_t first_index = 0, entries = 0, image_bytes = 0, file_bytes = 0;
+  std::string sha256_hex;  // of the compressed file
+};
+std::string EncodeArchivedList(const std::vector<ArchivedSegment>& list);
+// Strict: the header line, then one line per segment, each following the
+// one before. DataLoss naming the line.
+StatusOr<std::vector<ArchivedSegment>> ParseArchivedList(std::string_view text);
 
 // Segment file name for a segment starting at first_index: 20 digits + ".seg".
 std::string SegmentFileName(uint64_t first_index);
