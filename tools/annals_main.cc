@@ -169,6 +169,12 @@ int VerifyLocal(const std::string& data, std::string vkey) {
                  static_cast<unsigned long long>(report.unsigned_entries));
   for (const auto& line : report.accepted_losses)
     std::fprintf(stderr, "annals: note: an operator accepted lost checkpoints: %s\n", line.c_str());
+  if (report.archived_only > 0)
+    std::fprintf(stderr,
+                 "annals: note: entries 0..%llu are in the archive only (local retention): their hashes were "
+                 "read from the local tiles and match every signed root; check their bytes with annals "
+                 "verify --url on the archive\n",
+                 static_cast<unsigned long long>(report.archived_only - 1));
   std::printf("verified %llu entries, %llu tiles, %llu blobs, %llu checkpoints in %.3fs\n",
               static_cast<unsigned long long>(report.entries),
               static_cast<unsigned long long>(report.tiles),
@@ -444,6 +450,10 @@ int main(int argc, char** argv) {
                     "seconds between archived checkpoints (the bucket's checkpoint lags by about this)")
       ->check(CLI::Range(0.05, 86400.0))
       ->capture_default_str();
+  serve->add_option("--local-retain", flags.local_retain,
+                    "with --archive: drop the local copy of a sealed segment once it is confirmed in the "
+                    "archive and older than DURATION (e.g. 30d) or beyond SIZE of segments on disk (e.g. "
+                    "500GiB); reads fetch it back from the archive");
   serve->add_option("--archive-max-backlog", flags.archive_max_backlog,
                     "/readyz answers 503 while more entries than this wait to be archived")
       ->capture_default_str();

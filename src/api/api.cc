@@ -722,6 +722,7 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_compressed_segments", segs.compressed_segments);
   metrics_.Set("annals_log_compressed_segment_bytes", segs.compressed_bytes);
   metrics_.Set("annals_log_compressed_segment_uncompressed_bytes", segs.compressed_image_bytes);
+  metrics_.Set("annals_log_archived_only_segments", segs.archived_segments);
   if (readiness_) {
     const Readiness rd = readiness_();
     metrics_.Set("annals_projection_ready", rd.ready ? 1 : 0);

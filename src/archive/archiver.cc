@@ -1,7 +1,10 @@
 #include "archive/archiver.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 
 #include "checkpoint/checkpoint.h"
 #include "common/file_util.h"
@@ -36,10 +39,10 @@ std::string Padded(uint64_t n) {
 
 }  // namespace
 
-Archiver::Archiver(ArchiverOptions options, const ledger::Ledger* ledger, Metrics* metrics)
+Archiver::Archiver(ArchiverOptions options, ledger::Ledger* ledger, Metrics* metrics)
     : options_(std::move(options)), ledger_(ledger), metrics_(metrics) {}
 
-StatusOr<std::unique_ptr<Archiver>> Archiver::Start(ArchiverOptions options, const ledger::Ledger* ledger,
+StatusOr<std::unique_ptr<Archiver>> Archiver::Start(ArchiverOptions options, ledger::Ledger* ledger,
                                                     Metrics* metrics) {
   if (options.parallel < 1 || options.parallel > 64)
     return InvalidArgumentError("archive upload parallelism must be 1..64");
@@ -254,7 +257,62 @@ Status Archiver::Round() {
     }
     RETURN_IF_ERROR(SaveState());
   }
+  return Retain(st.next_segment);
+}
+
+Status Archiver::Retain(uint64_t archived_through) {
+  if (options_.local_retain_seconds < 0 && options_.local_retain_bytes == 0) return OkStatus();
+  const auto sealed = ledger_->SealedSegments();
+  uint64_t local_bytes = 0;
+  for (const auto& seg : sealed) local_bytes += seg.file_bytes;
+  const int64_t now = NowMicros() / 1000000;
+  for (const auto& seg : sealed) {
+    if (stop_.load()) return OkStatus();
+    // Oldest first, and never a segment not yet in the archive.
+    if (seg.first_index + seg.entries > archived_through || !seg.compressed) break;
+    bool past = false;
+    if (options_.local_retain_seconds >= 0) {
+      struct stat st {};
+      if (::stat(seg.path.c_str(), &st) == 0 && st.st_mtime + options_.local_retain_seconds <= now) past = true;
+    }
+    if (options_.local_retain_bytes > 0 && local_bytes > options_.local_retain_bytes) past = true;
+    if (!past) break;
+    // Confirmed: the store holds exactly the local bytes.
+    bool compressed = false;
+    ASSIGN_OR_RETURN(std::string bytes, ledger_->ReadSealedSegment(seg.first_index, &compressed));
+    const std::string key = options_.location.Key("annals/segments/" + seg.file_name);
+    ASSIGN_OR_RETURN(std::optional<std::string> etag, clients_[0]->HeadEtag(key));
+    if (!etag || *etag != Md5Hex(bytes))
+      return FailedPreconditionError("local retention: " + key + (etag ? " differs from" : " is missing from") +
+                                     " the archive; " + seg.file_name + " is kept");
+    RETURN_IF_ERROR(ledger_->DropLocalSegment(seg.first_index));
+    local_bytes -= seg.file_bytes;
+    metrics_->Add("annals_archive_local_segments_dropped_total", "kind", "segment");
+    log::Info("archive: dropped the local copy of %s (entries %llu..%llu, in %s)", seg.file_name.c_str(),
+              static_cast<unsigned long long>(seg.first_index),
+              static_cast<unsigned long long>(seg.first_index + seg.entries - 1), options_.location.Url().c_str());
+    MutexLock lock(&mu_);
+    ++progress_.dropped_segments;
+  }
   return OkStatus();
+}
+
+StatusOr<std::function<StatusOr<std::string>(const std::string& name)>> SegmentFetcher(const S3Config& config,
+                                                                                      const S3Location& location) {
+  S3Config c = config;
+  c.bucket = location.bucket;
+  ASSIGN_OR_RETURN(std::unique_ptr<S3Client> client, S3Client::Create(c));
+  struct Shared {
+    std::mutex mu;
+    std::unique_ptr<S3Client> client;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->client = std::move(client);
+  return std::function<StatusOr<std::string>(const std::string&)>(
+      [shared, location](const std::string& name) -> StatusOr<std::string> {
+        std::lock_guard lock(shared->mu);
+        return shared->client->Get(location.Key("annals/segments/" + name));
+      });
 }
 
 Status Archiver::UploadAll(const std::vector<Upload>& uploads) {

@@ -51,7 +51,19 @@ struct ArchiverOptions {
   // /readyz answers 503 while more entries than this wait to be archived.
   uint64_t max_backlog_entries = 10'000'000;
   std::string state_dir;  // <data>/archive
+  // Local retention: a sealed segment confirmed in the archive loses its
+  // local copy once its file is older than local_retain_seconds (>= 0), or
+  // while the sealed segments on disk take more than local_retain_bytes
+  // (> 0). Reads fetch it back (SegmentFetcher). Neither: all kept.
+  int64_t local_retain_seconds = -1;
+  uint64_t local_retain_bytes = 0;
 };
+
+// What the ledger's segment log reads an archived-only segment with: GET
+// <prefix>/annals/segments/<name> over one connection at a time.
+// Thread-safe.
+StatusOr<std::function<StatusOr<std::string>(const std::string& name)>> SegmentFetcher(const S3Config& config,
+                                                                                      const S3Location& location);
 
 struct ArchiveProgress {
   std::string target;
@@ -60,6 +72,7 @@ struct ArchiveProgress {
   uint64_t next_segment = 0;    // first entry of the next segment to upload
   uint64_t backlog_entries = 0; // published but not yet archived
   uint64_t objects = 0, bytes = 0, skipped = 0, errors = 0;
+  uint64_t dropped_segments = 0;  // local copies dropped by retention
   std::string last_error;  // of the last failed step, "" once a round succeeds
   bool stopped_on_mismatch = false;
 };
@@ -68,7 +81,7 @@ class Archiver {
  public:
   // Checks the options, loads the state (a state for another target starts
   // over), and starts the thread.
-  static StatusOr<std::unique_ptr<Archiver>> Start(ArchiverOptions options, const ledger::Ledger* ledger,
+  static StatusOr<std::unique_ptr<Archiver>> Start(ArchiverOptions options, ledger::Ledger* ledger,
                                                    Metrics* metrics);
   ~Archiver();
   // Stops the thread; an upload in flight finishes or fails first.
@@ -86,18 +99,20 @@ class Archiver {
     const char* kind;  // the metric label: bundle, tile, checkpoint, segment
     std::function<StatusOr<std::string>()> bytes;
   };
-  Archiver(ArchiverOptions options, const ledger::Ledger* ledger, Metrics* metrics);
+  Archiver(ArchiverOptions options, ledger::Ledger* ledger, Metrics* metrics);
   void Loop();
   // Brings the bucket up to the published checkpoint, then the segments.
   Status Round();
   Status UploadAll(const std::vector<Upload>& uploads);
+  // Local retention: drops what is past it and confirmed in the archive.
+  Status Retain(uint64_t archived_through);
   Status UploadOne(S3Client* client, const Upload& upload);
   Status SaveState() EXCLUDES(mu_);
   Upload TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) const;
   void Publish() EXCLUDES(mu_);  // gauges
 
   const ArchiverOptions options_;
-  const ledger::Ledger* ledger_;
+  ledger::Ledger* ledger_;
   Metrics* metrics_;
   std::vector<std::unique_ptr<S3Client>> clients_;  // one per upload thread
   // After a start or a failed step, objects are looked up before upload.

@@ -115,4 +115,28 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
   return v;
 }
 
+std::optional<uint64_t> ParseByteSize(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  auto n = ParseDecimal(s.substr(0, digits));
+  if (!n) return std::nullopt;
+  std::string_view unit = s.substr(digits);
+  uint64_t mult = 1;
+  if (!unit.empty() && unit != "B") {
+    const char c = unit[0];
+    const int power = c == 'K' ? 1 : c == 'M' ? 2 : c == 'G' ? 3 : c == 'T' ? 4 : 0;
+    if (power == 0) return std::nullopt;
+    unit.remove_prefix(1);
+    uint64_t base = 1000;
+    if (unit.starts_with("i")) {
+      base = 1024;
+      unit.remove_prefix(1);
+    }
+    if (!unit.empty() && unit != "B") return std::nullopt;
+    for (int i = 0; i < power; ++i) mult *= base;
+  }
+  if (*n > UINT64_MAX / mult) return std::nullopt;
+  return *n * mult;
+}
+
 }  // namespace annals

@@ -43,6 +43,10 @@ std::optional<std::string> HexDecode(std::string_view in);
 // Parses a non-negative decimal with no sign, no leading zeros (except "0"),
 // and no overflow. The strict form C2SP notes and our URLs require.
 std::optional<uint64_t> ParseDecimal(std::string_view s);
+// A size in bytes: a decimal count with an optional unit K, M, G, T (powers
+// of 1000) or KiB, MiB, GiB, TiB (of 1024), B allowed after the letter
+// ("500MB", "10GiB", "4096"). nullopt for anything else or on overflow.
+std::optional<uint64_t> ParseByteSize(std::string_view s);
 
 }  // namespace annals
 

@@ -140,5 +140,15 @@ TEST(ParseDecimalTest, RejectsNonCanonicalAndOverflowingInput) {
   for (const auto& s : bad) EXPECT_FALSE(ParseDecimal(s).has_value()) << "accepted: " << s;
 }
 
+TEST(ParseByteSize, UnitsAndRejects) {
+  EXPECT_EQ(ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(ParseByteSize("500MB"), 500'000'000u);
+  EXPECT_EQ(ParseByteSize("10GiB"), 10ull << 30);
+  EXPECT_EQ(ParseByteSize("2T"), 2'000'000'000'000u);
+  EXPECT_EQ(ParseByteSize("1KiB"), 1024u);
+  for (const char* bad : {"", "GB", "10X", "10GiBs", "-1", "1.5G", "99999999999999999999", "20000000TiB"})
+    EXPECT_FALSE(ParseByteSize(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace annals

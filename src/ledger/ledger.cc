@@ -112,6 +112,7 @@ Status Ledger::Recover() {
   lo.dir = options_.data_dir + "/segments";
   lo.env = options_.env;
   lo.max_segment_entries = options_.max_segment_entries;
+  lo.fetch_archived = options_.fetch_archived_segment;
   ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
   const uint64_t n = log_->size();
   if (checkpoints_->latest().empty() && n > 0) {

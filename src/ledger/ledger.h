@@ -79,6 +79,9 @@ struct LedgerOptions {
   // one already published. True is the operator's decision to sign what is
   // there; it is recorded in <data_dir>/log/accepted-losses.
   bool accept_lost_checkpoints = false;
+  // How a segment whose local copy was dropped (DropLocalSegment) is read
+  // back from the archive (log::SegmentLogOptions::fetch_archived).
+  std::function<StatusOr<std::string>(const std::string& name)> fetch_archived_segment;
 };
 
 // What a scrub of the log found (Ledger::Scrub).
@@ -191,6 +194,10 @@ class Ledger {
     return log_->ReadSealed(first_index, compressed);
   }
   int segment_compression_level() const { return options_.segment_compression_level; }
+  // Local retention (docs/operations.md "Archive"): drops the local copy of
+  // a compressed sealed segment the caller confirmed is in the archive.
+  Status DropLocalSegment(uint64_t first_index) { return log_->DropLocal(first_index); }
+  uint64_t LocalBegin() const { return log_->LocalBegin(); }
 
   const note::Signer& signer() const { return *signer_; }
   const Recovery& recovery() const { return recovery_; }

@@ -34,6 +34,11 @@ struct VerifyReport {
   // The lines of log/accepted-losses: times an operator let the server sign
   // a log whose checkpoints were lost.
   std::vector<std::string> accepted_losses;
+  // Entries [0, archived_only) whose segments are in the archive only
+  // (segments/archived, local retention): their leaf hashes are read from
+  // the local level-0 tiles and must hash to every signed root with the
+  // rest; their bytes are checked where they are (annals verify --url).
+  uint64_t archived_only = 0;
 };
 
 // progress(bytes_done, bytes_total) is called now and then.

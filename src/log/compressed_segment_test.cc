@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -358,6 +359,103 @@ TEST(CompressedSegmentCodecTest, EveryFlippedByteIsFound) {
     }
   }
   for (size_t n = 0; n < z.size(); ++n) EXPECT_FALSE(ExpandCompressedSegment(z.substr(0, n)).ok());
+}
+
+// Local retention: a compressed segment's file is dropped and read back
+// through the fetch function (the archive), checked against its digest.
+TEST_F(CompressedSegmentTest, DroppedSegmentsAreFetchedBackCheckedAndSurviveReopen) {
+  std::map<std::string, std::string> archive;  // what the store holds
+  int fetches = 0;
+  options_.fetch_archived = [&](const std::string& name) -> StatusOr<std::string> {
+    ++fetches;
+    auto it = archive.find(name);
+    if (it == archive.end()) return NotFoundError(name);
+    return it->second;
+  };
+  options_.archive_cache_segments = 1;
+  auto log = Fill(1100);
+  ASSERT_EQ(CompressAll(log.get()), 4);
+  for (uint64_t first : {0, 256}) archive[ZsegFileName(first)] = ReadFile(Path(ZsegFileName(first)));
+
+  EXPECT_EQ(log->DropLocal(256).code(), StatusCode::kFailedPrecondition);  // oldest first
+  EXPECT_EQ(log->DropLocal(1024).code(), StatusCode::kFailedPrecondition);  // the open one
+  ASSERT_TRUE(log->DropLocal(0).ok());
+  ASSERT_TRUE(log->DropLocal(256).ok());
+  EXPECT_FALSE(fs::exists(Path(ZsegFileName(0))));
+  EXPECT_FALSE(fs::exists(Path(ZsegFileName(256))));
+  EXPECT_EQ(log->LocalBegin(), 512u);
+  EXPECT_EQ(log->footprint().archived_segments, 2u);
+  EXPECT_EQ(log->Sealed().front().first_index, 512u);
+  ExpectEntries(*log, 1100);
+  EXPECT_GE(fetches, 2);
+
+  // Reopened: the list says where they are.
+  log.reset();
+  log = MustOpen(1100);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->LocalBegin(), 512u);
+  ExpectEntries(*log, 1100);
+  ASSERT_TRUE(log->Append(Entries(1100, 1300)).ok());
+  ASSERT_TRUE(log->Sync().ok());
+  ExpectEntries(*log, 1300);
+
+  // The archive's copy altered: named, never served.
+  log.reset();
+  archive[ZsegFileName(256)][100] ^= 1;
+  log = MustOpen(1300);
+  ASSERT_NE(log, nullptr);
+  auto bad = log->Read(300);
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find(ZsegFileName(256)), std::string::npos) << bad.status().ToString();
+  EXPECT_TRUE(log->Read(600).ok());
+
+  // No archive configured: Unavailable naming the entries.
+  log.reset();
+  options_.fetch_archived = nullptr;
+  log = MustOpen(1300);
+  ASSERT_NE(log, nullptr);
+  auto none = log->Read(5);
+  EXPECT_EQ(none.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(none.status().message().find("entries 0..255"), std::string::npos) << none.status().ToString();
+}
+
+TEST_F(CompressedSegmentTest, CrashBetweenRecordingADropAndRemovingTheFileFinishesTheDrop) {
+  std::map<std::string, std::string> archive;
+  options_.fetch_archived = [&](const std::string& name) -> StatusOr<std::string> { return archive.at(name); };
+  auto log = Fill(600);
+  ASSERT_EQ(CompressAll(log.get()), 2);
+  const std::string kept = ReadFile(Path(ZsegFileName(0)));
+  archive[ZsegFileName(0)] = kept;
+  ASSERT_TRUE(log->DropLocal(0).ok());
+  log.reset();
+  WriteFile(Path(ZsegFileName(0)), kept);  // the file still there
+  log = MustOpen(600);
+  ASSERT_NE(log, nullptr);
+  EXPECT_FALSE(fs::exists(Path(ZsegFileName(0))));
+  EXPECT_EQ(log->LocalBegin(), 256u);
+  ExpectEntries(*log, 600);
+}
+
+TEST(ArchivedListTest, RoundTripsAndRejectsDamage) {
+  std::vector<ArchivedSegment> list{
+      {ZsegFileName(0), 0, 256, 70000, 5000, std::string(64, 'a')},
+      {ZsegFileName(256), 256, 256, 70100, 5100, std::string(64, 'b')}};
+  const std::string text = EncodeArchivedList(list);
+  auto back = ParseArchivedList(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[1].first_index, 256u);
+  EXPECT_EQ((*back)[1].sha256_hex, std::string(64, 'b'));
+  EXPECT_EQ(EncodeArchivedList(*back), text);
+  EXPECT_FALSE(ParseArchivedList("").ok());
+  EXPECT_FALSE(ParseArchivedList(text.substr(0, text.size() - 1)).ok());
+  std::string gap = EncodeArchivedList({list[0], {ZsegFileName(512), 512, 256, 1, 1, std::string(64, 'c')}});
+  auto g = ParseArchivedList(gap);
+  EXPECT_EQ(g.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(g.status().message().find("line 3"), std::string::npos) << g.status().ToString();
+  EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(1), 0, 256, 1, 1, std::string(64, 'a')}})).ok());
+  EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(0), 0, 256, 1, 1, std::string(64, 'A')}})).ok());
+  EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(0), 0, 0, 1, 1, std::string(64, 'a')}})).ok());
 }
 
 }  // namespace

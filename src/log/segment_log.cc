@@ -969,6 +969,7 @@ std::vector<SegmentLog::SealedSegment> SegmentLog::Sealed() const {
     s.compressed = seg.z != nullptr;
     s.file_bytes = seg.z ? seg.z->file_bytes : seg.bytes;
     s.file_name = seg.z ? ZsegFileName(seg.first_index) : SegmentFileName(seg.first_index);
+    s.path = options_.dir + "/" + s.file_name;
     out.push_back(std::move(s));
   }
   return out;

@@ -113,6 +113,7 @@ class SegmentLog {
     bool compressed = false;
     uint64_t file_bytes = 0;
     std::string file_name;  // "N.seg" or "N.zseg"
+    std::string path;
   };
   std::vector<SealedSegment> Sealed() const;
   // Drops the local copy of the compressed sealed segment starting at

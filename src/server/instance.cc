@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "common/net_util.h"
 #include "common/sha256.h"
+#include "common/time_util.h"
 #include "forward/forwarder.h"
 #include "forward/nats_sink.h"
 #include "forward/syslog_sink.h"
@@ -183,18 +184,9 @@ Status Instance::Build() {
   lo.segment_compression_level = o.segment_compression_level;
   lo.max_segment_entries = o.max_segment_entries;
   lo.accept_lost_checkpoints = o.accept_lost_checkpoints;
-  auto ledger = ledger::Ledger::Open(lo);
-  if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
-  p.ledger = std::move(*ledger);
-  const auto& rec = p.ledger->recovery();
-  if (!rec.log.reason.empty())
-    log::Warning("recovery: cut %llu bytes of torn log tail (%s)",
-                 static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
-  if (!rec.checkpoint_log_cut.empty())
-    log::Warning("recovery: cut torn checkpoint log tail (%s)", rec.checkpoint_log_cut.c_str());
-  if (rec.tiles_rebuilt) log::Info("recovery: rebuilt all tiles from the log");
+  archive::ArchiverOptions archive_options;
   if (!o.archive.empty()) {
-    archive::ArchiverOptions ao;
+    archive::ArchiverOptions& ao = archive_options;
     ASSIGN_OR_RETURN(ao.location, archive::ParseS3Url(o.archive));
     if (o.s3_endpoint.empty()) return InvalidArgumentError("--archive needs --s3-endpoint URL");
     ao.s3.endpoint = o.s3_endpoint;
@@ -211,7 +203,32 @@ Status Instance::Build() {
     ao.interval = std::chrono::milliseconds(static_cast<int64_t>(o.archive_interval_seconds * 1000));
     ao.max_backlog_entries = o.archive_max_backlog;
     ao.state_dir = data + "/archive";
-    auto a = archive::Archiver::Start(std::move(ao), p.ledger.get(), &p.metrics);
+    if (!o.local_retain.empty()) {
+      if (auto secs = ParseDurationSeconds(o.local_retain)) {
+        ao.local_retain_seconds = *secs;
+      } else if (auto bytes = ParseByteSize(o.local_retain); bytes && *bytes > 0) {
+        ao.local_retain_bytes = *bytes;
+      } else {
+        return InvalidArgumentError("--local-retain wants a duration (30d) or a size (500GiB), got " + o.local_retain);
+      }
+    }
+    // Segments whose local copy retention dropped are read from here.
+    ASSIGN_OR_RETURN(lo.fetch_archived_segment, archive::SegmentFetcher(ao.s3, ao.location));
+  } else if (!o.local_retain.empty()) {
+    return InvalidArgumentError("--local-retain needs --archive: only what is in the archive is dropped");
+  }
+  auto ledger = ledger::Ledger::Open(lo);
+  if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
+  p.ledger = std::move(*ledger);
+  const auto& rec = p.ledger->recovery();
+  if (!rec.log.reason.empty())
+    log::Warning("recovery: cut %llu bytes of torn log tail (%s)",
+                 static_cast<unsigned long long>(rec.log.truncated_bytes), rec.log.reason.c_str());
+  if (!rec.checkpoint_log_cut.empty())
+    log::Warning("recovery: cut torn checkpoint log tail (%s)", rec.checkpoint_log_cut.c_str());
+  if (rec.tiles_rebuilt) log::Info("recovery: rebuilt all tiles from the log");
+  if (!o.archive.empty()) {
+    auto a = archive::Archiver::Start(std::move(archive_options), p.ledger.get(), &p.metrics);
     if (!a.ok()) return Status(a.status().code(), "--archive: " + a.status().message());
     p.archiver = std::move(*a);
   }

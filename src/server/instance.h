@@ -76,6 +76,9 @@ struct InstanceOptions {
   int archive_parallel = 4;
   double archive_interval_seconds = 5;
   uint64_t archive_max_backlog = 10'000'000;
+  // archive::ArchiverOptions::local_retain_*: "" (keep all), a duration
+  // ("30d") or a size ("500GiB").
+  std::string local_retain;
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.
