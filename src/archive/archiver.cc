@@ -7,7 +7,10 @@
 #include <mutex>
 
 #include "checkpoint/checkpoint.h"
+#include "common/bytes.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
+#include "ledger/entry.h"
 #include "common/log.h"
 #include "common/time_util.h"
 #include "merkle/tile.h"
@@ -167,12 +170,14 @@ void Archiver::Loop() {
   }
 }
 
-Archiver::Upload Archiver::TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) const {
+Archiver::Upload Archiver::TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) {
   const std::string rel = merkle::FormatTilePath({entries, level, index, width});
   return Upload{options_.location.Key(rel), entries ? "bundle" : "tile",
-                [this, rel]() -> StatusOr<std::string> {
+                [this, rel, entries]() -> StatusOr<std::string> {
                   bool immutable = false;
-                  return ledger_->ReadTilePath(rel, &immutable);
+                  ASSIGN_OR_RETURN(std::string bytes, ledger_->ReadTilePath(rel, &immutable));
+                  if (entries) NoteBlobs(bytes);
+                  return bytes;
                 }};
 }
 
@@ -197,6 +202,7 @@ Status Archiver::Round() {
       for (uint64_t i = ca / kTileWidth; i < cb / kTileWidth; ++i) ups.push_back(TileUpload(false, level, i, kTileWidth));
     }
     RETURN_IF_ERROR(UploadAll(ups));
+    RETURN_IF_ERROR(UploadBlobs());
     st.full_through = b;
     {
       MutexLock lock(&mu_);
@@ -217,6 +223,7 @@ Status Archiver::Round() {
     ups.push_back(Upload{options_.location.Key("annals/checkpoints/" + Padded(n)), "checkpoint",
                          [note]() -> StatusOr<std::string> { return note; }});
     RETURN_IF_ERROR(UploadAll(ups));
+    RETURN_IF_ERROR(UploadBlobs());
     // `checkpoint` is the one object written again: each archived
     // checkpoint is a new version of it (all kept, and locked, in a
     // versioned bucket); its latest is what readers verify.
@@ -361,6 +368,59 @@ Status Archiver::UploadOne(S3Client* client, const Upload& up) {
   MutexLock l(&mu_);
   ++progress_.objects;
   progress_.bytes += body.size();
+  return OkStatus();
+}
+
+void Archiver::NoteBlobs(std::string_view bundle) {
+  std::vector<Hash> found;
+  while (bundle.size() >= 2) {
+    const uint16_t len = GetBigEndian16(bundle.data());
+    if (bundle.size() - 2 < len) break;
+    auto e = ledger::DecodeEntry(bundle.substr(2, len));
+    if (e.ok() && e->external) found.push_back(e->payload_digest);
+    bundle.remove_prefix(2 + len);
+  }
+  if (found.empty()) return;
+  MutexLock lock(&blobs_mu_);
+  blobs_.insert(blobs_.end(), found.begin(), found.end());
+}
+
+Status Archiver::UploadBlobs() {
+  std::vector<Hash> todo;
+  {
+    MutexLock lock(&blobs_mu_);
+    todo.swap(blobs_);
+  }
+  std::sort(todo.begin(), todo.end());
+  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const std::string key = options_.location.Key("annals/blobs/" + HexEncode(HashBytes(todo[i])));
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(std::string blob, ledger_->GetBlob(todo[i]));
+      if (Sha256(blob) != todo[i]) return DataLossError("blob " + key + " does not hash to its name locally");
+      ASSIGN_OR_RETURN(std::optional<std::string> etag, clients_[0]->HeadEtag(key));
+      if (etag) {
+        if (*etag == Md5Hex(blob)) return OkStatus();
+        return DataLossError("archive object " + key + " differs from the local blob");
+      }
+      const ObjectLock lock{options_.retain_seconds > 0 ? options_.lock_mode : LockMode::kNone,
+                            NowMicros() + options_.retain_seconds * 1000000};
+      RETURN_IF_ERROR(clients_[0]->Put(key, blob, lock));
+      metrics_->Add("annals_archive_objects_total", "kind", "blob");
+      metrics_->Add("annals_archive_bytes_total", "kind", "blob", blob.size());
+      MutexLock l(&mu_);
+      ++progress_.objects;
+      progress_.bytes += blob.size();
+      return OkStatus();
+    }();
+    if (!s.ok()) {
+      // Kept for the step's retry (which reads its bundles, and so notes
+      // them, again anyway).
+      MutexLock lock(&blobs_mu_);
+      blobs_.insert(blobs_.end(), todo.begin() + static_cast<ptrdiff_t>(i), todo.end());
+      return s;
+    }
+  }
   return OkStatus();
 }
 

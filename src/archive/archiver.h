@@ -108,7 +108,12 @@ class Archiver {
   Status Retain(uint64_t archived_through);
   Status UploadOne(S3Client* client, const Upload& upload);
   Status SaveState() EXCLUDES(mu_);
-  Upload TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width) const;
+  // Notes the blobs (payloads over 64 KiB, docs/format/entry.md) that the
+  // entries of an entry bundle refer to, and uploads them (annals/blobs/
+  // <sha256 hex>, once: content-addressed, looked up first).
+  void NoteBlobs(std::string_view bundle) EXCLUDES(blobs_mu_);
+  Status UploadBlobs() EXCLUDES(blobs_mu_);
+  Upload TileUpload(bool entries, uint64_t level, uint64_t index, uint64_t width);
   void Publish() EXCLUDES(mu_);  // gauges
 
   const ArchiverOptions options_;
@@ -125,6 +130,8 @@ class Archiver {
   ArchiveState state_ GUARDED_BY(mu_);
   ArchiveProgress progress_ GUARDED_BY(mu_);
   std::thread thread_;
+  Mutex blobs_mu_;
+  std::vector<Hash> blobs_ GUARDED_BY(blobs_mu_);
 };
 
 }  // namespace annals::archive

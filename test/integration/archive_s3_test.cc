@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "common/bytes.h"
+#include "common/sha256.h"
 #include "testutil/log_client.h"
 #include "testutil/server_process.h"
 #include "testutil/test_macros.h"
@@ -157,7 +159,13 @@ TEST_F(ArchiveTest, ArchivesWhileIngestingUnderObjectLockAndTheBucketVerifies) {
   auto server = Serve("s3://locked/prod/log", {"--archive-retain", "1d"});
   ASSERT_TRUE(server->running());
   ASSERT_OK_AND_ASSIGN(auto http, HttpClient::Create(server->url()));
-  ASSERT_OK(Post(http.get(), Events(2000, "a")));
+  auto events = Events(1999, "a");
+  // One event over 64 KiB: its payload goes to the blob store, and to the
+  // bucket beside the entry that names it.
+  std::string big = testutil::UniqueVariant(testutil::CorpusAuditLines()[0], "big");
+  big.insert(1, "\"annals_test_padding\":\"" + std::string(100000, 'p') + "\",");
+  events.insert(events.begin() + 700, big);
+  ASSERT_OK(Post(http.get(), events));
   EXPECT_EQ(WaitArchived(http.get()), 2000u);
 
   // A complete C2SP log: verified from the bucket alone.
@@ -177,6 +185,14 @@ TEST_F(ArchiveTest, ArchivesWhileIngestingUnderObjectLockAndTheBucketVerifies) {
     }
   }
   EXPECT_EQ(segments, 7);
+  std::vector<std::string> blobs;
+  for (const auto& [key, n] : versions)
+    if (key.starts_with("prod/log/annals/blobs/")) blobs.push_back(key);
+  ASSERT_EQ(blobs.size(), 1u);
+  S3({"get", "locked", blobs[0], dir_.Sub("blob")});
+  ASSERT_OK_AND_ASSIGN(std::string blob, testutil::ReadFile(dir_.Sub("blob")));
+  EXPECT_GT(blob.size(), 100000u);
+  EXPECT_EQ(blobs[0], "prod/log/annals/blobs/" + HexEncode(HashBytes(Sha256(blob))));
   EXPECT_EQ(versions.count("prod/log/tile/entries/007.p/208"), 1u);
   EXPECT_EQ(versions.count("prod/log/tile/1/000.p/7"), 1u);
 
