@@ -421,11 +421,14 @@ uint64_t DirBytes(const std::string& dir) {
 // stopped with SIGTERM.
 class Server {
  public:
-  Server(const std::string& annals, const std::string& data, int compression) : data_(data) {
+  Server(const std::string& annals, const std::string& data, int compression,
+         const std::vector<std::string>& extra = {})
+      : data_(data) {
     const std::string out = data + ".stdout", err = data + ".stderr";
     std::vector<std::string> args = {annals, "serve", "--data", data, "--listen", "127.0.0.1:0",
                                      "--tcp-listen", "127.0.0.1:0", "--segment-compression",
                                      std::to_string(compression)};
+    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = SpawnWithOutput(annals, args, out, err);
     if (pid_ < 0) Die("fork", std::strerror(errno));
     auto t0 = Clock::now();
@@ -766,9 +769,9 @@ struct MixResult {
 // Section 2 to 4 for one mix, on a server of its own.
 MixResult RunMix(const std::string& annals, const std::string& data, const std::string& mix,
                  const std::vector<std::string>& evs, double seconds, double disk, size_t tcp_lines,
-                 int compression, uint64_t* seq) {
+                 int compression, const std::vector<std::string>& server_args, uint64_t* seq) {
   MixResult out;
-  Server server(annals, data, compression);
+  Server server(annals, data, compression, server_args);
   std::printf("\n== 2. webhook, %s mix: EventLists of %zu events, durable answer per request, %.0f s each\n",
               mix.c_str(), kBatch, seconds);
   // Warm-up: the first requests pay for page faults and RocksDB's start.
@@ -852,6 +855,10 @@ int Main(int argc, char** argv) {
                  "the server's --segment-compression (0: segments stay plain)")
       ->capture_default_str();
   bool sample = false;
+  std::vector<std::string> server_args;
+  app.add_option("--server-arg", server_args,
+                 "one more argument for `annals serve` (repeatable; e.g. --server-arg=--archive "
+                 "--server-arg=s3://bucket/p)");
   app.add_flag("--sample", sample, "print one EventList of each mix as posted, and stop");
   CLI11_PARSE(app, argc, argv);
 
@@ -898,7 +905,7 @@ int Main(int argc, char** argv) {
   std::map<std::string, MixResult> res;
   for (const auto& mix : mixes)
     res[mix] = RunMix(annals, dir + "/data-" + mix, mix, evs[mix], seconds, disk,
-                      mix == "corpus" ? tcp_lines : 0, compression, &seq);
+                      mix == "corpus" ? tcp_lines : 0, compression, server_args, &seq);
 
   std::printf("\n== summary (targets on 2 cores; disk bound %.0f MB/s)\n", disk / 1e6);
   for (const auto& mix : mixes) {

@@ -1,5 +1,7 @@
 #include "archive/archiver.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -32,6 +34,16 @@ StatusOr<uint64_t> NoteSize(std::string_view note) {
   if (end == std::string_view::npos) return DataLossError("published checkpoint is not a signed note");
   ASSIGN_OR_RETURN(checkpoint::Checkpoint cp, checkpoint::Parse(note.substr(0, end + 1)));
   return cp.size;
+}
+
+// Upload threads run at idle CPU priority, like the segment compressor:
+// reading bundles back, MD5 and SHA-256 over every byte take only the CPU
+// that ingest and the questions leave. Under saturation the backlog grows
+// (and is reported) instead of ingest slowing down.
+void LowerPriority() {
+  sched_param idle{};
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
+    log::Warning("archive: could not lower the upload thread's priority");
 }
 
 std::string Padded(uint64_t n) {
@@ -83,6 +95,7 @@ StatusOr<std::unique_ptr<Archiver>> Archiver::Start(ArchiverOptions options, led
             o.s3.endpoint.c_str(), static_cast<unsigned long long>(st.full_through),
             static_cast<unsigned long long>(st.size));
   a->thread_ = std::thread([p = a.get()] { p->Loop(); });
+  a->watchdog_ = std::thread([p = a.get()] { p->Watchdog(); });
   return a;
 }
 
@@ -95,6 +108,28 @@ void Archiver::Stop() {
     cv_.NotifyAll();
   }
   if (thread_.joinable()) thread_.join();
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+void Archiver::Watchdog() {
+  while (true) {
+    const bool stopping = stop_.load();
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    for (auto& c : clients_) {
+      const int64_t since = c->busy_since_ms();
+      if (since == 0) continue;
+      if (stopping || now - since > options_.request_timeout.count()) {
+        if (!stopping) log::Warning("archive: a request to the store took over %lld ms; ending it",
+                                    static_cast<long long>(options_.request_timeout.count()));
+        c->Abort();
+      }
+    }
+    if (stopping && loop_done_.load()) return;  // no request can start any more
+    MutexLock lock(&mu_);
+    cv_.WaitFor(&lock, std::chrono::milliseconds(stopping ? 50 : 1000));
+  }
 }
 
 void Archiver::Nudge() {
@@ -131,6 +166,11 @@ void Archiver::Publish() {
 }
 
 void Archiver::Loop() {
+  struct Done {
+    std::atomic<bool>* flag;
+    ~Done() { flag->store(true); }
+  } done{&loop_done_};
+  LowerPriority();
   auto backoff = std::chrono::milliseconds(500);
   while (!stop_.load()) {
     Status s = Round();
@@ -339,7 +379,11 @@ Status Archiver::UploadAll(const std::vector<Upload>& uploads) {
   };
   const size_t threads = std::min<size_t>(clients_.size(), uploads.size());
   std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work, clients_[t].get());
+  for (size_t t = 1; t < threads; ++t)
+    helpers.emplace_back([&work, c = clients_[t].get()] {
+      LowerPriority();
+      work(c);
+    });
   work(clients_[0].get());
   for (auto& h : helpers) h.join();
   MutexLock lock(&err_mu);

@@ -46,8 +46,12 @@ struct ArchiverOptions {
   LockMode lock_mode = LockMode::kCompliance;
   int64_t retain_seconds = 0;  // 0: objects are written without a lock
   // How often the archived checkpoint catches up with the published one.
-  std::chrono::milliseconds interval{5000};
+  std::chrono::milliseconds interval{30000};
   int parallel = 4;  // concurrent uploads (connections)
+  // A request to the store that takes longer is ended (its connection shut
+  // down) and the step retried: a store that accepts connections and never
+  // answers does not stall the archive, or the server's shutdown.
+  std::chrono::milliseconds request_timeout{120000};
   // /readyz answers 503 while more entries than this wait to be archived.
   uint64_t max_backlog_entries = 10'000'000;
   std::string state_dir;  // <data>/archive
@@ -101,6 +105,8 @@ class Archiver {
   };
   Archiver(ArchiverOptions options, ledger::Ledger* ledger, Metrics* metrics);
   void Loop();
+  // Ends requests older than request_timeout; on Stop, all of them.
+  void Watchdog();
   // Brings the bucket up to the published checkpoint, then the segments.
   Status Round();
   Status UploadAll(const std::vector<Upload>& uploads);
@@ -123,13 +129,14 @@ class Archiver {
   // After a start or a failed step, objects are looked up before upload.
   std::atomic<bool> check_existing_{true};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> loop_done_{false};  // Loop() has returned
 
   mutable Mutex mu_;
   CondVar cv_;
   bool nudged_ GUARDED_BY(mu_) = false;
   ArchiveState state_ GUARDED_BY(mu_);
   ArchiveProgress progress_ GUARDED_BY(mu_);
-  std::thread thread_;
+  std::thread thread_, watchdog_;
   Mutex blobs_mu_;
   std::vector<Hash> blobs_ GUARDED_BY(blobs_mu_);
 };

@@ -87,7 +87,12 @@ StatusOr<client::HttpResult> S3Client::Request(std::string_view method, std::str
   sig.headers = headers;
   sig.headers.emplace_back("host", http_->host_header());
   headers.emplace_back("authorization", SignV4(sig, config_.credentials));
-  return http_->Send(method, UriEncodePath(path), headers, body);
+  busy_since_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count());
+  auto r = http_->Send(method, UriEncodePath(path), headers, body);
+  busy_since_ms_.store(0);
+  return r;
 }
 
 Status S3Client::Put(std::string_view key, std::string_view body, const ObjectLock& lock) {

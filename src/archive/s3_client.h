@@ -6,6 +6,8 @@
 #ifndef ANNALS_ARCHIVE_S3_CLIENT_H_
 #define ANNALS_ARCHIVE_S3_CLIENT_H_
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +58,10 @@ class S3Client {
   // The object's ETag without quotes, or nullopt if there is none.
   StatusOr<std::optional<std::string>> HeadEtag(std::string_view key);
   StatusOr<std::string> Get(std::string_view key);
+  // For a watchdog on another thread: when the request in flight started
+  // (steady clock, ms; 0 if none), and ending it (it fails Unavailable).
+  int64_t busy_since_ms() const { return busy_since_ms_.load(); }
+  void Abort() { http_->Abort(); }
 
  private:
   explicit S3Client(S3Config config) : config_(std::move(config)) {}
@@ -64,6 +70,7 @@ class S3Client {
 
   const S3Config config_;
   std::unique_ptr<client::HttpClient> http_;
+  std::atomic<int64_t> busy_since_ms_{0};
 };
 
 }  // namespace annals::archive

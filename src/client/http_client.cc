@@ -1,6 +1,7 @@
 #include "client/http_client.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -8,6 +9,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <limits>
+#include <mutex>
 #include <optional>
 
 namespace annals::client {
@@ -53,6 +55,15 @@ struct HttpClient::Impl {
   std::string token;
   net::io_context ioc;
   std::unique_ptr<Conn> conn;  // the kept-alive connection, if any
+  // conn's socket, for Abort() from another thread; set and cleared (and
+  // the socket closed) under abort_mu, so Abort never touches a reused fd.
+  std::mutex abort_mu;
+  int live_fd = -1;
+  void SetConn(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(abort_mu);
+    live_fd = c ? c->lowest().socket().native_handle() : -1;
+    conn = std::move(c);
+  }
 
   StatusOr<std::unique_ptr<Conn>> Connect(int receive_buffer);
   template <class Req>
@@ -172,6 +183,11 @@ StatusOr<HttpResult> HttpClient::Send(std::string_view method, std::string_view 
   return Do(method, path, body, "", headers);
 }
 
+void HttpClient::Abort() {
+  std::lock_guard lock(impl_->abort_mu);
+  if (impl_->live_fd >= 0) ::shutdown(impl_->live_fd, SHUT_RDWR);
+}
+
 const std::string& HttpClient::host_header() const { return impl_->host_header; }
 const std::string& HttpClient::path_prefix() const { return impl_->prefix; }
 
@@ -186,11 +202,12 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
     // POST is not sent into a dead connection (curl checks the same way).
     if (impl_->conn) {
       pollfd p{impl_->conn->lowest().socket().native_handle(), POLLIN, 0};
-      if (::poll(&p, 1, 0) != 0) impl_->conn.reset();
+      if (::poll(&p, 1, 0) != 0) impl_->SetConn(nullptr);
     }
     const bool fresh = !impl_->conn;
     if (fresh) {
-      ASSIGN_OR_RETURN(impl_->conn, impl_->Connect(0));
+      ASSIGN_OR_RETURN(auto c, impl_->Connect(0));
+      impl_->SetConn(std::move(c));
     }
     http::request<http::string_body> req{
         http::string_to_verb(std::string(method)), impl_->prefix + std::string(path), 11};
@@ -222,10 +239,10 @@ StatusOr<HttpResult> HttpClient::Do(std::string_view method, std::string_view pa
       return r;
     });
     if (out) {
-      if (!keep_alive) impl_->conn.reset();
+      if (!keep_alive) impl_->SetConn(nullptr);
       return std::move(*out);
     }
-    impl_->conn.reset();
+    impl_->SetConn(nullptr);
     if (fresh) return UnavailableError(std::string(method) + " " + std::string(path) + ": " + ec.message());
     // A reused keep-alive connection the server had closed fails the write,
     // and a request not wholly sent was not processed: retry it once on a

@@ -56,6 +56,10 @@ class HttpClient {
   // a HEAD reads no body. Like Post, not retried once wholly sent.
   StatusOr<HttpResult> Send(std::string_view method, std::string_view path, const HttpHeaders& headers,
                             std::string_view body = "");
+  // Ends the request in flight on another thread, if any, by shutting its
+  // connection down: it fails with Unavailable. The next request connects
+  // again. The only method that may be called from another thread.
+  void Abort();
   // The Host header every request carries ("host[:port]" as the URL had
   // it) and the URL's path prefix: what a request signature covers.
   const std::string& host_header() const;

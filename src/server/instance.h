@@ -74,7 +74,7 @@ struct InstanceOptions {
   std::string archive_lock = "compliance";
   int64_t archive_retain_seconds = 0;
   int archive_parallel = 4;
-  double archive_interval_seconds = 5;
+  double archive_interval_seconds = 30;
   uint64_t archive_max_backlog = 10'000'000;
   // archive::ArchiverOptions::local_retain_*: "" (keep all), a duration
   // ("30d") or a size ("500GiB").

@@ -4,7 +4,10 @@
 // with an independent client (boto3, test/integration/s3_tool.py) and the
 // bucket is verified by `annals verify --url` over the gateway's plain
 // HTTP, with no annals server involved.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -381,6 +384,37 @@ TEST_F(ArchiveTest, LocalRetentionDropsArchivedSegmentsAndEveryAnswerStaysTheSam
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
   EXPECT_NE(v.err.find("entries 0..1791 are in the archive only"), std::string::npos) << v.err;
   EXPECT_NE(v.out.find("verified 2000 entries"), std::string::npos) << v.out;
+}
+
+// A store that takes connections and never answers (a black hole on the
+// network path): the archive waits, ingest does not, and SIGTERM still
+// stops the server at once (the request in flight is ended).
+TEST_F(ArchiveTest, StoreThatNeverAnswersDoesNotStallIngestOrShutdown) {
+  const int hole = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(hole, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(hole, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(hole, 64), 0);  // never accepted: the kernel completes the handshakes
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(hole, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ServeOptions o;
+  o.data_dir = dir_.Sub("data");
+  o.checkpoint_interval_ms = 100;
+  o.extra_args = {"--archive", "s3://hole/log", "--s3-endpoint",
+                  "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), "--archive-interval", "0.2"};
+  ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  ASSERT_OK_AND_ASSIGN(auto http, HttpClient::Create(server.url()));
+  ASSERT_OK(Post(http.get(), Events(500, "h")));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(M(http.get(), "annals_archive_size"), 0u);
+  EXPECT_EQ(M(http.get(), "annals_log_entries"), 500u);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_OK(server.Stop(std::chrono::seconds(30)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  ::close(hole);
 }
 
 }  // namespace
