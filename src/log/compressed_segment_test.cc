@@ -436,6 +436,38 @@ TEST_F(CompressedSegmentTest, CrashBetweenRecordingADropAndRemovingTheFileFinish
   ExpectEntries(*log, 600);
 }
 
+// Readers on several threads fetch the same archived segments at once,
+// with a cache of one (so they also evict each other's).
+TEST_F(CompressedSegmentTest, ConcurrentReadersOfArchivedSegments) {
+  std::map<std::string, std::string> archive;
+  std::atomic<int> fetches{0};
+  options_.fetch_archived = [&](const std::string& name) -> StatusOr<std::string> {
+    ++fetches;
+    return archive.at(name);
+  };
+  options_.archive_cache_segments = 1;
+  auto log = Fill(800);
+  ASSERT_EQ(CompressAll(log.get()), 3);
+  for (uint64_t first : {0, 256}) {
+    archive[ZsegFileName(first)] = ReadFile(Path(ZsegFileName(first)));
+    ASSERT_TRUE(log->DropLocal(first).ok());
+  }
+  std::atomic<int> bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int k = 0; k < 50; ++k) {
+        const uint64_t i = static_cast<uint64_t>((k * 131 + t * 257) % 512);
+        auto e = log->Read(i);
+        if (!e.ok() || *e != EntryData(i)) ++bad;
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GE(fetches.load(), 2);
+}
+
 TEST(ArchivedListTest, RoundTripsAndRejectsDamage) {
   std::vector<ArchivedSegment> list{
       {ZsegFileName(0), 0, 256, 70000, 5000, std::string(64, 'a')},

@@ -1072,7 +1072,7 @@ Status SegmentLog::DropLocal(uint64_t first_index) {
 }
 
 StatusOr<std::shared_ptr<const SegmentLog::Zseg>> SegmentLog::LoadArchived(const Segment& seg) const {
-  {
+  auto cached = [&]() -> std::shared_ptr<const Zseg> {
     std::lock_guard lock(cache_mu_);
     for (size_t k = 0; k < cache_.size(); ++k) {
       if (cache_[k].first != seg.first_index) continue;
@@ -1081,7 +1081,13 @@ StatusOr<std::shared_ptr<const SegmentLog::Zseg>> SegmentLog::LoadArchived(const
       cache_.push_back(hit);
       return hit.second;
     }
-  }
+    return nullptr;
+  };
+  if (auto z = cached()) return z;
+  // One fetch at a time: two readers of the same segment must not write
+  // its cache file at once (and the second finds the first's).
+  std::lock_guard fetching(fetch_mu_);
+  if (auto z = cached()) return z;
   const std::string name = ZsegFileName(seg.first_index);
   if (!options_.fetch_archived)
     return UnavailableError("segment " + name + " (entries " + std::to_string(seg.first_index) + ".." +

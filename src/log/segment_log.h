@@ -173,6 +173,7 @@ class SegmentLog {
   const uint64_t id_;  // tells this log's frames apart in the per-thread frame cache
   mutable std::shared_mutex mu_;  // guards segments_ (the vector and offsets)
   mutable std::mutex cache_mu_;    // guards cache_
+  mutable std::mutex fetch_mu_;    // one archived segment fetched at a time
   // Fetched archived-only segments, most recently used last.
   mutable std::vector<std::pair<uint64_t, std::shared_ptr<const Zseg>>> cache_;
   std::vector<std::unique_ptr<Segment>> segments_;
