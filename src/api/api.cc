@@ -19,6 +19,7 @@
 #include "ingest/k8s_watch.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
+#include "ui/console.h"
 
 namespace annals::api {
 
@@ -277,7 +278,37 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     return respond(HttpResponse{200, "text/plain", "ready\n", {}, {}});
   }
   if (path == paths::kMetrics) return respond(MetricsPage());
+  if (path == paths::kUi || path.starts_with(paths::kUiRoot)) return respond(Console(req, path));
   respond(ErrorResponse(404, "not found: " + path));
+}
+
+HttpResponse Api::Console(const HttpRequest& req, std::string_view path) {
+  HttpResponse r;
+  if (path == paths::kUi) {
+    r.status = 308;
+    r.content_type = "text/plain";
+    r.body = "/ui/\n";
+    r.headers.emplace_back("Location", "/ui/");
+    return r;
+  }
+  if (path.starts_with(paths::kUiAssetsPrefix)) {
+    const ui::Asset* a = ui::FindAsset(path.substr(std::string_view(paths::kUiAssetsPrefix).size()));
+    if (!a || a->path == "index.html") return ErrorResponse(404, "no such console file: " + std::string(path));
+    r.headers.emplace_back("ETag", std::string(a->etag));
+    if (req.Header("If-None-Match") == a->etag) {
+      r.status = 304;
+    } else {
+      r.content_type = std::string(a->content_type);
+      r.body = std::string(a->body);
+    }
+  } else {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = ui::RenderPage(ledger_->signer().VerifierKey());
+  }
+  // Revalidated on every load: a new binary's page never runs with the old one's scripts.
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  for (const auto& [name, value] : ui::SecurityHeaders()) r.headers.emplace_back(name, value);
+  return r;
 }
 
 void Api::AuditReadAndRespond(const HttpRequest& req, const auth::Caller& caller, size_t count,

@@ -79,6 +79,9 @@ class Api {
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
+  // The console's page and files (no role: they hold no data; the page's
+  // questions need the caller's roles like any client's).
+  HttpResponse Console(const HttpRequest& req, std::string_view path);
   // The questions. `p` confines a namespace-limited reader; *count is set
   // to the number of answers returned (objects, pods, events, flows).
   HttpResponse StateAt(const Target& t, const auth::Permissions& p, size_t* count);

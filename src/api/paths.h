@@ -23,6 +23,11 @@ inline constexpr char kWatch[] = "/v1/watch";
 inline constexpr char kHealthz[] = "/healthz";
 inline constexpr char kReadyz[] = "/readyz";
 inline constexpr char kMetrics[] = "/metrics";
+// The console (docs/console.md): /ui redirects to /ui/; files under
+// /ui/assets/; every other /ui/ path is the page itself (its deep links).
+inline constexpr char kUi[] = "/ui";
+inline constexpr char kUiRoot[] = "/ui/";
+inline constexpr char kUiAssetsPrefix[] = "/ui/assets/";
 
 }  // namespace annals::api::paths
 
