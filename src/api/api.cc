@@ -540,6 +540,16 @@ HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* c
   auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
   if (!ns.ok()) return ErrorResponse(ns.status());
   state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector")};
+  if (auto* l = t.Param("limit")) {
+    auto n = ParseDecimal(*l);
+    if (!n || *n == 0 || *n > 100000) return ErrorResponse(400, "limit must be 1..100000");
+    q.limit = *n;
+  }
+  q.cursor = StrParam(t, "cursor");
+  if (auto* b = t.Param("bodies")) {
+    if (*b != "true" && *b != "false") return ErrorResponse(400, "bodies must be true or false");
+    q.bodies = *b == "true";
+  }
   std::vector<uint64_t> evidence;
   auto body = questions_->State(q, WantProof(t) ? &evidence : nullptr);
   if (!body.ok()) return ErrorResponse(body.status());
@@ -560,7 +570,8 @@ HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* c
     *body = parsed.dump(-1, ' ', false, json::error_handler_t::replace);
     *count = parsed["count"].get<size_t>();
   } else {
-    // The count is the answer's last-but-one member; no need to parse it all.
+    // The count follows the objects (nothing after it can hold "count":);
+    // no need to parse it all.
     size_t pos = body->rfind("\"count\":");
     if (pos != std::string::npos) *count = ParseDecimal(std::string_view(*body).substr(
         pos + 8, body->find(',', pos) - pos - 8)).value_or(0);
@@ -678,6 +689,11 @@ HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* co
   if (!j.ok()) return ErrorResponse(j.status());
   if (j->contains("events")) {
     *count = KeepReadableEvents(p, &*j);
+    if (WantProof(t)) {
+      std::vector<uint64_t> ev;
+      for (const auto& e : (*j)["events"]) ev.push_back(e["index"].get<uint64_t>());
+      (*j)["receipt"] = questions_->Receipt(ev);
+    }
   } else if (j->contains("groups")) {
     *count = (*j)["groups"].size();
   }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <tuple>
 
 #include "kube/resources.h"
 #include "common/bytes.h"
@@ -22,6 +24,43 @@ constexpr uint32_t kUnknown = 0xffffffffu;
 json Parse(std::string_view s) { return json::parse(s, nullptr, false); }
 
 std::string Time(Micros t) { return FormatRfc3339(t); }
+
+// A state answer's next_cursor: the last object's (resource, namespace,
+// name, uid), NUL-separated, in URL-safe base64 without padding.
+std::string EncodeStateCursor(std::string_view r, std::string_view n, std::string_view m, std::string_view u) {
+  std::string raw;
+  for (std::string_view part : {r, n, m, u}) {
+    if (!raw.empty()) raw += '\0';
+    raw += part;
+  }
+  std::string b = Base64Encode(raw);
+  while (!b.empty() && b.back() == '=') b.pop_back();
+  for (char& c : b) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return b;
+}
+
+std::optional<std::tuple<std::string, std::string, std::string, std::string>> DecodeStateCursor(
+    std::string_view cursor) {
+  std::string b(cursor);
+  for (char& c : b) {
+    if (c == '+' || c == '/' || c == '=') return std::nullopt;
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  while (b.size() % 4) b += '=';
+  auto raw = Base64Decode(b);
+  if (!raw) return std::nullopt;
+  std::string parts[4];
+  size_t k = 0;
+  for (char c : *raw) {
+    if (c == '\0') {
+      if (++k == 4) return std::nullopt;
+    } else {
+      parts[k] += c;
+    }
+  }
+  if (k != 3) return std::nullopt;
+  return std::tuple{parts[0], parts[1], parts[2], parts[3]};
+}
 
 }  // namespace
 
@@ -234,7 +273,8 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     none |= ns == kUnknown;
   }
   std::string out = "{\"at\":\"" + Time(q.at) + "\",\"objects\":[";
-  size_t count = 0;
+  size_t count = 0, total = 0;
+  std::string next;
   if (!none) {
     // What existed at T (and matches the selector, from the projected
     // labels), then sorted: most objects ever seen are gone by T.
@@ -245,21 +285,39 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
       if (!sel.empty() && !sel.Matches(store_->label_set(v->labels), S)) continue;
       live.emplace_back(id, v);
     }
-    std::sort(live.begin(), live.end(), [&](const auto& a, const auto& b) {
-      const Object& x = store_->names(a.first);
-      const Object& y = store_->names(b.first);
-      return std::tie(S.Get(x.resource), S.Get(x.ns), S.Get(x.name), a.first) <
-             std::tie(S.Get(y.resource), S.Get(y.ns), S.Get(y.name), b.first);
-    });
-    std::string raw;
-    for (const auto& [id, v] : live) {
+    auto key = [&](uint32_t id) {
       const Object& o = store_->names(id);
-      auto entry = ledger_->ReadEntry(v->index);
-      if (!entry.ok()) return entry.status();
-      auto d = ledger::DecodeEntry(*entry);
-      if (!d.ok()) return d.status();
-      ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(*d, &raw));
-      std::string_view body = ObjectOfEntry(d->meta, payload);
+      return std::tie(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid);
+    };
+    std::sort(live.begin(), live.end(), [&](const auto& a, const auto& b) { return key(a.first) < key(b.first); });
+    total = live.size();
+    auto begin = live.begin();
+    if (!q.cursor.empty()) {
+      auto after = DecodeStateCursor(q.cursor);
+      if (!after) return InvalidArgumentError("cursor is not one this server gave");
+      const auto& [r, n, m, u] = *after;
+      auto want = std::tie(r, n, m, u);
+      begin = std::upper_bound(live.begin(), live.end(), want,
+                               [&](const auto& w, const auto& e) { return w < key(e.first); });
+    }
+    auto end = q.limit && uint64_t(live.end() - begin) > q.limit ? begin + q.limit : live.end();
+    if (end != live.end()) {
+      const Object& o = store_->names(std::prev(end)->first);
+      next = EncodeStateCursor(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid);
+    }
+    std::string raw;
+    for (auto it = begin; it != end; ++it) {
+      const auto& [id, v] = *it;
+      const Object& o = store_->names(id);
+      std::string_view body;
+      if (q.bodies) {
+        auto entry = ledger_->ReadEntry(v->index);
+        if (!entry.ok()) return entry.status();
+        auto d = ledger::DecodeEntry(*entry);
+        if (!d.ok()) return d.status();
+        ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(*d, &raw));
+        body = ObjectOfEntry(d->meta, payload);
+      }
       if (count++) out += ',';
       out += "{\"resource\":";
       json_util::AppendJsonString(&out, S.Get(o.resource));
@@ -270,14 +328,22 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
       out += ",\"uid\":";
       json_util::AppendJsonString(&out, o.uid);
       out += ",\"state\":\"" + std::string(PresenceName(v->presence)) + "\",\"since\":\"" +
-             Time(v->time) + "\",\"index\":" + std::to_string(v->index) + ",\"object\":";
-      out.append(body.empty() ? std::string_view("null") : body);
+             Time(v->time) + "\",\"index\":" + std::to_string(v->index);
+      if (q.bodies) {
+        out += ",\"object\":";
+        out.append(body.empty() ? std::string_view("null") : body);
+      }
       out += '}';
       if (evidence) evidence->push_back(v->index);
     }
   }
-  out += "],\"count\":" + std::to_string(count) + ",\"applied\":" +
-         std::to_string(store_->applied()) + "}";
+  out += "],\"count\":" + std::to_string(count) + ",\"total\":" + std::to_string(total) + ",\"applied\":" +
+         std::to_string(store_->applied());
+  if (!next.empty()) {
+    out += ",\"next_cursor\":";
+    json_util::AppendJsonString(&out, next);
+  }
+  out += '}';
   return out;
 }
 

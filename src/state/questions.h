@@ -73,6 +73,13 @@ struct StateQuery {
   std::string kind;       // "" = all
   std::string namespace_; // "" = all
   std::string selector;
+  // Paging: at most limit objects (0 = all) after the cursor (a previous
+  // answer's next_cursor; "" = from the start).
+  uint64_t limit = 0;
+  std::string cursor;
+  // false: each object's stored body is left out (no log reads; what a
+  // list of names needs).
+  bool bodies = true;
 };
 
 struct HistoryQuery {
@@ -101,9 +108,11 @@ class Questions {
   Questions(const Questions&) = delete;
   Questions& operator=(const Questions&) = delete;
 
-  // JSON text: {"at":..,"objects":[...],"count":N,"applied":A} with each
-  // object's body spliced in as stored (no re-encoding: whole-cluster
-  // answers are large).
+  // JSON text: {"at":..,"objects":[...],"count":N,"total":M,"applied":A
+  // [,"next_cursor":C]} with each object's body spliced in as stored (no
+  // re-encoding: whole-cluster answers are large). Objects are in
+  // (resource, namespace, name, uid) order; count is this page's, total
+  // every object matching at T. InvalidArgument for a malformed cursor.
   StatusOr<std::string> State(const StateQuery& q, std::vector<uint64_t>* evidence) const;
   // NotFound (with nearest intervals in *nearest) when no pod held the IP.
   StatusOr<nlohmann::json> WhoIs(std::string_view ip, Micros at, nlohmann::json* nearest) const;

@@ -320,6 +320,31 @@ class ConsoleTest(unittest.TestCase):
         self.shot("state-compare")
         self.assertNoErrors()
 
+    def test_state_at_t_in_pages_is_the_whole_answer(self):
+        at = "2030-01-01T00:00:00Z"
+        want = self.server.get("/v1/state?at=" + at)
+        self.assertGreater(want["count"], 4)
+        self.open("/ui/state?at=" + at + "&limit=2")
+        self.assertIn(f"{want['count']} objects existed", self.text("#summary"))
+        self.assertIn(f"first 2 of {want['count']}", self.text("#shown"))
+        self.assertEqual(len(self.all("table.objects tbody tr")), 2)
+        more = self.browser.find_element(By.CSS_SELECTOR, "button.more")
+        clicks = 0
+        while more.is_displayed():
+            n = len(self.all("table.objects tbody tr"))
+            more.click()
+            WebDriverWait(self.browser, 10).until(lambda d: len(self.all("table.objects tbody tr")) > n)
+            clicks += 1
+            self.assertLess(clicks, 100)
+        self.assertEqual(clicks, (want["count"] + 1) // 2 - 1)
+        # In the API's order, every row verified, nothing hidden.
+        self.assertEqual([r.get_attribute("data-uid") for r in self.all("table.objects tbody tr")],
+                         [o["uid"] for o in want["objects"]])
+        self.assertEqual(len(self.all("table.objects tbody td span.ok")), want["count"])
+        self.assertEqual(self.text("#shown"), "")
+        self.assertEqual(self.all("[data-verified=failed]"), [])
+        self.assertNoErrors()
+
     def test_who_had_this_ip_names_the_pod_and_its_neighbours(self):
         at = BASE + "30Z"
         self.open("/ui/ip/172.17.0.6?at=" + at)
@@ -374,6 +399,9 @@ class ConsoleTest(unittest.TestCase):
         listed = self.server.get("/v1/events?namespace=default&limit=200")
         self.assertEqual([int(r.get_attribute("data-index")) for r in rows], [e["index"] for e in listed["events"]])
         self.assertTrue(self.all("svg.histogram rect.bar"))
+        # Every row's inclusion proof was verified in the page.
+        self.assertEqual(len(self.all("table.events tbody td span.ok")), len(rows))
+        self.assertTrue(self.all("[data-verified=ok]"))
         self.shot("search")
         self.assertNoErrors()
 
@@ -458,6 +486,11 @@ class ConsoleTest(unittest.TestCase):
             self.assertTrue(self.all("[data-verified=failed]"))
             self.assertIn("Verification failed", self.text("main"))
             self.shot("provenance-tampered")
+            # One altered proof among a search page's marks exactly its row.
+            self.open("/ui/search?namespace=default", base=proxy.url)
+            self.assertTrue(self.all("[data-verified=failed]"))
+            self.assertEqual(len(self.all("table.events tbody td span.bad")), 1)
+            self.assertGreater(len(self.all("table.events tbody td span.ok")), 10)
         finally:
             proxy.stop()
 

@@ -254,3 +254,19 @@ export async function verifyAnswerReceipt(receipt, key) {
   }
   return { ok, error: ok ? '' : 'an inclusion proof does not verify', size: cp.size, results };
 }
+
+// Several answers' verifications (pages of one answer) as one: ok if all
+// are, the largest tree size, every entry's result.
+export function mergeVerifications(list) {
+  const results = new Map();
+  let ok = list.length > 0, size = 0, error = '';
+  for (const v of list) {
+    for (const [i, r] of v.results) results.set(i, r);
+    if (!v.ok) {
+      ok = false;
+      error = error || v.error;
+    }
+    if (v.size > size) size = v.size;
+  }
+  return { ok, error, size, results };
+}

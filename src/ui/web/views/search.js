@@ -1,9 +1,10 @@
 // Search: filters over the audit events, the matches as a table paged by
-// the API's cursor, their counts over time as a histogram, and group-by
-// counts as a chart.
+// the API's cursor (each page's receipt verified here), their counts over
+// time as a histogram, and group-by counts as a chart.
 import * as api from '../api.js';
-import { h, link, table, entryLink, objectHref, shortTime } from '../dom.js';
+import { h, link, table, entryLink, objectHref, shortTime, receiptLine, proofMark } from '../dom.js';
 import { barChart, histogram } from '../charts.js';
+import { parseVerifierKey, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
 
 export const title = 'Search';
 
@@ -28,10 +29,17 @@ export async function render(main, { params, navigate, signal }) {
       h('label', {}, 'group by ', h('select', { name: 'group_by' }, GROUPS.map((g) => h('option', { value: g, selected: g === groupBy }, g || '(none)')))),
       h('button', {}, 'Search')));
   const filters = Object.fromEntries(Object.entries(f).filter(([, v]) => v));
+  const key = api.verifierKey();
+  const k = await parseVerifierKey(key.text);
+  const list = async (cursor) => {
+    const page = await api.getJson('/v1/events', { ...filters, limit: PAGE, cursor, proof: 'true' }, signal);
+    page.proof = await verifyAnswerReceipt(page.receipt, k);
+    return page;
+  };
   const [byHour, byGroup, first] = await Promise.all([
     api.getJson('/v1/events', { ...filters, group_by: 'hour' }, signal),
     groupBy ? api.getJson('/v1/events', { ...filters, group_by: groupBy }, signal) : null,
-    api.getJson('/v1/events', { ...filters, limit: PAGE }, signal),
+    list(),
   ]);
   main.append(h('p', { id: 'summary' }, `${byHour.total} matching event${byHour.total === 1 ? '' : 's'}.`),
     (() => { const b = hourBuckets(byHour.groups); return histogram('Matches per ' + STEP_NAMES[b.step], b.buckets, b.step); })());
@@ -42,16 +50,20 @@ export async function render(main, { params, navigate, signal }) {
   }
   const body = h('tbody', {});
   const t = h('table', { class: 'events' },
-    h('thead', {}, h('tr', {}, ['time', 'verb', 'user', 'resource', 'namespace', 'name', 'code', 'entry'].map((c) => h('th', { scope: 'col' }, c)))), body);
+    h('thead', {}, h('tr', {}, ['time', 'verb', 'user', 'resource', 'namespace', 'name', 'code', 'entry', ''].map((c) => h('th', { scope: 'col' }, c)))), body);
   const more = h('button', { type: 'button', class: 'more' }, 'More');
-  main.append(t, more);
+  const line = h('div', {});
+  const proofs = [];
+  main.append(line, t, more);
   const add = (page) => {
+    proofs.push(page.proof);
+    line.replaceChildren(receiptLine(mergeVerifications(proofs), key));
     for (const e of page.events)
       body.append(h('tr', { 'data-index': e.index }, [shortTime(e.time), e.verb, e.user + (e.impersonated_user ? ' as ' + e.impersonated_user : ''),
         e.resource + (e.subresource ? '/' + e.subresource : ''), e.namespace,
-        e.name ? link(objectHref(e.resource, e.namespace, e.name), e.name) : '', String(e.code || ''), entryLink(e.index)].map((c) => h('td', {}, c))));
+        e.name ? link(objectHref(e.resource, e.namespace, e.name), e.name) : '', String(e.code || ''), entryLink(e.index), proofMark(page.proof, e.index)].map((c) => h('td', {}, c))));
     more.hidden = !page.next_cursor;
-    more.onclick = async () => add(await api.getJson('/v1/events', { ...filters, limit: PAGE, cursor: page.next_cursor }, signal));
+    more.onclick = async () => add(await list(page.next_cursor));
   };
   add(first);
 }

@@ -1,20 +1,29 @@
 // State at T: the objects as they were at a time, and what changed between
 // two times (appeared, vanished, changed), each row linked to its
-// provenance and to the entry that made it so.
+// provenance and to the entry that made it so. The answer comes in pages
+// (the API's limit and cursor, without the objects' bodies): a cluster of
+// tens of thousands of objects shows its first page at once, and each page's
+// receipt is verified as it arrives.
 import * as api from '../api.js';
-import { h, link, table, entryLink, objectHref, shortTime, receiptLine, proofMark } from '../dom.js';
-import { parseVerifierKey, verifyAnswerReceipt } from '../verify.js';
+import { h, link, entryLink, objectHref, shortTime, receiptLine, proofMark } from '../dom.js';
+import { parseVerifierKey, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
 
 export const title = 'State at T';
 
-const FIELDS = ['at', 'compare', 'namespace', 'kind', 'selector'];
+const FIELDS = ['at', 'compare', 'namespace', 'kind', 'selector', 'limit'];
+const PAGE = 500;
+// A comparison needs both whole answers; past this many objects a side it
+// asks for a narrower question instead of holding the tab.
+const COMPARE_MAX = 50000;
 
 export async function render(main, { params, navigate, signal }) {
   const p = Object.fromEntries(FIELDS.map((f) => [f, params.get(f) || '']));
+  const page = Math.max(1, Math.min(10000, parseInt(p.limit, 10) || PAGE));
   const submit = (e) => {
     e.preventDefault();
     const q = {};
-    for (const f of FIELDS) q[f] = e.target[f].value.trim();
+    for (const f of FIELDS) if (e.target[f]) q[f] = e.target[f].value.trim();
+    if (p.limit) q.limit = p.limit;
     navigate('/ui/state' + api.query(q));
   };
   main.append(h('h1', {}, 'State at T'),
@@ -26,38 +35,99 @@ export async function render(main, { params, navigate, signal }) {
       h('label', {}, 'Selector ', h('input', { name: 'selector', value: p.selector, placeholder: 'app=web', size: 14 })),
       h('button', {}, 'Show')));
   if (!p.at) return;
-  const ask = (at) => api.getJson('/v1/state', { at, namespace: p.namespace, kind: p.kind, selector: p.selector, proof: 'true' }, signal);
   const key = api.verifierKey();
   const k = await parseVerifierKey(key.text);
-  const first = await ask(p.at);
-  const firstProof = await verifyAnswerReceipt(first.receipt, k);
+  // One page of the answer at a time, its receipt verified.
+  const ask = async (at, cursor) => {
+    const a = await api.getJson('/v1/state', { at, namespace: p.namespace, kind: p.kind, selector: p.selector,
+      bodies: 'false', proof: 'true', limit: page, cursor }, signal);
+    a.proof = await verifyAnswerReceipt(a.receipt, k);
+    return a;
+  };
   if (!p.compare) {
-    main.append(h('p', { id: 'summary' }, `${first.count} object${first.count === 1 ? '' : 's'} existed at ${first.at}.`),
-      receiptLine(firstProof, key), objectTable(first.objects, firstProof));
+    const first = await ask(p.at);
+    const summary = h('p', { id: 'summary' }, `${first.total} object${first.total === 1 ? '' : 's'} existed at ${first.at}.`);
+    const shown = h('p', { id: 'shown', class: 'muted', role: 'status' });
+    const line = h('div', {});
+    const rows = objectTable();
+    const more = h('button', { type: 'button', class: 'more' });
+    const proofs = [];
+    let n = 0;
+    const add = (a) => {
+      proofs.push(a.proof);
+      rows.add(a.objects, a.proof);
+      n += a.objects.length;
+      line.replaceChildren(receiptLine(mergeVerifications(proofs), key));
+      shown.textContent = n < a.total ? `Showing the first ${n} of ${a.total}, in kind, namespace and name order.` : '';
+      more.hidden = !a.next_cursor;
+      more.textContent = `Next ${Math.min(page, a.total - n)}`;
+      more.onclick = async () => {
+        more.disabled = true;
+        try {
+          add(await ask(p.at, a.next_cursor));
+        } finally {
+          more.disabled = false;
+        }
+      };
+    };
+    main.append(summary, line, shown, rows.table, more);
+    add(first);
     return;
   }
-  const second = await ask(p.compare);
-  const secondProof = await verifyAnswerReceipt(second.receipt, k);
+  const status = h('p', { class: 'muted', role: 'status' }, 'Loading both answers…');
+  main.append(status);
+  // Both whole answers, page by page (the diff needs every object).
+  const whole = async (at) => {
+    const out = { objects: [], proofs: [] };
+    let cursor;
+    for (;;) {
+      const a = await ask(at, cursor);
+      out.at = a.at;
+      out.total = a.total;
+      if (a.total > COMPARE_MAX)
+        throw new Error(`${a.total} objects existed at ${a.at}: too many to compare here (at most ${COMPARE_MAX}); narrow the question by namespace, kind or selector`);
+      out.objects.push(...a.objects);
+      out.proofs.push(a.proof);
+      status.textContent = `Loading ${a.at}: ${out.objects.length} of ${a.total} objects…`;
+      if (!a.next_cursor) break;
+      cursor = a.next_cursor;
+    }
+    out.proof = mergeVerifications(out.proofs);
+    return out;
+  };
+  const first = await whole(p.at);
+  const second = await whole(p.compare);
+  status.remove();
   const byUid = (a) => new Map(a.objects.map((o) => [o.uid, o]));
   const a = byUid(first), b = byUid(second);
   const appeared = second.objects.filter((o) => !a.has(o.uid));
   const vanished = first.objects.filter((o) => !b.has(o.uid));
   const changed = second.objects.filter((o) => a.has(o.uid) && a.get(o.uid).index !== o.index);
+  const section = (name, objects, proof) => {
+    const t = objectTable();
+    t.add(objects, proof);
+    return [h('h2', {}, `${name} (${objects.length})`), objects.length ? t.table : h('p', { class: 'muted' }, 'None.')];
+  };
   main.append(
-    h('p', { id: 'summary' }, `From ${first.at} (${first.count} objects) to ${second.at} (${second.count} objects): ` +
+    h('p', { id: 'summary' }, `From ${first.at} (${first.total} objects) to ${second.at} (${second.total} objects): ` +
       `${appeared.length} appeared, ${vanished.length} vanished, ${changed.length} changed.`),
-    receiptLine(firstProof, key), receiptLine(secondProof, key),
-    h('h2', {}, `Appeared (${appeared.length})`), objectTable(appeared, secondProof),
-    h('h2', {}, `Vanished (${vanished.length})`), objectTable(vanished, firstProof),
-    h('h2', {}, `Changed (${changed.length})`), objectTable(changed, secondProof));
+    receiptLine(first.proof, key), receiptLine(second.proof, key),
+    ...section('Appeared', appeared, second.proof), ...section('Vanished', vanished, first.proof),
+    ...section('Changed', changed, second.proof));
 }
 
-function objectTable(objects, proof) {
-  if (!objects.length) return h('p', { class: 'muted' }, 'None.');
-  return table(['kind', 'namespace', 'name', 'state', 'since', 'entry', ''],
-    objects.map((o) => ({
-      attrs: { 'data-uid': o.uid },
-      cells: [o.resource, o.namespace, link(objectHref(o.resource, o.namespace, o.name), o.name), o.state,
-              shortTime(o.since), entryLink(o.index), proofMark(proof, o.index)],
-    })), { class: 'objects' });
+// A table of objects that grows by add(objects, verification).
+function objectTable() {
+  const body = h('tbody', {});
+  const table = h('table', { class: 'objects' },
+    h('thead', {}, h('tr', {}, ['kind', 'namespace', 'name', 'state', 'since', 'entry', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    body);
+  const add = (objects, proof) => {
+    const rows = document.createDocumentFragment();
+    for (const o of objects)
+      rows.append(h('tr', { 'data-uid': o.uid }, [o.resource, o.namespace, link(objectHref(o.resource, o.namespace, o.name), o.name),
+        o.state, shortTime(o.since), entryLink(o.index), proofMark(proof, o.index)].map((c) => h('td', {}, c))));
+    body.append(rows);
+  };
+  return { table, add };
 }
