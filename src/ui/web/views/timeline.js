@@ -11,7 +11,9 @@ export const title = 'Timeline';
 
 const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection', 'ADDED', 'MODIFIED', 'DELETED']);
 const MAX_EVENTS = 5000;
-const PAGE = 1000;
+const PAGE = 5000;
+// Asked of the server (verb= takes a list), so reads never fill the pages.
+const WRITE_VERBS = [...WRITES].join(',');
 
 export function markClass(verb) {
   if (verb === 'create' || verb === 'ADDED') return 'create';
@@ -64,7 +66,7 @@ export async function render(main, { params, navigate, signal }) {
     events.length = 0;
     let cursor;
     for (;;) {
-      const page = await api.getJson('/v1/events', { ...filters, from, to, limit: PAGE, cursor }, signal);
+      const page = await api.getJson('/v1/events', { ...filters, verb: WRITE_VERBS, from, to, limit: PAGE, cursor }, signal);
       for (const e of page.events) if (WRITES.has(e.verb)) events.push(e);
       if (!page.next_cursor) break;
       if (events.length >= MAX_EVENTS) {
@@ -97,20 +99,47 @@ export async function render(main, { params, navigate, signal }) {
     h('label', {}, live, ' live'), ' ', liveStatus);
   main.append(summary, controls, chart, detail, h('h2', {}, 'Objects'), list);
 
-  const redraw = () => {
-    const rows = rowsOf(events);
-    const inView = events.filter((e) => { const t = Date.parse(e.time); return t >= view.from && t <= view.to; });
-    summary.textContent = `${inView.length} change${inView.length === 1 ? '' : 's'} to ${rows.length} object${rows.length === 1 ? '' : 's'}` +
-      `${f.namespace ? ' in ' + f.namespace : ''} between ${iso(view.from)} and ${iso(view.to)}` +
-      (truncated ? ` (the first ${MAX_EVENTS} changes of the range: zoom in for the rest)` : '') + '.';
-    chart.replaceChildren(drawChart(rows, view, showDetail));
+  // The rows change only when the events do (a load, a live change); pan
+  // and zoom redraw the chart alone, and the chart draws only the lanes in
+  // its scrolled window (thousands of objects stay smooth).
+  let rows = [];
+  const rebuildRows = () => {
+    rows = rowsOf(events);
     list.replaceChildren(table(['object', 'changes', 'first', 'last', 'last verb', 'last user'], rows.map((r) => {
       const last = r.events[r.events.length - 1];
       return { cells: [link(objectHref(r.resource, r.namespace, r.name), `${r.resource} ${r.namespace ? r.namespace + '/' : ''}${r.name}`),
         String(r.events.length), shortTime(r.events[0].time), shortTime(last.time), last.verb, last.user || ''] };
     }), { class: 'timeline-rows' }));
+  };
+  const drawView = () => {
+    let inView = 0;
+    for (const e of events) {
+      const t = Date.parse(e.time);
+      if (t >= view.from && t <= view.to) ++inView;
+    }
+    summary.textContent = `${inView} change${inView === 1 ? '' : 's'} to ${rows.length} object${rows.length === 1 ? '' : 's'}` +
+      `${f.namespace ? ' in ' + f.namespace : ''} between ${iso(view.from)} and ${iso(view.to)}` +
+      (truncated ? ` (the first ${MAX_EVENTS} changes of the range: zoom in for the rest)` : '') + '.';
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('.mark');
+    const keep = focused ? focused.dataset.index : null;
+    chart.replaceChildren(drawChart(rows, view, showDetail, chart.scrollTop, chart.clientHeight || 700));
+    if (keep) chart.querySelector(`.mark[data-index="${keep}"]`)?.focus();
     updateSlider();
   };
+  const redraw = () => {
+    rebuildRows();
+    drawView();
+  };
+  let scrollFrame = 0;
+  chart.addEventListener('scroll', () => {
+    if (scrollFrame) return;
+    scrollFrame = requestAnimationFrame(() => {
+      scrollFrame = 0;
+      const top = chart.scrollTop;
+      chart.replaceChildren(drawChart(rows, view, showDetail, top, chart.clientHeight || 700));
+      chart.scrollTop = top;
+    });
+  });
   const updateSlider = () => {
     const t = view.from + (view.to - view.from) * (Number(slider.value) / 1000);
     stateLink.setAttribute('href', '/ui/state' + api.query({ at: iso(t), namespace: f.namespace, kind: f.kind }));
@@ -121,7 +150,7 @@ export async function render(main, { params, navigate, signal }) {
   let refetch = null;
   const changedView = () => {
     setUrl();
-    redraw();
+    drawView();
     // Outside what was fetched: fetch the new range (after the user pauses).
     if (view.from < Date.parse(from) || view.to > Date.parse(to) || truncated) {
       clearTimeout(refetch);
@@ -175,7 +204,7 @@ export async function render(main, { params, navigate, signal }) {
     const d = ((drag.x - e.clientX) / drag.width) * (drag.to - drag.from);
     view.from = drag.from + d;
     view.to = drag.to + d;
-    redraw();
+    drawView();
   });
   chart.addEventListener('pointerup', () => { if (drag) { drag = null; changedView(); } });
 
@@ -228,8 +257,12 @@ export async function render(main, { params, navigate, signal }) {
   redraw();
 }
 
-function drawChart(rows, view, onPick) {
+// The chart's SVG at full height, with the lanes of rows that fall in
+// [scrollTop, scrollTop + visible) (and a screen's margin each side) drawn.
+function drawChart(rows, view, onPick, scrollTop = 0, visible = 700) {
   const labelW = 260, width = 1100, laneH = 22, top = 28;
+  const firstLane = Math.max(0, Math.floor((scrollTop - top - visible) / laneH));
+  const lastLane = Math.min(rows.length, Math.ceil((scrollTop + 2 * visible) / laneH));
   const w = width - labelW - 10;
   const x = (t) => labelW + ((t - view.from) / (view.to - view.from)) * w;
   const height = top + rows.length * laneH + 6;
@@ -240,7 +273,8 @@ function drawChart(rows, view, onPick) {
   for (let t = Math.ceil(view.from / step) * step; t <= view.to; t += step)
     ticks.push(s('g', {}, s('line', { x1: x(t), x2: x(t), y1: top - 6, y2: height, class: 'tick' }),
       s('text', { x: x(t) + 3, y: top - 10 }, step >= 86400e3 ? iso(t).slice(0, 10) : step >= 60e3 ? iso(t).slice(5, 16).replace('T', ' ') : iso(t).slice(11, 19))));
-  const lanes = rows.map((r, i) => {
+  const lanes = rows.slice(firstLane, lastLane).map((r, k) => {
+    const i = firstLane + k;
     const y = top + i * laneH + laneH / 2;
     const times = r.events.map((e) => Date.parse(e.time));
     const marks = r.events.map((e, j) => {
