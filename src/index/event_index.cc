@@ -24,7 +24,7 @@ namespace {
 
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "4";
+constexpr std::string_view kVersion = "5";
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
 
@@ -216,6 +216,16 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
       key += value;
       bump();
     }
+    if (!f.as.empty() && f.as != f.user) {
+      key = CountPrefix(static_cast<char>(Field::kImpersonated), hour);
+      key += f.as;
+      bump();
+      if (!f.ns.empty()) {
+        key = NsCountPrefix(static_cast<char>(Field::kImpersonated), hour, f.ns);
+        key += f.as;
+        bump();
+      }
+    }
     key = CountPrefix(static_cast<char>(Field::kNamespace), hour);
     key += f.ns;
     bump();
@@ -374,6 +384,30 @@ Status EventIndex::NamespaceCounts(Field field, int64_t hour, std::string_view n
                                    const std::function<void(std::string_view, uint64_t)>& fn) const {
   if (!NamespaceCounted(field)) return InvalidArgumentError("no per-namespace counts of that field");
   return CountsUnder(NsCountPrefix(static_cast<char>(field), hour, ns), fn);
+}
+
+StatusOr<std::vector<uint64_t>> EventIndex::CountsOf(Field field, const std::vector<int64_t>& hours,
+                                                     std::string_view ns, std::string_view value) const {
+  if (!ns.empty() && !NamespaceCounted(field)) return InvalidArgumentError("no per-namespace counts of that field");
+  std::vector<std::string> keys;
+  keys.reserve(hours.size());
+  for (int64_t h : hours) {
+    keys.push_back(ns.empty() ? CountPrefix(static_cast<char>(field), h)
+                              : NsCountPrefix(static_cast<char>(field), h, ns));
+    keys.back() += value;
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<std::string> values(keys.size());
+  std::shared_lock lock(mu_);
+  std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
+  std::vector<uint64_t> out(keys.size(), 0);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (st[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(st[i], "event index counts"));
+    if (values[i].size() != 8) return DataLossError("event index: bad count");
+    out[i] = GetLittleEndian64(values[i]);
+  }
+  return out;
 }
 
 Status EventIndex::CountsUnder(const std::string& prefix,

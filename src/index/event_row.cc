@@ -93,7 +93,7 @@ EventBatch::Facets EventBatch::facets(size_t i) const {
   EventRowView v;
   const Row& r = rows_[i];
   (void)DecodeEventRow(r.index, arena(r.at, r.size), &v);  // encoded just above: cannot fail
-  return {v.user, v.verb, v.resource, v.ns, v.ip, v.ua, v.code};
+  return {v.user, v.as, v.verb, v.resource, v.ns, v.ip, v.ua, v.code};
 }
 
 std::string NameKey(std::string_view resource, std::string_view ns, std::string_view name) {

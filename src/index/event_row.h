@@ -61,7 +61,7 @@ class EventBatch {
   // The decoded fields group-by pre-aggregates count (kept beside the
   // encoding so the index does not decode what was just encoded).
   struct Facets {
-    std::string_view user, verb, resource, ns, ip, ua;
+    std::string_view user, as, verb, resource, ns, ip, ua;
     int32_t code;
   };
   Facets facets(size_t i) const;

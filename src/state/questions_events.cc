@@ -240,19 +240,29 @@ struct RowFilter {
     return q.user.empty() && verbs.empty() && resource.empty() && q.name.empty() && q.stage.empty() &&
            q.code == 0 && q.q.empty();
   }
-  // Besides time and namespace, a filter on exactly one field the index
-  // counts per hour (and per namespace): verbs, resource or code. Not user:
-  // a user filter also matches whom they impersonated, which is not counted.
+  // A filter on a field the index counts per hour (and per namespace):
+  // user (as authenticated or impersonated: two counted fields, each event
+  // under one), verbs, resource or code, with the values it accepts.
   struct Counted {
-    index::EventIndex::Field field;
+    std::vector<index::EventIndex::Field> fields;
     std::vector<std::string> values;
   };
+  // Besides time and namespace, a filter on exactly that one field.
   std::optional<Counted> OneCountedField() const {
-    if (!q.user.empty() || !q.name.empty() || !q.stage.empty() || !q.q.empty()) return std::nullopt;
-    if (int(!verbs.empty()) + int(!resource.empty()) + int(q.code != 0) != 1) return std::nullopt;
-    if (!verbs.empty()) return Counted{index::EventIndex::Field::kVerb, verbs};
-    if (!resource.empty()) return Counted{index::EventIndex::Field::kResource, {resource}};
-    return Counted{index::EventIndex::Field::kCode, {std::to_string(q.code)}};
+    if (!q.name.empty() || !q.stage.empty() || !q.q.empty()) return std::nullopt;
+    if (int(!q.user.empty()) + int(!verbs.empty()) + int(!resource.empty()) + int(q.code != 0) != 1)
+      return std::nullopt;
+    return AnyCountedField();
+  }
+  // One counted field among the filters, whatever else is asked: an hour
+  // where it counts nothing holds no match (the most selective first).
+  std::optional<Counted> AnyCountedField() const {
+    using F = index::EventIndex::Field;
+    if (!q.user.empty()) return Counted{{F::kUser, F::kImpersonated}, {q.user}};
+    if (!resource.empty()) return Counted{{F::kResource}, {resource}};
+    if (q.code) return Counted{{F::kCode}, {std::to_string(q.code)}};
+    if (!verbs.empty()) return Counted{{F::kVerb}, verbs};
+    return std::nullopt;
   }
   bool Matches(const index::EventRowView& r) const {
     if (r.time < q.from || r.time > q.to) return false;
@@ -309,15 +319,62 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
     }
     return span;
   };
+  // How many events of each of hs the counted filter c accepts (in the
+  // namespace asked, if one is).
+  auto counts_of = [&](const RowFilter::Counted& c,
+                       const std::vector<index::EventIndex::Hour>& hs) -> StatusOr<std::vector<uint64_t>> {
+    std::vector<int64_t> ids;
+    for (const auto& h : hs) ids.push_back(h.hour);
+    std::vector<uint64_t> n(hs.size(), 0);
+    for (auto field : c.fields)
+      for (const auto& v : c.values) {
+        auto k = events_->CountsOf(field, ids, q.namespace_, v);
+        if (!k.ok()) return IndexRead(k.status());
+        for (size_t i = 0; i < n.size(); ++i) n[i] += (*k)[i];
+      }
+    return n;
+  };
+  // The hours that can hold a match: those where a counted filter counts
+  // something (all of them without one). A user seen in a few hours of a
+  // year reads those hours' rows, not the year's.
+  auto candidate_hours = [&]() -> StatusOr<std::vector<index::EventIndex::Hour>> {
+    const auto c = filter.AnyCountedField();
+    if (!c) return hours;
+    ASSIGN_OR_RETURN(std::vector<uint64_t> n, counts_of(*c, hours));
+    std::vector<index::EventIndex::Hour> kept;
+    for (size_t i = 0; i < hours.size(); ++i)
+      if (n[i]) kept.push_back(hours[i]);
+    return kept;
+  };
+  // The ledger index spans of hs, merged, ascending.
+  auto spans_of = [](const std::vector<index::EventIndex::Hour>& hs) {
+    std::vector<std::pair<uint64_t, uint64_t>> spans;
+    for (const auto& h : hs) spans.emplace_back(h.first_index, h.last_index + 1);
+    std::sort(spans.begin(), spans.end());
+    std::vector<std::pair<uint64_t, uint64_t>> merged;
+    for (const auto& sp : spans) {
+      if (!merged.empty() && sp.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, sp.second);
+      } else {
+        merged.push_back(sp);
+      }
+    }
+    return merged;
+  };
 
   if (group == Group::kNone) {
-    const auto [lo, hi] = span_of(hours);
+    ASSIGN_OR_RETURN(const std::vector<index::EventIndex::Hour> candidates, candidate_hours());
     json list = json::array();
     uint64_t next = 0;
-    RETURN_IF_ERROR(IndexRead(events_->Scan(std::max(lo, q.cursor), hi, [&](const index::EventRowView& r) {
+    bool full = false;
+    for (const auto& [lo, hi] : spans_of(candidates)) {
+      if (full) break;
+      if (hi <= q.cursor) continue;
+      RETURN_IF_ERROR(IndexRead(events_->Scan(std::max(lo, q.cursor), hi, [&](const index::EventRowView& r) {
       if (!filter.Matches(r)) return true;
       if (list.size() == q.limit) {
         next = r.index;
+        full = true;
         return false;
       }
       list.push_back({{"index", r.index}, {"time", Time(r.time)}, {"verb", r.verb},
@@ -328,6 +385,7 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
                       {"source_ip", r.ip}, {"user_agent", r.ua}});
       return true;
     })));
+    }
     json j{{"count", list.size()}, {"events", list}};
     j["next_cursor"] = next ? json(next) : json();
     return j;
@@ -367,25 +425,30 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
                           group == Group::kNamespace;
   const auto counted = group == Group::kHour || group == Group::kDay ? filter.OneCountedField() : std::nullopt;
   if ((!filter.only_time_and_namespace() && !counted) || (!q.namespace_.empty() && !ns_counted)) {
-    RETURN_IF_ERROR(scan(hours, q.from, q.to));
+    // The rows of the hours that can hold a match, one span at a time.
+    ASSIGN_OR_RETURN(const std::vector<index::EventIndex::Hour> candidates, candidate_hours());
+    for (const auto& [lo, hi] : spans_of(candidates))
+      RETURN_IF_ERROR(IndexRead(events_->Scan(lo, hi, [&](const index::EventRowView& r) {
+        if (r.time >= q.from && r.time <= q.to && filter.Matches(r)) count(r);
+        return true;
+      })));
   } else if (counted) {
     // Grouped by time with one counted field: whole hours from that field's
     // counts (summed over the values asked for), the edge hours from rows.
+    std::vector<index::EventIndex::Hour> whole;
     for (const auto& h : hours) {
-      if (!Covers(h.hour, q.from, q.to)) {
-        const Micros start = h.hour * index::kHourMicros;
-        RETURN_IF_ERROR(scan({h}, std::max(q.from, start), std::min(q.to, start + (index::kHourMicros - 1))));
+      if (Covers(h.hour, q.from, q.to)) {
+        whole.push_back(h);
         continue;
       }
-      uint64_t n = 0;
-      auto add = [&](std::string_view value, uint64_t k) {
-        if (std::find(counted->values.begin(), counted->values.end(), value) != counted->values.end()) n += k;
-      };
-      RETURN_IF_ERROR(IndexRead(q.namespace_.empty() ? events_->Counts(counted->field, h.hour, add)
-                                                     : events_->NamespaceCounts(counted->field, h.hour, q.namespace_, add)));
-      if (n == 0) continue;
-      matched += n;
-      by_number[group == Group::kHour ? h.hour : floor_div(h.hour, kDayHours)] += n;
+      const Micros start = h.hour * index::kHourMicros;
+      RETURN_IF_ERROR(scan({h}, std::max(q.from, start), std::min(q.to, start + (index::kHourMicros - 1))));
+    }
+    ASSIGN_OR_RETURN(std::vector<uint64_t> n, counts_of(*counted, whole));
+    for (size_t i = 0; i < whole.size(); ++i) {
+      if (n[i] == 0) continue;
+      matched += n[i];
+      by_number[group == Group::kHour ? whole[i].hour : floor_div(whole[i].hour, kDayHours)] += n[i];
     }
   } else {
     // A namespace (a namespace-limited reader always names one) reads that

@@ -350,6 +350,19 @@ TEST_F(AuditCorpus, GroupByCountsEqualCountsFromTheRawFiles) {
              t <= *ParseRfc3339("2018-10-26T14:20:00Z");
     });
   }
+  // A user is who was authenticated or whom they impersonated: bob is
+  // both in the corpus (system:admin as bob).
+  auto is_user = [](const json& e, const std::string& u) {
+    return Str(e, {"user", "username"}) == u || Str(e, {"impersonatedUser", "username"}) == u;
+  };
+  ASSERT_GT(Audit([&](const json& e) { return Str(e, {"impersonatedUser", "username"}) == "bob"; }).size(), 0u);
+  for (const char* by : {"hour", "day", "verb"}) {
+    ExpectGroups(by, "&user=bob", [&](const json& e) { return is_user(e, "bob"); });
+    ExpectGroups(by, "&user=system%3Aadmin", [&](const json& e) { return is_user(e, "system:admin"); });
+    ExpectGroups(by, "&user=bob&namespace=default", [&](const json& e) {
+      return is_user(e, "bob") && Str(e, {"objectRef", "namespace"}) == "default";
+    });
+  }
   ExpectGroups("user", "&verb=create,delete", [&](const json& e) { return verb_in(e, {"create", "delete"}); });
   ExpectGroups("verb", "&q=some-reader", [](const json& e) {
     return Str(e, {"objectRef", "name"}).find("some-reader") != std::string::npos ||

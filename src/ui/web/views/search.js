@@ -36,18 +36,19 @@ export async function render(main, { params, navigate, signal }) {
     page.proof = await verifyAnswerReceipt(page.receipt, k);
     return page;
   };
-  const [byHour, byGroup, first] = await Promise.all([
+  // The group-by is asked first but drawn last: counting a filtered group
+  // over a long history can take seconds, and the table and histogram
+  // should not wait for it.
+  const grouped = groupBy ? api.getJson('/v1/events', { ...filters, group_by: groupBy }, signal) : null;
+  grouped?.catch(() => {});  // its failure is shown where it is awaited
+  const [byHour, first] = await Promise.all([
     api.getJson('/v1/events', { ...filters, group_by: 'hour' }, signal),
-    groupBy ? api.getJson('/v1/events', { ...filters, group_by: groupBy }, signal) : null,
     list(),
   ]);
+  const groupBox = h('div', { class: 'grouped' });
   main.append(h('p', { id: 'summary' }, `${byHour.total} matching event${byHour.total === 1 ? '' : 's'}.`),
-    (() => { const b = hourBuckets(byHour.groups); return histogram('Matches per ' + STEP_NAMES[b.step], b.buckets, b.step); })());
-  if (byGroup) {
-    const rows = [...byGroup.groups].sort((a, b) => b.count - a.count);
-    main.append(barChart(`Matches by ${groupBy}`, rows.slice(0, 30), (k) => navigate('/ui/search' + api.query({ ...f, [groupBy]: k }))),
-      table([groupBy, 'count'], rows.map((r) => ({ cells: [String(r.key), String(r.count)] })), { class: 'groups' }));
-  }
+    (() => { const b = hourBuckets(byHour.groups); return histogram('Matches per ' + STEP_NAMES[b.step], b.buckets, b.step); })(),
+    groupBox);
   const body = h('tbody', {});
   const t = h('table', { class: 'events' },
     h('thead', {}, h('tr', {}, ['time', 'verb', 'user', 'resource', 'namespace', 'name', 'code', 'entry', ''].map((c) => h('th', { scope: 'col' }, c)))), body);
@@ -66,6 +67,14 @@ export async function render(main, { params, navigate, signal }) {
     more.onclick = async () => add(await list(page.next_cursor));
   };
   add(first);
+  performance.mark('annals-answer');
+  if (grouped) {
+    groupBox.append(h('p', { class: 'muted', role: 'status' }, `Counting by ${groupBy}…`));
+    const byGroup = await grouped;
+    const rows = [...byGroup.groups].sort((a, b) => b.count - a.count);
+    groupBox.replaceChildren(barChart(`Matches by ${groupBy}`, rows.slice(0, 30), (k) => navigate('/ui/search' + api.query({ ...f, [groupBy]: k }))),
+      table([groupBy, 'count'], rows.map((r) => ({ cells: [String(r.key), String(r.count)] })), { class: 'groups' }));
+  }
 }
 
 // group_by=hour keys (hours since the epoch, or times) as histogram buckets

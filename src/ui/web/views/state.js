@@ -88,15 +88,14 @@ export async function render(main, { params, navigate, signal }) {
         throw new Error(`${a.total} objects existed at ${a.at}: too many to compare here (at most ${COMPARE_MAX}); narrow the question by namespace, kind or selector`);
       out.objects.push(...a.objects);
       out.proofs.push(a.proof);
-      status.textContent = `Loading ${a.at}: ${out.objects.length} of ${a.total} objects…`;
+      status.textContent = `Loading: ${out.objects.length} of ${a.total} objects at ${a.at}…`;
       if (!a.next_cursor) break;
       cursor = a.next_cursor;
     }
     out.proof = mergeVerifications(out.proofs);
     return out;
   };
-  const first = await whole(p.at);
-  const second = await whole(p.compare);
+  const [first, second] = await Promise.all([whole(p.at), whole(p.compare)]);
   status.remove();
   const byUid = (a) => new Map(a.objects.map((o) => [o.uid, o]));
   const a = byUid(first), b = byUid(second);

@@ -48,7 +48,8 @@ export async function render(main, { params, navigate, signal }) {
       h('label', {}, 'To ', h('input', { name: 'to', value: f.to, size: 22, placeholder: 'now' })),
       h('button', {}, 'Show')));
   const filters = { namespace: f.namespace, resource: f.kind };
-  // Without a range: the hours that hold this namespace's events.
+  // Without a range: the last day that holds this namespace's events (an
+  // incident is usually recent; zoom out for the rest).
   let from = f.from, to = f.to;
   if (!from || !to) {
     const hours = await api.getJson('/v1/events', { ...filters, group_by: 'hour' }, signal);
@@ -57,8 +58,9 @@ export async function render(main, { params, navigate, signal }) {
       main.append(h('p', { id: 'summary', class: 'muted' }, 'No events here yet.'));
       return;
     }
-    from = from || iso(Math.min(...starts));
-    to = to || iso(Math.max(...starts) + 3600e3);
+    const last = Math.max(...starts) + 3600e3;
+    to = to || iso(last);
+    from = from || iso(Math.max(Math.min(...starts), Date.parse(to) - 86400e3));
   }
   const events = [];
   let truncated = false;
