@@ -60,6 +60,17 @@ rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = pin_l0;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filter in 4 KiB partitions under a small top level: a table
+  // of ten million keys has a ~12 MB filter, larger than one shard of the
+  // block cache, so a whole filter was read from the file for every point
+  // read (1.5 ms each on a 10M-event index; a search reading an hour
+  // count per hour of a month took 1.1 s). Now a point read loads one
+  // partition, and the partitions stay cached.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_top_level_index_and_filter = true;
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   opts.compression = rocksdb::kLZ4Compression;
   opts.bottommost_compression = rocksdb::kZSTD;

@@ -11,7 +11,10 @@ import { parseVerifierKey, verifyAnswerReceipt, mergeVerifications } from '../ve
 export const title = 'State at T';
 
 const FIELDS = ['at', 'compare', 'namespace', 'kind', 'selector', 'limit'];
-const PAGE = 500;
+// A screen's worth first; a comparison reads whole answers in larger pages
+// (fewer round trips).
+const PAGE = 200;
+const COMPARE_PAGE = 2000;
 // A comparison needs both whole answers; past this many objects a side it
 // asks for a narrower question instead of holding the tab.
 const COMPARE_MAX = 50000;
@@ -38,9 +41,9 @@ export async function render(main, { params, navigate, signal }) {
   const key = api.verifierKey();
   const k = await parseVerifierKey(key.text);
   // One page of the answer at a time, its receipt verified.
-  const ask = async (at, cursor) => {
+  const ask = async (at, cursor, limit = page) => {
     const a = await api.getJson('/v1/state', { at, namespace: p.namespace, kind: p.kind, selector: p.selector,
-      bodies: 'false', proof: 'true', limit: page, cursor }, signal);
+      bodies: 'false', proof: 'true', limit, cursor }, signal);
     a.proof = await verifyAnswerReceipt(a.receipt, k);
     return a;
   };
@@ -81,7 +84,7 @@ export async function render(main, { params, navigate, signal }) {
     const out = { objects: [], proofs: [] };
     let cursor;
     for (;;) {
-      const a = await ask(at, cursor);
+      const a = await ask(at, cursor, p.limit ? page : COMPARE_PAGE);
       out.at = a.at;
       out.total = a.total;
       if (a.total > COMPARE_MAX)
