@@ -601,6 +601,13 @@ StatusOr<std::vector<Hash>> Ledger::InclusionProof(uint64_t index, uint64_t tree
   return merkle::InclusionProof(index, tree_size, tiles_.Reader());
 }
 
+StatusOr<Hash> Ledger::LeafHash(uint64_t index) const {
+  if (index >= tiles_.size())
+    return OutOfRangeError("index " + std::to_string(index) + " is beyond the tree (" + std::to_string(tiles_.size()) +
+                           ")");
+  return tiles_.Reader()(0, index);
+}
+
 StatusOr<std::vector<Hash>> Ledger::ConsistencyProof(uint64_t first, uint64_t second) const {
   if (second > tiles_.size())
     return OutOfRangeError("second " + std::to_string(second) + " is beyond the tree (" +

@@ -173,6 +173,10 @@ class Ledger {
   // ("tile/0/x001/234.p/7"); sets *immutable for full tiles.
   StatusOr<std::string> ReadTilePath(std::string_view path, bool* immutable) const;
   StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t tree_size) const;
+  // The Merkle leaf hash of entry index, from the level-0 tiles (no entry
+  // read: a receipt for a thousand entries of compressed segments would
+  // otherwise expand a frame for each).
+  StatusOr<Hash> LeafHash(uint64_t index) const;
   StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t first, uint64_t second) const;
   StatusOr<Hash> RootAt(uint64_t tree_size) const;
 
