@@ -317,6 +317,11 @@ class ConsoleTest(unittest.TestCase):
         self.assertIn("1 appeared, 1 vanished", summary)
         page = self.text("main")
         self.assertIn("nginx-2", page)
+        # The rows shown (one appeared, one vanished) are the ones verified.
+        rows = self.all("table.objects tbody tr")
+        self.assertEqual(len(rows), 2)
+        self.assertEqual(len(self.all("table.objects tbody td span.ok")), 2)
+        self.assertEqual(self.all("[data-verified=failed]"), [])
         self.shot("state-compare")
         self.assertNoErrors()
 
