@@ -25,12 +25,14 @@ json Parse(std::string_view s) { return json::parse(s, nullptr, false); }
 
 std::string Time(Micros t) { return FormatRfc3339(t); }
 
-// A state answer's next_cursor: the last object's (resource, namespace,
-// name, uid), NUL-separated, in URL-safe base64 without padding.
+}  // namespace
+
 std::string EncodeStateCursor(std::string_view r, std::string_view n, std::string_view m, std::string_view u) {
   std::string raw;
+  bool first = true;
   for (std::string_view part : {r, n, m, u}) {
-    if (!raw.empty()) raw += '\0';
+    if (!first) raw += '\0';
+    first = false;
     raw += part;
   }
   std::string b = Base64Encode(raw);
@@ -39,7 +41,7 @@ std::string EncodeStateCursor(std::string_view r, std::string_view n, std::strin
   return b;
 }
 
-std::optional<std::tuple<std::string, std::string, std::string, std::string>> DecodeStateCursor(
+std::optional<StateCursor> DecodeStateCursor(
     std::string_view cursor) {
   std::string b(cursor);
   for (char& c : b) {
@@ -59,10 +61,8 @@ std::optional<std::tuple<std::string, std::string, std::string, std::string>> De
     }
   }
   if (k != 3) return std::nullopt;
-  return std::tuple{parts[0], parts[1], parts[2], parts[3]};
+  return StateCursor{parts[0], parts[1], parts[2], parts[3]};
 }
-
-}  // namespace
 
 json WhatChanged(const json& before, const json& after) {
   json kept = json::array();

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -81,6 +82,14 @@ struct StateQuery {
   // list of names needs).
   bool bodies = true;
 };
+
+// A state answer's next_cursor: the last object's (resource, namespace,
+// name, uid), NUL-separated, in URL-safe base64 without padding. Decode
+// refuses anything else (nullopt): it reads what a client sends back.
+using StateCursor = std::tuple<std::string, std::string, std::string, std::string>;
+std::string EncodeStateCursor(std::string_view resource, std::string_view ns, std::string_view name,
+                              std::string_view uid);
+std::optional<StateCursor> DecodeStateCursor(std::string_view cursor);
 
 struct HistoryQuery {
   std::string kind, namespace_, name;

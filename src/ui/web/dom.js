@@ -87,7 +87,7 @@ export function receiptLine(result, key) {
   if (result.ok)
     return h('p', { class: 'verified', 'data-verified': 'ok' },
       `✓ Verified in this browser: the checkpoint of tree size ${result.size} is signed by ${who}, and ` +
-      `${result.results.size} inclusion proof${result.results.size === 1 ? '' : 's'} lead to its root.`);
+      `${result.results.size} inclusion proof${result.results.size === 1 ? ' leads' : 's lead'} to its root.`);
   return h('p', { class: 'failed', role: 'alert', 'data-verified': 'failed' },
     '✗ Verification failed: ' + result.error +
     [...result.results].filter(([, r]) => !r.ok).map(([i, r]) => ` (entry ${i}: ${r.error})`).join(''));
