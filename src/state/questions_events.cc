@@ -13,8 +13,6 @@
 #include "state/k8s_object.h"
 #include "state/questions.h"
 
-#include <optional>
-
 namespace annals::state {
 
 using nlohmann::json;
