@@ -258,6 +258,11 @@ Status Archiver::Round() {
     if (n % kTileWidth) ups.push_back(TileUpload(true, 0, n / kTileWidth, n % kTileWidth));
     for (uint64_t level = 0; (n >> (kTileHeight * level)) > 0; ++level) {
       const uint64_t count = n >> (kTileHeight * level);
+      // A partial tile at a higher level often spans both the archived
+      // checkpoint and this one (same width, same hashes, same key): it
+      // is in the bucket already, and a second PUT would be a second
+      // version of it.
+      if (count == (st.size >> (kTileHeight * level))) continue;
       if (count % kTileWidth) ups.push_back(TileUpload(false, level, count / kTileWidth, count % kTileWidth));
     }
     ups.push_back(Upload{options_.location.Key("annals/checkpoints/" + Padded(n)), "checkpoint",

@@ -117,8 +117,10 @@ class ArchiveTest : public ::testing::Test {
     return v.ok() ? *v : ~uint64_t{0};
   }
   // Waits until the bucket's checkpoint is the served one and every sealed
-  // segment is uploaded; returns the archived size.
-  static uint64_t WaitArchived(HttpClient* http, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  // segment is uploaded, with at least `at_least` entries; returns the
+  // archived size.
+  static uint64_t WaitArchived(HttpClient* http, uint64_t at_least = 1,
+                               std::chrono::seconds timeout = std::chrono::seconds(120)) {
     const auto until = std::chrono::steady_clock::now() + timeout;
     uint64_t size = 0;
     while (std::chrono::steady_clock::now() < until) {
@@ -126,7 +128,7 @@ class ArchiveTest : public ::testing::Test {
       size = M(http, "annals_archive_size");
       const uint64_t segs = M(http, "annals_log_compressed_segments");
       const uint64_t next = M(http, "annals_archive_next_segment");
-      if (cp != ~uint64_t{0} && cp > 0 && size == cp && M(http, "annals_log_plain_segments") == 1 &&
+      if (cp != ~uint64_t{0} && cp >= at_least && size == cp && M(http, "annals_log_plain_segments") == 1 &&
           next == segs * 256)
         return size;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -198,6 +200,12 @@ TEST_F(ArchiveTest, ArchivesWhileIngestingUnderObjectLockAndTheBucketVerifies) {
   EXPECT_EQ(blobs[0], "prod/log/annals/blobs/" + HexEncode(HashBytes(Sha256(blob))));
   EXPECT_EQ(versions.count("prod/log/tile/entries/007.p/208"), 1u);
   EXPECT_EQ(versions.count("prod/log/tile/1/000.p/7"), 1u);
+  // The next checkpoint (2010) shares its level-1 partial tile (7 hashes)
+  // with the archived one: that tile is not stored a second time.
+  ASSERT_OK(Post(http.get(), Events(10, "a2-")));
+  EXPECT_EQ(WaitArchived(http.get(), 2010), 2010u);
+  EXPECT_EQ(Versions("locked", "prod/log/tile/1/000.p/7")["prod/log/tile/1/000.p/7"].first, 1);
+  EXPECT_EQ(Versions("locked", "prod/log/tile/entries/007.p/218").count("prod/log/tile/entries/007.p/218"), 1u);
 
   // The store refuses to delete a locked object, or to shorten its lock.
   EXPECT_EQ(S3({"retention", "locked", "prod/log/tile/entries/000"}).substr(0, 10), "COMPLIANCE");
@@ -314,7 +322,7 @@ TEST_F(ArchiveTest, StoreDownForAWhileNeverBlocksIngestAndTheArchiveCatchesUp) {
        "setsid radosgw --conf '" + rgw_dir_->Sub("rgw") + "/ceph.conf' -n client.rgw -f >>'" +
            rgw_dir_->Sub("rgw") + "/log/rgw-restart.log' 2>&1 </dev/null & echo $! > '" + pid_file + "'"});
   ASSERT_EQ(restart.exit_code, 0) << restart.err;
-  EXPECT_EQ(WaitArchived(http.get(), std::chrono::seconds(180)), 1000u);
+  EXPECT_EQ(WaitArchived(http.get(), 1000, std::chrono::seconds(180)), 1000u);
   ASSERT_OK_AND_ASSIGN(ready, http->Get("/readyz"));
   EXPECT_EQ(ready.status, 200) << ready.body;
   CommandResult v = VerifyBucket("outage", server->verifier_key());
