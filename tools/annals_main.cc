@@ -471,6 +471,10 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
   serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
+  serve->add_option("--denied-window", flags.denied_window_seconds,
+                    "seconds of refused requests (401/403/429) aggregated into each annals.denied entry")
+      ->check(CLI::Range(0.05, 86400.0))
+      ->capture_default_str();
   serve->add_option("--memory-budget", flags.memory_budget,
                     "bytes for the on-disk indexes' caches and the cold objects read back (e.g. 1GiB, 512MiB)")
       ->transform(CLI::AsSizeValue(false))

@@ -80,6 +80,17 @@ uint8_t RequiredRole(std::string_view path) {
   return 0;
 }
 
+// The endpoint class a refused request aimed at, for its record.
+std::string EndpointClass(std::string_view path) {
+  switch (RequiredRole(path)) {
+    case auth::kIngest: return "ingest";
+    case auth::kRead: return "read";
+    case auth::kVerify: return "verify";
+    case auth::kAdmin: return "admin";
+    default: return "other";
+  }
+}
+
 HttpResponse Unauthenticated(std::string_view why) {
   HttpResponse r = ErrorResponse(401, why);
   r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"annals\"");
@@ -142,6 +153,7 @@ void Api::Handle(HttpRequest&& req, Responder respond) {
       [this, shared, target = std::move(*target), respond = std::move(respond)](StatusOr<auth::Caller> c) mutable {
         if (!c.ok()) {
           metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
+          NoteDenial(*shared, target.path, auth::Caller{}, "unauthenticated");
           return respond(Unauthenticated(c.status().message()));
         }
         Serve(std::move(*shared), target, *c, std::move(respond));
@@ -164,9 +176,11 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     if (!allowed) {
       if (!caller.authenticated()) {
         metrics_.Add("annals_http_denied_total", "reason", "unauthenticated");
+        NoteDenial(req, path, caller, "unauthenticated");
         return respond(Unauthenticated("authentication required (" + auth::RoleNames(need) + " role)"));
       }
       metrics_.Add("annals_http_denied_total", "reason", "forbidden");
+      NoteDenial(req, path, caller, "forbidden");
       return respond(ErrorResponse(403, caller.user + " (" + caller.method + ") lacks the " +
                                             auth::RoleNames(need) + " role"));
     }
@@ -178,6 +192,7 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     if (v != auth::Limiter::Verdict::kOk) {
       const bool rate = v == auth::Limiter::Verdict::kRate;
       metrics_.Add("annals_http_denied_total", "reason", rate ? "rate" : "inflight");
+      NoteDenial(req, path, caller, rate ? "rate" : "inflight");
       HttpResponse r = ErrorResponse(429, rate ? "too many requests from this caller"
                                                : "too many requests in flight from this caller");
       r.headers.emplace_back("Retry-After", "1");
@@ -309,6 +324,19 @@ HttpResponse Api::Console(const HttpRequest& req, std::string_view path) {
   r.headers.emplace_back("Cache-Control", "no-cache");
   for (const auto& [name, value] : ui::SecurityHeaders()) r.headers.emplace_back(name, value);
   return r;
+}
+
+void Api::NoteDenial(const HttpRequest& req, std::string_view path, const auth::Caller& caller,
+                     const char* reason) {
+  if (!denials_) return;
+  auth::Denial d;
+  d.user = caller.user;
+  d.method = caller.method.empty() ? "none" : caller.method;
+  d.remote = req.remote;
+  d.reason = reason;
+  d.endpoint = EndpointClass(path);
+  d.target = req.method + " " + req.target;
+  denials_->Note(d);
 }
 
 void Api::AuditReadAndRespond(const HttpRequest& req, const auth::Caller& caller, size_t count,

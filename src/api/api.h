@@ -6,6 +6,7 @@
 
 #include "api/http.h"
 #include "auth/authorizer.h"
+#include "auth/denials.h"
 #include "auth/limiter.h"
 #include "common/metrics.h"
 #include "ingest/ingestor.h"
@@ -52,6 +53,9 @@ class Api {
   // Per-caller rate and in-flight limits (429 beyond them); health checks
   // are exempt. A caller is its user, or its address if anonymous.
   void EnableLimits(auth::Limiter* limiter) { limiter_ = limiter; }
+  // Where refused requests (401, 403, 429) are noted, to be recorded in
+  // the ledger a window at a time (auth/denials.h). Not owned.
+  void SetDenialLog(auth::DenialLog* denials) { denials_ = denials; }
   // Where /readyz, the questions and /metrics learn how far the projections
   // are. Without it they are always ready. Call before serving.
   void SetReadiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
@@ -91,6 +95,7 @@ class Api {
   HttpResponse EnrichFlows(const HttpRequest& req, const auth::Permissions& p, size_t* count);
   // Self-audit: appends who asked what and how many answers they got, and
   // responds with `answer` once that is durable (503 if it cannot be).
+  void NoteDenial(const HttpRequest& req, std::string_view path, const auth::Caller& caller, const char* reason);
   void AuditReadAndRespond(const HttpRequest& req, const auth::Caller& caller, size_t count,
                            HttpResponse answer, Responder respond);
   // /v1/watch: a streamed answer; a namespace-limited reader is confined
@@ -105,6 +110,7 @@ class Api {
   stream::ChangeFeed* feed_ = nullptr;
   auth::Authorizer* authz_ = nullptr;
   auth::Limiter* limiter_ = nullptr;
+  auth::DenialLog* denials_ = nullptr;
   std::function<Readiness()> readiness_;
 };
 

@@ -59,11 +59,18 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                               [self = shared_from_this(), timer](boost::system::error_code ec) {
                                 self->handshaken_ = true;
                                 timer->cancel();
-                                if (ec) return;
+                                if (ec) {
+                                  // No certificate, another CA's, or no TLS at
+                                  // all: an anonymous peer, refused, and asked
+                                  // about so that the refusal is on the record.
+                                  self->metrics_->Add("annals_tcp_refused_total", "reason", "handshake");
+                                  if (self->admit_) self->admit_("", {}, self->remote_);
+                                  return;
+                                }
                                 std::string user;
                                 std::vector<std::string> groups;
                                 tls::PeerIdentity(self->socket_.native_handle(), &user, &groups);
-                                if (self->admit_ && !self->admit_(user, groups)) {
+                                if (self->admit_ && !self->admit_(user, groups, self->remote_)) {
                                   self->metrics_->Add("annals_tcp_refused_total", "reason", "forbidden");
                                   log::Warning("tcp %s: %s may not ingest, closed",
                                                self->origin_.c_str(), user.c_str());
@@ -82,7 +89,8 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void SetOrigin() {
     boost::system::error_code ec;
     auto ep = socket_.lowest_layer().remote_endpoint(ec);
-    origin_ = ec ? "connection" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) remote_ = ep.address().to_string();
+    origin_ = ec ? "connection" : remote_ + ":" + std::to_string(ep.port());
   }
 
   void Read() {
@@ -184,7 +192,8 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   Ingestor* ingestor_;
   Metrics* metrics_;
   size_t max_line_;
-  std::string origin_;
+  std::string remote_;  // the peer's address
+  std::string origin_;  // address:port, for log lines
   std::array<char, 1 << 16> buf_;
   std::string partial_, complete_;
   bool discarding_ = false;

@@ -30,9 +30,12 @@ class TcpLineListener {
   ~TcpLineListener();
   // TLS (docs/security.md), before Start(). With files.client_ca a client
   // certificate is required and `admit` decides, from its CN and O, whether
-  // the connection may write; a refused one is closed before any line is
-  // read.
-  using Admit = std::function<bool(const std::string& user, const std::vector<std::string>& groups)>;
+  // the connection may write (`remote`: the peer's address); a refused one
+  // is closed before any line is read. A failed handshake (no certificate,
+  // another CA's) asks about an anonymous peer (user "") and is closed
+  // whatever the answer.
+  using Admit = std::function<bool(const std::string& user, const std::vector<std::string>& groups,
+                                   const std::string& remote)>;
   Status EnableTls(tls::TlsFiles files, Admit admit);
   // Re-reads the files (SIGHUP); established connections keep theirs.
   Status ReloadTls();

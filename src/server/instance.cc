@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "archive/archiver.h"
 #include "auth/authorizer.h"
+#include "auth/denials.h"
 #include "auth/limiter.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -98,6 +99,7 @@ struct Instance::Parts {
   std::unique_ptr<stream::ChangeFeed> feed;
   std::vector<std::unique_ptr<forward::Forwarder>> forwarders;
   std::unique_ptr<auth::Limiter> limiter;
+  std::unique_ptr<auth::DenialLog> denials;
   std::unique_ptr<HttpServer> http;
   uint16_t port = 0;
   std::unique_ptr<ingest::TcpLineListener> tcp;
@@ -331,7 +333,20 @@ Status Instance::Build() {
     p.authorizer->EnableTokenReview(
         [r = p.token_reviewer.get()](std::string_view token) { return r->Review(token); }, std::move(ro));
   }
-  if (p.authorizer) p.api->EnableAuth(p.authorizer.get());
+  if (p.authorizer) {
+    p.api->EnableAuth(p.authorizer.get());
+    // Refused requests, a window at a time, appended like the reads are.
+    auth::DenialLogOptions dopt;
+    dopt.window = std::chrono::milliseconds(static_cast<int64_t>(o.denied_window_seconds * 1000));
+    p.denials = std::make_unique<auth::DenialLog>(
+        dopt, &p.metrics, [in = p.ingestor.get()](std::vector<auth::DenialLog::Record> records) -> Status {
+          std::vector<ingest::IngestItem> items;
+          for (auto& r : records) items.push_back({std::move(r.meta), r.payload, ""});
+          return in->SubmitAndWait("annals", std::move(items)).status();
+        });
+    p.denials->Start();
+    p.api->SetDenialLog(p.denials.get());
+  }
   p.limiter = std::make_unique<auth::Limiter>(auth::LimiterOptions{o.rate_limit, o.rate_burst, o.max_inflight});
   if (p.limiter->enabled()) p.api->EnableLimits(p.limiter.get());
 
@@ -354,8 +369,13 @@ Status Instance::Build() {
     if (tls) {
       ingest::TcpLineListener::Admit admit;
       if (p.authorizer)
-        admit = [a = p.authorizer.get()](const std::string& user, const std::vector<std::string>& groups) {
-          return !user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp");
+        admit = [a = p.authorizer.get(), d = p.denials.get()](const std::string& user,
+                                                             const std::vector<std::string>& groups,
+                                                             const std::string& remote) {
+          if (!user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp")) return true;
+          d->Note(auth::Denial{user, user.empty() ? "none" : "tls", remote,
+                               user.empty() ? "unauthenticated" : "forbidden", "tcp", "connect"});
+          return false;
         };
       RETURN_IF_ERROR(p.tcp->EnableTls({o.tls_cert, o.tls_key, o.client_ca}, std::move(admit)));
     } else if (!o.insecure_listen && !IsLoopbackHost(thp.first)) {
@@ -394,6 +414,9 @@ void Instance::Stop() {
   if (p.authorizer) p.authorizer->Stop();
   if (p.tcp) p.tcp->Stop();
   for (auto& t : p.tailers) t->Stop();
+  // What the last window of refusals holds, appended while the ingestor
+  // and the ledger still run.
+  if (p.denials) p.denials->Stop();
   // 2. Every append already handed to the ledger calls back while the
   // ledger, the listeners (whose responders those callbacks call) and the
   // ingestor still exist.

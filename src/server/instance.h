@@ -53,6 +53,9 @@ struct InstanceOptions {
   int request_timeout = 60;
   double rate_limit = 0, rate_burst = 0;
   uint32_t max_inflight = 0;
+  // With auth on: refused requests are recorded a window at a time
+  // (auth/denials.h).
+  double denied_window_seconds = 60;
   uint64_t memory_budget = uint64_t{1} << 30;
   // Objects gone for longer than this (in log time) leave memory for the
   // cold store (docs/state.md "Hot and cold objects").

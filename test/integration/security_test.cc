@@ -24,7 +24,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <atomic>
 #include <cstdio>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,6 +39,7 @@
 #include "testutil/fake_apiserver.h"
 #include "testutil/log_client.h"
 #include "testutil/server_process.h"
+#include "testutil/test_macros.h"
 
 namespace annals {
 namespace {
@@ -318,6 +321,10 @@ class Auth : public ::testing::Test {
     o.extra_args = {"--tls-cert", d + "/server.crt", "--tls-key", d + "/server.key", "--client-ca",
                     d + "/ca.crt", "--auth-config", d + "/auth.json", "--request-timeout", "3",
                     "--tcp-listen", "127.0.0.1:" + std::to_string(tcp_port_ = FreePort()),
+                    // Refused requests are written a window at a time: not
+                    // within this suite, so that the log sizes it compares
+                    // hold (RefusedRequestsAreOnTheRecord runs its own server).
+                    "--denied-window", "3600",
                     "--token-review",
                     testutil::WriteFakeKubeconfig(d + "/kubeconfig", kube_->port(),
                                                   std::string("token: ") + kReviewerToken)};
@@ -778,6 +785,133 @@ TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
     after = LogSize();
   }
   EXPECT_EQ(after, before + n);
+}
+
+// Refused requests (401, 403, 429, refused TCP connections) are recorded,
+// aggregated per caller, reason and endpoint a window at a time: a flood of
+// 100,000 adds a handful of entries whose counts add up to the flood.
+TEST_F(Auth, RefusedRequestsAreOnTheRecordAndAFloodAddsABoundedNumberOfEntries) {
+  const std::string& d = dir_->path();
+  ServeOptions o;
+  o.data_dir = dir_->Sub("data-denied");
+  o.checkpoint_interval_ms = 50;
+  const uint16_t tcp = FreePort();
+  o.extra_args = {"--tls-cert", d + "/server.crt", "--tls-key", d + "/server.key", "--client-ca", d + "/ca.crt",
+                  "--auth-config", d + "/auth.json", "--tcp-listen", "127.0.0.1:" + std::to_string(tcp),
+                  "--denied-window", "1", "--rate-limit", "20", "--rate-burst", "20"};
+  ServerProcess server(o);
+  ASSERT_TRUE(server.Start().ok());
+  auto url = [&](const std::string& path) { return server.url() + path; };
+  auto metric = [&](const std::string& series) -> uint64_t {
+    CurlResult m = As("root", {url("/metrics")});
+    const size_t p = m.body.find("\n" + series + " ");
+    return p == std::string::npos ? 0 : std::strtoull(m.body.c_str() + p + series.size() + 2, nullptr, 10);
+  };
+  auto denied = [&](uint64_t from) {
+    std::vector<json> out;
+    const uint64_t n = metric("annals_log_entries");
+    for (uint64_t i = from; i < n; ++i) {
+      json j = json::parse(As("root", {url("/v1/entries/" + std::to_string(i))}).body);
+      if (j["meta"].value("type", "") == "annals.denied") out.push_back(j);
+    }
+    return out;
+  };
+  auto wait_recorded = [&](uint64_t at_least) {
+    for (int i = 0; i < 200 && metric("annals_denied_records_total{result=\"recorded\"}") < at_least; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return metric("annals_denied_records_total{result=\"recorded\"}");
+  };
+
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(As("", {url("/v1/events?limit=" + std::to_string(i))}).status, 401);
+  EXPECT_EQ(As("alice", {"-X", "POST", "--data-binary", "@" + P("events.json"), url("/v1/ingest/k8s-audit")}).status,
+            403);
+  EXPECT_EQ(As("alice", {"-X", "POST", "--data-binary", "@" + P("events.json"), url("/v1/ingest/k8s-audit")}).status,
+            403);
+  EXPECT_EQ(As("auditor", {url("/metrics")}).status, 403);
+  SendTls(tcp, d, "alice", "{}\n");  // a reader may not write lines
+  SendTls(tcp, d, "", "{}\n");       // nor may a connection without a certificate
+  ASSERT_GE(wait_recorded(5), 5u);
+  // The window may have been cut between two of those: add up per key.
+  std::map<std::string, uint64_t> counts;
+  std::map<std::string, json> last;
+  for (const json& e : denied(0)) {
+    const json& p = e["event"];
+    const std::string key = p["reason"].get<std::string>() + " " + p["endpoint"].get<std::string>() + " " +
+                            p.value("user", "");
+    counts[key] += p["count"].get<uint64_t>();
+    last[key] = p;
+    EXPECT_EQ(e["meta"]["denied"]["count"], p["count"]);
+    EXPECT_EQ(e["meta"]["src"], "annals");
+  }
+  EXPECT_EQ(counts["unauthenticated read "], 3u);
+  EXPECT_EQ(last["unauthenticated read "]["remotes"], json::array({"127.0.0.1"}));
+  EXPECT_EQ(last["unauthenticated read "]["auth"], "anonymous");
+  EXPECT_EQ(counts["forbidden ingest alice"], 2u);
+  EXPECT_EQ(last["forbidden ingest alice"]["targets"], json::array({"POST /v1/ingest/k8s-audit"}));
+  EXPECT_EQ(last["forbidden ingest alice"]["auth"], "tls");
+  EXPECT_EQ(counts["forbidden admin auditor"], 1u);
+  EXPECT_EQ(counts["forbidden tcp alice"], 1u);
+  EXPECT_EQ(counts["unauthenticated tcp "], 1u);
+  EXPECT_EQ(counts.size(), 5u) << json(counts).dump();
+
+  // 429s are refusals too: root, over its rate (20/s).
+  ASSERT_OK_AND_ASSIGN(std::string ca, testutil::ReadFile(P("ca.crt")));
+  ASSERT_OK_AND_ASSIGN(std::string root_crt, testutil::ReadFile(P("root.crt")));
+  ASSERT_OK_AND_ASSIGN(std::string root_key, testutil::ReadFile(P("root.key")));
+  uint64_t limited = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(auto http, client::HttpClient::Create(server.url(), client::ClientAuth{ca, root_crt, root_key, ""}));
+    for (int i = 0; i < 200; ++i) {
+      auto r = http->Get("/log/checkpoint");
+      limited += r.ok() && r->status == 429;
+    }
+  }
+  EXPECT_GT(limited, 100u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // root's bucket refills
+
+  // The flood: 100,000 anonymous questions on kept-alive connections.
+  const uint64_t entries_before = metric("annals_log_entries");
+  const uint64_t recorded_before = wait_recorded(0);
+  std::atomic<uint64_t> refused{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 4; ++t)
+    flood.emplace_back([&] {
+      auto http = client::HttpClient::Create(server.url(), client::ClientAuth{ca, "", "", ""});
+      if (!http.ok()) return;
+      for (int i = 0; i < 25000; ++i) {
+        auto r = (*http)->Get("/v1/state");
+        if (r.ok() && r->status == 401) ++refused;
+      }
+    });
+  for (auto& t : flood) t.join();
+  ASSERT_EQ(refused.load(), 100000u);
+  // Every refusal is counted, on /metrics and in the ledger.
+  uint64_t in_ledger = 0;
+  for (int i = 0; i < 100 && in_ledger < 100000; ++i) {
+    in_ledger = 0;
+    for (const json& e : denied(entries_before))
+      if (e["event"]["reason"] == "unauthenticated" && e["event"]["endpoint"] == "read")
+        in_ledger += e["event"]["count"].get<uint64_t>();
+    if (in_ledger < 100000) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(in_ledger, 100000u);
+  EXPECT_GE(metric("annals_http_denied_total{reason=\"unauthenticated\"}"), 100003u);
+  EXPECT_EQ(metric("annals_http_denied_total{reason=\"rate\"}"), limited);
+  uint64_t rate_in_ledger = 0;
+  for (const json& e : denied(0))
+    if (e["event"]["reason"] == "rate") {
+      EXPECT_EQ(e["event"]["user"], "root");
+      rate_in_ledger += e["event"]["count"].get<uint64_t>();
+    }
+  EXPECT_EQ(rate_in_ledger, limited);
+  // One record a window for the flood (plus root's 429s and the metrics
+  // reads' own records), not one per request.
+  const uint64_t added = metric("annals_log_entries") - entries_before;
+  const uint64_t records = wait_recorded(0) - recorded_before;
+  std::printf("a flood of 100000 refused requests: %llu annals.denied records, %llu entries in all\n",
+              static_cast<unsigned long long>(records), static_cast<unsigned long long>(added));
+  EXPECT_LT(records, 100u) << records << " records for a flood";
+  EXPECT_LT(added, 400u) << added << " entries for a flood";
 }
 
 // ---------------------------------------------------------------------------
