@@ -19,6 +19,7 @@
 #include "client/http_client.h"
 #include "client/bundle_export.h"
 #include "client/remote_verifier.h"
+#include "client/reveal.h"
 #include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -471,6 +472,11 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
   serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
+  serve->add_option("--redaction-policy", flags.redaction_policy,
+                    "what to redact before anything is stored: a JSON policy file (docs/security.md), "
+                    "\"none\" to store events as sent; default: the built-in policy");
+  serve->add_option("--seal-key", flags.seal_key,
+                    "encrypt the sealed (redacted) values with this key file: 64 hex digits, kept outside the data directory");
   serve->add_option("--denied-window", flags.denied_window_seconds,
                     "seconds of refused requests (401/403/429) aggregated into each annals.denied entry")
       ->check(CLI::Range(0.05, 86400.0))
@@ -630,6 +636,20 @@ int main(int argc, char** argv) {
   add_url(watch);
   auto* enrich = app.add_subcommand("enrich", "add workload identity to flow JSON lines (stdin -> stdout)");
   add_url(enrich);
+
+  uint64_t sealed_index = 0;
+  std::string sealed_path, erase_reason, reveal_vkey;
+  auto* reveal = app.add_subcommand("reveal", "a redacted value (admin), checked against the entry's commitment");
+  reveal->add_option("--index", sealed_index, "the entry")->required();
+  reveal->add_option("--path", sealed_path, "JSON Pointer of the value in the entry, e.g. /requestObject/data/password")
+      ->required();
+  reveal->add_option("--log-key", reveal_vkey, "the log's verifier key: also check the entry is in a signed checkpoint");
+  add_client(reveal);
+  auto* erase = app.add_subcommand("erase", "delete a redacted value for good (admin); the erasure is recorded");
+  erase->add_option("--index", sealed_index, "the entry")->required();
+  erase->add_option("--path", sealed_path, "JSON Pointer of the value in the entry")->required();
+  erase->add_option("--reason", erase_reason, "why (recorded in the ledger)")->required();
+  add_client(erase);
 
   auto* rebuild = app.add_subcommand("rebuild", "rebuild every index and projection from the log (server stopped)");
   rebuild->add_option("--data", data, "data directory")->capture_default_str();
@@ -821,6 +841,27 @@ int main(int argc, char** argv) {
     }
     return Proof(target, std::string(api::paths::kInclusionProof) + "?index=" + std::to_string(index) +
                           "&tree_size=" + std::to_string(size));
+  }
+  if (reveal->parsed()) {
+    auto c = Connect(target);
+    if (!c.ok()) return Fail(c.status());
+    auto r = client::Reveal(c->get(), sealed_index, sealed_path, reveal_vkey);
+    if (!r.ok()) return Fail(r.status());
+    std::printf("%s\n", r->value.c_str());
+    std::fprintf(stderr, "opens the commitment %s of entry %llu%s\n", r->commitment.c_str(),
+                 static_cast<unsigned long long>(sealed_index),
+                 r->in_signed_checkpoint
+                     ? (", which is in the log's signed checkpoint of size " + std::to_string(r->checkpoint_size)).c_str()
+                     : " (give --log-key to check the entry against a signed checkpoint too)");
+    return 0;
+  }
+  if (erase->parsed()) {
+    auto c = Connect(target);
+    if (!c.ok()) return Fail(c.status());
+    auto e = client::Erase(c->get(), sealed_index, sealed_path, erase_reason);
+    if (!e.ok()) return Fail(e.status());
+    std::printf("erased; recorded as entry %llu\n", static_cast<unsigned long long>(*e));
+    return 0;
   }
   if (cons->parsed())
     return Proof(target, std::string(api::paths::kConsistencyProof) + "?first=" + std::to_string(first) +

@@ -1,4 +1,5 @@
 #include "api/api.h"
+
 #include "common/thread_util.h"
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "ingest/k8s_watch.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
+#include "redact/redactor.h"
 #include "ui/console.h"
 
 namespace annals::api {
@@ -76,7 +78,7 @@ uint8_t RequiredRole(std::string_view path) {
       path.starts_with(paths::kEntriesPrefix) || path == paths::kInclusionProof ||
       path == paths::kConsistencyProof)
     return auth::kVerify;
-  if (path == paths::kMetrics) return auth::kAdmin;
+  if (path == paths::kMetrics || path == paths::kSealed || path == paths::kErase) return auth::kAdmin;
   return 0;
 }
 
@@ -233,6 +235,14 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
       return respond(std::move(resp));
     }
   }
+  if (path == paths::kSealed) {
+    if (!get) return respond(ErrorResponse(405, "use GET"));
+    return Reveal(req, t, caller, std::move(respond));
+  }
+  if (path == paths::kErase) {
+    if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
+    return Erase(req, caller, std::move(respond));
+  }
   size_t count = 0;
   std::optional<HttpResponse> answer;
   if (question) {
@@ -324,6 +334,108 @@ HttpResponse Api::Console(const HttpRequest& req, std::string_view path) {
   r.headers.emplace_back("Cache-Control", "no-cache");
   for (const auto& [name, value] : ui::SecurityHeaders()) r.headers.emplace_back(name, value);
   return r;
+}
+
+StatusOr<Hash> Api::NamedCommitment(const std::string& commitment, const std::string& index_text,
+                                    const std::string& path, std::string* text) const {
+  if (!commitment.empty()) {
+    if (!index_text.empty() || !path.empty())
+      return InvalidArgumentError("name a value by commitment, or by index and path, not both");
+    *text = commitment;
+    return redact::ParseCommitment(commitment);
+  }
+  auto index = ParseDecimal(index_text);
+  if (!index || path.empty()) return InvalidArgumentError("name a value by commitment=C, or by index=N and path=P");
+  if (*index >= ledger_->DurableSize()) return NotFoundError("no entry " + index_text);
+  ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(*index));
+  ASSIGN_OR_RETURN(auto dec, ledger::DecodeEntry(raw));
+  std::string blob;
+  ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(dec, &blob));
+  json doc = json::parse(payload, nullptr, false);
+  if (doc.is_discarded()) return InvalidArgumentError("entry " + index_text + " is not JSON");
+  json::json_pointer ptr;
+  try {
+    ptr = json::json_pointer(path);
+  } catch (const json::exception&) {
+    return InvalidArgumentError("path is not a JSON Pointer (RFC 6901): " + path);
+  }
+  if (!doc.contains(ptr)) return NotFoundError("entry " + index_text + " has nothing at " + path);
+  const json& v = doc.at(ptr);
+  if (!v.is_string()) return InvalidArgumentError("entry " + index_text + " holds no commitment at " + path);
+  *text = v.get<std::string>();
+  auto mac = redact::ParseCommitment(*text);
+  if (!mac.ok()) return InvalidArgumentError("entry " + index_text + " holds no commitment at " + path);
+  return mac;
+}
+
+void Api::Reveal(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond) {
+  if (!sealed_) return respond(ErrorResponse(404, "redaction is off on this server"));
+  auto param = [&](std::string_view name) {
+    const std::string* v = t.Param(name);
+    return v ? *v : std::string();
+  };
+  std::string commitment;
+  auto mac = NamedCommitment(param("commitment"), param("index"), param("path"), &commitment);
+  if (!mac.ok()) return respond(ErrorResponse(mac.status()));
+  auto opened = sealed_->Get(*mac);
+  if (!opened.ok()) return respond(ErrorResponse(opened.status()));
+  json j{{"commitment", commitment},
+         {"value", opened->value},
+         {"salt", Base64Encode(std::string_view(reinterpret_cast<const char*>(opened->salt.data()), 32))},
+         {"hmac", "HMAC-SHA256(key = salt, message = value)"}};
+  if (auto idx = ParseDecimal(param("index"))) {
+    j["index"] = *idx;
+    j["path"] = param("path");
+  }
+  HttpResponse r;
+  r.content_type = "application/json";
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  if (!authz_) return respond(std::move(r));
+  AuditReadAndRespond(req, caller, 1, std::move(r), std::move(respond));
+}
+
+void Api::Erase(const HttpRequest& req, const auth::Caller& caller, Responder respond) {
+  if (!sealed_) return respond(ErrorResponse(404, "redaction is off on this server"));
+  json body = json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return respond(ErrorResponse(400, "the body must be a JSON object"));
+  auto str = [&](const char* k) -> std::string {
+    if (!body.contains(k)) return "";
+    const json& v = body[k];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+    return "\x01";  // neither: refused below
+  };
+  const std::string reason = str("reason");
+  if (reason.empty() || reason == "\x01") return respond(ErrorResponse(400, "an erasure needs a reason"));
+  std::string commitment;
+  auto mac = NamedCommitment(str("commitment"), str("index"), str("path"), &commitment);
+  if (!mac.ok()) return respond(ErrorResponse(mac.status()));
+  // Refused before anything is appended when there is nothing to erase.
+  if (auto opened = sealed_->Get(*mac); !opened.ok()) return respond(ErrorResponse(opened.status()));
+  const std::string now = ingest::NowRfc3339();
+  json rec{{"time", now},     {"user", caller.user},     {"auth", caller.method}, {"remote", req.remote},
+           {"commitment", commitment}, {"reason", reason}};
+  if (auto idx = ParseDecimal(str("index"))) {
+    rec["index"] = *idx;
+    rec["path"] = str("path");
+  }
+  json meta{{"v", 1}, {"src", "annals"}, {"rt", now}, {"ct", "application/json"}, {"type", "annals.erasure"},
+            {"erasure", {{"commitment", commitment}, {"user", caller.user}}}};
+  auto payload = std::make_shared<std::string>(rec.dump(-1, ' ', false, json::error_handler_t::replace));
+  std::vector<ingest::IngestItem> items;
+  items.push_back({meta.dump(-1, ' ', false, json::error_handler_t::replace), *payload, ""});
+  // The record first: a crash after it and before the deletion leaves a
+  // value to erase again, never a deletion nobody can account for.
+  auto r = ingestor_->SubmitAndWait("annals", std::move(items));
+  if (!r.ok()) return respond(ErrorResponse(503, "cannot record the erasure in the ledger: " + r.status().message()));
+  const uint64_t entry = static_cast<uint64_t>(r->first_index);
+  if (Status s = sealed_->Erase(*mac, entry); !s.ok()) return respond(ErrorResponse(s));
+  metrics_.Add("annals_sealed_erased_total", "result", "erased");
+  HttpResponse out;
+  out.content_type = "application/json";
+  out.body = json{{"erased", commitment}, {"entry", entry}}.dump() + "\n";
+  respond(std::move(out));
 }
 
 void Api::NoteDenial(const HttpRequest& req, std::string_view path, const auth::Caller& caller,

@@ -56,6 +56,9 @@ class Api {
   // Where refused requests (401, 403, 429) are noted, to be recorded in
   // the ledger a window at a time (auth/denials.h). Not owned.
   void SetDenialLog(auth::DenialLog* denials) { denials_ = denials; }
+  // Enables /v1/sealed (reveal) and /v1/erase over the sealed values of
+  // redaction. Not owned.
+  void SetSealedStore(redact::SealedStore* sealed) { sealed_ = sealed; }
   // Where /readyz, the questions and /metrics learn how far the projections
   // are. Without it they are always ready. Call before serving.
   void SetReadiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
@@ -83,6 +86,14 @@ class Api {
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
+  // The commitment a request names: ?commitment=C, or the string at JSON
+  // Pointer `path` in entry `index`'s payload (*where says which).
+  StatusOr<Hash> NamedCommitment(const std::string& commitment, const std::string& index, const std::string& path,
+                                 std::string* text) const;
+  // GET /v1/sealed: a redacted value and its salt, recorded as a read.
+  void Reveal(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond);
+  // POST /v1/erase: appends an annals.erasure entry, then deletes the value.
+  void Erase(const HttpRequest& req, const auth::Caller& caller, Responder respond);
   // The console's page and files (no role: they hold no data; the page's
   // questions need the caller's roles like any client's).
   HttpResponse Console(const HttpRequest& req, std::string_view path);
@@ -111,6 +122,7 @@ class Api {
   auth::Authorizer* authz_ = nullptr;
   auth::Limiter* limiter_ = nullptr;
   auth::DenialLog* denials_ = nullptr;
+  redact::SealedStore* sealed_ = nullptr;
   std::function<Readiness()> readiness_;
 };
 

@@ -20,6 +20,9 @@ inline constexpr char kEnrichFlows[] = "/v1/enrich/flows";
 inline constexpr char kHistory[] = "/v1/history";
 inline constexpr char kEvents[] = "/v1/events";
 inline constexpr char kWatch[] = "/v1/watch";
+// Redacted values (docs/security.md "Secrets"): admin only.
+inline constexpr char kSealed[] = "/v1/sealed";  // GET ?index=N&path=P or ?commitment=C
+inline constexpr char kErase[] = "/v1/erase";    // POST {"index","path"|"commitment","reason"}
 inline constexpr char kHealthz[] = "/healthz";
 inline constexpr char kReadyz[] = "/readyz";
 inline constexpr char kMetrics[] = "/metrics";

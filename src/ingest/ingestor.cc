@@ -165,8 +165,11 @@ StatusOr<bool> Ingestor::HoldsPayload(std::string_view index_value, std::string_
   const uint64_t index = GetBigEndian64(index_value.data());
   ASSIGN_OR_RETURN(std::string entry, ledger_->ReadEntry(index));
   ASSIGN_OR_RETURN(auto d, ledger::DecodeEntry(entry));
-  if (d.external) return d.payload_digest == Sha256(payload);
-  return d.payload == payload;
+  if (d.external ? d.payload_digest == Sha256(payload) : d.payload == payload) return true;
+  // Stored redacted: what was received is known by its digest only.
+  if (!sealed_ || d.meta.find("\"redacted\"") == std::string_view::npos) return false;
+  ASSIGN_OR_RETURN(auto received, sealed_->ReceivedDigest(d.external ? d.payload_digest : Sha256(d.payload)));
+  return received.has_value() && *received == Sha256(payload);
 }
 
 namespace {
@@ -182,6 +185,7 @@ struct Ingestor::Admission {
   std::vector<std::shared_ptr<Pending>> deps;
   uint64_t duplicates = 0;
   uint64_t conflicts = 0;
+  std::vector<std::string> redacted;  // payloads redacted in Encode (reserved: views stay valid)
 };
 
 void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, Done done) {
@@ -199,7 +203,7 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
   const int64_t t0 = ThreadCpuNanos();
   Status s = Admit(items, &a);
   const int64_t t1 = ThreadCpuNanos();
-  if (s.ok()) s = Encode(&items, &a, &entries);
+  if (s.ok()) s = Encode(source, &items, &a, &entries);
   const int64_t t2 = ThreadCpuNanos();
   metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "dedup", t1 - t0);
   metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "envelope", t2 - t1);
@@ -294,7 +298,38 @@ Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
   return OkStatus();
 }
 
-Status Ingestor::Encode(std::vector<IngestItem>* items, Admission* a, std::vector<std::string>* entries) {
+Status Ingestor::Redact(const std::string& source, std::vector<IngestItem>* items, Admission* a) {
+  const int64_t t0 = ThreadCpuNanos();
+  std::vector<redact::SealedValue> values;
+  std::vector<redact::SealedStore::Payload> payloads;
+  uint64_t events = 0;
+  for (size_t i = 0; i < items->size(); ++i) {
+    if (a->fate[i] == Fate::kDuplicate) continue;
+    IngestItem& it = (*items)[i];
+    if (!redactor_->MayApply(it.payload)) continue;
+    auto r = redactor_->Apply(it.payload);
+    if (!r.ok()) return InvalidArgumentError("item " + std::to_string(i) + ": " + r.status().message());
+    if (r->values.empty()) continue;
+    if (a->redacted.capacity() == 0) a->redacted.reserve(items->size());
+    payloads.push_back({Sha256(r->payload), Sha256(it.payload)});
+    it.meta = redactor_->RecordInMeta(it.meta, *r);
+    a->redacted.push_back(std::move(r->payload));
+    it.payload = a->redacted.back();
+    for (auto& v : r->values) values.push_back(std::move(v));
+    ++events;
+  }
+  metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "redact", ThreadCpuNanos() - t0);
+  if (values.empty()) return OkStatus();
+  // Sealed and synced before any entry that commits to them is queued.
+  RETURN_IF_ERROR(sealed_->Put(values, payloads));
+  metrics_->Add("annals_redacted_events_total", "source", source, events);
+  metrics_->Add("annals_redacted_values_total", "source", source, values.size());
+  return OkStatus();
+}
+
+Status Ingestor::Encode(const std::string& source, std::vector<IngestItem>* items, Admission* a,
+                        std::vector<std::string>* entries) {
+  if (redactor_ && sealed_ && source != "annals") RETURN_IF_ERROR(Redact(source, items, a));
   entries->reserve(items->size() - a->duplicates);
   std::vector<size_t> position(items->size());
   for (size_t i = 0; i < items->size(); ++i) {

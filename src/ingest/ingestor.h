@@ -30,6 +30,8 @@
 #include "common/status.h"
 #include "index/dedup_index.h"
 #include "ledger/ledger.h"
+#include "redact/redactor.h"
+#include "redact/sealed_store.h"
 
 namespace annals::ingest {
 
@@ -60,6 +62,17 @@ class Ingestor {
   // counted in annals_events_rejected_total. Set before the first Submit;
   // called from any thread.
   void SetRefusal(std::function<std::string()> refusal) { refusal_ = std::move(refusal); }
+  // Redaction at ingest (docs/security.md "Secrets"): every item to store
+  // (not the server's own "annals" entries) has the values the policy names
+  // replaced by commitments before it is encoded, the redaction recorded in
+  // its metadata; the values go to `sealed`, synced, before the entries are
+  // handed to the ledger. Deduplication still compares what was received:
+  // a retry of a redacted event is recognised through the sealed store's
+  // digest of it. Set before the first Submit; neither is owned.
+  void SetRedaction(const redact::Redactor* redactor, redact::SealedStore* sealed) {
+    redactor_ = redactor;
+    sealed_ = sealed;
+  }
   // Blocking form.
   StatusOr<IngestResult> SubmitAndWait(const std::string& source, std::vector<IngestItem> items);
   // Waits until every append handed to the ledger so far has called back.
@@ -108,7 +121,11 @@ class Ingestor {
   // Encode (no lock): the entries of the items to store, conflicts marked,
   // large payloads stored as blobs first (under the digest the entry
   // carries); each claim gets its entry's position.
-  Status Encode(std::vector<IngestItem>* items, Admission* a, std::vector<std::string>* entries);
+  Status Encode(const std::string& source, std::vector<IngestItem>* items, Admission* a,
+                std::vector<std::string>* entries);
+  // Redaction of the items to store (in Encode): their payloads and
+  // metadata replaced, the redacted bytes kept in a; the values sealed.
+  Status Redact(const std::string& source, std::vector<IngestItem>* items, Admission* a);
   // Commit: hands the entries to the ledger. *done then runs once they and
   // every append a duplicate waits on are durable; the append's callback
   // records the claims in the index and releases them. If the ledger
@@ -125,6 +142,8 @@ class Ingestor {
   index::DedupIndex* dedup_;
   Metrics* metrics_;
   std::function<std::string()> refusal_;
+  const redact::Redactor* redactor_ = nullptr;
+  redact::SealedStore* sealed_ = nullptr;
   Mutex mu_;  // also orders admission
   std::unordered_map<std::string, Inflight> inflight_ GUARDED_BY(mu_);
   // Set once an index write failed: the watermark then stays where it was,

@@ -28,6 +28,9 @@
 #include "ingest/file_tail.h"
 #include "ingest/ingestor.h"
 #include "ingest/tcp_line.h"
+#include "redact/policy.h"
+#include "redact/redactor.h"
+#include "redact/sealed_store.h"
 #include "kube/kube_client.h"
 #include "kube/token_review.h"
 #include "ledger/ledger.h"
@@ -89,6 +92,9 @@ struct Instance::Parts {
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<archive::Archiver> archiver;
   std::unique_ptr<index::DedupIndex> dedup;
+  // Used by the ingestor: destroyed after it.
+  std::unique_ptr<redact::Redactor> redactor;
+  std::unique_ptr<redact::SealedStore> sealed;
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<index::EventIndex> events;
   std::unique_ptr<state::ColdObjects> cold;
@@ -247,6 +253,24 @@ Status Instance::Build() {
   if (!ingestor.ok()) return UnavailableError("cannot catch up the dedup index: " + ingestor.status().message());
   p.ingestor = std::move(*ingestor);
   p.ingestor->SetRefusal([d = p.disk.get()] { return d->Admit(); });
+  if (o.redaction_policy != "none") {
+    redact::Policy policy = redact::DefaultPolicy();
+    if (!o.redaction_policy.empty()) {
+      ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.redaction_policy));
+      auto parsed = redact::ParsePolicy(text);
+      if (!parsed.ok()) return InvalidArgumentError(o.redaction_policy + ": " + parsed.status().message());
+      policy = std::move(*parsed);
+    }
+    std::optional<redact::SealKey> key;
+    if (!o.seal_key.empty()) {
+      ASSIGN_OR_RETURN(key, redact::ReadSealKey(o.seal_key));
+    }
+    ASSIGN_OR_RETURN(p.sealed, redact::SealedStore::Open(data + "/sealed", key));
+    p.redactor = std::make_unique<redact::Redactor>(std::move(policy));
+    p.ingestor->SetRedaction(p.redactor.get(), p.sealed.get());
+    log::Info("redaction: policy %s, sealed values in %s/sealed (%s)", p.redactor->version().c_str(), data.c_str(),
+              key ? "encrypted with --seal-key" : "not encrypted: give --seal-key to encrypt them");
+  }
   p.disk->Run(std::chrono::milliseconds(250));
   std::string wiped;
   auto events = index::EventIndex::Open(data + "/index/events", EventIndexOptionsFor(o.memory_budget), &wiped);
@@ -276,6 +300,7 @@ Status Instance::Build() {
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
+  if (p.sealed) p.api->SetSealedStore(p.sealed.get());
   p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
                        a = p.archiver.get()]() {
     api::Readiness r;

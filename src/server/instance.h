@@ -53,6 +53,11 @@ struct InstanceOptions {
   int request_timeout = 60;
   double rate_limit = 0, rate_burst = 0;
   uint32_t max_inflight = 0;
+  // Redaction at ingest (docs/security.md "Secrets"): "" = the built-in
+  // policy, a JSON policy file, or "none" (off). The sealed values go to
+  // DATA/sealed, encrypted when seal_key names a key file.
+  std::string redaction_policy;
+  std::string seal_key;
   // With auth on: refused requests are recorded a window at a time
   // (auth/denials.h).
   double denied_window_seconds = 60;
