@@ -478,6 +478,7 @@ void ExpectLogHoldsExactly(const ServerProcess& server, const std::vector<const 
 
 ServeOptions Options(const TempDir& dir, std::vector<std::string> extra = {}) {
   ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir.Sub("data");
   o.checkpoint_interval_ms = 100;
   o.extra_args = std::move(extra);

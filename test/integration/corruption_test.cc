@@ -108,6 +108,7 @@ class CorruptionTest : public ::testing::Test {
   // each batch, then a clean stop.
   static Status Build() {
     testutil::ServeOptions o;
+    o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = pristine->data;
     o.checkpoint_interval_ms = 20;
     testutil::ServerProcess server(o);
@@ -182,6 +183,7 @@ class CorruptionTest : public ::testing::Test {
     std::filesystem::remove_all(dir_ + "/index", ec);  // project the whole log again
     ASSERT_FALSE(ec) << ec.message();
     testutil::ServeOptions o;
+    o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = dir_;
     testutil::ServerProcess server(o);
     Status started = server.Start();
@@ -244,6 +246,7 @@ TEST_F(CorruptionTest, FlippedSegmentByteIsReportedAtItsEntryIndex) {
   // checkpointed entries as if they were a torn tail.
   ASSERT_OK_AND_ASSIGN(std::string before, testutil::ReadFile(SegmentPath()));
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir_;
   testutil::ServerProcess server(o);
   Status s = server.Start();
@@ -260,6 +263,7 @@ TEST_F(CorruptionTest, CompressedSegmentsServeVerifyAndLocateAFlippedByte) {
   // the background and keeps answering from them.
   const std::string data = tmp_.Sub("zdata");
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = data;
   o.checkpoint_interval_ms = 20;
   o.extra_args = {"--segment-entries", "256", "--segment-compression", "3"};
@@ -324,6 +328,7 @@ TEST_F(CorruptionTest, CompressedSegmentsServeVerifyAndLocateAFlippedByte) {
 
 TEST_F(CorruptionTest, EvidenceBundlesFromTheServedLogVerifyOfflineAndFailOnAnyChange) {
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir_;
   testutil::ServerProcess server(o);
   ASSERT_OK(server.Start());
@@ -404,6 +409,7 @@ TEST_F(CorruptionTest, FlippedTileByteIsReportedInsideTheTile) {
 
   // Tiles are derived data: the server rebuilds them from the segments.
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir_;
   testutil::ServerProcess server(o);
   ASSERT_OK(server.Start());
@@ -471,6 +477,7 @@ TEST_F(CorruptionTest, LostCheckpointsAreNotSignedAgainWithoutTheOperator) {
   EXPECT_NE(v.err.find("no signed checkpoint covers any of the 900 entries"), std::string::npos) << v.err;
 
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir_;
   {
     testutil::ServerProcess server(o);
@@ -617,6 +624,7 @@ TEST_F(CheckpointCorruptionTest, ServeKeepsTheCheckpointsAfterADamagedRecord) {
   ASSERT_OK(testutil::FlipByte(CheckpointLogPath(), recs_[victim_].data_offset + b64 + len / 2));
   ASSERT_OK_AND_ASSIGN(std::string damaged, testutil::ReadFile(CheckpointLogPath()));
   testutil::ServeOptions o;
+  o.redaction_policy = "none";  // byte-for-byte checks
   o.data_dir = dir_;
   testutil::ServerProcess server(o);
   Status s = server.Start();

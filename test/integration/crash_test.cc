@@ -130,6 +130,7 @@ class CrashTest : public ::testing::Test {
   void SetUp() override {
     data_ = tmp_.Sub("data");
     testutil::ServeOptions opts;
+    opts.redaction_policy = "none";  // byte-for-byte checks
     opts.data_dir = data_;
     opts.checkpoint_interval_ms = 50;
     server_ = std::make_unique<testutil::ServerProcess>(opts);

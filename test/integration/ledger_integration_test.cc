@@ -104,7 +104,7 @@ class LedgerIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     data_ = tmp_.Sub("data");
-    server_ = std::make_unique<ServerProcess>(ServeOptions{data_, "", 50, kMaxBody, {}});
+    server_ = std::make_unique<ServerProcess>(ServeOptions{data_, "", 50, kMaxBody, {}, "127.0.0.1:0", true, "none"});
     ASSERT_OK(server_->Start());
     CommandResult key = RunAnnals({"key", "show", "--data", data_});
     ASSERT_EQ(key.exit_code, 0) << key.err;
@@ -560,7 +560,7 @@ TEST_F(LedgerIntegrationTest, RemoteVerifyWithStateCatchesRollbackAndFork) {
   ASSERT_OK(testutil::OverwriteFile(key_copy, key_text));
   auto other_log = [&](const std::string& name, uint64_t entries, uint64_t salt,
                        std::unique_ptr<ServerProcess>* out) {
-    *out = std::make_unique<ServerProcess>(ServeOptions{tmp_.Sub(name), key_copy, 50, 0, {}});
+    *out = std::make_unique<ServerProcess>(ServeOptions{tmp_.Sub(name), key_copy, 50, 0, {}, "127.0.0.1:0", true, "none"});
     ASSERT_OK((*out)->Start());
     EXPECT_EQ((*out)->verifier_key(), vkey_);
     ASSERT_OK_AND_ASSIGN(auto h, HttpClient::Create((*out)->url()));
@@ -631,7 +631,7 @@ TEST(KeygenIntegrationTest, KeygenKeyNamesTheLogAndIsNeverOverwritten) {
   EXPECT_NE(again.err.find("refusing to overwrite"), std::string::npos) << again.err;
   EXPECT_EQ(testutil::ReadFile(key).value(), key_text) << "keygen overwrote a key";
 
-  ServerProcess server(ServeOptions{tmp.Sub("data"), key, 50, 0, {}});
+  ServerProcess server(ServeOptions{tmp.Sub("data"), key, 50, 0, {}, "127.0.0.1:0", true, "none"});
   ASSERT_OK(server.Start());
   EXPECT_EQ(server.verifier_key(), vkey);
   ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(vkey));

@@ -470,6 +470,7 @@ class Scenario {
 
   static ServeOptions Options(const TempDir& dir) {
     ServeOptions o;
+    o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = dir.Sub("data");
     o.checkpoint_interval_ms = 50;
     return o;

@@ -167,6 +167,7 @@ class CorpusServer {
   CorpusServer() : server_(Options(dir_)) {}
   static ServeOptions Options(const TempDir& d) {
     ServeOptions o;
+    o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = d.Sub("data");
     return o;
   }

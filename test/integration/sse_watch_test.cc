@@ -191,6 +191,7 @@ class WatchTest : public ::testing::Test {
  protected:
   void StartServer(std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0") {
     ServeOptions o;
+    o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = dir_.Sub("data");
     o.checkpoint_interval_ms = 100;
     o.extra_args = std::move(extra);

@@ -232,6 +232,10 @@ Status ServerProcess::Start(std::chrono::seconds timeout) {
     a.push_back("--max-body");
     a.push_back(std::to_string(options_.max_body));
   }
+  if (!options_.redaction_policy.empty()) {
+    a.push_back("--redaction-policy");
+    a.push_back(options_.redaction_policy);
+  }
   a.insert(a.end(), options_.extra_args.begin(), options_.extra_args.end());
   Argv argv(std::move(a));
 

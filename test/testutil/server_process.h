@@ -73,6 +73,10 @@ struct ServeOptions {
   // Start returns once the server says it is ready ("ready: " on stdout:
   // its projections have caught up with the log), not only listening.
   bool wait_ready = true;
+  // --redaction-policy, if set. "none" for tests that check what is stored
+  // byte for byte against what was sent (some corpus events carry a
+  // last-applied-configuration, which the default policy redacts).
+  std::string redaction_policy;
 };
 
 // `annals serve --data DIR --listen 127.0.0.1:0 ...` as a child process.
