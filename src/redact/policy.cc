@@ -4,6 +4,7 @@
 
 #include "common/bytes.h"
 #include "common/sha256.h"
+#include "json/json_parse.h"
 
 namespace annals::redact {
 
@@ -56,6 +57,9 @@ Policy DefaultPolicy() {
 }
 
 StatusOr<Policy> ParsePolicy(std::string_view text) {
+  // Depth first: the JSON library recurses.
+  if (Status d = json_util::CheckJsonDepth(text, "redaction policy"); !d.ok())
+    return InvalidArgumentError("redaction policy: " + d.message());
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("redaction policy: not a JSON object");
   Policy p;

@@ -189,11 +189,14 @@ struct Redactor::Node {
   enum Type : uint8_t { kObject, kArray, kString, kOther } type = kOther;
   size_t begin = 0, end = 0;  // [begin, end) in the text
   std::string str;            // a string's decoded contents
-  std::vector<std::pair<std::string, Node>> members;  // objects (keys decoded)
-  std::vector<Node> elements;                          // arrays
+  // An array's elements; an object's member values, keys[i] naming
+  // elements[i] (decoded). (Not pairs: a vector of an incomplete type is
+  // allowed, a pair of one is not.)
+  std::vector<std::string> keys;
+  std::vector<Node> elements;
   const Node* Member(std::string_view k) const {
-    for (const auto& [key, v] : members)
-      if (key == k) return &v;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == k) return &elements[i];
     return nullptr;
   }
 };
@@ -210,10 +213,11 @@ class Redactor::Walk {
     return OkStatus();
   }
 
-  // Marks what the policy names under `n` (whose pointer is `ptr`).
-  void Visit(const Node& n, const std::string& ptr) {
+  // Marks what the policy names under `n` (whose pointer is `ptr`);
+  // `pairs`: n is an element of a list of name/value pairs (env, headers).
+  void Visit(const Node& n, const std::string& ptr, bool pairs = false) {
     if (n.type == Node::kArray) {
-      for (size_t i = 0; i < n.elements.size(); ++i) Visit(n.elements[i], ptr + "/" + std::to_string(i));
+      for (size_t i = 0; i < n.elements.size(); ++i) Visit(n.elements[i], ptr + "/" + std::to_string(i), pairs);
       return;
     }
     if (n.type != Node::kObject) return;
@@ -223,8 +227,8 @@ class Redactor::Walk {
         if (!rule.kind.empty() && rule.kind == kind->str) ApplyKindRule(rule, n, ptr);
     AuditEventRules(n, ptr);
     // {"name": N, "value": V} with a credential-like N.
-    const Node* name = n.Member("name");
-    const Node* value = n.Member("value");
+    const Node* name = pairs ? n.Member("name") : nullptr;
+    const Node* value = pairs ? n.Member("value") : nullptr;
     if (name && value && name->type == Node::kString && value->type == Node::kString) {
       const std::string lname = LowerCopy(name->str);
       for (const auto& c : r_.policy_.credential_names)
@@ -233,7 +237,9 @@ class Redactor::Walk {
           break;
         }
     }
-    for (const auto& [key, v] : n.members) {
+    for (size_t m = 0; m < n.keys.size(); ++m) {
+      const std::string& key = n.keys[m];
+      const Node& v = n.elements[m];
       std::string child = ptr;
       AppendPointerToken(&child, key);
       if (v.type == Node::kString || v.type == Node::kArray) {
@@ -249,15 +255,21 @@ class Redactor::Walk {
         }
       }
       if (key == "annotations" && v.type == Node::kObject) {
-        for (const auto& [ak, av] : v.members)
-          if (AnnotationMatches(ak)) {
+        for (size_t a = 0; a < v.keys.size(); ++a)
+          if (AnnotationMatches(v.keys[a])) {
             std::string p = child;
-            AppendPointerToken(&p, ak);
-            Mark(av, p);
+            AppendPointerToken(&p, v.keys[a]);
+            Mark(v.elements[a], p);
           }
       }
-      Visit(v, child);
+      const bool list_of_pairs = v.type == Node::kArray && !r_.policy_.credential_names.empty() &&
+                                 IsPairsList(LowerCopy(key));
+      Visit(v, child, list_of_pairs);
     }
+  }
+
+  static bool IsPairsList(const std::string& lkey) {
+    return lkey == "env" || lkey == "headers" || lkey == "httpheaders";
   }
 
   std::vector<std::pair<const Node*, std::string>>& marks() { return marks_; }
@@ -317,8 +329,9 @@ class Redactor::Walk {
         Ws();
         if (pos_ >= t_.size() || t_[pos_] != ':') return Error("':' expected");
         ++pos_;
-        n->members.emplace_back(std::move(key.str), Node{});
-        RETURN_IF_ERROR(Value(&n->members.back().second, depth + 1));
+        n->keys.push_back(std::move(key.str));
+        n->elements.emplace_back();
+        RETURN_IF_ERROR(Value(&n->elements.back(), depth + 1));
         Ws();
         if (pos_ < t_.size() && t_[pos_] == ',') {
           ++pos_;
@@ -409,7 +422,9 @@ class Redactor::Walk {
     }
     if (segs[i] == "*") {
       if (n.type == Node::kObject) {
-        for (const auto& [k, v] : n.members) {
+        for (size_t m = 0; m < n.keys.size(); ++m) {
+          const std::string& k = n.keys[m];
+          const Node& v = n.elements[m];
           std::string p = ptr;
           AppendPointerToken(&p, k);
           MarkPath(v, segs, i + 1, p);
@@ -421,11 +436,11 @@ class Redactor::Walk {
       return;
     }
     if (n.type != Node::kObject) return;
-    for (const auto& [k, v] : n.members)
-      if (k == segs[i]) {
+    for (size_t m = 0; m < n.keys.size(); ++m)
+      if (n.keys[m] == segs[i]) {
         std::string p = ptr;
-        AppendPointerToken(&p, k);
-        MarkPath(v, segs, i + 1, p);
+        AppendPointerToken(&p, n.keys[m]);
+        MarkPath(n.elements[m], segs, i + 1, p);
       }
   }
 
@@ -519,11 +534,17 @@ bool Redactor::MayApply(std::string_view t) const {
     }
     const std::string_view s = t.substr(start, at - 1 - start);
     pos = at;
-    // A \u escape can spell any name: look closer. (Other escapes cannot
-    // make a trigger, which holds none of the characters they stand for.)
-    if (s.size() >= 6 && s.find("\\u") != std::string_view::npos) return true;
-    if (s.size() > max_trigger_ || s.empty()) continue;
-    buf.assign(s);
+    if (s.empty()) continue;
+    if (std::memchr(s.data(), '\\', s.size()) != nullptr) {
+      // Escapes can spell any name ("d\u0061ta", "io\/last-applied"):
+      // compare what they decode to, as Apply does.
+      if (s.size() > 6 * max_trigger_) continue;
+      if (!Unescape(s, &buf)) return true;  // Apply will refuse it; let it say why
+    } else {
+      if (s.size() > max_trigger_) continue;
+      buf.assign(s);
+    }
+    if (buf.size() > max_trigger_) continue;
     for (auto& c : buf) c = Lower(c);
     if (triggers_.count(buf)) return true;
   }
@@ -548,6 +569,7 @@ StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<S
     if (node->begin < copied) continue;
     SealedValue v;
     v.pointer = ptr;
+    v.offset = node->begin;
     v.value.assign(json.substr(node->begin, node->end - node->begin));
     if (salt) {
       v.salt = salt();

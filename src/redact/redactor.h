@@ -37,6 +37,7 @@ using Salt = std::array<uint8_t, 32>;
 struct SealedValue {
   std::string pointer;  // RFC 6901 JSON Pointer of the value in the event
   std::string value;    // the value's JSON text as received
+  size_t offset = 0;    // where the value began in the received event
   Salt salt{};
   Hash mac{};           // HMAC-SHA256(salt, value)
   std::string commitment() const;

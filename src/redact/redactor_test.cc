@@ -227,6 +227,29 @@ TEST(Redactor, EscapedNamesCannotHideAValue) {
   EXPECT_EQ(red->values[1].value, R"("p\"w")");
 }
 
+TEST(Redactor, EscapedSlashInAnAnnotationKeyIsStillTheAnnotation) {
+  Redactor r(DefaultPolicy());
+  const std::string obj =
+      R"({"metadata":{"annotations":{"kubectl.kubernetes.io\/last-applied-configuration":"{\"data\":1}"}}})";
+  ASSERT_TRUE(r.MayApply(obj));
+  auto red = r.Apply(obj);
+  ASSERT_TRUE(red.ok());
+  ASSERT_EQ(red->values.size(), 1u);
+  EXPECT_EQ(red->values[0].pointer, "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration");
+}
+
+TEST(Redactor, NameValuePairsOnlyInEnvAndHeaderLists) {
+  Redactor r(DefaultPolicy());
+  // A list of name/value pairs that is not env or headers: left alone.
+  auto red = r.Apply(R"({"conditions":[{"name":"token-refresh","value":"ok"}]})");
+  ASSERT_TRUE(red.ok());
+  EXPECT_TRUE(red->values.empty());
+  red = r.Apply(R"({"httpGet":{"httpHeaders":[{"name":"X-Auth-Secret","value":"s3"},{"name":"Host","value":"h"}]}})");
+  ASSERT_TRUE(red.ok());
+  ASSERT_EQ(red->values.size(), 1u);
+  EXPECT_EQ(red->values[0].pointer, "/httpGet/httpHeaders/0/value");
+}
+
 TEST(Redactor, TheCorpusAuditEventsHoldNothingToRedactAndAreLeftAlone) {
   Redactor r(DefaultPolicy());
   std::istringstream in(Corpus("k8s-audit/audit2rbac-demo.jsonl"));
