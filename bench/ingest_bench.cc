@@ -682,7 +682,8 @@ StageCpu Stages(const std::map<std::string, double>& a, const std::map<std::stri
   row("parse (ParseAuditBody)", parse);
   row("meta (AuditItem)", meta);
   row("dedup lookup (Admit)", dedup);
-  row("envelope (EncodeEntry)", envelope);
+  row("envelope (EncodeEntry)", envelope - d("stage:redact"));
+  row("  redaction (policy, seal)", d("stage:redact"));
   row("write (segment, fdatasync)", d("annals-writer"));
   row("complete (+ dedup record)", d("annals-complete"));
   row("  of which dedup record", record);

@@ -337,7 +337,7 @@ HttpResponse Api::Console(const HttpRequest& req, std::string_view path) {
 }
 
 StatusOr<Hash> Api::NamedCommitment(const std::string& commitment, const std::string& index_text,
-                                    const std::string& path, std::string* text) const {
+                                    const std::string& path, std::string* text, Hash* stored) const {
   if (!commitment.empty()) {
     if (!index_text.empty() || !path.empty())
       return InvalidArgumentError("name a value by commitment, or by index and path, not both");
@@ -351,6 +351,7 @@ StatusOr<Hash> Api::NamedCommitment(const std::string& commitment, const std::st
   ASSIGN_OR_RETURN(auto dec, ledger::DecodeEntry(raw));
   std::string blob;
   ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(dec, &blob));
+  if (stored) *stored = Sha256(payload);
   json doc = json::parse(payload, nullptr, false);
   if (doc.is_discarded()) return InvalidArgumentError("entry " + index_text + " is not JSON");
   json::json_pointer ptr;
@@ -375,7 +376,7 @@ void Api::Reveal(const HttpRequest& req, const Target& t, const auth::Caller& ca
     return v ? *v : std::string();
   };
   std::string commitment;
-  auto mac = NamedCommitment(param("commitment"), param("index"), param("path"), &commitment);
+  auto mac = NamedCommitment(param("commitment"), param("index"), param("path"), &commitment, nullptr);
   if (!mac.ok()) return respond(ErrorResponse(mac.status()));
   auto opened = sealed_->Get(*mac);
   if (!opened.ok()) return respond(ErrorResponse(opened.status()));
@@ -408,8 +409,14 @@ void Api::Erase(const HttpRequest& req, const auth::Caller& caller, Responder re
   };
   const std::string reason = str("reason");
   if (reason.empty() || reason == "\x01") return respond(ErrorResponse(400, "an erasure needs a reason"));
+  // By entry and path: the erasure also forgets the digest of the event as
+  // received (kept to recognise retries), which would otherwise let
+  // guesses of the value be tested against it.
+  if (str("index").empty() || str("path").empty())
+    return respond(ErrorResponse(400, "name the value to erase by index and path"));
   std::string commitment;
-  auto mac = NamedCommitment(str("commitment"), str("index"), str("path"), &commitment);
+  Hash stored{};
+  auto mac = NamedCommitment("", str("index"), str("path"), &commitment, &stored);
   if (!mac.ok()) return respond(ErrorResponse(mac.status()));
   // Refused before anything is appended when there is nothing to erase.
   if (auto opened = sealed_->Get(*mac); !opened.ok()) return respond(ErrorResponse(opened.status()));
@@ -430,7 +437,7 @@ void Api::Erase(const HttpRequest& req, const auth::Caller& caller, Responder re
   auto r = ingestor_->SubmitAndWait("annals", std::move(items));
   if (!r.ok()) return respond(ErrorResponse(503, "cannot record the erasure in the ledger: " + r.status().message()));
   const uint64_t entry = static_cast<uint64_t>(r->first_index);
-  if (Status s = sealed_->Erase(*mac, entry); !s.ok()) return respond(ErrorResponse(s));
+  if (Status s = sealed_->Erase(*mac, entry, stored); !s.ok()) return respond(ErrorResponse(s));
   metrics_.Add("annals_sealed_erased_total", "result", "erased");
   HttpResponse out;
   out.content_type = "application/json";

@@ -87,12 +87,14 @@ class Api {
                         std::vector<ingest::IngestItem> items, Responder respond);
   HttpResponse MetricsPage();
   // The commitment a request names: ?commitment=C, or the string at JSON
-  // Pointer `path` in entry `index`'s payload (*where says which).
+  // Pointer `path` in entry `index`'s payload (*text: the commitment;
+  // *stored, if given and named by entry: the digest of its payload).
   StatusOr<Hash> NamedCommitment(const std::string& commitment, const std::string& index, const std::string& path,
-                                 std::string* text) const;
+                                 std::string* text, Hash* stored) const;
   // GET /v1/sealed: a redacted value and its salt, recorded as a read.
   void Reveal(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond);
-  // POST /v1/erase: appends an annals.erasure entry, then deletes the value.
+  // POST /v1/erase (by index and path): appends an annals.erasure entry,
+  // then deletes the value and the entry's received-payload digest.
   void Erase(const HttpRequest& req, const auth::Caller& caller, Responder respond);
   // The console's page and files (no role: they hold no data; the page's
   // questions need the caller's roles like any client's).

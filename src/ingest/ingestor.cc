@@ -320,7 +320,8 @@ Status Ingestor::Redact(const std::string& source, std::vector<IngestItem>* item
   }
   metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "redact", ThreadCpuNanos() - t0);
   if (values.empty()) return OkStatus();
-  // Sealed and synced before any entry that commits to them is queued.
+  // Written before any entry that commits to them is queued; synced by the
+  // ledger's writer before those entries are (Ledger::SetBeforeSync).
   RETURN_IF_ERROR(sealed_->Put(values, payloads));
   metrics_->Add("annals_redacted_events_total", "source", source, events);
   metrics_->Add("annals_redacted_values_total", "source", source, values.size());

@@ -65,8 +65,9 @@ class Ingestor {
   // Redaction at ingest (docs/security.md "Secrets"): every item to store
   // (not the server's own "annals" entries) has the values the policy names
   // replaced by commitments before it is encoded, the redaction recorded in
-  // its metadata; the values go to `sealed`, synced, before the entries are
-  // handed to the ledger. Deduplication still compares what was received:
+  // its metadata; the values are written to `sealed` before the entries are
+  // handed to the ledger, and synced by the ledger's writer before it syncs
+  // them (the server sets Ledger::SetBeforeSync to sealed->Sync()). Deduplication still compares what was received:
   // a retry of a redacted event is recognised through the sealed store's
   // digest of it. Set before the first Submit; neither is owned.
   void SetRedaction(const redact::Redactor* redactor, redact::SealedStore* sealed) {

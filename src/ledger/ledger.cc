@@ -297,6 +297,9 @@ void Ledger::WriterLoop() {
     }
     const bool failed_before = !s.ok();
     const uint64_t first = log_->size();
+    // Before any of the batch is written: a segment roll inside it syncs
+    // what came before the roll.
+    if (s.ok() && before_sync_) s = before_sync_();
     for (auto& r : batch) {
       if (!s.ok()) break;
       s = log_->Append(r.entries);

@@ -125,6 +125,13 @@ class Ledger {
   // Blocking form: waits for queue space instead of failing with
   // ResourceExhausted; returns the first index.
   StatusOr<uint64_t> Append(std::vector<std::string> entries);
+  // Runs on the writer thread before each batch of appended entries is
+  // written (so before any fdatasync of them, a segment roll's included);
+  // its failure fails the batch like a failed fdatasync. What must be
+  // durable no later than the entries being synced (the sealed values of
+  // redaction, whose writes precede their entries' AppendAsync) is synced
+  // here, once per group commit. Set before the first append.
+  void SetBeforeSync(std::function<Status()> fn) { before_sync_ = std::move(fn); }
   // Stores a large payload before the entry that references it is appended.
   Status PutBlob(const Hash& digest, std::string_view payload) { return blobs_.Put(digest, payload); }
   StatusOr<std::string> GetBlob(const Hash& digest) const { return blobs_.Get(digest); }
@@ -242,6 +249,7 @@ class Ledger {
   TileStore tiles_;
   Recovery recovery_;
 
+  std::function<Status()> before_sync_;  // SetBeforeSync
   mutable Mutex mu_;
   CondVar writer_cv_, integrator_cv_, space_cv_;
   CondVar durable_cv_;  // notified after each successful Sync

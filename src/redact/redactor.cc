@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
@@ -184,15 +185,17 @@ bool Verify(std::string_view commitment, std::string_view value, const Salt& sal
 
 std::string SealedValue::commitment() const { return CommitmentOf(mac); }
 
-// A parsed JSON value with its byte extent in the text.
+// A parsed JSON value with its byte extent in the text. Strings and keys
+// are views: into the text, or (escaped ones, decoded) into the Walk's
+// storage.
 struct Redactor::Node {
   enum Type : uint8_t { kObject, kArray, kString, kOther } type = kOther;
   size_t begin = 0, end = 0;  // [begin, end) in the text
-  std::string str;            // a string's decoded contents
+  std::string_view str;       // a string's decoded contents
   // An array's elements; an object's member values, keys[i] naming
-  // elements[i] (decoded). (Not pairs: a vector of an incomplete type is
-  // allowed, a pair of one is not.)
-  std::vector<std::string> keys;
+  // elements[i]. (Not pairs: a vector of an incomplete type is allowed, a
+  // pair of one is not.)
+  std::vector<std::string_view> keys;
   std::vector<Node> elements;
   const Node* Member(std::string_view k) const {
     for (size_t i = 0; i < keys.size(); ++i)
@@ -213,19 +216,23 @@ class Redactor::Walk {
     return OkStatus();
   }
 
-  // Marks what the policy names under `n` (whose pointer is `ptr`);
+  // Marks what the policy names under `n`, whose place is path_;
   // `pairs`: n is an element of a list of name/value pairs (env, headers).
-  void Visit(const Node& n, const std::string& ptr, bool pairs = false) {
+  void Visit(const Node& n, bool pairs = false) {
     if (n.type == Node::kArray) {
-      for (size_t i = 0; i < n.elements.size(); ++i) Visit(n.elements[i], ptr + "/" + std::to_string(i), pairs);
+      for (size_t i = 0; i < n.elements.size(); ++i) {
+        Push(i);
+        Visit(n.elements[i], pairs);
+        Pop();
+      }
       return;
     }
     if (n.type != Node::kObject) return;
     const Node* kind = n.Member("kind");
     if (kind && kind->type == Node::kString)
       for (const auto& rule : r_.policy_.kinds)
-        if (!rule.kind.empty() && rule.kind == kind->str) ApplyKindRule(rule, n, ptr);
-    AuditEventRules(n, ptr);
+        if (!rule.kind.empty() && rule.kind == kind->str) ApplyKindRule(rule, n);
+    AuditEventRules(n);
     // {"name": N, "value": V} with a credential-like N.
     const Node* name = pairs ? n.Member("name") : nullptr;
     const Node* value = pairs ? n.Member("value") : nullptr;
@@ -233,48 +240,66 @@ class Redactor::Walk {
       const std::string lname = LowerCopy(name->str);
       for (const auto& c : r_.policy_.credential_names)
         if (lname.find(c) != std::string::npos) {
-          Mark(*value, ptr + "/value");
+          Push("value");
+          Mark(*value);
+          Pop();
           break;
         }
     }
     for (size_t m = 0; m < n.keys.size(); ++m) {
-      const std::string& key = n.keys[m];
+      const std::string_view key = n.keys[m];
       const Node& v = n.elements[m];
-      std::string child = ptr;
-      AppendPointerToken(&child, key);
-      if (v.type == Node::kString || v.type == Node::kArray) {
-        const std::string lkey = LowerCopy(key);
-        if (std::find(r_.policy_.keys.begin(), r_.policy_.keys.end(), lkey) != r_.policy_.keys.end()) {
+      Push(key);
+      if ((v.type == Node::kString || v.type == Node::kArray) && key.size() <= r_.max_key_) {
+        lkey_.assign(key);
+        for (auto& c : lkey_) c = Lower(c);
+        if (std::find(r_.policy_.keys.begin(), r_.policy_.keys.end(), lkey_) != r_.policy_.keys.end()) {
           if (v.type == Node::kString) {
-            Mark(v, child);
+            Mark(v);
           } else {
             for (size_t i = 0; i < v.elements.size(); ++i)
-              if (v.elements[i].type == Node::kString) Mark(v.elements[i], child + "/" + std::to_string(i));
+              if (v.elements[i].type == Node::kString) {
+                Push(i);
+                Mark(v.elements[i]);
+                Pop();
+              }
           }
+          Pop();
           continue;
         }
       }
       if (key == "annotations" && v.type == Node::kObject) {
         for (size_t a = 0; a < v.keys.size(); ++a)
           if (AnnotationMatches(v.keys[a])) {
-            std::string p = child;
-            AppendPointerToken(&p, v.keys[a]);
-            Mark(v.elements[a], p);
+            Push(v.keys[a]);
+            Mark(v.elements[a]);
+            Pop();
           }
       }
-      const bool list_of_pairs = v.type == Node::kArray && !r_.policy_.credential_names.empty() &&
-                                 IsPairsList(LowerCopy(key));
-      Visit(v, child, list_of_pairs);
+      bool list_of_pairs = false;
+      if (v.type == Node::kArray && !r_.policy_.credential_names.empty() && key.size() <= 11) {
+        lkey_.assign(key);
+        for (auto& c : lkey_) c = Lower(c);
+        list_of_pairs = lkey_ == "env" || lkey_ == "headers" || lkey_ == "httpheaders";
+      }
+      Visit(v, list_of_pairs);
+      Pop();
     }
-  }
-
-  static bool IsPairsList(const std::string& lkey) {
-    return lkey == "env" || lkey == "headers" || lkey == "httpheaders";
   }
 
   std::vector<std::pair<const Node*, std::string>>& marks() { return marks_; }
 
  private:
+  // A step of the path from the root to where the walk is.
+  struct Step {
+    std::string_view key;
+    size_t index = 0;
+    bool is_index = false;
+  };
+  void Push(std::string_view key) { path_.push_back({key, 0, false}); }
+  void Push(size_t index) { path_.push_back({{}, index, true}); }
+  void Pop() { path_.pop_back(); }
+
   Status Error(const std::string& what) const {
     return InvalidArgumentError("redaction: malformed JSON at byte " + std::to_string(pos_) + ": " + what);
   }
@@ -296,13 +321,14 @@ class Redactor::Walk {
       if (bs % 2 == 0) break;
     }
     const std::string_view raw = t_.substr(start, pos_ - 1 - start);
-    const bool escaped = std::memchr(raw.data(), '\\', raw.size()) != nullptr;
     for (unsigned char c : raw)
       if (c < 0x20) return Error("control character in a string");
-    if (escaped) {
-      if (!Unescape(raw, &n->str)) return Error("bad escape in a string");
+    if (std::memchr(raw.data(), '\\', raw.size()) != nullptr) {
+      decoded_.emplace_back();
+      if (!Unescape(raw, &decoded_.back())) return Error("bad escape in a string");
+      n->str = decoded_.back();
     } else {
-      n->str.assign(raw);
+      n->str = raw;
     }
     n->end = pos_;
     return OkStatus();
@@ -329,7 +355,7 @@ class Redactor::Walk {
         Ws();
         if (pos_ >= t_.size() || t_[pos_] != ':') return Error("':' expected");
         ++pos_;
-        n->keys.push_back(std::move(key.str));
+        n->keys.push_back(key.str);
         n->elements.emplace_back();
         RETURN_IF_ERROR(Value(&n->elements.back(), depth + 1));
         Ws();
@@ -397,10 +423,10 @@ class Redactor::Walk {
     return OkStatus();
   }
 
-  bool AnnotationMatches(const std::string& key) const {
+  bool AnnotationMatches(std::string_view key) const {
     for (const auto& a : r_.policy_.annotations) {
       if (!a.empty() && a.back() == '*') {
-        if (key.compare(0, a.size() - 1, a, 0, a.size() - 1) == 0) return true;
+        if (key.substr(0, a.size() - 1) == std::string_view(a).substr(0, a.size() - 1)) return true;
       } else if (key == a) {
         return true;
       }
@@ -409,59 +435,57 @@ class Redactor::Walk {
   }
 
   // The rule's paths under object n.
-  void ApplyKindRule(const KindRule& rule, const Node& n, const std::string& ptr) {
-    for (const auto& path : rule.paths) {
-      const auto segs = SplitPath(path);
-      MarkPath(n, segs, 0, ptr);
-    }
+  void ApplyKindRule(const KindRule& rule, const Node& n) {
+    for (const auto& path : rule.paths) MarkPath(n, SplitPath(path), 0);
   }
-  void MarkPath(const Node& n, const std::vector<std::string>& segs, size_t i, const std::string& ptr) {
+  void MarkPath(const Node& n, const std::vector<std::string>& segs, size_t i) {
     if (i == segs.size()) {
-      Mark(n, ptr);
+      Mark(n);
       return;
     }
     if (segs[i] == "*") {
       if (n.type == Node::kObject) {
         for (size_t m = 0; m < n.keys.size(); ++m) {
-          const std::string& k = n.keys[m];
-          const Node& v = n.elements[m];
-          std::string p = ptr;
-          AppendPointerToken(&p, k);
-          MarkPath(v, segs, i + 1, p);
+          Push(n.keys[m]);
+          MarkPath(n.elements[m], segs, i + 1);
+          Pop();
         }
       } else if (n.type == Node::kArray) {
-        for (size_t e = 0; e < n.elements.size(); ++e)
-          MarkPath(n.elements[e], segs, i + 1, ptr + "/" + std::to_string(e));
+        for (size_t e = 0; e < n.elements.size(); ++e) {
+          Push(e);
+          MarkPath(n.elements[e], segs, i + 1);
+          Pop();
+        }
       }
       return;
     }
     if (n.type != Node::kObject) return;
     for (size_t m = 0; m < n.keys.size(); ++m)
       if (n.keys[m] == segs[i]) {
-        std::string p = ptr;
-        AppendPointerToken(&p, n.keys[m]);
-        MarkPath(n.elements[m], segs, i + 1, p);
+        Push(n.keys[m]);
+        MarkPath(n.elements[m], segs, i + 1);
+        Pop();
       }
   }
 
   // An audit event on a resource a rule names: its request and response
   // carry the object, or a patch of it (no kind).
-  void AuditEventRules(const Node& ev, const std::string& ptr) {
+  void AuditEventRules(const Node& ev) {
     const Node* ref = ev.Member("objectRef");
     if (!ref || ref->type != Node::kObject || !ev.Member("auditID")) return;
     const Node* res = ref->Member("resource");
     if (!res || res->type != Node::kString) return;
-    std::string resource = res->str;
+    std::string resource(res->str);
     if (const Node* sub = ref->Member("subresource"); sub && sub->type == Node::kString && !sub->str.empty())
-      resource += "/" + sub->str;
+      resource.append("/").append(sub->str);
     for (const auto& rule : r_.policy_.kinds) {
       if (rule.resource.empty() || rule.resource != resource) continue;
       for (const char* which : {"requestObject", "responseObject"}) {
         const Node* obj = ev.Member(which);
         if (!obj) continue;
-        const std::string p = ptr + "/" + which;
+        Push(which);
         if (obj->type == Node::kObject) {
-          ApplyKindRule(rule, *obj, p);
+          ApplyKindRule(rule, *obj);
         } else if (obj->type == Node::kArray) {
           // RFC 6902 JSON Patch: operations on the rule's paths.
           for (size_t i = 0; i < obj->elements.size(); ++i) {
@@ -473,21 +497,37 @@ class Redactor::Walk {
             for (const auto& rp : rule.paths) {
               const std::string top = "/" + rp.substr(0, rp.find('/'));
               if (path->str == top || path->str.starts_with(top + "/")) {
-                Mark(*value, p + "/" + std::to_string(i) + "/value");
+                Push(i);
+                Push("value");
+                Mark(*value);
+                Pop();
+                Pop();
                 break;
               }
             }
           }
         }
+        Pop();
       }
     }
   }
 
-  void Mark(const Node& n, const std::string& ptr) { marks_.emplace_back(&n, ptr); }
+  // Notes n, at path_, to be redacted.
+  void Mark(const Node& n) {
+    std::string ptr;
+    for (const Step& s : path_) {
+      if (s.is_index) ptr.append("/").append(std::to_string(s.index));
+      else AppendPointerToken(&ptr, s.key);
+    }
+    marks_.emplace_back(&n, std::move(ptr));
+  }
 
   const Redactor& r_;
   std::string_view t_;
   size_t pos_ = 0;
+  std::deque<std::string> decoded_;  // escaped strings, decoded (stable addresses)
+  std::vector<Step> path_;
+  std::string lkey_;
   std::vector<std::pair<const Node*, std::string>> marks_;
 };
 
@@ -507,7 +547,10 @@ Redactor::Redactor(Policy policy) : policy_(std::move(policy)), version_(policy_
     else add(a);
   }
   if (prefix) add("annotations");
-  for (const auto& k : policy_.keys) add(k);
+  for (const auto& k : policy_.keys) {
+    add(k);
+    max_key_ = std::max(max_key_, k.size());
+  }
   // Name/value pairs: the arrays that hold them (a container's env, a
   // probe's httpHeaders, request headers as a list).
   if (!policy_.credential_names.empty())
@@ -555,7 +598,7 @@ StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<S
   Node root;
   Walk w(*this, json);
   RETURN_IF_ERROR(w.Parse(&root));
-  w.Visit(root, "");
+  w.Visit(root);
   auto& marks = w.marks();
   Redaction out;
   if (marks.empty()) return out;

@@ -84,6 +84,7 @@ class Redactor {
   // "annotations" member triggers.
   std::unordered_set<std::string> triggers_;
   size_t max_trigger_ = 0;
+  size_t max_key_ = 0;  // the longest key rule
 };
 
 }  // namespace annals::redact

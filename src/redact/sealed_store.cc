@@ -142,9 +142,16 @@ Status SealedStore::Put(const std::vector<SealedValue>& values, const std::vecto
     batch.Put(k, rec);
   }
   for (const auto& p : payloads) batch.Put(KeyOf('r', p.stored), std::string(HashBytes(p.received)));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  return FromRocks(db_->Write(wo, &batch), "write");
+  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write"));
+  unsynced_.store(true);
+  return OkStatus();
+}
+
+Status SealedStore::Sync() {
+  if (!unsynced_.exchange(false)) return OkStatus();
+  Status s = FromRocks(db_->SyncWAL(), "sync");
+  if (!s.ok()) unsynced_.store(true);
+  return s;
 }
 
 StatusOr<SealedStore::Opened> SealedStore::Get(const Hash& mac) const {
@@ -180,10 +187,11 @@ StatusOr<std::optional<Hash>> SealedStore::ReceivedDigest(const Hash& stored) co
   return std::optional<Hash>(h);
 }
 
-Status SealedStore::Erase(const Hash& mac, uint64_t erasure_index) {
+Status SealedStore::Erase(const Hash& mac, uint64_t erasure_index, const Hash& stored) {
   rocksdb::WriteBatch batch;
   const std::string k = KeyOf('v', mac);
   batch.Delete(k);
+  batch.Delete(KeyOf('r', stored));
   std::string idx;
   PutBigEndian64(&idx, erasure_index);
   batch.Put(KeyOf('e', mac), idx);

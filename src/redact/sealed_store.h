@@ -1,15 +1,16 @@
 // SealedStore: the values redaction took out of events, beside the log
 // and never in it (DATA/sealed/, docs/format/sealed-store.md). RocksDB
-// with its write-ahead log synced on every write: a value is durable
-// before the entry that commits to it is appended, so an acknowledged
-// entry's value can always be revealed until it is erased.
+// with its write-ahead log synced before the entries that commit to the
+// values are (Sync, from the ledger's writer): an acknowledged entry's
+// value can always be revealed until it is erased.
 //
 //   "v" + MAC (32 bytes)          -> the value and its salt
 //   "e" + MAC                     -> the erasure: the ledger index of the
 //                                    annals.erasure entry (8 bytes, BE)
 //   "r" + SHA-256(stored payload) -> SHA-256(received payload): how a
 //                                    retried event is recognised as the
-//                                    one stored redacted (deduplication)
+//                                    one stored redacted (deduplication);
+//                                    deleted when a value of it is erased
 //
 // With a seal key (`serve --seal-key FILE`, 32 bytes the operator holds
 // outside the data directory) every value record is encrypted with
@@ -23,6 +24,7 @@
 #define ANNALS_REDACT_SEALED_STORE_H_
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,7 +56,13 @@ class SealedStore {
   struct Payload {
     Hash stored, received;
   };
+  // Written, not yet synced: Sync makes it durable (the ledger's writer
+  // calls it before the fdatasync of the entries that commit to these
+  // values, so both become durable in one group commit and the values no
+  // later than their entries).
   Status Put(const std::vector<SealedValue>& values, const std::vector<Payload>& payloads);
+  // Syncs what Put wrote since the last Sync (nothing to do: no syscall).
+  Status Sync();
 
   struct Opened {
     std::string value;
@@ -66,9 +74,11 @@ class SealedStore {
   StatusOr<Opened> Get(const Hash& mac) const;
   // What was received for a stored payload, if it was redacted here.
   StatusOr<std::optional<Hash>> ReceivedDigest(const Hash& stored) const;
-  // Deletes the value (a tombstone naming the erasure entry stays), then
-  // flushes and compacts the store so that no live file holds it.
-  Status Erase(const Hash& mac, uint64_t erasure_index);
+  // Deletes the value (a tombstone naming the erasure entry stays) and the
+  // received-payload digest of the entry that held it (`stored`: the
+  // digest of that entry's payload), then flushes and compacts the store
+  // so that no live file holds either.
+  Status Erase(const Hash& mac, uint64_t erasure_index, const Hash& stored);
   bool encrypted() const { return key_.has_value(); }
 
  private:
@@ -78,6 +88,7 @@ class SealedStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::optional<SealKey> key_;
+  std::atomic<bool> unsynced_{false};
 };
 
 }  // namespace annals::redact
