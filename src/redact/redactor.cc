@@ -1,5 +1,8 @@
 #include "redact/redactor.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -532,66 +535,117 @@ class Redactor::Walk {
 };
 
 Redactor::Redactor(Policy policy) : policy_(std::move(policy)), version_(policy_.Version()) {
-  auto add = [&](const std::string& s) {
-    if (s.empty()) return;
-    triggers_.insert(LowerCopy(s));
-    max_trigger_ = std::max(max_trigger_, s.size());
+  // As Apply compares them: kinds, resources and annotation keys exactly,
+  // member names without regard to case.
+  auto add = [&](const std::string& s, bool caseless) {
+    if (s.empty() || s.size() > kMaxTrigger) return;
+    triggers_.push_back({caseless ? LowerCopy(s) : s, caseless});
+    seen_.set(s.size() * 256 + static_cast<unsigned char>(Lower(s[0])));
   };
   for (const auto& k : policy_.kinds) {
-    add(k.kind);
-    add(k.resource.substr(0, k.resource.find('/')));
+    add(k.kind, false);
+    add(k.resource.substr(0, k.resource.find('/')), false);
   }
   bool prefix = false;
   for (const auto& a : policy_.annotations) {
     if (!a.empty() && a.back() == '*') prefix = true;
-    else add(a);
+    else if (a.size() <= kMaxTrigger) add(a, false);
+    else prefix = true;  // too long to look for: any "annotations" sends the event on
   }
-  if (prefix) add("annotations");
+  if (prefix) add("annotations", false);
   for (const auto& k : policy_.keys) {
-    add(k);
+    if (k.size() > kMaxTrigger) always_ = true;  // cannot be looked for cheaply
+    add(k, true);
     max_key_ = std::max(max_key_, k.size());
   }
-  // Name/value pairs: the arrays that hold them (a container's env, a
+  for (const auto& k : policy_.kinds)
+    if (k.kind.size() > kMaxTrigger || k.resource.substr(0, k.resource.find('/')).size() > kMaxTrigger)
+      always_ = true;
+  // Name/value pairs: the lists that hold them (a container's env, a
   // probe's httpHeaders, request headers as a list).
   if (!policy_.credential_names.empty())
-    for (const char* s : {"env", "headers", "httpHeaders"}) add(s);
+    for (const char* s : {"env", "headers", "httpHeaders"}) add(s, true);
+}
+
+bool Redactor::IsTrigger(std::string_view s) const {
+  if (s.empty() || s.size() > kMaxTrigger ||
+      !seen_.test(s.size() * 256 + static_cast<unsigned char>(Lower(s[0]))))
+    return false;
+  for (const auto& t : triggers_) {
+    if (t.text.size() != s.size()) continue;
+    if (!t.caseless) {
+      if (t.text == s) return true;
+      continue;
+    }
+    size_t i = 0;
+    while (i < s.size() && Lower(s[i]) == t.text[i]) ++i;
+    if (i == s.size()) return true;
+  }
+  return false;
 }
 
 bool Redactor::MayApply(std::string_view t) const {
   if (triggers_.empty()) return false;
+  if (always_) return true;
+  // One pass over the bytes, 16 at a time where they hold no backslash:
+  // each string's extent and whether it holds an escape; a string is
+  // compared only if some trigger has its (length, first letter).
   std::string buf;
-  size_t pos = 0;
-  while (pos < t.size()) {
-    const void* q = std::memchr(t.data() + pos, '"', t.size() - pos);
-    if (!q) return false;
-    const size_t start = static_cast<const char*>(q) - t.data() + 1;
-    size_t at = start;
-    for (;;) {
-      const void* e = std::memchr(t.data() + at, '"', t.size() - at);
-      if (!e) return false;
-      const size_t end = static_cast<const char*>(e) - t.data();
-      size_t bs = 0;
-      while (end - bs > start && t[end - bs - 1] == '\\') ++bs;
-      at = end + 1;
-      if (bs % 2 == 0) break;
+  bool in_string = false, escaped = false, pending_backslash = false;
+  size_t start = 0;
+  bool found = false;
+  auto quote = [&](size_t at) {
+    if (!in_string) {
+      in_string = true;
+      escaped = false;
+      start = at + 1;
+      return;
     }
-    const std::string_view s = t.substr(start, at - 1 - start);
-    pos = at;
-    if (s.empty()) continue;
-    if (std::memchr(s.data(), '\\', s.size()) != nullptr) {
+    in_string = false;
+    const std::string_view s = t.substr(start, at - start);
+    if (s.empty() || s.size() > 6 * kMaxTrigger) return;
+    if (escaped) {
       // Escapes can spell any name ("d\u0061ta", "io\/last-applied"):
-      // compare what they decode to, as Apply does.
-      if (s.size() > 6 * max_trigger_) continue;
-      if (!Unescape(s, &buf)) return true;  // Apply will refuse it; let it say why
+      // compare what they decode to, as Apply does. Undecodable: Apply
+      // will refuse it and say why.
+      found = !Unescape(s, &buf) || IsTrigger(buf);
     } else {
-      if (s.size() > max_trigger_) continue;
-      buf.assign(s);
+      found = IsTrigger(s);
     }
-    if (buf.size() > max_trigger_) continue;
-    for (auto& c : buf) c = Lower(c);
-    if (triggers_.count(buf)) return true;
+  };
+  auto scalar = [&](size_t i, size_t stop) {
+    for (; i < stop && !found; ++i) {
+      if (pending_backslash) {
+        pending_backslash = false;
+        continue;
+      }
+      if (t[i] == '\\') {
+        pending_backslash = true;
+        escaped = true;
+      } else if (t[i] == '"') {
+        quote(i);
+      }
+    }
+  };
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+  for (; i + 16 <= t.size() && !found; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + i));
+    unsigned quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, q)));
+    const unsigned slashes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, bs)));
+    if (slashes != 0 || pending_backslash) {
+      scalar(i, i + 16);
+      continue;
+    }
+    while (quotes != 0 && !found) {
+      quote(i + static_cast<size_t>(__builtin_ctz(quotes)));
+      quotes &= quotes - 1;
+    }
   }
-  return false;
+#endif
+  scalar(i, t.size());
+  return found;
 }
 
 StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<Salt()>& salt) const {

@@ -23,7 +23,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <bitset>
 #include <vector>
 
 #include "common/sha256.h"
@@ -79,11 +79,20 @@ class Redactor {
   class Walk;
   Policy policy_;
   std::string version_;
-  // Lower-cased strings whose presence (as a whole JSON string) triggers a
-  // parse; `annotations_any`: an annotation rule is a prefix, so any
-  // "annotations" member triggers.
-  std::unordered_set<std::string> triggers_;
-  size_t max_trigger_ = 0;
+  // Strings whose presence (as a whole JSON string) sends an event to the
+  // parser: kinds, resources and annotation keys as they must appear
+  // ("annotations" when an annotation rule is a prefix), member names
+  // without regard to case. seen_ has a bit per (length, first letter
+  // lower-cased) of some trigger: most strings are dismissed by it.
+  static constexpr size_t kMaxTrigger = 64;
+  struct Trigger {
+    std::string text;  // lower-cased when caseless
+    bool caseless;
+  };
+  bool IsTrigger(std::string_view s) const;
+  std::vector<Trigger> triggers_;
+  std::bitset<(kMaxTrigger + 1) * 256> seen_;
+  bool always_ = false;  // a rule too long to look for: every event is parsed
   size_t max_key_ = 0;  // the longest key rule
 };
 

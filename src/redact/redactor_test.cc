@@ -238,6 +238,17 @@ TEST(Redactor, EscapedSlashInAnAnnotationKeyIsStillTheAnnotation) {
   EXPECT_EQ(red->values[0].pointer, "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration");
 }
 
+TEST(Redactor, APodMountingASecretIsNotSentToTheParser) {
+  Redactor r(DefaultPolicy());
+  // A volume source named "secret" (lower case) is neither the kind Secret
+  // nor a credential-named key with a string value.
+  const std::string pod = R"({"kind":"Pod","spec":{"volumes":[{"name":"creds","secret":{"secretName":"db"}}]}})";
+  EXPECT_FALSE(r.MayApply(pod));
+  EXPECT_TRUE(r.MayApply(R"({"kind":"Secret"})"));
+  EXPECT_TRUE(r.MayApply(R"({"AUTHORIZATION":"x"})"));
+  EXPECT_FALSE(r.MayApply(R"({"kind":"SECRET"})"));  // kinds are exact, as Apply compares them
+}
+
 TEST(Redactor, NameValuePairsOnlyInEnvAndHeaderLists) {
   Redactor r(DefaultPolicy());
   // A list of name/value pairs that is not env or headers: left alone.
