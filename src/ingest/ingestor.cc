@@ -321,7 +321,8 @@ Status Ingestor::Redact(const std::string& source, std::vector<IngestItem>* item
   metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "redact", ThreadCpuNanos() - t0);
   if (values.empty()) return OkStatus();
   // Written before any entry that commits to them is queued; synced by the
-  // ledger's writer before those entries are (Ledger::SetBeforeSync).
+  // ledger's writer beside those entries, before they are acknowledged
+  // (Ledger::SetSyncBeside).
   RETURN_IF_ERROR(sealed_->Put(values, payloads));
   metrics_->Add("annals_redacted_events_total", "source", source, events);
   metrics_->Add("annals_redacted_values_total", "source", source, values.size());

@@ -66,9 +66,10 @@ class Ingestor {
   // (not the server's own "annals" entries) has the values the policy names
   // replaced by commitments before it is encoded, the redaction recorded in
   // its metadata; the values are written to `sealed` before the entries are
-  // handed to the ledger, and synced by the ledger's writer before it syncs
-  // them (the server sets Ledger::SetBeforeSync to sealed->Sync()). Deduplication still compares what was received:
-  // a retry of a redacted event is recognised through the sealed store's
+  // handed to the ledger, and synced beside them by the ledger's writer
+  // before they are acknowledged (the server sets Ledger::SetSyncBeside to
+  // sealed->Sync()). Deduplication still compares what was received: a
+  // retry of a redacted event is recognised through the sealed store's
   // digest of it. Set before the first Submit; neither is owned.
   void SetRedaction(const redact::Redactor* redactor, redact::SealedStore* sealed) {
     redactor_ = redactor;

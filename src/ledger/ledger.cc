@@ -279,6 +279,10 @@ StatusOr<uint64_t> Ledger::Append(std::vector<std::string> entries) {
   return f.get();
 }
 
+void Ledger::SetSyncBeside(std::function<Status()> fn) {
+  sync_beside_ = std::make_unique<SideCall>("annals-sync2", std::move(fn));
+}
+
 void Ledger::WriterLoop() {
   for (;;) {
     std::deque<Request> batch;
@@ -297,14 +301,22 @@ void Ledger::WriterLoop() {
     }
     const bool failed_before = !s.ok();
     const uint64_t first = log_->size();
-    // Before any of the batch is written: a segment roll inside it syncs
-    // what came before the roll.
-    if (s.ok() && before_sync_) s = before_sync_();
+    // The sync beside the log's runs while the batch is written and synced.
+    const bool beside = s.ok() && sync_beside_ != nullptr;
+    if (beside) sync_beside_->Start();
     for (auto& r : batch) {
       if (!s.ok()) break;
       s = log_->Append(r.entries);
     }
     if (s.ok()) s = log_->Sync();
+    bool beside_failed = false;
+    if (beside) {
+      Status b = sync_beside_->Wait();
+      if (s.ok() && !b.ok()) {
+        s = b;
+        beside_failed = true;
+      }
+    }
     if (!s.ok()) {
       // Retry in place only when the log says it may (a full disk, the
       // batch's bytes cut) and none of the batch became durable (a segment
@@ -339,7 +351,15 @@ void Ledger::WriterLoop() {
         for (auto& r : batch) {
           const uint64_t n = r.entries.size();
           if (idx + n <= durable) {
-            completions_.emplace_back(std::move(r.done), idx);
+            // Durable, so hashed into the tree; acknowledged only if what
+            // had to be synced beside the log was too.
+            if (beside_failed)
+              completions_.emplace_back(
+                  std::move(r.done),
+                  UnavailableError("the entries are in the log, but what must be durable with them (the "
+                                   "sealed values of redaction) could not be synced: " + result.message()));
+            else
+              completions_.emplace_back(std::move(r.done), idx);
             kept_bytes += r.bytes;
             for (auto& e : r.entries) kept.push_back(std::move(e));
           } else if (idx < durable) {

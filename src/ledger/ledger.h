@@ -40,6 +40,7 @@
 
 #include "checkpoint/note.h"
 #include "common/mutex.h"
+#include "common/side_call.h"
 #include "common/sha256.h"
 #include "common/status.h"
 #include "env/env.h"
@@ -125,13 +126,14 @@ class Ledger {
   // Blocking form: waits for queue space instead of failing with
   // ResourceExhausted; returns the first index.
   StatusOr<uint64_t> Append(std::vector<std::string> entries);
-  // Runs on the writer thread before each batch of appended entries is
-  // written (so before any fdatasync of them, a segment roll's included);
-  // its failure fails the batch like a failed fdatasync. What must be
-  // durable no later than the entries being synced (the sealed values of
-  // redaction, whose writes precede their entries' AppendAsync) is synced
-  // here, once per group commit. Set before the first append.
-  void SetBeforeSync(std::function<Status()> fn) { before_sync_ = std::move(fn); }
+  // `fn` runs, on a thread of its own, while the writer writes and syncs
+  // each batch of appended entries; the batch is acknowledged only once
+  // both are done, and fails (like a failed fdatasync) if fn fails. What
+  // must be durable whenever the entries are acknowledged (the sealed
+  // values of redaction, written before their entries' AppendAsync) is
+  // synced here, once per group commit, beside the log's own fdatasync.
+  // Set before the first append.
+  void SetSyncBeside(std::function<Status()> fn);
   // Stores a large payload before the entry that references it is appended.
   Status PutBlob(const Hash& digest, std::string_view payload) { return blobs_.Put(digest, payload); }
   StatusOr<std::string> GetBlob(const Hash& digest) const { return blobs_.Get(digest); }
@@ -249,7 +251,7 @@ class Ledger {
   TileStore tiles_;
   Recovery recovery_;
 
-  std::function<Status()> before_sync_;  // SetBeforeSync
+  std::unique_ptr<SideCall> sync_beside_;  // SetSyncBeside
   mutable Mutex mu_;
   CondVar writer_cv_, integrator_cv_, space_cv_;
   CondVar durable_cv_;  // notified after each successful Sync

@@ -268,7 +268,7 @@ Status Instance::Build() {
     ASSIGN_OR_RETURN(p.sealed, redact::SealedStore::Open(data + "/sealed", key));
     p.redactor = std::make_unique<redact::Redactor>(std::move(policy));
     p.ingestor->SetRedaction(p.redactor.get(), p.sealed.get());
-    p.ledger->SetBeforeSync([sealed = p.sealed.get()] { return sealed->Sync(); });
+    p.ledger->SetSyncBeside([sealed = p.sealed.get()] { return sealed->Sync(); });
     log::Info("redaction: policy %s, sealed values in %s/sealed (%s)", p.redactor->version().c_str(), data.c_str(),
               key ? "encrypted with --seal-key" : "not encrypted: give --seal-key to encrypt them");
   }
