@@ -26,7 +26,9 @@ std::string KeyOf(char prefix, const Hash& h) {
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
   if (s.IsCorruption()) return DataLossError("sealed store: " + what + ": " + s.ToString());
-  if (s.IsNoSpace()) return ResourceExhaustedError("sealed store: " + what + ": " + s.ToString());
+  // A full disk comes back as an IO error whose subcode is not always set.
+  if (s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos)
+    return ResourceExhaustedError("sealed store: out of space: " + what + ": " + s.ToString());
   return InternalError("sealed store: " + what + ": " + s.ToString());
 }
 
@@ -142,16 +144,33 @@ Status SealedStore::Put(const std::vector<SealedValue>& values, const std::vecto
     batch.Put(k, rec);
   }
   for (const auto& p : payloads) batch.Put(KeyOf('r', p.stored), std::string(HashBytes(p.received)));
-  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write"));
+  RETURN_IF_ERROR(Write(&batch, false, "write"));
   unsynced_.store(true);
   return OkStatus();
 }
 
+Status SealedStore::Write(rocksdb::WriteBatch* batch, bool sync, const char* what) {
+  // After a failed write RocksDB refuses every later one until resumed
+  // (a full disk, once space returns): resume first.
+  if (needs_resume_.load()) {
+    RETURN_IF_ERROR(FromRocks(db_->Resume(), "resume after a failed write"));
+    needs_resume_.store(false);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  rocksdb::Status s = db_->Write(wo, batch);
+  if (!s.ok()) needs_resume_.store(true);
+  return FromRocks(s, what);
+}
+
 Status SealedStore::Sync() {
   if (!unsynced_.exchange(false)) return OkStatus();
-  Status s = FromRocks(db_->SyncWAL(), "sync");
-  if (!s.ok()) unsynced_.store(true);
-  return s;
+  rocksdb::Status r = db_->SyncWAL();
+  if (!r.ok()) {
+    unsynced_.store(true);
+    needs_resume_.store(true);
+  }
+  return FromRocks(r, "sync");
 }
 
 StatusOr<SealedStore::Opened> SealedStore::Get(const Hash& mac) const {
@@ -195,9 +214,7 @@ Status SealedStore::Erase(const Hash& mac, uint64_t erasure_index, const Hash& s
   std::string idx;
   PutBigEndian64(&idx, erasure_index);
   batch.Put(KeyOf('e', mac), idx);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "erase"));
+  RETURN_IF_ERROR(Write(&batch, true, "erase"));
   // Out of the memtable and the WAL, then out of every table file: the
   // compaction rewrites the files that held it without it.
   RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush after an erasure"));

@@ -37,6 +37,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 }
 
 namespace annals::redact {
@@ -84,11 +85,13 @@ class SealedStore {
  private:
   SealedStore(std::unique_ptr<rocksdb::DB> db, std::optional<SealKey> key);
   StatusOr<std::string> Seal(std::string_view record_key, std::string_view plain) const;
+  Status Write(rocksdb::WriteBatch* batch, bool sync, const char* what);
   StatusOr<std::string> Unseal(std::string_view record_key, std::string_view sealed) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   std::optional<SealKey> key_;
   std::atomic<bool> unsynced_{false};
+  std::atomic<bool> needs_resume_{false};  // a write failed: Resume() before the next
 };
 
 }  // namespace annals::redact
