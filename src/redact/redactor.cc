@@ -336,6 +336,20 @@ class Redactor::Walk {
     n->end = pos_;
     return OkStatus();
   }
+  // After a member or an element: ',' (false: another follows) or the
+  // container's closing byte (true: n ends there).
+  StatusOr<bool> Next(Node* n, char close) {
+    Ws();
+    if (pos_ < t_.size() && t_[pos_] == ',') {
+      ++pos_;
+      return false;
+    }
+    if (pos_ < t_.size() && t_[pos_] == close) {
+      n->end = ++pos_;
+      return true;
+    }
+    return Error(std::string("',' or '") + close + "' expected");
+  }
   Status Value(Node* n, int depth) {
     if (depth > kMaxDepth) return Error("nested more than 64 levels");
     Ws();
@@ -361,16 +375,8 @@ class Redactor::Walk {
         n->keys.push_back(key.str);
         n->elements.emplace_back();
         RETURN_IF_ERROR(Value(&n->elements.back(), depth + 1));
-        Ws();
-        if (pos_ < t_.size() && t_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < t_.size() && t_[pos_] == '}') {
-          n->end = ++pos_;
-          return OkStatus();
-        }
-        return Error("',' or '}' expected");
+        ASSIGN_OR_RETURN(const bool closed, Next(n, '}'));
+        if (closed) return OkStatus();
       }
     }
     if (c == '[') {
@@ -384,16 +390,8 @@ class Redactor::Walk {
       for (;;) {
         n->elements.emplace_back();
         RETURN_IF_ERROR(Value(&n->elements.back(), depth + 1));
-        Ws();
-        if (pos_ < t_.size() && t_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < t_.size() && t_[pos_] == ']') {
-          n->end = ++pos_;
-          return OkStatus();
-        }
-        return Error("',' or ']' expected");
+        ASSIGN_OR_RETURN(const bool closed, Next(n, ']'));
+        if (closed) return OkStatus();
       }
     }
     // true, false, null, a number: the bytes up to the next delimiter.

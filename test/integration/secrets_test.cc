@@ -34,10 +34,9 @@ using testutil::ServerProcess;
 using testutil::TempDir;
 
 std::string Corpus(const std::string& rel) {
-  std::ifstream f(std::string(ANNALS_CORPUS_DIR) + "/" + rel);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  auto text = testutil::ReadFile(std::string(ANNALS_CORPUS_DIR) + "/" + rel);
+  EXPECT_TRUE(text.ok()) << rel;
+  return text.ok() ? *text : "";
 }
 
 std::string HashHex(std::string_view s) { return HexEncode(HashBytes(Sha256(s))); }
