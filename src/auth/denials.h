@@ -7,7 +7,10 @@
 // what was tried (docs/format/entry.md). A flood cannot fill the log: past
 // `max_callers` distinct keys in a window, further callers are folded into
 // one "others" record per reason and endpoint class, so a window adds at
-// most max_callers + 25 entries, however many requests were refused.
+// most max_callers + 24 entries (an "others" for each of 4 reasons and 6
+// classes), however many requests were refused. (A question refused for
+// its namespace is not here: it is answered, and recorded as the
+// "annals.read" it is, status 403.)
 //
 // Note() is cheap (one map update under a mutex) and never waits for the
 // disk; records are written by the log's own thread, through `sink` (the
