@@ -17,13 +17,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace annals::redact;
   static const Redactor* redactor = new Redactor(DefaultPolicy());
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  const bool may = redactor->MayApply(input);
+  // Half the inputs as a watched list's items: the kind from outside.
+  const std::string_view kind = size % 2 ? "Secret" : "";
+  const bool may = redactor->MayApply(input, kind);
   uint8_t n = 0;
-  auto r = redactor->Apply(input, [&n] {
-    Salt s{};
-    s.fill(++n);
-    return s;
-  });
+  auto r = redactor->Apply(
+      input,
+      [&n] {
+        Salt s{};
+        s.fill(++n);
+        return s;
+      },
+      kind);
   if (!r.ok()) return 0;
   CHECK(r->values.empty() == r->payload.empty());
   if (r->values.empty()) return 0;

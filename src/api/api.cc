@@ -349,6 +349,10 @@ StatusOr<Hash> Api::NamedCommitment(const std::string& commitment, const std::st
   if (*index >= ledger_->DurableSize()) return NotFoundError("no entry " + index_text);
   ASSIGN_OR_RETURN(std::string raw, ledger_->ReadEntry(*index));
   ASSIGN_OR_RETURN(auto dec, ledger::DecodeEntry(raw));
+  // Only an entry redacted here holds commitments of its own (another may
+  // hold a copy of one, as text).
+  if (dec.meta.find("\"redacted\":{") == std::string_view::npos)
+    return InvalidArgumentError("entry " + index_text + " was not redacted");
   std::string blob;
   ASSIGN_OR_RETURN(std::string_view payload, ledger_->PayloadOf(dec, &blob));
   if (stored) *stored = Sha256(payload);

@@ -155,7 +155,19 @@ Status DenialLog::Flush() {
   for (auto& [key, t] : window) {
     auto it = window_.find(key);
     if (it == window_.end()) {
-      if (!key.ends_with(std::string("\0", 1) + kOthers)) ++callers_;
+      const size_t b = key.rfind('\0');
+      if (key.compare(b + 1, std::string::npos, kOthers) != 0) {
+        if (callers_ >= options_.max_callers) {
+          // The bound holds across failed windows too: folded.
+          Tally folded = t;
+          folded.user.clear();
+          folded.method.clear();
+          folded.callers = 1;
+          Merge(&window_[key.substr(0, b + 1) + kOthers], folded, options_.samples);
+          continue;
+        }
+        ++callers_;
+      }
       window_.emplace(key, std::move(t));
     } else {
       Merge(&it->second, t, options_.samples);

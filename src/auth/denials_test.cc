@@ -120,6 +120,25 @@ TEST(DenialLog, RecordsTheSinkRefusesAreKeptForTheNextWindow) {
   EXPECT_NE(m.Render().find("annals_denied_records_total{result=\"failed\"} 1"), std::string::npos);
 }
 
+TEST(DenialLog, FailedWindowsDoNotRaiseTheBound) {
+  Metrics m;
+  Captured c;
+  DenialLog log(Manual(), &m, [&](auto r) { return c.Take(std::move(r)); });
+  // Three windows the disk refuses, each with 8 new callers (the bound).
+  for (int w = 0; w < 3; ++w) {
+    for (int i = 0; i < 8; ++i) log.Note(D("w" + std::to_string(w) + "-" + std::to_string(i), "forbidden", "read"));
+    c.next = ResourceExhaustedError("disk full");
+    EXPECT_FALSE(log.Flush().ok());
+  }
+  ASSERT_TRUE(log.Flush().ok());
+  // Still 8 named callers and one "others", every refusal counted.
+  ASSERT_EQ(c.payloads.size(), 9u);
+  uint64_t total = 0;
+  for (const auto& p : c.payloads) total += p["count"].get<uint64_t>();
+  EXPECT_EQ(total, 24u);
+  EXPECT_EQ(c.payloads[8]["callers"], 16);
+}
+
 TEST(DenialLog, TheThreadWritesEachWindowAndStopWritesTheLast) {
   Metrics m;
   Captured c;

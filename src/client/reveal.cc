@@ -19,7 +19,9 @@ StatusOr<json> GetJson(HttpClient* http, const std::string& path) {
   ASSIGN_OR_RETURN(HttpResult r, http->Get(path));
   json j = json::parse(r.body, nullptr, false);
   if (r.status != 200) {
-    const std::string why = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
+    const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                                ? j["error"].get<std::string>()
+                                : r.body;
     if (r.status == 404) return NotFoundError(why);
     if (r.status == 403 || r.status == 401) return PermissionDeniedError(why);
     if (r.status == 412 || r.status == 409) return FailedPreconditionError(why);
@@ -60,8 +62,9 @@ StatusOr<Revealed> Reveal(HttpClient* http, uint64_t index, const std::string& p
   // The commitment as the entry holds it: from the entry's own bytes.
   auto raw = Base64Decode(entry["entry"].get<std::string>());
   if (!raw) return DataLossError("the entry is not base64");
-  auto payload_b64 = entry.value("payload_base64", "");
-  auto payload = Base64Decode(payload_b64);
+  if (!entry.contains("payload_base64") || !entry["payload_base64"].is_string())
+    return DataLossError("the server's answer lacks the entry's payload");
+  auto payload = Base64Decode(entry["payload_base64"].get<std::string>());
   if (!payload) return DataLossError("the payload is not base64");
   json doc = json::parse(*payload, nullptr, false);
   json::json_pointer ptr;
@@ -108,7 +111,9 @@ StatusOr<uint64_t> Erase(HttpClient* http, uint64_t index, const std::string& pa
   ASSIGN_OR_RETURN(HttpResult r, http->Post("/v1/erase", body.dump(), "application/json"));
   json j = json::parse(r.body, nullptr, false);
   if (r.status != 200) {
-    const std::string why = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r.body;
+    const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                                ? j["error"].get<std::string>()
+                                : r.body;
     return FailedPreconditionError("server answered " + std::to_string(r.status) + ": " + why);
   }
   if (!j.is_object() || !j["entry"].is_number_unsigned()) return DataLossError("the server's answer has no entry");

@@ -306,8 +306,17 @@ Status Ingestor::Redact(const std::string& source, std::vector<IngestItem>* item
   for (size_t i = 0; i < items->size(); ++i) {
     if (a->fate[i] == Fate::kDuplicate) continue;
     IngestItem& it = (*items)[i];
-    if (!redactor_->MayApply(it.payload)) continue;
-    auto r = redactor_->Apply(it.payload);
+    // A watched list's items carry no kind: the entry's metadata says it.
+    std::string_view kind;
+    if (it.meta.find("\"type\":\"k8s.watch\"") != std::string::npos) {
+      const size_t k = it.meta.find("\"kind\":\"");
+      if (k != std::string::npos) {
+        const size_t from = k + 8, to = it.meta.find('"', from);
+        if (to != std::string::npos) kind = std::string_view(it.meta).substr(from, to - from);
+      }
+    }
+    if (!redactor_->MayApply(it.payload, kind)) continue;
+    auto r = redactor_->Apply(it.payload, {}, kind);
     if (!r.ok()) return InvalidArgumentError("item " + std::to_string(i) + ": " + r.status().message());
     if (r->values.empty()) continue;
     if (a->redacted.capacity() == 0) a->redacted.reserve(items->size());

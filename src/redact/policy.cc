@@ -102,6 +102,9 @@ StatusOr<Policy> ParsePolicy(std::string_view text) {
         }
         if (rule.kind.empty() && rule.resource.empty())
           return InvalidArgumentError("redaction policy: each of kinds needs a kind or a resource");
+        if (!rule.resource.empty() && (rule.resource.front() == '/' || rule.resource.back() == '/'))
+          return InvalidArgumentError("redaction policy: kinds[] resource \"" + rule.resource +
+                                      "\" must be RESOURCE or RESOURCE/SUBRESOURCE");
         if (rule.paths.empty()) return InvalidArgumentError("redaction policy: kinds[] " + rule.kind + " has no paths");
         for (const auto& path : rule.paths) RETURN_IF_ERROR(CheckPath(path, "kinds[] " + rule.kind));
         p.kinds.push_back(std::move(rule));

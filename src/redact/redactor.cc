@@ -209,7 +209,10 @@ struct Redactor::Node {
 
 class Redactor::Walk {
  public:
-  Walk(const Redactor& r, std::string_view text) : r_(r), t_(text) {}
+  // root_kind: the kind of the top-level object when it does not say
+  // (a list's items as the watch collector stores them).
+  Walk(const Redactor& r, std::string_view text, std::string_view root_kind = {})
+      : r_(r), t_(text), root_kind_(root_kind) {}
 
   Status Parse(Node* root) {
     pos_ = 0;
@@ -232,9 +235,27 @@ class Redactor::Walk {
     }
     if (n.type != Node::kObject) return;
     const Node* kind = n.Member("kind");
-    if (kind && kind->type == Node::kString)
-      for (const auto& rule : r_.policy_.kinds)
-        if (!rule.kind.empty() && rule.kind == kind->str) ApplyKindRule(rule, n);
+    std::string_view k;
+    if (kind && kind->type == Node::kString) k = kind->str;
+    else if (!kind && path_.empty()) k = root_kind_;
+    if (!k.empty()) {
+      const Node* items = n.Member("items");
+      for (const auto& rule : r_.policy_.kinds) {
+        if (rule.kind.empty()) continue;
+        if (rule.kind == k) ApplyKindRule(rule, n);
+        // A list of them ("SecretList"): its items carry no kind.
+        if (items && items->type == Node::kArray && k.size() == rule.kind.size() + 4 && k.starts_with(rule.kind) &&
+            k.ends_with("List")) {
+          Push("items");
+          for (size_t i = 0; i < items->elements.size(); ++i) {
+            Push(i);
+            ApplyKindRule(rule, items->elements[i]);
+            Pop();
+          }
+          Pop();
+        }
+      }
+    }
     AuditEventRules(n);
     // {"name": N, "value": V} with a credential-like N.
     const Node* name = pairs ? n.Member("name") : nullptr;
@@ -497,7 +518,8 @@ class Redactor::Walk {
             if (!path || !value || path->type != Node::kString) continue;
             for (const auto& rp : rule.paths) {
               const std::string top = "/" + rp.substr(0, rp.find('/'));
-              if (path->str == top || path->str.starts_with(top + "/")) {
+              // "" replaces the whole object.
+              if (path->str.empty() || path->str == top || path->str.starts_with(top + "/")) {
                 Push(i);
                 Push("value");
                 Mark(*value);
@@ -525,6 +547,7 @@ class Redactor::Walk {
 
   const Redactor& r_;
   std::string_view t_;
+  std::string_view root_kind_;
   size_t pos_ = 0;
   std::deque<std::string> decoded_;  // escaped strings, decoded (stable addresses)
   std::vector<Step> path_;
@@ -542,6 +565,7 @@ Redactor::Redactor(Policy policy) : policy_(std::move(policy)), version_(policy_
   };
   for (const auto& k : policy_.kinds) {
     add(k.kind, false);
+    if (!k.kind.empty()) add(k.kind + "List", false);
     add(k.resource.substr(0, k.resource.find('/')), false);
   }
   bool prefix = false;
@@ -557,7 +581,7 @@ Redactor::Redactor(Policy policy) : policy_(std::move(policy)), version_(policy_
     max_key_ = std::max(max_key_, k.size());
   }
   for (const auto& k : policy_.kinds)
-    if (k.kind.size() > kMaxTrigger || k.resource.substr(0, k.resource.find('/')).size() > kMaxTrigger)
+    if (k.kind.size() + 4 > kMaxTrigger || k.resource.substr(0, k.resource.find('/')).size() > kMaxTrigger)
       always_ = true;
   // Name/value pairs: the lists that hold them (a container's env, a
   // probe's httpHeaders, request headers as a list).
@@ -582,9 +606,10 @@ bool Redactor::IsTrigger(std::string_view s) const {
   return false;
 }
 
-bool Redactor::MayApply(std::string_view t) const {
-  if (triggers_.empty()) return false;
+bool Redactor::MayApply(std::string_view t, std::string_view root_kind) const {
   if (always_) return true;
+  if (triggers_.empty()) return false;
+  if (!root_kind.empty() && IsTrigger(root_kind)) return true;
   // One pass over the bytes, 16 at a time where they hold no backslash:
   // each string's extent and whether it holds an escape; a string is
   // compared only if some trigger has its (length, first letter).
@@ -646,9 +671,10 @@ bool Redactor::MayApply(std::string_view t) const {
   return found;
 }
 
-StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<Salt()>& salt) const {
+StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<Salt()>& salt,
+                                    std::string_view root_kind) const {
   Node root;
-  Walk w(*this, json);
+  Walk w(*this, json, root_kind);
   RETURN_IF_ERROR(w.Parse(&root));
   w.Visit(root);
   auto& marks = w.marks();

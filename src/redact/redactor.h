@@ -65,9 +65,15 @@ class Redactor {
 
   // A cheap look at the bytes (one pass over the strings, no parse): false
   // means no rule can apply, so Apply would return nothing.
-  bool MayApply(std::string_view json) const;
+  // root_kind: the kind of the top-level object when it does not carry
+  // one (a watched list's items); as for Apply.
+  bool MayApply(std::string_view json, std::string_view root_kind = {}) const;
   // Salts come from `salt` (tests), else from OpenSSL's CSPRNG.
-  StatusOr<Redaction> Apply(std::string_view json, const std::function<Salt()>& salt = {}) const;
+  // A kind's rules apply to objects of that kind, to the items of a list
+  // of them ("SecretList"), and to the top-level object when root_kind
+  // names the kind it lacks.
+  StatusOr<Redaction> Apply(std::string_view json, const std::function<Salt()>& salt = {},
+                            std::string_view root_kind = {}) const;
 
   // `meta` (an entry metadata JSON object) with the redaction recorded:
   // "redacted": {"policy": version, "paths": [...]} (at most 64 paths

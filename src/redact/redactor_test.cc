@@ -238,6 +238,55 @@ TEST(Redactor, EscapedSlashInAnAnnotationKeyIsStillTheAnnotation) {
   EXPECT_EQ(red->values[0].pointer, "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration");
 }
 
+TEST(Redactor, ListsOfSecretsAndItemsWithoutAKind) {
+  Redactor r(DefaultPolicy());
+  // A list response (kubectl get secrets -o json): the items carry no kind.
+  const std::string list =
+      R"({"kind":"SecretList","apiVersion":"v1","items":[{"metadata":{"name":"a"},"data":{"k":"bGlzdC1vbmU="}},)"
+      R"({"metadata":{"name":"b"},"data":{"k":"bGlzdC10d28="}}]})";
+  ASSERT_TRUE(r.MayApply(list));
+  auto red = r.Apply(list);
+  ASSERT_TRUE(red.ok());
+  ASSERT_EQ(red->values.size(), 2u);
+  EXPECT_EQ(red->values[1].pointer, "/items/1/data/k");
+  // One item as the watch collector stores it: the kind is in the entry's
+  // metadata, not in the object.
+  const std::string item = R"({"metadata":{"name":"a","resourceVersion":"7"},"data":{"k":"aXRlbQ=="}})";
+  EXPECT_FALSE(r.MayApply(item));
+  ASSERT_TRUE(r.MayApply(item, "Secret"));
+  red = r.Apply(item, {}, "Secret");
+  ASSERT_TRUE(red.ok());
+  ASSERT_EQ(red->values.size(), 1u);
+  EXPECT_EQ(red->values[0].pointer, "/data/k");
+  // The hint is for the top-level object only, and only when it lacks a kind.
+  red = r.Apply(R"({"kind":"ConfigMap","data":{"k":"v"}})", {}, "Secret");
+  ASSERT_TRUE(red.ok());
+  EXPECT_TRUE(red->values.empty());
+}
+
+TEST(Redactor, AJsonPatchReplacingTheWholeSecret) {
+  Redactor r(DefaultPolicy());
+  const std::string ev =
+      R"({"auditID":"x","stage":"ResponseComplete","objectRef":{"resource":"secrets","name":"s"},)"
+      R"("requestObject":[{"op":"replace","path":"","value":{"kind":"Secret","data":{"k":"d2hvbGU="}}}]})";
+  auto red = r.Apply(ev);
+  ASSERT_TRUE(red.ok());
+  ASSERT_EQ(red->values.size(), 1u);
+  EXPECT_EQ(red->values[0].pointer, "/requestObject/0/value");
+}
+
+TEST(Redactor, RulesTooLongToLookForSendEveryEventToTheParser) {
+  const std::string long_key(70, 'k');
+  auto p = ParsePolicy(R"({"defaults":false,"keys":[")" + long_key + R"("]})");
+  ASSERT_TRUE(p.ok());
+  Redactor r(*p);
+  const std::string ev = R"({"a":{")" + long_key + R"(":"hidden"}})";
+  EXPECT_TRUE(r.MayApply(ev));
+  auto red = r.Apply(ev);
+  ASSERT_TRUE(red.ok());
+  EXPECT_EQ(red->values.size(), 1u);
+}
+
 TEST(Redactor, APodMountingASecretIsNotSentToTheParser) {
   Redactor r(DefaultPolicy());
   // A volume source named "secret" (lower case) is neither the kind Secret

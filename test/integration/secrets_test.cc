@@ -165,6 +165,7 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
   const std::string cm_value = "configmap-dsn-postgres://shop:pw@db";
   const std::string bearer = "Bearer cloud-bearer-token-5c1d";
   const std::string watch_b64 = "d2F0Y2gtc2VjcmV0LXZhbHVlLTM=";
+  const std::string listed_b64 = "bGlzdGVkLXNlY3JldC12YWx1ZS02";
   const std::string tcp_b64 = "dGNwLXNlY3JldC12YWx1ZS00";
   const std::string tail_b64 = "dGFpbC1zZWNyZXQtdmFsdWUtNQ==";
 
@@ -213,7 +214,13 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
   json watch{{"group", ""}, {"version", "v1"}, {"resource", "secrets"}, {"kind", "Secret"}, {"type", "ADDED"},
              {"object", Secret("watched-secret", watch_b64, "watch-plain-api-key")}};
   watch["object"]["metadata"]["resourceVersion"] = "4242";
-  r = ingester->Post("/v1/ingest/k8s-watch", watch.dump());
+  // And one as a list's item arrives: no kind in the object itself.
+  json listed = watch;
+  listed["object"] = Secret("listed-secret", listed_b64, "listed-plain-api-key");
+  listed["object"].erase("kind");
+  listed["object"].erase("apiVersion");
+  listed["object"]["metadata"]["resourceVersion"] = "4243";
+  r = ingester->Post("/v1/ingest/k8s-watch", watch.dump() + "\n" + listed.dump());
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
   // 4. The TCP connector and 5. the tailed file, one Secret event each.
@@ -228,7 +235,7 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
              .dump()
       << "\n";
   }
-  WaitEntries(admin.get(), 9);
+  WaitEntries(admin.get(), 10);
   // Let the projections and indexes write what they will.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_OK_AND_ASSIGN(uint64_t redacted, testutil::Metric(admin.get(), "annals_redacted_events_total{source=\"k8s-audit\"}"));
@@ -238,11 +245,12 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
   // included: none holds a value; the names around them are there.
   const std::vector<std::string> secrets = {web_b64, web_plain,  token,     env_pw,    cm_value, bearer.substr(7),
                                             watch_b64, tcp_b64, tail_b64, "watch-plain-api-key", "tcp-plain-key",
-                                            "tail-plain-key", last_applied.substr(0, 120),
+                                            "tail-plain-key", last_applied.substr(0, 120), listed_b64,
+                                            "listed-plain-api-key",
                                             "webhook-db-password-1"};
   for (const auto& s : secrets) EXPECT_EQ(Holding(data, s), std::vector<std::string>{}) << s;
   for (const char* marker : {"db-credentials-webhook", "visible-log-level-marker", "shop-config", "watched-secret",
-                             "tcp-secret", "tail-secret", "/shop/gateway"})
+                             "tcp-secret", "tail-secret", "/shop/gateway", "listed-secret"})
     EXPECT_FALSE(Holding(data, marker).empty()) << marker << " not found: the scan would not see a value either";
 
   // An admin reveals: the real CLI checks the value opens the commitment
@@ -286,7 +294,7 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
   // The reveals are on the record as reads of /v1/sealed.
   const uint64_t n = Entries(admin.get());
   size_t reveals = 0;
-  for (uint64_t i = 9; i < n; ++i) {
+  for (uint64_t i = 10; i < n; ++i) {
     auto e = admin->Get("/v1/entries/" + std::to_string(i));
     ASSERT_TRUE(e.ok());
     json j = json::parse(e->body);
