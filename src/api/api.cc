@@ -64,6 +64,11 @@ StatusOr<uint64_t> UintParam(const Target& t, std::string_view name) {
   return *n;
 }
 
+std::string StrParam(const Target& t, std::string_view name) {
+  const std::string* v = t.Param(name);
+  return v ? *v : "";
+}
+
 }  // namespace
 
 namespace {
@@ -375,12 +380,9 @@ StatusOr<Hash> Api::NamedCommitment(const std::string& commitment, const std::st
 
 void Api::Reveal(const HttpRequest& req, const Target& t, const auth::Caller& caller, Responder respond) {
   if (!sealed_) return respond(ErrorResponse(404, "redaction is off on this server"));
-  auto param = [&](std::string_view name) {
-    const std::string* v = t.Param(name);
-    return v ? *v : std::string();
-  };
   std::string commitment;
-  auto mac = NamedCommitment(param("commitment"), param("index"), param("path"), &commitment, nullptr);
+  auto mac = NamedCommitment(StrParam(t, "commitment"), StrParam(t, "index"), StrParam(t, "path"), &commitment,
+                             nullptr);
   if (!mac.ok()) return respond(ErrorResponse(mac.status()));
   auto opened = sealed_->Get(*mac);
   if (!opened.ok()) return respond(ErrorResponse(opened.status()));
@@ -388,9 +390,9 @@ void Api::Reveal(const HttpRequest& req, const Target& t, const auth::Caller& ca
          {"value", opened->value},
          {"salt", Base64Encode(std::string_view(reinterpret_cast<const char*>(opened->salt.data()), 32))},
          {"hmac", "HMAC-SHA256(key = salt, message = value)"}};
-  if (auto idx = ParseDecimal(param("index"))) {
+  if (auto idx = ParseDecimal(StrParam(t, "index"))) {
     j["index"] = *idx;
-    j["path"] = param("path");
+    j["path"] = StrParam(t, "path");
   }
   HttpResponse r;
   r.content_type = "application/json";
@@ -667,11 +669,6 @@ StatusOr<Micros> TimeParam(const Target& t, std::string_view name, Micros fallba
   auto m = ParseQueryTime(*v, NowMicros());
   if (!m) return InvalidArgumentError(std::string(name) + " is not an RFC 3339 or relative time: " + *v);
   return *m;
-}
-
-std::string StrParam(const Target& t, std::string_view name) {
-  const std::string* v = t.Param(name);
-  return v ? *v : "";
 }
 
 bool WantProof(const Target& t) {
