@@ -5,7 +5,7 @@
 # ChromeDriver and Selenium for the console's browser tests).
 set -eu
 PKGS="build-essential cmake clang libclang-rt-14-dev libboost-dev libssl-dev \
-libsimdjson-dev librocksdb-dev libzstd-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
+libsimdjson-dev librocksdb-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
 netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev \
 rsyslog rsyslog-openssl openssl libnats-dev nats-server"
 if [ "${1:-}" = test ]; then

@@ -15,9 +15,11 @@
 #include "common/sha256.h"
 #include "common/time_util.h"
 #include "ingest/classify.h"
+#include "ingest/cloud_audit.h"
 #include "ingest/json_lines.h"
 #include "ingest/k8s_audit.h"
 #include "ingest/k8s_watch.h"
+#include "json/json_parse.h"
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
 #include "redact/redactor.h"
@@ -63,6 +65,10 @@ StatusOr<uint64_t> UintParam(const Target& t, std::string_view name) {
   if (!n) return InvalidArgumentError("query parameter " + std::string(name) + " is not a decimal integer: " + *v);
   return *n;
 }
+
+// The most a gzipped cloud audit body may inflate to (a CloudTrail
+// delivery file is a few MB; this bounds what a small hostile body costs).
+constexpr size_t kMaxInflatedBody = 64u << 20;
 
 std::string StrParam(const Target& t, std::string_view name) {
   const std::string* v = t.Param(name);
@@ -178,7 +184,10 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
       // the watch collector's /v1/ingest/k8s-watch "k8s-watch".
       allowed = (path == paths::kIngestK8sAudit && caller.perms.MayIngest("k8s-audit")) ||
                 (path == paths::kIngestEvents && caller.perms.MayIngest("events")) ||
-                (path == paths::kIngestK8sWatch && caller.perms.MayIngest("k8s-watch"));
+                (path == paths::kIngestK8sWatch && caller.perms.MayIngest("k8s-watch")) ||
+                (path == paths::kIngestAwsCloudTrail && caller.perms.MayIngest("aws-cloudtrail")) ||
+                (path == paths::kIngestGcpAudit && caller.perms.MayIngest("gcp-audit")) ||
+                (path == paths::kIngestAzureActivity && caller.perms.MayIngest("azure-activity"));
     }
     if (!allowed) {
       if (!caller.authenticated()) {
@@ -216,6 +225,12 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     if (path == paths::kIngestEvents) return IngestEvents(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sWatch) return IngestK8sWatch(std::move(req), std::move(respond));
+    if (path == paths::kIngestAwsCloudTrail)
+      return IngestCloud(std::move(req), ingest::CloudFormat::kAwsCloudTrail, std::move(respond));
+    if (path == paths::kIngestGcpAudit)
+      return IngestCloud(std::move(req), ingest::CloudFormat::kGcpAudit, std::move(respond));
+    if (path == paths::kIngestAzureActivity)
+      return IngestCloud(std::move(req), ingest::CloudFormat::kAzureActivity, std::move(respond));
     return respond(ErrorResponse(404, "no such ingest endpoint: " + path));
   }
   // The questions: answered, then (with auth on) recorded before the answer leaves.
@@ -645,6 +660,37 @@ void Api::IngestK8sWatch(HttpRequest&& req, Responder respond) {
                 return ingest::WatchItem(rec, "k8s-watch", now);
               },
               std::move(respond));
+}
+
+void Api::IngestCloud(HttpRequest&& req, ingest::CloudFormat format, Responder respond) {
+  const std::string source(ingest::CloudSourceName(format));
+  auto reject = [&](const Status& st) {
+    metrics_.Add("annals_events_rejected_total", "source", source);
+    respond(ErrorResponse(st));
+  };
+  auto body = std::make_shared<std::string>(std::move(req.body));
+  const std::string encoding = req.Header("Content-Encoding");
+  if (!encoding.empty() && encoding != "gzip" && encoding != "identity")
+    return respond(ErrorResponse(415, "Content-Encoding \"" + encoding + "\" is not supported: use gzip or none"));
+  // CloudTrail writes its files gzipped: such a file is taken as it is,
+  // whether or not the request says Content-Encoding: gzip.
+  if (encoding == "gzip" || ingest::IsGzip(*body)) {
+    auto inflated = std::make_shared<std::string>();
+    if (Status st = ingest::Gunzip(*body, kMaxInflatedBody, inflated.get()); !st.ok()) return reject(st);
+    inflated->reserve(inflated->size() + json_util::kJsonPadding);
+    body = std::move(inflated);
+  }
+  const int64_t t0 = ThreadCpuNanos();
+  auto records = ingest::ParseCloudBody(format, *body, body->capacity());
+  if (!records.ok()) return reject(records.status());
+  const int64_t t1 = ThreadCpuNanos();
+  const std::string now = ingest::NowRfc3339();
+  std::vector<ingest::IngestItem> items;
+  items.reserve(records->size());
+  for (const auto& r : *records) items.push_back(ingest::CloudItem(r, source, now));
+  metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "parse", t1 - t0);
+  metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "meta", ThreadCpuNanos() - t1);
+  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
 }
 
 void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,

@@ -9,6 +9,7 @@
 #include "auth/denials.h"
 #include "auth/limiter.h"
 #include "common/metrics.h"
+#include "ingest/cloud_audit.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 #include "state/questions.h"
@@ -82,6 +83,8 @@ class Api {
   void IngestEvents(HttpRequest&& req, Responder respond);
   void IngestK8sAudit(HttpRequest&& req, Responder respond);
   void IngestK8sWatch(HttpRequest&& req, Responder respond);
+  // A cloud audit body (ingest/cloud_audit.h), gzip allowed.
+  void IngestCloud(HttpRequest&& req, ingest::CloudFormat format, Responder respond);
   // Submits items whose payloads point into *body; answers once durable.
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
                         std::vector<ingest::IngestItem> items, Responder respond);

@@ -14,6 +14,10 @@ inline constexpr char kConsistencyProof[] = "/v1/proof/consistency";
 inline constexpr char kIngestEvents[] = "/v1/ingest/events";
 inline constexpr char kIngestK8sAudit[] = "/v1/ingest/k8s-audit";
 inline constexpr char kIngestK8sWatch[] = "/v1/ingest/k8s-watch";
+// Cloud audit records as the clouds export them (docs/sources.md).
+inline constexpr char kIngestAwsCloudTrail[] = "/v1/ingest/aws-cloudtrail";
+inline constexpr char kIngestGcpAudit[] = "/v1/ingest/gcp-audit";
+inline constexpr char kIngestAzureActivity[] = "/v1/ingest/azure-activity";
 inline constexpr char kState[] = "/v1/state";
 inline constexpr char kPodsByIpPrefix[] = "/v1/pods/by-ip/";  // + <ip>
 inline constexpr char kEnrichFlows[] = "/v1/enrich/flows";

@@ -39,9 +39,11 @@ StatusOr<uint8_t> RoleList(const json& j, const std::string& where,
     if (name.starts_with("ingest:")) {
       std::string source = name.substr(7);
       if (!sources) return InvalidArgumentError(where + ": per-source ingest roles are not allowed here");
-      if (source != "k8s-audit" && source != "events" && source != "tcp" && source != "k8s-watch")
+      if (source != "k8s-audit" && source != "events" && source != "tcp" && source != "k8s-watch" &&
+          source != "aws-cloudtrail" && source != "gcp-audit" && source != "azure-activity")
         return InvalidArgumentError(where + ": unknown ingest source \"" + source +
-                                    "\" (sources: k8s-audit, k8s-watch, events, tcp)");
+                                    "\" (sources: k8s-audit, k8s-watch, events, tcp, aws-cloudtrail, gcp-audit, "
+                                    "azure-activity)");
       sources->push_back(std::move(source));
       continue;
     }

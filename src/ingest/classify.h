@@ -1,7 +1,8 @@
 // Classifies one JSON object from a line-oriented source (events endpoint,
 // TCP connector, audit log tail) into an IngestItem: a Kubernetes audit
-// Event (dedup by auditID/stage), a CloudEvent (dedup by source/id), or a
-// generic event (no dedup). Thread-safe.
+// Event (dedup by auditID/stage), a cloud audit record (ingest/cloud_audit.h:
+// CloudTrail, GCP LogEntry, Azure Activity; dedup by the cloud's event id), a
+// CloudEvent (dedup by source/id), or a generic event (no dedup). Thread-safe.
 #ifndef ANNALS_INGEST_CLASSIFY_H_
 #define ANNALS_INGEST_CLASSIFY_H_
 

@@ -92,6 +92,24 @@ std::string_view RawMemberValue(std::string_view s, std::string_view key) {
   return Back(p, s, raw);
 }
 
+namespace {
+
+// The extents of an array's elements, mapped back into `s` unless parsed in place.
+StatusOr<std::vector<std::string_view>> ElementsOf(simdjson::ondemand::array arr, const Padded& p,
+                                                   std::string_view s, bool in_place, std::string_view what) {
+  std::vector<std::string_view> out;
+  for (auto item : arr) {
+    simdjson::ondemand::value x;
+    std::string_view raw;
+    if (item.get(x) != simdjson::SUCCESS || RawOf(x).get(raw) != simdjson::SUCCESS)
+      return InvalidArgumentError("the elements of " + std::string(what) + " could not be located");
+    out.push_back(in_place ? raw : Back(p, s, raw));
+  }
+  return out;
+}
+
+}  // namespace
+
 StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::string_view key,
                                                        size_t readable) {
   Padded& p = ThreadPadded();
@@ -105,15 +123,19 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
   simdjson::ondemand::array arr;
   if (v.get_array().get(arr) != simdjson::SUCCESS)
     return InvalidArgumentError(std::string(key) + " is not an array");
-  std::vector<std::string_view> out;
-  for (auto item : arr) {
-    simdjson::ondemand::value x;
-    std::string_view raw;
-    if (item.get(x) != simdjson::SUCCESS || RawOf(x).get(raw) != simdjson::SUCCESS)
-      return InvalidArgumentError("the elements of " + std::string(key) + " could not be located");
-    out.push_back(in_place ? raw : Back(p, s, raw));
-  }
-  return out;
+  return ElementsOf(arr, p, s, in_place, key);
+}
+
+StatusOr<std::vector<std::string_view>> RawArrayElements(std::string_view s, size_t readable) {
+  Padded& p = ThreadPadded();
+  const bool in_place = JsonPadded(s, readable);
+  simdjson::ondemand::document doc;
+  if (p.parser.iterate(in_place ? simdjson::padded_string_view(s.data(), s.size(), readable) : p.Copy(s)).get(doc) !=
+      simdjson::SUCCESS)
+    return InvalidArgumentError("not JSON text");
+  simdjson::ondemand::array arr;
+  if (doc.get_array().get(arr) != simdjson::SUCCESS) return InvalidArgumentError("not a JSON array");
+  return ElementsOf(arr, p, s, in_place, "the array");
 }
 
 }  // namespace annals::json_util

@@ -25,6 +25,8 @@ std::string_view RawMemberValue(std::string_view json, std::string_view key);
 // json_util::kJsonPadding of them past the end the text is not copied.
 StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view json, std::string_view key,
                                                        size_t readable = 0);
+// The same for the elements of the JSON array text `json` itself.
+StatusOr<std::vector<std::string_view>> RawArrayElements(std::string_view json, size_t readable = 0);
 
 }  // namespace annals::json_util
 

@@ -63,6 +63,23 @@ TEST(RawArrayMember, GivesEveryElementExactly) {
   EXPECT_TRUE(empty->empty());
 }
 
+TEST(RawArrayElements, GivesEveryElementOfATopLevelArray) {
+  std::string body = "[ {\"a\":\"]\"} ,\n[1,[2]], \"s\" ,7 ]";
+  auto r = RawArrayElements(body);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[0], R"({"a":"]"})");
+  EXPECT_EQ((*r)[1], "[1,[2]]");
+  EXPECT_EQ((*r)[2], "\"s\"");
+  EXPECT_EQ((*r)[3], "7");
+  body.reserve(body.size() + kJsonPadding);
+  auto in_place = RawArrayElements(body, body.capacity());
+  ASSERT_TRUE(in_place.ok());
+  EXPECT_EQ((*in_place)[1].data(), body.data() + body.find("[1"));
+  EXPECT_FALSE(RawArrayElements(R"({"a":[]})").ok());
+  EXPECT_FALSE(RawArrayElements("[1,").ok());
+}
+
 TEST(RawArrayMember, ParsesAPaddedBufferInPlace) {
   std::string body = R"({"kind":"EventList","items":[{"a":1}, {"b":"]"} ,null]})";
   body.reserve(body.size() + kJsonPadding);  // before any view into it is taken

@@ -1,0 +1,324 @@
+// Cloud audit ingest end to end with the real `annals` binary and the real
+// records of ../shared/corpus/cloud-audit: the 55 CloudTrail delivery files
+// of the invictus-ir Stratus dataset (half of them gzipped by gzip(1), as
+// CloudTrail writes them to S3) and the CloudTrail example file through
+// /v1/ingest/aws-cloudtrail; the GCP Cloud Audit Log entries (the two JSON
+// samples as an array, KHI's nine GKE lifecycle entries, YAML in the corpus,
+// as JSON lines) through /v1/ingest/gcp-audit; the Azure Activity Log file
+// through /v1/ingest/azure-activity. The log must hold each record once, as
+// a "cloud.audit" entry whose payload is the record's own bytes within the
+// file it came in, with the normalized facts a reading of the raw JSON here
+// (nlohmann, not the server's parser) gives; sending everything again, by
+// the endpoints or as JSON lines, stores nothing; bad bodies are refused
+// with their reason and leave the log as it was.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "checkpoint/note.h"
+#include "client/http_client.h"
+#include "kube/yaml.h"
+#include "ledger/entry.h"
+#include "testutil/log_client.h"
+#include "testutil/server_process.h"
+#include "testutil/test_macros.h"
+
+namespace annals {
+namespace {
+
+using client::HttpClient;
+using client::HttpResult;
+using nlohmann::json;
+using testutil::Metric;
+using testutil::ReadFile;
+using testutil::ServeOptions;
+using testutil::ServerProcess;
+using testutil::TempDir;
+
+constexpr auto kWait = std::chrono::seconds(60);
+constexpr char kAws[] = "/v1/ingest/aws-cloudtrail";
+constexpr char kGcp[] = "/v1/ingest/gcp-audit";
+constexpr char kAzure[] = "/v1/ingest/azure-activity";
+
+std::string CloudDir() { return testutil::CorpusDir() + "/cloud-audit"; }
+
+std::string J(const json& j, std::initializer_list<const char*> path) {
+  const json* at = &j;
+  for (const char* k : path) {
+    if (!at->is_object() || !at->contains(k)) return "";
+    at = &(*at)[k];
+  }
+  return at->is_string() ? at->get<std::string>() : "";
+}
+
+// One record as the ledger must hold it, worked out from the raw JSON here.
+struct Expected {
+  std::string key;
+  std::string source;    // the endpoint's source name
+  const std::string* file;  // the bytes it was sent in
+  json record;
+  std::string cloud, actor, service, op, account;
+};
+
+// One body to send.
+struct Body {
+  std::string endpoint;
+  std::string bytes;     // as sent (gzip or not)
+  bool content_encoding_gzip = false;
+  size_t records = 0;
+};
+
+struct Corpus {
+  std::vector<std::unique_ptr<std::string>> files;  // the JSON text records are found in
+  std::vector<Expected> expected;
+  std::vector<Body> bodies;
+};
+
+std::string Gzip(const std::string& text) {
+  auto r = testutil::RunProgram({"/bin/gzip", "-c", "-n"}, text);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+Expected Aws(const json& rec, const std::string* file) {
+  Expected e{"aws:" + rec["eventID"].get<std::string>(), "aws-cloudtrail", file, rec, "aws", "", "", "", ""};
+  for (const char* k : {"arn", "invokedBy", "principalId", "userName"})
+    if (e.actor.empty()) e.actor = J(rec, {"userIdentity", k});
+  const json& api = rec.contains("eventSource") ? rec : rec["insightDetails"];
+  e.service = J(api, {"eventSource"});
+  e.op = J(api, {"eventName"});
+  e.account = J(rec, {"recipientAccountId"});
+  if (e.account.empty()) e.account = J(rec, {"userIdentity", "accountId"});
+  return e;
+}
+
+Expected Gcp(const json& entry, const std::string* file) {
+  const std::string log_name = entry["logName"];
+  Expected e{"gcp:" + std::to_string(log_name.size()) + ":" + log_name + entry["insertId"].get<std::string>(),
+             "gcp-audit", file, entry, "gcp", "", "", "", ""};
+  e.actor = J(entry, {"protoPayload", "authenticationInfo", "principalEmail"});
+  e.service = J(entry, {"protoPayload", "serviceName"});
+  e.op = J(entry, {"protoPayload", "methodName"});
+  e.account = J(entry, {"resource", "labels", "project_id"});
+  return e;
+}
+
+Corpus LoadCorpus() {
+  Corpus c;
+  auto keep = [&c](std::string text) {
+    c.files.push_back(std::make_unique<std::string>(std::move(text)));
+    return c.files.back().get();
+  };
+  // CloudTrail: every delivery file, in name order; every other one gzipped
+  // (and of those, every other one says so in Content-Encoding).
+  std::vector<std::string> paths;
+  for (const auto& e : std::filesystem::directory_iterator(CloudDir() + "/aws-cloudtrail-invictus-stratus"))
+    if (e.path().extension() == ".json") paths.push_back(e.path().string());
+  std::sort(paths.begin(), paths.end());
+  paths.push_back(CloudDir() + "/aws-cloudtrail-records.otel.json");
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string* text = keep(*ReadFile(paths[i]));
+    const json file = json::parse(*text);
+    for (const auto& rec : file["Records"]) c.expected.push_back(Aws(rec, text));
+    Body b{kAws, *text, false, file["Records"].size()};
+    if (i % 2 == 1) {
+      b.bytes = Gzip(*text);
+      b.content_encoding_gzip = i % 4 == 1;
+    }
+    c.bodies.push_back(std::move(b));
+  }
+  // GCP: the two JSON samples as one array.
+  std::string array = "[";
+  for (const char* name : {"gcp-auditlog-k8s-activity.otel.json", "gcp-auditlog-gke-data-access.otel.json"}) {
+    array += (array.size() > 1 ? ",\n" : "") + *ReadFile(CloudDir() + "/" + name);
+  }
+  array += "]";
+  const std::string* gcp_array = keep(array);
+  for (const auto& entry : json::parse(*gcp_array)) c.expected.push_back(Gcp(entry, gcp_array));
+  c.bodies.push_back({kGcp, *gcp_array, false, 2});
+  // GCP: KHI's GKE entries (YAML in the corpus) as JSON lines.
+  std::string lines;
+  size_t khi = 0;
+  std::vector<json> khi_entries;
+  for (const auto& e : std::filesystem::directory_iterator(CloudDir() + "/gcp-gke-khi")) {
+    if (e.path().extension() != ".yaml") continue;
+    auto j = kube::YamlToJson(*ReadFile(e.path().string()), e.path().filename().string());
+    EXPECT_TRUE(j.ok()) << j.status().ToString();
+    lines += j->dump() + "\n";
+    khi_entries.push_back(*j);
+    ++khi;
+  }
+  EXPECT_EQ(khi, 9u);
+  const std::string* gcp_lines = keep(lines);
+  for (const auto& entry : khi_entries) c.expected.push_back(Gcp(entry, gcp_lines));
+  c.bodies.push_back({kGcp, *gcp_lines, false, khi});
+  // Azure.
+  const std::string* azure = keep(*ReadFile(CloudDir() + "/azure-activity-administrative.otel.json"));
+  const json azure_file = json::parse(*azure);
+  for (const auto& rec : azure_file["records"]) {
+    Expected e{"", "azure-activity", azure, rec, "azure", "", "", "", ""};
+    std::string key = "azure:";
+    for (const char* k : {"time", "resourceId", "operationName", "correlationId"}) {
+      const std::string v = J(rec, {k});
+      key += std::to_string(v.size()) + ":" + v;
+    }
+    e.key = key + J(rec, {"resultType"});
+    e.actor = J(rec, {"identity", "claims", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"});
+    e.op = J(rec, {"operationName"});
+    e.service = e.op.substr(0, e.op.find('/'));
+    c.expected.push_back(std::move(e));
+  }
+  c.bodies.push_back({kAzure, *azure, false, azure_file["records"].size()});
+  return c;
+}
+
+StatusOr<HttpResult> Send(HttpClient* http, const Body& b) {
+  if (b.content_encoding_gzip)
+    return http->Send("POST", b.endpoint, {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}},
+                      b.bytes);
+  return http->Post(b.endpoint, b.bytes, b.bytes.starts_with("\x1f\x8b") ? "application/gzip" : "application/json");
+}
+
+uint64_t LogEntries(HttpClient* http) {
+  auto n = Metric(http, "annals_log_entries");
+  EXPECT_TRUE(n.ok()) << n.status().ToString();
+  return n.ok() ? *n : 0;
+}
+
+class CloudAuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServeOptions o;
+    o.data_dir = dir_.Sub("data");
+    // Byte-for-byte checks: the default redaction policy would replace
+    // credential-named values.
+    o.redaction_policy = "none";
+    server_ = std::make_unique<ServerProcess>(o);
+    ASSERT_OK(server_->Start());
+    ASSERT_OK_AND_ASSIGN(http_, HttpClient::Create(server_->url()));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> http_;
+};
+
+TEST_F(CloudAuditTest, EveryRecordIsStoredOnceAsReceivedWithItsFacts) {
+  Corpus c = LoadCorpus();
+  ASSERT_EQ(c.expected.size(), 2900u + 7u + 2u + 9u + 1u);
+  for (const Body& b : c.bodies) {
+    ASSERT_OK_AND_ASSIGN(HttpResult r, Send(http_.get(), b));
+    ASSERT_EQ(r.status, 200) << b.endpoint << ": " << r.body;
+    const json a = json::parse(r.body);
+    EXPECT_EQ(a["count"], b.records);
+    EXPECT_EQ(a["stored"], b.records);
+    EXPECT_EQ(a["duplicates"], 0);
+  }
+  const uint64_t n = c.expected.size();
+  ASSERT_EQ(LogEntries(http_.get()), n);
+  ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(server_->verifier_key()));
+  ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(http_.get(), *verifier, n, kWait));
+  ASSERT_EQ(cp.cp.size, n);
+  ASSERT_OK_AND_ASSIGN(auto entries, testutil::FetchEntries(http_.get(), 0, n, n));
+  ASSERT_EQ(entries.size(), n);
+
+  std::map<std::string, std::pair<json, std::string>> by_key;  // key -> (meta, payload)
+  for (uint64_t i = 0; i < n; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto d, ledger::DecodeEntry(entries[i]));
+    ASSERT_FALSE(d.external) << i;
+    json meta = json::parse(d.meta);
+    ASSERT_EQ(meta["type"], "cloud.audit") << d.meta;
+    const std::string key = meta["key"];
+    ASSERT_TRUE(by_key.emplace(key, std::make_pair(meta, std::string(d.payload))).second) << "twice: " << key;
+  }
+  std::map<const std::string*, size_t> searched_from;  // records of a file are found in order
+  size_t bad = 0;
+  for (const Expected& e : c.expected) {
+    auto it = by_key.find(e.key);
+    if (it == by_key.end()) {
+      if (++bad < 5) ADD_FAILURE() << "no entry for " << e.key;
+      continue;
+    }
+    const auto& [meta, payload] = it->second;
+    // The record's own bytes: a stretch of the file it came in, after the
+    // record before it, that reads as the record.
+    const size_t at = e.file->find(payload, searched_from[e.file]);
+    EXPECT_NE(at, std::string::npos) << e.key << ": payload is not a stretch of the file";
+    if (at != std::string::npos) searched_from[e.file] = at + payload.size();
+    EXPECT_EQ(json::parse(payload), e.record) << e.key;
+    EXPECT_EQ(meta["src"], e.source);
+    const json& f = meta["cloud"];
+    EXPECT_EQ(f["provider"], e.cloud) << e.key;
+    EXPECT_EQ(f["actor"], e.actor) << e.key;
+    EXPECT_EQ(f["service"], e.service) << e.key;
+    EXPECT_EQ(f["op"], e.op) << e.key;
+    if (e.cloud != "azure") EXPECT_EQ(f["account"], e.account) << e.key;
+  }
+  EXPECT_EQ(bad, 0u);
+
+  // Everything again: nothing new.
+  for (const Body& b : c.bodies) {
+    ASSERT_OK_AND_ASSIGN(HttpResult r, Send(http_.get(), b));
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json a = json::parse(r.body);
+    EXPECT_EQ(a["stored"], 0) << b.endpoint;
+    EXPECT_EQ(a["duplicates"], b.records);
+  }
+  // The stored records as JSON lines through /v1/ingest/events (what
+  // --tail and the TCP connector read): recognised, nothing new. (Those of
+  // one line: the pretty-printed samples span several.)
+  std::vector<std::string> lines;
+  for (const auto& [key, mp] : by_key)
+    if (mp.second.find('\n') == std::string::npos) lines.push_back(mp.second);
+  ASSERT_GE(lines.size(), 2900u + 9u);
+  ASSERT_OK_AND_ASSIGN(auto answer, testutil::PostEventsAnswer(http_.get(), lines));
+  EXPECT_EQ(answer.stored, 0u);
+  EXPECT_EQ(answer.duplicates, lines.size());
+  EXPECT_EQ(LogEntries(http_.get()), n);
+}
+
+TEST_F(CloudAuditTest, BadBodiesAreRefusedAndStoreNothing) {
+  const std::string file = *ReadFile(CloudDir() + "/aws-cloudtrail-records.otel.json");
+  json no_id = json::parse(file);
+  no_id["Records"][4].erase("eventID");
+  const std::string gz = Gzip(file);
+  struct Case {
+    std::string endpoint, body, want;
+    int status = 400;
+    bool gzip_header = false;
+  };
+  const std::vector<Case> cases = {
+      {kAws, file.substr(0, file.size() / 2), "body:"},
+      {kAws, gz.substr(0, gz.size() - 20), "gzip: the body is truncated"},
+      {kAws, no_id.dump(), "Records[4]: no eventID"},
+      {kAws, *ReadFile(CloudDir() + "/azure-activity-administrative.otel.json"), "not a CloudTrail delivery file"},
+      {kAws, file, "gzip", 400, true},  // says gzip, is not
+      {kGcp, "{\"insertId\":\"a\",\"logName\":\"l\",\"timestamp\":\"t\"}\nnot json\n", "line 2"},
+      {kAzure, R"({"records":[{"time":"t","operationName":"o"}]})", "records[0]: no resourceId"},
+      {kAzure, "", "empty body"},
+  };
+  const uint64_t before = LogEntries(http_.get());
+  for (const Case& k : cases) {
+    StatusOr<HttpResult> r = k.gzip_header ? http_->Send("POST", k.endpoint, {{"Content-Encoding", "gzip"}}, k.body)
+                                           : http_->Post(k.endpoint, k.body);
+    ASSERT_OK(r.status());
+    EXPECT_EQ(r->status, k.status) << k.want << ": " << r->body;
+    const json err = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(err.is_object() && err.contains("error")) << r->body;
+    EXPECT_NE(err["error"].get<std::string>().find(k.want), std::string::npos) << r->body;
+  }
+  ASSERT_OK_AND_ASSIGN(HttpResult br, http_->Send("POST", kAws, {{"Content-Encoding", "br"}}, file));
+  EXPECT_EQ(br.status, 415) << br.body;
+  EXPECT_EQ(LogEntries(http_.get()), before);
+  ASSERT_OK_AND_ASSIGN(uint64_t rejected, Metric(http_.get(), "annals_events_rejected_total{source=\"aws-cloudtrail\"}"));
+  EXPECT_EQ(rejected, 5u);
+}
+
+}  // namespace
+}  // namespace annals
