@@ -306,9 +306,44 @@ std::vector<std::string> LoadRealShaped(const std::string& dir) {
   return out;
 }
 
-// Offset of the last 12 hex digits of the event's auditID UUID.
+// What a mix posts: Kubernetes audit EventLists to the webhook, or
+// CloudTrail delivery files ({"Records":[...]}) to the cloud endpoint; the
+// UUID member each event's fresh identity is stamped into.
+struct Wire {
+  const char* path;
+  const char* id_member;  // "\"auditID\":\"" or "\"eventID\":\""
+  const char* head;
+  const char* tail;
+};
+constexpr Wire kAuditWire = {"/v1/ingest/k8s-audit", "\"auditID\":\"",
+                             R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[)", "]}"};
+constexpr Wire kCloudTrailWire = {"/v1/ingest/aws-cloudtrail", "\"eventID\":\"", R"({"Records":[)", "]}"};
+// The mix being run (RunMix sets it before any poster starts).
+const Wire* g_wire = &kAuditWire;
+
+// The CloudTrail mix: every record of the 55 real delivery files of the
+// corpus (invictus-ir's Stratus dataset), minified, in file order.
+std::vector<std::string> LoadCloudTrail(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".json") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  simdjson::dom::parser parser;
+  std::vector<std::string> out;
+  for (const auto& f : files) {
+    simdjson::dom::element doc;
+    if (parser.parse(ReadAll(f)).get(doc) != simdjson::SUCCESS) Die("corpus", "not JSON: " + f);
+    simdjson::dom::array records;
+    if (doc["Records"].get_array().get(records) != simdjson::SUCCESS) Die("corpus", "no Records: " + f);
+    for (auto r : records) out.push_back(simdjson::minify(r));
+  }
+  if (out.empty()) Die("corpus", "no CloudTrail records under " + dir);
+  return out;
+}
+
+// Offset of the last 12 hex digits of the event's auditID (eventID) UUID.
 size_t CounterOffset(const std::string& ev) {
-  constexpr std::string_view kKey = "\"auditID\":\"";
+  const std::string_view kKey = g_wire->id_member;
   size_t k = ev.find(kKey);
   if (k == std::string::npos) return std::string::npos;
   size_t start = k + kKey.size(), end = ev.find('"', start);
@@ -368,17 +403,17 @@ std::vector<Body> MakeBodies(const std::vector<std::string>& evs, size_t n) {
   std::vector<Body> out(n);
   size_t next = 0;
   for (auto& b : out) {
-    b.text = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[)";
+    b.text = g_wire->head;
     for (size_t i = 0; i < kBatch; ++i) {
       const std::string& ev = evs[next++ % evs.size()];
       if (i) b.text += ',';
       size_t at = CounterOffset(ev);
-      if (at == std::string::npos) Die("corpus", "an auditID is not a UUID: " + ev.substr(0, 120));
+      if (at == std::string::npos) Die("corpus", "an event id is not a UUID: " + ev.substr(0, 120));
       b.counters.push_back(b.text.size() + at);
       FindTimes(ev, b.text.size(), i, &b.times);
       b.text += ev;
     }
-    b.text += "]}";
+    b.text += g_wire->tail;
   }
   return out;
 }
@@ -510,7 +545,7 @@ class Server {
 
 // One POST; the answer must store every event (nothing deduplicated).
 Status PostOnce(client::HttpClient* c, const std::string& body) {
-  auto r = c->Post("/v1/ingest/k8s-audit", body);
+  auto r = c->Post(g_wire->path, body);
   if (!r.ok()) return r.status();
   if (r->status != 200) return InternalError("HTTP " + std::to_string(r->status) + ": " + r->body);
   if (r->body.find("\"stored\":" + std::to_string(kBatch)) == std::string::npos)
@@ -772,6 +807,7 @@ MixResult RunMix(const std::string& annals, const std::string& data, const std::
                  const std::vector<std::string>& evs, double seconds, double disk, size_t tcp_lines,
                  int compression, const std::vector<std::string>& server_args, uint64_t* seq) {
   MixResult out;
+  g_wire = mix == "cloudtrail" ? &kCloudTrailWire : &kAuditWire;
   Server server(annals, data, compression, server_args);
   std::printf("\n== 2. webhook, %s mix: EventLists of %zu events, durable answer per request, %.0f s each\n",
               mix.c_str(), kBatch, seconds);
@@ -848,7 +884,7 @@ int Main(int argc, char** argv) {
   app.add_option("--corpus", corpus, "the k8s-audit corpus directory")->capture_default_str();
   app.add_option("--seconds", seconds, "length of each saturated run")->capture_default_str();
   app.add_option("--tcp-lines", tcp_lines, "lines per TCP run (corpus mix; 0: none)")->capture_default_str();
-  app.add_option("--mix", mixes, "event mixes: corpus, real")
+  app.add_option("--mix", mixes, "event mixes: corpus, real, cloudtrail (real CloudTrail records)")
       ->check(CLI::IsMember({"corpus", "real"}))
       ->capture_default_str();
   int compression = 3;
@@ -875,16 +911,20 @@ int Main(int argc, char** argv) {
   }
   std::map<std::string, std::vector<std::string>> evs;
   for (const auto& mix : mixes) {
-    evs[mix] = mix == "real" ? LoadRealShaped(corpus) : LoadCorpus(corpus);
+    evs[mix] = mix == "real"         ? LoadRealShaped(corpus)
+               : mix == "cloudtrail" ? LoadCloudTrail(corpus + "/../cloud-audit/aws-cloudtrail-invictus-stratus")
+                                     : LoadCorpus(corpus);
     size_t bytes = 0;
     for (const auto& e : evs[mix]) bytes += e.size();
     std::printf("%-6s mix       %zu events, %.0f B on average (%s)\n", mix.c_str(), evs[mix].size(),
                 static_cast<double>(bytes) / static_cast<double>(evs[mix].size()),
-                mix == "real" ? "Falco + audit2rbac, Request/RequestResponse level"
-                              : "PerfSPEC rebuilt + Falco + audit2rbac");
+                mix == "real"         ? "Falco + audit2rbac, Request/RequestResponse level"
+                : mix == "cloudtrail" ? "the corpus's 55 CloudTrail delivery files"
+                                      : "PerfSPEC rebuilt + Falco + audit2rbac");
   }
   if (sample) {
     for (const auto& mix : mixes) {
+      g_wire = mix == "cloudtrail" ? &kCloudTrailWire : &kAuditWire;
       auto bodies = MakeBodies(evs[mix], 8);
       uint64_t s0 = 1;
       bodies[0].Stamp(&s0);
@@ -910,8 +950,15 @@ int Main(int argc, char** argv) {
 
   std::printf("\n== summary (targets on 2 cores; disk bound %.0f MB/s)\n", disk / 1e6);
   for (const auto& mix : mixes) {
-    const double target = mix == "real" ? kTargetRealEventsPerSec : kTargetCorpusEventsPerSec;
     const MixResult& r = res[mix];
+    if (mix == "cloudtrail") {
+      // Issue 21: the same order as audit events.
+      std::printf("%-6s records/s (best)          %9s   (real-shaped audit events: %s)\n", mix.c_str(),
+                  Num(r.best).c_str(), res.count("real") ? Num(res["real"].best).c_str() : "not run");
+      std::printf("%-6s ack p99 at 10,000 rec/s   %7.1f ms\n", mix.c_str(), r.p99_ms);
+      continue;
+    }
+    const double target = mix == "real" ? kTargetRealEventsPerSec : kTargetCorpusEventsPerSec;
     std::printf("%-6s webhook events/s (best)   %9s   target >= %s   %s\n", mix.c_str(),
                 Num(r.best).c_str(), Num(target).c_str(), r.best >= target ? "meets" : "MISSES");
     std::printf("%-6s ack p99 at 10,000 ev/s    %7.1f ms   target <= %.0f ms     %s\n", mix.c_str(),

@@ -616,7 +616,20 @@ int main(int argc, char** argv) {
   search->add_option("--from", s_from);
   search->add_option("--to", s_to);
   search->add_option("--limit", s_limit);
-  search->add_option("--group-by", group_by, "user|verb|resource|namespace|code|source_ip|user_agent|hour|day");
+  // The normalized view across Kubernetes and cloud audit records (docs/sources.md).
+  std::string s_cloud, s_account, s_cluster, s_result, s_service, s_format;
+  search->add_option("--actor", s_user, "who (same as --user)");
+  search->add_option("--action", s_verb, "what was done (same as --verb)");
+  search->add_option("--target", s_name, "the resource acted on (same as --name)");
+  search->add_option("--cloud", s_cloud, "aws, gcp, azure or kubernetes");
+  search->add_option("--account", s_account, "cloud account, project or subscription");
+  search->add_option("--cluster", s_cluster);
+  search->add_option("--result", s_result, "success or failure (cloud records)");
+  search->add_option("--service", s_service, "a cloud service, e.g. ec2.amazonaws.com");
+  search->add_option("--format", s_format, "ocsf: the events as OCSF API Activity (class 6003)");
+  search->add_option("--group-by", group_by,
+                     "user|verb|resource|namespace|code|source_ip|user_agent|hour|day|actor|action|service|cloud|"
+                     "account|cluster|result");
   search->add_option("-o,--output", output, "table or json")->capture_default_str();
   add_url(search);
   std::string w_from, w_type, w_stage, w_heartbeat;
@@ -738,6 +751,14 @@ int main(int argc, char** argv) {
     param(&q, "to", s_to);
     param(&q, "limit", s_limit);
     param(&q, "group_by", group_by);
+    param(&q, "cloud", s_cloud);
+    param(&q, "account", s_account);
+    param(&q, "cluster", s_cluster);
+    param(&q, "result", s_result);
+    param(&q, "service", s_service);
+    param(&q, "format", s_format);
+    if (!s_format.empty() && s_format != "ocsf") return Fail("--format takes ocsf");
+    if (s_format == "ocsf") return Query(target, q);
     if (!export_out.empty()) {
       if (!group_by.empty()) return Fail("--export takes events, not --group-by counts");
       auto c = Connect(target);
@@ -753,15 +774,27 @@ int main(int argc, char** argv) {
         for (const auto& g : j["groups"]) rows.push_back({g.value("key", ""), std::to_string(g.value("count", 0))});
         return client::FormatTable({j.value("group_by", "KEY"), "COUNT"}, rows);
       }
-      for (const auto& e : j["events"])
-        rows.push_back({e.value("time", ""), e.value("verb", ""),
-                        e.value("user", "") + (e.contains("impersonated_user") && e["impersonated_user"].is_string()
-                                                   ? " (as " + e["impersonated_user"].get<std::string>() + ")"
-                                                   : ""),
-                        e.value("resource", ""),
-                        e.value("namespace", ""), e.value("name", ""), std::to_string(e.value("code", 0)),
-                        std::to_string(e.value("index", 0))});
-      return client::FormatTable({"TIME", "VERB", "USER", "RESOURCE", "NAMESPACE", "NAME", "CODE", "INDEX"}, rows);
+      // Cloud records: their service in RESOURCE, their result in CODE, and
+      // a SOURCE column once any answer holds one.
+      bool clouds = false;
+      for (const auto& e : j["events"]) clouds |= e.contains("cloud");
+      for (const auto& e : j["events"]) {
+        std::vector<std::string> row;
+        if (clouds) row.push_back(e.value("cloud", "kubernetes"));
+        for (std::string cell :
+             {e.value("time", ""), e.value("verb", ""),
+              e.value("user", "") + (e.contains("impersonated_user") && e["impersonated_user"].is_string()
+                                         ? " (as " + e["impersonated_user"].get<std::string>() + ")"
+                                         : ""),
+              e.value("resource", ""), e.value("namespace", ""), e.value("name", ""),
+              e.contains("cloud") ? e.value("result", "") : std::to_string(e.value("code", 0)),
+              std::to_string(e.value("index", 0))})
+          row.push_back(std::move(cell));
+        rows.push_back(std::move(row));
+      }
+      std::vector<std::string> head = {"TIME", "VERB", "USER", "RESOURCE", "NAMESPACE", "NAME", "CODE", "INDEX"};
+      if (clouds) head.insert(head.begin(), "SOURCE");
+      return client::FormatTable(head, rows);
     });
   }
   if (watch->parsed()) {

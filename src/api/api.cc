@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "api/paths.h"
 #include "api/watch.h"
@@ -23,6 +24,7 @@
 #include "ledger/entry.h"
 #include "merkle/merkle.h"
 #include "redact/redactor.h"
+#include "state/ocsf.h"
 #include "ui/console.h"
 
 namespace annals::api {
@@ -53,8 +55,9 @@ Status CheckFlags(const Target& t) {
     if (v && !v->empty() && *v != "true" && *v != "false" && *v != "1" && *v != "0")
       return InvalidArgumentError(std::string(name) + " must be true or false, not \"" + *v + "\"");
   }
-  if (const std::string* f = t.Param("format"); f && !f->empty() && *f != "json" && *f != "jsonl")
-    return InvalidArgumentError("format must be json or jsonl, not \"" + *f + "\"");
+  if (const std::string* f = t.Param("format");
+      f && !f->empty() && *f != "json" && *f != "jsonl" && !(*f == "ocsf" && t.path == paths::kEvents))
+    return InvalidArgumentError("format must be json or jsonl (or, for events, ocsf), not \"" + *f + "\"");
   return OkStatus();
 }
 
@@ -854,13 +857,24 @@ HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* co
   if (!to.ok()) return ErrorResponse(to.status());
   q.from = *from;
   q.to = *to;
-  q.user = StrParam(t, "user");
-  q.verb = StrParam(t, "verb");
+  // The normalized view's names (docs/sources.md) are the same filters:
+  // actor is user, action is verb, target is name.
+  for (const auto& [field, alias, out] : {std::tuple{"user", "actor", &q.user}, std::tuple{"verb", "action", &q.verb},
+                                          std::tuple{"name", "target", &q.name}}) {
+    const std::string a = StrParam(t, field), b = StrParam(t, alias);
+    if (!a.empty() && !b.empty() && a != b)
+      return ErrorResponse(400, std::string(field) + " and " + alias + " name the same field: give one");
+    *out = a.empty() ? b : a;
+  }
   q.resource = StrParam(t, "resource");
+  q.service = StrParam(t, "service");
+  q.cloud = StrParam(t, "cloud");
+  q.account = StrParam(t, "account");
+  q.cluster = StrParam(t, "cluster");
+  q.result = StrParam(t, "result");
   auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
   if (!ns.ok()) return ErrorResponse(ns.status());
   q.namespace_ = *ns;
-  q.name = StrParam(t, "name");
   q.stage = StrParam(t, "stage");
   q.q = StrParam(t, "q");
   q.group_by = StrParam(t, "group_by");
@@ -890,6 +904,10 @@ HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* co
     }
   } else if (j->contains("groups")) {
     *count = (*j)["groups"].size();
+  }
+  if (StrParam(t, "format") == "ocsf") {
+    if (!j->contains("events")) return ErrorResponse(400, "format=ocsf answers events, not group_by counts");
+    for (auto& e : (*j)["events"]) e = state::OcsfApiActivity(e);
   }
   if (StrParam(t, "format") == "jsonl" && j->contains("events")) {
     HttpResponse r;

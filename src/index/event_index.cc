@@ -24,7 +24,7 @@ namespace {
 
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "5";
+constexpr std::string_view kVersion = "6";
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
 
@@ -206,8 +206,12 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     const std::string code = std::to_string(f.code);
     const std::pair<Field, std::string_view> fields[] = {{Field::kUser, f.user},   {Field::kVerb, f.verb},
                                                          {Field::kResource, f.resource}, {Field::kCode, code},
-                                                         {Field::kSourceIp, f.ip}, {Field::kUserAgent, f.ua}};
+                                                         {Field::kSourceIp, f.ip}, {Field::kUserAgent, f.ua},
+                                                         {Field::kCloud, f.cloud}, {Field::kAccount, f.account}};
     for (const auto& [field, value] : fields) {
+      // Kubernetes events name no cloud or account: those counts hold the
+      // cloud records only (an hour's "" is its count less theirs).
+      if (value.empty() && (field == Field::kCloud || field == Field::kAccount)) continue;
       key = CountPrefix(static_cast<char>(field), hour);
       key += value;
       bump();

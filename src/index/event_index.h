@@ -104,7 +104,7 @@ class EventIndex {
   // is counted once, under kUser or kImpersonated).
   enum class Field : char {
     kUser = 'u', kVerb = 'v', kResource = 'r', kNamespace = 'n', kCode = 'c', kSourceIp = 'i', kUserAgent = 'a',
-    kImpersonated = 'p'
+    kImpersonated = 'p', kCloud = 'k', kAccount = 'o'
   };
   // fn(value, count) for every value of field among the hour's events (a
   // code as its decimal text), in value order.

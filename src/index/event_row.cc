@@ -49,7 +49,7 @@ void EncodeEventRow(const EventRowView& row, std::string* out) {
   PutVarint(out, ZigZag(row.time));
   PutVarint(out, ZigZag(row.code));
   for (std::string_view s : {row.verb, row.user, row.resource, row.subresource, row.ns, row.name, row.ip, row.ua,
-                             row.stage, row.as})
+                             row.stage, row.as, row.cloud, row.account, row.cluster, row.result})
     PutString(out, s);
 }
 
@@ -64,7 +64,8 @@ Status DecodeEventRow(uint64_t index, std::string_view value, EventRowView* row)
   row->time = UnZigZag(t);
   row->code = static_cast<int32_t>(c);
   for (std::string_view* s : {&row->verb, &row->user, &row->resource, &row->subresource, &row->ns, &row->name,
-                              &row->ip, &row->ua, &row->stage, &row->as})
+                              &row->ip, &row->ua, &row->stage, &row->as, &row->cloud, &row->account, &row->cluster,
+                              &row->result})
     if (!GetString(&value, s))
       return InvalidArgumentError("event row " + std::to_string(index) + ": truncated field");
   if (!value.empty()) return InvalidArgumentError("event row " + std::to_string(index) + ": trailing bytes");
@@ -93,7 +94,7 @@ EventBatch::Facets EventBatch::facets(size_t i) const {
   EventRowView v;
   const Row& r = rows_[i];
   (void)DecodeEventRow(r.index, arena(r.at, r.size), &v);  // encoded just above: cannot fail
-  return {v.user, v.as, v.verb, v.resource, v.ns, v.ip, v.ua, v.code};
+  return {v.user, v.as, v.verb, v.resource, v.ns, v.ip, v.ua, v.cloud, v.account, v.code};
 }
 
 std::string NameKey(std::string_view resource, std::string_view ns, std::string_view name) {

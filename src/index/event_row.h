@@ -17,19 +17,27 @@
 
 namespace annals::index {
 
-// One audit event as search and group-by see it. Views into the encoded
-// row (DecodeEventRow) or the caller's strings (EventBatch::Add).
+// One audit event as search and group-by see it, in the normalized view
+// every source shares (docs/sources.md): a Kubernetes audit event's verb,
+// user, resource... and a cloud audit record's operation (verb), actor
+// (user), service (resource), target (name), role (as). Views into the
+// encoded row (DecodeEventRow) or the caller's strings (EventBatch::Add).
 struct EventRowView {
   uint64_t index = 0;
   Micros time = 0;
   int32_t code = 0;
   std::string_view verb, user, resource, subresource, ns, name, ip, ua, stage;
-  std::string_view as;  // impersonatedUser.username, "" if none
+  std::string_view as;  // impersonatedUser.username (a cloud record: the role acted as), "" if none
+  std::string_view cloud;    // "aws", "gcp", "azure"; "" for Kubernetes
+  std::string_view account;  // cloud account, project or subscription
+  std::string_view cluster;  // the cluster the event is about, "" if not named
+  std::string_view result;   // a cloud record's "success"/"failure"/...; "" for Kubernetes (see code)
 };
 
 // Row value: varint(zigzag time), varint(zigzag code), then verb, user,
-// resource, subresource, namespace, name, source IP, user agent, stage and
-// the impersonated user, each varint(length) + bytes. The index is the row's key.
+// resource, subresource, namespace, name, source IP, user agent, stage, the
+// impersonated user, cloud, account, cluster and result, each
+// varint(length) + bytes. The index is the row's key.
 void EncodeEventRow(const EventRowView& row, std::string* out);
 // InvalidArgument (DataLoss-worthy to the caller) on truncated or
 // over-long input; views point into `value`.
@@ -61,7 +69,7 @@ class EventBatch {
   // The decoded fields group-by pre-aggregates count (kept beside the
   // encoding so the index does not decode what was just encoded).
   struct Facets {
-    std::string_view user, as, verb, resource, ns, ip, ua;
+    std::string_view user, as, verb, resource, ns, ip, ua, cloud, account;
     int32_t code;
   };
   Facets facets(size_t i) const;

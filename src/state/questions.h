@@ -101,6 +101,11 @@ struct HistoryQuery {
 struct EventQuery {
   Micros from = std::numeric_limits<int64_t>::min(), to = kNever;
   std::string user, verb, resource, namespace_, name, stage, q, group_by;
+  // The normalized view's own filters (docs/sources.md): cloud ("aws",
+  // "gcp", "azure", or "kubernetes" for the cluster's audit events),
+  // account, cluster, result, and service (a resource matched exactly, not
+  // read as a Kubernetes kind).
+  std::string cloud, account, cluster, result, service;
   int code = 0;
   uint64_t limit = 100;
   uint64_t cursor = 0;  // continue with ledger indexes > cursor - 1 (0 = start)

@@ -20,6 +20,8 @@ using nlohmann::json;
 namespace {
 
 constexpr uint32_t kUnknown = 0xffffffffu;
+// What cloud= and group_by=cloud call the events that name no cloud.
+constexpr std::string_view kKubernetes = "kubernetes";
 
 std::string Time(Micros t) { return FormatRfc3339(t); }
 
@@ -221,7 +223,8 @@ namespace {
 
 // Search's filters on one row.
 struct RowFilter {
-  RowFilter(const EventQuery& query, std::string res) : q(query), resource(std::move(res)) {
+  RowFilter(const EventQuery& query, std::string res)
+      : q(query), resource(std::move(res)), kubernetes(query.cloud == kKubernetes) {
     // verb: one verb or a comma-separated list of them.
     for (size_t pos = 0; !q.verb.empty() && pos != std::string::npos;) {
       size_t comma = q.verb.find(',', pos);
@@ -232,11 +235,13 @@ struct RowFilter {
   }
   const EventQuery& q;
   std::string resource;
+  bool kubernetes;  // cloud=kubernetes: the rows that name no cloud
   std::vector<std::string> verbs;
   bool only_time() const { return q.namespace_.empty() && only_time_and_namespace(); }
   bool only_time_and_namespace() const {
     return q.user.empty() && verbs.empty() && resource.empty() && q.name.empty() && q.stage.empty() &&
-           q.code == 0 && q.q.empty();
+           q.code == 0 && q.q.empty() && q.cloud.empty() && q.account.empty() && q.cluster.empty() &&
+           q.result.empty();
   }
   // A filter on a field the index counts per hour (and per namespace):
   // user (as authenticated or impersonated: two counted fields, each event
@@ -247,8 +252,12 @@ struct RowFilter {
   };
   // Besides time and namespace, a filter on exactly that one field.
   std::optional<Counted> OneCountedField() const {
-    if (!q.name.empty() || !q.stage.empty() || !q.q.empty()) return std::nullopt;
-    if (int(!q.user.empty()) + int(!verbs.empty()) + int(!resource.empty()) + int(q.code != 0) != 1)
+    if (!q.name.empty() || !q.stage.empty() || !q.q.empty() || !q.cluster.empty() || !q.result.empty() ||
+        kubernetes)
+      return std::nullopt;
+    if (int(!q.user.empty()) + int(!verbs.empty()) + int(!resource.empty()) + int(q.code != 0) +
+            int(!q.cloud.empty()) + int(!q.account.empty()) !=
+        1)
       return std::nullopt;
     return AnyCountedField();
   }
@@ -257,9 +266,11 @@ struct RowFilter {
   std::optional<Counted> AnyCountedField() const {
     using F = index::EventIndex::Field;
     if (!q.user.empty()) return Counted{{F::kUser, F::kImpersonated}, {q.user}};
+    if (!q.account.empty()) return Counted{{F::kAccount}, {q.account}};
     if (!resource.empty()) return Counted{{F::kResource}, {resource}};
     if (q.code) return Counted{{F::kCode}, {std::to_string(q.code)}};
     if (!verbs.empty()) return Counted{{F::kVerb}, verbs};
+    if (!q.cloud.empty() && !kubernetes) return Counted{{F::kCloud}, {q.cloud}};
     return std::nullopt;
   }
   bool Matches(const index::EventRowView& r) const {
@@ -271,6 +282,10 @@ struct RowFilter {
         (!q.name.empty() && r.name != q.name) || (!q.stage.empty() && r.stage != q.stage))
       return false;
     if (q.code && r.code != q.code) return false;
+    if (!q.cloud.empty() && r.cloud != (kubernetes ? std::string_view() : std::string_view(q.cloud))) return false;
+    if ((!q.account.empty() && r.account != q.account) || (!q.cluster.empty() && r.cluster != q.cluster) ||
+        (!q.result.empty() && r.result != q.result))
+      return false;
     // q: a substring of name, user or namespace.
     if (!q.q.empty() && r.name.find(q.q) == std::string_view::npos && r.user.find(q.q) == std::string_view::npos &&
         r.as.find(q.q) == std::string_view::npos &&
@@ -280,7 +295,10 @@ struct RowFilter {
   }
 };
 
-enum class Group { kNone, kUser, kVerb, kResource, kNamespace, kCode, kSourceIp, kUserAgent, kHour, kDay };
+enum class Group {
+  kNone, kUser, kVerb, kResource, kNamespace, kCode, kSourceIp, kUserAgent, kHour, kDay,
+  kCloud, kAccount, kCluster, kResult
+};
 
 // The hours a time range spans (the first and last may be partly in it).
 std::pair<int64_t, int64_t> HourRange(Micros from, Micros to) { return {index::HourOf(from), index::HourOf(to)}; }
@@ -297,15 +315,25 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
   static const std::pair<const char*, Group> kGroups[] = {
       {"user", Group::kUser},         {"verb", Group::kVerb},           {"resource", Group::kResource},
       {"namespace", Group::kNamespace}, {"code", Group::kCode},         {"source_ip", Group::kSourceIp},
-      {"user_agent", Group::kUserAgent}, {"hour", Group::kHour},        {"day", Group::kDay}};
+      {"user_agent", Group::kUserAgent}, {"hour", Group::kHour},        {"day", Group::kDay},
+      // The normalized view's names (docs/sources.md).
+      {"actor", Group::kUser},          {"action", Group::kVerb},         {"service", Group::kResource},
+      {"cloud", Group::kCloud},         {"account", Group::kAccount},     {"cluster", Group::kCluster},
+      {"result", Group::kResult}};
   Group group = Group::kNone;
   if (!q.group_by.empty()) {
     for (const auto& [name_, g] : kGroups)
       if (q.group_by == name_) group = g;
     if (group == Group::kNone)
-      return InvalidArgumentError("group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day");
+      return InvalidArgumentError(
+          "group_by must be one of user, verb, resource, namespace, code, source_ip, user_agent, hour, day, actor, "
+          "action, service, cloud, account, cluster, result");
   }
-  const RowFilter filter{q, q.resource.empty() ? std::string() : kube::ResourceFor(q.resource)};
+  if (!q.service.empty() && !q.resource.empty())
+    return InvalidArgumentError("give resource or service, not both");
+  const RowFilter filter{q, !q.service.empty()    ? q.service
+                            : q.resource.empty() ? std::string()
+                                                 : kube::ResourceFor(q.resource)};
   // The events of [from, to] lie in the ledger index spans of its hours.
   const auto [first_hour, last_hour] = HourRange(q.from, q.to);
   const std::vector<index::EventIndex::Hour> hours = events_->Hours(first_hour, last_hour);
@@ -381,6 +409,14 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
                       {"subresource", r.subresource}, {"namespace", r.ns},
                       {"name", r.name}, {"code", r.code}, {"stage", r.stage},
                       {"source_ip", r.ip}, {"user_agent", r.ua}});
+      // A cloud record's own fields; a Kubernetes event's cluster.
+      json& e = list.back();
+      if (!r.cloud.empty()) {
+        e["cloud"] = r.cloud;
+        e["account"] = r.account;
+        e["result"] = r.result;
+      }
+      if (!r.cluster.empty()) e["cluster"] = r.cluster;
       return true;
     })));
     }
@@ -404,6 +440,10 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
       case Group::kNamespace: ++by_string[std::string(r.ns)]; break;
       case Group::kSourceIp: ++by_string[std::string(r.ip)]; break;
       case Group::kUserAgent: ++by_string[std::string(r.ua)]; break;
+      case Group::kCloud: ++by_string[std::string(r.cloud.empty() ? kKubernetes : r.cloud)]; break;
+      case Group::kAccount: ++by_string[std::string(r.account)]; break;
+      case Group::kCluster: ++by_string[std::string(r.cluster)]; break;
+      case Group::kResult: ++by_string[std::string(r.result)]; break;
       case Group::kCode: ++by_number[r.code]; break;
       case Group::kHour: ++by_number[index::HourOf(r.time)]; break;
       case Group::kDay: ++by_number[floor_div(index::HourOf(r.time), kDayHours)]; break;
@@ -422,7 +462,9 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
                           group == Group::kCode || group == Group::kHour || group == Group::kDay ||
                           group == Group::kNamespace;
   const auto counted = group == Group::kHour || group == Group::kDay ? filter.OneCountedField() : std::nullopt;
-  if ((!filter.only_time_and_namespace() && !counted) || (!q.namespace_.empty() && !ns_counted)) {
+  // Cluster and result are not counted: always from the rows.
+  const bool uncounted = group == Group::kCluster || group == Group::kResult;
+  if ((!filter.only_time_and_namespace() && !counted) || (!q.namespace_.empty() && !ns_counted) || uncounted) {
     // The rows of the hours that can hold a match, one span at a time.
     ASSIGN_OR_RETURN(const std::vector<index::EventIndex::Hour> candidates, candidate_hours());
     for (const auto& [lo, hi] : spans_of(candidates))
@@ -464,6 +506,8 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
       case Group::kCode: field = index::EventIndex::Field::kCode; break;
       case Group::kSourceIp: field = index::EventIndex::Field::kSourceIp; break;
       case Group::kUserAgent: field = index::EventIndex::Field::kUserAgent; break;
+      case Group::kCloud: field = index::EventIndex::Field::kCloud; break;
+      case Group::kAccount: field = index::EventIndex::Field::kAccount; break;
       default: break;
     }
     for (const auto& h : hours) {
@@ -501,8 +545,16 @@ StatusOr<json> Questions::Events(const EventQuery& q) const {
           by_string[std::string(value)] += n;
         }
       };
+      uint64_t named = 0;  // cloud and account: the events that name one
       RETURN_IF_ERROR(IndexRead(in_ns ? events_->NamespaceCounts(field, h.hour, q.namespace_, add)
-                                      : events_->Counts(field, h.hour, add)));
+                                      : events_->Counts(field, h.hour, [&](std::string_view v, uint64_t n) {
+                                          named += n;
+                                          add(v, n);
+                                        })));
+      // Only cloud records are counted by cloud and account: the hour's
+      // other events are Kubernetes', with no account.
+      if ((group == Group::kCloud || group == Group::kAccount) && h.count > named)
+        add(group == Group::kCloud ? kKubernetes : std::string_view(), h.count - named);
     }
   }
   std::vector<std::pair<std::string, uint64_t>> g;

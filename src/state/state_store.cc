@@ -86,6 +86,45 @@ Status StateStore::EventRows(uint64_t index, std::string_view meta, std::string_
   return ApplyEntry(nullptr, index, meta, payload, rows);
 }
 
+// A cloud audit record's row: its normalized facts (ingest::CloudMeta
+// writes them) in the fields search and group-by share with Kubernetes
+// events (docs/sources.md "The normalized view").
+Status StateStore::CloudRow(uint64_t index, const simdjson::dom::element& meta, index::EventBatch* rows) {
+  simdjson::dom::object c;
+  if (meta["cloud"].get_object().get(c) != simdjson::SUCCESS) return OkStatus();
+  std::string_view provider, time, account, cluster, actor, role, service, op, target, ip, ua, result;
+  json_util::ScanMembers(c,
+                         {{"provider", &provider},
+                          {"time", &time},
+                          {"account", &account},
+                          {"cluster", &cluster},
+                          {"actor", &actor},
+                          {"role", &role},
+                          {"service", &service},
+                          {"op", &op},
+                          {"target", &target},
+                          {"ip", &ip},
+                          {"ua", &ua},
+                          {"result", &result}},
+                         [](std::string_view, simdjson::dom::element) {});
+  index::EventRowView row;
+  row.index = index;
+  row.time = ParseRfc3339(time).value_or(0);
+  row.verb = op;
+  row.user = actor;
+  row.as = role;
+  row.resource = service;
+  row.name = target;
+  row.ip = ip;
+  row.ua = ua;
+  row.cloud = provider;
+  row.account = account;
+  row.cluster = cluster;
+  row.result = result;
+  rows->Add(row);
+  return OkStatus();
+}
+
 Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_view meta, std::string_view payload,
                               index::EventBatch* rows) {
   thread_local simdjson::dom::parser parser;
@@ -93,6 +132,7 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   if (parser.parse(meta.data(), meta.size()).get(m) != simdjson::SUCCESS) return OkStatus();
   const std::string_view type = StringMember(m, "type");
   if (type == "k8s.watch") return store ? store->ApplyWatch(index, meta, payload) : OkStatus();
+  if (type == "cloud.audit") return rows ? CloudRow(index, m, rows) : OkStatus();
   if (type != "k8s.audit") return OkStatus();
   simdjson::dom::object a;
   if (m["audit"].get_object().get(a) != simdjson::SUCCESS) return OkStatus();

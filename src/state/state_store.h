@@ -38,6 +38,10 @@
 #include "index/event_row.h"
 #include "state/cold_store.h"
 #include "state/ip_index.h"
+
+namespace simdjson::dom {
+class element;
+}
 #include "state/k8s_object.h"
 
 namespace annals::state {
@@ -275,6 +279,8 @@ class StateStore {
   // store's projection (if store).
   static Status ApplyEntry(StateStore* store, uint64_t index, std::string_view meta, std::string_view payload,
                            index::EventBatch* rows);
+  // A cloud audit record's row, from its entry's metadata `meta`.
+  static Status CloudRow(uint64_t index, const simdjson::dom::element& meta, index::EventBatch* rows);
   // An audit event's version (facts: of its responseObject).
   Status ApplyAuditVersion(uint64_t index, Micros t, std::string_view verb, std::string_view resource,
                            std::string_view key_ns, std::string_view name, const StatusOr<ObjectFacts>& facts);
