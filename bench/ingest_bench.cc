@@ -885,7 +885,7 @@ int Main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "length of each saturated run")->capture_default_str();
   app.add_option("--tcp-lines", tcp_lines, "lines per TCP run (corpus mix; 0: none)")->capture_default_str();
   app.add_option("--mix", mixes, "event mixes: corpus, real, cloudtrail (real CloudTrail records)")
-      ->check(CLI::IsMember({"corpus", "real"}))
+      ->check(CLI::IsMember({"corpus", "real", "cloudtrail"}))
       ->capture_default_str();
   int compression = 3;
   app.add_option("--segment-compression", compression,
