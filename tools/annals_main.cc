@@ -18,12 +18,14 @@
 #include "client/client_options.h"
 #include "client/http_client.h"
 #include "client/bundle_export.h"
+#include "client/cloudtrail_import.h"
 #include "client/remote_verifier.h"
 #include "client/reveal.h"
 #include "client/sse.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/time_util.h"
+#include "ingest/cloudtrail_digest.h"
 #include "ledger/bundle.h"
 #include "ledger/verifier.h"
 #include "server/instance.h"
@@ -605,6 +607,14 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--out", export_out, "the bundle file to write")->required();
   export_cmd->add_option("--log-key", export_vkey, "the log's verifier key")->required();
   add_client(export_cmd);
+  std::string ct_dir, ct_keys;
+  auto* ct_import = app.add_subcommand(
+      "import-cloudtrail-digests",
+      "import CloudTrail log files as far as CloudTrail's signed digests vouch for them (docs/sources.md)");
+  ct_import->add_option("dir", ct_dir, "a copy of the trail's bucket, each digest with its signature in <digest>.sig")
+      ->required();
+  ct_import->add_option("--public-keys", ct_keys, "the JSON of `aws cloudtrail list-public-keys`")->required();
+  add_client(ct_import);
   auto* search = app.add_subcommand("search", "search and group audit events");
   add_export(search);
   search->add_option("--user", s_user);
@@ -847,6 +857,18 @@ int main(int argc, char** argv) {
     return VerifyLocal(data, vkey);
   }
   if (append->parsed()) return Append(target, batch);
+  if (ct_import->parsed()) {
+    auto text = ReadFileToString(ct_keys);
+    if (!text.ok()) return Fail(text.status());
+    auto keys = ingest::ParseCloudTrailPublicKeys(*text);
+    if (!keys.ok()) return Fail(keys.status());
+    auto c = Connect(target);
+    if (!c.ok()) return Fail(c.status());
+    auto r = client::ImportCloudTrailDigests(c->get(), ct_dir, *keys);
+    if (!r.ok()) return Fail(r.status());
+    for (const auto& line : r->lines) std::printf("%s\n", line.c_str());
+    return r->all_valid() ? 0 : 1;
+  }
   if (export_cmd->parsed()) {
     if (!export_from.empty() || !export_to.empty()) {
       std::string q = api::paths::kEvents;

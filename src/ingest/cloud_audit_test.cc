@@ -5,15 +5,18 @@
 #include "ingest/cloud_audit.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
 #include "ingest/classify.h"
+#include "ingest/cloudtrail_digest.h"
 
 namespace annals::ingest {
 namespace {
@@ -336,6 +339,105 @@ TEST(Classify, ALookalikeThatBreaksItsFormatsRulesIsRefused) {
   auto generic = ClassifyJsonLine(R"({"insertId":"a"})", "tcp", "2026-01-01T00:00:00Z", "line 1");
   ASSERT_TRUE(generic.ok());
   EXPECT_TRUE(generic->key.empty());
+}
+
+// The digest file of AWS's documentation (its structure page), in the
+// shape CloudTrail writes it.
+json DocDigest() {
+  return json::parse(R"({
+  "awsAccountId": "111122223333",
+  "digestStartTime": "2015-08-17T14:01:31Z",
+  "digestEndTime": "2015-08-17T15:01:31Z",
+  "digestS3Bucket": "amzn-s3-demo-bucket",
+  "digestS3Object": "AWSLogs/111122223333/CloudTrail-Digest/us-east-2/2015/08/17/111122223333_CloudTrail-Digest_us-east-2_your-trail-name_us-east-2_20150817T150131Z.json.gz",
+  "digestPublicKeyFingerprint": "31e8b5433410dfb61a9dc45cc65b22ff",
+  "digestSignatureAlgorithm": "SHA256withRSA",
+  "newestEventTime": "2015-08-17T14:52:27Z",
+  "oldestEventTime": "2015-08-17T14:42:27Z",
+  "previousDigestS3Bucket": "amzn-s3-demo-bucket",
+  "previousDigestS3Object": "AWSLogs/111122223333/CloudTrail-Digest/us-east-2/2015/08/17/111122223333_CloudTrail-Digest_us-east-2_your-trail-name_us-east-2_20150817T140131Z.json.gz",
+  "previousDigestHashValue": "97fb791cf91ffc440d274f8190dbdd9aa09c34432aba82739df18b6d3c13df2d",
+  "previousDigestHashAlgorithm": "SHA-256",
+  "previousDigestSignature": "50887ccffad4c002b97caa37cc8ac08bd14a66d38d4dc4ae1b2ac5a6d3c8e1a0",
+  "logFiles": [{
+    "s3Bucket": "amzn-s3-demo-bucket",
+    "s3Object": "AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/17/111122223333_CloudTrail_us-east-2_20150817T1445Z_9nYN7gp2eWAJHIfT.json.gz",
+    "hashValue": "9bb6196fc6b84d6f075a56548feca262bd99ba3c2de41b618e5b6e22c1fc71f6",
+    "hashAlgorithm": "SHA-256",
+    "newestEventTime": "2015-08-17T14:52:27Z",
+    "oldestEventTime": "2015-08-17T14:42:27Z"
+  }]
+})");
+}
+
+TEST(CloudTrailDigest, ParsesTheDocumentedFileAndItsStringToSign) {
+  const std::string text = DocDigest().dump(2);
+  auto d = ParseCloudTrailDigest(text);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->logs.size(), 1u);
+  EXPECT_EQ(d->logs[0].hash, "9bb6196fc6b84d6f075a56548feca262bd99ba3c2de41b618e5b6e22c1fc71f6");
+  // The SHA-256 of the uncompressed bytes, computed here with OpenSSL.
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_Digest(text.data(), text.size(), md, &n, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned i = 0; i < n; ++i) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", md[i]);
+    hex += b;
+  }
+  EXPECT_EQ(d->sha256, hex);
+  EXPECT_EQ(DigestStringToSign(*d), "2015-08-17T15:01:31Z\namzn-s3-demo-bucket/" + DocDigest()["digestS3Object"].get<std::string>() +
+                                        "\n" + hex + "\n50887ccffad4c002b97caa37cc8ac08bd14a66d38d4dc4ae1b2ac5a6d3c8e1a0");
+  // The first of a chain signs "null" for the previous signature.
+  json first = DocDigest();
+  for (const char* k : {"previousDigestS3Bucket", "previousDigestS3Object", "previousDigestHashValue",
+                        "previousDigestHashAlgorithm", "previousDigestSignature"})
+    first[k] = nullptr;
+  first["logFiles"] = json::array();
+  auto f = ParseCloudTrailDigest(first.dump());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_FALSE(f->prev_object.has_value());
+  EXPECT_TRUE(DigestStringToSign(*f).ends_with("\nnull"));
+}
+
+TEST(CloudTrailDigest, BadFilesAndKeysAreRefusedWithTheirReason) {
+  auto with = [](const std::function<void(json&)>& change) {
+    json d = DocDigest();
+    change(d);
+    return d.dump();
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "digest:"},
+      {"[]", "not a JSON object"},
+      {with([](json& d) { d.erase("digestEndTime"); }), "no digestEndTime"},
+      {with([](json& d) { d["digestSignatureAlgorithm"] = "MD5withRSA"; }), "is not SHA256withRSA"},
+      {with([](json& d) { d["previousDigestSignature"] = 7; }), "previousDigestSignature is not a string or null"},
+      {with([](json& d) { d.erase("previousDigestS3Object"); }), "no previousDigestS3Object"},
+      {with([](json& d) { d["logFiles"] = json::object(); }), "logFiles is not an array"},
+      {with([](json& d) { d["logFiles"][0]["hashValue"] = "abc"; }), "logFiles[0]: hashValue is not a hex SHA-256"},
+      {with([](json& d) { d["logFiles"][0]["hashAlgorithm"] = "MD5"; }), "is not SHA-256"},
+      {with([](json& d) { d["logFiles"][0].erase("s3Object"); }), "logFiles[0]: no s3Object"},
+      {DocDigest().dump().substr(0, 200), "digest:"},
+  };
+  for (const auto& [text, want] : cases) {
+    auto d = ParseCloudTrailDigest(text);
+    ASSERT_FALSE(d.ok()) << text.substr(0, 80);
+    EXPECT_NE(d.status().message().find(want), std::string::npos) << d.status().message();
+  }
+  for (const char* keys : {"{}", R"({"PublicKeyList":[{"Value":"!!"}]})",
+                           R"({"PublicKeyList":[{"Value":"!!","Fingerprint":"ab"}]})", "nope"}) {
+    auto k = ParseCloudTrailPublicKeys(keys);
+    EXPECT_FALSE(k.ok()) << keys;
+  }
+  // A key that is not an RSA key, an unknown fingerprint, a signature
+  // that is not hex: refused, not crashed.
+  auto d = ParseCloudTrailDigest(DocDigest().dump());
+  ASSERT_TRUE(d.ok());
+  std::map<std::string, std::string> keys{{"31e8b5433410dfb61a9dc45cc65b22ff", "not DER"}};
+  EXPECT_NE(VerifyDigestSignature(*d, "00ff", keys).message().find("is not an RSA key"), std::string::npos);
+  EXPECT_NE(VerifyDigestSignature(*d, "zz", keys).message().find("not hex"), std::string::npos);
+  EXPECT_NE(VerifyDigestSignature(*d, "00", {}).message().find("not found"), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,9 @@
 // the endpoints or as JSON lines, stores nothing; bad bodies are refused
 // with their reason and leave the log as it was.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <thread>
@@ -25,6 +28,8 @@
 #include "checkpoint/note.h"
 #include "client/http_client.h"
 #include "kube/yaml.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
 #include "common/time_util.h"
 #include "ledger/entry.h"
 #include "testutil/log_client.h"
@@ -492,6 +497,248 @@ TEST_F(CloudAuditTest, SearchAndGroupByAcrossSources) {
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_NE(cli.out.find("SOURCE"), std::string::npos) << cli.out;
   EXPECT_NE(cli.out.find(top->first), std::string::npos) << cli.out;
+}
+
+// ---------------------------------------------------------------------------
+// CloudTrail digests: a trail's bucket as `aws s3 sync` copies it (the 55
+// delivery files of the corpus, gzipped, and hourly digest files signed as
+// CloudTrail signs them, with a key made here: AWS's private keys are not
+// ours to sign with), each digest's signature in <digest>.sig.
+
+std::string Hex(const unsigned char* p, size_t n) { return HexEncode(std::string_view(reinterpret_cast<const char*>(p), n)); }
+
+std::string Sha256Hex(std::string_view s) {
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
+  return Hex(md, n);
+}
+
+class Trail {
+ public:
+  Trail() {
+    key_ = EVP_RSA_gen(2048);
+    unsigned char* der = nullptr;
+    const int n = i2d_PublicKey(key_, &der);  // PKCS#1 RSAPublicKey, as CloudTrail publishes
+    const std::string pub(reinterpret_cast<char*>(der), static_cast<size_t>(n));
+    OPENSSL_free(der);
+    unsigned char md[16];
+    unsigned int mn = 0;
+    EVP_Digest(pub.data(), pub.size(), md, &mn, EVP_md5(), nullptr);
+    fingerprint_ = Hex(md, mn);
+    keys_json_ = json{{"PublicKeyList",
+                       {{{"Value", Base64Encode(pub)},
+                         {"ValidityStartTime", "2023-01-01T00:00:00Z"},
+                         {"ValidityEndTime", "2024-01-01T00:00:00Z"},
+                         {"Fingerprint", fingerprint_}}}}}
+                     .dump();
+  }
+  ~Trail() { EVP_PKEY_free(key_); }
+
+  std::string Sign(const std::string& msg) {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    size_t n = 0;
+    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_);
+    EVP_DigestSign(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(msg.data()), msg.size());
+    std::string sig(n, '\0');
+    EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &n,
+                   reinterpret_cast<const unsigned char*>(msg.data()), msg.size());
+    EVP_MD_CTX_free(ctx);
+    sig.resize(n);
+    return HexEncode(sig);
+  }
+
+  // Writes the bucket under dir: every corpus delivery file, gzipped, and
+  // digests for 11:00-12:00, 12:00-13:00 and 13:00-14:00 (empty).
+  void Write(const std::string& dir) {
+    const std::string logs = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/";
+    const std::string digests = "AWSLogs/218007301253/CloudTrail-Digest/us-east-1/2023/07/10/";
+    std::filesystem::create_directories(dir + "/" + logs);
+    std::filesystem::create_directories(dir + "/" + digests);
+    std::map<int, json> by_hour;  // hour -> logFiles
+    for (const auto& e : std::filesystem::directory_iterator(CloudDir() + "/aws-cloudtrail-invictus-stratus")) {
+      if (e.path().extension() != ".json") continue;
+      const std::string name = e.path().filename().string();
+      const std::string text = *ReadFile(e.path().string());
+      const std::string object = logs + name + ".gz";
+      ASSERT_OK(WriteFileAtomic(dir + "/" + object, Gzip(text)));
+      const int hour = std::stoi(name.substr(name.find("T1") + 1, 2));
+      by_hour[hour].push_back({{"s3Bucket", "trail-bucket"}, {"s3Object", object}, {"hashValue", Sha256Hex(text)},
+                               {"hashAlgorithm", "SHA-256"}, {"newestEventTime", "2023-07-10T12:00:00Z"},
+                               {"oldestEventTime", "2023-07-10T11:00:00Z"}});
+      records_[object] = json::parse(text)["Records"].size();
+    }
+    json prev;  // null for the first
+    std::string prev_sig, prev_hash;
+    for (int hour : {11, 12, 13}) {
+      const std::string end = "2023-07-10T" + std::to_string(hour + 1) + ":00:00Z";
+      const std::string object = digests + "218007301253_CloudTrail-Digest_us-east-1_trail_us-east-1_20230710T" +
+                                 std::to_string(hour + 1) + "0000Z.json.gz";
+      json d{{"awsAccountId", "218007301253"},
+             {"digestStartTime", "2023-07-10T" + std::to_string(hour) + ":00:00Z"},
+             {"digestEndTime", end},
+             {"digestS3Bucket", "trail-bucket"},
+             {"digestS3Object", object},
+             {"digestPublicKeyFingerprint", fingerprint_},
+             {"digestSignatureAlgorithm", "SHA256withRSA"},
+             {"newestEventTime", nullptr},
+             {"oldestEventTime", nullptr},
+             {"previousDigestS3Bucket", prev.is_null() ? json() : json("trail-bucket")},
+             {"previousDigestS3Object", prev},
+             {"previousDigestHashValue", prev.is_null() ? json() : json(prev_hash)},
+             {"previousDigestHashAlgorithm", prev.is_null() ? json() : json("SHA-256")},
+             {"previousDigestSignature", prev.is_null() ? json() : json(prev_sig)},
+             {"logFiles", by_hour.count(hour) ? by_hour[hour] : json::array()}};
+      const std::string text = d.dump(2);
+      const std::string sig =
+          Sign(end + "\ntrail-bucket/" + object + "\n" + Sha256Hex(text) + "\n" + (prev.is_null() ? "null" : prev_sig));
+      ASSERT_OK(WriteFileAtomic(dir + "/" + object, Gzip(text)));
+      ASSERT_OK(WriteFileAtomic(dir + "/" + object + ".sig", sig + "\n"));
+      digest_objects_.push_back(object);
+      digest_texts_.push_back(text);
+      prev = object;
+      prev_sig = sig;
+      prev_hash = Sha256Hex(text);
+    }
+  }
+
+  const std::string& keys_json() const { return keys_json_; }
+  const std::map<std::string, size_t>& records() const { return records_; }
+  const std::vector<std::string>& digest_objects() const { return digest_objects_; }
+  const std::vector<std::string>& digest_texts() const { return digest_texts_; }
+
+ private:
+  EVP_PKEY* key_ = nullptr;
+  std::string fingerprint_, keys_json_;
+  std::map<std::string, size_t> records_;  // log object -> records
+  std::vector<std::string> digest_objects_, digest_texts_;
+};
+
+class CloudTrailDigestTest : public CloudAuditTest {
+ protected:
+  testutil::CommandResult Import(const std::string& dir) {
+    EXPECT_OK(WriteFileAtomic(dir_.Sub("keys.json"), trail_.keys_json()));
+    return testutil::RunAnnals({"import-cloudtrail-digests", dir, "--public-keys", dir_.Sub("keys.json"), "--url",
+                                server_->url()});
+  }
+  // The outcome records the import wrote, by digest.
+  std::map<std::string, json> Outcomes() {
+    std::map<std::string, json> out;
+    const uint64_t n = LogEntries(http_.get());
+    auto entries = testutil::FetchEntries(http_.get(), 0, n, n);
+    EXPECT_TRUE(entries.ok()) << entries.status().ToString();
+    if (!entries.ok()) return out;
+    for (const auto& e : *entries) {
+      auto d = ledger::DecodeEntry(e);
+      if (!d.ok() || d->meta.find("annals.cloudtrail.digest") == std::string_view::npos) continue;
+      const json ev = json::parse(d->payload);
+      out[ev["data"]["digest"].get<std::string>()] = ev["data"];
+    }
+    return out;
+  }
+  Trail trail_;
+};
+
+TEST_F(CloudTrailDigestTest, ValidChainImportsEveryFileOnceAndRecordsTheOutcome) {
+  const std::string bucket = dir_.Sub("bucket");
+  trail_.Write(bucket);
+  auto r = Import(bucket);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3/3 digest files valid"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("55/55 log files valid; 2900 records stored, 0 already"), std::string::npos) << r.out;
+  ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(server_->verifier_key()));
+  ASSERT_OK(testutil::WaitForCheckpoint(http_.get(), *verifier, 2903, kWait).status());
+  EXPECT_EQ(LogEntries(http_.get()), 2900u + 3u);
+  auto outcomes = Outcomes();
+  ASSERT_EQ(outcomes.size(), 3u);
+  for (const auto& [digest, o] : outcomes) {
+    EXPECT_EQ(o["signature"], "valid") << digest;
+    EXPECT_TRUE(o["chain"] == "valid" || o["chain"] == "first") << o.dump();
+    for (const auto& f : o["log_files"]) EXPECT_EQ(f["result"], "valid") << f.dump();
+  }
+  // Again: nothing new, the outcome records too.
+  r = Import(bucket);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 records stored, 2900 already"), std::string::npos) << r.out;
+  EXPECT_EQ(LogEntries(http_.get()), 2900u + 3u);
+}
+
+TEST_F(CloudTrailDigestTest, ALogFileThatDoesNotMatchItsHashIsRefused) {
+  const std::string bucket = dir_.Sub("bucket");
+  trail_.Write(bucket);
+  // One byte of one record changed after delivery (and gzipped again).
+  const auto& [object, records] = *trail_.records().begin();
+  auto gunzip = testutil::RunProgram({"/bin/gzip", "-dc", bucket + "/" + object});
+  ASSERT_EQ(gunzip.exit_code, 0) << gunzip.err;
+  std::string text = gunzip.out;
+  const size_t at = text.find("\"eventName\":\"") + 13;
+  text[at] = text[at] == 'X' ? 'Y' : 'X';
+  ASSERT_OK(WriteFileAtomic(bucket + "/" + object, Gzip(text)));
+  auto r = Import(bucket);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(object + "\tINVALID: hash value doesn't match"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("54/55 log files valid; " + std::to_string(2900 - records) + " records stored"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(LogEntries(http_.get()), 2900u - records + 3u);
+  size_t refused = 0;
+  for (const auto& [digest, o] : Outcomes())
+    for (const auto& f : o["log_files"])
+      if (f["object"] == object) {
+        EXPECT_EQ(f["result"], "INVALID: hash value doesn't match");
+        ++refused;
+      }
+  EXPECT_EQ(refused, 1u);
+}
+
+TEST_F(CloudTrailDigestTest, AChangedOrMissingDigestIsCaughtAndItsFilesRefused) {
+  const std::string bucket = dir_.Sub("bucket");
+  trail_.Write(bucket);
+  // The 11:00 digest edited after signing (a log file's hash swapped for
+  // another's): its signature fails, its files are refused, and the next
+  // digest's chain no longer holds.
+  json d = json::parse(trail_.digest_texts()[0]);
+  ASSERT_GE(d["logFiles"].size(), 2u);
+  std::swap(d["logFiles"][0]["hashValue"], d["logFiles"][1]["hashValue"]);
+  ASSERT_OK(WriteFileAtomic(bucket + "/" + trail_.digest_objects()[0], Gzip(d.dump(2))));
+  auto r = Import(bucket);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(trail_.digest_objects()[0] + "\tINVALID: signature does not verify"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("chain INVALID: previousDigestHashValue"), std::string::npos) << r.out;
+  size_t eleven = 0, records = 0;
+  for (const auto& f : d["logFiles"]) {
+    const std::string object = f["s3Object"];
+    EXPECT_NE(r.out.find(object + "\tINVALID: its digest is not valid"), std::string::npos) << object;
+    ++eleven;
+    records += trail_.records().at(object);
+  }
+  EXPECT_EQ(LogEntries(http_.get()), 2900u - records + 3u);
+  EXPECT_NE(r.out.find(std::to_string(55 - eleven) + "/55 log files valid"), std::string::npos) << r.out;
+
+  // The 12:00 digest gone (and its signature): the 13:00 one's chain names
+  // it, and the files only it vouched for are refused.
+  const std::string bucket2 = dir_.Sub("bucket2");
+  trail_.Write(bucket2);
+  std::filesystem::remove(bucket2 + "/" + trail_.digest_objects()[1]);
+  std::filesystem::remove(bucket2 + "/" + trail_.digest_objects()[1] + ".sig");
+  r = Import(bucket2);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("chain INVALID: the previous digest " + trail_.digest_objects()[1] + " is not here"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("INVALID: no valid digest names it"), std::string::npos) << r.out;
+  // A digest without its signature file.
+  std::filesystem::remove(bucket2 + "/" + trail_.digest_objects()[2] + ".sig");
+  r = Import(bucket2);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("INVALID: no signature"), std::string::npos) << r.out;
+  // Public keys that are not list-public-keys output.
+  ASSERT_OK(WriteFileAtomic(dir_.Sub("bad-keys.json"), "{}"));
+  auto bad = testutil::RunAnnals({"import-cloudtrail-digests", bucket2, "--public-keys", dir_.Sub("bad-keys.json"),
+                                  "--url", server_->url()});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("PublicKeyList"), std::string::npos) << bad.err;
 }
 
 }  // namespace
