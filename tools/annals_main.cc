@@ -14,6 +14,7 @@
 
 
 #include "api/paths.h"
+#include "auth/auth_config.h"
 #include "checkpoint/note.h"
 #include "client/client_options.h"
 #include "client/http_client.h"
@@ -109,7 +110,7 @@ int Collect(const client::ServerTarget& target, const std::string& state_dir, co
   auto opts = watch::MakeCollectorOptions(flags, state_dir);
   if (!opts.ok()) return Fail(opts.status());
   Metrics metrics;
-  watch::RemoteSink sink(url, target.auth);
+  watch::RemoteSink sink(url, target.auth, flags.cluster);
   watch::Collector collector(kube->get(), &sink, &metrics, std::move(*opts));
   Status s = collector.Start();
   if (!s.ok()) return Fail(s);
@@ -417,6 +418,8 @@ int main(int argc, char** argv) {
   add_client(collect);
   collect->add_option("--state-dir", collect_state, "where the last resourceVersions are kept")->capture_default_str();
   add_watch(collect, &collect_flags);
+  collect->add_option("--cluster", collect_flags.cluster,
+                      "the cluster name its records are filed under (a credential bound to another is refused)");
   serve->add_option("--tcp-listen", flags.tcp_listen, "newline-delimited JSON over TCP on ADDR");
   serve->add_option("--tail", flags.tails, "follow a kube-apiserver audit log file (repeatable)");
   serve->add_option("--watch-buffer", flags.watch_buffer,
@@ -474,6 +477,12 @@ int main(int argc, char** argv) {
   serve->add_option("--rate-limit", flags.rate_limit, "requests/s per caller (user, or address if anonymous); 0 = none");
   serve->add_option("--rate-burst", flags.rate_burst, "requests a caller may send at once above --rate-limit (default: the rate)");
   serve->add_option("--max-inflight", flags.max_inflight, "requests in flight per caller; 0 = none");
+  serve->add_option("--cluster", flags.cluster,
+                    "the cluster name ingest is filed under when the caller's credentials name none "
+                    "(the in-process --watch collector's too; docs/sources.md)")
+      ->check([](const std::string& v) {
+        return auth::ValidClusterName(v) ? std::string() : std::string("a name of 1 to 253 printable characters");
+      });
   serve->add_option("--redaction-policy", flags.redaction_policy,
                     "what to redact before anything is stored: a JSON policy file (docs/security.md), "
                     "\"none\" to store events as sent; default: the built-in policy");

@@ -225,6 +225,15 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
 
   if (path.starts_with("/v1/ingest/")) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
+    // The cluster this request's events are filed under: the caller's
+    // credentials' if they name one (a ?cluster= may only repeat it), else
+    // ?cluster=, else the server's --cluster.
+    const std::string asked = StrParam(t, "cluster");
+    if (!caller.perms.cluster.empty() && !asked.empty() && asked != caller.perms.cluster)
+      return respond(ErrorResponse(403, caller.user + " ingests for cluster " + caller.perms.cluster + ", not " + asked));
+    if (!asked.empty() && !auth::ValidClusterName(asked))
+      return respond(ErrorResponse(400, "cluster must be a name of 1 to 253 printable characters"));
+    req.cluster = !caller.perms.cluster.empty() ? caller.perms.cluster : !asked.empty() ? asked : default_cluster_;
     if (path == paths::kIngestEvents) return IngestEvents(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sWatch) return IngestK8sWatch(std::move(req), std::move(respond));
@@ -621,7 +630,7 @@ void Api::IngestLines(HttpRequest&& req, const std::string& source, const LinePa
     }
     items.push_back(std::move(*item));
   }
-  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+  SubmitAndRespond(std::move(body), source, std::move(items), req.cluster, std::move(respond));
 }
 
 void Api::IngestEvents(HttpRequest&& req, Responder respond) {
@@ -650,7 +659,7 @@ void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
   const int64_t t2 = ThreadCpuNanos();
   metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "parse", t1 - t0);
   metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "meta", t2 - t1);
-  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+  SubmitAndRespond(std::move(body), source, std::move(items), req.cluster, std::move(respond));
 }
 
 // Watch records from a remote collector (`annals collect --url`): JSON
@@ -693,11 +702,13 @@ void Api::IngestCloud(HttpRequest&& req, ingest::CloudFormat format, Responder r
   for (const auto& r : *records) items.push_back(ingest::CloudItem(r, source, now));
   metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "parse", t1 - t0);
   metrics_.AddNanos("annals_ingest_cpu_seconds_total", "stage", "meta", ThreadCpuNanos() - t1);
-  SubmitAndRespond(std::move(body), source, std::move(items), std::move(respond));
+  SubmitAndRespond(std::move(body), source, std::move(items), req.cluster, std::move(respond));
 }
 
 void Api::SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
-                           std::vector<ingest::IngestItem> items, Responder respond) {
+                           std::vector<ingest::IngestItem> items, const std::string& cluster, Responder respond) {
+  for (auto& item : items)
+    if (Status st = ingest::BindCluster(cluster, &item); !st.ok()) return respond(ErrorResponse(st));
   const size_t n = items.size();
   ingestor_->Submit(source, std::move(items),
                     [body, n, respond](StatusOr<ingest::IngestResult> r) {

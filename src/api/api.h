@@ -63,6 +63,9 @@ class Api {
   // Where /readyz, the questions and /metrics learn how far the projections
   // are. Without it they are always ready. Call before serving.
   void SetReadiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
+  // The cluster ingest is filed under when the caller's credentials name
+  // none and the request's ?cluster= does not either (serve --cluster).
+  void SetDefaultCluster(std::string cluster) { default_cluster_ = std::move(cluster); }
 
  private:
   // Handle, once the caller is known: checks its role and answers.
@@ -86,8 +89,9 @@ class Api {
   // A cloud audit body (ingest/cloud_audit.h), gzip allowed.
   void IngestCloud(HttpRequest&& req, ingest::CloudFormat format, Responder respond);
   // Submits items whose payloads point into *body; answers once durable.
+  // Each item is first filed under `cluster` (ingest::BindCluster).
   void SubmitAndRespond(std::shared_ptr<std::string> body, std::string source,
-                        std::vector<ingest::IngestItem> items, Responder respond);
+                        std::vector<ingest::IngestItem> items, const std::string& cluster, Responder respond);
   HttpResponse MetricsPage();
   // The commitment a request names: ?commitment=C, or the string at JSON
   // Pointer `path` in entry `index`'s payload (*text: the commitment;
@@ -128,6 +132,7 @@ class Api {
   auth::Limiter* limiter_ = nullptr;
   auth::DenialLog* denials_ = nullptr;
   redact::SealedStore* sealed_ = nullptr;
+  std::string default_cluster_;
   std::function<Readiness()> readiness_;
 };
 

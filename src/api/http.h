@@ -24,6 +24,9 @@ struct HttpRequest {
   // client CA: the certificate's subject CN and O values. Empty otherwise.
   std::string tls_user;
   std::vector<std::string> tls_groups;
+  // Set by the API before an ingest handler runs: the cluster what this
+  // request ingests is filed under ("" = none; docs/sources.md "Clusters").
+  std::string cluster;
 
   // Value of the first header named `name` (case-insensitive), or "".
   std::string Header(std::string_view name) const;

@@ -73,6 +73,10 @@ StatusOr<Binding> ParseBinding(const json& j, const std::string& where) {
       }
       if (b.namespaces.empty())
         return InvalidArgumentError(where + ": an empty namespaces list would allow none; leave it out to allow all");
+    } else if (k == "cluster") {
+      if (!v.is_string() || !ValidClusterName(v.get_ref<const std::string&>()))
+        return InvalidArgumentError(where + ": cluster must be a name of 1 to 253 printable characters");
+      b.cluster = v.get<std::string>();
     } else {
       return InvalidArgumentError(where + ": unknown key \"" + k + "\"");
     }
@@ -166,6 +170,13 @@ StatusOr<std::unordered_map<std::string, TokenIdentity>> ParseTokensFile(std::st
   return out;
 }
 
+bool ValidClusterName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (unsigned char c : name)
+    if (c <= 0x20 || c == 0x7f) return false;
+  return true;
+}
+
 Permissions Resolve(const AuthConfig& config, std::string_view user,
                     const std::vector<std::string>& groups, bool authenticated) {
   Permissions p;
@@ -177,12 +188,19 @@ Permissions Resolve(const AuthConfig& config, std::string_view user,
     }
     p.ingest_sources.insert(b.ingest_sources.begin(), b.ingest_sources.end());
   };
-  apply(Binding{config.anonymous, {}, {}});
+  apply(Binding{config.anonymous, {}, {}, {}});
   if (!authenticated) return p;
   apply(config.authenticated);
-  if (auto it = config.users.find(std::string(user)); it != config.users.end()) apply(it->second);
+  if (auto it = config.users.find(std::string(user)); it != config.users.end()) {
+    apply(it->second);
+    p.cluster = it->second.cluster;
+  }
   for (const auto& g : groups)
-    if (auto it = config.groups.find(g); it != config.groups.end()) apply(it->second);
+    if (auto it = config.groups.find(g); it != config.groups.end()) {
+      apply(it->second);
+      if (p.cluster.empty()) p.cluster = it->second.cluster;
+    }
+  if (p.cluster.empty()) p.cluster = config.authenticated.cluster;
   if (p.all_namespaces) p.namespaces.clear();
   return p;
 }

@@ -39,6 +39,10 @@ struct Binding {
   uint8_t roles = 0;
   std::vector<std::string> namespaces;
   std::vector<std::string> ingest_sources;
+  // The cluster what this caller ingests is filed under ("" = none named
+  // here): the webhook of cluster A and of cluster B post with different
+  // credentials, and their events are told apart (docs/sources.md "Clusters").
+  std::string cluster;
 };
 
 struct AuthConfig {
@@ -51,7 +55,8 @@ struct AuthConfig {
 // {"tokens": FILE, "anonymous": [roles], "authenticated": [roles] or
 //  {"roles": [...], "namespaces": [...]}, "groups": {NAME: binding},
 //  "users": {NAME: binding}} where a binding is [roles] or
-//  {"roles": [...], "namespaces": [...]}. Unknown keys and roles are errors.
+//  {"roles": [...], "namespaces": [...], "cluster": NAME}. Unknown keys and
+//  roles are errors.
 StatusOr<AuthConfig> ParseAuthConfig(std::string_view json_text);
 
 // The default with no --auth-config: authenticated callers are admins,
@@ -72,6 +77,10 @@ struct Permissions {
   bool all_namespaces = false;       // for kRead
   std::set<std::string> namespaces;  // for kRead when !all_namespaces
   std::set<std::string> ingest_sources;  // ingest for these sources only
+  // The cluster this caller's ingest is filed under: its user binding's,
+  // else that of the first of its groups (in the order given) that names
+  // one; "" when none does.
+  std::string cluster;
 
   bool Has(Role r) const { return (roles & (r | kAdmin)) != 0; }
   bool MayIngest(std::string_view source) const {
@@ -84,6 +93,10 @@ struct Permissions {
     return namespaces.count(std::string(ns)) > 0;
   }
 };
+// A cluster name: 1 to 253 bytes, none a control character or a space
+// (kubeconfig names such as EKS ARNs and gke_project_zone_name pass).
+bool ValidClusterName(std::string_view name);
+
 Permissions Resolve(const AuthConfig& config, std::string_view user,
                     const std::vector<std::string>& groups, bool authenticated);
 

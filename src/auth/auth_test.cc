@@ -106,6 +106,25 @@ TEST(Resolve, GroupsMapToRolesAndNamespaceLimitsUnion) {
   EXPECT_FALSE(Resolve(*c2, "u", {"y"}, false).Has(kRead));
 }
 
+TEST(Resolve, TheClusterACallerIngestsFor) {
+  auto c = ParseAuthConfig(R"({"authenticated":{"roles":["verify"],"cluster":"default-c"},
+      "users":{"apiserver-a":{"roles":["ingest:k8s-audit"],"cluster":"prod-a"}},
+      "groups":{"g1":{"roles":["read"]},"g2":{"roles":["read"],"cluster":"from-g2"},"g3":{"roles":["read"],"cluster":"from-g3"}}})");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(Resolve(*c, "apiserver-a", {"g2"}, true).cluster, "prod-a");  // the user's binding first
+  EXPECT_EQ(Resolve(*c, "x", {"g1", "g3", "g2"}, true).cluster, "from-g3");  // then the first group naming one
+  EXPECT_EQ(Resolve(*c, "x", {"g1"}, true).cluster, "default-c");
+  EXPECT_EQ(Resolve(*c, "x", {}, false).cluster, "");
+  for (const char* bad : {R"({"users":{"u":{"roles":["read"],"cluster":""}}})",
+                          R"({"users":{"u":{"roles":["read"],"cluster":"a b"}}})",
+                          R"({"users":{"u":{"roles":["read"],"cluster":7}}})"})
+    EXPECT_FALSE(ParseAuthConfig(bad).ok()) << bad;
+  EXPECT_TRUE(ValidClusterName("arn:aws:eks:us-east-1:123456789012:cluster/prod"));
+  EXPECT_TRUE(ValidClusterName("gke_project_us-central1-c_prod"));
+  EXPECT_FALSE(ValidClusterName(std::string(254, 'a')));
+  EXPECT_FALSE(ValidClusterName("tab\there"));
+}
+
 TEST(Resolve, PerSourceIngest) {
   auto c = ParseAuthConfig(R"({"groups":{"ci":["ingest:events"],"api":["ingest"],
                                          "nodes":{"roles":["ingest:tcp","ingest:k8s-audit"]},

@@ -440,5 +440,36 @@ TEST(CloudTrailDigest, BadFilesAndKeysAreRefusedWithTheirReason) {
   EXPECT_NE(VerifyDigestSignature(*d, "00", {}).message().find("not found"), std::string::npos);
 }
 
+TEST(BindCluster, FilesAnItemUnderItsClusterKeyAndMeta) {
+  const std::string line = json::parse(Read(CloudDir() + "/gcp-auditlog-k8s-activity.otel.json")).dump();
+  auto item = ClassifyJsonLine(line, "events", "2026-01-01T00:00:00Z", "line 1");
+  ASSERT_TRUE(item.ok());
+  const std::string key = item->key;
+  IngestItem bound = *item;
+  ASSERT_TRUE(BindCluster("prod-a", &bound).ok());
+  EXPECT_EQ(bound.key, "cluster:6:prod-a/" + key);
+  const json meta = json::parse(bound.meta), before = json::parse(item->meta);
+  EXPECT_EQ(meta["cluster"], "prod-a");
+  EXPECT_EQ(meta["key"], bound.key);
+  json rest = meta;
+  rest.erase("cluster");
+  rest["key"] = key;
+  EXPECT_EQ(rest, before);  // nothing else changed
+  EXPECT_TRUE(bound.meta.starts_with(R"({"v":1,"cluster":"prod-a",)"));
+  EXPECT_EQ(Ingestor::KeyFromMeta(bound.meta), bound.key);
+  // No cluster: unchanged. No key: only the member.
+  IngestItem same = *item;
+  ASSERT_TRUE(BindCluster("", &same).ok());
+  EXPECT_EQ(same.meta, item->meta);
+  auto generic = ClassifyJsonLine(R"({"a":1})", "events", "2026-01-01T00:00:00Z", "line 1");
+  ASSERT_TRUE(generic.ok());
+  ASSERT_TRUE(BindCluster("c", &*generic).ok());
+  EXPECT_TRUE(generic->key.empty());
+  EXPECT_EQ(json::parse(generic->meta)["cluster"], "c");
+  // Metadata not of the parsers' making is refused, not mangled.
+  IngestItem odd{R"({"src":"x"})", "{}", ""};
+  EXPECT_FALSE(BindCluster("c", &odd).ok());
+}
+
 }  // namespace
 }  // namespace annals::ingest

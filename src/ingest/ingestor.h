@@ -41,6 +41,14 @@ struct IngestItem {
   std::string key;           // dedup key; empty = never deduplicated
 };
 
+// Files an item under a cluster (docs/sources.md "Clusters"): its
+// metadata gains "cluster" (second, after "v") and its dedup key becomes
+// "cluster:<byte length>:<cluster>/<key>", so the same event from two
+// clusters is two events. Nothing changes for cluster "". The metadata
+// must be one the ingest parsers wrote (it starts {"v":1 and holds the
+// key as they wrote it); Internal otherwise.
+Status BindCluster(std::string_view cluster, IngestItem* item);
+
 struct IngestResult {
   uint64_t stored = 0;
   uint64_t duplicates = 0;

@@ -1,5 +1,7 @@
 #include "ingest/json_lines.h"
 
+#include "ingest/ingestor.h"
+
 #include <simdjson.h>
 
 #include <chrono>
@@ -80,6 +82,32 @@ std::string MakeMeta(std::string_view source, std::string_view receive_time,
   }
   m += "}";
   return m;
+}
+
+Status BindCluster(std::string_view cluster, IngestItem* item) {
+  if (cluster.empty()) return OkStatus();
+  constexpr std::string_view kHead = R"({"v":1)";
+  if (!item->meta.starts_with(kHead)) return InternalError("entry metadata does not start with {\"v\":1");
+  std::string m(kHead);
+  m += R"(,"cluster":)";
+  json_util::AppendJsonString(&m, cluster);
+  std::string_view rest = std::string_view(item->meta).substr(kHead.size());
+  if (!item->key.empty()) {
+    std::string old = R"("key":)";
+    json_util::AppendJsonString(&old, item->key);
+    const size_t at = rest.find(old);
+    if (at == std::string_view::npos) return InternalError("entry metadata does not hold its key");
+    std::string key = "cluster:" + std::to_string(cluster.size()) + ":" + std::string(cluster) + "/" + item->key;
+    m.append(rest.substr(0, at));
+    m += R"("key":)";
+    json_util::AppendJsonString(&m, key);
+    m.append(rest.substr(at + old.size()));
+    item->key = std::move(key);
+  } else {
+    m.append(rest);
+  }
+  item->meta = std::move(m);
+  return OkStatus();
 }
 
 }  // namespace annals::ingest

@@ -331,6 +331,7 @@ Status Instance::Build() {
       stream::ChangeSources{p.ledger.get(), p.store.get(), p.questions.get()}, p.projector.get(), fo);
   p.feed->Start();
   p.api->SetChangeFeed(p.feed.get());
+  p.api->SetDefaultCluster(o.cluster);
 
   std::vector<std::string> targets = o.forwards;
   if (!o.nats.empty()) targets.push_back(o.nats);
@@ -417,7 +418,7 @@ Status Instance::Build() {
   if (o.watch.enabled) {
     ASSIGN_OR_RETURN(p.kube, watch::MakeKubeClient(o.watch));
     ASSIGN_OR_RETURN(auto copts, watch::MakeCollectorOptions(o.watch, data + "/watch"));
-    p.watch_sink = std::make_unique<watch::IngestorSink>(p.ingestor.get());
+    p.watch_sink = std::make_unique<watch::IngestorSink>(p.ingestor.get(), o.cluster);
     p.collector = std::make_unique<watch::Collector>(p.kube.get(), p.watch_sink.get(), &p.metrics, std::move(copts));
     RETURN_IF_ERROR(p.collector->Start());
   }

@@ -33,6 +33,10 @@ namespace annals::server {
 
 struct InstanceOptions {
   std::string data_dir;
+  // The cluster ingest is filed under when the caller's credentials name
+  // none (docs/sources.md "Clusters"): HTTP ingest and the in-process watch
+  // collector. "" = none.
+  std::string cluster;
   std::string listen = "127.0.0.1:7070";
   std::string private_key;  // note-format private key text; "" = the data directory's own
   std::string origin;

@@ -119,7 +119,9 @@ Status StateStore::CloudRow(uint64_t index, const simdjson::dom::element& meta, 
   row.ua = ua;
   row.cloud = provider;
   row.account = account;
-  row.cluster = cluster;
+  // Filed under a cluster by its credentials, else the one it names.
+  const std::string_view bound = StringMember(meta, "cluster");
+  row.cluster = bound.empty() ? cluster : bound;
   row.result = result;
   rows->Add(row);
   return OkStatus();
@@ -133,6 +135,8 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   const std::string_view type = StringMember(m, "type");
   if (type == "k8s.watch") return store ? store->ApplyWatch(index, meta, payload) : OkStatus();
   if (type == "cloud.audit") return rows ? CloudRow(index, m, rows) : OkStatus();
+  // The cluster the entry was filed under (ingest::BindCluster), "" if none.
+  const std::string_view cluster = StringMember(m, "cluster");
   if (type != "k8s.audit") return OkStatus();
   simdjson::dom::object a;
   if (m["audit"].get_object().get(a) != simdjson::SUCCESS) return OkStatus();
@@ -195,6 +199,7 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
       }
     }
     row.as = as;
+    row.cluster = cluster;
     rows->Add(row);
     if (!name.empty()) rows->AddName(resource, key_ns, name, index);
     // Created with generateName (or named otherwise than the request): file

@@ -104,27 +104,32 @@ StatusOr<std::vector<ResourceSpec>> ParseResourceList(std::string_view list) {
 
 namespace {
 
-std::vector<ingest::IngestItem> WatchItems(const std::vector<WatchRecord>& records) {
+std::vector<ingest::IngestItem> WatchItems(const std::vector<WatchRecord>& records, const std::string& cluster) {
   const std::string now = ingest::NowRfc3339();
   std::vector<ingest::IngestItem> items;
   items.reserve(records.size());
-  for (const auto& r : records) items.push_back(ingest::WatchItem(r, "k8s-watch", now));
+  for (const auto& r : records) {
+    items.push_back(ingest::WatchItem(r, "k8s-watch", now));
+    (void)ingest::BindCluster(cluster, &items.back());  // WatchItem's metadata: cannot fail
+  }
   return items;
 }
 
 }  // namespace
 
 Status IngestorSink::Append(const std::vector<WatchRecord>& records) {
-  return ingestor_->SubmitAndWait("k8s-watch", WatchItems(records)).status();
+  return ingestor_->SubmitAndWait("k8s-watch", WatchItems(records, cluster_)).status();
 }
 
 void IngestorSink::AppendAsync(const std::vector<WatchRecord>& records, Done done) {
-  ingestor_->Submit("k8s-watch", WatchItems(records),
+  ingestor_->Submit("k8s-watch", WatchItems(records, cluster_),
                     [done = std::move(done)](StatusOr<ingest::IngestResult> r) { done(r.status()); });
 }
 
-RemoteSink::RemoteSink(std::string url, client::ClientAuth auth)
-    : url_(std::move(url)), auth_(std::move(auth)) {}
+RemoteSink::RemoteSink(std::string url, client::ClientAuth auth, std::string cluster)
+    : url_(std::move(url)),
+      auth_(std::move(auth)),
+      path_(std::string(api::paths::kIngestK8sWatch) + (cluster.empty() ? "" : "?cluster=" + client::UrlEncode(cluster))) {}
 RemoteSink::~RemoteSink() = default;
 
 Status RemoteSink::Append(const std::vector<WatchRecord>& records) {
@@ -139,7 +144,7 @@ Status RemoteSink::Append(const std::vector<WatchRecord>& records) {
     if (!http_) {
       ASSIGN_OR_RETURN(http_, client::HttpClient::Create(url_, auth_));
     }
-    auto res = http_->Post(api::paths::kIngestK8sWatch, body, "application/x-ndjson");
+    auto res = http_->Post(path_, body, "application/x-ndjson");
     if (!res.ok()) {
       http_.reset();
       return res.status();

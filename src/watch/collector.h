@@ -75,12 +75,15 @@ class WatchSink {
 // Into this process's ledger.
 class IngestorSink : public WatchSink {
  public:
-  explicit IngestorSink(ingest::Ingestor* ingestor) : ingestor_(ingestor) {}
+  // cluster: what the records are filed under (serve --cluster; "" none).
+  explicit IngestorSink(ingest::Ingestor* ingestor, std::string cluster = "")
+      : ingestor_(ingestor), cluster_(std::move(cluster)) {}
   Status Append(const std::vector<ingest::WatchRecord>& records) override;
   void AppendAsync(const std::vector<ingest::WatchRecord>& records, Done done) override;
 
  private:
   ingest::Ingestor* ingestor_;
+  const std::string cluster_;
 };
 
 // To a remote ledger: POST /v1/ingest/k8s-watch (JSON lines). Retries 429
@@ -88,13 +91,16 @@ class IngestorSink : public WatchSink {
 class RemoteSink : public WatchSink {
  public:
   // auth: how to reach a secured ledger (client_options.h).
-  explicit RemoteSink(std::string url, client::ClientAuth auth = {});
+  // cluster: asked for with ?cluster= (a credential bound to another
+  // cluster is refused; docs/sources.md "Clusters"). "" = none.
+  explicit RemoteSink(std::string url, client::ClientAuth auth = {}, std::string cluster = "");
   ~RemoteSink() override;
   Status Append(const std::vector<ingest::WatchRecord>& records) override;
 
  private:
   std::string url_;
   client::ClientAuth auth_;
+  std::string path_;  // the ingest path, with ?cluster= when one is named
   std::mutex mu_;  // one request at a time on the kept-alive connection
   std::unique_ptr<client::HttpClient> http_;
 };
@@ -115,6 +121,7 @@ struct WatchFlags {
   bool enabled = false;  // serve only: --watch
   std::string kubeconfig, context, resources;
   bool in_cluster = false;
+  std::string cluster;  // collect only: --cluster, the name its records are filed under
   int watch_timeout_s = 300;
   size_t list_page = 500;
 };

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <fstream>
 #include <thread>
 #include <filesystem>
 #include <map>
@@ -30,6 +31,7 @@
 #include "kube/yaml.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 #include "common/time_util.h"
 #include "ledger/entry.h"
 #include "testutil/log_client.h"
@@ -54,6 +56,18 @@ constexpr char kGcp[] = "/v1/ingest/gcp-audit";
 constexpr char kAzure[] = "/v1/ingest/azure-activity";
 
 std::string CloudDir() { return testutil::CorpusDir() + "/cloud-audit"; }
+
+std::vector<std::string> NonBlank(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    at = nl == std::string::npos ? text.size() : nl + 1;
+    if (line.find_first_not_of(" \t\r") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
 
 std::string J(const json& j, std::initializer_list<const char*> path) {
   const json* at = &j;
@@ -739,6 +753,96 @@ TEST_F(CloudTrailDigestTest, AChangedOrMissingDigestIsCaughtAndItsFilesRefused) 
                                   "--url", server_->url()});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("PublicKeyList"), std::string::npos) << bad.err;
+}
+
+// ---------------------------------------------------------------------------
+// Clusters: two API servers posting the same real audit events with
+// credentials bound to different clusters are two sets of events.
+
+std::string TokenHash(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
+
+TEST(Clusters, TheSameEventsFromTwoClustersAreKeptApart) {
+  TempDir dir;
+  std::ofstream(dir.Sub("tokens")) << TokenHash("a-token") << " apiserver-a\n"
+                                   << TokenHash("b-token") << " apiserver-b\n"
+                                   << TokenHash("reader-token") << " reader\n"
+                                   << TokenHash("pipeline-token") << " pipeline\n";
+  std::ofstream(dir.Sub("auth.json")) << R"({"tokens":"tokens","users":{
+      "apiserver-a":{"roles":["ingest:k8s-audit"],"cluster":"prod-a"},
+      "apiserver-b":{"roles":["ingest:k8s-audit"],"cluster":"prod-b"},
+      "reader":["read","verify"],
+      "pipeline":["ingest:events"]}})";
+  ServeOptions o;
+  o.data_dir = dir.Sub("data");
+  o.redaction_policy = "none";
+  o.extra_args = {"--auth-config", dir.Sub("auth.json")};
+  ServerProcess server(o);
+  ASSERT_OK(server.Start());
+  auto as = [&](const std::string& token) {
+    client::ClientAuth auth;
+    auth.token = token;
+    return HttpClient::Create(server.url(), auth);
+  };
+  ASSERT_OK_AND_ASSIGN(auto a, as("a-token"));
+  ASSERT_OK_AND_ASSIGN(auto b, as("b-token"));
+  ASSERT_OK_AND_ASSIGN(auto reader, as("reader-token"));
+  ASSERT_OK_AND_ASSIGN(auto pipeline, as("pipeline-token"));
+
+  // audit2rbac's events (v1), as one EventList; counted here.
+  std::string list = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
+  std::map<std::string, uint64_t> by_user;
+  std::set<std::string> pairs;
+  size_t n = 0;
+  for (const auto& line : NonBlank(*ReadFile(testutil::CorpusDir() + "/k8s-audit/audit2rbac-demo.jsonl"))) {
+    const json ev = json::parse(line);
+    if (!pairs.insert(ev["auditID"].get<std::string>() + "/" + ev["stage"].get<std::string>()).second) continue;
+    list += (n++ ? "," : "") + line;
+    ++by_user[ev["user"]["username"].get<std::string>()];
+  }
+  list += "]}";
+  ASSERT_GT(n, 10u);
+  for (auto* c : {a.get(), b.get()}) {
+    ASSERT_OK_AND_ASSIGN(HttpResult r, c->Post("/v1/ingest/k8s-audit", list));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["stored"], n) << "the other cluster's copy is not a duplicate";
+  }
+  // A retry is still a retry within one cluster.
+  ASSERT_OK_AND_ASSIGN(HttpResult again, a->Post("/v1/ingest/k8s-audit", list));
+  EXPECT_EQ(json::parse(again.body)["duplicates"], n);
+  // A credential bound to one cluster cannot post as another.
+  ASSERT_OK_AND_ASSIGN(HttpResult forged, a->Post("/v1/ingest/k8s-audit?cluster=prod-b", list));
+  EXPECT_EQ(forged.status, 403) << forged.body;
+  // An unbound credential names its cluster.
+  ASSERT_OK_AND_ASSIGN(HttpResult staged, pipeline->Post("/v1/ingest/events?cluster=staging", "{\"msg\":\"deployed\"}\n"));
+  ASSERT_EQ(staged.status, 200) << staged.body;
+
+  const uint64_t total = 2 * n + 1;
+  ASSERT_OK_AND_ASSIGN(auto verifier, note::Verifier::FromVerifierKey(server.verifier_key()));
+  ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(reader.get(), *verifier, total, kWait));
+  EXPECT_EQ(cp.cp.size, total);
+  ASSERT_OK(WaitApplied(reader.get(), total));
+  ASSERT_OK_AND_ASSIGN(json g, GetJson(reader.get(), "/v1/events?group_by=cluster"));
+  EXPECT_EQ(Groups(g), (std::map<std::string, uint64_t>{{"prod-a", n}, {"prod-b", n}}));
+  for (const char* cluster : {"prod-a", "prod-b"}) {
+    ASSERT_OK_AND_ASSIGN(g, GetJson(reader.get(), std::string("/v1/events?group_by=user&cluster=") + cluster));
+    EXPECT_EQ(Groups(g), by_user) << cluster;
+    ASSERT_OK_AND_ASSIGN(json page, GetJson(reader.get(), std::string("/v1/events?limit=1000&cluster=") + cluster));
+    EXPECT_EQ(page["events"].size(), n);
+    for (const auto& e : page["events"]) EXPECT_EQ(e["cluster"], cluster);
+  }
+  // On the log: each entry says its cluster, and its key is the cluster's.
+  ASSERT_OK_AND_ASSIGN(auto entries, testutil::FetchEntries(reader.get(), 0, total, total));
+  std::map<std::string, size_t> clusters;
+  for (const auto& e : entries) {
+    ASSERT_OK_AND_ASSIGN(auto d, ledger::DecodeEntry(e));
+    const json meta = json::parse(d.meta);
+    const std::string cluster = meta.value("cluster", "");
+    ++clusters[cluster];
+    if (meta.contains("key"))
+      EXPECT_TRUE(meta["key"].get<std::string>().starts_with("cluster:" + std::to_string(cluster.size()) + ":" + cluster + "/"))
+          << d.meta;
+  }
+  EXPECT_EQ(clusters, (std::map<std::string, size_t>{{"prod-a", n}, {"prod-b", n}, {"staging", 1}}));
 }
 
 }  // namespace
