@@ -234,7 +234,8 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     if (!asked.empty() && !auth::ValidClusterName(asked))
       return respond(ErrorResponse(400, "cluster must be a name of 1 to 253 printable characters"));
     req.cluster = !caller.perms.cluster.empty() ? caller.perms.cluster : !asked.empty() ? asked : default_cluster_;
-    if (path == paths::kIngestEvents) return IngestEvents(std::move(req), std::move(respond));
+    if (path == paths::kIngestEvents)
+      return IngestEvents(std::move(req), authz_ ? &caller.perms : nullptr, std::move(respond));
     if (path == paths::kIngestK8sAudit) return IngestK8sAudit(std::move(req), std::move(respond));
     if (path == paths::kIngestK8sWatch) return IngestK8sWatch(std::move(req), std::move(respond));
     if (path == paths::kIngestAwsCloudTrail)
@@ -633,10 +634,22 @@ void Api::IngestLines(HttpRequest&& req, const std::string& source, const LinePa
   SubmitAndRespond(std::move(body), source, std::move(items), req.cluster, std::move(respond));
 }
 
-void Api::IngestEvents(HttpRequest&& req, Responder respond) {
+void Api::IngestEvents(HttpRequest&& req, const auth::Permissions* perms, Responder respond) {
   IngestLines(std::move(req), "events",
-              [](std::string_view line, const std::string& now, const std::string& what) {
-                return ingest::ClassifyJsonLine(line, "events", now, what);
+              [perms](std::string_view line, const std::string& now,
+                      const std::string& what) -> StatusOr<ingest::IngestItem> {
+                ASSIGN_OR_RETURN(ingest::IngestItem item, ingest::ClassifyJsonLine(line, "events", now, what));
+                // A cloud record posted here is filed under its format's
+                // source: only a caller who may ingest that source may.
+                if (perms) {
+                  for (auto f : {ingest::CloudFormat::kAwsCloudTrail, ingest::CloudFormat::kGcpAudit,
+                                 ingest::CloudFormat::kAzureActivity}) {
+                    const std::string src(ingest::CloudSourceName(f));
+                    if (item.meta.find("\"src\":\"" + src + "\"") != std::string::npos && !perms->MayIngest(src))
+                      return PermissionDeniedError(what + ": a " + src + " record needs the ingest:" + src + " role");
+                  }
+                }
+                return item;
               },
               std::move(respond));
 }

@@ -83,7 +83,9 @@ class Api {
                                                                 const std::string&)>;
   void IngestLines(HttpRequest&& req, const std::string& source, const LineParser& parse,
                    Responder respond);
-  void IngestEvents(HttpRequest&& req, Responder respond);
+  // perms: the caller's, when auth is on (a cloud record needs its
+  // source's ingest role); nullptr otherwise.
+  void IngestEvents(HttpRequest&& req, const auth::Permissions* perms, Responder respond);
   void IngestK8sAudit(HttpRequest&& req, Responder respond);
   void IngestK8sWatch(HttpRequest&& req, Responder respond);
   // A cloud audit body (ingest/cloud_audit.h), gzip allowed.

@@ -172,8 +172,27 @@ StatusOr<std::unordered_map<std::string, TokenIdentity>> ParseTokensFile(std::st
 
 bool ValidClusterName(std::string_view name) {
   if (name.empty() || name.size() > 253) return false;
-  for (unsigned char c : name)
-    if (c <= 0x20 || c == 0x7f) return false;
+  // Well-formed UTF-8 (the name goes into JSON metadata as it is), no
+  // control character or space.
+  for (size_t i = 0; i < name.size();) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c < 0x80) {
+      if (c <= 0x20 || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    const size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+    if (n == 0 || c > 0xf4 || i + n > name.size()) return false;
+    uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(name[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+      return false;
+    i += n;
+  }
   return true;
 }
 

@@ -123,6 +123,11 @@ TEST(Resolve, TheClusterACallerIngestsFor) {
   EXPECT_TRUE(ValidClusterName("gke_project_us-central1-c_prod"));
   EXPECT_FALSE(ValidClusterName(std::string(254, 'a')));
   EXPECT_FALSE(ValidClusterName("tab\there"));
+  EXPECT_TRUE(ValidClusterName("prod-\xc3\xa9"));      // é
+  EXPECT_FALSE(ValidClusterName("bad-\xff"));           // not UTF-8
+  EXPECT_FALSE(ValidClusterName("cut-\xc3"));           // a sequence cut short
+  EXPECT_FALSE(ValidClusterName("over-\xc0\xaf"));      // overlong
+  EXPECT_FALSE(ValidClusterName("sur-\xed\xa0\x80"));   // a surrogate
 }
 
 TEST(Resolve, PerSourceIngest) {

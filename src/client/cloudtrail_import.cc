@@ -128,6 +128,7 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
   }
   // The log files each valid digest vouches for.
   std::map<std::string, std::string> verdict_of;  // local log file -> verdict
+  std::map<std::string, std::string> vouched;     // local log file -> the hash a valid digest gives it
   std::vector<std::string> events;                // the outcome records
   for (const auto& ld : digests) {
     ++res.digests;
@@ -139,7 +140,20 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
     if (ld.chain.starts_with("INVALID")) ++res.chain_breaks;
     res.lines.push_back("Digest file\t" + ld.rel + "\t" + ld.verdict +
                         (ld.chain.empty() || ld.chain == "valid" || ld.chain == "first" ? "" : " (chain " + ld.chain + ")"));
-    if (!ld.d) continue;
+    if (!ld.d) {
+      // Not even readable (an edit that broke its JSON or its gzip): the
+      // outcome says so, under the file's place and the SHA-256 of its bytes.
+      auto raw = read(ld.rel);
+      const std::string sha = raw.ok() ? HexEncode(HashBytes(Sha256(*raw))) : "";
+      events.push_back(json{{"specversion", "1.0"},
+                            {"type", "annals.cloudtrail.digest"},
+                            {"source", "annals:import-cloudtrail-digests"},
+                            {"id", ld.rel + "@" + sha},
+                            {"datacontenttype", "application/json"},
+                            {"data", {{"digest", ld.rel}, {"file_sha256", sha}, {"signature", ld.verdict}}}}
+                           .dump());
+      continue;
+    }
     json files = json::array();
     for (const auto& lf : ld.d->logs) {
       std::string result = "INVALID: not found";
@@ -160,6 +174,7 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
         // A file two digests name (a backfill) is valid if one vouches for it.
         auto& v = verdict_of[*local];
         if (v != "valid") v = result;
+        if (result == "valid") vouched[*local] = lf.hash;
       }
       files.push_back({{"object", lf.object}, {"hash", lf.hash}, {"result", result}});
     }
@@ -182,27 +197,34 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
                           {"data", data}}
                          .dump());
   }
+  // The outcome first: a log file that fails to post does not lose it.
+  if (!events.empty()) {
+    std::string body;
+    for (const auto& e : events) body += e + "\n";
+    ASSIGN_OR_RETURN(HttpResult r, http->Post(api::paths::kIngestEvents, body, "application/x-ndjson"));
+    if (r.status != 200) return UnavailableError("recording the outcome: HTTP " + std::to_string(r.status) + " " + r.body);
+  }
   for (const auto& rel : log_files) {
     ++res.log_files;
     auto it = verdict_of.find(rel);
-    const std::string v = it == verdict_of.end() ? "INVALID: no valid digest names it" : it->second;
+    std::string v = it == verdict_of.end() ? "INVALID: no valid digest names it" : it->second;
+    // The bytes posted are the bytes hashed: read once more here, so they
+    // are checked again (a file changed since it was checked is refused).
+    auto bytes = read(rel);
+    if (!bytes.ok()) return bytes.status();
+    if (v == "valid") {
+      auto text = Content(*bytes);
+      if (!text.ok() || HexEncode(HashBytes(Sha256(*text))) != vouched[rel]) v = "INVALID: changed while importing";
+    }
     res.lines.push_back("Log file\t" + rel + "\t" + v);
     if (v != "valid") continue;
     ++res.log_files_valid;
-    auto bytes = read(rel);
-    if (!bytes.ok()) return bytes.status();
     ASSIGN_OR_RETURN(HttpResult r, http->Post(api::paths::kIngestAwsCloudTrail, *bytes,
                                               ingest::IsGzip(*bytes) ? "application/gzip" : "application/json"));
     if (r.status != 200) return UnavailableError("POST " + rel + ": HTTP " + std::to_string(r.status) + " " + r.body);
     const json a = json::parse(r.body, nullptr, false);
     res.records_stored += a.value("stored", uint64_t{0});
     res.records_duplicate += a.value("duplicates", uint64_t{0});
-  }
-  if (!events.empty()) {
-    std::string body;
-    for (const auto& e : events) body += e + "\n";
-    ASSIGN_OR_RETURN(HttpResult r, http->Post(api::paths::kIngestEvents, body, "application/x-ndjson"));
-    if (r.status != 200) return UnavailableError("recording the outcome: HTTP " + std::to_string(r.status) + " " + r.body);
   }
   res.lines.push_back(std::to_string(res.digests_valid) + "/" + std::to_string(res.digests) + " digest files valid");
   res.lines.push_back(std::to_string(res.log_files_valid) + "/" + std::to_string(res.log_files) +

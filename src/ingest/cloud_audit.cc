@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/time_util.h"
 #include "ingest/json_lines.h"
 #include "json/json_parse.h"
 #include "json/json_scan.h"
@@ -59,6 +60,22 @@ Status Bad(std::string_view what, std::string_view why) {
   return InvalidArgumentError(std::string(what) + ": " + std::string(why));
 }
 
+// The longest dedup key taken: ids are short; a longer one is refused
+// rather than stored under a key the metadata could not hold whole.
+constexpr size_t kMaxKey = 4096;
+
+// A record's time must read as RFC 3339 (search finds records by it).
+Status CheckTime(std::string_view what, const char* member, std::string_view time) {
+  if (!ParseRfc3339(time)) return Bad(what, std::string(member) + " is not an RFC 3339 time: " + std::string(time.substr(0, 64)));
+  return OkStatus();
+}
+
+// The finished record: its key not over kMaxKey.
+StatusOr<CloudRecord> Checked(CloudRecord r, std::string_view what) {
+  if (r.key.size() > kMaxKey) return Bad(what, "its event id is longer than " + std::to_string(kMaxKey) + " bytes");
+  return r;
+}
+
 // A required non-empty string member.
 Status Need(const element& o, const char* key, std::string_view what, std::string_view* out) {
   *out = Str(o[key]);
@@ -75,6 +92,7 @@ StatusOr<CloudRecord> AwsRecord(const element& r, std::string_view raw, std::str
   std::string_view id, time;
   RETURN_IF_ERROR(Need(r, "eventID", what, &id));
   RETURN_IF_ERROR(Need(r, "eventTime", what, &time));
+  RETURN_IF_ERROR(CheckTime(what, "eventTime", time));
   // An Insights event names the API it is about in insightDetails.
   std::string_view source = Str(r["eventSource"]), name = Str(r["eventName"]);
   if (source.empty()) source = Str(r["insightDetails"]["eventSource"]);
@@ -111,7 +129,7 @@ StatusOr<CloudRecord> AwsRecord(const element& r, std::string_view raw, std::str
   f.result = f.error.empty() ? "success" : "failure";
   bool ro = false;
   if (r["readOnly"].get_bool().get(ro) == simdjson::SUCCESS) f.read_only = ro ? 1 : 0;
-  return out;
+  return Checked(std::move(out), what);
 }
 
 // The EventBridge form: {"detail-type": ..., "detail": {CloudTrail record}}.
@@ -133,6 +151,7 @@ StatusOr<CloudRecord> GcpRecord(const element& e, std::string_view raw, std::str
   RETURN_IF_ERROR(Need(e, "insertId", what, &insert_id));
   RETURN_IF_ERROR(Need(e, "logName", what, &log_name));
   RETURN_IF_ERROR(Need(e, "timestamp", what, &time));
+  RETURN_IF_ERROR(CheckTime(what, "timestamp", time));
   CloudRecord out;
   out.raw = raw;
   out.key = "gcp:";
@@ -196,7 +215,7 @@ StatusOr<CloudRecord> GcpRecord(const element& e, std::string_view raw, std::str
   if (permission_type.ends_with("_READ")) f.read_only = 1;
   else if (permission_type.ends_with("_WRITE")) f.read_only = 0;
   else if (IEndsWith(log_name, "%2Factivity") || IEndsWith(log_name, "/activity")) f.read_only = 0;
-  return out;
+  return Checked(std::move(out), what);
 }
 
 // --- Azure Activity Log -------------------------------------------------------
@@ -206,6 +225,7 @@ StatusOr<CloudRecord> AzureRecord(const element& e, std::string_view raw, std::s
   std::string_view time, resource_id;
   RETURN_IF_ERROR(Need(e, "time", what, &time));
   RETURN_IF_ERROR(Need(e, "resourceId", what, &resource_id));
+  RETURN_IF_ERROR(CheckTime(what, "time", time));
   // A string in diagnostic-settings exports, {"value": ...} in the REST form.
   std::string_view operation = Str(e["operationName"]);
   if (operation.empty()) operation = Str(e["operationName"]["value"]);
@@ -254,7 +274,7 @@ StatusOr<CloudRecord> AzureRecord(const element& e, std::string_view raw, std::s
   if (IEndsWith(operation, "/read")) f.read_only = 1;
   else if (IEndsWith(operation, "/write") || IEndsWith(operation, "/delete") || IEndsWith(operation, "/action"))
     f.read_only = 0;
-  return out;
+  return Checked(std::move(out), what);
 }
 
 // --- bodies -------------------------------------------------------------------
@@ -390,13 +410,15 @@ StatusOr<std::vector<CloudRecord>> ParseCloudBody(CloudFormat f, std::string_vie
 
 StatusOr<CloudRecord> CloudRecordFromDom(const element& doc, std::string_view raw, std::string_view what) {
   if (!doc.is_object()) return NotFoundError("not a JSON object");
-  if (IsEventBridge(doc) && doc["detail"]["eventID"].error() == simdjson::SUCCESS) return AwsDocument(doc, raw, what);
-  if (doc["eventVersion"].error() == simdjson::SUCCESS && doc["eventID"].error() == simdjson::SUCCESS)
-    return AwsRecord(doc, raw, what);
-  if (doc["insertId"].error() == simdjson::SUCCESS && doc["logName"].error() == simdjson::SUCCESS)
-    return GcpRecord(doc, raw, what);
-  if (doc["operationName"].error() == simdjson::SUCCESS && doc["time"].error() == simdjson::SUCCESS &&
-      doc["resourceId"].error() == simdjson::SUCCESS)
+  // Recognised by members of the right type only: a log line that merely
+  // shares a name (a numeric "time") stays a generic event.
+  auto is_string = [&doc](const char* k) { return doc[k].get_string().error() == simdjson::SUCCESS; };
+  if (IsEventBridge(doc) && doc["detail"]["eventID"].get_string().error() == simdjson::SUCCESS)
+    return AwsDocument(doc, raw, what);
+  if (is_string("eventVersion") && is_string("eventID")) return AwsRecord(doc, raw, what);
+  if (is_string("insertId") && is_string("logName")) return GcpRecord(doc, raw, what);
+  if (is_string("time") && is_string("resourceId") &&
+      (is_string("operationName") || doc["operationName"]["value"].get_string().error() == simdjson::SUCCESS))
     return AzureRecord(doc, raw, what);
   return NotFoundError("not a cloud audit record");
 }
@@ -421,7 +443,7 @@ std::string CloudMeta(const CloudRecord& r, std::string_view source, std::string
   m += R"(,"rt":)";
   json_util::AppendJsonString(&m, receive_time);
   m += R"(,"ct":"application/json","type":"cloud.audit","key":)";
-  json_util::AppendJsonString(&m, Clip(r.key, 1024));
+  json_util::AppendJsonString(&m, r.key);  // whole: at most kMaxKey bytes
   m += R"(,"cloud":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
     json_util::AppendJsonMember(&m, name, Clip(value, 1024), optional);

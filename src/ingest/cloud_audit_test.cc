@@ -335,10 +335,32 @@ TEST(Classify, ALookalikeThatBreaksItsFormatsRulesIsRefused) {
     ASSERT_FALSE(item.ok()) << line;
     EXPECT_NE(item.status().message().find("line 4: no "), std::string::npos) << item.status().message();
   }
-  // An object that is none of them stays a generic event.
-  auto generic = ClassifyJsonLine(R"({"insertId":"a"})", "tcp", "2026-01-01T00:00:00Z", "line 1");
-  ASSERT_TRUE(generic.ok());
-  EXPECT_TRUE(generic->key.empty());
+  // An object that is none of them stays a generic event, as does one
+  // whose members have the names but not the types.
+  for (const char* line : {R"({"insertId":"a"})", R"({"time":17,"operationName":"o","resourceId":"r"})",
+                           R"({"eventVersion":1,"eventID":"e"})"}) {
+    auto generic = ClassifyJsonLine(line, "tcp", "2026-01-01T00:00:00Z", "line 1");
+    ASSERT_TRUE(generic.ok()) << line;
+    EXPECT_TRUE(generic->key.empty()) << line;
+  }
+  // A time that is not RFC 3339, an id past 4,096 bytes: refused.
+  auto bad_time = ClassifyJsonLine(R"({"eventVersion":"1.08","eventID":"e","eventTime":"yesterday"})", "tcp",
+                                   "2026-01-01T00:00:00Z", "line 2");
+  ASSERT_FALSE(bad_time.ok());
+  EXPECT_NE(bad_time.status().message().find("eventTime is not an RFC 3339 time"), std::string::npos);
+  const std::string long_id = R"({"eventVersion":"1.08","eventID":")" + std::string(5000, 'x') +
+                              R"(","eventTime":"2023-07-10T12:00:00Z"})";
+  auto too_long = ClassifyJsonLine(long_id, "tcp", "2026-01-01T00:00:00Z", "line 3");
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.status().message().find("longer than 4096 bytes"), std::string::npos);
+  // A conflicting copy of a cloud record is marked as such.
+  auto rec = ClassifyJsonLine(R"({"eventVersion":"1.08","eventID":"e","eventTime":"2023-07-10T12:00:00Z"})", "tcp",
+                              "2026-01-01T00:00:00Z", "line 4");
+  ASSERT_TRUE(rec.ok());
+  const std::string marked = Ingestor::MarkConflict(rec->meta);
+  EXPECT_EQ(json::parse(marked)["type"], "cloud.audit.conflict");
+  EXPECT_TRUE(Ingestor::IsConflict(marked));
+  EXPECT_FALSE(Ingestor::IsConflict(rec->meta));
 }
 
 // The digest file of AWS's documentation (its structure page), in the

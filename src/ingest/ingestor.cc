@@ -92,9 +92,13 @@ std::string Ingestor::KeyFromMeta(std::string_view meta) {
 std::string Ingestor::MarkConflict(std::string_view meta) {
   std::string m(meta);
   constexpr std::string_view kAudit = R"("type":"k8s.audit")";
+  constexpr std::string_view kCloud = R"("type":"cloud.audit")";
   auto pos = m.find(kAudit);
+  auto cloud = m.find(kCloud);
   if (pos != std::string::npos) {
     m.replace(pos, kAudit.size(), R"("type":"k8s.audit.conflict")");
+  } else if (cloud != std::string::npos) {
+    m.replace(cloud, kCloud.size(), R"("type":"cloud.audit.conflict")");
   } else if (!m.empty() && m.back() == '}') {
     m.pop_back();
     m += R"(,"conflict":true})";
@@ -104,6 +108,7 @@ std::string Ingestor::MarkConflict(std::string_view meta) {
 
 bool Ingestor::IsConflict(std::string_view meta) {
   return meta.find(R"("type":"k8s.audit.conflict")") != std::string_view::npos ||
+         meta.find(R"("type":"cloud.audit.conflict")") != std::string_view::npos ||
          meta.find(R"("conflict":true)") != std::string_view::npos;
 }
 

@@ -3,7 +3,8 @@
 // and payload bytes were both seen before is a retry and is stored once. An
 // item that reuses a stored key with different bytes (a client-chosen
 // Audit-ID, a forged copy) is not a retry: it is kept, marked as a conflict
-// (meta type "k8s.audit.conflict"), and the first stays the audit event.
+// (meta type "k8s.audit.conflict", "cloud.audit.conflict"), and the first
+// stays the event.
 // Stores large
 // payloads as blobs, appends, and reports back only once everything it was
 // given is durable: new events by their own append, duplicates by the

@@ -253,7 +253,7 @@ struct RowFilter {
   // Besides time and namespace, a filter on exactly that one field.
   std::optional<Counted> OneCountedField() const {
     if (!q.name.empty() || !q.stage.empty() || !q.q.empty() || !q.cluster.empty() || !q.result.empty() ||
-        kubernetes)
+        kubernetes || (!q.namespace_.empty() && (!q.cloud.empty() || !q.account.empty())))
       return std::nullopt;
     if (int(!q.user.empty()) + int(!verbs.empty()) + int(!resource.empty()) + int(q.code != 0) +
             int(!q.cloud.empty()) + int(!q.account.empty()) !=
@@ -265,12 +265,15 @@ struct RowFilter {
   // where it counts nothing holds no match (the most selective first).
   std::optional<Counted> AnyCountedField() const {
     using F = index::EventIndex::Field;
+    // Cloud and account have no per-namespace counts (cloud records have
+    // no namespace): with a namespace they are filters on the rows only.
+    const bool in_ns = !q.namespace_.empty();
     if (!q.user.empty()) return Counted{{F::kUser, F::kImpersonated}, {q.user}};
-    if (!q.account.empty()) return Counted{{F::kAccount}, {q.account}};
+    if (!q.account.empty() && !in_ns) return Counted{{F::kAccount}, {q.account}};
     if (!resource.empty()) return Counted{{F::kResource}, {resource}};
     if (q.code) return Counted{{F::kCode}, {std::to_string(q.code)}};
     if (!verbs.empty()) return Counted{{F::kVerb}, verbs};
-    if (!q.cloud.empty() && !kubernetes) return Counted{{F::kCloud}, {q.cloud}};
+    if (!q.cloud.empty() && !kubernetes && !in_ns) return Counted{{F::kCloud}, {q.cloud}};
     return std::nullopt;
   }
   bool Matches(const index::EventRowView& r) const {

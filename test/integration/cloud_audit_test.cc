@@ -320,7 +320,7 @@ TEST_F(CloudAuditTest, BadBodiesAreRefusedAndStoreNothing) {
       {kAws, no_id.dump(), "Records[4]: no eventID"},
       {kAws, *ReadFile(CloudDir() + "/azure-activity-administrative.otel.json"), "not a CloudTrail delivery file"},
       {kAws, file, "gzip", 400, true},  // says gzip, is not
-      {kGcp, "{\"insertId\":\"a\",\"logName\":\"l\",\"timestamp\":\"t\"}\nnot json\n", "line 2"},
+      {kGcp, "{\"insertId\":\"a\",\"logName\":\"l\",\"timestamp\":\"2023-07-10T12:00:00Z\"}\nnot json\n", "line 2"},
       {kAzure, R"({"records":[{"time":"t","operationName":"o"}]})", "records[0]: no resourceId"},
       {kAzure, "", "empty body"},
   };
@@ -495,6 +495,15 @@ TEST_F(CloudAuditTest, SearchAndGroupByAcrossSources) {
     EXPECT_EQ(o["api"]["service"]["name"], api["eventSource"]);
     EXPECT_EQ(o["status_id"], rec.contains("errorCode") ? 2 : 1);
     EXPECT_EQ(o["time"], ParseRfc3339(rec["eventTime"].get<std::string>()).value_or(0) / 1000);
+  }
+  // A namespace with cloud or account filters: cloud records have no
+  // namespace, so nothing (not an error), whichever path answers.
+  for (const char* q : {"/v1/events?namespace=default&cloud=aws", "/v1/events?namespace=default&account=123837392027",
+                        "/v1/events?namespace=default&cloud=aws&group_by=hour",
+                        "/v1/events?namespace=default&account=1&group_by=day"}) {
+    ASSERT_OK_AND_ASSIGN(json none, GetJson(http_.get(), q));
+    if (none.contains("events")) EXPECT_EQ(none["events"].size(), 0u) << q;
+    else EXPECT_EQ(none["total"], 0) << q;
   }
   ASSERT_OK_AND_ASSIGN(HttpResult bad, http_->Get("/v1/events?group_by=cloud&format=ocsf"));
   EXPECT_EQ(bad.status, 400);
@@ -742,6 +751,19 @@ TEST_F(CloudTrailDigestTest, AChangedOrMissingDigestIsCaughtAndItsFilesRefused) 
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("INVALID: no valid digest names it"), std::string::npos) << r.out;
+  // A digest whose gzip is broken: refused, and its outcome recorded too.
+  const std::string bucket3 = dir_.Sub("bucket3");
+  trail_.Write(bucket3);
+  ASSERT_OK(WriteFileAtomic(bucket3 + "/" + trail_.digest_objects()[2], "not gzip at all"));
+  const uint64_t before = LogEntries(http_.get());
+  r = Import(bucket3);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(trail_.digest_objects()[2] + "\tINVALID: digest:"), std::string::npos) << r.out;
+  bool recorded = false;
+  for (const auto& [digest, o] : Outcomes())
+    if (digest == trail_.digest_objects()[2]) recorded = o["signature"].get<std::string>().starts_with("INVALID");
+  EXPECT_TRUE(recorded);
+  EXPECT_GT(LogEntries(http_.get()), before);
   // A digest without its signature file.
   std::filesystem::remove(bucket2 + "/" + trail_.digest_objects()[2] + ".sig");
   r = Import(bucket2);
@@ -812,6 +834,15 @@ TEST(Clusters, TheSameEventsFromTwoClustersAreKeptApart) {
   // A credential bound to one cluster cannot post as another.
   ASSERT_OK_AND_ASSIGN(HttpResult forged, a->Post("/v1/ingest/k8s-audit?cluster=prod-b", list));
   EXPECT_EQ(forged.status, 403) << forged.body;
+  // A cluster name that is not UTF-8 is refused.
+  ASSERT_OK_AND_ASSIGN(HttpResult not_utf8, pipeline->Post("/v1/ingest/events?cluster=%FF", "{\"a\":1}\n"));
+  EXPECT_EQ(not_utf8.status, 400) << not_utf8.body;
+  // A pipeline allowed to post events may not post a cloud record (it
+  // would be filed as aws-cloudtrail).
+  const json ct = json::parse(*ReadFile(CloudDir() + "/aws-cloudtrail-records.otel.json"))["Records"][0];
+  ASSERT_OK_AND_ASSIGN(HttpResult posing, pipeline->Post("/v1/ingest/events", ct.dump() + "\n"));
+  EXPECT_EQ(posing.status, 403) << posing.body;
+  EXPECT_NE(posing.body.find("ingest:aws-cloudtrail"), std::string::npos) << posing.body;
   // An unbound credential names its cluster.
   ASSERT_OK_AND_ASSIGN(HttpResult staged, pipeline->Post("/v1/ingest/events?cluster=staging", "{\"msg\":\"deployed\"}\n"));
   ASSERT_EQ(staged.status, 200) << staged.body;
