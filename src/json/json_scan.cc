@@ -94,6 +94,14 @@ std::string_view RawMemberValue(std::string_view s, std::string_view key) {
 
 namespace {
 
+// Starts On-Demand over s: where it is when in_place, else over p's copy.
+Status Iterate(Padded& p, std::string_view s, size_t readable, bool in_place, simdjson::ondemand::document* doc) {
+  if (p.parser.iterate(in_place ? simdjson::padded_string_view(s.data(), s.size(), readable) : p.Copy(s)).get(*doc) !=
+      simdjson::SUCCESS)
+    return InvalidArgumentError("not JSON text");
+  return OkStatus();
+}
+
 // The extents of an array's elements, mapped back into `s` unless parsed in place.
 StatusOr<std::vector<std::string_view>> ElementsOf(simdjson::ondemand::array arr, const Padded& p,
                                                    std::string_view s, bool in_place, std::string_view what) {
@@ -115,9 +123,7 @@ StatusOr<std::vector<std::string_view>> RawArrayMember(std::string_view s, std::
   Padded& p = ThreadPadded();
   const bool in_place = JsonPadded(s, readable);
   simdjson::ondemand::document doc;
-  if (p.parser.iterate(in_place ? simdjson::padded_string_view(s.data(), s.size(), readable) : p.Copy(s)).get(doc) !=
-      simdjson::SUCCESS)
-    return InvalidArgumentError("not JSON text");
+  RETURN_IF_ERROR(Iterate(p, s, readable, in_place, &doc));
   simdjson::ondemand::value v;
   if (FindMember(doc, key).get(v) != simdjson::SUCCESS) return NotFoundError("no " + std::string(key));
   simdjson::ondemand::array arr;
@@ -130,9 +136,7 @@ StatusOr<std::vector<std::string_view>> RawArrayElements(std::string_view s, siz
   Padded& p = ThreadPadded();
   const bool in_place = JsonPadded(s, readable);
   simdjson::ondemand::document doc;
-  if (p.parser.iterate(in_place ? simdjson::padded_string_view(s.data(), s.size(), readable) : p.Copy(s)).get(doc) !=
-      simdjson::SUCCESS)
-    return InvalidArgumentError("not JSON text");
+  RETURN_IF_ERROR(Iterate(p, s, readable, in_place, &doc));
   simdjson::ondemand::array arr;
   if (doc.get_array().get(arr) != simdjson::SUCCESS) return InvalidArgumentError("not a JSON array");
   return ElementsOf(arr, p, s, in_place, "the array");
