@@ -46,6 +46,12 @@ int main(int argc, char** argv) {
   app.add_option("--kubeconfig", kubeconfig,
                  "kubeconfig whose user credentials to present to an https:// annals when no other is named");
   app.add_option("--context", context, "kubeconfig context (default: its current-context)");
+  std::string cluster;
+  bool all_clusters = false;
+  app.add_option("--cluster", cluster,
+                 "the cluster annals filed the events under (default: the kubeconfig context's cluster, if annals "
+                 "has objects filed under that name; else every cluster)");
+  app.add_flag("--all-clusters", all_clusters, "every cluster's events, each row naming its cluster");
   CLI11_PARSE(app, argc, argv);
 
   auto target = annals::client::ResolveServer(cf);
@@ -79,6 +85,22 @@ int main(int argc, char** argv) {
 
   auto client = annals::client::HttpClient::Create(server, target->auth);
   if (!client.ok()) return Fail(client.status().message());
+  if (all_clusters && !cluster.empty()) return Fail("--cluster and --all-clusters exclude each other");
+  if (cluster.empty() && !all_clusters) {
+    // The kubeconfig's cluster, when annals knows it (a single-cluster
+    // annals files nothing under a name: every event is that cluster's).
+    auto named = annals::client::KubeconfigCluster(kubeconfig, context);
+    if (!named.ok() && (!kubeconfig.empty() || !context.empty())) return Fail(named.status().message());
+    if (named.ok() && !named->empty()) {
+      auto known = (*client)->Get(annals::api::paths::kClusters);
+      if (!known.ok()) return Fail("cannot reach annals at " + server + ": " + known.status().message());
+      auto k = nlohmann::json::parse(known->body, nullptr, false);
+      if (known->status == 200 && k.is_object() && k["clusters"].is_array())
+        for (const auto& c : k["clusters"])
+          if (c == *named) cluster = *named;
+    }
+  }
+  if (!cluster.empty()) q += "&cluster=" + UrlEncode(cluster);
   auto r = (*client)->Get(q);
   if (!r.ok()) return Fail("cannot reach annals at " + server + ": " + r.status().message());
   auto j = nlohmann::json::parse(r->body, nullptr, false);

@@ -86,7 +86,7 @@ namespace {
 uint8_t RequiredRole(std::string_view path) {
   if (path.starts_with("/v1/ingest/")) return auth::kIngest;
   if (path == paths::kEnrichFlows || path == paths::kState || path.starts_with(paths::kPodsByIpPrefix) ||
-      path == paths::kHistory || path == paths::kEvents || path == paths::kWatch)
+      path == paths::kHistory || path == paths::kEvents || path == paths::kWatch || path == paths::kClusters)
     return auth::kRead;
   if (path == paths::kCheckpoint || path.starts_with(paths::kTilePrefix) ||
       path.starts_with(paths::kEntriesPrefix) || path == paths::kInclusionProof ||
@@ -249,7 +249,7 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
   // The questions: answered, then (with auth on) recorded before the answer leaves.
   const bool question = path == paths::kEnrichFlows || path == paths::kState ||
                         path.starts_with(paths::kPodsByIpPrefix) || path == paths::kHistory ||
-                        path == paths::kEvents;
+                        path == paths::kEvents || path == paths::kClusters;
   if (question || path == paths::kReadyz) {
     const Readiness r = readiness_ ? readiness_() : Readiness{};
     if (!r.ready) {
@@ -297,6 +297,11 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     answer = History(t, perms, &count);
   } else if (path == paths::kEvents) {
     answer = Events(t, perms, &count);
+  } else if (path == paths::kClusters) {
+    if (!questions_) return respond(ErrorResponse(503, "projections are not enabled on this server"));
+    json j = questions_->Clusters();
+    count = j["clusters"].size();
+    answer = JsonResponse(j);
   } else if (path == paths::kWatch) {
     return Watch(req, t, caller, std::move(respond));
   }
@@ -760,7 +765,7 @@ HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* c
   if (!at.ok()) return ErrorResponse(at.status());
   auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
   if (!ns.ok()) return ErrorResponse(ns.status());
-  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector")};
+  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector"), StrParam(t, "cluster")};
   if (auto* l = t.Param("limit")) {
     auto n = ParseDecimal(*l);
     if (!n || *n == 0 || *n > 100000) return ErrorResponse(400, "limit must be 1..100000");
@@ -814,15 +819,36 @@ HttpResponse Api::PodByIp(std::string_view ip, const Target& t, const auth::Perm
   auto at = TimeParam(t, "at", NowMicros());
   if (!at.ok()) return ErrorResponse(at.status());
   json nearest;
-  auto j = questions_->WhoIs(ip, *at, &nearest);
+  auto j = questions_->WhoIs(ip, *at, &nearest, StrParam(t, "cluster"));
   if (p.Limited()) {
     // Another namespace's pod is, to this caller, no pod at all.
     for (const char* side : {"before", "after"})
       if (nearest.is_object() && nearest[side].is_object() &&
           !p.MayReadNamespace(nearest[side].value("namespace", "")))
         nearest[side] = nullptr;
-    if (j.ok() && !p.MayReadNamespace((*j)["pod"].value("namespace", "")))
-      j = NotFoundError("no pod of namespaces you may read held " + std::string(ip) + " at that time");
+    if (j.ok()) {
+      // Each cluster's pod, kept if readable; the first kept answers.
+      std::vector<json> kept;
+      json others = j->contains("other_clusters") ? (*j)["other_clusters"] : json::array();
+      j->erase("other_clusters");
+      if (p.MayReadNamespace((*j)["pod"].value("namespace", ""))) kept.push_back(std::move(*j));
+      for (auto& a : others)
+        if (p.MayReadNamespace(a["pod"].value("namespace", ""))) kept.push_back(std::move(a));
+      if (kept.empty()) {
+        j = NotFoundError("no pod of namespaces you may read held " + std::string(ip) + " at that time");
+      } else {
+        json answer = std::move(kept[0]);
+        std::vector<uint64_t> evidence;
+        for (size_t i = 0; i < kept.size(); ++i) {
+          for (const auto& e : kept[i]["evidence"]) evidence.push_back(e.get<uint64_t>());
+          if (i > 0) answer["other_clusters"].push_back(std::move(kept[i]));
+        }
+        std::sort(evidence.begin(), evidence.end());
+        evidence.erase(std::unique(evidence.begin(), evidence.end()), evidence.end());
+        answer["evidence"] = evidence;
+        *j = std::move(answer);
+      }
+    }
   }
   if (!j.ok()) {
     HttpResponse r = ErrorResponse(j.status());
@@ -845,6 +871,7 @@ HttpResponse Api::History(const Target& t, const auth::Permissions& p, size_t* c
   if (!ns.ok()) return ErrorResponse(ns.status());
   q.namespace_ = *ns;
   q.name = StrParam(t, "name");
+  q.cluster = StrParam(t, "cluster");
   if (q.kind.empty() || q.name.empty()) return ErrorResponse(400, "kind and name are required");
   std::string c = StrParam(t, "children");
   q.children = c == "true" || c == "1";

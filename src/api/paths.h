@@ -22,6 +22,7 @@ inline constexpr char kState[] = "/v1/state";
 inline constexpr char kPodsByIpPrefix[] = "/v1/pods/by-ip/";  // + <ip>
 inline constexpr char kEnrichFlows[] = "/v1/enrich/flows";
 inline constexpr char kHistory[] = "/v1/history";
+inline constexpr char kClusters[] = "/v1/clusters";  // the clusters the projection's objects are filed under
 inline constexpr char kEvents[] = "/v1/events";
 inline constexpr char kWatch[] = "/v1/watch";
 // Redacted values (docs/security.md "Secrets"): admin only.

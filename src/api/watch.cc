@@ -78,6 +78,7 @@ StatusOr<WatchOptions> ParseWatchRequest(const Target& t, const HttpRequest& req
   f.namespace_ = str("namespace");
   f.name = str("name");
   f.stage = str("stage");
+  f.cluster = str("cluster");
   if (const std::string* c = t.Param("code")) {
     auto n = ParseDecimal(*c);
     if (!n || *n > 999) return InvalidArgumentError("code must be an HTTP status code");

@@ -93,7 +93,9 @@ StatusOr<ServerTarget> ResolveServer(const ClientFlags& flags) {
   return t;
 }
 
-StatusOr<ClientAuth> KubeconfigCredentials(const std::string& kubeconfig, const std::string& context) {
+namespace {
+
+StatusOr<kube::KubeConfig> LoadUsersKubeconfig(const std::string& kubeconfig, const std::string& context) {
   std::string path = kubeconfig;
   if (path.empty()) {
     std::string env = Env("KUBECONFIG");
@@ -101,7 +103,18 @@ StatusOr<ClientAuth> KubeconfigCredentials(const std::string& kubeconfig, const 
   }
   if (path.empty() && !Home().empty()) path = Home() + "/.kube/config";
   if (path.empty()) return NotFoundError("no kubeconfig");
-  ASSIGN_OR_RETURN(kube::KubeConfig kc, kube::LoadKubeconfig(path, context));
+  return kube::LoadKubeconfig(path, context);
+}
+
+}  // namespace
+
+StatusOr<std::string> KubeconfigCluster(const std::string& kubeconfig, const std::string& context) {
+  ASSIGN_OR_RETURN(kube::KubeConfig kc, LoadUsersKubeconfig(kubeconfig, context));
+  return kc.cluster_name;
+}
+
+StatusOr<ClientAuth> KubeconfigCredentials(const std::string& kubeconfig, const std::string& context) {
+  ASSIGN_OR_RETURN(kube::KubeConfig kc, LoadUsersKubeconfig(kubeconfig, context));
   ClientAuth a;
   a.cert_pem = std::move(kc.client_cert_pem);
   a.key_pem = std::move(kc.client_key_pem);

@@ -49,6 +49,10 @@ StatusOr<ServerTarget> ResolveServer(const ClientFlags& flags);
 // file of $KUBECONFIG, else ~/.kube/config. For kubectl audit, which uses
 // them when nothing else names a credential and the server is https://.
 StatusOr<ClientAuth> KubeconfigCredentials(const std::string& kubeconfig, const std::string& context);
+// The name the kubeconfig gives the cluster of `context` (default: its
+// current-context); the same files as KubeconfigCredentials. kubectl audit
+// asks annals about that cluster when annals has objects filed under it.
+StatusOr<std::string> KubeconfigCluster(const std::string& kubeconfig, const std::string& context);
 
 }  // namespace annals::client
 

@@ -39,6 +39,10 @@ std::string FormatHistory(const json& h) {
   }
   // Asked without a namespace: the answer may span several.
   const bool all_namespaces = h.value("namespace", "").empty();
+  // Asked without a cluster of an annals holding several: rows name theirs.
+  const bool clusters = !h.contains("cluster") && std::any_of(events.begin(), events.end(), [](const json& e) {
+    return e.contains("cluster");
+  });
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : events) {
     std::string what = e.value("resource", "");
@@ -68,9 +72,11 @@ std::string FormatHistory(const json& h) {
     rows.push_back({e.value("time", ""), e.value("verb", ""), what, name, user, ips,
                     std::to_string(e.value("code", 0)), changed, std::to_string(e.value("index", 0))});
     if (all_namespaces) rows.back().insert(rows.back().begin() + 3, e.value("namespace", ""));
+    if (clusters) rows.back().insert(rows.back().begin() + 1, e.value("cluster", ""));
   }
   std::vector<std::string> header = {"TIME", "VERB", "RESOURCE", "NAME", "USER", "SOURCE", "CODE", "CHANGED", "INDEX"};
   if (all_namespaces) header.insert(header.begin() + 3, "NAMESPACE");
+  if (clusters) header.insert(header.begin() + 1, "CLUSTER");
   return FormatTable(header, rows);
 }
 

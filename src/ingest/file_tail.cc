@@ -64,11 +64,13 @@ std::string FindRotated(const std::string& path, const TailPosition& pos) {
 
 }  // namespace
 
-FileTailer::FileTailer(std::string path, std::string state_dir, Ingestor* ingestor, Metrics* metrics)
+FileTailer::FileTailer(std::string path, std::string state_dir, Ingestor* ingestor, Metrics* metrics,
+                       std::string cluster)
     : path_(std::move(path)),
       state_file_(StateFileFor(state_dir, path_)),
       ingestor_(ingestor),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      cluster_(std::move(cluster)) {}
 
 FileTailer::~FileTailer() { Stop(); }
 
@@ -116,7 +118,7 @@ bool FileTailer::Drain(int fd, TailPosition* pos, bool final_chunk) {
     const uint64_t lines = static_cast<uint64_t>(std::count(buf.begin(), buf.end(), '\n'));
     const std::string prefix = "tail:" + std::to_string(pos->dev) + ":" + std::to_string(pos->inode) + ":";
     LineBatch batch = MakeLineBatch(std::move(buf), pos->line + 1, kSource, path_, metrics_, prefix,
-                                    pos->offset);
+                                    pos->offset, cluster_);
     buf = std::string();
     // Retry until durable: a followed file has no one to report an error to.
     while (!batch.items.empty()) {

@@ -30,7 +30,9 @@ struct TailPosition {
 class FileTailer {
  public:
   // state_dir holds one position file per followed path.
-  FileTailer(std::string path, std::string state_dir, Ingestor* ingestor, Metrics* metrics);
+  // Every line is filed under `cluster` (serve --cluster; "" none).
+  FileTailer(std::string path, std::string state_dir, Ingestor* ingestor, Metrics* metrics,
+             std::string cluster = "");
   ~FileTailer();
   Status Start();
   void Stop();
@@ -48,6 +50,7 @@ class FileTailer {
   const std::string state_file_;
   Ingestor* ingestor_;
   Metrics* metrics_;
+  const std::string cluster_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> lines_{0};
   std::thread thread_;

@@ -10,7 +10,8 @@ namespace annals::ingest {
 
 LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string& source,
                         const std::string& origin, Metrics* metrics,
-                        const std::string& position_key_prefix, uint64_t base_offset) {
+                        const std::string& position_key_prefix, uint64_t base_offset,
+                        const std::string& cluster) {
   LineBatch b;
   b.text = std::make_shared<std::string>(std::move(text));
   std::string_view rest = *b.text;
@@ -36,6 +37,12 @@ LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string
       item->key = position_key_prefix +
                   std::to_string(base_offset + static_cast<uint64_t>(line.data() - b.text->data()));
       item->meta = MakeMeta(source, now, item->key);
+    }
+    if (Status st = BindCluster(cluster, &*item); !st.ok()) {  // a parser's metadata it cannot bind: a bug
+      ++b.bad_lines;
+      log::Error("%s %s: line %llu: %s", source.c_str(), origin.c_str(), static_cast<unsigned long long>(this_line),
+                 st.message().c_str());
+      continue;
     }
     b.items.push_back(std::move(*item));
   }

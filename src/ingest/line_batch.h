@@ -26,10 +26,12 @@ struct LineBatch {
 // stream's line number of its first line; `origin` names the stream in logs.
 // With a position_key_prefix, a line that has no dedup key of its own gets
 // prefix + <its byte offset> (base_offset + offset in text): a file source
-// then re-reads a line after a crash without storing it twice.
+// then re-reads a line after a crash without storing it twice. Every item
+// is filed under `cluster` (BindCluster; "" none).
 LineBatch MakeLineBatch(std::string text, uint64_t first_line, const std::string& source,
                         const std::string& origin, Metrics* metrics,
-                        const std::string& position_key_prefix = "", uint64_t base_offset = 0);
+                        const std::string& position_key_prefix = "", uint64_t base_offset = 0,
+                        const std::string& cluster = "");
 
 }  // namespace annals::ingest
 

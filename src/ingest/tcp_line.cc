@@ -33,16 +33,17 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
 
  public:
-  Connection(tcp::socket s, Ingestor* ingestor, Metrics* metrics, size_t max_line)
+  Connection(tcp::socket s, Ingestor* ingestor, Metrics* metrics, size_t max_line, std::string cluster)
     requires(!kTls)
-      : socket_(std::move(s)), ingestor_(ingestor), metrics_(metrics), max_line_(max_line) {
+      : socket_(std::move(s)), ingestor_(ingestor), metrics_(metrics), max_line_(max_line),
+        cluster_(std::move(cluster)) {
     SetOrigin();
   }
   Connection(tcp::socket s, std::shared_ptr<ssl::context> ctx, TcpLineListener::Admit admit,
-             Ingestor* ingestor, Metrics* metrics, size_t max_line)
+             Ingestor* ingestor, Metrics* metrics, size_t max_line, std::string cluster)
     requires(kTls)
       : ctx_(std::move(ctx)), admit_(std::move(admit)), socket_(std::move(s), *ctx_),
-        ingestor_(ingestor), metrics_(metrics), max_line_(max_line) {
+        ingestor_(ingestor), metrics_(metrics), max_line_(max_line), cluster_(std::move(cluster)) {
     SetOrigin();
   }
   void Start() {
@@ -64,13 +65,15 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                                   // all: an anonymous peer, refused, and asked
                                   // about so that the refusal is on the record.
                                   self->metrics_->Add("annals_tcp_refused_total", "reason", "handshake");
-                                  if (self->admit_) self->admit_("", {}, self->remote_);
+                                  std::string none;
+                                  if (self->admit_) self->admit_("", {}, self->remote_, &none);
                                   return;
                                 }
                                 std::string user;
                                 std::vector<std::string> groups;
                                 tls::PeerIdentity(self->socket_.native_handle(), &user, &groups);
-                                if (self->admit_ && !self->admit_(user, groups, self->remote_)) {
+                                std::string bound;
+                                if (self->admit_ && !self->admit_(user, groups, self->remote_, &bound)) {
                                   self->metrics_->Add("annals_tcp_refused_total", "reason", "forbidden");
                                   log::Warning("tcp %s: %s may not ingest, closed",
                                                self->origin_.c_str(), user.c_str());
@@ -78,6 +81,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                                   self->socket_.lowest_layer().close(ignored);
                                   return;
                                 }
+                                if (!bound.empty()) self->cluster_ = bound;  // the caller's, over the listener's
                                 self->Read();
                               });
     } else {
@@ -144,7 +148,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       return Read();
     }
     uint64_t lines = LinesIn(complete_);
-    LineBatch batch = MakeLineBatch(std::move(complete_), line_no_ + 1, kSource, origin_, metrics_);
+    LineBatch batch = MakeLineBatch(std::move(complete_), line_no_ + 1, kSource, origin_, metrics_, "", 0, cluster_);
     complete_.clear();
     line_no_ += lines;
     Submit(std::move(batch), eof);
@@ -192,6 +196,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   Ingestor* ingestor_;
   Metrics* metrics_;
   size_t max_line_;
+  std::string cluster_;  // what its lines are filed under
   std::string remote_;  // the peer's address
   std::string origin_;  // address:port, for log lines
   std::array<char, 1 << 16> buf_;
@@ -207,6 +212,7 @@ struct TcpLineListener::Impl {
   Ingestor* ingestor;
   Metrics* metrics;
   size_t max_line;
+  std::string cluster;
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
   std::thread thread;
@@ -225,10 +231,11 @@ struct TcpLineListener::Impl {
           ctx = tls;
         }
         if (ctx)
-          std::make_shared<Connection<SslSocket>>(std::move(s), std::move(ctx), admit, ingestor, metrics, max_line)
+          std::make_shared<Connection<SslSocket>>(std::move(s), std::move(ctx), admit, ingestor, metrics, max_line,
+                                                 cluster)
               ->Start();
         else
-          std::make_shared<Connection<tcp::socket>>(std::move(s), ingestor, metrics, max_line)->Start();
+          std::make_shared<Connection<tcp::socket>>(std::move(s), ingestor, metrics, max_line, cluster)->Start();
       }
       Accept();
     });
@@ -236,8 +243,9 @@ struct TcpLineListener::Impl {
 };
 
 TcpLineListener::TcpLineListener(std::string listen, Ingestor* ingestor, Metrics* metrics,
-                                 size_t max_line)
+                                 size_t max_line, std::string cluster)
     : impl_(new Impl) {
+  impl_->cluster = std::move(cluster);
   impl_->listen = std::move(listen);
   impl_->ingestor = ingestor;
   impl_->metrics = metrics;

@@ -25,17 +25,19 @@ namespace annals::ingest {
 
 class TcpLineListener {
  public:
+  // Lines are filed under `cluster` (serve --cluster; "" none), or under
+  // the cluster a TLS caller's credentials are bound to (Admit).
   TcpLineListener(std::string listen, Ingestor* ingestor, Metrics* metrics,
-                  size_t max_line_bytes = 4u << 20);
+                  size_t max_line_bytes = 4u << 20, std::string cluster = "");
   ~TcpLineListener();
   // TLS (docs/security.md), before Start(). With files.client_ca a client
   // certificate is required and `admit` decides, from its CN and O, whether
   // the connection may write (`remote`: the peer's address); a refused one
   // is closed before any line is read. A failed handshake (no certificate,
   // another CA's) asks about an anonymous peer (user "") and is closed
-  // whatever the answer.
+  // whatever the answer. An admitted caller bound to a cluster sets *cluster.
   using Admit = std::function<bool(const std::string& user, const std::vector<std::string>& groups,
-                                   const std::string& remote)>;
+                                   const std::string& remote, std::string* cluster)>;
   Status EnableTls(tls::TlsFiles files, Admit admit);
   // Re-reads the files (SIGHUP); established connections keep theirs.
   Status ReloadTls();

@@ -103,6 +103,7 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& 
   if (!cluster) return InvalidArgumentError(path + ": no cluster named " + cluster_name);
   const std::string dir = DirName(path);
   KubeConfig c;
+  c.cluster_name = cluster_name;
   c.server = S(*cluster, "server");
   if (c.server.empty()) return InvalidArgumentError(path + ": cluster " + cluster_name + " has no server");
   c.insecure_skip_tls_verify = S(*cluster, "insecure-skip-tls-verify") == "true";

@@ -31,6 +31,7 @@
 namespace annals::kube {
 
 struct KubeConfig {
+  std::string cluster_name;     // the context's cluster, as the kubeconfig names it
   std::string server;           // "https://host:port" or "http://host:port"
   std::string token;            // bearer token
   std::string token_file;       // re-read for every request (wins over token)

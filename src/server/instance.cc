@@ -391,15 +391,21 @@ Status Instance::Build() {
   ASSIGN_OR_RETURN(p.port, p.http->Start());
 
   if (!o.tcp_listen.empty()) {
-    p.tcp = std::make_unique<ingest::TcpLineListener>(o.tcp_listen, p.ingestor.get(), &p.metrics);
+    p.tcp = std::make_unique<ingest::TcpLineListener>(o.tcp_listen, p.ingestor.get(), &p.metrics, 4u << 20, o.cluster);
     ASSIGN_OR_RETURN(auto thp, SplitHostPort(o.tcp_listen));
     if (tls) {
       ingest::TcpLineListener::Admit admit;
       if (p.authorizer)
         admit = [a = p.authorizer.get(), d = p.denials.get()](const std::string& user,
                                                              const std::vector<std::string>& groups,
-                                                             const std::string& remote) {
-          if (!user.empty() && auth::Resolve(a->config(), user, groups, true).MayIngest("tcp")) return true;
+                                                             const std::string& remote, std::string* cluster) {
+          if (!user.empty()) {
+            const auth::Permissions p = auth::Resolve(a->config(), user, groups, true);
+            if (p.MayIngest("tcp")) {
+              *cluster = p.cluster;
+              return true;
+            }
+          }
           d->Note(auth::Denial{user, user.empty() ? "none" : "tls", remote,
                                user.empty() ? "unauthenticated" : "forbidden", "tcp", "connect"});
           return false;
@@ -412,7 +418,8 @@ Status Instance::Build() {
     ASSIGN_OR_RETURN(p.tcp_port, p.tcp->Start());
   }
   for (const auto& f : o.tails) {
-    p.tailers.push_back(std::make_unique<ingest::FileTailer>(f, data + "/tail", p.ingestor.get(), &p.metrics));
+    p.tailers.push_back(
+        std::make_unique<ingest::FileTailer>(f, data + "/tail", p.ingestor.get(), &p.metrics, o.cluster));
     RETURN_IF_ERROR(p.tailers.back()->Start());
   }
   if (o.watch.enabled) {

@@ -13,21 +13,28 @@
 
 namespace annals::state {
 
-// {"namespace","pod","uid","owner":{"kind","name","uid"[,"index"]}|null,
+// {["cluster",]"namespace","pod","uid","owner":{"kind","name","uid"[,"index"]}|null,
 //  "labels":{...},"service_account","index","services":[names]}: the top
-// owner as of the version's time, the Services as of the flow's.
+// owner as of the version's time, the Services as of the flow's; the
+// cluster when the pod's entries were filed under one.
 std::string FlowEnricher::RenderWorkload(uint32_t pod, const Version& v, Micros t) const {
   const Strings& S = store_->strings();
   const Object& o = store_->object(pod);
   auto k = static_cast<size_t>(&v - o.versions.data());
-  std::string w = "{\"namespace\":";
+  std::string w = "{";
+  if (o.cluster != 0) {
+    w += "\"cluster\":";
+    json_util::AppendJsonString(&w, S.Get(o.cluster));
+    w += ',';
+  }
+  w += "\"namespace\":";
   json_util::AppendJsonString(&w, S.Get(o.ns));
   w += ",\"pod\":";
   json_util::AppendJsonString(&w, S.Get(o.name));
   w += ",\"uid\":";
   json_util::AppendJsonString(&w, o.uid);
   w += ",\"owner\":";
-  const std::vector<StateStore::OwnerStep> chain = store_->Owners(v, v.time);
+  const std::vector<StateStore::OwnerStep> chain = store_->Owners(o.cluster, v, v.time);
   if (chain.empty()) {
     w += "null";
   } else {
@@ -57,7 +64,7 @@ std::string FlowEnricher::RenderWorkload(uint32_t pod, const Version& v, Micros 
   json_util::AppendJsonString(&w, k < o.pod.size() ? S.Get(o.pod[k].service_account) : std::string());
   w += ",\"index\":" + std::to_string(v.index) + ",\"services\":[";
   bool first = true;
-  for (const auto& [id, sv] : store_->SelectingServices(o.ns, labels, t)) {
+  for (const auto& [id, sv] : store_->SelectingServices(o.cluster, o.ns, labels, t)) {
     if (!first) w += ',';
     first = false;
     json_util::AppendJsonString(&w, S.Get(store_->object(id).name));

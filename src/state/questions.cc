@@ -27,13 +27,18 @@ std::string Time(Micros t) { return FormatRfc3339(t); }
 
 }  // namespace
 
-std::string EncodeStateCursor(std::string_view r, std::string_view n, std::string_view m, std::string_view u) {
+std::string EncodeStateCursor(std::string_view r, std::string_view n, std::string_view m, std::string_view u,
+                              std::string_view cluster) {
   std::string raw;
   bool first = true;
   for (std::string_view part : {r, n, m, u}) {
     if (!first) raw += '\0';
     first = false;
     raw += part;
+  }
+  if (!cluster.empty()) {
+    raw += '\0';
+    raw += cluster;
   }
   std::string b = Base64Encode(raw);
   while (!b.empty() && b.back() == '=') b.pop_back();
@@ -51,17 +56,18 @@ std::optional<StateCursor> DecodeStateCursor(
   while (b.size() % 4) b += '=';
   auto raw = Base64Decode(b);
   if (!raw) return std::nullopt;
-  std::string parts[4];
+  std::string parts[5];
   size_t k = 0;
   for (char c : *raw) {
     if (c == '\0') {
-      if (++k == 4) return std::nullopt;
+      if (++k == 5) return std::nullopt;
     } else {
       parts[k] += c;
     }
   }
-  if (k != 3) return std::nullopt;
-  return StateCursor{parts[0], parts[1], parts[2], parts[3]};
+  if (k != 3 && k != 4) return std::nullopt;
+  if (k == 4 && parts[4].empty()) return std::nullopt;  // the encoder leaves an empty cluster out
+  return StateCursor{parts[0], parts[1], parts[2], parts[3], parts[4]};
 }
 
 json WhatChanged(const json& before, const json& after) {
@@ -234,13 +240,13 @@ bool LabelSelector::Matches(const json& labels) const {
   return true;
 }
 
-StatusOr<std::string> Questions::PayloadAt(uint64_t index) const {
+StatusOr<json> Questions::EventAt(uint64_t index, std::string* cluster) const {
   ASSIGN_OR_RETURN(auto e, ledger_->ReadEvent(index));
-  return std::move(e.payload);
-}
-
-StatusOr<json> Questions::EventAt(uint64_t index) const {
-  ASSIGN_OR_RETURN(std::string payload, PayloadAt(index));
+  cluster->clear();
+  json meta = Parse(e.meta);
+  if (meta.is_object() && meta.contains("cluster") && meta["cluster"].is_string())
+    *cluster = meta["cluster"].get<std::string>();
+  const std::string& payload = e.payload;
   json j = Parse(payload);
   if (j.is_discarded()) return DataLossError("entry " + std::to_string(index) + " is not JSON");
   return j;
@@ -272,6 +278,11 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     ns = S.Find(q.namespace_);
     none |= ns == kUnknown;
   }
+  uint32_t cluster = 0;
+  if (!q.cluster.empty()) {
+    cluster = S.Find(q.cluster);
+    none |= cluster == kUnknown;
+  }
   std::string out = "{\"at\":\"" + Time(q.at) + "\",\"objects\":[";
   size_t count = 0, total = 0;
   std::string next;
@@ -280,6 +291,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     // labels), then sorted: most objects ever seen are gone by T.
     std::vector<std::pair<uint32_t, const Version*>> live;
     for (uint32_t id : store_->Objects(resource, ns, q.namespace_.empty())) {
+      if (!q.cluster.empty() && store_->names(id).cluster != cluster) continue;
       const Version* v = store_->VersionAt(id, q.at);
       if (!v || v->presence == Presence::kGone) continue;
       if (!sel.empty() && !sel.Matches(store_->label_set(v->labels), S)) continue;
@@ -287,7 +299,7 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     }
     auto key = [&](uint32_t id) {
       const Object& o = store_->names(id);
-      return std::tie(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid);
+      return std::tie(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid, S.Get(o.cluster));
     };
     std::sort(live.begin(), live.end(), [&](const auto& a, const auto& b) { return key(a.first) < key(b.first); });
     total = live.size();
@@ -295,15 +307,15 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
     if (!q.cursor.empty()) {
       auto after = DecodeStateCursor(q.cursor);
       if (!after) return InvalidArgumentError("cursor is not one this server gave");
-      const auto& [r, n, m, u] = *after;
-      auto want = std::tie(r, n, m, u);
+      const auto& [r, n, m, u, c] = *after;
+      auto want = std::tie(r, n, m, u, c);
       begin = std::upper_bound(live.begin(), live.end(), want,
                                [&](const auto& w, const auto& e) { return w < key(e.first); });
     }
     auto end = q.limit && uint64_t(live.end() - begin) > q.limit ? begin + q.limit : live.end();
     if (end != live.end()) {
       const Object& o = store_->names(std::prev(end)->first);
-      next = EncodeStateCursor(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid);
+      next = EncodeStateCursor(S.Get(o.resource), S.Get(o.ns), S.Get(o.name), o.uid, S.Get(o.cluster));
     }
     std::string raw;
     for (auto it = begin; it != end; ++it) {
@@ -319,7 +331,13 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
         body = ObjectOfEntry(d->meta, payload);
       }
       if (count++) out += ',';
-      out += "{\"resource\":";
+      out += '{';
+      if (o.cluster != 0) {
+        out += "\"cluster\":";
+        json_util::AppendJsonString(&out, S.Get(o.cluster));
+        out += ',';
+      }
+      out += "\"resource\":";
       json_util::AppendJsonString(&out, S.Get(o.resource));
       out += ",\"namespace\":";
       json_util::AppendJsonString(&out, S.Get(o.ns));
@@ -347,10 +365,10 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
   return out;
 }
 
-json Questions::OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const {
+json Questions::OwnerChain(uint32_t cluster, const Version& v, Micros at, std::vector<uint64_t>* evidence) const {
   json chain = json::array();
   const Strings& S = store_->strings();
-  for (const StateStore::OwnerStep& step : store_->Owners(v, at)) {
+  for (const StateStore::OwnerStep& step : store_->Owners(cluster, v, at)) {
     json link{{"kind", S.Get(step.link->kind)}, {"name", S.Get(step.link->name)}, {"uid", step.link->uid}};
     if (step.version) {
       link["index"] = step.version->index;
@@ -361,60 +379,135 @@ json Questions::OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* e
   return chain;
 }
 
-StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* nearest) const {
+namespace {
+
+// IpIndex::LookupIn over the intervals whose pod is of one cluster: the
+// latest-starting one that covers t, and the nearest before and after.
+const IpInterval* LookupInCluster(const StateStore& store, const std::vector<IpInterval>* list, uint32_t cluster,
+                                  Micros t, const IpInterval** before, const IpInterval** after) {
+  *before = *after = nullptr;
+  if (!list) return nullptr;
+  const IpInterval* found = nullptr;
+  for (const IpInterval& iv : *list) {  // sorted by start
+    if (store.names(iv.pod).cluster != cluster) continue;
+    if (iv.start > t) {
+      if (!*after) *after = &iv;
+      continue;
+    }
+    if (t < iv.end) {
+      found = &iv;
+    } else {
+      *before = &iv;
+    }
+  }
+  return found;
+}
+
+// An interval as answers show it (null for none).
+json DescribeInterval(const StateStore& store, const IpInterval* x) {
+  if (!x) return nullptr;
+  const Strings& S = store.strings();
+  const Object& o = store.names(x->pod);
+  json j;
+  if (o.cluster != 0) j["cluster"] = S.Get(o.cluster);
+  j["namespace"] = S.Get(o.ns);
+  j["name"] = S.Get(o.name);
+  j["uid"] = o.uid;
+  j["from"] = Time(x->start);
+  j["from_index"] = x->start_index;
+  if (x->end != kNever) {
+    j["to"] = Time(x->end);
+    j["to_index"] = x->end_index;
+  } else {
+    j["to"] = nullptr;
+  }
+  return j;
+}
+
+}  // namespace
+
+StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* nearest, std::string_view cluster) const {
   auto ip = ParseIp(ip_text);
   if (!ip) return InvalidArgumentError("not an IP address: " + std::string(ip_text));
   std::shared_lock lock(store_->mutex());
+  const Strings& S = store_->strings();
+  auto describe = [&](const IpInterval* x) { return DescribeInterval(*store_, x); };
+  // The pods that held the address at `at`: one per cluster.
+  std::vector<const IpInterval*> held;
   const IpInterval *before = nullptr, *after = nullptr;
-  const IpInterval* iv = store_->PodByIp(*ip, at, &before, &after);
-  auto describe = [&](const IpInterval* x) -> json {
-    if (!x) return nullptr;
-    const Object& o = store_->names(x->pod);
-    json j{{"namespace", store_->strings().Get(o.ns)},
-           {"name", store_->strings().Get(o.name)},
-           {"uid", o.uid},
-           {"from", Time(x->start)},
-           {"from_index", x->start_index}};
-    if (x->end != kNever) {
-      j["to"] = Time(x->end);
-      j["to_index"] = x->end_index;
+  if (cluster.empty() && store_->clusters().size() <= 1) {
+    if (const IpInterval* iv = store_->PodByIp(*ip, at, &before, &after)) held.push_back(iv);
+  } else {
+    std::vector<uint32_t> wanted;
+    if (!cluster.empty()) {
+      const uint32_t c = S.Find(cluster);
+      if (c != kUnknown) wanted.push_back(c);
     } else {
-      j["to"] = nullptr;
+      wanted = store_->clusters();
+      std::sort(wanted.begin(), wanted.end(), [&](uint32_t a, uint32_t b) { return S.Get(a) < S.Get(b); });
     }
-    return j;
-  };
-  if (!iv) {
-    if (nearest) *nearest = json{{"before", describe(before)}, {"after", describe(after)}};
-    return NotFoundError("no pod held " + std::string(ip_text) + " at " + Time(at));
+    const std::vector<IpInterval>* list = store_->IpIntervals(*ip);
+    for (uint32_t c : wanted) {
+      const IpInterval *b = nullptr, *a = nullptr;
+      if (const IpInterval* iv = LookupInCluster(*store_, list, c, at, &b, &a)) held.push_back(iv);
+      if (b && (!before || b->end > before->end)) before = b;
+      if (a && (!after || a->start < after->start)) after = a;
+    }
   }
-  const Object& pod = store_->object(iv->pod);
+  if (held.empty()) {
+    if (nearest) *nearest = json{{"before", describe(before)}, {"after", describe(after)}};
+    return NotFoundError("no pod " + (cluster.empty() ? std::string() : "of cluster " + std::string(cluster) + " ") +
+                         "held " + std::string(ip_text) + " at " + Time(at));
+  }
+  json answer;
+  std::vector<uint64_t> evidence;
+  for (const IpInterval* iv : held) {
+    ASSIGN_OR_RETURN(json j, PodAnswer(*ip, at, *iv));
+    for (const auto& e : j["evidence"]) evidence.push_back(e.get<uint64_t>());
+    if (answer.is_null()) {
+      answer = std::move(j);
+    } else {
+      answer["other_clusters"].push_back(std::move(j));
+    }
+  }
+  std::sort(evidence.begin(), evidence.end());
+  evidence.erase(std::unique(evidence.begin(), evidence.end()), evidence.end());
+  answer["evidence"] = evidence;
+  return answer;
+}
+
+StatusOr<json> Questions::PodAnswer(const IpKey& ip, Micros at, const IpInterval& iv) const {
+  const Strings& S = store_->strings();
+  const Object& pod = store_->object(iv.pod);
   const Version* v = pod.At(at);
   if (!v) return InternalError("interval without version");
-  std::vector<uint64_t> evidence{iv->start_index, v->index};
+  std::vector<uint64_t> evidence{iv.start_index, v->index};
   ASSIGN_OR_RETURN(json body, BodyAt(v->index));
   json md = body.is_object() ? body.value("metadata", json::object()) : json::object();
   json spec = body.is_object() ? body.value("spec", json::object()) : json::object();
   json labels = md.value("labels", json::object());
   json j;
-  j["ip"] = FormatIp(*ip);
+  if (pod.cluster != 0) j["cluster"] = S.Get(pod.cluster);
+  j["ip"] = FormatIp(ip);
   j["at"] = Time(at);
-  j["pod"] = {{"namespace", store_->strings().Get(pod.ns)},
-              {"name", store_->strings().Get(pod.name)},
+  j["pod"] = {{"namespace", S.Get(pod.ns)},
+              {"name", S.Get(pod.name)},
               {"uid", pod.uid},
               {"labels", labels},
               {"service_account", spec.value("serviceAccountName", spec.value("serviceAccount", ""))},
               {"node", spec.value("nodeName", "")},
               {"phase", body.is_object() && body.contains("status") ? body["status"].value("phase", "") : ""},
               {"state", PresenceName(v->presence)}};
-  j["owners"] = OwnerChain(*v, at, &evidence);
+  if (pod.cluster != 0) j["pod"]["cluster"] = S.Get(pod.cluster);
+  j["owners"] = OwnerChain(pod.cluster, *v, at, &evidence);
   json services = json::array();
-  for (const auto& [id, sv] : store_->SelectingServices(pod.ns, store_->label_set(v->labels), at)) {
+  for (const auto& [id, sv] : store_->SelectingServices(pod.cluster, pod.ns, store_->label_set(v->labels), at)) {
     const Object& o = store_->names(id);
-    services.push_back({{"name", store_->strings().Get(o.name)}, {"uid", o.uid}, {"index", sv->index}});
+    services.push_back({{"name", S.Get(o.name)}, {"uid", o.uid}, {"index", sv->index}});
     evidence.push_back(sv->index);
   }
   j["services"] = std::move(services);
-  j["interval"] = describe(iv);
+  j["interval"] = DescribeInterval(*store_, &iv);
   j["version_index"] = v->index;
   std::sort(evidence.begin(), evidence.end());
   evidence.erase(std::unique(evidence.begin(), evidence.end()), evidence.end());

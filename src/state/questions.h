@@ -74,6 +74,7 @@ struct StateQuery {
   std::string kind;       // "" = all
   std::string namespace_; // "" = all
   std::string selector;
+  std::string cluster;  // "" = every cluster's objects
   // Paging: at most limit objects (0 = all) after the cursor (a previous
   // answer's next_cursor; "" = from the start).
   uint64_t limit = 0;
@@ -84,11 +85,12 @@ struct StateQuery {
 };
 
 // A state answer's next_cursor: the last object's (resource, namespace,
-// name, uid), NUL-separated, in URL-safe base64 without padding. Decode
-// refuses anything else (nullopt): it reads what a client sends back.
-using StateCursor = std::tuple<std::string, std::string, std::string, std::string>;
+// name, uid[, cluster]) (the cluster only when it has one), NUL-separated,
+// in URL-safe base64 without padding. Decode refuses anything else
+// (nullopt): it reads what a client sends back.
+using StateCursor = std::tuple<std::string, std::string, std::string, std::string, std::string>;
 std::string EncodeStateCursor(std::string_view resource, std::string_view ns, std::string_view name,
-                              std::string_view uid);
+                              std::string_view uid, std::string_view cluster = {});
 std::optional<StateCursor> DecodeStateCursor(std::string_view cursor);
 
 struct HistoryQuery {
@@ -96,6 +98,7 @@ struct HistoryQuery {
   bool children = false;
   std::vector<std::string> verbs;  // empty: writes only (create/update/patch/delete...)
   Micros since = std::numeric_limits<int64_t>::min(), until = kNever;
+  std::string cluster;  // "" = every cluster's
 };
 
 struct EventQuery {
@@ -125,12 +128,20 @@ class Questions {
   // JSON text: {"at":..,"objects":[...],"count":N,"total":M,"applied":A
   // [,"next_cursor":C]} with each object's body spliced in as stored (no
   // re-encoding: whole-cluster answers are large). Objects are in
-  // (resource, namespace, name, uid) order; count is this page's, total
+  // (resource, namespace, name, uid, cluster) order, each labelled with its
+  // cluster when it has one; count is this page's, total
   // every object matching at T. InvalidArgument for a malformed cursor.
   StatusOr<std::string> State(const StateQuery& q, std::vector<uint64_t>* evidence) const;
   // NotFound (with nearest intervals in *nearest) when no pod held the IP.
-  StatusOr<nlohmann::json> WhoIs(std::string_view ip, Micros at, nlohmann::json* nearest) const;
+  // cluster: only that cluster's pods ("" = any). When pods of several
+  // clusters held it at once, the answer is the first cluster's (by name)
+  // and "other_clusters" holds the others' answers, each labelled.
+  StatusOr<nlohmann::json> WhoIs(std::string_view ip, Micros at, nlohmann::json* nearest,
+                                 std::string_view cluster = {}) const;
   StatusOr<nlohmann::json> History(const HistoryQuery& q) const;
+  // {"clusters":[names, sorted],"unnamed":B}: the clusters objects of the
+  // projection are filed under, and whether some are filed under none.
+  nlohmann::json Clusters() const;
   StatusOr<nlohmann::json> Events(const EventQuery& q) const;
   // Called, on the asking thread, when a question finds the event index
   // damaged (a block failing its checksum); the question answers
@@ -153,12 +164,13 @@ class Questions {
   // Caller holds the store lock (shared).
   // StateStore::Owners as JSON links, each owner's version index added to
   // *evidence.
-  nlohmann::json OwnerChain(const Version& v, Micros at, std::vector<uint64_t>* evidence) const;
-  StatusOr<nlohmann::json> EventAt(uint64_t index) const;
+  nlohmann::json OwnerChain(uint32_t cluster, const Version& v, Micros at, std::vector<uint64_t>* evidence) const;
+  // WhoIs's answer for the interval iv (its pod held the address at `at`).
+  StatusOr<nlohmann::json> PodAnswer(const IpKey& ip, Micros at, const IpInterval& iv) const;
+  // The event at index, and the cluster its entry was filed under ("" if none).
+  StatusOr<nlohmann::json> EventAt(uint64_t index, std::string* cluster) const;
   // A history row for a k8s.watch entry (null for any other entry).
   StatusOr<nlohmann::json> WatchRowAt(uint64_t index) const;
-  // The payload of the entry at index (from the blob store if external).
-  StatusOr<std::string> PayloadAt(uint64_t index) const;
 
   ledger::Ledger* ledger_;
   const StateStore* store_;

@@ -53,14 +53,24 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     std::shared_lock lock(store_->mutex());
     const Strings& S = store_->strings();
     const uint32_t r = S.Find(resource), ns = S.Find(q.namespace_), name = S.Find(q.name);
+    // The clusters asked about: the one named, else every one.
+    std::vector<uint32_t> clusters;
+    if (q.cluster.empty()) {
+      clusters = store_->clusters();
+    } else if (const uint32_t c = S.Find(q.cluster); c != kUnknown) {
+      clusters.push_back(c);
+    }
     std::vector<uint32_t> roots;
     if (r != kUnknown && name != kUnknown) {
       if (!q.namespace_.empty()) {
-        if (ns != kUnknown) roots = store_->ByName(r, ns, name);
+        if (ns != kUnknown)
+          for (uint32_t c : clusters)
+            for (uint32_t id : store_->ByName(c, r, ns, name)) roots.push_back(id);
       } else {
         for (uint32_t id = 0; id < store_->object_count(); ++id) {
-          const Object& o = store_->object(id);
-          if (o.resource == r && o.name == name) {
+          const Object& o = store_->names(id);
+          if (o.resource == r && o.name == name &&
+              std::find(clusters.begin(), clusters.end(), o.cluster) != clusters.end()) {
             roots.push_back(id);
             names.insert({resource, S.Get(o.ns), q.name});
           }
@@ -71,7 +81,8 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     std::set<uint32_t> seen;
     if (q.children)
       for (uint32_t root : roots)
-        for (uint32_t id : store_->Instance(store_->object(root).ns, q.name)) work.push_back(id);
+        for (uint32_t id : store_->Instance(store_->names(root).cluster, store_->names(root).ns, q.name))
+          work.push_back(id);
     while (!work.empty()) {
       uint32_t id = work.back();
       work.pop_back();
@@ -80,7 +91,7 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
       if (!q.children) continue;
       const Object& o = store_->object(id);
       names.insert({S.Get(o.resource), S.Get(o.ns), S.Get(o.name)});
-      for (uint32_t c : store_->Children(o.uid)) work.push_back(c);
+      for (uint32_t c : store_->Children(o.cluster, o.uid)) work.push_back(c);
     }
   }
   const bool known_object = !objects.empty();
@@ -116,6 +127,7 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     if (from_watch) {
       ASSIGN_OR_RETURN(json row, WatchRowAt(i));
       if (row.is_null()) continue;
+      if (!q.cluster.empty() && row.value("cluster", "") != q.cluster) continue;
       Micros t = ParseRfc3339(row["time"].get<std::string>()).value_or(0);
       if (t < q.since || t > q.until) continue;
       if (!q.verbs.empty() &&
@@ -124,7 +136,9 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
       rows.push_back(std::move(row));
       continue;
     }
-    ASSIGN_OR_RETURN(json ev, EventAt(i));
+    std::string cluster;
+    ASSIGN_OR_RETURN(json ev, EventAt(i, &cluster));
+    if (!q.cluster.empty() && cluster != q.cluster) continue;
     const std::string stage = ev.value("stage", "");
     if (stage != "ResponseComplete" && stage != "Panic") continue;
     const std::string verb = ev.value("verb", "");
@@ -160,7 +174,8 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
         row["name"] = obj["metadata"].value("name", "");
       // What changed: a JSON Patch from the previous version of this uid.
       std::shared_lock lock(store_->mutex());
-      int64_t id = store_->FindUid(uid);
+      const uint32_t c = store_->strings().Find(cluster);
+      int64_t id = c == kUnknown ? -1 : store_->FindUid(c, uid);
       if (id >= 0) {
         const Object& o = store_->object(static_cast<uint32_t>(id));
         auto it = std::find_if(o.versions.begin(), o.versions.end(),
@@ -179,6 +194,7 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
       }
     }
     row["uid"] = uid;
+    if (!cluster.empty()) row["cluster"] = cluster;
     rows.push_back(std::move(row));
   }
   // Newest last: by event time, then by ledger index.
@@ -187,10 +203,28 @@ StatusOr<json> Questions::History(const HistoryQuery& q) const {
     auto tb = ParseRfc3339(b["time"].get<std::string>()).value_or(0);
     return ta != tb ? ta < tb : a["index"].get<uint64_t>() < b["index"].get<uint64_t>();
   });
+  if (rows.empty() && !known_object && !q.cluster.empty())
+    return NotFoundError("the ledger holds nothing about " + q.kind + "/" + q.name + " in cluster " + q.cluster);
   json answer{{"kind", q.kind}, {"namespace", q.namespace_}, {"name", q.name}, {"count", rows.size()},
               {"events", rows}};
+  if (!q.cluster.empty()) answer["cluster"] = q.cluster;
   if (from_watch) answer["source"] = "k8s-watch";
   return answer;
+}
+
+json Questions::Clusters() const {
+  std::shared_lock lock(store_->mutex());
+  std::vector<std::string> names;
+  bool unnamed = false;
+  for (uint32_t c : store_->clusters()) {
+    if (c == 0) {
+      unnamed = true;
+    } else {
+      names.push_back(store_->strings().Get(c));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return json{{"clusters", names}, {"unnamed", unnamed}};
 }
 
 StatusOr<json> Questions::WatchRowAt(uint64_t index) const {
@@ -201,7 +235,7 @@ StatusOr<json> Questions::WatchRowAt(uint64_t index) const {
   const json& w = meta["watch"];
   std::string event = w.value("event", "");
   // A watch event has no user: the collector saw the change, not who made it.
-  return json{{"index", index},
+  json row{{"index", index},
               {"time", meta.value("rt", "")},
               {"verb", event},
               {"resource", w.value("resource", "")},
@@ -216,6 +250,8 @@ StatusOr<json> Questions::WatchRowAt(uint64_t index) const {
               {"uid", w.value("uid", "")},
               {"resource_version", w.value("rv", "")},
               {"source", "k8s-watch"}};
+  if (meta.contains("cluster") && meta["cluster"].is_string()) row["cluster"] = meta["cluster"];
+  return row;
 }
 
 

@@ -196,6 +196,7 @@ void PutObject(Out& o, const Object& ob) {
   o.U(ob.resource);
   o.U(ob.ns);
   o.U(ob.name);
+  o.U(ob.cluster);
   o.B(ob.uid);
   o.U(ob.cold);
   if (ob.cold) {
@@ -228,6 +229,7 @@ void GetObject(In& in, const Tables& t, Object* out) {
   ob.resource = in.Id(t.strings, "object resource");
   ob.ns = in.Id(t.strings, "object namespace");
   ob.name = in.Id(t.strings, "object name");
+  ob.cluster = in.Id(t.strings, "object cluster");
   ob.uid = std::string(in.B());
   ob.cold = in.U();
   if (ob.cold) {
@@ -437,8 +439,10 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
       Object ob;
       GetObject(in, {S, L, R, n}, &ob);
       if (!in.ok()) break;
-      if (!s.by_uid_.emplace(ob.uid, static_cast<uint32_t>(id)).second) in.Fail("uid " + ob.uid + " repeated");
-      s.by_name_[{ob.resource, ob.ns, ob.name}].push_back(static_cast<uint32_t>(id));
+      if (!s.by_uid_.emplace(s.ScopedKey(ob.cluster, ob.uid), static_cast<uint32_t>(id)).second)
+        in.Fail("uid " + ob.uid + " repeated");
+      s.by_name_[{ob.resource, ob.ns, ob.name, ob.cluster}].push_back(static_cast<uint32_t>(id));
+      s.NoteCluster(ob.cluster);
       s.by_resource_ns_[{ob.resource, ob.ns}].push_back(static_cast<uint32_t>(id));
       s.objects_.push_back(std::move(ob));
     }
@@ -526,6 +530,7 @@ void StateStore::AdoptLocked(StateStore& s) {
   strings_ = std::move(s.strings_);
   objects_ = std::move(s.objects_);
   by_uid_ = std::move(s.by_uid_);
+  clusters_ = std::move(s.clusters_);
   by_name_ = std::move(s.by_name_);
   by_resource_ns_ = std::move(s.by_resource_ns_);
   children_ = std::move(s.children_);
@@ -577,7 +582,7 @@ Status StateStore::DecodeObject(std::string_view body, Object* ob) const {
 
 namespace {
 
-constexpr std::string_view kMagic("annals-state-snapshot-2\n", 24);
+constexpr std::string_view kMagic("annals-state-snapshot-3\n", 24);
 constexpr size_t kHeader = 24 + 8 + 32;  // magic, applied, hash of the last entry
 constexpr size_t kTrailer = 32;          // SHA-256 of everything before
 

@@ -32,6 +32,7 @@
 #include "common/file_util.h"
 #include "ingest/k8s_audit.h"
 #include "ingest/k8s_watch.h"
+#include "ingest/ingestor.h"
 
 namespace annals::state {
 namespace {
@@ -248,12 +249,12 @@ std::string Answers(const StateStore& s) {
     }
   for (uint32_t id = 0; id < s.object_count(); ++id) {
     const Object& o = s.object(id);
-    out += o.uid + ":" + std::to_string(s.FindUid(o.uid)) + ":" + std::to_string(s.Children(o.uid).size()) + ":" +
-           std::to_string(s.ByName(o.resource, o.ns, o.name).size()) + ";";
+    out += o.uid + ":" + std::to_string(s.FindUid(o.cluster, o.uid)) + ":" + std::to_string(s.Children(o.cluster, o.uid).size()) + ":" +
+           std::to_string(s.ByName(o.cluster, o.resource, o.ns, o.name).size()) + ";";
   }
   for (const char* ns : {"shop", "icx"}) {
     const uint32_t n = s.strings().Find(ns);
-    out += std::to_string(s.Instance(n, "rel0").size()) + "/" + std::to_string(s.Instance(n, "rel1").size()) + "/" +
+    out += std::to_string(s.Instance(0, n, "rel0").size()) + "/" + std::to_string(s.Instance(0, n, "rel1").size()) + "/" +
            std::to_string(s.Objects(s.pods_id(), n, false).size()) + "/" + std::to_string(s.ServiceEpoch(n, kT0 + 3600000000ll)) +
            "/" + std::to_string(s.late_generation(n)) + ";";
   }
@@ -274,6 +275,84 @@ TEST(StateSnapshot, EncodeDecodeEncodeIsTheSameBytes) {
   std::shared_lock lock(a.mutex());
   EXPECT_GT(a.object_count(), 40u);
   EXPECT_NE(a.PodByIp(*ParseIp("10.244.0.1"), kT0 + 3600ll * 1000000 * 24, nullptr, nullptr), nullptr);
+}
+
+// The same history from two clusters (the same uids, names and
+// addresses): each cluster's objects, owners, Services and addresses are
+// those of the history alone, never the other cluster's; and the
+// snapshot keeps them apart.
+TEST(StateSnapshot, TwoClustersOfTheSameHistoryAreKeptApart) {
+  const auto es = History(300, 4);
+  StateStore alone;
+  ApplyAll(&alone, es, 0, es.size());
+  std::vector<Entry> both;  // east's entry i at 2i, west's at 2i+1
+  for (const Entry& e : es)
+    for (const char* cluster : {"east", "west"}) {
+      ingest::IngestItem item{e.meta, e.payload, ""};
+      ASSERT_TRUE(ingest::BindCluster(cluster, &item).ok());
+      both.push_back({item.meta, e.payload});
+    }
+  StateStore two;
+  ApplyAll(&two, both, 0, both.size());
+  StateStore loaded;
+  ASSERT_TRUE(loaded.DecodeSnapshot(Encode(two)).ok());
+  EXPECT_EQ(Encode(loaded), Encode(two));
+  for (const StateStore* s : {&two, &loaded}) {
+    std::shared_lock lock(s->mutex());
+    std::shared_lock lock_alone(alone.mutex());
+    const Strings& S = s->strings();
+    ASSERT_EQ(s->clusters().size(), 2u);
+    EXPECT_EQ(s->object_count(), 2 * alone.object_count());
+    for (uint32_t id = 0; id < alone.object_count(); ++id) {
+      const Object& a = alone.object(id);
+      for (int side = 0; side < 2; ++side) {
+        const uint32_t c = S.Find(side ? "west" : "east");
+        SCOPED_TRACE(a.uid + (side ? " west" : " east"));
+        const int64_t found = s->FindUid(c, a.uid);
+        ASSERT_GE(found, 0);
+        const Object& o = s->object(static_cast<uint32_t>(found));
+        EXPECT_EQ(o.cluster, c);
+        ASSERT_EQ(o.versions.size(), a.versions.size());
+        for (size_t k = 0; k < a.versions.size(); ++k) EXPECT_EQ(o.versions[k].index, 2 * a.versions[k].index + side);
+        // Names, owners and instances lead only to this cluster's objects.
+        const auto by_name = s->ByName(c, S.Find(alone.strings().Get(a.resource)), S.Find(alone.strings().Get(a.ns)),
+                                       S.Find(alone.strings().Get(a.name)));
+        EXPECT_EQ(by_name.size(), alone.ByName(0, a.resource, a.ns, a.name).size());
+        for (uint32_t x : by_name) EXPECT_EQ(s->names(x).cluster, c);
+        EXPECT_EQ(s->Children(c, o.uid).size(), alone.Children(0, a.uid).size());
+        for (uint32_t x : s->Children(c, o.uid)) EXPECT_EQ(s->names(x).cluster, c);
+        for (size_t k = 0; k < o.versions.size(); ++k) {
+          const Micros t = o.versions[k].time;
+          const auto chain = s->Owners(c, o.versions[k], t);
+          const auto chain_alone = alone.Owners(0, a.versions[k], t);
+          ASSERT_EQ(chain.size(), chain_alone.size());
+          for (size_t j = 0; j < chain.size(); ++j) {
+            ASSERT_EQ(chain[j].version != nullptr, chain_alone[j].version != nullptr);
+            if (chain[j].version) EXPECT_EQ(chain[j].version->index, 2 * chain_alone[j].version->index + side);
+          }
+          if (o.resource != s->pods_id()) continue;
+          const auto services = s->SelectingServices(c, o.ns, s->label_set(o.versions[k].labels), t);
+          const auto services_alone = alone.SelectingServices(0, a.ns, alone.label_set(a.versions[k].labels), t);
+          ASSERT_EQ(services.size(), services_alone.size());
+          for (size_t j = 0; j < services.size(); ++j) {
+            EXPECT_EQ(s->names(services[j].first).cluster, c);
+            EXPECT_EQ(services[j].second->index, 2 * services_alone[j].second->index + side);
+          }
+        }
+      }
+    }
+    // Every address's intervals: each cluster's pods, as in the history alone.
+    for (int k = 1; k <= 6; ++k) {
+      const IpKey ip = *ParseIp("10.244.0." + std::to_string(k));
+      const auto* list = s->IpIntervals(ip);
+      const auto* list_alone = alone.IpIntervals(ip);
+      ASSERT_EQ(list ? list->size() : 0, 2 * (list_alone ? list_alone->size() : 0));
+      size_t east = 0;
+      for (const IpInterval& iv : list ? *list : std::vector<IpInterval>{})
+        east += S.Get(s->names(iv.pod).cluster) == "east" && iv.start_index % 2 == 0;
+      EXPECT_EQ(east, list_alone ? list_alone->size() : 0);
+    }
+  }
 }
 
 // The fuzzer's seeds (fuzz/corpus/state_snapshot) are bodies of the
@@ -450,8 +529,8 @@ std::string DeepAnswers(const StateStore& s) {
       const Version* v = s.VersionAt(id, t);
       out += v ? " @" + std::to_string(v->index) + std::string(PresenceName(v->presence)).substr(0, 1) : " @-";
       if (!v || o.resource != s.pods_id()) continue;
-      for (const auto& step : s.Owners(*v, t)) out += "<" + step.link->uid + (step.version ? "+" : "");
-      for (const auto& [svc, sv] : s.SelectingServices(o.ns, s.label_set(v->labels), t))
+      for (const auto& step : s.Owners(o.cluster, *v, t)) out += "<" + step.link->uid + (step.version ? "+" : "");
+      for (const auto& [svc, sv] : s.SelectingServices(o.cluster, o.ns, s.label_set(v->labels), t))
         out += "^" + std::to_string(svc) + "/" + std::to_string(sv->index);
     }
   }

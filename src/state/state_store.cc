@@ -207,21 +207,35 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
     if (named_by_response) rows->AddName(resource, facts->namespace_, facts->name, index);
   }
   if (obj.empty() || !store) return OkStatus();
-  return store->ApplyAuditVersion(index, t, verb, resource, key_ns, name, facts);
+  return store->ApplyAuditVersion(index, t, cluster, verb, resource, key_ns, name, facts);
 }
 
-Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view verb, std::string_view resource,
-                                     std::string_view key_ns, std::string_view name,
+std::string StateStore::ScopedKey(uint32_t cluster, std::string_view uid) const {
+  if (cluster == 0) return std::string(uid);
+  std::string key = strings_.Get(cluster);
+  key += '\0';
+  key += uid;
+  return key;
+}
+
+void StateStore::NoteCluster(uint32_t cluster) {
+  auto at = std::lower_bound(clusters_.begin(), clusters_.end(), cluster);
+  if (at == clusters_.end() || *at != cluster) clusters_.insert(at, cluster);
+}
+
+Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view cluster, std::string_view verb,
+                                     std::string_view resource, std::string_view key_ns, std::string_view name,
                                      const StatusOr<ObjectFacts>& facts) {
   std::unique_lock lock(mu_);
   const uint32_t r_id = strings_.Intern(resource), name_id = strings_.Intern(name);
+  const uint32_t c_id = strings_.Intern(cluster);
   if (!facts.ok()) {
     // A delete answered with a Status (no object): the named object is gone.
     if (verb == "delete" && !name.empty()) {
       // The object of that name that existed at t (names are reused).
       int64_t best = -1;
       Micros best_time = 0;
-      for (uint32_t id : ByName(r_id, strings_.Intern(key_ns), name_id)) {
+      for (uint32_t id : ByName(c_id, r_id, strings_.Intern(key_ns), name_id)) {
         const Version* v = VersionAt(id, t);
         if (v && v->presence != Presence::kGone && (best < 0 || v->time >= best_time)) {
           best = id;
@@ -250,7 +264,7 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
     p = (!pod && !facts->has_finalizers) ? Presence::kGone : Presence::kTerminating;
   }
   bool created = false;
-  const uint32_t id = ObjectFor(r_id, *facts, &created);
+  const uint32_t id = ObjectFor(c_id, r_id, *facts, &created);
   Thaw(id);
   Version v = VersionOf(t, index, p, *facts);
   bool seen = false;  // an audit version is a version even if a watch saw its resourceVersion
@@ -273,9 +287,10 @@ Version StateStore::VersionOf(Micros t, uint64_t index, Presence p, const Object
   return ver;
 }
 
-uint32_t StateStore::ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created) {
+uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created) {
   uint32_t id;
-  auto it = by_uid_.find(facts.uid);
+  std::string key = ScopedKey(cluster, facts.uid);
+  auto it = by_uid_.find(key);
   *created = it == by_uid_.end();
   if (*created) {
     id = static_cast<uint32_t>(objects_.size());
@@ -283,18 +298,20 @@ uint32_t StateStore::ObjectFor(uint32_t resource, const ObjectFacts& facts, bool
     o.resource = resource;
     o.ns = strings_.Intern(facts.namespace_);
     o.name = strings_.Intern(facts.name);
+    o.cluster = cluster;
     o.uid = facts.uid;
     objects_.push_back(std::move(o));
-    by_uid_.emplace(facts.uid, id);
-    by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name}].push_back(id);
+    by_uid_.emplace(std::move(key), id);
+    by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name, cluster}].push_back(id);
     by_resource_ns_[{objects_[id].resource, objects_[id].ns}].push_back(id);
+    NoteCluster(cluster);
   } else {
     id = it->second;
   }
-  for (const auto& o : facts.owners) children_[o.uid].insert(id);
+  for (const auto& o : facts.owners) children_[ScopedKey(cluster, o.uid)].insert(id);
   for (const auto& [k, v] : facts.labels)
-    if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, v}].insert(id);
-  if (!facts.helm_release.empty()) instances_[{objects_[id].ns, facts.helm_release}].insert(id);
+    if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, ScopedKey(cluster, v)}].insert(id);
+  if (!facts.helm_release.empty()) instances_[{objects_[id].ns, ScopedKey(cluster, facts.helm_release)}].insert(id);
   return id;
 }
 
@@ -351,12 +368,12 @@ bool Selects(const LabelSet& selector, const LabelSet& labels) {
 
 }  // namespace
 
-std::vector<StateStore::OwnerStep> StateStore::Owners(const Version& v, Micros at) const {
+std::vector<StateStore::OwnerStep> StateStore::Owners(uint32_t cluster, const Version& v, Micros at) const {
   std::vector<OwnerStep> chain;
   uint32_t ref = v.owner;
   for (int depth = 0; depth < 8 && ref != 0; ++depth) {
     OwnerStep step{&owner_ref(ref), nullptr};
-    const int64_t id = FindUid(step.link->uid);
+    const int64_t id = FindUid(cluster, step.link->uid);
     if (id >= 0) step.version = VersionAt(static_cast<uint32_t>(id), at);
     chain.push_back(step);
     if (!step.version) break;
@@ -365,7 +382,8 @@ std::vector<StateStore::OwnerStep> StateStore::Owners(const Version& v, Micros a
   return chain;
 }
 
-std::vector<std::pair<uint32_t, const Version*>> StateStore::SelectingServices(uint32_t ns, const LabelSet& labels,
+std::vector<std::pair<uint32_t, const Version*>> StateStore::SelectingServices(uint32_t cluster, uint32_t ns,
+                                                                              const LabelSet& labels,
                                                                               Micros at) const {
   std::vector<std::pair<uint32_t, const Version*>> out;
   if (labels.empty()) return out;
@@ -378,6 +396,7 @@ std::vector<std::pair<uint32_t, const Version*>> StateStore::SelectingServices(u
   std::sort(candidates.begin(), candidates.end());  // creation order
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   for (uint32_t id : candidates) {
+    if (objects_[id].cluster != cluster) continue;  // filed under the namespace in every cluster
     const Version* v = VersionAt(id, at);
     if (!v || v->presence == Presence::kGone) continue;
     if (Selects(label_set(v->selector), labels)) out.emplace_back(id, v);
@@ -556,27 +575,27 @@ std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool a
   return out;
 }
 
-int64_t StateStore::FindUid(std::string_view uid) const {
-  auto it = by_uid_.find(std::string(uid));
+int64_t StateStore::FindUid(uint32_t cluster, std::string_view uid) const {
+  auto it = by_uid_.find(ScopedKey(cluster, uid));
   return it == by_uid_.end() ? int64_t{-1} : static_cast<int64_t>(it->second);
 }
 
-std::vector<uint32_t> StateStore::ByName(uint32_t resource, uint32_t ns, uint32_t name) const {
-  auto it = by_name_.find({resource, ns, name});
+std::vector<uint32_t> StateStore::ByName(uint32_t cluster, uint32_t resource, uint32_t ns, uint32_t name) const {
+  auto it = by_name_.find({resource, ns, name, cluster});
   if (it == by_name_.end()) return {};
   return it->second;
 }
 
-std::vector<uint32_t> StateStore::Children(std::string_view owner_uid) const {
-  auto it = children_.find(std::string(owner_uid));
+std::vector<uint32_t> StateStore::Children(uint32_t cluster, std::string_view owner_uid) const {
+  auto it = children_.find(ScopedKey(cluster, owner_uid));
   if (it == children_.end()) return {};
   std::vector<uint32_t> out(it->second.begin(), it->second.end());
   std::sort(out.begin(), out.end());
   return out;
 }
 
-std::vector<uint32_t> StateStore::Instance(uint32_t ns, std::string_view release) const {
-  auto it = instances_.find({ns, std::string(release)});
+std::vector<uint32_t> StateStore::Instance(uint32_t cluster, uint32_t ns, std::string_view release) const {
+  auto it = instances_.find({ns, ScopedKey(cluster, release)});
   if (it == instances_.end()) return {};
   std::vector<uint32_t> out(it->second.begin(), it->second.end());
   std::sort(out.begin(), out.end());
@@ -643,7 +662,7 @@ const Object& StateStore::Loaded(uint32_t id) const {
   Status s = body.ok() ? DecodeObject(*body, o.get()) : body.status();
   if (!s.ok() && s.code() == StatusCode::kInvalidArgument)
     s = DataLossError("cold object " + std::to_string(id) + "@" + std::to_string(stub.cold) + ": " + s.message());
-  if (s.ok() && (o->uid != stub.uid || o->resource != stub.resource || o->versions.empty() ||
+  if (s.ok() && (o->uid != stub.uid || o->resource != stub.resource || o->cluster != stub.cluster || o->versions.empty() ||
                  o->versions.front().time != stub.first_time || o->versions.back().index != stub.last.index))
     s = DataLossError("cold object " + std::to_string(id) + " is not the one the projection names");
   if (!s.ok()) {
@@ -695,6 +714,7 @@ void StateStore::Freeze(uint32_t id, uint64_t generation) {
   stub.resource = body->resource;
   stub.ns = body->ns;
   stub.name = body->name;
+  stub.cluster = body->cluster;
   stub.uid = body->uid;
   stub.cold = generation;
   stub.first_time = body->versions.front().time;

@@ -96,6 +96,10 @@ class Strings {
 
 struct Object {
   uint32_t resource = 0, ns = 0, name = 0;  // interned
+  // The cluster its entries were filed under (interned; 0: none named). Two
+  // clusters' objects never meet: uids, names, owners, Helm instances and
+  // Service selection are looked up within one cluster.
+  uint32_t cluster = 0;
   std::string uid;
   std::vector<Version> versions;  // sorted by (time, index)
   // Pods: facts per version, parallel to versions.
@@ -202,7 +206,7 @@ class StateStore {
     const Object& o = objects_[id];
     return o.cold ? Loaded(id) : o;
   }
-  // The object's resource, ns, name and uid, without reading a cold
+  // The object's resource, ns, name, cluster and uid, without reading a cold
   // object's history (which this one lacks).
   const Object& names(uint32_t id) const { return objects_[id]; }
   // The object's version at t (Object::At); reads a cold object's history
@@ -211,15 +215,18 @@ class StateStore {
   size_t object_count() const { return objects_.size(); }
   // Object ids whose resource/namespace match (0 = any).
   std::vector<uint32_t> Objects(uint32_t resource, uint32_t ns, bool any_ns) const;
-  // The object with uid, or -1.
-  int64_t FindUid(std::string_view uid) const;
-  // Objects that ever had this (resource, namespace, name), oldest first.
-  std::vector<uint32_t> ByName(uint32_t resource, uint32_t ns, uint32_t name) const;
-  // Objects that ever named `owner_uid` in their ownerReferences.
-  std::vector<uint32_t> Children(std::string_view owner_uid) const;
-  // Objects labelled app.kubernetes.io/instance=release or annotated
-  // meta.helm.sh/release-name=release in namespace ns.
-  std::vector<uint32_t> Instance(uint32_t ns, std::string_view release) const;
+  // The object of cluster (an interned id) with uid, or -1.
+  int64_t FindUid(uint32_t cluster, std::string_view uid) const;
+  // Objects of cluster that ever had this (resource, namespace, name), oldest first.
+  std::vector<uint32_t> ByName(uint32_t cluster, uint32_t resource, uint32_t ns, uint32_t name) const;
+  // Objects of cluster that ever named `owner_uid` in their ownerReferences.
+  std::vector<uint32_t> Children(uint32_t cluster, std::string_view owner_uid) const;
+  // Objects of cluster labelled app.kubernetes.io/instance=release or
+  // annotated meta.helm.sh/release-name=release in namespace ns.
+  std::vector<uint32_t> Instance(uint32_t cluster, uint32_t ns, std::string_view release) const;
+  // The clusters objects were filed under (interned ids, sorted; 0 is the
+  // objects of no named cluster).
+  const std::vector<uint32_t>& clusters() const { return clusters_; }
   // The interval in which some pod held ip at t (nullptr if none), and the
   // nearest intervals before and after t.
   const IpInterval* PodByIp(const IpKey& ip, Micros t, const IpInterval** before,
@@ -257,23 +264,31 @@ class StateStore {
     const OwnerLink* link;
     const Version* version;
   };
-  std::vector<OwnerStep> Owners(const Version& v, Micros at) const;
-  // Services of namespace ns present at `at` whose selector matches labels,
-  // in creation order: (object id, version).
-  std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t ns, const LabelSet& labels,
-                                                                    Micros at) const;
+  // Owners are looked up in the version's object's cluster.
+  std::vector<OwnerStep> Owners(uint32_t cluster, const Version& v, Micros at) const;
+  // Services of cluster and namespace ns present at `at` whose selector
+  // matches labels, in creation order: (object id, version).
+  std::vector<std::pair<uint32_t, const Version*>> SelectingServices(uint32_t cluster, uint32_t ns,
+                                                                    const LabelSet& labels, Micros at) const;
 
  private:
   struct NameKey {
     uint32_t resource, ns, name;
+    uint32_t cluster = 0;
     bool operator==(const NameKey&) const = default;
   };
   struct NameKeyHash {
     size_t operator()(const NameKey& k) const {
       return (uint64_t{k.resource} * 0x9E3779B97F4A7C15ull) ^ (uint64_t{k.ns} << 32) ^ k.name ^
-             (uint64_t{k.name} << 17);
+             (uint64_t{k.name} << 17) ^ (uint64_t{k.cluster} * 0xC2B2AE3D27D4EB4Full);
     }
   };
+  // The key of a uid (or a Helm release) within a cluster: the uid itself
+  // for objects of no named cluster, else the cluster's name, NUL, the uid
+  // (cluster names are printable; ingest refuses others).
+  std::string ScopedKey(uint32_t cluster, std::string_view uid) const;
+  // Notes that cluster has objects (clusters_).
+  void NoteCluster(uint32_t cluster);
 
   // Apply and EventRows: rows for the event index (if rows), versions for
   // store's projection (if store).
@@ -282,12 +297,13 @@ class StateStore {
   // A cloud audit record's row, from its entry's metadata `meta`.
   static Status CloudRow(uint64_t index, const simdjson::dom::element& meta, index::EventBatch* rows);
   // An audit event's version (facts: of its responseObject).
-  Status ApplyAuditVersion(uint64_t index, Micros t, std::string_view verb, std::string_view resource,
-                           std::string_view key_ns, std::string_view name, const StatusOr<ObjectFacts>& facts);
+  Status ApplyAuditVersion(uint64_t index, Micros t, std::string_view cluster, std::string_view verb,
+                           std::string_view resource, std::string_view key_ns, std::string_view name,
+                           const StatusOr<ObjectFacts>& facts);
   void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
   // The object with facts.uid (made, filed under `resource`, if new), its
   // owner and instance links updated from facts.
-  uint32_t ObjectFor(uint32_t resource, const ObjectFacts& facts, bool* created);
+  uint32_t ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created);
   // A version at (t, index) with the facts enrichment and whois need, interned.
   Version VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts);
   // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative
@@ -332,11 +348,12 @@ class StateStore {
   uint64_t applied_ = 0;
   Strings strings_;
   std::vector<Object> objects_;
-  std::unordered_map<std::string, uint32_t> by_uid_;
+  std::unordered_map<std::string, uint32_t> by_uid_;  // ScopedKey(cluster, uid)
+  std::vector<uint32_t> clusters_;
   std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> by_name_;
   std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> by_resource_ns_;
-  std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;
-  std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;
+  std::unordered_map<std::string, std::unordered_set<uint32_t>> children_;  // ScopedKey(cluster, owner uid)
+  std::map<std::pair<uint32_t, std::string>, std::unordered_set<uint32_t>> instances_;  // (ns, ScopedKey(cluster, release))
   IpIndex ip_index_;
   uint32_t pods_id_ = 0, services_id_ = 0;
   std::vector<LabelSet> label_sets_;  // [0] is the empty set

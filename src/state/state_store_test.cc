@@ -156,7 +156,7 @@ class Harness {
   }
 
   uint32_t Id(const std::string& uid) const {
-    int64_t id = store.FindUid(uid);
+    int64_t id = store.FindUid(0, uid);
     EXPECT_GE(id, 0) << uid;
     return static_cast<uint32_t>(id);
   }
@@ -239,7 +239,7 @@ TEST(StateStore, OnlyCompletedSuccessfulWritesOfTheObjectMakeVersions) {
   h.Apply({"create", "pods", "", kNs, "api-0", At(2), json(), 201});         // Metadata level
   h.Apply({"watch", "pods", "", kNs, "", At(3), json(), 200});
   std::shared_lock lock(h.store.mutex());
-  EXPECT_EQ(h.store.FindUid("uid-api-0"), -1);
+  EXPECT_EQ(h.store.FindUid(0, "uid-api-0"), -1);
   EXPECT_EQ(h.store.object_count(), 0u);
   EXPECT_EQ(h.store.PodByIp(*ParseIp("10.244.2.2"), At(2), nullptr, nullptr), nullptr);
   EXPECT_EQ(h.rows.rows(), 6u);
@@ -358,7 +358,7 @@ TEST(StateStore, PodRecreatedWithTheSameNameIsANewObject) {
   std::shared_lock lock(h.store.mutex());
   uint32_t a = h.Id("uid-db-0-a"), b = h.Id("uid-db-0-b");
   EXPECT_NE(a, b);
-  EXPECT_EQ(h.store.ByName(h.Str("pods"), h.Str(kNs), h.Str("db-0")), (std::vector<uint32_t>{a, b}));
+  EXPECT_EQ(h.store.ByName(0, h.Str("pods"), h.Str(kNs), h.Str("db-0")), (std::vector<uint32_t>{a, b}));
   EXPECT_EQ(h.StateAt("uid-db-0-a", At(9)), "present");
   // Deleted with the object, no grace left: gone.
   EXPECT_EQ(h.StateAt("uid-db-0-a", At(10)), "gone");
@@ -405,7 +405,7 @@ TEST(StateStore, CompletedJobPodReleasesItsIpForReuse) {
   EXPECT_EQ(h.Holder(ip, At(45)), "uid-web-9");
   EXPECT_EQ(h.Holder(ip, At(50)), "");
   // The children of the Job: its pod.
-  EXPECT_EQ(h.store.Children(job["metadata"]["uid"].get<std::string>()),
+  EXPECT_EQ(h.store.Children(0, job["metadata"]["uid"].get<std::string>()),
             (std::vector<uint32_t>{h.Id("uid-job-pod")}));
 }
 
@@ -634,14 +634,14 @@ TEST(StateStore, ChildrenAndApplicationInstances) {
   h.Apply({"create", "configmaps", "", "elsewhere", "icx-db-config", At(5), other, 201});
 
   std::shared_lock lock(h.store.mutex());
-  EXPECT_EQ(h.store.Children(dp["metadata"]["uid"].get<std::string>()),
+  EXPECT_EQ(h.store.Children(0, dp["metadata"]["uid"].get<std::string>()),
             (std::vector<uint32_t>{h.Id(rs["metadata"]["uid"])}));
-  EXPECT_EQ(h.store.Children(rs["metadata"]["uid"].get<std::string>()),
+  EXPECT_EQ(h.store.Children(0, rs["metadata"]["uid"].get<std::string>()),
             (std::vector<uint32_t>{h.Id("uid-icx-pod")}));
-  EXPECT_TRUE(h.store.Children("uid-icx-pod").empty());
-  EXPECT_EQ(h.store.Instance(h.Str(ns), "icx-db"),
+  EXPECT_TRUE(h.store.Children(0, "uid-icx-pod").empty());
+  EXPECT_EQ(h.store.Instance(0, h.Str(ns), "icx-db"),
             (std::vector<uint32_t>{h.Id("uid-icx-cm"), h.Id("uid-icx-secret")}));
-  EXPECT_EQ(h.store.Instance(h.Str("elsewhere"), "icx-db"), (std::vector<uint32_t>{h.Id("uid-other-cm")}));
+  EXPECT_EQ(h.store.Instance(0, h.Str("elsewhere"), "icx-db"), (std::vector<uint32_t>{h.Id("uid-other-cm")}));
   auto pods = h.store.Objects(h.Str("pods"), h.Str(ns), false);
   EXPECT_EQ(pods, (std::vector<uint32_t>{h.Id("uid-icx-pod")}));
   EXPECT_EQ(h.store.Objects(h.Str("configmaps"), 0, true).size(), 2u);

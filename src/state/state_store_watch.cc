@@ -116,9 +116,11 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   if (event == "DELETED") p = Presence::kGone;
   else if (facts->deleting) p = Presence::kTerminating;
 
+  // The cluster the entry was filed under (ingest::BindCluster), "" if none.
+  const std::string_view cluster = StringMember(m, "cluster");
   std::unique_lock lock(mu_);
   bool created = false;
-  const uint32_t id = ObjectFor(strings_.Intern(resource), *facts, &created);
+  const uint32_t id = ObjectFor(strings_.Intern(cluster), strings_.Intern(resource), *facts, &created);
   Thaw(id);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.

@@ -43,7 +43,7 @@ struct Harness {
     ASSERT_TRUE(store.Apply(next++, ingest::AuditMeta(*parsed, "k8s-audit", time), ev, nullptr).ok());
   }
   const Object& Web() {
-    int64_t id = store.FindUid("pod-uid-1");
+    int64_t id = store.FindUid(0, "pod-uid-1");
     EXPECT_GE(id, 0);
     return store.object(static_cast<uint32_t>(id));
   }

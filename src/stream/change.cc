@@ -52,7 +52,9 @@ void DescribeObject(const ChangeSources& src, std::string_view payload, Change* 
   bool found = false;
   {
     std::shared_lock lock(src.store->mutex());
-    int64_t id = src.store->FindUid(c->uid);
+    const uint32_t cluster = src.store->strings().Find(c->cluster);
+    if (cluster == 0xffffffffu) return;
+    int64_t id = src.store->FindUid(cluster, c->uid);
     if (id < 0) return;
     const auto& versions = src.store->object(static_cast<uint32_t>(id)).versions;
     auto it = std::find_if(versions.begin(), versions.end(),
@@ -99,6 +101,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   if (parser.parse(dec.meta.data(), dec.meta.size()).get(m) != simdjson::SUCCESS)
     return DataLossError("entry " + std::to_string(index) + ": metadata is not JSON");
   c->type = std::string(state::StringMember(m, "type"));
+  c->cluster = std::string(state::StringMember(m, "cluster"));
   c->time = ParseRfc3339(state::StringMember(m, "rt")).value_or(0);
   json change;  // null unless an audit event
   simdjson::dom::element a;
@@ -116,6 +119,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
     if (auto at = ParseRfc3339(t)) c->time = *at;
     change = json::object();
     DescribeObject(src, payload, c.get(), &change);
+    if (!c->cluster.empty()) change["cluster"] = c->cluster;
     change["kind"] = c->kind;
     change["resource"] = c->resource;
     std::string_view sub = state::StringMember(a, "subresource");
@@ -160,7 +164,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
 bool ChangeFilter::Matches(const Change& c) const {
   auto eq = [](const std::string& want, const std::string& have) { return want.empty() || want == have; };
   if (!eq(type, c.type) || !eq(user, c.user) || !eq(verb, c.verb) || !eq(resource, c.resource) ||
-      !eq(namespace_, c.namespace_) || !eq(name, c.name) || !eq(stage, c.stage))
+      !eq(namespace_, c.namespace_) || !eq(name, c.name) || !eq(stage, c.stage) || !eq(cluster, c.cluster))
     return false;
   if (code && code != c.code) return false;
   if (selector && !selector->empty()) {

@@ -27,6 +27,7 @@ struct Change {
   std::string type;  // metadata "type": "k8s.audit", a CloudEvent type, or ""
   // Audit events (type "k8s.audit"); empty otherwise.
   std::string verb, user, resource, namespace_, name, stage, kind, uid;
+  std::string cluster;  // the cluster its entry was filed under ("" if none); any type
   int code = 0;
   Micros time = 0;         // audit stageTimestamp, else receive time
   nlohmann::json labels;   // the object's metadata.labels; null without an object
@@ -53,7 +54,7 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
 // names as /v1/events (resource canonical, see kube::ResourceFor);
 // `selector` matches the labels of the object the event carries.
 struct ChangeFilter {
-  std::string type, user, verb, resource, namespace_, name, stage;
+  std::string type, user, verb, resource, namespace_, name, stage, cluster;
   int code = 0;
   std::optional<state::LabelSelector> selector;
 

@@ -738,6 +738,35 @@ TEST(AuditIngest, TcpConnectorStoresTheCorpusSentThroughNc) {
   EXPECT_EQ(LogEntries(http.get()), distinct);
 }
 
+// serve --cluster files what the stream sources take under it too: lines
+// followed with --tail and lines sent to the TCP connector.
+TEST(AuditIngest, TailAndTcpLinesAreFiledUnderTheServersCluster) {
+  if (std::system("command -v nc > /dev/null 2>&1") != 0) GTEST_SKIP() << "nc is not installed";
+  TempDir dir;
+  const uint16_t port = FreePort();
+  const std::string log = dir.Sub("audit.log");
+  ServerProcess server(
+      Options(dir, {"--tcp-listen", "127.0.0.1:" + std::to_string(port), "--tail", log, "--cluster", "edge-2"}));
+  ASSERT_OK(server.Start());
+  ASSERT_OK_AND_ASSIGN(auto http, HttpClient::Create(server.url()));
+  const auto evs = AllEvents();
+  ASSERT_NO_FATAL_FAILURE(AppendToFile(log, Lines(evs, 0, 5)));
+  const std::string file = dir.Sub("stream.jsonl");
+  ASSERT_OK(testutil::OverwriteFile(file, Lines(evs, 5, 10)));
+  ASSERT_EQ(RunNc(port, file), 0);
+  ASSERT_EQ(WaitForMetric(http.get(), "annals_log_entries", 10), 10u);
+  ASSERT_OK_AND_ASSIGN(auto entries, testutil::FetchEntries(http.get(), 0, 10, 10));
+  std::map<std::string, size_t> sources;
+  for (const auto& e : entries) {
+    ASSERT_OK_AND_ASSIGN(auto d, ledger::DecodeEntry(e));
+    const json meta = json::parse(d.meta);
+    ++sources[meta.value("src", "")];
+    EXPECT_EQ(meta.value("cluster", ""), "edge-2") << d.meta;
+    EXPECT_TRUE(meta.value("key", "").starts_with("cluster:6:edge-2/")) << d.meta;
+  }
+  EXPECT_EQ(sources, (std::map<std::string, size_t>{{"audit-log", 5}, {"tcp", 5}}));
+}
+
 // ---------------------------------------------------------------------------
 // Hostile bodies.
 

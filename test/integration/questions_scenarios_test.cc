@@ -44,6 +44,7 @@
 #include "checkpoint/note.h"
 #include "client/http_client.h"
 #include "common/bytes.h"
+#include "common/sha256.h"
 #include "common/file_util.h"
 #include "common/time_util.h"
 #include "index/dedup_index.h"
@@ -445,49 +446,85 @@ Status WaitApplied(client::HttpClient* http, uint64_t n, std::chrono::seconds ti
   return UnavailableError("projection applied " + std::to_string(applied) + " of " + std::to_string(n));
 }
 
+std::string TokenHash(std::string_view token) { return HexEncode(HashBytes(Sha256(token))); }
+
 class Scenario {
  public:
-  Scenario() : server_(Options(dir_)) {}
+  // clusters: post the script once per cluster, each through a token bound
+  // to that cluster (the same events, interleaved step by step); empty:
+  // once, with no cluster and no auth.
+  explicit Scenario(std::vector<std::string> clusters = {})
+      : clusters_(std::move(clusters)),
+        scripts_(std::max<size_t>(1, clusters_.size())),
+        server_(Options(dir_, clusters_)) {}
 
   // Starts the server and posts the script, one EventList per step in
   // script order; records each step's ledger index.
   Status Start() {
     RETURN_IF_ERROR(server_.Start());
-    ASSIGN_OR_RETURN(http_, client::HttpClient::Create(server_.url()));
-    for (size_t i = 0; i < script_.steps.size(); ++i) {
-      Step& s = script_.steps[i];
-      std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)" +
-                         AuditEventFor(s, i).dump() + "]}";
-      ASSIGN_OR_RETURN(auto r, http_->Post("/v1/ingest/k8s-audit", body));
-      if (r.status != 200) return InternalError("ingest " + s.label + ": " + std::to_string(r.status) + " " + r.body);
-      json a = json::parse(r.body);
-      if (a["stored"] != 1 || !a["first_index"].is_number())
-        return InternalError("ingest " + s.label + ": " + r.body);
-      s.index = a["first_index"].get<uint64_t>();
+    RETURN_IF_ERROR(Reconnect());
+    std::vector<std::unique_ptr<client::HttpClient>> posters;
+    for (size_t k = 0; k < scripts_.size(); ++k) {
+      client::ClientAuth auth;
+      if (!clusters_.empty()) auth.token = clusters_[k] + "-token";
+      ASSIGN_OR_RETURN(auto c, client::HttpClient::Create(server_.url(), auth));
+      posters.push_back(std::move(c));
     }
-    return WaitApplied(http_.get(), script_.steps.size());
+    for (size_t i = 0; i < scripts_[0].steps.size(); ++i) {
+      for (size_t k = 0; k < scripts_.size(); ++k) {
+        Step& s = scripts_[k].steps[i];
+        std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)" +
+                           AuditEventFor(s, i).dump() + "]}";
+        ASSIGN_OR_RETURN(auto r, posters[k]->Post("/v1/ingest/k8s-audit", body));
+        if (r.status != 200) return InternalError("ingest " + s.label + ": " + std::to_string(r.status) + " " + r.body);
+        json a = json::parse(r.body);
+        if (a["stored"] != 1 || !a["first_index"].is_number())
+          return InternalError("ingest " + s.label + ": " + r.body);
+        s.index = a["first_index"].get<uint64_t>();
+      }
+    }
+    return WaitApplied(http_.get(), scripts_.size() * scripts_[0].steps.size());
   }
 
-  static ServeOptions Options(const TempDir& dir) {
+  static ServeOptions Options(const TempDir& dir, const std::vector<std::string>& clusters = {}) {
     ServeOptions o;
     o.redaction_policy = "none";  // byte-for-byte checks
     o.data_dir = dir.Sub("data");
     o.checkpoint_interval_ms = 50;
+    if (!clusters.empty()) {
+      // One API server's token per cluster, bound to it; a reader.
+      std::ofstream tokens(dir.Sub("tokens"));
+      json users = json::object();
+      for (const auto& c : clusters) {
+        tokens << TokenHash(c + "-token") << " apiserver-" << c << "\n";
+        users["apiserver-" + c] = {{"roles", {"ingest:k8s-audit"}}, {"cluster", c}};
+      }
+      tokens << TokenHash(kReaderToken) << " reader\n";
+      users["reader"] = {"read", "verify"};
+      std::ofstream(dir.Sub("auth.json")) << json{{"tokens", "tokens"}, {"users", users}}.dump();
+      o.extra_args = {"--auth-config", dir.Sub("auth.json")};
+    }
     return o;
   }
+  static constexpr const char* kReaderToken = "reader-token";
 
-  const Script& script() const { return script_; }
+  // The script with the ledger indexes of cluster k's copy.
+  const Script& script(size_t k = 0) const { return scripts_[k]; }
   ServerProcess& server() { return server_; }
   client::HttpClient* http() { return http_.get(); }
   const TempDir& dir() const { return dir_; }
+  // A reader (with the reader's token when auth is on).
   Status Reconnect() {
-    ASSIGN_OR_RETURN(http_, client::HttpClient::Create(server_.url()));
+    client::ClientAuth auth;
+    if (!clusters_.empty()) auth.token = kReaderToken;
+    ASSIGN_OR_RETURN(http_, client::HttpClient::Create(server_.url(), auth));
     return OkStatus();
   }
 
  private:
   TempDir dir_;
-  Script script_;
+  std::vector<std::string> clusters_;
+  std::vector<Script> scripts_;
   ServerProcess server_;
   std::unique_ptr<client::HttpClient> http_;
 };
@@ -581,34 +618,27 @@ std::vector<std::map<std::string, std::string>> ParseTable(const std::string& te
 // ---------------------------------------------------------------------------
 // Shared scenario for the read-only checks.
 
-class Questions : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    scenario_ = std::make_unique<Scenario>();
-    Status s = scenario_->Start();
-    if (!s.ok()) start_error_ = s.ToString() + "\nserver stderr:\n" + scenario_->server().StderrText();
-  }
-  static void TearDownTestSuite() {
-    scenario_.reset();
-    start_error_.clear();
-  }
-  void SetUp() override {
-    ASSERT_TRUE(start_error_.empty()) << start_error_;
-    http_ = client::HttpClient::Create(scenario_->server().url()).value();
-  }
+// The checks of the questions against the script: `query` is added to
+// every question ("&cluster=X" asks one cluster's answers, which then
+// name their cluster).
+struct Checker {
+  const Script& script;
+  client::HttpClient* http;
+  std::string query;
 
-  const Script& script() const { return scenario_->script(); }
-  const Step& S(const std::string& label) const { return script().Get(label); }
-  uint64_t I(const std::string& label) const { return script().Index(label); }
+  const Step& S(const std::string& label) const { return script.Get(label); }
+  uint64_t I(const std::string& label) const { return script.Index(label); }
+  // The cluster query asks for ("" if none).
+  std::string cluster() const { return query.starts_with("&cluster=") ? query.substr(9) : ""; }
 
   // /v1/state at t (plus extra parameters) against the script's answer,
   // filtered by `keep`.
   void ExpectState(double t, const std::string& extra,
                    const std::function<bool(const Step&)>& keep = nullptr) {
     SCOPED_TRACE("state at t=" + std::to_string(t) + extra);
-    ASSERT_OK_AND_ASSIGN(json j, GetJson(http_.get(), "/v1/state?at=" + Ts(t) + extra));
+    ASSERT_OK_AND_ASSIGN(json j, GetJson(http, "/v1/state?at=" + Ts(t) + extra + query));
     EXPECT_EQ(j["at"], Ts(t));
-    std::map<std::string, const Step*> want = script().StateAt(t);
+    std::map<std::string, const Step*> want = script.StateAt(t);
     if (keep) {
       for (auto it = want.begin(); it != want.end();) it = keep(*it->second) ? std::next(it) : want.erase(it);
     }
@@ -617,6 +647,11 @@ class Questions : public ::testing::Test {
     for (const auto& o : j["objects"]) {
       got[o["uid"]] = o;
       order.emplace_back(o["resource"], o["namespace"], o["name"]);
+      if (cluster().empty()) {
+        EXPECT_FALSE(o.contains("cluster")) << o.dump().substr(0, 300);
+      } else {
+        EXPECT_EQ(o.value("cluster", ""), cluster()) << o.dump().substr(0, 300);
+      }
     }
     EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << "objects not in (resource, namespace, name) order";
     EXPECT_EQ(j["count"], want.size());
@@ -650,11 +685,15 @@ class Questions : public ::testing::Test {
                    const std::string& to, const std::vector<Link>& owners,
                    const std::vector<std::string>& services) {
     SCOPED_TRACE("whois " + ip + " at t=" + std::to_string(t));
-    ASSERT_OK_AND_ASSIGN(json j, GetJson(http_.get(), "/v1/pods/by-ip/" + ip + "?at=" + Ts(t)));
+    ASSERT_OK_AND_ASSIGN(json j, GetJson(http, "/v1/pods/by-ip/" + ip + "?at=" + Ts(t) + query));
     const Step& v = S(pod_version);
     const json& md = v.object["metadata"];
     EXPECT_EQ(j["ip"], state::FormatIp(*state::ParseIp(ip)));
     EXPECT_EQ(j["at"], Ts(t));
+    EXPECT_FALSE(j.contains("other_clusters")) << j.dump();
+    EXPECT_EQ(j.value("cluster", ""), cluster());
+    EXPECT_EQ(j["pod"].value("cluster", ""), cluster());
+    EXPECT_EQ(j["interval"].value("cluster", ""), cluster());
     EXPECT_EQ(j["pod"]["namespace"], md["namespace"]);
     EXPECT_EQ(j["pod"]["name"], md["name"]);
     EXPECT_EQ(j["pod"]["uid"], md["uid"]);
@@ -706,7 +745,7 @@ class Questions : public ::testing::Test {
   void ExpectNobody(const std::string& ip, double t, const std::string& before_from, const std::string& before_to,
                     const std::string& after_from) {
     SCOPED_TRACE("nobody " + ip + " at t=" + std::to_string(t));
-    ASSERT_OK_AND_ASSIGN(json j, GetJson(http_.get(), "/v1/pods/by-ip/" + ip + "?at=" + Ts(t), 404));
+    ASSERT_OK_AND_ASSIGN(json j, GetJson(http, "/v1/pods/by-ip/" + ip + "?at=" + Ts(t) + query, 404));
     EXPECT_TRUE(j["error"].is_string());
     ASSERT_TRUE(j["nearest"].is_object()) << j.dump();
     const json& b = j["nearest"]["before"];
@@ -733,6 +772,42 @@ class Questions : public ::testing::Test {
     }
   }
 
+};
+
+class Questions : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scenario_ = std::make_unique<Scenario>();
+    Status s = scenario_->Start();
+    if (!s.ok()) start_error_ = s.ToString() + "\nserver stderr:\n" + scenario_->server().StderrText();
+  }
+  static void TearDownTestSuite() {
+    scenario_.reset();
+    start_error_.clear();
+  }
+  void SetUp() override {
+    ASSERT_TRUE(start_error_.empty()) << start_error_;
+    http_ = client::HttpClient::Create(scenario_->server().url()).value();
+  }
+
+  const Script& script() const { return scenario_->script(); }
+  const Step& S(const std::string& label) const { return script().Get(label); }
+  uint64_t I(const std::string& label) const { return script().Index(label); }
+
+  Checker Check() const { return Checker{script(), http_.get(), ""}; }
+  void ExpectState(double t, const std::string& extra, const std::function<bool(const Step&)>& keep = nullptr) {
+    Check().ExpectState(t, extra, keep);
+  }
+  using Link = Checker::Link;
+  void ExpectWhois(const std::string& ip, double t, const std::string& pod_version, const std::string& from,
+                   const std::string& to, const std::vector<Link>& owners, const std::vector<std::string>& services) {
+    Check().ExpectWhois(ip, t, pod_version, from, to, owners, services);
+  }
+  void ExpectNobody(const std::string& ip, double t, const std::string& before_from, const std::string& before_to,
+                    const std::string& after_from) {
+    Check().ExpectNobody(ip, t, before_from, before_to, after_from);
+  }
+
   // History rows the script expects for `names` ((resource, ns, name)),
   // newest last; `verbs` empty: writes only.
   std::vector<const Step*> ExpectedHistory(const std::set<std::tuple<std::string, std::string, std::string>>& names,
@@ -755,102 +830,125 @@ class Questions : public ::testing::Test {
   std::unique_ptr<client::HttpClient> http_;
 };
 
+// The checks of state and pod-by-IP answers, run against one server as
+// it is and against each cluster of a two-cluster server.
+
+void StateChecks(Checker& ck) {
+  for (double t : {-1.0, 0.0, 0.7, 2.5, 50.0, 105.0, 110.0, 120.0, 139.0, 142.0, 150.0, 205.0, 235.0, 255.0, 260.0,
+                   310.0, 320.5, 330.0, 1000.0})
+    ck.ExpectState(t, "");
+  // Spot checks of the script itself, so a broken model cannot pass.
+  auto at120 = ck.script.StateAt(120);
+  EXPECT_EQ(at120.at(ck.S("p1.create").uid)->effect, "terminating");
+  EXPECT_EQ(ck.script.StateAt(139).count(ck.S("p1.create").uid), 0u);
+  EXPECT_EQ(ck.script.StateAt(310).at(ck.S("db0a.create").uid)->label, "db0a.run");
+  EXPECT_EQ(ck.script.StateAt(320.5).count(ck.S("db0a.create").uid), 0u);
+  EXPECT_EQ(ck.script.StateAt(1000).at(ck.S("jp.create").uid)->label, "jp.done");  // Completed, still there
+}
+
+void StateFilterChecks(Checker& ck) {
+  ck.ExpectState(120, "&kind=pods&namespace=icx",
+              [](const Step& s) { return s.resource == "pods" && s.object["metadata"]["namespace"] == "icx"; });
+  ck.ExpectState(120, "&kind=po",  // short names work
+              [](const Step& s) { return s.resource == "pods"; });
+  ck.ExpectState(150, "&kind=ReplicaSet&namespace=icx", [](const Step& s) { return s.resource == "replicasets"; });
+  ck.ExpectState(150, "&namespace=default", [](const Step& s) { return s.object["metadata"]["namespace"] == "default"; });
+  ck.ExpectState(150, "&selector=app%3Dicx-db", [](const Step& s) {
+    const json& l = s.object["metadata"].value("labels", json::object());
+    return l.value("app", "") == "icx-db";
+  });
+  ck.ExpectState(150, "&selector=app%3Dicx-db,pod-template-hash%21%3D7d4b578979", [](const Step& s) {
+    const json& l = s.object["metadata"].value("labels", json::object());
+    return l.value("app", "") == "icx-db" && l.value("pod-template-hash", "") != "7d4b578979";
+  });
+  ck.ExpectState(150, "&kind=pods&namespace=no-such-namespace", [](const Step&) { return false; });
+  ck.ExpectState(150, "&kind=widgets", [](const Step&) { return false; });
+}
+
+void WhoisChecks(Checker& ck) {
+  const std::string dp_uid = ck.script.c.dp["metadata"]["uid"];
+  const std::string rs1_uid = ck.script.c.rs1["metadata"]["uid"];
+  const std::string rs2_uid = ck.script.c.rs2["metadata"]["uid"];
+  // p1 while Service icx-db selects it.
+  ck.ExpectWhois("10.244.1.2", 50, "p1.run", "p1.run", "p1.final",
+              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.create"}},
+              {"svc.create"});
+  // The Service's selector changed at t=60: the same pod, no longer selected.
+  ck.ExpectWhois("10.244.1.2", 70, "p1.run", "p1.run", "p1.final",
+              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.create"}},
+              {});
+  // Terminating still holds its IP.
+  ck.ExpectWhois("10.244.1.2", 120, "p1.delete", "p1.run", "p1.final",
+              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
+              {});
+  // After the rollout: the new ReplicaSet's pods, and p1's IP on p3.
+  ck.ExpectWhois("10.244.1.7", 105, "p2.run", "p2.run", "",
+              {{"ReplicaSet", "icx-db-5c8d7f9b6d", rs2_uid, "rs2.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
+              {});
+  ck.ExpectWhois("10.244.1.2", 150, "p3.run", "p3.run", "",
+              {{"ReplicaSet", "icx-db-5c8d7f9b6d", rs2_uid, "rs2.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
+              {});
+  // Job -> CronJob; then the IP on nginx, selected by dictionary1.
+  ck.ExpectWhois("10.244.2.5", 210, "jp.run", "jp.run", "jp.done",
+              {{"Job", "hello-1567179180", ck.script.c.job["metadata"]["uid"], "job.create"},
+               {"CronJob", "hello", ck.script.c.cj["metadata"]["uid"], "cj.create"}},
+              {});
+  ck.ExpectWhois("10.244.2.5", 250, "nginx.run", "nginx.run", "", {}, {"dict.create"});
+  // Same name, new uid.
+  ck.ExpectWhois("10.244.3.3", 310, "db0a.run", "db0a.run", "db0a.delete", {}, {});
+  ck.ExpectWhois("10.244.3.9", 330, "db0b.run", "db0b.run", "", {}, {});
+  // Dual stack: both families, any spelling of the IPv6 address.
+  ck.ExpectWhois("10.244.4.4", 410, "dual.run", "dual.run", "", {}, {});
+  ck.ExpectWhois("fd00:10:244:4::4", 410, "dual.run", "dual.run", "", {}, {});
+  ck.ExpectWhois("fd00:10:244:4:0:0:0:4", 410, "dual.run", "dual.run", "", {}, {});
+  ASSERT_OK_AND_ASSIGN(json v6, GetJson(ck.http, "/v1/pods/by-ip/FD00:10:244:4:0::4?at=" + Ts(410) + ck.query));
+  EXPECT_EQ(v6["ip"], "fd00:10:244:4::4");
+  ASSERT_OK_AND_ASSIGN(json v4, GetJson(ck.http, "/v1/pods/by-ip/10.244.1.2?at=" + Ts(50) + ck.query));
+  EXPECT_EQ(v4["ip"], "10.244.1.2");
+}
+
+void NobodyChecks(Checker& ck) {
+  // Between p1's final delete and p3 getting the IP.
+  ck.ExpectNobody("10.244.1.2", 142, "p1.run", "p1.final", "p3.run");
+  // Before anyone had it: only an after.
+  ck.ExpectNobody("10.244.1.2", 2.5, "", "", "p1.run");
+  // The Job pod completed at 230; nginx took the IP at 241.
+  ck.ExpectNobody("10.244.2.5", 235, "jp.run", "jp.done", "nginx.run");
+  // db-0's first uid lost its IP when deleted; the second has another.
+  ck.ExpectNobody("10.244.3.3", 330, "db0a.run", "db0a.delete", "");
+  // The node IP of a host-network pod is never a pod's.
+  ck.ExpectNobody("172.18.0.4", 10, "", "", "");
+  ck.ExpectNobody("10.9.9.9", 10, "", "", "");
+  ASSERT_OK_AND_ASSIGN(auto bad, ck.http->Get("/v1/pods/by-ip/not-an-ip?at=" + Ts(10)));
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  ASSERT_OK_AND_ASSIGN(auto bad_time, ck.http->Get("/v1/pods/by-ip/10.244.1.2?at=yesterday"));
+  EXPECT_EQ(bad_time.status, 400) << bad_time.body;
+}
+
 // ---------------------------------------------------------------------------
 // State at T.
 
 TEST_F(Questions, StateAtSeveralTimesIsTheLastVersionOfEachObject) {
-  for (double t : {-1.0, 0.0, 0.7, 2.5, 50.0, 105.0, 110.0, 120.0, 139.0, 142.0, 150.0, 205.0, 235.0, 255.0, 260.0,
-                   310.0, 320.5, 330.0, 1000.0})
-    ExpectState(t, "");
-  // Spot checks of the script itself, so a broken model cannot pass.
-  auto at120 = script().StateAt(120);
-  EXPECT_EQ(at120.at(S("p1.create").uid)->effect, "terminating");
-  EXPECT_EQ(script().StateAt(139).count(S("p1.create").uid), 0u);
-  EXPECT_EQ(script().StateAt(310).at(S("db0a.create").uid)->label, "db0a.run");
-  EXPECT_EQ(script().StateAt(320.5).count(S("db0a.create").uid), 0u);
-  EXPECT_EQ(script().StateAt(1000).at(S("jp.create").uid)->label, "jp.done");  // Completed, still there
+  Checker ck = Check();
+  StateChecks(ck);
 }
 
 TEST_F(Questions, StateFiltersByKindNamespaceAndSelector) {
-  ExpectState(120, "&kind=pods&namespace=icx",
-              [](const Step& s) { return s.resource == "pods" && s.object["metadata"]["namespace"] == "icx"; });
-  ExpectState(120, "&kind=po",  // short names work
-              [](const Step& s) { return s.resource == "pods"; });
-  ExpectState(150, "&kind=ReplicaSet&namespace=icx", [](const Step& s) { return s.resource == "replicasets"; });
-  ExpectState(150, "&namespace=default", [](const Step& s) { return s.object["metadata"]["namespace"] == "default"; });
-  ExpectState(150, "&selector=app%3Dicx-db", [](const Step& s) {
-    const json& l = s.object["metadata"].value("labels", json::object());
-    return l.value("app", "") == "icx-db";
-  });
-  ExpectState(150, "&selector=app%3Dicx-db,pod-template-hash%21%3D7d4b578979", [](const Step& s) {
-    const json& l = s.object["metadata"].value("labels", json::object());
-    return l.value("app", "") == "icx-db" && l.value("pod-template-hash", "") != "7d4b578979";
-  });
-  ExpectState(150, "&kind=pods&namespace=no-such-namespace", [](const Step&) { return false; });
-  ExpectState(150, "&kind=widgets", [](const Step&) { return false; });
+  Checker ck = Check();
+  StateFilterChecks(ck);
 }
 
 // ---------------------------------------------------------------------------
 // Pod by IP at T.
 
 TEST_F(Questions, WhoisNamesPodOwnersServicesIntervalAndEvidence) {
-  const std::string dp_uid = script().c.dp["metadata"]["uid"];
-  const std::string rs1_uid = script().c.rs1["metadata"]["uid"];
-  const std::string rs2_uid = script().c.rs2["metadata"]["uid"];
-  // p1 while Service icx-db selects it.
-  ExpectWhois("10.244.1.2", 50, "p1.run", "p1.run", "p1.final",
-              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.create"}},
-              {"svc.create"});
-  // The Service's selector changed at t=60: the same pod, no longer selected.
-  ExpectWhois("10.244.1.2", 70, "p1.run", "p1.run", "p1.final",
-              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.create"}},
-              {});
-  // Terminating still holds its IP.
-  ExpectWhois("10.244.1.2", 120, "p1.delete", "p1.run", "p1.final",
-              {{"ReplicaSet", "icx-db-7d4b578979", rs1_uid, "rs1.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
-              {});
-  // After the rollout: the new ReplicaSet's pods, and p1's IP on p3.
-  ExpectWhois("10.244.1.7", 105, "p2.run", "p2.run", "",
-              {{"ReplicaSet", "icx-db-5c8d7f9b6d", rs2_uid, "rs2.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
-              {});
-  ExpectWhois("10.244.1.2", 150, "p3.run", "p3.run", "",
-              {{"ReplicaSet", "icx-db-5c8d7f9b6d", rs2_uid, "rs2.create"}, {"Deployment", "icx-db", dp_uid, "dp.patch"}},
-              {});
-  // Job -> CronJob; then the IP on nginx, selected by dictionary1.
-  ExpectWhois("10.244.2.5", 210, "jp.run", "jp.run", "jp.done",
-              {{"Job", "hello-1567179180", script().c.job["metadata"]["uid"], "job.create"},
-               {"CronJob", "hello", script().c.cj["metadata"]["uid"], "cj.create"}},
-              {});
-  ExpectWhois("10.244.2.5", 250, "nginx.run", "nginx.run", "", {}, {"dict.create"});
-  // Same name, new uid.
-  ExpectWhois("10.244.3.3", 310, "db0a.run", "db0a.run", "db0a.delete", {}, {});
-  ExpectWhois("10.244.3.9", 330, "db0b.run", "db0b.run", "", {}, {});
-  // Dual stack: both families, any spelling of the IPv6 address.
-  ExpectWhois("10.244.4.4", 410, "dual.run", "dual.run", "", {}, {});
-  ExpectWhois("fd00:10:244:4::4", 410, "dual.run", "dual.run", "", {}, {});
-  ExpectWhois("fd00:10:244:4:0:0:0:4", 410, "dual.run", "dual.run", "", {}, {});
-  ASSERT_OK_AND_ASSIGN(json v6, GetJson(http_.get(), "/v1/pods/by-ip/FD00:10:244:4:0::4?at=" + Ts(410)));
-  EXPECT_EQ(v6["ip"], "fd00:10:244:4::4");
-  ASSERT_OK_AND_ASSIGN(json v4, GetJson(http_.get(), "/v1/pods/by-ip/10.244.1.2?at=" + Ts(50)));
-  EXPECT_EQ(v4["ip"], "10.244.1.2");
+  Checker ck = Check();
+  WhoisChecks(ck);
 }
 
 TEST_F(Questions, WhoisWithoutAnIntervalIs404WithTheNearest) {
-  // Between p1's final delete and p3 getting the IP.
-  ExpectNobody("10.244.1.2", 142, "p1.run", "p1.final", "p3.run");
-  // Before anyone had it: only an after.
-  ExpectNobody("10.244.1.2", 2.5, "", "", "p1.run");
-  // The Job pod completed at 230; nginx took the IP at 241.
-  ExpectNobody("10.244.2.5", 235, "jp.run", "jp.done", "nginx.run");
-  // db-0's first uid lost its IP when deleted; the second has another.
-  ExpectNobody("10.244.3.3", 330, "db0a.run", "db0a.delete", "");
-  // The node IP of a host-network pod is never a pod's.
-  ExpectNobody("172.18.0.4", 10, "", "", "");
-  ExpectNobody("10.9.9.9", 10, "", "", "");
-  ASSERT_OK_AND_ASSIGN(auto bad, http_->Get("/v1/pods/by-ip/not-an-ip?at=" + Ts(10)));
-  EXPECT_EQ(bad.status, 400) << bad.body;
-  ASSERT_OK_AND_ASSIGN(auto bad_time, http_->Get("/v1/pods/by-ip/10.244.1.2?at=yesterday"));
-  EXPECT_EQ(bad_time.status, 400) << bad_time.body;
+  Checker ck = Check();
+  NobodyChecks(ck);
 }
 
 TEST_F(Questions, CliWhoisAndStateGiveTheServersAnswers) {
@@ -1237,6 +1335,138 @@ TEST_F(Questions, ProofsInStateAndWhoisVerifyAgainstTheSignedCheckpoint) {
 // Rebuild: the same answers, byte for byte.
 
 // The derived data of a stopped server's directory, as stored.
+// ---------------------------------------------------------------------------
+// Two clusters: the whole script posted by two API servers, each through a
+// token bound to its cluster (the same events: the same uids, names and
+// addresses). Every question asked of one cluster answers as the script
+// does for that cluster alone, with that cluster's ledger indexes; asked of
+// none, answers hold both, each labelled.
+
+TEST(QuestionsClusters, EachClustersAnswersAreTheScriptsAndNeverTheOthers) {
+  const std::vector<std::string> clusters = {"prod-a", "prod-b"};
+  Scenario sc(clusters);
+  ASSERT_OK(sc.Start());
+  ASSERT_NE(sc.script(0).Index("p1.run"), sc.script(1).Index("p1.run"));
+  ASSERT_OK_AND_ASSIGN(json known, GetJson(sc.http(), "/v1/clusters"));
+  EXPECT_EQ(known["clusters"], json(clusters));
+  EXPECT_EQ(known["unnamed"], false);
+  auto every_question = [&](Checker& ck) {
+    StateChecks(ck);
+    StateFilterChecks(ck);
+    WhoisChecks(ck);
+    NobodyChecks(ck);
+  };
+  for (size_t k = 0; k < clusters.size(); ++k) {
+    SCOPED_TRACE(clusters[k]);
+    Checker ck{sc.script(k), sc.http(), "&cluster=" + clusters[k]};
+    every_question(ck);
+    // History of the Deployment and what it owns: this cluster's events.
+    ASSERT_OK_AND_ASSIGN(json h, GetJson(sc.http(), "/v1/history?kind=deployment&namespace=icx&name=icx-db"
+                                                    "&children=true&cluster=" + clusters[k]));
+    std::vector<uint64_t> got, want;
+    for (const auto& e : h["events"]) {
+      got.push_back(e["index"]);
+      EXPECT_EQ(e["cluster"], clusters[k]);
+    }
+    const Cast& c = sc.script(k).c;
+    const std::set<std::tuple<std::string, std::string, std::string>> names = {
+        {"deployments", "icx", "icx-db"},
+        {"replicasets", "icx", "icx-db-7d4b578979"},
+        {"replicasets", "icx", "icx-db-5c8d7f9b6d"},
+        {"pods", "icx", c.p1["metadata"]["name"]},
+        {"pods", "icx", c.p2["metadata"]["name"]},
+        {"pods", "icx", c.p3["metadata"]["name"]},
+        {"configmaps", "icx", "icx-db-config"},
+    };
+    for (const auto& st : sc.script(k).steps)
+      if (!st.IsRead() && names.count({st.resource, st.ns, st.KeyName()})) want.push_back(st.index);
+    ASSERT_EQ(want.size(), 14u);
+    std::vector<uint64_t> sorted_got = got;
+    std::sort(sorted_got.begin(), sorted_got.end());
+    EXPECT_EQ(sorted_got, want);
+    // The recreated pod: the previous version is this cluster's.
+    ASSERT_OK_AND_ASSIGN(json db0, GetJson(sc.http(), "/v1/history?kind=pod&namespace=default&name=db-0&cluster=" +
+                                                          clusters[k]));
+    ASSERT_EQ(db0["events"].size(), 5u) << db0.dump();
+    EXPECT_EQ(db0["events"][1]["previous_index"], ck.I("db0a.create"));
+    EXPECT_EQ(db0["events"][4]["previous_index"], ck.I("db0b.create"));
+  }
+  // Asked of no cluster: both clusters' pods held 10.244.1.2 at t=50.
+  ASSERT_OK_AND_ASSIGN(json both, GetJson(sc.http(), "/v1/pods/by-ip/10.244.1.2?at=" + Ts(50)));
+  EXPECT_EQ(both["cluster"], "prod-a");
+  EXPECT_EQ(both["version_index"], sc.script(0).Index("p1.run"));
+  ASSERT_EQ(both["other_clusters"].size(), 1u) << both.dump();
+  EXPECT_EQ(both["other_clusters"][0]["cluster"], "prod-b");
+  EXPECT_EQ(both["other_clusters"][0]["version_index"], sc.script(1).Index("p1.run"));
+  EXPECT_EQ(both["other_clusters"][0]["owners"][0]["index"], sc.script(1).Index("rs1.create"));
+  for (size_t k = 0; k < 2; ++k)
+    for (const char* label : {"p1.run", "rs1.create", "dp.create", "svc.create"})
+      EXPECT_NE(std::find(both["evidence"].begin(), both["evidence"].end(), json(sc.script(k).Index(label))),
+                both["evidence"].end())
+          << label;
+  ASSERT_OK_AND_ASSIGN(json all, GetJson(sc.http(), "/v1/state?at=" + Ts(150)));
+  EXPECT_EQ(all["count"], 2 * sc.script(0).StateAt(150).size());
+  std::map<std::string, size_t> per_cluster;
+  for (const auto& o : all["objects"]) ++per_cluster[o.value("cluster", "")];
+  EXPECT_EQ(per_cluster, (std::map<std::string, size_t>{{"prod-a", sc.script(0).StateAt(150).size()},
+                                                         {"prod-b", sc.script(1).StateAt(150).size()}}));
+  // Paging through both clusters' objects with a limit gives each once.
+  std::set<std::pair<std::string, std::string>> paged;
+  std::string cursor;
+  for (int pages = 0; pages < 100; ++pages) {
+    ASSERT_OK_AND_ASSIGN(json page, GetJson(sc.http(), "/v1/state?bodies=false&limit=3&at=" + Ts(150) +
+                                                           (cursor.empty() ? "" : "&cursor=" + cursor)));
+    for (const auto& o : page["objects"]) EXPECT_TRUE(paged.insert(std::make_pair(o["cluster"].get<std::string>(), o["uid"].get<std::string>())).second) << o.dump();
+    if (!page.contains("next_cursor")) break;
+    cursor = page["next_cursor"];
+  }
+  EXPECT_EQ(paged.size(), all["count"].get<size_t>());
+  // An unknown cluster has nothing.
+  ASSERT_OK_AND_ASSIGN(json none, GetJson(sc.http(), "/v1/state?at=" + Ts(150) + "&cluster=prod-c"));
+  EXPECT_EQ(none["count"], 0);
+  ASSERT_OK_AND_ASSIGN(auto nf, sc.http()->Get("/v1/history?kind=deployment&namespace=icx&name=icx-db&cluster=prod-c"));
+  EXPECT_EQ(nf.status, 404) << nf.body;
+  ASSERT_OK_AND_ASSIGN(json nobody, GetJson(sc.http(), "/v1/pods/by-ip/10.244.1.2?at=" + Ts(50) + "&cluster=prod-c", 404));
+  EXPECT_TRUE(nobody["nearest"]["before"].is_null() && nobody["nearest"]["after"].is_null()) << nobody.dump();
+
+  // kubectl audit takes the kubeconfig's cluster: prod-b's rows alone.
+  const std::string plugin = KUBECTL_AUDIT_BINARY;
+  TempDir tmp;
+  ASSERT_OK(MakeDirs(tmp.Sub(".kube")));
+  std::ofstream(tmp.Sub(".kube/config")) << "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
+                                            "clusters:\n- name: prod-b\n  cluster:\n    server: https://127.0.0.1:6443\n"
+                                            "users:\n- name: admin\n  user:\n    token: not-annals\n"
+                                            "contexts:\n- name: b\n  context:\n    cluster: prod-b\n    user: admin\n";
+  RunResult r = RunProgram({"/usr/bin/kubectl", "audit", "deployment/icx-db", "-n", "icx", "--children", "-o", "json",
+                            "--server", sc.server().url(), "--token", Scenario::kReaderToken},
+                           Dirname(plugin), tmp);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  json via_kubectl = json::parse(r.out);
+  ASSERT_FALSE(via_kubectl["events"].empty());
+  EXPECT_EQ(via_kubectl["cluster"], "prod-b");
+  for (const auto& e : via_kubectl["events"]) EXPECT_EQ(e["cluster"], "prod-b");
+  // --all-clusters: both, and the table names each row's cluster.
+  RunResult table = RunProgram({plugin, "deployment/icx-db", "-n", "icx", "--all-clusters", "--server",
+                                sc.server().url(), "--token", Scenario::kReaderToken},
+                               Dirname(plugin), tmp);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  auto rows = ParseTable(table.out);
+  ASSERT_EQ(rows.size(), 4u) << table.out;  // dp.create and dp.patch, from each cluster
+  std::map<std::string, size_t> row_clusters;
+  for (auto& row : rows) ++row_clusters[row["CLUSTER"]];
+  EXPECT_EQ(row_clusters, (std::map<std::string, size_t>{{"prod-a", 2}, {"prod-b", 2}}));
+
+  // After a restart (the projection from its snapshot): the same answers.
+  ASSERT_OK(sc.server().Restart());
+  ASSERT_OK(sc.Reconnect());
+  ASSERT_OK(WaitApplied(sc.http(), 2 * sc.script(0).steps.size()));
+  for (size_t k = 0; k < clusters.size(); ++k) {
+    SCOPED_TRACE(clusters[k] + " after a restart");
+    Checker ck{sc.script(k), sc.http(), "&cluster=" + clusters[k]};
+    WhoisChecks(ck);
+  }
+}
+
 struct Derived {
   std::vector<std::pair<std::string, std::string>> dedup, events;
   std::string snapshot;

@@ -291,6 +291,7 @@ class Auth : public ::testing::Test {
     WritePem(d, "root", Issue("root", {"system:masters"}, &ca_, false));
     WritePem(d, "ci", Issue("ci-pipeline", {"ci"}, &ca_, false));
     WritePem(d, "collector", Issue("watch-collector", {"collectors"}, &ca_, false));
+    WritePem(d, "edge", Issue("edge-forwarder", {"edge-nodes"}, &ca_, false));
     WritePem(d, "mallory", Issue("kube-apiserver", {"system:masters"}, &other_ca, false));
     WritePem(d, "expired", Issue("kube-apiserver", {"system:masters"}, &ca_, false, -7200, -3600));
     std::ofstream(d + "/tokens") << "# sha256 user groups\n" << HashHex("alice-token") << " alice team-a\n"
@@ -303,6 +304,7 @@ class Auth : public ::testing::Test {
         "annals:ingest": ["ingest"],
         "ci": ["ingest:events"],
         "collectors": ["ingest:k8s-watch"],
+        "edge-nodes": {"roles": ["ingest:tcp"], "cluster": "edge-1"},
         "auditors": ["read"],
         "team-a": {"roles": ["read"], "namespaces": ["team-a"]},
         "team-b": {"roles": ["read"], "namespaces": ["team-b"]},
@@ -785,6 +787,22 @@ TEST_F(Auth, TcpConnectorOverTlsTakesLinesOnlyFromIngesters) {
     after = LogSize();
   }
   EXPECT_EQ(after, before + n);
+  // A connection whose certificate is bound to a cluster files its lines
+  // under it: the same lines again are that cluster's, not duplicates.
+  EXPECT_TRUE(SendTls(tcp_port_, dir_->path(), "edge", lines));
+  uint64_t edge = after;
+  for (int i = 0; i < 100 && edge < after + n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    edge = LogSize();
+  }
+  ASSERT_EQ(edge, after + n);
+  for (uint64_t i = after; i < edge; ++i) {
+    CurlResult e = As("root", {Url("/v1/entries/" + std::to_string(i))});
+    ASSERT_EQ(e.status, 200) << e.body;
+    const json meta = json::parse(e.body)["meta"];
+    EXPECT_EQ(meta.value("cluster", ""), "edge-1") << meta.dump();
+    EXPECT_TRUE(meta.value("key", "").starts_with("cluster:6:edge-1/")) << meta.dump();
+  }
 }
 
 // Refused requests (401, 403, 429, refused TCP connections) are recorded,
