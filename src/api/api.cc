@@ -283,7 +283,7 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
   }
   if (path == paths::kEnrichFlows) {
     if (req.method != "POST") return respond(ErrorResponse(405, "use POST"));
-    answer = EnrichFlows(req, perms, &count);
+    answer = EnrichFlows(req, StrParam(t, "cluster"), perms, &count);
   } else if (!get) {
     return respond(ErrorResponse(405, "use GET"));
   } else if (path == paths::kState) {
@@ -765,7 +765,8 @@ HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* c
   if (!at.ok()) return ErrorResponse(at.status());
   auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
   if (!ns.ok()) return ErrorResponse(ns.status());
-  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector"), StrParam(t, "cluster")};
+  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector")};
+  q.cluster = StrParam(t, "cluster");
   if (auto* l = t.Param("limit")) {
     auto n = ParseDecimal(*l);
     if (!n || *n == 0 || *n > 100000) return ErrorResponse(400, "limit must be 1..100000");
@@ -969,18 +970,19 @@ HttpResponse Api::Events(const Target& t, const auth::Permissions& p, size_t* co
   return JsonResponse(*j);
 }
 
-HttpResponse Api::EnrichFlows(const HttpRequest& req, const auth::Permissions& p, size_t* count) {
+HttpResponse Api::EnrichFlows(const HttpRequest& req, const std::string& cluster, const auth::Permissions& p,
+                              size_t* count) {
   ANNALS_NEED_QUESTIONS();
   HttpResponse r;
   r.content_type = "application/x-ndjson";
   if (!p.Limited()) {
     // The fast path: the whole body under one hold of the store's lock.
-    Status s = questions_->EnrichFlows(req.body, &r.body, count);
+    Status s = questions_->EnrichFlows(req.body, &r.body, count, cluster);
     if (!s.ok()) return ErrorResponse(400, s.message());
     return r;
   }
   for (auto [line, line_no] : ingest::SplitLines(req.body)) {
-    auto out = questions_->EnrichFlow(line);
+    auto out = questions_->EnrichFlow(line, cluster);
     if (!out.ok())
       return ErrorResponse(400, "line " + std::to_string(line_no) + ": " + out.status().message());
     {

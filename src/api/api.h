@@ -114,7 +114,9 @@ class Api {
   HttpResponse PodByIp(std::string_view ip, const Target& t, const auth::Permissions& p, size_t* count);
   HttpResponse History(const Target& t, const auth::Permissions& p, size_t* count);
   HttpResponse Events(const Target& t, const auth::Permissions& p, size_t* count);
-  HttpResponse EnrichFlows(const HttpRequest& req, const auth::Permissions& p, size_t* count);
+  // cluster: only that cluster's pods ("" any).
+  HttpResponse EnrichFlows(const HttpRequest& req, const std::string& cluster, const auth::Permissions& p,
+                           size_t* count);
   // Self-audit: appends who asked what and how many answers they got, and
   // responds with `answer` once that is durable (503 if it cannot be).
   void NoteDenial(const HttpRequest& req, std::string_view path, const auth::Caller& caller, const char* reason);

@@ -77,8 +77,20 @@ void FlowEnricher::FindIntervals(FlowEnd* e) const {
   e->intervals = e->ip ? store_->IpIntervals(*e->ip) : nullptr;
 }
 
-void FlowEnricher::FindHolder(FlowEnd* e, Micros t) const {
-  e->held = IpIndex::LookupIn(e->intervals, t, nullptr, nullptr);
+void FlowEnricher::FindHolder(FlowEnd* e, Micros t, uint32_t cluster) const {
+  if (cluster == kAnyCluster) {
+    e->held = IpIndex::LookupIn(e->intervals, t, nullptr, nullptr);
+    return;
+  }
+  e->held = IpIndex::LookupInIf(e->intervals, t, [&](const IpInterval& iv) {
+    return store_->names(iv.pod).cluster == cluster;
+  });
+}
+
+uint32_t FlowEnricher::ClusterId(std::string_view cluster) const {
+  if (cluster.empty()) return kAnyCluster;
+  const uint32_t id = store_->strings().Find(cluster);
+  return id == 0xffffffffu ? kAnyCluster - 1 : id;  // unknown: no object's
 }
 
 void FlowEnricher::FindVersion(FlowEnd* e, Micros t) const {
@@ -282,7 +294,7 @@ void FlowEnricher::AppendFlow(const Flow& f, std::string_view scratch, std::stri
   *out += "}\n";
 }
 
-StatusOr<std::string> FlowEnricher::EnrichFlow(std::string_view line) const {
+StatusOr<std::string> FlowEnricher::EnrichFlow(std::string_view line, std::string_view cluster) const {
   Flow f;
   RETURN_IF_ERROR(ParseFlow(line, /*padded=*/false, &f));
   InitCache();
@@ -290,9 +302,10 @@ StatusOr<std::string> FlowEnricher::EnrichFlow(std::string_view line) const {
   out.reserve(line.size() + 768);
   {
     std::shared_lock lock(store_->mutex());
+    const uint32_t c = ClusterId(cluster);
     for (FlowEnd& e : f.end) {
       FindIntervals(&e);
-      FindHolder(&e, f.time);
+      FindHolder(&e, f.time, c);
       FindVersion(&e, f.time);
       CollectWorkload(&e, f.time, &scratch);
     }
@@ -312,7 +325,8 @@ void Prefetch(const void* p, size_t bytes = 1) {
 
 }  // namespace
 
-Status FlowEnricher::EnrichFlows(std::string_view body, std::string* out, size_t* count) const {
+Status FlowEnricher::EnrichFlows(std::string_view body, std::string* out, size_t* count,
+                                 std::string_view cluster) const {
   // The store lock is taken per batch of lines, not per line (two threads
   // enriching would otherwise bounce its cache line on every flow), and
   // released between batches so that the projector is not held back.
@@ -346,6 +360,7 @@ Status FlowEnricher::EnrichFlows(std::string_view body, std::string* out, size_t
     }
     {
       std::shared_lock lock(store_->mutex());
+      const uint32_t c = ClusterId(cluster);
       // Each step reads what the one before prefetched: the address's
       // hash slot, its intervals, the pod, each probe of the search of the
       // pod's versions, the cache set, the cache entry.
@@ -359,7 +374,7 @@ Status FlowEnricher::EnrichFlows(std::string_view body, std::string* out, size_t
         }
       for (size_t k = 0; k < n; ++k)
         for (FlowEnd& e : batch[k].end) {
-          FindHolder(&e, batch[k].time);
+          FindHolder(&e, batch[k].time, c);
           if (e.held) Prefetch(&store_->object(e.held->pod), sizeof(Object));
         }
       FindVersions(batch, n);

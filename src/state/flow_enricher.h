@@ -40,12 +40,15 @@ class FlowEnricher {
   FlowEnricher& operator=(const FlowEnricher&) = delete;
 
   // One flow line in, the same line out with src_workload/dst_workload.
-  StatusOr<std::string> EnrichFlow(std::string_view line) const;
+  // cluster: only that cluster's pods ("" any: the latest-starting holder
+  // of the address, whichever cluster's; its workload names its cluster).
+  StatusOr<std::string> EnrichFlow(std::string_view line, std::string_view cluster = {}) const;
   // Every line of a JSON-lines body (blank lines skipped) enriched and
   // appended to *out, one LF-terminated line each; *count (if given) is
   // the number of lines written. InvalidArgument naming the line at the
   // first bad one (*out then holds the lines before it).
-  Status EnrichFlows(std::string_view body, std::string* out, size_t* count = nullptr) const;
+  Status EnrichFlows(std::string_view body, std::string* out, size_t* count = nullptr,
+                     std::string_view cluster = {}) const;
 
  private:
   // A flow line on its way through: parsed, then each end's address
@@ -80,7 +83,12 @@ class FlowEnricher {
   static Status ParseFlow(std::string_view line, bool padded, Flow* f);
   // Caller holds the store lock (shared) for these, called in this order.
   void FindIntervals(FlowEnd* e) const;
-  void FindHolder(FlowEnd* e, Micros t) const;
+  // cluster: kAnyCluster, or the interned id whose pods alone count.
+  void FindHolder(FlowEnd* e, Micros t, uint32_t cluster) const;
+  static constexpr uint32_t kAnyCluster = 0xffffffffu;
+  // The id of cluster ("" kAnyCluster; unknown: an id no object has);
+  // caller holds the store lock.
+  uint32_t ClusterId(std::string_view cluster) const;
   void FindVersion(FlowEnd* e, Micros t) const;
   // FindVersion for a batch: the binary searches of all its ends advance
   // one probe at a time, each probe prefetched a round before it is read.

@@ -53,6 +53,20 @@ class IpIndex {
                            const IpInterval** after) const;
   // The same within an address's intervals (Find's answer; nullptr: none),
   // for callers that found them already.
+  // The latest-starting interval of list that covers t and that keep(iv)
+  // accepts (nullptr: none).
+  template <class Keep>
+  static const IpInterval* LookupInIf(const std::vector<IpInterval>* list, Micros t, Keep keep) {
+    if (!list) return nullptr;
+    const IpInterval* first = list->data();
+    const IpInterval* k = std::upper_bound(first, first + list->size(), t,
+                                           [](Micros x, const IpInterval& iv) { return x < iv.start; });
+    while (k != first) {
+      --k;
+      if (t < k->end && keep(*k)) return k;
+    }
+    return nullptr;
+  }
   static const IpInterval* LookupIn(const std::vector<IpInterval>* list, Micros t, const IpInterval** before,
                                     const IpInterval** after);
 

@@ -148,9 +148,12 @@ class Questions {
   // Unavailable and the caller rebuilds the index from the log.
   void OnIndexDamaged(std::function<void(const std::string&)> fn) { on_index_damaged_ = std::move(fn); }
   // Flow enrichment, answered by the FlowEnricher this owns.
-  StatusOr<std::string> EnrichFlow(std::string_view line) const { return flows_.EnrichFlow(line); }
-  Status EnrichFlows(std::string_view body, std::string* out, size_t* count = nullptr) const {
-    return flows_.EnrichFlows(body, out, count);
+  StatusOr<std::string> EnrichFlow(std::string_view line, std::string_view cluster = {}) const {
+    return flows_.EnrichFlow(line, cluster);
+  }
+  Status EnrichFlows(std::string_view body, std::string* out, size_t* count = nullptr,
+                     std::string_view cluster = {}) const {
+    return flows_.EnrichFlows(body, out, count, cluster);
   }
 
   // Receipt for evidence: the current checkpoint and an inclusion proof

@@ -328,7 +328,9 @@ TEST(StateSnapshot, TwoClustersOfTheSameHistoryAreKeptApart) {
           ASSERT_EQ(chain.size(), chain_alone.size());
           for (size_t j = 0; j < chain.size(); ++j) {
             ASSERT_EQ(chain[j].version != nullptr, chain_alone[j].version != nullptr);
-            if (chain[j].version) EXPECT_EQ(chain[j].version->index, 2 * chain_alone[j].version->index + side);
+            if (chain[j].version) {
+              EXPECT_EQ(chain[j].version->index, 2 * chain_alone[j].version->index + side);
+            }
           }
           if (o.resource != s->pods_id()) continue;
           const auto services = s->SelectingServices(c, o.ns, s->label_set(o.versions[k].labels), t);

@@ -289,7 +289,9 @@ Version StateStore::VersionOf(Micros t, uint64_t index, Presence p, const Object
 
 uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created) {
   uint32_t id;
-  std::string key = ScopedKey(cluster, facts.uid);
+  // Objects of no named cluster (the usual case) are keyed by the uid itself: no copy to look it up.
+  std::string scoped = cluster == 0 ? std::string() : ScopedKey(cluster, facts.uid);
+  const std::string& key = cluster == 0 ? facts.uid : scoped;
   auto it = by_uid_.find(key);
   *created = it == by_uid_.end();
   if (*created) {
@@ -301,7 +303,7 @@ uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const Object
     o.cluster = cluster;
     o.uid = facts.uid;
     objects_.push_back(std::move(o));
-    by_uid_.emplace(std::move(key), id);
+    by_uid_.emplace(key, id);
     by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name, cluster}].push_back(id);
     by_resource_ns_[{objects_[id].resource, objects_[id].ns}].push_back(id);
     NoteCluster(cluster);

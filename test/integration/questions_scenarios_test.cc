@@ -1429,6 +1429,26 @@ TEST(QuestionsClusters, EachClustersAnswersAreTheScriptsAndNeverTheOthers) {
   ASSERT_OK_AND_ASSIGN(json nobody, GetJson(sc.http(), "/v1/pods/by-ip/10.244.1.2?at=" + Ts(50) + "&cluster=prod-c", 404));
   EXPECT_TRUE(nobody["nearest"]["before"].is_null() && nobody["nearest"]["after"].is_null()) << nobody.dump();
 
+  // Flow enrichment: cluster= names that cluster's pods; without it the
+  // workload says whose it is.
+  const std::string flow = json{{"time", Ts(105)}, {"src_ip", "10.244.1.7"}, {"dst_ip", "10.244.1.2"}}.dump() + "\n";
+  for (size_t k = 0; k < clusters.size(); ++k) {
+    ASSERT_OK_AND_ASSIGN(auto r, sc.http()->Post("/v1/enrich/flows?cluster=" + clusters[k], flow, "application/x-ndjson"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json f = json::parse(r.body);
+    EXPECT_EQ(f["src_workload"]["cluster"], clusters[k]) << r.body;
+    EXPECT_EQ(f["src_workload"]["index"], sc.script(k).Index("p2.run")) << r.body;
+    EXPECT_EQ(f["dst_workload"]["cluster"], clusters[k]) << r.body;
+    EXPECT_EQ(f["dst_workload"]["index"], sc.script(k).Index("p1.run")) << r.body;
+    EXPECT_EQ(f["src_workload"]["owner"]["index"], sc.script(k).Index("dp.patch")) << r.body;
+  }
+  ASSERT_OK_AND_ASSIGN(auto any, sc.http()->Post("/v1/enrich/flows", flow, "application/x-ndjson"));
+  ASSERT_EQ(any.status, 200) << any.body;
+  const std::string any_cluster = json::parse(any.body)["src_workload"].value("cluster", "");
+  EXPECT_TRUE(any_cluster == "prod-a" || any_cluster == "prod-b") << any.body;
+  ASSERT_OK_AND_ASSIGN(auto unknown, sc.http()->Post("/v1/enrich/flows?cluster=prod-c", flow, "application/x-ndjson"));
+  EXPECT_TRUE(json::parse(unknown.body)["src_workload"].is_null()) << unknown.body;
+
   // kubectl audit takes the kubeconfig's cluster: prod-b's rows alone.
   const std::string plugin = KUBECTL_AUDIT_BINARY;
   TempDir tmp;
