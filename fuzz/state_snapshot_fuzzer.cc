@@ -47,9 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint32_t id = 0; id < s.object_count(); ++id) {
     const auto& o = s.object(id);
     (void)s.strings().Get(o.resource);
-    CHECK(s.FindUid(o.uid) == id);
-    for (uint32_t c : s.Children(o.uid)) CHECK(c < s.object_count());
-    for (uint32_t c : s.ByName(o.resource, o.ns, o.name)) CHECK(c < s.object_count());
+    (void)s.strings().Get(o.cluster);
+    CHECK(s.FindUid(o.cluster, o.uid) == id);
+    for (uint32_t c : s.Children(o.cluster, o.uid)) CHECK(c < s.object_count());
+    for (uint32_t c : s.ByName(o.cluster, o.resource, o.ns, o.name)) CHECK(c < s.object_count());
     for (const auto& v : o.versions) {
       const auto& labels = s.label_set(v.labels);
       for (const auto& [k, val] : labels) (void)s.strings().Get(k).size();
