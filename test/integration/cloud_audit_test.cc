@@ -874,6 +874,88 @@ TEST(Clusters, TheSameEventsFromTwoClustersAreKeptApart) {
           << d.meta;
   }
   EXPECT_EQ(clusters, (std::map<std::string, size_t>{{"prod-a", n}, {"prod-b", n}, {"staging", 1}}));
+
+  // The Falco project's audit events (RequestResponse: real objects): the
+  // same list from each cluster. Each cluster's state, history and
+  // provenance are the other's, at its own ledger indexes; asked of none,
+  // both.
+  std::string falco = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
+  size_t m = 0;
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(testutil::CorpusDir() + "/k8s-audit/falco"))
+    if (f.path().extension() == ".json") files.push_back(f.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::string text = *ReadFile(f);
+    std::vector<std::string> lines;
+    if (json::accept(text)) {
+      lines.push_back(json::parse(text).dump());
+    } else {
+      lines = NonBlank(text);
+    }
+    for (const auto& line : lines) {
+      const json ev = json::parse(line);
+      if (!ev.is_object() || !ev.contains("auditID")) continue;
+      if (!pairs.insert(ev["auditID"].get<std::string>() + "/" + ev["stage"].get<std::string>()).second) continue;
+      falco += (m++ ? "," : "") + line;
+    }
+  }
+  falco += "]}";
+  ASSERT_GT(m, 20u);
+  uint64_t first[2];
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_OK_AND_ASSIGN(HttpResult r, (k ? b : a)->Post("/v1/ingest/k8s-audit", falco));
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_EQ(json::parse(r.body)["stored"], m);
+    first[k] = json::parse(r.body)["first_index"];
+  }
+  const uint64_t offset = first[1] - first[0];
+  ASSERT_OK(WaitApplied(reader.get(), total + 2 * m));
+  ASSERT_OK_AND_ASSIGN(json known, GetJson(reader.get(), "/v1/clusters"));
+  EXPECT_EQ(known["clusters"], json::array({"prod-a", "prod-b"}));
+  const std::string at = "/v1/state?at=2030-01-01T00:00:00Z";
+  ASSERT_OK_AND_ASSIGN(json sa, GetJson(reader.get(), at + "&cluster=prod-a"));
+  ASSERT_OK_AND_ASSIGN(json sb, GetJson(reader.get(), at + "&cluster=prod-b"));
+  ASSERT_OK_AND_ASSIGN(json s_all, GetJson(reader.get(), at));
+  ASSERT_GT(sa["count"].get<size_t>(), 5u);
+  ASSERT_EQ(sa["count"], sb["count"]);
+  EXPECT_EQ(s_all["count"].get<size_t>(), 2 * sa["count"].get<size_t>());
+  for (size_t i = 0; i < sa["objects"].size(); ++i) {
+    json oa = sa["objects"][i], ob = sb["objects"][i];
+    SCOPED_TRACE(oa.value("resource", "") + "/" + oa.value("name", ""));
+    EXPECT_EQ(oa["cluster"], "prod-a");
+    EXPECT_EQ(ob["cluster"], "prod-b");
+    EXPECT_EQ(ob["index"].get<uint64_t>(), oa["index"].get<uint64_t>() + offset);
+    EXPECT_GE(oa["index"].get<uint64_t>(), first[0]);
+    EXPECT_LT(oa["index"].get<uint64_t>(), first[0] + m);
+    for (json* o : {&oa, &ob}) {
+      o->erase("cluster");
+      o->erase("index");
+    }
+    EXPECT_EQ(oa, ob);
+    // The object's history: the same events, at each cluster's indexes.
+    const std::string q = "/v1/history?kind=" + oa["resource"].get<std::string>() + "&namespace=" +
+                          oa["namespace"].get<std::string>() + "&name=" + oa["name"].get<std::string>() +
+                          "&verbs=create,update,patch,delete,get";
+    ASSERT_OK_AND_ASSIGN(json ha, GetJson(reader.get(), q + "&cluster=prod-a"));
+    ASSERT_OK_AND_ASSIGN(json hb, GetJson(reader.get(), q + "&cluster=prod-b"));
+    ASSERT_OK_AND_ASSIGN(json h_all, GetJson(reader.get(), q));
+    ASSERT_GT(ha["events"].size(), 0u);
+    ASSERT_EQ(ha["events"].size(), hb["events"].size());
+    EXPECT_EQ(h_all["events"].size(), 2 * ha["events"].size());
+    for (size_t e = 0; e < ha["events"].size(); ++e) {
+      json ea = ha["events"][e], eb = hb["events"][e];
+      EXPECT_EQ(ea["cluster"], "prod-a");
+      EXPECT_EQ(eb["cluster"], "prod-b");
+      EXPECT_EQ(eb["index"].get<uint64_t>(), ea["index"].get<uint64_t>() + offset);
+      if (ea.contains("previous_index")) {
+        EXPECT_EQ(eb["previous_index"].get<uint64_t>(), ea["previous_index"].get<uint64_t>() + offset);
+      }
+      for (json* e2 : {&ea, &eb})
+        for (const char* f : {"cluster", "index", "previous_index"}) e2->erase(f);
+      EXPECT_EQ(ea, eb);
+    }
+  }
 }
 
 }  // namespace
