@@ -45,11 +45,6 @@ std::string Trimmed(std::string s) {
   return s;
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const std::string& dir,
@@ -93,7 +88,7 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
       } else if (!sig.ok()) {
         ld.verdict = "INVALID: no signature (" + rel + ".sig, the object's x-amz-meta-signature)";
       } else {
-        ld.signature = Lower(Trimmed(*sig));
+        ld.signature = AsciiLower(Trimmed(*sig));
         if (Status v = ingest::VerifyDigestSignature(*ld.d, ld.signature, keys); !v.ok())
           ld.verdict = "INVALID: " + v.message();
       }
@@ -118,9 +113,9 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
     auto it = by_object.find(ld.d->prev_bucket.value_or("") + "/" + *ld.d->prev_object);
     if (it == by_object.end()) {
       ld.chain = "INVALID: the previous digest " + *ld.d->prev_object + " is not here";
-    } else if (Lower(ld.d->prev_signature.value_or("")) != it->second->signature) {
+    } else if (AsciiLower(ld.d->prev_signature.value_or("")) != it->second->signature) {
       ld.chain = "INVALID: previousDigestSignature is not the signature of " + *ld.d->prev_object;
-    } else if (Lower(ld.d->prev_hash.value_or("")) != it->second->d->sha256) {
+    } else if (AsciiLower(ld.d->prev_hash.value_or("")) != it->second->d->sha256) {
       ld.chain = "INVALID: previousDigestHashValue is not the SHA-256 of " + *ld.d->prev_object;
     } else {
       ld.chain = "valid";

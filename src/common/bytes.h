@@ -37,6 +37,12 @@ std::string Base64Encode(std::string_view in);
 // Strict: standard alphabet, padding required, no whitespace.
 std::optional<std::string> Base64Decode(std::string_view in);
 
+// ASCII letters lowered, every other byte as it is (hex digests, key
+// fingerprints: not a locale's idea of lower case).
+std::string AsciiLower(std::string s);
+// s without the JSON white space (space, tab, LF, CR) at either end.
+std::string_view TrimJsonSpace(std::string_view s);
+
 std::string HexEncode(std::string_view in);
 std::optional<std::string> HexDecode(std::string_view in);
 

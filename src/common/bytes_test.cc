@@ -150,5 +150,20 @@ TEST(ParseByteSize, UnitsAndRejects) {
     EXPECT_FALSE(ParseByteSize(bad).has_value()) << bad;
 }
 
+TEST(AsciiLower, LowersAsciiLettersOnly) {
+  EXPECT_EQ(AsciiLower("ABCxyz019-_"), "abcxyz019-_");
+  EXPECT_EQ(AsciiLower("9F86D081884C7D659A2FEAA0C55AD015"), "9f86d081884c7d659a2feaa0c55ad015");
+  EXPECT_EQ(AsciiLower("\xC3\x89T\xC3\x89"), "\xC3\x89t\xC3\x89");  // UTF-8 bytes untouched
+  EXPECT_EQ(AsciiLower(""), "");
+}
+
+TEST(TrimJsonSpace, TrimsJsonWhiteSpaceOnly) {
+  EXPECT_EQ(TrimJsonSpace(" \t\r\n{\"a\":1}\n\r\t "), "{\"a\":1}");
+  EXPECT_EQ(TrimJsonSpace("\v{}\f"), "\v{}\f");  // not JSON white space
+  EXPECT_EQ(TrimJsonSpace(" \n "), "");
+  EXPECT_EQ(TrimJsonSpace(""), "");
+  EXPECT_EQ(TrimJsonSpace("x"), "x");
+}
+
 }  // namespace
 }  // namespace annals

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/bytes.h"
 #include "common/time_util.h"
 #include "ingest/json_lines.h"
 #include "json/json_parse.h"
@@ -22,13 +23,6 @@ std::string_view Str(Found r) {
   std::string_view v;
   if (r.get_string().get(v) == simdjson::SUCCESS) return v;
   return {};
-}
-
-std::string_view Trim(std::string_view s) {
-  size_t a = std::min(s.find_first_not_of(" \t\n\r"), s.size());
-  size_t b = s.size();
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\n' || s[b - 1] == '\r' || s[b - 1] == '\t')) --b;
-  return s.substr(a, b - a);
 }
 
 bool IEndsWith(std::string_view s, std::string_view suffix) {
@@ -330,7 +324,7 @@ std::string_view CloudSourceName(CloudFormat f) {
 }
 
 StatusOr<std::vector<CloudRecord>> ParseCloudBody(CloudFormat f, std::string_view received, size_t readable) {
-  std::string_view body = Trim(received);
+  std::string_view body = TrimJsonSpace(received);
   if (body.empty()) return InvalidArgumentError("empty body");
   const size_t lead = static_cast<size_t>(body.data() - received.data());
   readable = readable > lead ? readable - lead : 0;

@@ -39,11 +39,6 @@ Status Nullable(const element& o, const char* key, std::optional<std::string>* o
   return OkStatus();
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 StatusOr<CloudTrailDigest> ParseCloudTrailDigest(std::string_view json) {
@@ -79,7 +74,7 @@ StatusOr<CloudTrailDigest> ParseCloudTrailDigest(std::string_view json) {
       if (Status st = Need(f, key, out); !st.ok()) return Bad(at + ": no " + key);
     }
     if (algorithm != "SHA-256") return Bad(at + ": hash algorithm " + algorithm + " is not SHA-256");
-    lf.hash = Lower(lf.hash);
+    lf.hash = AsciiLower(lf.hash);
     if (lf.hash.size() != 64 || !HexDecode(lf.hash)) return Bad(at + ": hashValue is not a hex SHA-256");
     d.logs.push_back(std::move(lf));
   }
@@ -109,16 +104,16 @@ StatusOr<std::map<std::string, std::string>> ParseCloudTrailPublicKeys(std::stri
       return InvalidArgumentError(at + ": needs Value and Fingerprint");
     auto der = Base64Decode(value);
     if (!der || der->empty()) return InvalidArgumentError(at + ": Value is not base64");
-    keys[Lower(std::string(fingerprint))] = std::move(*der);
+    keys[AsciiLower(std::string(fingerprint))] = std::move(*der);
   }
   return keys;
 }
 
 Status VerifyDigestSignature(const CloudTrailDigest& d, std::string_view signature_hex,
                              const std::map<std::string, std::string>& keys) {
-  auto it = keys.find(Lower(d.fingerprint));
+  auto it = keys.find(AsciiLower(d.fingerprint));
   if (it == keys.end()) return InvalidArgumentError("public key " + d.fingerprint + " not found");
-  auto sig = HexDecode(Lower(std::string(signature_hex)));
+  auto sig = HexDecode(AsciiLower(std::string(signature_hex)));
   if (!sig || sig->empty()) return InvalidArgumentError("the signature is not hex");
   // PKCS#1 RSAPublicKey, else SubjectPublicKeyInfo.
   const auto* p = reinterpret_cast<const unsigned char*>(it->second.data());

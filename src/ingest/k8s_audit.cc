@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/bytes.h"
 #include "json/json_members.h"
 #include "json/json_parse.h"
 #include "json/json_scan.h"
@@ -93,19 +94,8 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
   return ev;
 }
 
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  size_t a = std::min(s.find_first_not_of(" \t\n\r"), s.size());
-  size_t b = s.size();
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\n' || s[b - 1] == '\r' || s[b - 1] == '\t')) --b;
-  return s.substr(a, b - a);
-}
-
-}  // namespace
-
 StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view what) {
-  json = Trim(json);
+  json = TrimJsonSpace(json);
   simdjson::dom::parser& parser = json_util::JsonParser();
   simdjson::dom::element doc;
   auto err = parser.parse(json.data(), json.size()).get(doc);
@@ -115,7 +105,7 @@ StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view wha
 }
 
 StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size_t readable) {
-  std::string_view body = Trim(received);
+  std::string_view body = TrimJsonSpace(received);
   if (body.empty()) return InvalidArgumentError("empty body");
   // Bytes readable from the trimmed body's start.
   const size_t lead = static_cast<size_t>(body.data() - received.data());

@@ -28,6 +28,7 @@
 
 #include "checkpoint/note.h"
 #include "client/http_client.h"
+#include "client/table.h"
 #include "kube/yaml.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -368,20 +369,6 @@ std::map<std::string, uint64_t> Groups(const json& j) {
   return out;
 }
 
-std::string Escaped(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 // Search and group-by over the normalized view, with Kubernetes audit
 // events beside the cloud records; every count is worked out here from the
 // raw files.
@@ -436,7 +423,7 @@ TEST_F(CloudAuditTest, SearchAndGroupByAcrossSources) {
   std::string cursor;
   std::vector<uint64_t> indexes;
   for (;;) {
-    ASSERT_OK_AND_ASSIGN(json page, GetJson(http_.get(), "/v1/events?actor=" + Escaped(top->first) +
+    ASSERT_OK_AND_ASSIGN(json page, GetJson(http_.get(), "/v1/events?actor=" + client::UrlEncode(top->first) +
                                                              "&limit=500" + (cursor.empty() ? "" : "&cursor=" + cursor)));
     for (const auto& e : page["events"]) {
       EXPECT_EQ(e["cloud"], "aws");
