@@ -583,11 +583,14 @@ int main(int argc, char** argv) {
   state_cmd->add_option("-n,--namespace", ns, "namespace");
   state_cmd->add_option("-l,--selector", selector, "label selector");
   state_cmd->add_option("-o,--output", output, "table or json")->capture_default_str();
+  std::string s_cluster;  // every question's cluster= (docs/sources.md "Clusters")
+  state_cmd->add_option("--cluster", s_cluster, "one cluster's objects (default: every cluster's)");
   add_url(state_cmd);
   auto* whois = app.add_subcommand("whois", "the pod that held IP at T");
   whois->add_option("ip", ip)->required();
   whois->add_option("--at", at, "RFC 3339 or relative time")->required();
   whois->add_option("-o,--output", output, "table or json")->capture_default_str();
+  whois->add_option("--cluster", s_cluster, "one cluster's pods (default: every cluster's)");
   add_url(whois);
   auto* history = app.add_subcommand("history", "who did what to KIND/NAME");
   history->add_option("object", object, "KIND/NAME")->required();
@@ -597,6 +600,7 @@ int main(int argc, char** argv) {
   history->add_option("--until", until, "up to this time");
   history->add_option("--verbs", verbs, "verbs to include (e.g. get,list)");
   history->add_option("-o,--output", output, "table or json")->capture_default_str();
+  history->add_option("--cluster", s_cluster, "one cluster's events (default: every cluster's)");
   add_url(history);
   std::string s_user, s_verb, s_resource, s_name, s_from, s_to, s_code, s_limit;
   std::string export_out, export_vkey;
@@ -636,7 +640,7 @@ int main(int argc, char** argv) {
   search->add_option("--to", s_to);
   search->add_option("--limit", s_limit);
   // The normalized view across Kubernetes and cloud audit records (docs/sources.md).
-  std::string s_cloud, s_account, s_cluster, s_result, s_service, s_format;
+  std::string s_cloud, s_account, s_result, s_service, s_format;
   search->add_option("--actor", s_user, "who (same as --user)");
   search->add_option("--action", s_verb, "what was done (same as --verb)");
   search->add_option("--target", s_name, "the resource acted on (same as --name)");
@@ -665,8 +669,10 @@ int main(int argc, char** argv) {
   watch->add_option("--type", w_type, "entry type (k8s.audit, a CloudEvent type)");
   watch->add_option("-l,--selector", selector, "label selector on the object");
   watch->add_option("--max-events", w_max, "exit after printing this many changes");
+  watch->add_option("--cluster", s_cluster, "one cluster's changes");
   add_url(watch);
   auto* enrich = app.add_subcommand("enrich", "add workload identity to flow JSON lines (stdin -> stdout)");
+  enrich->add_option("--cluster", s_cluster, "the cluster the flows are of (default: any)");
   add_url(enrich);
 
   uint64_t sealed_index = 0;
@@ -718,18 +724,26 @@ int main(int argc, char** argv) {
     param(&q, "kind", kind);
     param(&q, "namespace", ns);
     param(&q, "selector", selector);
+    param(&q, "cluster", s_cluster);
     if (output == "json") return Query(target, q);
     return Query(target, q, [](const nlohmann::json& j) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& o : j["objects"])
+      bool clusters = false;
+      for (const auto& o : j["objects"]) clusters |= o.contains("cluster");
+      for (const auto& o : j["objects"]) {
         rows.push_back({o.value("resource", ""), o.value("namespace", ""), o.value("name", ""),
                         o.value("state", ""), o.value("since", ""), std::to_string(o.value("index", 0))});
-      return client::FormatTable({"RESOURCE", "NAMESPACE", "NAME", "STATE", "SINCE", "INDEX"}, rows);
+        if (clusters) rows.back().insert(rows.back().begin(), o.value("cluster", ""));
+      }
+      std::vector<std::string> head = {"RESOURCE", "NAMESPACE", "NAME", "STATE", "SINCE", "INDEX"};
+      if (clusters) head.insert(head.begin(), "CLUSTER");
+      return client::FormatTable(head, rows);
     });
   }
   if (whois->parsed()) {
     std::string q = std::string(api::paths::kPodsByIpPrefix) + UrlEncode(ip);
     param(&q, "at", at);
+    param(&q, "cluster", s_cluster);
     if (output == "json") return Query(target, q);
     return Query(target, q, client::FormatWhois);
   }
@@ -744,6 +758,7 @@ int main(int argc, char** argv) {
     param(&q, "since", since);
     param(&q, "until", until);
     param(&q, "verbs", verbs);
+    param(&q, "cluster", s_cluster);
     if (!export_out.empty()) {
       auto c = Connect(target);
       if (!c.ok()) return Fail(c.status());
@@ -823,6 +838,7 @@ int main(int argc, char** argv) {
     param(&q, "stage", w_stage);
     param(&q, "type", w_type);
     param(&q, "selector", selector);
+    param(&q, "cluster", s_cluster);
     return Watch(target, q, w_max);
   }
   if (enrich->parsed()) {
@@ -832,7 +848,9 @@ int main(int argc, char** argv) {
     size_t n = 0;
     auto flush = [&]() -> int {
       if (body.empty()) return 0;
-      auto r = (*c)->Post(api::paths::kEnrichFlows, body, "application/x-ndjson");
+      std::string path = api::paths::kEnrichFlows;
+      param(&path, "cluster", s_cluster);
+      auto r = (*c)->Post(path, body, "application/x-ndjson");
       if (!r.ok()) return Fail(r.status());
       if (r->status != 200) return Fail("server answered " + std::to_string(r->status) + ": " + r->body);
       std::fwrite(r->body.data(), 1, r->body.size(), stdout);

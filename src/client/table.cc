@@ -81,6 +81,21 @@ std::string FormatHistory(const json& h) {
 }
 
 std::string FormatWhois(const json& w) {
+  // One row per pod: several when pods of several clusters held the address.
+  std::vector<json> answers = {w};
+  for (const auto& o : w.value("other_clusters", json::array())) answers.push_back(o);
+  const bool clusters = w.contains("cluster");
+  std::vector<std::vector<std::string>> rows;
+  for (const json& a : answers) {
+    rows.push_back(WhoisRow(a));
+    if (clusters) rows.back().insert(rows.back().begin() + 1, a.value("cluster", ""));
+  }
+  std::vector<std::string> header = {"IP", "NAMESPACE", "POD", "OWNER", "NODE", "SERVICES", "FROM", "TO", "INDEX"};
+  if (clusters) header.insert(header.begin() + 1, "CLUSTER");
+  return FormatTable(header, rows);
+}
+
+std::vector<std::string> WhoisRow(const json& w) {
   const json pod = w.value("pod", json::object());
   std::string owner = "-";
   if (w.contains("owners") && w["owners"].is_array() && !w["owners"].empty()) {
@@ -96,10 +111,9 @@ std::string FormatWhois(const json& w) {
     if (!j.contains(k) || j[k].is_null() || (j[k].is_string() && j[k].get<std::string>().empty())) return std::string("-");
     return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
   };
-  return FormatTable({"IP", "NAMESPACE", "POD", "OWNER", "NODE", "SERVICES", "FROM", "TO", "INDEX"},
-                     {{w.value("ip", ""), pod.value("namespace", ""), pod.value("name", ""), owner,
-                       text(pod, "node"), services.empty() ? "-" : services, text(iv, "from"), text(iv, "to"),
-                       text(w, "version_index")}});
+  return {w.value("ip", ""), pod.value("namespace", ""), pod.value("name", ""), owner,
+          text(pod, "node"), services.empty() ? "-" : services, text(iv, "from"), text(iv, "to"),
+          text(w, "version_index")};
 }
 
 std::string UrlEncode(std::string_view s) {

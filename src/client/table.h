@@ -16,9 +16,12 @@ std::string FormatTable(const std::vector<std::string>& header,
 // The history answer (/v1/history) as a table, oldest first; a NAMESPACE
 // column when it was asked across namespaces; one sentence when it is empty.
 std::string FormatHistory(const nlohmann::json& history);
-// The pod-by-IP answer (/v1/pods/by-ip/) as a one-row table: the pod, its
+// The pod-by-IP answer (/v1/pods/by-ip/) as a table, a row per pod (with a
+// CLUSTER column when pods of clusters answer): the pod, its
 // controlling owner, node, Services, and the interval it held the IP.
 std::string FormatWhois(const nlohmann::json& whois);
+// One pod of a whois answer as FormatWhois's row (without CLUSTER).
+std::vector<std::string> WhoisRow(const nlohmann::json& whois);
 
 // Percent-encodes a query parameter value.
 std::string UrlEncode(std::string_view s);

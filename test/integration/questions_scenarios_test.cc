@@ -1449,6 +1449,34 @@ TEST(QuestionsClusters, EachClustersAnswersAreTheScriptsAndNeverTheOthers) {
   ASSERT_OK_AND_ASSIGN(auto unknown, sc.http()->Post("/v1/enrich/flows?cluster=prod-c", flow, "application/x-ndjson"));
   EXPECT_TRUE(json::parse(unknown.body)["src_workload"].is_null()) << unknown.body;
 
+  // The CLI: --cluster asks one cluster; without it, a row per cluster.
+  const std::vector<std::string> cli_auth = {"--url", sc.server().url(), "--token", Scenario::kReaderToken};
+  auto annals = [&](std::vector<std::string> argv) {
+    argv.insert(argv.end(), cli_auth.begin(), cli_auth.end());
+    return testutil::RunAnnals(argv);
+  };
+  testutil::CommandResult wb = annals({"whois", "10.244.1.2", "--at", Ts(50), "--cluster", "prod-b", "-o", "json"});
+  ASSERT_EQ(wb.exit_code, 0) << wb.err;
+  EXPECT_EQ(json::parse(wb.out)["version_index"], sc.script(1).Index("p1.run"));
+  testutil::CommandResult wt = annals({"whois", "10.244.1.2", "--at", Ts(50)});
+  ASSERT_EQ(wt.exit_code, 0) << wt.err;
+  auto wrows = ParseTable(wt.out);
+  ASSERT_EQ(wrows.size(), 2u) << wt.out;
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(wrows[k]["CLUSTER"], clusters[k]);
+    EXPECT_EQ(wrows[k]["INDEX"], std::to_string(sc.script(k).Index("p1.run")));
+  }
+  testutil::CommandResult st = annals({"state", "--at", Ts(120), "--kind", "pods", "-n", "icx", "--cluster", "prod-a"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  auto srows = ParseTable(st.out);
+  ASSERT_EQ(srows.size(), 2u) << st.out;  // p1 terminating, p2 present
+  for (auto& row : srows) {
+    EXPECT_EQ(row["CLUSTER"], "prod-a");
+    EXPECT_TRUE(row["INDEX"] == std::to_string(sc.script(0).Index("p1.delete")) ||
+                row["INDEX"] == std::to_string(sc.script(0).Index("p2.run")))
+        << st.out;
+  }
+
   // kubectl audit takes the kubeconfig's cluster: prod-b's rows alone.
   const std::string plugin = KUBECTL_AUDIT_BINARY;
   TempDir tmp;
