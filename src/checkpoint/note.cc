@@ -117,8 +117,9 @@ struct ParsedKey {
   std::string key;  // raw key bytes after the algorithm byte
 };
 
-// Parses "<name>+<hash>+<base64(alg || key)>" (the tail of both key forms).
-StatusOr<ParsedKey> ParseKeyFields(std::string_view s, std::string_view what) {
+// Parses "<name>+<hash>+<base64(alg || key)>" (the tail of both key forms);
+// the algorithm byte must be `alg`.
+StatusOr<ParsedKey> ParseKeyFields(std::string_view s, std::string_view what, uint8_t alg = kAlgEd25519) {
   bool found = false;
   ParsedKey out;
   std::string_view name = Chop(&s, '+', &found);
@@ -131,7 +132,7 @@ StatusOr<ParsedKey> ParseKeyFields(std::string_view s, std::string_view what) {
     return InvalidArgumentError(std::string(what) + ": key hash is not 8 lowercase hex digits");
   std::optional<std::string> key = Base64Decode(s);
   if (!key || key->empty()) return InvalidArgumentError(std::string(what) + ": bad base64 key");
-  if (static_cast<uint8_t>((*key)[0]) != kAlgEd25519) {
+  if (static_cast<uint8_t>((*key)[0]) != alg) {
     return InvalidArgumentError(std::string(what) + ": unsupported key algorithm " +
                                 std::to_string(static_cast<uint8_t>((*key)[0])));
   }
@@ -155,13 +156,19 @@ std::string PublicKeyOf(EVP_PKEY* pkey) {
   return pub;
 }
 
-std::string VerifierKeyText(std::string_view name, uint32_t hash, std::string_view pub) {
-  std::string key(1, static_cast<char>(kAlgEd25519));
+}  // namespace
+
+std::string VerifierKeyText(std::string_view name, uint32_t hash, std::string_view pub, uint8_t alg) {
+  std::string key(1, static_cast<char>(alg));
   key.append(pub);
   return std::string(name) + "+" + FormatKeyHash(hash) + "+" + Base64Encode(key);
 }
 
-}  // namespace
+StatusOr<KeyFields> ParseVerifierKeyFields(std::string_view vkey, uint8_t alg) {
+  ASSIGN_OR_RETURN(ParsedKey k, ParseKeyFields(vkey, "verifier key", alg));
+  if (KeyHash(k.name, k.key, alg) != k.key_hash) return InvalidArgumentError("verifier key: key hash does not match key");
+  return KeyFields{std::move(k.name), k.key_hash, std::move(k.key)};
+}
 
 bool ValidKeyName(std::string_view name) {
   if (name.empty()) return false;
@@ -174,8 +181,8 @@ bool ValidKeyName(std::string_view name) {
   return true;
 }
 
-uint32_t KeyHash(std::string_view name, std::string_view public_key) {
-  const char alg = static_cast<char>(kAlgEd25519);
+uint32_t KeyHash(std::string_view name, std::string_view public_key, uint8_t algorithm) {
+  const char alg = static_cast<char>(algorithm);
   Hash h = Sha256Parts({name, "\n", std::string_view(&alg, 1), public_key});
   return GetBigEndian32(reinterpret_cast<const char*>(h.data()));
 }

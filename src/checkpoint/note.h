@@ -20,8 +20,18 @@ inline constexpr size_t kEd25519SignatureSize = 64;
 
 // Key name rules (signed-note): non-empty, no Unicode spaces, no '+'.
 bool ValidKeyName(std::string_view name);
-// key ID hash: first 4 bytes (big-endian) of SHA-256(name || 0x0A || 0x01 || pubkey).
-uint32_t KeyHash(std::string_view name, std::string_view public_key);
+// key ID hash: first 4 bytes (big-endian) of SHA-256(name || 0x0A || alg || pubkey)
+// (alg 0x01 for note signatures, 0x04 for cosignatures).
+uint32_t KeyHash(std::string_view name, std::string_view public_key, uint8_t alg = kAlgEd25519);
+// "<name>+<hash %08x>+<base64(alg || pubkey)>".
+std::string VerifierKeyText(std::string_view name, uint32_t hash, std::string_view pub, uint8_t alg = kAlgEd25519);
+// A verifier key of algorithm `alg` with a 32-byte key, its hash checked.
+struct KeyFields {
+  std::string name;
+  uint32_t key_hash = 0;
+  std::string key;  // the 32 key bytes after the algorithm byte
+};
+StatusOr<KeyFields> ParseVerifierKeyFields(std::string_view vkey, uint8_t alg);
 // True if s is well-formed UTF-8 (no overlongs, surrogates or code points past
 // U+10FFFF) and has no ASCII control characters other than '\n'.
 bool ValidNoteText(std::string_view s);
@@ -62,6 +72,8 @@ class Signer {
   std::string VerifierKey() const;
   // Raw 64-byte Ed25519 signature of msg.
   std::string SignRaw(std::string_view msg) const;
+  // The 32-byte Ed25519 public key.
+  const std::string& public_key() const { return public_key_; }
   // text + "\n" + "— name base64(keyhash||sig)\n". text must end in '\n'.
   StatusOr<std::string> SignNote(std::string_view text) const;
 
