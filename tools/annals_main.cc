@@ -29,7 +29,9 @@
 #include "ingest/cloudtrail_digest.h"
 #include "ledger/bundle.h"
 #include "ledger/verifier.h"
+#include "server/http_server.h"
 #include "server/instance.h"
+#include "witness/witness.h"
 #include "client/table.h"
 #include "watch/collector.h"
 
@@ -120,6 +122,52 @@ int Collect(const client::ServerTarget& target, const std::string& state_dir, co
   sigwait(&sigs, &sig);
   std::fprintf(stderr, "annals: signal %d, shutting down\n", sig);
   collector.Stop();
+  return 0;
+}
+
+// `annals witness`: the witness side of C2SP tlog-witness
+// (docs/witness.md) until SIGTERM or SIGINT: POST /add-checkpoint.
+int RunWitness(const std::string& data, const std::string& listen, const std::string& key_file,
+               const std::vector<std::string>& logs) {
+  auto k = ReadFileToString(key_file);
+  if (!k.ok()) return Fail(k.status());
+  witness::Witness::Options o;
+  o.dir = data + "/witness";
+  o.key = std::string(TrimJsonSpace(*k));
+  o.logs = logs;
+  if (logs.empty()) return Fail("name the logs to witness: --log VKEY (repeatable)");
+  auto w = witness::Witness::Open(std::move(o));
+  if (!w.ok()) return Fail(w.status());
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  server::HttpServerOptions so;
+  so.listen = listen;
+  so.max_body_bytes = witness::kMaxRequestBytes;
+  witness::Witness* wp = w->get();
+  server::HttpServer http(so, [wp](api::HttpRequest&& req, api::Responder respond) {
+    const std::string path = req.target.substr(0, req.target.find('?'));
+    if (path != "/add-checkpoint") return respond(api::ErrorResponse(404, "the witness serves POST /add-checkpoint"));
+    if (req.method != "POST") return respond(api::ErrorResponse(405, "use POST"));
+    witness::Answer a = wp->AddCheckpoint(req.body);
+    api::HttpResponse r;
+    r.status = a.status;
+    r.content_type = a.content_type;
+    r.body = std::move(a.body);
+    respond(std::move(r));
+  });
+  auto port = http.Start();
+  if (!port.ok()) return Fail(port.status());
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  std::printf("annals witness %s\nurl: http://%s:%u\nverifier key: %s\n", data.c_str(), host.c_str(), *port,
+              (*w)->VerifierKey().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "annals witness: signal %d, shutting down\n", sig);
+  http.Stop();
   return 0;
 }
 
@@ -689,6 +737,13 @@ int main(int argc, char** argv) {
   erase->add_option("--reason", erase_reason, "why (recorded in the ledger)")->required();
   add_client(erase);
 
+  std::string witness_listen = "127.0.0.1:7071", witness_key;
+  std::vector<std::string> witness_logs;
+  auto* witness_cmd = app.add_subcommand("witness", "cosign other logs' checkpoints (C2SP tlog-witness; docs/witness.md)");
+  witness_cmd->add_option("--data", data, "where each log's latest cosigned checkpoint is kept")->capture_default_str();
+  witness_cmd->add_option("--listen", witness_listen, "host:port")->capture_default_str();
+  witness_cmd->add_option("--key", witness_key, "the witness's private key (annals keygen)")->required();
+  witness_cmd->add_option("--log", witness_logs, "a log's verifier key; its name is the log's origin (repeatable)");
   auto* rebuild = app.add_subcommand("rebuild", "rebuild every index and projection from the log (server stopped)");
   rebuild->add_option("--data", data, "data directory")->capture_default_str();
   uint64_t rebuild_budget = uint64_t{1} << 30;
@@ -699,6 +754,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
 
   CLI11_PARSE(app, argc, argv);
+  if (witness_cmd->parsed()) return RunWitness(data, witness_listen, witness_key, witness_logs);
   if (rebuild->parsed()) return Rebuild(data, rebuild_budget, rebuild_cold_after);
 
   // The server of a client command, from its flags, the environment and

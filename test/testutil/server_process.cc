@@ -218,8 +218,8 @@ void ServerProcess::ClosePipe() {
 
 Status ServerProcess::Start(std::chrono::seconds timeout) {
   if (running()) return FailedPreconditionError("server already running");
-  std::vector<std::string> a{AnnalsBinary(),    "serve",    "--data",
-                             options_.data_dir, "--listen", options_.listen};
+  std::vector<std::string> a{AnnalsBinary(),    options_.command, "--data",
+                             options_.data_dir, "--listen",        options_.listen};
   if (!options_.key_file.empty()) {
     a.push_back("--key");
     a.push_back(options_.key_file);

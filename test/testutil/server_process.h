@@ -77,6 +77,9 @@ struct ServeOptions {
   // byte for byte against what was sent (some corpus events carry a
   // last-applied-configuration, which the default policy redacts).
   std::string redaction_policy;
+  // The subcommand: "serve", or another that takes --data and --listen and
+  // prints "url: " and "verifier key: " lines ("witness", wait_ready false).
+  std::string command = "serve";
 };
 
 // `annals serve --data DIR --listen 127.0.0.1:0 ...` as a child process.
