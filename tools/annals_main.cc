@@ -55,6 +55,18 @@ std::function<void(uint64_t, uint64_t)> ProgressBar(const char* what) {
   };
 }
 
+// Blocks SIGINT and SIGTERM (and SIGHUP if asked) before threads start,
+// so that only the caller's sigwait on the returned set takes them.
+sigset_t BlockTerminationSignals(bool hup) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  if (hup) sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
+
 // `annals serve`: the Instance (server/instance.h) until SIGTERM or SIGINT;
 // SIGHUP reloads the TLS certificate and key.
 int Serve(const std::string& key_file, server::InstanceOptions options) {
@@ -65,13 +77,7 @@ int Serve(const std::string& key_file, server::InstanceOptions options) {
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
     options.private_key = key;
   }
-  // Block termination signals before threads start; a waiter below takes them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  const sigset_t sigs = BlockTerminationSignals(true);
   options.on_serving = [&options](const server::Instance& in) {
     if (in.tcp_port()) std::printf("tcp: %u\n", in.tcp_port());
     std::printf("annals serving %s entries=%llu\nurl: %s://%s:%u\nverifier key: %s\n", options.data_dir.c_str(),
@@ -102,11 +108,7 @@ int Serve(const std::string& key_file, server::InstanceOptions options) {
 // remote ledger; its state lives in --state-dir.
 int Collect(const client::ServerTarget& target, const std::string& state_dir, const watch::WatchFlags& flags) {
   const std::string& url = target.url;
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  const sigset_t sigs = BlockTerminationSignals(false);
   auto kube = watch::MakeKubeClient(flags);
   if (!kube.ok()) return Fail(kube.status());
   auto opts = watch::MakeCollectorOptions(flags, state_dir);
@@ -138,11 +140,7 @@ int RunWitness(const std::string& data, const std::string& listen, const std::st
   if (logs.empty()) return Fail("name the logs to witness: --log VKEY (repeatable)");
   auto w = witness::Witness::Open(std::move(o));
   if (!w.ok()) return Fail(w.status());
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  const sigset_t sigs = BlockTerminationSignals(false);
   server::HttpServerOptions so;
   so.listen = listen;
   so.max_body_bytes = witness::kMaxRequestBytes;

@@ -53,19 +53,37 @@ class IpIndex {
                            const IpInterval** after) const;
   // The same within an address's intervals (Find's answer; nullptr: none),
   // for callers that found them already.
-  // The latest-starting interval of list that covers t and that keep(iv)
-  // accepts (nullptr: none).
+  // LookupIn among the intervals keep(iv) accepts (one cluster's pods):
+  // the latest-starting one that covers t, and (if asked) the nearest
+  // accepted ones before and after t.
   template <class Keep>
-  static const IpInterval* LookupInIf(const std::vector<IpInterval>* list, Micros t, Keep keep) {
+  static const IpInterval* LookupInIf(const std::vector<IpInterval>* list, Micros t, Keep keep,
+                                      const IpInterval** before = nullptr, const IpInterval** after = nullptr) {
+    if (before) *before = nullptr;
+    if (after) *after = nullptr;
     if (!list) return nullptr;
     const IpInterval* first = list->data();
-    const IpInterval* k = std::upper_bound(first, first + list->size(), t,
-                                           [](Micros x, const IpInterval& iv) { return x < iv.start; });
-    while (k != first) {
+    const IpInterval* end = first + list->size();
+    const IpInterval* pos =
+        std::upper_bound(first, end, t, [](Micros x, const IpInterval& iv) { return x < iv.start; });
+    if (after)
+      for (const IpInterval* k = pos; k != end; ++k)
+        if (keep(*k)) {
+          *after = k;
+          break;
+        }
+    const IpInterval* found = nullptr;
+    for (const IpInterval* k = pos; k != first;) {
       --k;
-      if (t < k->end && keep(*k)) return k;
+      if (!keep(*k)) continue;
+      if (t < k->end) {
+        if (!found) found = k;
+      } else if (before && !*before) {
+        *before = k;
+      }
+      if (found && (!before || *before)) break;
     }
-    return nullptr;
+    return found;
   }
   static const IpInterval* LookupIn(const std::vector<IpInterval>* list, Micros t, const IpInterval** before,
                                     const IpInterval** after);

@@ -381,28 +381,6 @@ json Questions::OwnerChain(uint32_t cluster, const Version& v, Micros at, std::v
 
 namespace {
 
-// IpIndex::LookupIn over the intervals whose pod is of one cluster: the
-// latest-starting one that covers t, and the nearest before and after.
-const IpInterval* LookupInCluster(const StateStore& store, const std::vector<IpInterval>* list, uint32_t cluster,
-                                  Micros t, const IpInterval** before, const IpInterval** after) {
-  *before = *after = nullptr;
-  if (!list) return nullptr;
-  const IpInterval* found = nullptr;
-  for (const IpInterval& iv : *list) {  // sorted by start
-    if (store.names(iv.pod).cluster != cluster) continue;
-    if (iv.start > t) {
-      if (!*after) *after = &iv;
-      continue;
-    }
-    if (t < iv.end) {
-      found = &iv;
-    } else {
-      *before = &iv;
-    }
-  }
-  return found;
-}
-
 // An interval as answers show it (null for none).
 json DescribeInterval(const StateStore& store, const IpInterval* x) {
   if (!x) return nullptr;
@@ -449,7 +427,9 @@ StatusOr<json> Questions::WhoIs(std::string_view ip_text, Micros at, json* neare
     const std::vector<IpInterval>* list = store_->IpIntervals(*ip);
     for (uint32_t c : wanted) {
       const IpInterval *b = nullptr, *a = nullptr;
-      if (const IpInterval* iv = LookupInCluster(*store_, list, c, at, &b, &a)) held.push_back(iv);
+      const IpInterval* iv = IpIndex::LookupInIf(
+          list, at, [&](const IpInterval& x) { return store_->names(x.pod).cluster == c; }, &b, &a);
+      if (iv) held.push_back(iv);
       if (b && (!before || b->end > before->end)) before = b;
       if (a && (!after || a->start < after->start)) after = a;
     }

@@ -228,7 +228,7 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
                                      const StatusOr<ObjectFacts>& facts) {
   std::unique_lock lock(mu_);
   const uint32_t r_id = strings_.Intern(resource), name_id = strings_.Intern(name);
-  const uint32_t c_id = strings_.Intern(cluster);
+  const uint32_t c_id = cluster.empty() ? 0 : strings_.Intern(cluster);  // "" is id 0
   if (!facts.ok()) {
     // A delete answered with a Status (no object): the named object is gone.
     if (verb == "delete" && !name.empty()) {

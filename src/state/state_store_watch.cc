@@ -120,7 +120,8 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   const std::string_view cluster = StringMember(m, "cluster");
   std::unique_lock lock(mu_);
   bool created = false;
-  const uint32_t id = ObjectFor(strings_.Intern(cluster), strings_.Intern(resource), *facts, &created);
+  const uint32_t id =
+      ObjectFor(cluster.empty() ? 0 : strings_.Intern(cluster), strings_.Intern(resource), *facts, &created);
   Thaw(id);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.
