@@ -28,6 +28,7 @@
 #include "common/time_util.h"
 #include "ingest/cloudtrail_digest.h"
 #include "ledger/bundle.h"
+#include "witness/policy.h"
 #include "ledger/verifier.h"
 #include "server/http_server.h"
 #include "server/instance.h"
@@ -233,13 +234,39 @@ int VerifyLocal(const std::string& data, std::string vkey) {
   return 0;
 }
 
+// --witness-policy FILE, parsed; nullopt without one. With a policy and no
+// --key, the key of the policy's one log.
+StatusOr<std::optional<witness::Policy>> LoadWitnessPolicy(const std::string& path, std::string* vkey) {
+  if (path.empty()) return std::optional<witness::Policy>();
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  auto p = witness::Policy::Parse(text);
+  if (!p.ok()) return InvalidArgumentError("--witness-policy " + path + ": " + p.status().message());
+  if (vkey->empty() && p->logs().size() == 1) *vkey = p->logs()[0].verifier->VerifierKey();
+  return std::optional<witness::Policy>(std::move(*p));
+}
+
+void PrintWitnesses(const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  std::printf("witnessed by %s\n", list.empty() ? "nobody (the policy's quorum is none)" : list.c_str());
+}
+
 // annals verify --bundle FILE --key VKEY: offline, nothing but the file.
-int VerifyBundleFile(const std::string& path, const std::string& vkey) {
+int VerifyBundleFile(const std::string& path, std::string vkey, const std::string& policy_path) {
+  auto policy = LoadWitnessPolicy(policy_path, &vkey);
+  if (!policy.ok()) return Fail(policy.status());
   if (vkey.empty()) return Fail("--key VKEY (the log's verifier key) is required with --bundle");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail("cannot read " + path);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto r = ledger::VerifyBundle(bytes, vkey);
+  ledger::Bundle bundle;
+  auto r = ledger::VerifyBundle(bytes, vkey, &bundle);
+  if (r.ok() && *policy) {
+    auto q = witness::CheckQuorum(**policy, bundle.checkpoint);
+    Status s = q.ok() ? witness::RequireQuorum(**policy, *q) : q.status();
+    if (!s.ok()) r = s;
+    if (s.ok()) PrintWitnesses(q->witnessed);
+  }
   if (!r.ok()) {
     std::fprintf(stderr, "annals: bundle FAILED: %s\n", r.status().message().c_str());
     return 2;
@@ -258,11 +285,15 @@ int VerifyBundleFile(const std::string& path, const std::string& vkey) {
   return 0;
 }
 
-int VerifyRemote(const client::ServerTarget& target, const std::string& vkey, const std::string& state) {
+int VerifyRemote(const client::ServerTarget& target, std::string vkey, const std::string& state,
+                 const std::string& policy_path) {
   const std::string& url = target.url;
+  auto policy = LoadWitnessPolicy(policy_path, &vkey);
+  if (!policy.ok()) return Fail(policy.status());
   if (vkey.empty()) return Fail("--key VKEY is required with --url");
   client::RemoteVerifyResult r;
-  Status s = client::VerifyRemote(url, vkey, state, ProgressBar("verify"), &r, target.auth);
+  Status s = client::VerifyRemote(url, vkey, state, ProgressBar("verify"), &r, target.auth,
+                                  *policy ? &**policy : nullptr);
   if (!s.ok()) {
     std::fprintf(stderr, "annals: verify FAILED: %s\n", s.message().c_str());
     return 2;
@@ -271,6 +302,7 @@ int VerifyRemote(const client::ServerTarget& target, const std::string& vkey, co
               static_cast<unsigned long long>(r.size),
               static_cast<unsigned long long>(r.previous_size),
               static_cast<unsigned long long>(r.tiles));
+  if (*policy) PrintWitnesses(r.witnessed);
   return 0;
 }
 
@@ -580,6 +612,29 @@ int main(int argc, char** argv) {
                     "or once this many seconds passed since the last (and an entry came)")
       ->capture_default_str();
   serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
+  serve->add_option("--witness-policy", flags.witness_policy,
+                    "a tlog-policy file (docs/witness.md): ask its witnesses to cosign each checkpoint and "
+                    "serve one only once their cosignatures meet its quorum");
+  double witness_timeout = 5;
+  std::string witness_wait = "10";
+  serve->add_option("--witness-wait", witness_wait,
+                    "seconds /log/checkpoint may stay behind the newest signed checkpoint for want of the "
+                    "quorum before that one is served anyway (counted in annals_checkpoints_unwitnessed_total); "
+                    "\"forever\" to never serve an unwitnessed checkpoint")
+      ->check([](const std::string& v) -> std::string {
+        if (v == "forever") return "";
+        try {
+          size_t used = 0;
+          const double d = std::stod(v, &used);
+          if (used == v.size() && d >= 0) return "";
+        } catch (...) {
+        }
+        return "want a number of seconds or forever";
+      })
+      ->capture_default_str();
+  serve->add_option("--witness-timeout", witness_timeout, "seconds each witness has to answer a request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   std::string name, out;
   auto* keygen = app.add_subcommand("keygen", "make an Ed25519 signing key in note form");
@@ -598,6 +653,10 @@ int main(int argc, char** argv) {
   verify->add_option("--state", state, "file holding the last trusted checkpoint");
   std::string bundle_path;
   verify->add_option("--bundle", bundle_path, "an evidence bundle (annals export) to check offline");
+  std::string verify_policy;
+  verify->add_option("--witness-policy", verify_policy,
+                     "a tlog-policy file: the checkpoint must carry its quorum of witness cosignatures "
+                     "(with --url or --bundle; its log line gives the key when --key is not given)");
   add_client(verify, /*key_taken=*/true);
 
   size_t batch = 1000;
@@ -925,14 +984,19 @@ int main(int argc, char** argv) {
   if (serve->parsed()) {
     flags.data_dir = data;
     flags.archive_retain_seconds = *annals::ParseDurationSeconds(archive_retain);
+    flags.witness_wait = witness_wait == "forever"
+                             ? std::chrono::milliseconds(-1)
+                             : std::chrono::milliseconds(static_cast<int64_t>(std::stod(witness_wait) * 1000));
+    flags.witness_timeout = std::chrono::milliseconds(static_cast<int64_t>(witness_timeout * 1000));
     return Serve(key_file, std::move(flags));
   }
   if (collect->parsed()) return Collect(target, collect_state, collect_flags);
   if (keygen->parsed()) return Keygen(name, out);
   if (key_show->parsed()) return KeyShow(data);
   if (verify->parsed()) {
-    if (!bundle_path.empty()) return VerifyBundleFile(bundle_path, vkey);
-    if (remote_verify) return VerifyRemote(target, vkey, state);
+    if (!bundle_path.empty()) return VerifyBundleFile(bundle_path, vkey, verify_policy);
+    if (remote_verify) return VerifyRemote(target, vkey, state, verify_policy);
+    if (!verify_policy.empty()) return Fail("--witness-policy goes with --url or --bundle");
     if (verify_data->count() == 0)
       return Fail("verify what? --data DIR (a data directory) or --url URL (a served log)");
     return VerifyLocal(data, vkey);

@@ -1021,6 +1021,8 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_log_entries", ledger_->DurableSize());
   metrics_.Set("annals_tree_size", ledger_->IntegratedSize());
   metrics_.Set("annals_checkpoint_size", ledger_->CheckpointSize());
+  // Ahead of annals_checkpoint_size while witnesses have not cosigned it.
+  metrics_.Set("annals_checkpoint_signed_size", ledger_->SignedSize());
   const ledger::ScrubReport scrub = ledger_->scrub_report();
   metrics_.Set("annals_log_scrub_passes", scrub.passes);
   metrics_.Set("annals_log_scrub_entries", scrub.entries);

@@ -74,11 +74,17 @@ StatusOr<checkpoint::Checkpoint> FetchCheckpoint(HttpClient* http, const std::st
 Status VerifyRemote(const std::string& url, const std::string& verifier_key,
                     const std::string& state_file,
                     const std::function<void(uint64_t, uint64_t)>& progress,
-                    RemoteVerifyResult* result, const ClientAuth& auth) {
+                    RemoteVerifyResult* result, const ClientAuth& auth, const witness::Policy* policy) {
   ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(verifier_key));
   ASSIGN_OR_RETURN(auto http, HttpClient::Create(url, auth));
   std::string root;
   ASSIGN_OR_RETURN(std::string note_text, FetchCheckpointNote(http.get(), &root));
+  if (policy) {
+    auto q = witness::CheckQuorum(*policy, note_text);
+    if (!q.ok()) return DataLossError("served checkpoint: " + q.status().message());
+    RETURN_IF_ERROR(witness::RequireQuorum(*policy, *q));
+    result->witnessed = q->witnessed;
+  }
   auto cp_or = OpenCheckpoint(note_text, *verifier);
   if (!cp_or.ok()) return DataLossError("served checkpoint: " + cp_or.status().message());
   const checkpoint::Checkpoint cp = *cp_or;

@@ -132,13 +132,14 @@ StatusOr<std::unique_ptr<CheckpointLog>> CheckpointLog::Open(const std::string& 
     good = h.size();
   }
   log->bytes_ = good;
+  if (auto c = env::ReadFileToString(env, dir + "/checkpoint"); c.ok() && c->size() <= kMaxNote) log->copy_ = *c;
   RETURN_IF_ERROR(env->SyncDir(dir));
   return log;
 }
 
 CheckpointLog::~CheckpointLog() = default;
 
-Status CheckpointLog::Append(std::string_view note) {
+Status CheckpointLog::Append(std::string_view note, bool copy) {
   const std::string rec = Frame(note);
   if (Status w = file_->Write(bytes_, rec); !w.ok()) {
     // Nothing was synced: cut what part of the record reached the file and
@@ -150,10 +151,13 @@ Status CheckpointLog::Append(std::string_view note) {
   if (Status s = file_->Sync(); !s.ok()) return InternalError(std::string("fdatasync ") + kCheckpointLogName + ": " + s.message());
   bytes_ += rec.size();
   latest_.assign(note);
-  // The static copy is a convenience for plain file servers; the log above
-  // is what recovery trusts, and the record is durable: a failure here (a
-  // full disk) is reported, not returned, so the checkpoint is published
-  // and never appended twice.
+  // The record is durable: the copy's failure is reported, not returned, so
+  // the checkpoint is published and never appended twice.
+  if (copy) WriteCopy(note);
+  return OkStatus();
+}
+
+void CheckpointLog::WriteCopy(std::string_view note) {
   if (Status c = env::WriteFileAtomic(env_, dir_ + "/checkpoint", note, 0644, /*sync=*/false); !c.ok()) {
     (void)env_->RemoveFile(dir_ + "/checkpoint.tmp");
     if (!copy_failed_) log::Warning("cannot update the copy of the latest checkpoint: %s", c.message().c_str());
@@ -161,7 +165,6 @@ Status CheckpointLog::Append(std::string_view note) {
   } else {
     copy_failed_ = false;
   }
-  return OkStatus();
 }
 
 }  // namespace annals::ledger

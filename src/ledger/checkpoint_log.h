@@ -39,9 +39,17 @@ class CheckpointLog {
   // Appends and fdatasyncs a note. A failed write leaves the log as it was
   // (ResourceExhausted for a full disk: try again); a failed fdatasync is
   // Internal and must not be retried.
-  Status Append(std::string_view note);
+  // With copy, the note also becomes the copy beside the log (WriteCopy).
+  Status Append(std::string_view note, bool copy = true);
   // The last appended note, empty if none.
   const std::string& latest() const { return latest_; }
+  // Replaces <dir>/checkpoint, the served checkpoint (the latest, or with
+  // witnessing the latest witnessed one, cosignatures included), atomically.
+  // A failure (a full disk) is logged, not returned: the copy is a
+  // convenience and a hint for the next start, checked before it is used.
+  void WriteCopy(std::string_view note);
+  // The copy as it was found at Open (empty if none or unreadable).
+  const std::string& copy() const { return copy_; }
 
   // Calls fn for every stored note, oldest first. DataLoss names the record
   // number of the first bad one (a torn tail is not an error here: `cut` is
@@ -57,6 +65,7 @@ class CheckpointLog {
   std::unique_ptr<env::File> file_;
   uint64_t bytes_ = 0;
   std::string latest_;
+  std::string copy_;
   bool copy_failed_ = false;  // the `checkpoint` copy's last update failed
 };
 

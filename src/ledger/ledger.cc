@@ -166,8 +166,26 @@ Status Ledger::Recover() {
                            std::to_string(cp_size) + "; run `annals verify` to locate the damage");
   }
   MutexLock lock(&pub_mu_);  // before the threads start; for the analysis
-  published_ = checkpoints_->latest();
+  signed_ = checkpoints_->latest();
+  signed_size_ = cp_size;
+  published_ = signed_;
   published_size_ = cp_size;
+  // With witnessing, the served checkpoint (the copy beside the log) may be
+  // an older, witnessed one: serve it again if it is this log's and on
+  // this tree, so that a restart does not serve what witnesses never saw.
+  if (const std::string& copy = checkpoints_->copy(); !copy.empty() && copy != signed_) {
+    ASSIGN_OR_RETURN(auto verifier, note::Verifier::FromVerifierKey(signer_->VerifierKey()));
+    auto opened = note::OpenNote(copy, *verifier);
+    auto cp = opened.ok() ? checkpoint::Parse(opened->text) : StatusOr<checkpoint::Checkpoint>(opened.status());
+    if (opened.ok() && opened->signatures.size() > 1 && cp.ok() && cp->origin == signer_->name() &&
+        cp->size <= cp_size) {
+      auto root = merkle::RootHash(cp->size, tiles_.Reader());
+      if (root.ok() && *root == cp->root) {
+        published_ = copy;
+        published_size_ = cp->size;
+      }
+    }
+  }
   return OkStatus();
 }
 
@@ -509,8 +527,7 @@ void Ledger::PublisherLoop() {
   for (;;) {
     {
       MutexLock lock(&pub_mu_);
-      while (!integrator_done_ && publish_requests_ <= publish_served_ && tiles_.size() <= published_size_)
-        pub_cv_.Wait(&lock);
+      while (!integrator_done_ && publish_requests_ <= publish_served_ && !PublishPending()) pub_cv_.Wait(&lock);
       if (publish_requests_ == publish_served_ && !integrator_done_) {
         // Batch appends for at most one interval after the previous checkpoint.
         const auto deadline = last + options_.checkpoint_interval;
@@ -548,28 +565,73 @@ void Ledger::PublisherLoop() {
   }
 }
 
+bool Ledger::PublishPending() const {
+  return tiles_.size() > signed_size_ || published_size_ < signed_size_ || (witnessing_ && unwitnessed_);
+}
+
 Status Ledger::SignAndPersist() {
   MutexLock sign_lock(&sign_mu_);
   uint64_t size;
   Hash root;
   tiles_.Snapshot(&size, &root);
+  CheckpointWitnessing* witnessing;
+  bool grow;
   {
     MutexLock lock(&pub_mu_);
-    if (!published_.empty() && size == published_size_) return OkStatus();
-    if (size < published_size_) return InternalError("tree shrank below published checkpoint");
+    if (size < signed_size_) return InternalError("tree shrank below the signed checkpoint");
+    witnessing = witnessing_;
+    grow = signed_.empty() || size > signed_size_;
+    if (!grow && published_size_ == signed_size_ && !(witnessing && unwitnessed_)) return OkStatus();
   }
-  // The tiles under the new checkpoint reach the disk first: on start,
-  // stored tiles are trusted up to the last checkpoint (Recover).
-  RETURN_IF_ERROR(tiles_.Sync());
-  checkpoint::Checkpoint cp{signer_->name(), size, root, {}};
-  ASSIGN_OR_RETURN(std::string note, signer_->SignNote(cp.Marshal()));
-  // Persist before publishing: a checkpoint is never served unless it is on
-  // disk, so no restart can sign a different tree at a size already served.
-  RETURN_IF_ERROR(checkpoints_->Append(note));
+  if (grow) {
+    // The tiles under the new checkpoint reach the disk first: on start,
+    // stored tiles are trusted up to the last checkpoint (Recover).
+    RETURN_IF_ERROR(tiles_.Sync());
+    checkpoint::Checkpoint cp{signer_->name(), size, root, {}};
+    ASSIGN_OR_RETURN(std::string note, signer_->SignNote(cp.Marshal()));
+    // Persist before publishing (or asking a witness): a checkpoint is never
+    // shown unless it is on disk, so no restart can sign a different tree at
+    // a size already shown.
+    RETURN_IF_ERROR(checkpoints_->Append(note, /*copy=*/witnessing == nullptr));
+    MutexLock lock(&pub_mu_);
+    signed_ = std::move(note);
+    signed_size_ = size;
+    unwitnessed_ = witnessing != nullptr;
+  }
+  std::string to_sign;
+  uint64_t to_sign_size;
+  {
+    MutexLock lock(&pub_mu_);
+    to_sign = signed_;
+    to_sign_size = signed_size_;
+  }
+  std::string served = to_sign;
+  if (witnessing) {
+    // Outside pub_mu_: readers keep the checkpoint served so far meanwhile.
+    served = witnessing->Cosign(to_sign, to_sign_size);
+    if (served.empty()) return OkStatus();
+    checkpoints_->WriteCopy(served);
+  } else if (!grow) {
+    checkpoints_->WriteCopy(served);  // a witnessed copy from before, replaced
+  }
   MutexLock lock(&pub_mu_);
-  published_ = std::move(note);
-  published_size_ = size;
+  published_ = std::move(served);
+  published_size_ = to_sign_size;
+  if (signed_size_ == to_sign_size) unwitnessed_ = false;
   return OkStatus();
+}
+
+void Ledger::SetWitnessing(CheckpointWitnessing* w) {
+  MutexLock sign_lock(&sign_mu_);  // no Cosign in flight
+  MutexLock lock(&pub_mu_);
+  witnessing_ = w;
+  unwitnessed_ = w != nullptr;
+  pub_cv_.NotifyAll();
+}
+
+uint64_t Ledger::SignedSize() const {
+  MutexLock lock(&pub_mu_);
+  return signed_size_;
 }
 
 Status Ledger::PublishNow() {

@@ -107,6 +107,18 @@ struct Recovery {
   uint64_t lost_checkpoints_accepted = 0;
 };
 
+// What the publisher asks before it serves a signed checkpoint: gathers
+// witnesses' cosignatures on it (client/cosigning.h).
+class CheckpointWitnessing {
+ public:
+  virtual ~CheckpointWitnessing() = default;
+  // note: the newest signed checkpoint, of `size` entries, already durable;
+  // asked again each checkpoint interval while it is not served. Returns
+  // the note to serve (note with cosignature lines appended, or note
+  // itself), or "" to keep serving the one before.
+  virtual std::string Cosign(const std::string& note, uint64_t size) = 0;
+};
+
 class Ledger {
  public:
   using AppendCallback = std::function<void(StatusOr<uint64_t> first_index)>;
@@ -163,9 +175,17 @@ class Ledger {
   // returns DurableSize(). For readers that follow the log (subscriptions).
   uint64_t WaitForDurable(uint64_t size, std::chrono::milliseconds timeout);
   uint64_t IntegratedSize() const { return tiles_.size(); }
-  // The newest published signed checkpoint.
+  // The newest published checkpoint: the newest signed one, or with
+  // witnessing (SetWitnessing) the newest one witnessing let through, its
+  // cosignatures appended.
   std::string Checkpoint() const;
   uint64_t CheckpointSize() const;
+  // The newest signed checkpoint's size (>= CheckpointSize()).
+  uint64_t SignedSize() const;
+  // From now on each signed checkpoint is served only as w->Cosign returns
+  // it (docs/witness.md). w must outlive the ledger or be unset (nullptr)
+  // first; Cosign runs on the publisher thread.
+  void SetWitnessing(CheckpointWitnessing* w);
   // Signs and publishes a checkpoint over everything integrated now;
   // returns once it is durable and served.
   Status PublishNow();
@@ -242,6 +262,9 @@ class Ledger {
   void CompressLoop();
   // The published checkpoint's size and root.
   Status PublishedTree(uint64_t* size, Hash* root) const;
+  // Whether the publisher has something to do: a grown tree to sign, or a
+  // signed checkpoint not yet served.
+  bool PublishPending() const REQUIRES(pub_mu_);
 
   const LedgerOptions options_;
   std::unique_ptr<note::Signer> signer_;
@@ -272,8 +295,12 @@ class Ledger {
 
   mutable Mutex pub_mu_;
   CondVar pub_cv_;
-  std::string published_ GUARDED_BY(pub_mu_);
+  std::string published_ GUARDED_BY(pub_mu_);  // served
   uint64_t published_size_ GUARDED_BY(pub_mu_) = 0;
+  std::string signed_ GUARDED_BY(pub_mu_);  // newest signed and persisted
+  uint64_t signed_size_ GUARDED_BY(pub_mu_) = 0;
+  CheckpointWitnessing* witnessing_ GUARDED_BY(pub_mu_) = nullptr;
+  bool unwitnessed_ GUARDED_BY(pub_mu_) = false;  // signed_ not yet passed through witnessing_
   bool integrator_done_ GUARDED_BY(pub_mu_) = false;
   uint64_t publish_requests_ GUARDED_BY(pub_mu_) = 0;
   uint64_t publish_served_ GUARDED_BY(pub_mu_) = 0;

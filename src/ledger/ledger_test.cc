@@ -474,6 +474,102 @@ TEST_F(LedgerTest, ReopenRecoversSizeRootAndCheckpoint) {
   EXPECT_TRUE(merkle::VerifyConsistency(kN, kN + 10, *proof, root, *l->RootAt(kN + 10)).ok());
 }
 
+// A stand-in for witnesses (the real ones are tested with processes in
+// test/integration/witness_processes_test.cc): it lets a checkpoint
+// through, with a marker line, only while `open` is set.
+class GateWitnessing : public CheckpointWitnessing {
+ public:
+  std::string Cosign(const std::string& note, uint64_t size) override {
+    asked.fetch_add(1);
+    last_size.store(size);
+    if (!open.load()) return "";
+    // A second signature line, as a cosignature would be (another key's).
+    return note + "— witness.example/w Bm9yZSB0aGFuIGEgc2lnbmF0dXJlLCBhbmQgbm90IG9uZQ==\n";
+  }
+  std::atomic<bool> open{false};
+  std::atomic<int> asked{0};
+  std::atomic<uint64_t> last_size{0};
+};
+
+// With witnessing, a signed checkpoint is served only as the witnessing
+// returns it: the served one stays behind while it returns "", the signed
+// one goes on growing and is asked again each interval.
+TEST_F(LedgerTest, WitnessingHoldsTheServedCheckpointBackUntilItLetsOneThrough) {
+  GateWitnessing gate;
+  std::string witnessed;
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    AppendRange(l.get(), 0, 10);
+    ASSERT_TRUE(l->WaitForCheckpoint(10, kWait));
+    l->SetWitnessing(&gate);
+    gate.open = true;
+    AppendRange(l.get(), 10, 20);
+    ASSERT_TRUE(l->WaitForCheckpoint(20, kWait));
+    witnessed = l->Checkpoint();
+    EXPECT_NE(witnessed.find("— witness.example/w "), std::string::npos) << witnessed;
+    ExpectGoodCheckpoint(*l, 20);
+
+    gate.open = false;
+    AppendRange(l.get(), 20, 35);
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (l->SignedSize() < 35 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(milliseconds(5));
+    ASSERT_EQ(l->SignedSize(), 35u);
+    const int asked = gate.asked.load();
+    std::this_thread::sleep_for(milliseconds(200));
+    EXPECT_GT(gate.asked.load(), asked);  // asked again, interval after interval
+    EXPECT_EQ(gate.last_size.load(), 35u);
+    EXPECT_EQ(l->CheckpointSize(), 20u);
+    EXPECT_EQ(l->Checkpoint(), witnessed);
+    EXPECT_FALSE(l->WaitForCheckpoint(35, milliseconds(100)));
+    // Unset, the ledger serves what it signed.
+    l->SetWitnessing(nullptr);
+    ASSERT_TRUE(l->WaitForCheckpoint(35, kWait));
+    ExpectGoodCheckpoint(*l, 35);
+    EXPECT_EQ(l->Checkpoint().find("— witness.example/w "), std::string::npos);
+  }
+}
+
+// The witnessed copy is served again at the next start, before anything
+// else happens, when the newest signed checkpoint was not witnessed.
+TEST_F(LedgerTest, ARestartServesTheLastWitnessedCheckpointNotANewerUnwitnessedOne) {
+  GateWitnessing gate;
+  std::string witnessed;
+  {
+    auto l = MustOpen();
+    ASSERT_NE(l, nullptr);
+    l->SetWitnessing(&gate);
+    gate.open = true;
+    AppendRange(l.get(), 0, 12);
+    ASSERT_TRUE(l->WaitForCheckpoint(12, kWait));
+    witnessed = l->Checkpoint();
+    gate.open = false;
+    AppendRange(l.get(), 12, 40);
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (l->SignedSize() < 40 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(milliseconds(5));
+    ASSERT_EQ(l->SignedSize(), 40u);
+  }  // the ledger goes first: its final checkpoint is asked for, and refused
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->SignedSize(), 40u);
+  EXPECT_EQ(l->CheckpointSize(), 12u);
+  EXPECT_EQ(l->Checkpoint(), witnessed);
+  // A damaged copy is not trusted: the newest signed checkpoint is served.
+  l.reset();
+  std::string copy = ReadFile(Data() / "log" / "checkpoint");
+  copy[copy.find('\n') + 1] ^= 1;  // the size line
+  {
+    std::ofstream out(Data() / "log" / "checkpoint", std::ios::binary | std::ios::trunc);
+    out << copy;
+  }
+  l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->CheckpointSize(), 40u);
+  ExpectGoodCheckpoint(*l, 40);
+}
+
 TEST_F(LedgerTest, ReopenWithoutAnyAppend) {
   { ASSERT_NE(MustOpen(), nullptr); }
   auto l = MustOpen();

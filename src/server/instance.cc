@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <shared_mutex>
 
 #include <boost/asio/ip/address.hpp>
@@ -14,6 +15,7 @@
 #include "auth/authorizer.h"
 #include "auth/denials.h"
 #include "auth/limiter.h"
+#include "client/cosigning.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/metrics.h"
@@ -89,6 +91,8 @@ struct Instance::Parts {
   std::unique_ptr<auth::Authorizer> authorizer;
   std::unique_ptr<kube::TokenReviewer> token_reviewer;
   std::unique_ptr<DiskGuard> disk;
+  // The ledger's publisher calls it: destroyed after the ledger.
+  std::unique_ptr<client::Cosigning> cosigning;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<archive::Archiver> archiver;
   std::unique_ptr<index::DedupIndex> dedup;
@@ -225,9 +229,25 @@ Status Instance::Build() {
   } else if (!o.local_retain.empty()) {
     return InvalidArgumentError("--local-retain needs --archive: only what is in the archive is dropped");
   }
+  std::optional<witness::Policy> witness_policy;
+  if (!o.witness_policy.empty()) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.witness_policy));
+    auto parsed = witness::Policy::Parse(text);
+    if (!parsed.ok()) return InvalidArgumentError("--witness-policy " + o.witness_policy + ": " + parsed.status().message());
+    witness_policy = std::move(*parsed);
+  }
   auto ledger = ledger::Ledger::Open(lo);
   if (!ledger.ok()) return UnavailableError("cannot open ledger in " + data + ": " + ledger.status().message());
   p.ledger = std::move(*ledger);
+  if (witness_policy) {
+    client::CosigningOptions co;
+    co.wait = o.witness_wait;
+    co.request_timeout = o.witness_timeout;
+    auto c = client::Cosigning::Create(std::move(*witness_policy), p.ledger.get(), &p.metrics, co);
+    if (!c.ok()) return InvalidArgumentError("--witness-policy " + o.witness_policy + ": " + c.status().message());
+    p.cosigning = std::move(*c);
+    p.ledger->SetWitnessing(p.cosigning.get());
+  }
   const auto& rec = p.ledger->recovery();
   if (!rec.log.reason.empty())
     log::Warning("recovery: cut %llu bytes of torn log tail (%s)",
@@ -440,6 +460,8 @@ void Instance::Stop() {
   Parts& p = *parts_;
   // 1. No new work.
   if (p.projector) p.projector->Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
+  // Witness requests in flight end; no later checkpoint is served unwitnessed.
+  if (p.cosigning) p.cosigning->Stop();
   if (p.collector) p.collector->Stop();
   if (p.token_reviewer) p.token_reviewer->Abort();  // reviews in flight fail now
   if (p.http) p.http->Stop();                        // answers what it took, up to drain_timeout

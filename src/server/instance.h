@@ -91,6 +91,12 @@ struct InstanceOptions {
   // archive::ArchiverOptions::local_retain_*: "" (keep all), a duration
   // ("30d") or a size ("500GiB").
   std::string local_retain;
+  // Witnessed checkpoints (docs/witness.md): a tlog-policy file, "" = none;
+  // how long /log/checkpoint may wait for the quorum (negative: for ever)
+  // and each witness request's bound.
+  std::string witness_policy;
+  std::chrono::milliseconds witness_wait{10000};
+  std::chrono::milliseconds witness_timeout{5000};
   uint64_t snapshot_every = 1000000;
   double snapshot_interval = 600;
   // How long Stop lets requests already taken finish.
