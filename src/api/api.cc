@@ -90,7 +90,7 @@ uint8_t RequiredRole(std::string_view path) {
     return auth::kRead;
   if (path == paths::kCheckpoint || path.starts_with(paths::kTilePrefix) ||
       path.starts_with(paths::kEntriesPrefix) || path == paths::kInclusionProof ||
-      path == paths::kConsistencyProof)
+      path == paths::kConsistencyProof || path == paths::kWitnesses)
     return auth::kVerify;
   if (path == paths::kMetrics || path == paths::kSealed || path == paths::kErase) return auth::kAdmin;
   return 0;
@@ -323,6 +323,12 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
     return respond(Entry(std::string_view(path).substr(std::string_view(paths::kEntriesPrefix).size()), t));
   if (path == paths::kInclusionProof) return respond(InclusionProof(t));
   if (path == paths::kConsistencyProof) return respond(ConsistencyProof(t));
+  if (path == paths::kWitnesses) {
+    HttpResponse r;
+    r.content_type = "application/json";
+    r.body = witnesses_ ? witnesses_() : "{\"policy\":false,\"witnesses\":[]}\n";
+    return respond(std::move(r));
+  }
   if (path == paths::kHealthz) {
     // A ledger that refuses appends after a storage failure recovers only
     // by reopening: fail the liveness probe so that it is restarted.

@@ -66,6 +66,9 @@ class Api {
   // The cluster ingest is filed under when the caller's credentials name
   // none and the request's ?cluster= does not either (serve --cluster).
   void SetDefaultCluster(std::string cluster) { default_cluster_ = std::move(cluster); }
+  // GET /v1/witnesses answers fn()'s JSON (serve --witness-policy);
+  // without it, {"policy": false}.
+  void SetWitnesses(std::function<std::string()> fn) { witnesses_ = std::move(fn); }
 
  private:
   // Handle, once the caller is known: checks its role and answers.
@@ -138,6 +141,7 @@ class Api {
   redact::SealedStore* sealed_ = nullptr;
   std::string default_cluster_;
   std::function<Readiness()> readiness_;
+  std::function<std::string()> witnesses_;
 };
 
 }  // namespace annals::api

@@ -11,6 +11,8 @@ inline constexpr char kLogRoot[] = "/log/";
 inline constexpr char kEntriesPrefix[] = "/v1/entries/";  // + <index>
 inline constexpr char kInclusionProof[] = "/v1/proof/inclusion";
 inline constexpr char kConsistencyProof[] = "/v1/proof/consistency";
+// The witness policy and what each witness did (docs/witness.md).
+inline constexpr char kWitnesses[] = "/v1/witnesses";
 inline constexpr char kIngestEvents[] = "/v1/ingest/events";
 inline constexpr char kIngestK8sAudit[] = "/v1/ingest/k8s-audit";
 inline constexpr char kIngestK8sWatch[] = "/v1/ingest/k8s-watch";

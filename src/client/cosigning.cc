@@ -1,6 +1,8 @@
 #include "client/cosigning.h"
 
 #include <thread>
+
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "checkpoint/note.h"
@@ -83,6 +85,38 @@ void Cosigning::Stop() {
 std::vector<WitnessStatus> Cosigning::Status() const {
   MutexLock lock(&mu_);
   return status_;
+}
+
+namespace {
+
+nlohmann::json RuleJson(const witness::Policy::Rule& r) {
+  if (r.witness >= 0) return {{"witness", r.name}};
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& m : r.members) members.push_back(RuleJson(m));
+  return {{"group", r.name}, {"k", r.k}, {"members", members}};
+}
+
+}  // namespace
+
+std::string Cosigning::StatusJson() const {
+  nlohmann::json ws = nlohmann::json::array();
+  const std::vector<WitnessStatus> st = Status();
+  for (size_t i = 0; i < st.size(); ++i) {
+    nlohmann::json w{{"name", st[i].name},
+                     {"key", policy_.witnesses()[i].verifier->VerifierKey()},
+                     {"cosigned_newest", st[i].cosigned},
+                     {"cosigned_size", st[i].cosigned_size}};
+    if (!st[i].url.empty()) w["url"] = st[i].url;
+    if (!st[i].last_error.empty()) w["last_error"] = st[i].last_error;
+    ws.push_back(std::move(w));
+  }
+  nlohmann::json j{{"policy", true},
+                   {"quorum", policy_.DescribeQuorum()},
+                   {"rule", RuleJson(policy_.QuorumRule())},
+                   {"witnesses", ws},
+                   {"checkpoint_size", ledger_->CheckpointSize()},
+                   {"signed_size", ledger_->SignedSize()}};
+  return j.dump() + "\n";
 }
 
 StatusOr<std::string> Cosigning::Body(uint64_t old_size, uint64_t size, const std::string& note) const {

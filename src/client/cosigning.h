@@ -71,6 +71,9 @@ class Cosigning : public ledger::CheckpointWitnessing {
   void Stop();
 
   std::vector<WitnessStatus> Status() const;
+  // GET /v1/witnesses: the policy (witness names, keys, URLs, the quorum
+  // rule) and what each witness did last (docs/http-api.md).
+  std::string StatusJson() const;
   const witness::Policy& policy() const { return policy_; }
 
   struct Reply;  // one witness's answer (cosigning.cc)

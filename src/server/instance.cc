@@ -321,6 +321,7 @@ Status Instance::Build() {
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
+  if (p.cosigning) p.api->SetWitnesses([c = p.cosigning.get()] { return c->StatusJson(); });
   if (p.sealed) p.api->SetSealedStore(p.sealed.get());
   p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
                        a = p.archiver.get()]() {

@@ -206,6 +206,15 @@ std::string Policy::Describe(size_t node) const {
 
 std::string Policy::DescribeQuorum() const { return Describe(quorum_); }
 
+Policy::Rule Policy::RuleOf(size_t node) const {
+  const Node& n = nodes_[node];
+  Rule r{n.name, n.witness, n.k, {}};
+  for (size_t m : n.members) r.members.push_back(RuleOf(m));
+  return r;
+}
+
+Policy::Rule Policy::QuorumRule() const { return RuleOf(quorum_); }
+
 StatusOr<QuorumCheck> CheckQuorum(const Policy& policy, std::string_view note_text) {
   ASSIGN_OR_RETURN(note::Note parsed, note::ParseNote(note_text));
   ASSIGN_OR_RETURN(checkpoint::Checkpoint cp, checkpoint::Parse(parsed.text));

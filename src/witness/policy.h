@@ -67,6 +67,16 @@ class Policy {
   std::vector<bool> Cosigned(const note::Note& note, std::vector<std::string>* problems) const;
   // The quorum rule in words ("2 of {a, b, c}", "none").
   std::string DescribeQuorum() const;
+  // The quorum rule as a tree, for clients that evaluate it themselves
+  // (the console): a witness (witness >= 0, its index) or a group whose
+  // k members must be met (`none`: a group of k = 0).
+  struct Rule {
+    std::string name;
+    int witness = -1;
+    size_t k = 0;
+    std::vector<Rule> members;
+  };
+  Rule QuorumRule() const;
 
  private:
   struct Node {
@@ -77,6 +87,7 @@ class Policy {
   };
   bool Met(size_t node, const std::vector<bool>& cosigned) const;
   std::string Describe(size_t node) const;
+  Rule RuleOf(size_t node) const;
 
   std::vector<Log> logs_;
   std::vector<Witness> witnesses_;

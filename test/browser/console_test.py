@@ -629,5 +629,112 @@ class LimitedReaderTest(unittest.TestCase):
         self.assertEqual({r.find_elements(By.TAG_NAME, "td")[1].text for r in rows}, {"default"})
 
 
+class Witness:
+    """One `annals witness` for `log_vkey` on a free loopback port."""
+
+    def __init__(self, workdir, name, log_vkey):
+        self.name = name
+        key = os.path.join(workdir, name + ".key")
+        subprocess.run([ANNALS, "keygen", "--name", "witness.example/" + name, "--out", key], check=True,
+                       capture_output=True)
+        self.proc = subprocess.Popen([ANNALS, "witness", "--data", os.path.join(workdir, name), "--listen",
+                                      "127.0.0.1:0", "--key", key, "--log", log_vkey],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = self.vkey = None
+        while not (self.url and self.vkey):
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("annals witness did not start")
+            if line.startswith("url: "):
+                self.url = line[5:].strip()
+            if line.startswith("verifier key: "):
+                self.vkey = line[len("verifier key: "):].strip()
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+class WitnessedConsoleTest(unittest.TestCase):
+    """A log with three witnesses (serve --witness-policy): the console
+    checks the cosignatures on the checkpoint each answer rests on, in the
+    browser with the witnesses' keys, and says who witnessed it; with two
+    witnesses down and a bounded wait, an answer resting on a checkpoint
+    short of the quorum is shown as not witnessed."""
+
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(SHOTS, exist_ok=True)
+        cls.dir = tempfile.mkdtemp(prefix="annals-console-witnessed-")
+        key = cls.dir + "/log.key"
+        vkey = subprocess.run([ANNALS, "keygen", "--name", "console.example/log", "--out", key], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        cls.witnesses = [Witness(cls.dir, n, vkey) for n in ("w1", "w2", "w3")]
+        with open(cls.dir + "/policy", "w") as f:
+            f.write(f"log {vkey}\n")
+            for w in cls.witnesses:
+                f.write(f"witness {w.name} {w.vkey} {w.url}\n")
+            f.write("group two 2 w1 w2 w3\nquorum two\n")
+        cls.server = Server(["--key", key, "--witness-policy", cls.dir + "/policy", "--witness-wait", "0.3",
+                             "--checkpoint-interval", "50"])
+        load_corpus(cls.server)
+        cls.server.wait_projected()
+        cls.browser = new_browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.quit()
+        cls.server.stop()
+        for w in cls.witnesses:
+            if w.proc.poll() is None:
+                w.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def open(self, path):
+        self.browser.get(self.server.url + path)
+        WebDriverWait(self.browser, 20).until(
+            lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"))
+
+    def witnessed(self):
+        WebDriverWait(self.browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-witnessed]"))
+        return self.browser.find_element(By.CSS_SELECTOR, "[data-witnessed]")
+
+    def test_answers_say_who_witnessed_their_checkpoint(self):
+        status = self.server.get("/v1/witnesses")
+        self.assertTrue(status["policy"])
+        self.assertEqual([w["name"] for w in status["witnesses"]], ["w1", "w2", "w3"])
+        self.assertEqual(status["quorum"], "2 of {w1, w2, w3}")
+        at = "2030-01-01T00:00:00Z"
+        self.open("/ui/state?at=" + at)
+        w = self.witnessed()
+        self.assertEqual(w.get_attribute("data-witnessed"), "met")
+        for name in ("w1", "w2", "w3"):
+            self.assertIn(name + " (", w.text)
+        self.assertIn("2 of {w1, w2, w3} is met", w.text)
+        WebDriverWait(self.browser, 10).until(lambda d: "witnessed by w1, w2, w3" in d.find_element(By.ID, "log-status").text)
+        self.browser.save_screenshot(os.path.join(SHOTS, "witnessed.png"))
+
+        # Two witnesses down: the next checkpoint is served after the
+        # bounded wait with w1's cosignature alone, and the answer resting
+        # on it is shown as not witnessed.
+        for w in self.witnesses[1:]:
+            w.stop()
+        before = int(self.server.get("/v1/witnesses")["checkpoint_size"])
+        self.server.post("/v1/ingest/events", json.dumps(audit_event("create", {"metadata": {"name": "late", "namespace": "default"}}, 59)).encode())
+        for _ in range(200):
+            if int(self.server.get("/v1/witnesses")["checkpoint_size"]) > before:
+                break
+            time.sleep(0.05)
+        self.assertGreater(int(self.server.get("/v1/witnesses")["checkpoint_size"]), before)
+        self.server.wait_projected()
+        self.open("/ui/state?at=" + at)
+        w = self.witnessed()
+        self.assertEqual(w.get_attribute("data-witnessed"), "not-met")
+        self.assertIn("cosigned by w1 (", w.text)
+        self.assertNotIn("w2 (", w.text)
+        self.browser.save_screenshot(os.path.join(SHOTS, "not-witnessed.png"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

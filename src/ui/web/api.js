@@ -68,6 +68,15 @@ export async function getText(path, signal) {
   return r.text();
 }
 
+// The server's witness policy (GET /v1/witnesses), parsed, or null: none,
+// or not allowed to read it. Asked once per page.
+let witnessPolicyAnswer = null;
+export function witnessPolicy(parse) {
+  if (!witnessPolicyAnswer)
+    witnessPolicyAnswer = getJson('/v1/witnesses').then(parse).catch(() => null);
+  return witnessPolicyAnswer;
+}
+
 // /v1/watch as a stream read with fetch (EventSource cannot send a bearer
 // token). Calls onChange(change) per event, onOpen() once connected;
 // resumes after a drop from the last index seen. Stops when `signal` aborts.

@@ -3,7 +3,7 @@
 // and owns the credentials dialog.
 import * as api from './api.js';
 import { h, errorBox } from './dom.js';
-import { parseVerifierKey, verifyCheckpoint } from './verify.js';
+import { parseVerifierKey, parseWitnessPolicy, verifyCheckpoint, verifyCosignatures } from './verify.js';
 import * as home from './views/home.js';
 import * as timeline from './views/timeline.js';
 import * as state from './views/state.js';
@@ -62,8 +62,12 @@ export async function refreshLogStatus() {
     const note = await api.getText('/log/checkpoint');
     const k = await parseVerifierKey(key.text);
     const cp = await verifyCheckpoint(note, k);
-    out.className = 'ok';
-    out.textContent = `✓ ${cp.origin}: ${cp.size} entries, signed` + (key.pinned ? ' (pinned key)' : ' (key not pinned)');
+    const policy = await api.witnessPolicy(parseWitnessPolicy);
+    const w = policy ? await verifyCosignatures(note, policy) : null;
+    out.className = !w || w.met ? 'ok' : 'bad';
+    out.textContent = `✓ ${cp.origin}: ${cp.size} entries, signed` + (key.pinned ? ' (pinned key)' : ' (key not pinned)') +
+      (!w ? '' : w.met ? `, witnessed by ${w.witnessed.map((x) => x.name).join(', ') || 'nobody'}`
+        : ` · ✗ not witnessed as the policy asks (${w.quorum})`);
   } catch (e) {
     out.className = 'bad';
     out.textContent = '✗ checkpoint: ' + e.message;

@@ -87,10 +87,24 @@ export function receiptLine(result, key) {
   if (result.ok)
     return h('p', { class: 'verified', 'data-verified': 'ok' },
       `✓ Verified in this browser: the checkpoint of tree size ${result.size} is signed by ${who}, and ` +
-      `${result.results.size} inclusion proof${result.results.size === 1 ? ' leads' : 's lead'} to its root.`);
+      `${result.results.size} inclusion proof${result.results.size === 1 ? ' leads' : 's lead'} to its root.`,
+      witnessLine(result.witnesses));
   return h('p', { class: 'failed', role: 'alert', 'data-verified': 'failed' },
     '✗ Verification failed: ' + result.error +
     [...result.results].filter(([, r]) => !r.ok).map(([i, r]) => ` (entry ${i}: ${r.error})`).join(''));
+}
+
+// Who cosigned the checkpoint an answer rests on (verify.js
+// verifyCosignatures), or nothing without a witness policy.
+export function witnessLine(w) {
+  if (!w) return null;
+  const names = w.witnessed.map((x) => `${x.name} (${iso(x.time * 1000)})`).join(', ');
+  const failed = w.failed.map((x) => ` ${x.name}'s cosignature failed: ${x.error}.`).join('');
+  if (w.met)
+    return h('span', { class: 'witnessed', 'data-witnessed': 'met' },
+      ` Witnessed by ${names || 'nobody'}: the quorum ${w.quorum} is met.${failed}`);
+  return h('span', { class: 'failed', 'data-witnessed': 'not-met' },
+    ` ✗ Not witnessed as the policy asks (${w.quorum}): cosigned by ${names || 'nobody'}.${failed}`);
 }
 
 // The mark beside one evidence index in a table.

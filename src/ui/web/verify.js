@@ -108,8 +108,10 @@ export async function rootFromInclusionProof(index, size, leaf, proof, memo) {
   return r;
 }
 
-// A verifier key "name+hash+base64(0x01 || public key)" (C2SP signed-note).
-export async function parseVerifierKey(vkey) {
+// A verifier key "name+hash+base64(alg || public key)" (C2SP signed-note):
+// alg 0x01 for a log's Ed25519 key, 0x04 for a witness's cosignature key
+// (c2sp.org/tlog-cosignature).
+export async function parseVerifierKey(vkey, alg = 1) {
   // The key's base64 may hold '+' too: split at the first two only.
   const t = String(vkey).trim();
   const a = t.indexOf('+'), b = a < 0 ? -1 : t.indexOf('+', a + 1);
@@ -117,7 +119,9 @@ export async function parseVerifierKey(vkey) {
   const [name, hashHex, keyB64] = [t.slice(0, a), t.slice(a + 1, b), t.slice(b + 1)];
   if (!/^[0-9a-f]{8}$/.test(hashHex)) throw new VerifyError('the verifier key hash is not 8 hex digits');
   const key = b64decode(keyB64);
-  if (key.length !== 33 || key[0] !== 1) throw new VerifyError('the verifier key is not an Ed25519 key (0x01 and 32 bytes)');
+  if (key.length !== 33 || key[0] !== alg)
+    throw new VerifyError(alg === 1 ? 'the verifier key is not an Ed25519 key (0x01 and 32 bytes)'
+      : 'the key is not a cosignature/v1 key (0x04 and 32 bytes)');
   const id = (await sha256(concat(te.encode(name + '\n'), key))).subarray(0, 4);
   if (hex(id) !== hashHex) throw new VerifyError('the verifier key hash does not match its name and key');
   return { name, id, publicKey: key.subarray(1), text: String(vkey).trim() };
@@ -157,6 +161,51 @@ export async function verifyNote(note, key) {
   const ok = await subtle().verify({ name: 'Ed25519' }, pub, sig.sig, te.encode(text));
   if (!ok) throw new VerifyError('the signature does not verify with the key');
   return text;
+}
+
+// A witness policy as GET /v1/witnesses gives it: {quorum (in words),
+// rule (a tree of witnesses and groups), witnesses: [{name, key}]} with
+// each witness's cosignature key parsed. null for a server without one.
+export async function parseWitnessPolicy(answer) {
+  if (!answer || !answer.policy) return null;
+  const witnesses = await Promise.all((answer.witnesses || []).map(async (w) =>
+    ({ name: w.name, key: await parseVerifierKey(w.key, 4) })));
+  return { quorum: answer.quorum, rule: answer.rule, witnesses };
+}
+
+// Whether the witnesses in `names` (a Set) meet `rule`.
+export function quorumMet(rule, names) {
+  if (rule.witness !== undefined) return names.has(rule.witness);
+  let met = 0;
+  for (const m of rule.members || []) if (quorumMet(m, names)) met++;
+  return met >= rule.k;
+}
+
+// The cosignatures on a checkpoint by the policy's witnesses: the message
+// "cosignature/v1\ntime T\n" + the checkpoint's text, Ed25519, T the
+// first 8 bytes of the signature (c2sp.org/tlog-cosignature). Returns
+// {met, quorum, witnessed: [{name, time}], failed: [{name, error}]};
+// witnesses with no cosignature are simply not in `witnessed`.
+export async function verifyCosignatures(note, policy) {
+  const { text, sigs } = parseNote(note);
+  const witnessed = [], failed = [];
+  for (const w of policy.witnesses) {
+    const sig = sigs.find((s) => s.name === w.key.name && equalBytes(s.id, w.key.id));
+    if (!sig) continue;
+    try {
+      if (sig.sig.length !== 72) throw new VerifyError('a cosignature is 72 bytes');
+      const time = new DataView(sig.sig.buffer, sig.sig.byteOffset, 8).getBigUint64(0);
+      const pub = await subtle().importKey('raw', w.key.publicKey, { name: 'Ed25519' }, false, ['verify']);
+      const ok = await subtle().verify({ name: 'Ed25519' }, pub, sig.sig.subarray(8),
+        te.encode(`cosignature/v1\ntime ${time}\n` + text));
+      if (!ok) throw new VerifyError('the cosignature does not verify');
+      witnessed.push({ name: w.name, time: Number(time) });
+    } catch (e) {
+      failed.push({ name: w.name, error: e.message });
+    }
+  }
+  const met = quorumMet(policy.rule, new Set(witnessed.map((w) => w.name)));
+  return { met, quorum: policy.quorum, witnessed, failed };
 }
 
 // A checkpoint signed by `key`: {origin, size, root, text}. annals names
@@ -249,9 +298,11 @@ export async function verifyEntryReceipt(answer, key, blob) {
 // {ok, error, size, results: Map(index -> {ok, error})}.
 export async function verifyAnswerReceipt(receipt, key) {
   const results = new Map();
-  let cp;
+  let cp, witnesses = null;
   try {
     cp = await verifyCheckpoint(receipt.checkpoint, key);
+    // key.witnesses (parseWitnessPolicy), if set: who cosigned it.
+    if (key.witnesses) witnesses = await verifyCosignatures(receipt.checkpoint, key.witnesses);
   } catch (e) {
     return { ok: false, error: e.message, results };
   }
@@ -275,21 +326,23 @@ export async function verifyAnswerReceipt(receipt, key) {
     results.set(index, r);
     ok = ok && r.ok;
   }
-  return { ok, error: ok ? '' : 'an inclusion proof does not verify', size: cp.size, results };
+  return { ok, error: ok ? '' : 'an inclusion proof does not verify', size: cp.size, results, witnesses };
 }
 
 // Several answers' verifications (pages of one answer) as one: ok if all
 // are, the largest tree size, every entry's result.
 export function mergeVerifications(list) {
   const results = new Map();
-  let ok = list.length > 0, size = 0, error = '';
+  let ok = list.length > 0, size = 0, error = '', witnesses = null;
   for (const v of list) {
     for (const [i, r] of v.results) results.set(i, r);
+    // The newest checkpoint's witnesses stand for the answer.
+    if (v.witnesses && v.size >= size) witnesses = v.witnesses;
     if (!v.ok) {
       ok = false;
       error = error || v.error;
     }
     if (v.size > size) size = v.size;
   }
-  return { ok, error, size, results };
+  return { ok, error, size, results, witnesses };
 }

@@ -4,7 +4,7 @@
 // interval it held it, and the pods that held it before and after.
 import * as api from '../api.js';
 import { h, link, table, entryLink, objectHref, shortTime, receiptLine, proofMark, errorBox, iso } from '../dom.js';
-import { parseVerifierKey, verifyAnswerReceipt } from '../verify.js';
+import { parseVerifierKey, parseWitnessPolicy, verifyAnswerReceipt } from '../verify.js';
 
 export const title = 'Who had this IP';
 
@@ -65,7 +65,9 @@ export async function render(main, { parts, params, navigate, signal }) {
     main.append(h('p', { id: 'summary', class: 'muted' }, `No pod held ${ip} at ${at || 'now'}.`), neighbours(ip, n.before, n.after));
     return;
   }
-  const proof = await verifyAnswerReceipt(a.receipt, await parseVerifierKey(key.text));
+  const k = await parseVerifierKey(key.text);
+  k.witnesses = await api.witnessPolicy(parseWitnessPolicy);
+  const proof = await verifyAnswerReceipt(a.receipt, k);
   const pod = a.pod;
   const iv = a.interval || {};
   main.append(

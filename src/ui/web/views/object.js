@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { h, link, table, entryLink, shortTime, receiptLine, proofMark } from '../dom.js';
 import { barChart } from '../charts.js';
-import { parseVerifierKey, verifyAnswerReceipt } from '../verify.js';
+import { parseVerifierKey, parseWitnessPolicy, verifyAnswerReceipt } from '../verify.js';
 
 export const title = 'Provenance';
 
@@ -40,7 +40,9 @@ export async function render(main, { parts, params, navigate, signal }) {
   const a = await api.getJson('/v1/history', { kind, namespace, name, children: f.children, since: f.since, until: f.until,
                                               verbs: f.reads === 'true' ? 'get,list,watch' : '', proof: 'true' }, signal);
   const key = api.verifierKey();
-  const proof = await verifyAnswerReceipt(a.receipt, await parseVerifierKey(key.text));
+  const k = await parseVerifierKey(key.text);
+  k.witnesses = await api.witnessPolicy(parseWitnessPolicy);
+  const proof = await verifyAnswerReceipt(a.receipt, k);
   const events = a.events.filter((e) => (!f.user || e.user.username === f.user || e.impersonated_user?.username === f.user) &&
                                         (!f.verb || e.verb === f.verb));
   const count = (sel) => {

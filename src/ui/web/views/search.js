@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { h, link, table, entryLink, objectHref, shortTime, receiptLine, proofMark } from '../dom.js';
 import { barChart, histogram } from '../charts.js';
-import { parseVerifierKey, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
+import { parseVerifierKey, parseWitnessPolicy, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
 
 export const title = 'Search';
 
@@ -31,6 +31,7 @@ export async function render(main, { params, navigate, signal }) {
   const filters = Object.fromEntries(Object.entries(f).filter(([, v]) => v));
   const key = api.verifierKey();
   const k = await parseVerifierKey(key.text);
+  k.witnesses = await api.witnessPolicy(parseWitnessPolicy);
   const list = async (cursor) => {
     const page = await api.getJson('/v1/events', { ...filters, limit: PAGE, cursor, proof: 'true' }, signal);
     page.proof = await verifyAnswerReceipt(page.receipt, k);

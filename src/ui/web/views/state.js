@@ -6,7 +6,7 @@
 // receipt is verified as it arrives.
 import * as api from '../api.js';
 import { h, link, entryLink, objectHref, shortTime, receiptLine, proofMark } from '../dom.js';
-import { parseVerifierKey, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
+import { parseVerifierKey, parseWitnessPolicy, verifyAnswerReceipt, mergeVerifications } from '../verify.js';
 
 export const title = 'State at T';
 
@@ -40,6 +40,7 @@ export async function render(main, { params, navigate, signal }) {
   if (!p.at) return;
   const key = api.verifierKey();
   const k = await parseVerifierKey(key.text);
+  k.witnesses = await api.witnessPolicy(parseWitnessPolicy);
   // One page of the answer at a time, its receipt verified (for the
   // entries in `only`, if given: those shown).
   const ask = async (at, cursor, limit = page, verify = true) => {
