@@ -56,11 +56,6 @@ std::vector<std::string> CorpusLines(const std::string& corpus) {
   return out;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 }  // namespace annals::bench
 

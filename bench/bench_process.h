@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cerrno>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -109,6 +111,41 @@ inline double DiskBound(const std::string& dir, double seconds, std::string* err
   ::close(fd);
   ::unlink(path.c_str());
   return bps;
+}
+
+// The median of v (the upper one of an even count).
+inline double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// n real audit events from the corpus's audit2rbac-demo.jsonl, each with
+// its auditID made unique by tag and its number. Empty if the file cannot
+// be read.
+inline std::vector<std::string> UniqueAuditEvents(const std::string& corpus_dir, size_t n, const std::string& tag) {
+  std::ifstream in(corpus_dir + "/k8s-audit/audit2rbac-demo.jsonl");
+  std::vector<nlohmann::json> base;
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) base.push_back(nlohmann::json::parse(l));
+  std::vector<std::string> out;
+  if (base.empty()) return out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    nlohmann::json j = base[i % base.size()];
+    j["auditID"] = j["auditID"].get<std::string>() + "-" + tag + std::to_string(i);
+    out.push_back(j.dump());
+  }
+  return out;
+}
+
+// An audit EventList of evs[b, e), as the API server's webhook posts it.
+inline std::string EventListBody(const std::vector<std::string>& evs, size_t b, size_t e) {
+  std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
+  for (size_t i = b; i < e; ++i) {
+    if (i > b) body += ",";
+    body += evs[i];
+  }
+  return body + "]}";
 }
 
 }  // namespace annals::bench

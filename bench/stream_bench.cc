@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_process.h"
 #include "client/http_client.h"
 #include "client/sse.h"
 #include "testutil/server_process.h"
@@ -39,28 +40,12 @@ double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 }
 
 std::vector<std::string> Events(size_t n, const std::string& tag) {
-  std::ifstream in(testutil::CorpusDir() + "/k8s-audit/audit2rbac-demo.jsonl");
-  std::vector<json> base;
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) base.push_back(json::parse(l));
-  std::vector<std::string> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    json j = base[i % base.size()];
-    j["auditID"] = j["auditID"].get<std::string>() + "-" + tag + std::to_string(i);
-    out.push_back(j.dump());
-  }
+  std::vector<std::string> out = UniqueAuditEvents(testutil::CorpusDir(), n, tag);
+  if (out.empty()) Die("no corpus events");
   return out;
 }
 
-std::string Body(const std::vector<std::string>& evs, size_t b, size_t e) {
-  std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
-  for (size_t i = b; i < e; ++i) {
-    if (i > b) body += ",";
-    body += evs[i];
-  }
-  return body + "]}";
-}
+std::string Body(const std::vector<std::string>& evs, size_t b, size_t e) { return EventListBody(evs, b, e); }
 
 // POSTs evs in batches; returns the first index of each batch's answer.
 void Ingest(const std::string& url, const std::vector<std::string>& evs, size_t batch) {

@@ -252,7 +252,22 @@ def new_browser():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
-class ConsoleTest(unittest.TestCase):
+class Page:
+    """What the browser tests share: open a console path and wait for its
+    answer, read the page. Needs self.browser and self.server."""
+
+    def open(self, path, base=None):
+        t0 = time.time()
+        self.browser.get((base or self.server.url) + path)
+        self.wait_ready()
+        return time.time() - t0
+
+    def wait_ready(self):
+        WebDriverWait(self.browser, 20).until(
+            lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"))
+
+
+class ConsoleTest(Page, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         os.makedirs(SHOTS, exist_ok=True)
@@ -267,16 +282,6 @@ class ConsoleTest(unittest.TestCase):
         cls.server.stop()
 
     # Helpers.
-    def open(self, path, base=None):
-        t0 = time.time()
-        self.browser.get((base or self.server.url) + path)
-        self.wait_ready()
-        return time.time() - t0
-
-    def wait_ready(self):
-        WebDriverWait(self.browser, 20).until(
-            lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"))
-
     def text(self, css):
         return self.browser.find_element(By.CSS_SELECTOR, css).text
 
@@ -569,7 +574,7 @@ class ConsoleTest(unittest.TestCase):
             self.assertEqual(got, want.get(name) is True, f"{vid} / {name}")
 
 
-class LimitedReaderTest(unittest.TestCase):
+class LimitedReaderTest(Page, unittest.TestCase):
     """A reader limited to namespace default, signed in through the page's
     credentials dialog, sees nothing of other namespaces."""
 
@@ -594,10 +599,6 @@ class LimitedReaderTest(unittest.TestCase):
         cls.browser.quit()
         cls.server.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def wait_ready(self):
-        WebDriverWait(self.browser, 20).until(
-            lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"))
 
     def test_only_its_namespace_is_shown(self):
         b = self.browser
@@ -656,7 +657,7 @@ class Witness:
         self.proc.wait(20)
 
 
-class WitnessedConsoleTest(unittest.TestCase):
+class WitnessedConsoleTest(Page, unittest.TestCase):
     """A log with three witnesses (serve --witness-policy): the console
     checks the cosignatures on the checkpoint each answer rests on, in the
     browser with the witnesses' keys, and says who witnessed it; with two
@@ -690,11 +691,6 @@ class WitnessedConsoleTest(unittest.TestCase):
             if w.proc.poll() is None:
                 w.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def open(self, path):
-        self.browser.get(self.server.url + path)
-        WebDriverWait(self.browser, 20).until(
-            lambda d: d.execute_script("return document.getElementById('main').dataset.ready === 'true'"))
 
     def witnessed(self):
         WebDriverWait(self.browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-witnessed]"))

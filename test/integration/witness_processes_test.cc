@@ -237,6 +237,13 @@ struct Witnesses {
   ServerProcess& operator[](int i) { return *procs[i - 1]; }
 };
 
+// Makes the log's key in dir/log.key; returns its verifier key.
+std::string LogKey(const TempDir& dir) {
+  auto r = testutil::RunAnnals({"keygen", "--name", "example.org/ledger", "--out", dir.Sub("log.key")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out.substr(0, r.out.find('\n'));
+}
+
 witness::Policy ReadPolicy(const std::string& path) {
   auto text = testutil::ReadFile(path);
   EXPECT_TRUE(text.ok());
@@ -282,13 +289,7 @@ using Names = std::vector<std::string>;
 
 TEST(WitnessedLog, ServesOnlyCheckpointsItsQuorumCosignedAndLearnsWitnessSizesAfterARestart) {
   TempDir dir;
-  ASSERT_EQ(testutil::RunAnnals({"keygen", "--name", "example.org/ledger", "--out", dir.Sub("log.key")}).exit_code, 0);
-  // The log's verifier key, from a first start without witnesses.
-  std::string log_vkey;
-  {
-    auto plain = StartLog(dir, "log", dir.Sub("log.key"));
-    log_vkey = plain->verifier_key();
-  }
+  const std::string log_vkey = LogKey(dir);
   Witnesses w(dir, log_vkey, "group two-of-three 2 w1 w2 w3\nquorum two-of-three\n");
   const witness::Policy policy = ReadPolicy(w.policy_path);
   auto log = StartLog(dir, "log", dir.Sub("log.key"),
@@ -338,12 +339,7 @@ TEST(WitnessedLog, ServesOnlyCheckpointsItsQuorumCosignedAndLearnsWitnessSizesAf
 
 TEST(WitnessedLog, ABoundedWaitServesTheCheckpointUnwitnessedAndVerifyRefusesIt) {
   TempDir dir;
-  ASSERT_EQ(testutil::RunAnnals({"keygen", "--name", "example.org/ledger", "--out", dir.Sub("log.key")}).exit_code, 0);
-  std::string log_vkey;
-  {
-    auto plain = StartLog(dir, "log", dir.Sub("log.key"));
-    log_vkey = plain->verifier_key();
-  }
+  const std::string log_vkey = LogKey(dir);
   Witnesses w(dir, log_vkey, "group all-three all w1 w2 w3\nquorum all-three\n");
   const witness::Policy policy = ReadPolicy(w.policy_path);
   ASSERT_OK(w[3].Stop());
@@ -366,12 +362,7 @@ TEST(WitnessedLog, ABoundedWaitServesTheCheckpointUnwitnessedAndVerifyRefusesIt)
 
 TEST(WitnessedLog, AForkAndARollbackAreRefusedByEveryWitnessAndCaughtByVerify) {
   TempDir dir;
-  ASSERT_EQ(testutil::RunAnnals({"keygen", "--name", "example.org/ledger", "--out", dir.Sub("log.key")}).exit_code, 0);
-  std::string log_vkey;
-  {
-    auto plain = StartLog(dir, "log", dir.Sub("log.key"));
-    log_vkey = plain->verifier_key();
-  }
+  const std::string log_vkey = LogKey(dir);
   Witnesses w(dir, log_vkey, "group two-of-three 2 w1 w2 w3\nquorum two-of-three\n");
   const witness::Policy policy = ReadPolicy(w.policy_path);
   const std::vector<std::string> witnessed = {"--witness-policy", w.policy_path, "--witness-wait", "forever",
