@@ -23,20 +23,18 @@ struct Cosigning::Slot {
   std::optional<uint64_t> known GUARDED_BY(mu);
 };
 
-struct Cosigning::Reply {
-  enum Kind { kCosigned, kSize, kRefused, kUnreachable };
-  Kind kind = kUnreachable;
-  std::string line;  // kCosigned: the verified cosignature line
-  uint64_t size = 0; // kSize: the size the witness holds
-  std::string error;
-};
-
 namespace {
 
-// One add-checkpoint exchange, classified. Touches nothing but its slot's
-// client and verifier: it may outlive the round that started it.
-Cosigning::Reply Exchange(HttpClient* http, const note::CosignatureVerifier& verifier, const std::string& body,
-                          const std::string& text);
+using Reply = witness::Reply;
+
+// One add-checkpoint exchange, read. Touches nothing but its slot's client
+// and verifier: it may outlive the round that started it.
+Reply Exchange(HttpClient* http, const note::CosignatureVerifier& verifier, const std::string& body,
+               const std::string& text) {
+  auto r = http->Post("/add-checkpoint", body, "text/plain; charset=utf-8");
+  if (!r.ok()) return Reply{Reply::kUnavailable, "", 0, std::string(r.status().message())};
+  return witness::ReadAddCheckpointAnswer(r->status, r->content_type, r->body, text, verifier);
+}
 
 }  // namespace
 
@@ -129,7 +127,7 @@ StatusOr<std::string> Cosigning::Body(uint64_t old_size, uint64_t size, const st
   return body + "\n" + note;
 }
 
-std::vector<Cosigning::Reply> Cosigning::Ask(const std::vector<size_t>& which,
+std::vector<witness::Reply> Cosigning::Ask(const std::vector<size_t>& which,
                                              const std::vector<std::string>& bodies) {
   struct Round {
     Mutex mu;
@@ -279,7 +277,7 @@ std::string Cosigning::Cosign(const std::string& note, uint64_t size) {
       st.cosigned = false;
       st.last_error = err;
       if (metrics_)
-        metrics_->Add(r.kind == Reply::kUnreachable ? "annals_witness_unreachable_total" : "annals_witness_refusals_total",
+        metrics_->Add(r.kind == Reply::kUnavailable ? "annals_witness_unreachable_total" : "annals_witness_refusals_total",
                       "witness", name);
     }
   }
@@ -305,46 +303,5 @@ std::string Cosigning::Cosign(const std::string& note, uint64_t size) {
   }
   return "";
 }
-
-namespace {
-
-Cosigning::Reply Exchange(HttpClient* http, const note::CosignatureVerifier& verifier, const std::string& body,
-                          const std::string& text) {
-  using Reply = Cosigning::Reply;
-  auto r = http->Post("/add-checkpoint", body, "text/plain; charset=utf-8");
-  if (!r.ok()) return Reply{Reply::kUnreachable, "", 0, std::string(r.status().message())};
-  auto brief = [](std::string_view s) {
-    std::string out(s.substr(0, 200));
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    return out;
-  };
-  if (r->status == 200) {
-    // One or more signature lines; only this witness's counts.
-    size_t pos = 0;
-    while (pos < r->body.size()) {
-      size_t end = r->body.find('\n', pos);
-      if (end == std::string::npos) break;
-      std::string line = r->body.substr(pos, end + 1 - pos);
-      pos = end + 1;
-      auto cosigned = note::ParseNote(text + "\n" + line);
-      if (cosigned.ok() && verifier.Verify(*cosigned).ok()) return Reply{Reply::kCosigned, line, 0, ""};
-    }
-    return Reply{Reply::kRefused, "", 0, "answered 200 without a valid cosignature by its key"};
-  }
-  if (r->status == 409 && r->content_type == witness::kSizeContentType) {
-    std::string_view b = r->body;
-    if (b.ends_with('\n')) {
-      if (auto held = ParseDecimal(b.substr(0, b.size() - 1))) return Reply{Reply::kSize, "", *held, ""};
-    }
-    return Reply{Reply::kRefused, "", 0, "409 with a malformed size: " + brief(b)};
-  }
-  std::string why = "HTTP " + std::to_string(r->status);
-  if (r->status == 409) why += " (it holds another tree of this size: a fork)";
-  if (r->status == 422) why += " (it rejected the consistency proof)";
-  if (!r->body.empty()) why += ": " + brief(r->body);
-  return Reply{r->status >= 500 ? Reply::kUnreachable : Reply::kRefused, "", 0, why};
-}
-
-}  // namespace
 
 }  // namespace annals::client

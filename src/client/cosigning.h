@@ -37,6 +37,7 @@
 #include "common/status.h"
 #include "ledger/ledger.h"
 #include "witness/policy.h"
+#include "witness/witness.h"
 
 namespace annals::client {
 
@@ -76,13 +77,11 @@ class Cosigning : public ledger::CheckpointWitnessing {
   std::string StatusJson() const;
   const witness::Policy& policy() const { return policy_; }
 
-  struct Reply;  // one witness's answer (cosigning.cc)
-
  private:
   struct Slot;
   Cosigning(witness::Policy policy, ledger::Ledger* ledger, Metrics* metrics, CosigningOptions options);
   // Asks the witnesses at `which` (indexes) with their bodies, in parallel.
-  std::vector<Reply> Ask(const std::vector<size_t>& which, const std::vector<std::string>& bodies);
+  std::vector<witness::Reply> Ask(const std::vector<size_t>& which, const std::vector<std::string>& bodies);
   StatusOr<std::string> Body(uint64_t old_size, uint64_t size, const std::string& note) const;
 
   const witness::Policy policy_;

@@ -166,4 +166,39 @@ Answer Witness::AddCheckpoint(std::string_view body) {
   return a;
 }
 
+Reply ReadAddCheckpointAnswer(int status, std::string_view content_type, std::string_view body,
+                              std::string_view text, const note::CosignatureVerifier& verifier) {
+  auto brief = [](std::string_view b) {
+    std::string out(b.substr(0, 200));
+    for (char& c : out)
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+  };
+  if (status == 200) {
+    // One or more signature lines; only this witness's counts.
+    size_t pos = 0;
+    while (pos < body.size()) {
+      size_t end = body.find('\n', pos);
+      if (end == std::string_view::npos) break;
+      std::string line(body.substr(pos, end + 1 - pos));
+      pos = end + 1;
+      auto cosigned = note::ParseNote(std::string(text) + "\n" + line);
+      if (cosigned.ok() && verifier.Verify(*cosigned).ok()) return Reply{Reply::kCosigned, line, 0, ""};
+    }
+    return Reply{Reply::kRefused, "", 0, "answered 200 without a valid cosignature by its key"};
+  }
+  if (status == 409 && content_type == kSizeContentType) {
+    if (body.ends_with('\n')) {
+      if (auto held = ParseDecimal(body.substr(0, body.size() - 1))) return Reply{Reply::kSize, "", *held, ""};
+    }
+    return Reply{Reply::kRefused, "", 0, "409 with a malformed size: " + brief(body)};
+  }
+  std::string why = "HTTP " + std::to_string(status);
+  if (status == 409) why += " (it holds another tree of this size: a fork)";
+  if (status == 422) why += " (it rejected the consistency proof)";
+  if (!body.empty()) why += ": " + brief(body);
+  return Reply{status >= 500 || status < 100 ? Reply::kUnavailable : Reply::kRefused, "", 0, why};
+}
+
 }  // namespace annals::witness

@@ -56,6 +56,27 @@ struct AddCheckpointRequest {
 // InvalidArgument naming the defect.
 StatusOr<AddCheckpointRequest> ParseAddCheckpoint(std::string_view body);
 
+// A witness's answer to add-checkpoint as the log side reads it
+// (client/cosigning.h).
+struct Reply {
+  enum Kind {
+    kCosigned,     // 200 with a cosignature by the witness's key that verifies
+    kSize,         // 409 text/x.tlog.size: the size it holds (ask again from there)
+    kRefused,      // it will not cosign this tree (a fork, a bad proof, 4xx) or answered nonsense
+    kUnavailable,  // no answer, or 5xx: ask again later
+  };
+  Kind kind = kUnavailable;
+  std::string line;   // kCosigned: the cosignature line, '\n' included
+  uint64_t size = 0;  // kSize
+  std::string error;  // why, for the rest
+};
+// Reads the answer (status, Content-Type, body) to an add-checkpoint of a
+// checkpoint whose note text is `text` (signature lines excluded), made
+// to the witness whose key `verifier` is. Only a cosignature line by that
+// key that verifies over `text` counts; anything else in a 200 is ignored.
+Reply ReadAddCheckpointAnswer(int status, std::string_view content_type, std::string_view body,
+                              std::string_view text, const note::CosignatureVerifier& verifier);
+
 class Witness {
  public:
   struct Options {

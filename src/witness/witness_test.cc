@@ -182,5 +182,52 @@ TEST_F(WitnessTest, OnlyTheLogsKeysAndWellFormedBodies) {
   EXPECT_EQ(Witness::Open(std::move(o)).status().code(), StatusCode::kDataLoss);
 }
 
+// The log side reads the witness's own answers: a cosignature it made
+// counts, its 409 size is read, and anything else (another key's line, a
+// line moved from another checkpoint, a malformed size, errors) does not
+// count as a cosignature.
+TEST_F(WitnessTest, TheLogSideReadsOnlyCosignaturesThatVerifyAndWellFormedSizes) {
+  Tree t{"a"};
+  const std::string note = Signed(5, t.Root(5), *log_);
+  const std::string text = note.substr(0, note.find("\n\n") + 1);
+  const Answer a = Add(t, 0, 5);
+  ASSERT_EQ(a.status, 200) << a.body;
+  Reply r = ReadAddCheckpointAnswer(a.status, a.content_type, a.body, text, *verifier_);
+  EXPECT_EQ(r.kind, Reply::kCosigned) << r.error;
+  EXPECT_EQ(r.line, a.body);
+  // Among other lines (another key's first): still found.
+  auto other = Take(note::Cosigner::FromPrivateKey(*note::GeneratePrivateKey("witness.example/other")));
+  const std::string theirs = *other->Cosign(text, kNow);
+  r = ReadAddCheckpointAnswer(200, "text/plain", theirs + a.body, text, *verifier_);
+  EXPECT_EQ(r.kind, Reply::kCosigned);
+  EXPECT_EQ(r.line, a.body);
+  // Another key's alone, or this key's over another checkpoint: refused.
+  EXPECT_EQ(ReadAddCheckpointAnswer(200, "text/plain", theirs, text, *verifier_).kind, Reply::kRefused);
+  const std::string six = Signed(6, t.Root(6), *log_);
+  EXPECT_EQ(ReadAddCheckpointAnswer(200, "", a.body, six.substr(0, six.find("\n\n") + 1), *verifier_).kind,
+            Reply::kRefused);
+  EXPECT_EQ(ReadAddCheckpointAnswer(200, "", "", text, *verifier_).kind, Reply::kRefused);
+  EXPECT_EQ(ReadAddCheckpointAnswer(200, "", a.body.substr(0, a.body.size() - 1), text, *verifier_).kind,
+            Reply::kRefused);  // no newline: not a line
+
+  // The witness's own 409 for a stale size.
+  const Answer stale = Add(t, 0, 5);
+  ASSERT_EQ(stale.status, 409);
+  r = ReadAddCheckpointAnswer(stale.status, stale.content_type, stale.body, text, *verifier_);
+  EXPECT_EQ(r.kind, Reply::kSize);
+  EXPECT_EQ(r.size, 5u);
+  for (const char* bad : {"5", "05\n", "-1\n", "\n", "5\n6\n", "18446744073709551616\n"})
+    EXPECT_EQ(ReadAddCheckpointAnswer(409, kSizeContentType, bad, text, *verifier_).kind, Reply::kRefused) << bad;
+  // A 409 of another type is a fork at its size; 422 a rejected proof.
+  r = ReadAddCheckpointAnswer(409, "text/plain", "root mismatch\n", text, *verifier_);
+  EXPECT_EQ(r.kind, Reply::kRefused);
+  EXPECT_NE(r.error.find("a fork"), std::string::npos) << r.error;
+  r = ReadAddCheckpointAnswer(422, "text/plain", "bad proof", text, *verifier_);
+  EXPECT_EQ(r.kind, Reply::kRefused);
+  EXPECT_NE(r.error.find("rejected the consistency proof"), std::string::npos) << r.error;
+  EXPECT_EQ(ReadAddCheckpointAnswer(503, "", "", text, *verifier_).kind, Reply::kUnavailable);
+  EXPECT_EQ(ReadAddCheckpointAnswer(404, "", "", text, *verifier_).kind, Reply::kRefused);
+}
+
 }  // namespace
 }  // namespace annals::witness
