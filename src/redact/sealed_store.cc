@@ -52,13 +52,11 @@ StatusOr<SealKey> ReadSealKey(const std::string& path) {
   return k;
 }
 
-SealedStore::SealedStore(std::unique_ptr<rocksdb::DB> db, std::optional<SealKey> key)
-    : db_(std::move(db)), key_(key) {}
+SealedStore::SealedStore(std::string dir, std::unique_ptr<rocksdb::DB> db, std::optional<SealKey> key)
+    : dir_(std::move(dir)), db_(std::move(db)), key_(key) {}
 SealedStore::~SealedStore() = default;
 
-StatusOr<std::unique_ptr<SealedStore>> SealedStore::Open(const std::string& dir, std::optional<SealKey> key) {
-  RETURN_IF_ERROR(MakeDirs(dir));
-  ::chmod(dir.c_str(), 0700);
+StatusOr<std::unique_ptr<rocksdb::DB>> SealedStore::OpenDb(const std::string& dir) {
   rocksdb::Options o;
   o.create_if_missing = true;
   o.paranoid_checks = true;
@@ -69,7 +67,13 @@ StatusOr<std::unique_ptr<SealedStore>> SealedStore::Open(const std::string& dir,
   o.WAL_size_limit_MB = 0;
   rocksdb::DB* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(o, dir, &raw), "open " + dir));
-  std::unique_ptr<rocksdb::DB> db(raw);
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+StatusOr<std::unique_ptr<SealedStore>> SealedStore::Open(const std::string& dir, std::optional<SealKey> key) {
+  RETURN_IF_ERROR(MakeDirs(dir));
+  ::chmod(dir.c_str(), 0700);
+  ASSIGN_OR_RETURN(std::unique_ptr<rocksdb::DB> db, OpenDb(dir));
   // A store written with a key must be read with it, and one written
   // without must not be read as if encrypted: the first value says.
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
@@ -81,7 +85,7 @@ StatusOr<std::unique_ptr<SealedStore>> SealedStore::Open(const std::string& dir,
       return FailedPreconditionError("sealed store " + dir + " holds values sealed without a key; "
                                      "--seal-key applies to a new store only");
   }
-  return std::unique_ptr<SealedStore>(new SealedStore(std::move(db), key));
+  return std::unique_ptr<SealedStore>(new SealedStore(dir, std::move(db), key));
 }
 
 StatusOr<std::string> SealedStore::Seal(std::string_view record_key, std::string_view plain) const {
@@ -149,13 +153,32 @@ Status SealedStore::Put(const std::vector<SealedValue>& values, const std::vecto
   return OkStatus();
 }
 
+Status SealedStore::Recover() {
+  std::unique_lock lock(mu_);
+  if (!needs_resume_.load()) return OkStatus();
+  if (db_) {
+    rocksdb::Status r = db_->Resume();
+    if (r.ok()) {
+      needs_resume_.store(false);
+      return OkStatus();
+    }
+    if (!r.IsBusy()) return FromRocks(r, "resume after a failed write");
+    db_.reset();
+  }
+  auto db = OpenDb(dir_);
+  if (!db.ok())
+    return UnavailableError("sealed store: not open again yet after a failed write: " + db.status().message());
+  db_ = std::move(*db);
+  needs_resume_.store(false);
+  return OkStatus();
+}
+
 Status SealedStore::Write(rocksdb::WriteBatch* batch, bool sync, const char* what) {
   // After a failed write RocksDB refuses every later one until resumed
-  // (a full disk, once space returns): resume first.
-  if (needs_resume_.load()) {
-    RETURN_IF_ERROR(FromRocks(db_->Resume(), "resume after a failed write"));
-    needs_resume_.store(false);
-  }
+  // (a full disk, once space returns): recover first.
+  if (needs_resume_.load()) RETURN_IF_ERROR(Recover());
+  std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("sealed store: not open again yet after a failed write");
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, batch);
@@ -165,6 +188,11 @@ Status SealedStore::Write(rocksdb::WriteBatch* batch, bool sync, const char* wha
 
 Status SealedStore::Sync() {
   if (!unsynced_.exchange(false)) return OkStatus();
+  std::shared_lock lock(mu_);
+  if (!db_) {
+    unsynced_.store(true);
+    return UnavailableError("sealed store: not open again yet after a failed write");
+  }
   rocksdb::Status r = db_->SyncWAL();
   if (!r.ok()) {
     unsynced_.store(true);
@@ -174,6 +202,8 @@ Status SealedStore::Sync() {
 }
 
 StatusOr<SealedStore::Opened> SealedStore::Get(const Hash& mac) const {
+  std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("sealed store: not open again yet after a failed write");
   std::string rec;
   const std::string k = KeyOf('v', mac);
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), k, &rec);
@@ -196,6 +226,8 @@ StatusOr<SealedStore::Opened> SealedStore::Get(const Hash& mac) const {
 }
 
 StatusOr<std::optional<Hash>> SealedStore::ReceivedDigest(const Hash& stored) const {
+  std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("sealed store: not open again yet after a failed write");
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), KeyOf('r', stored), &v);
   if (s.IsNotFound()) return std::optional<Hash>();
@@ -215,6 +247,8 @@ Status SealedStore::Erase(const Hash& mac, uint64_t erasure_index, const Hash& s
   PutBigEndian64(&idx, erasure_index);
   batch.Put(KeyOf('e', mac), idx);
   RETURN_IF_ERROR(Write(&batch, true, "erase"));
+  std::shared_lock lock(mu_);
+  if (!db_) return UnavailableError("sealed store: not open again yet after a failed write");
   // Out of the memtable and the WAL, then out of every table file: the
   // compaction rewrites the files that held it without it.
   RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush after an erasure"));

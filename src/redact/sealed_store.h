@@ -27,6 +27,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,15 +84,24 @@ class SealedStore {
   bool encrypted() const { return key_.has_value(); }
 
  private:
-  SealedStore(std::unique_ptr<rocksdb::DB> db, std::optional<SealKey> key);
+  SealedStore(std::string dir, std::unique_ptr<rocksdb::DB> db, std::optional<SealKey> key);
+  static StatusOr<std::unique_ptr<rocksdb::DB>> OpenDb(const std::string& dir);
   StatusOr<std::string> Seal(std::string_view record_key, std::string_view plain) const;
+  // After a failed write or sync: resumes RocksDB, or, while it answers
+  // "busy" (its own recovery, which on a small volume may never end), closes
+  // and opens the store again (the WAL replays what it holds).
+  Status Recover();
   Status Write(rocksdb::WriteBatch* batch, bool sync, const char* what);
   StatusOr<std::string> Unseal(std::string_view record_key, std::string_view sealed) const;
 
+  const std::string dir_;
+  // db_ is replaced only by Recover, under mu_ held exclusively; every use
+  // holds it shared. Null while it could not be opened again.
+  mutable std::shared_mutex mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::optional<SealKey> key_;
   std::atomic<bool> unsynced_{false};
-  std::atomic<bool> needs_resume_{false};  // a write failed: Resume() before the next
+  std::atomic<bool> needs_resume_{false};  // a write failed: Recover() before the next
 };
 
 }  // namespace annals::redact
