@@ -1029,10 +1029,13 @@ HttpResponse Api::MetricsPage() {
   metrics_.Set("annals_checkpoint_size", ledger_->CheckpointSize());
   // Ahead of annals_checkpoint_size while witnesses have not cosigned it.
   metrics_.Set("annals_checkpoint_signed_size", ledger_->SignedSize());
+  // When the served checkpoint was published (Unix seconds): its age is
+  // what the "checkpoint stale" alert watches (deploy/prometheus/).
+  metrics_.SetDouble("annals_checkpoint_timestamp_seconds", ledger_->CheckpointTime());
   const ledger::ScrubReport scrub = ledger_->scrub_report();
-  metrics_.Set("annals_log_scrub_passes", scrub.passes);
+  metrics_.SetCounter("annals_log_scrub_passes_total", scrub.passes);
   metrics_.Set("annals_log_scrub_entries", scrub.entries);
-  metrics_.Set("annals_log_scrub_tiles_repaired", scrub.tiles_repaired);
+  metrics_.SetCounter("annals_log_scrub_tiles_repaired_total", scrub.tiles_repaired);
   metrics_.Set("annals_log_damaged", scrub.bad_entry >= 0 ? 1 : 0);
   // Segments on disk: plain ones (the open one and sealed ones waiting for
   // the compressor) and compressed ones, with what those held uncompressed.
@@ -1051,7 +1054,7 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_projection_rebuilding_index", rd.rebuilding_index ? 1 : 0);
     metrics_.Set("annals_state_cold_objects", rd.cold_objects);
     metrics_.Set("annals_state_cold_cache_bytes", rd.cold_cache_bytes);
-    metrics_.Set("annals_state_cold_loads", rd.cold_loads);
+    metrics_.SetCounter("annals_state_cold_loads_total", rd.cold_loads);
     metrics_.Set("annals_disk_free_bytes", rd.disk_free_bytes);
     metrics_.Set("annals_projection_unreadable_payloads", rd.unreadable_payloads);
     metrics_.Set("annals_disk_floor_bytes", rd.disk_floor_bytes);

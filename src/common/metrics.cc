@@ -24,6 +24,18 @@ void Metrics::AddNanos(const std::string& name, const std::string& key, const st
 
 void Metrics::Set(const std::string& name, uint64_t v) {
   std::lock_guard lock(mu_);
+  gauges_[name] = static_cast<double>(v);
+}
+
+void Metrics::SetCounter(const std::string& name, uint64_t v) {
+  std::lock_guard lock(mu_);
+  auto& slot = counters_[name][""];
+  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+  slot->store(v, std::memory_order_relaxed);
+}
+
+void Metrics::SetDouble(const std::string& name, double v) {
+  std::lock_guard lock(mu_);
   gauges_[name] = v;
 }
 
@@ -48,7 +60,14 @@ std::string Metrics::Render() const {
     }
   }
   for (const auto& [name, v] : gauges_) {
-    out += "# TYPE " + name + " gauge\n" + name + " " + std::to_string(v) + "\n";
+    out += "# TYPE " + name + " gauge\n" + name;
+    char s[48];
+    // Whole numbers (counts, sizes) print as integers, exactly up to 2^53.
+    if (v > -9.007e15 && v < 9.007e15 && v == static_cast<double>(static_cast<int64_t>(v)))
+      std::snprintf(s, sizeof(s), " %lld\n", static_cast<long long>(v));
+    else
+      std::snprintf(s, sizeof(s), " %.9g\n", v);
+    out += s;
   }
   return out;
 }

@@ -25,12 +25,17 @@ class Metrics {
   void AddNanos(const std::string& name, const std::string& label_key,
                 const std::string& label_value, int64_t ns);
   void Set(const std::string& name, uint64_t v);  // gauge without labels
+  // A counter without labels whose value is kept elsewhere (a count since
+  // the start, e.g. the scrub's passes): shown as a counter.
+  void SetCounter(const std::string& name, uint64_t v);
+  // A gauge in a base unit that may be fractional (seconds, a Unix time).
+  void SetDouble(const std::string& name, double v);
   std::string Render() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>>> counters_;
-  std::map<std::string, uint64_t> gauges_;
+  std::map<std::string, double> gauges_;
   std::set<std::string> nano_families_;
 };
 

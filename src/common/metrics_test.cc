@@ -33,6 +33,21 @@ TEST(Metrics, NanosecondCountersRenderAsSeconds) {
       << out;
 }
 
+TEST(Metrics, GaugesTakeFractionsAndCountersCanBeSet) {
+  Metrics m;
+  m.SetDouble("annals_watch_lag_seconds", 0.0125);
+  m.SetDouble("annals_checkpoint_timestamp_seconds", 1767225600);
+  m.SetCounter("annals_log_scrub_passes_total", 3);
+  m.SetCounter("annals_log_scrub_passes_total", 4);
+  const std::string out = m.Render();
+  EXPECT_NE(out.find("# TYPE annals_watch_lag_seconds gauge\nannals_watch_lag_seconds 0.0125\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("annals_checkpoint_timestamp_seconds 1767225600\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("# TYPE annals_log_scrub_passes_total counter\nannals_log_scrub_passes_total 4\n"),
+            std::string::npos)
+      << out;
+}
+
 TEST(ThreadUtil, ThreadCpuNanosCountsThisThreadsWork) {
   const int64_t t0 = ThreadCpuNanos();
   volatile uint64_t x = 0;

@@ -21,8 +21,15 @@
 namespace annals::ledger {
 
 namespace {
-constexpr uint64_t kReintegrateChunk = 4096;
+
+// Now, in Unix seconds.
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+
+constexpr uint64_t kReintegrateChunk = 4096;
+
+}  // namespace
 
 StatusOr<std::string> LoadOrCreateKey(const std::string& path, const std::string& origin) {
   if (FileExists(path)) {
@@ -168,6 +175,7 @@ Status Ledger::Recover() {
   MutexLock lock(&pub_mu_);  // before the threads start; for the analysis
   signed_ = checkpoints_->latest();
   signed_size_ = cp_size;
+  published_at_ = UnixSeconds();
   published_ = signed_;
   published_size_ = cp_size;
   // With witnessing, the served checkpoint (the copy beside the log) may be
@@ -615,6 +623,7 @@ Status Ledger::SignAndPersist() {
     checkpoints_->WriteCopy(served);  // a witnessed copy from before, replaced
   }
   MutexLock lock(&pub_mu_);
+  if (published_ != served) published_at_ = UnixSeconds();
   published_ = std::move(served);
   published_size_ = to_sign_size;
   if (signed_size_ == to_sign_size) unwitnessed_ = false;
@@ -627,6 +636,11 @@ void Ledger::SetWitnessing(CheckpointWitnessing* w) {
   witnessing_ = w;
   unwitnessed_ = w != nullptr;
   pub_cv_.NotifyAll();
+}
+
+double Ledger::CheckpointTime() const {
+  MutexLock lock(&pub_mu_);
+  return published_at_;
 }
 
 uint64_t Ledger::SignedSize() const {

@@ -182,6 +182,9 @@ class Ledger {
   uint64_t CheckpointSize() const;
   // The newest signed checkpoint's size (>= CheckpointSize()).
   uint64_t SignedSize() const;
+  // When the served checkpoint was published, in Unix seconds (at Open:
+  // when the ledger opened).
+  double CheckpointTime() const;
   // From now on each signed checkpoint is served only as w->Cosign returns
   // it (docs/witness.md). w must outlive the ledger or be unset (nullptr)
   // first; Cosign runs on the publisher thread.
@@ -297,6 +300,7 @@ class Ledger {
   CondVar pub_cv_;
   std::string published_ GUARDED_BY(pub_mu_);  // served
   uint64_t published_size_ GUARDED_BY(pub_mu_) = 0;
+  double published_at_ GUARDED_BY(pub_mu_) = 0;  // Unix seconds
   std::string signed_ GUARDED_BY(pub_mu_);  // newest signed and persisted
   uint64_t signed_size_ GUARDED_BY(pub_mu_) = 0;
   CheckpointWitnessing* witnessing_ GUARDED_BY(pub_mu_) = nullptr;

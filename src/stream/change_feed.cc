@@ -1,6 +1,7 @@
 #include "stream/change_feed.h"
 #include "common/log.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/thread_util.h"
@@ -205,16 +206,35 @@ std::string ChangeFeed::RenderMetrics() const {
   const uint64_t head = next();
   std::string out;
   std::map<std::string, uint64_t> by_kind = {{"watch", 0}};
-  std::string lag;
+  // The largest lag per labels: a forwarder by its target (configured,
+  // few), every /v1/watch subscriber as one series (their addresses would
+  // make a new series per connection).
+  std::map<std::string, uint64_t> lag_by_labels;
   {
     MutexLock lock(&consumers_mu_);
     for (const auto& c : consumers_) {
       ++by_kind[c->kind];
       uint64_t p = c->pos.load();
-      lag += "annals_consumer_lag_entries{kind=\"" + c->kind + "\",id=\"" + std::to_string(c->id) +
-             "\",name=\"" + c->name + "\"} " + std::to_string(head > p ? head - p : 0) + "\n";
+      std::string labels = "kind=\"" + c->kind + "\"";
+      if (c->kind != "watch") {
+        std::string name;
+        for (char ch : c->name) {
+          if (ch == '"' || ch == '\\') name += '\\';
+          if (ch == '\n') {
+            name += "\\n";
+            continue;
+          }
+          name += ch;
+        }
+        labels += ",name=\"" + name + "\"";
+      }
+      uint64_t& l = lag_by_labels[labels];
+      l = std::max(l, head > p ? head - p : 0);
     }
   }
+  std::string lag;
+  for (const auto& [labels, l] : lag_by_labels)
+    lag += "annals_consumer_lag_entries{" + labels + "} " + std::to_string(l) + "\n";
   out += "# TYPE annals_feed_next_index gauge\nannals_feed_next_index " + std::to_string(head) + "\n";
   out += "# TYPE annals_consumers gauge\n";
   for (const auto& [k, n] : by_kind)

@@ -364,7 +364,7 @@ Status Collector::WatchOnce(Resource* r, bool* relist) {
           pending.clear();
           reading_done = true;  // nothing after a failed batch may be appended
         } else {
-          metrics_->Set("annals_watch_lag_microseconds", static_cast<uint64_t>(NowMicros() - s.batch.received));
+          metrics_->SetDouble("annals_watch_lag_seconds", static_cast<double>(NowMicros() - s.batch.received) / 1e6);
           r->backoff = std::chrono::milliseconds(0);  // progress: the next error starts small
         }
         cv.notify_all();
