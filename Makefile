@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 # projection and enrichment cache, the authorizer.
 TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 
-.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy
+.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist
 
 deps:
 	@sh scripts/deps.sh
@@ -25,6 +25,11 @@ configure: deps
 build: configure
 	@echo "make: building annals and kubectl-audit into $(BUILD)/ with $(JOBS) jobs"
 	@cmake --build $(BUILD) -j$(JOBS) --target annals kubectl-audit
+
+# Release archives and the krew manifest (scripts/dist.sh) in dist/.
+VERSION ?= 0.1.0
+dist: build
+	@sh scripts/dist.sh $(BUILD) dist $(VERSION)
 
 # ARGS: more serve flags, e.g. make run ARGS="--tcp-listen 127.0.0.1:7071".
 run: build

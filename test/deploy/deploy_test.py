@@ -404,5 +404,71 @@ class ApiServerFilesTest(unittest.TestCase):
         self.assertEqual(kind["nodes"][0]["extraMounts"][0]["containerPath"], patch["apiServer"]["extraVolumes"][0]["hostPath"])
 
 
+class DistTest(unittest.TestCase):
+    """`make dist` (scripts/dist.sh): reproducible archives, their checksums,
+    and a krew manifest that krew's own validation rules accept
+    (sigs.k8s.io/krew pkg/index/validation), installed as krew would and
+    run through the real kubectl."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="annals-dist-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dist(self, out):
+        r = subprocess.run(["sh", os.path.join(SOURCE, "scripts", "dist.sh"), os.path.dirname(ANNALS), out, "0.1.0"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_archives_checksums_and_the_krew_manifest(self):
+        a, b = os.path.join(self.dir, "a"), os.path.join(self.dir, "b")
+        self.dist(a)
+        self.dist(b)
+        for name in sorted(os.listdir(a)):
+            with open(os.path.join(a, name), "rb") as x, open(os.path.join(b, name), "rb") as y:
+                self.assertEqual(x.read(), y.read(), name + " differs between two builds")
+        r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=a, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.count(": OK"), 2)
+
+        with open(os.path.join(a, "plugin.yaml")) as f:
+            p = yaml.safe_load(f)
+        # krew's ValidatePlugin, rule by rule.
+        self.assertEqual(p["apiVersion"], "krew.googlecontainertools.github.com/v1alpha2")
+        self.assertEqual(p["kind"], "Plugin")
+        self.assertRegex(p["metadata"]["name"], r"^[\w-]+$")
+        self.assertEqual(p["metadata"]["name"], "audit")  # kubectl audit
+        self.assertTrue(p["spec"]["shortDescription"])
+        self.assertRegex(p["spec"]["version"], r"^v\d+\.\d+\.\d+$")
+        self.assertEqual(set(p["spec"]) - {"version", "homepage", "shortDescription", "description", "caveats",
+                                          "platforms"}, set())
+        self.assertEqual(len(p["spec"]["platforms"]), 1)
+        pl = p["spec"]["platforms"][0]
+        self.assertEqual(set(pl) - {"selector", "uri", "sha256", "files", "bin"}, set())
+        self.assertTrue(pl["uri"].startswith("https://") and pl["uri"].endswith(".tar.gz"))
+        self.assertRegex(pl["sha256"], r"^[a-f0-9]{64}$")
+        archive = os.path.join(a, os.path.basename(pl["uri"]))
+        self.assertEqual(pl["sha256"], subprocess.run(["sha256sum", archive], capture_output=True, text=True,
+                                                      check=True).stdout.split()[0])
+        self.assertEqual(pl["selector"], {"matchLabels": {"os": "linux", "arch": "amd64"}})
+        self.assertTrue(pl["bin"] and pl["files"])
+        # Installed as krew does: unpack, copy `files`, link `bin` onto the PATH.
+        unpacked, installed = os.path.join(self.dir, "unpacked"), os.path.join(self.dir, "installed")
+        os.makedirs(unpacked)
+        os.makedirs(installed)
+        subprocess.run(["tar", "xzf", archive, "-C", unpacked], check=True)
+        for f in pl["files"]:
+            shutil.copy(os.path.join(unpacked, f["from"]), os.path.join(installed, f["to"]))
+        binary = os.path.join(installed, pl["bin"])
+        self.assertTrue(os.access(binary, os.X_OK))
+        env = dict(os.environ, PATH=installed + ":/usr/bin:/bin")
+        plugins = subprocess.run(["kubectl", "plugin", "list"], capture_output=True, text=True, env=env)
+        self.assertIn(binary, plugins.stdout)
+        run = subprocess.run(["kubectl", "audit", "--help"], capture_output=True, text=True, env=env)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("--url", run.stdout + run.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
