@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 # projection and enrichment cache, the authorizer.
 TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 
-.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist
+.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist image
 
 deps:
 	@sh scripts/deps.sh
@@ -30,6 +30,12 @@ build: configure
 VERSION ?= 0.1.0
 dist: build
 	@sh scripts/dist.sh $(BUILD) dist $(VERSION)
+
+# An OCI image built with buildah from the binaries and their libraries
+# alone (scripts/image.sh): no base image is pulled.
+IMAGE ?= localhost/annals:latest
+image: build
+	@sh scripts/image.sh $(BUILD) $(IMAGE)
 
 # ARGS: more serve flags, e.g. make run ARGS="--tcp-listen 127.0.0.1:7071".
 run: build

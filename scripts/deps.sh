@@ -4,14 +4,14 @@
 # for the archive tests, boto3 to check the store independently; Chromium,
 # ChromeDriver and Selenium for the console's browser tests; Prometheus and
 # promtool for the monitoring test; the Kubernetes API models to check the
-# manifests against).
+# manifests against; buildah, podman and runc to build and run the image).
 set -eu
 PKGS="build-essential cmake clang libclang-rt-14-dev libboost-dev libssl-dev \
 libsimdjson-dev librocksdb-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
 netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev \
 rsyslog rsyslog-openssl openssl libnats-dev nats-server"
 if [ "${1:-}" = test ]; then
-  PKGS="$PKGS python3-boto3 radosgw ceph-mon ceph-osd ceph-common chromium chromium-driver python3-selenium prometheus python3-kubernetes python3-yaml"
+  PKGS="$PKGS python3-boto3 radosgw ceph-mon ceph-osd ceph-common chromium chromium-driver python3-selenium prometheus python3-kubernetes python3-yaml podman buildah runc"
 fi
 missing=""
 for p in $PKGS; do
