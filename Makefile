@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 # projection and enrichment cache, the authorizer.
 TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 
-.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist image
+.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist image demo
 
 deps:
 	@sh scripts/deps.sh
@@ -36,6 +36,10 @@ dist: build
 IMAGE ?= localhost/annals:latest
 image: build
 	@sh scripts/image.sh $(BUILD) $(IMAGE)
+
+# `make run` with the demo's real audit events loaded (annals serve --demo).
+demo: build
+	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) --demo $(ARGS)
 
 # ARGS: more serve flags, e.g. make run ARGS="--tcp-listen 127.0.0.1:7071".
 run: build

@@ -612,6 +612,9 @@ int main(int argc, char** argv) {
                     "or once this many seconds passed since the last (and an entry came)")
       ->capture_default_str();
   serve->add_option("--request-timeout", flags.request_timeout, "seconds a client has to send a whole request")->capture_default_str();
+  serve->add_flag("--demo", flags.demo,
+                  "load 93 real public Kubernetes audit events at start (demo/SOURCES.md) to try the questions, "
+                  "the console and verify on; loading them again stores nothing new");
   serve->add_option("--witness-policy", flags.witness_policy,
                     "a tlog-policy file (docs/witness.md): ask its witnesses to cosign each checkpoint and "
                     "serve one only once their cosignatures meet its quorum");

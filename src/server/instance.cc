@@ -36,6 +36,8 @@
 #include "kube/kube_client.h"
 #include "kube/token_review.h"
 #include "ledger/ledger.h"
+#include "ingest/line_batch.h"
+#include "server/demo.h"
 #include "server/disk_guard.h"
 #include "server/http_server.h"
 #include "state/cold_objects.h"
@@ -442,6 +444,20 @@ Status Instance::Build() {
     p.tailers.push_back(
         std::make_unique<ingest::FileTailer>(f, data + "/tail", p.ingestor.get(), &p.metrics, o.cluster));
     RETURN_IF_ERROR(p.tailers.back()->Start());
+  }
+  if (o.demo) {
+    // As an audit log file's lines, filed under --cluster.
+    ingest::LineBatch batch = ingest::MakeLineBatch(std::string(DemoAuditLog()), 1, "audit-log", "the demo",
+                                                    &p.metrics, "", 0, o.cluster);
+    auto r = p.ingestor->SubmitAndWait("audit-log", batch.items);
+    if (!r.ok()) return Status(r.status().code(), "--demo: " + r.status().message());
+    // Under a served checkpoint before the first question, so that verify
+    // and the console's proofs cover them (the next publish, within an
+    // interval; with witnesses, up to a bound).
+    p.ledger->WaitForCheckpoint(p.ledger->DurableSize(), std::chrono::seconds(10));
+    const std::string url = std::string(tls ? "https://" : "http://") + listen_hp.first + ":" + std::to_string(p.port);
+    log::Info("demo: %zu events loaded (%llu new); try the console at %s/ui/", batch.items.size(),
+              static_cast<unsigned long long>(r->stored), url.c_str());
   }
   if (o.watch.enabled) {
     ASSIGN_OR_RETURN(p.kube, watch::MakeKubeClient(o.watch));

@@ -44,6 +44,10 @@ struct InstanceOptions {
   uint64_t max_body = 16u << 20;
   std::string tcp_listen;
   std::vector<std::string> tails;
+  // Loads the demo's events (server/demo.h) at start: real public audit
+  // events to try the questions on. Deduplicated, so a second start with
+  // --demo stores nothing new.
+  bool demo = false;
   watch::WatchFlags watch;
   size_t watch_buffer = 65536;
   std::vector<std::string> forwards;
