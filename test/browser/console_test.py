@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The console (/ui/) in a real browser: Debian's headless Chromium driven by
 ChromeDriver (python3-selenium), against the real `annals` binary loaded with
-the shared corpus (the Falco and audit2rbac audit events, and real Pod and
-Service objects of the k9s fixtures in a scripted timeline). Every view's
+the demo's events (demo/audit.jsonl: the corpus's Falco and audit2rbac audit
+events, and real Pod and Service objects of the k9s fixtures in a scripted
+timeline). Every view's
 answer on the page is checked against the HTTP API's own answer; deep links,
 keyboard zoom, live updates, a namespace-limited reader, and answers altered
 in flight (a proxy between the browser and annals) shown as failing
@@ -13,7 +14,6 @@ $ANNALS_SCREENSHOT_DIR.
 Environment: ANNALS_BINARY, ANNALS_CORPUS_DIR, ANNALS_SCREENSHOT_DIR.
 """
 import base64
-import copy
 import glob
 import hashlib
 import http.client
@@ -39,6 +39,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ANNALS = os.environ["ANNALS_BINARY"]
 CORPUS = os.environ["ANNALS_CORPUS_DIR"]
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SHOTS = os.environ.get("ANNALS_SCREENSHOT_DIR", tempfile.mkdtemp(prefix="console-shots-"))
 
 BASE = "2024-03-01T10:00:"  # the scripted timeline's minute
@@ -140,46 +141,14 @@ def audit_event(verb, obj, second, user="alice", code=None, resource="pods", res
     }
 
 
-def scripted_events():
-    """k9s's pod nginx (172.17.0.6) and Service dictionary1 on a timeline:
-    the Service at :05; nginx created at :10 by alice, labelled
-    app=dictionary1 at :20 by bob (now selected), deleted at :40; nginx-2
-    (same IP, new uid) created at :50."""
-    svc = load_k9s("svc.json")
-    pod = load_k9s("po.json")
-    labelled = copy.deepcopy(pod)
-    labelled["metadata"]["labels"] = {"app": "dictionary1"}
-    second = copy.deepcopy(pod)
-    second["metadata"]["name"] = "nginx-2"
-    second["metadata"]["uid"] = "0b1e2a7c-5d5e-4f7e-9a43-2b7f3c1d9e01"
-    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-              "details": {"name": "nginx", "kind": "pods", "uid": pod["metadata"]["uid"]}}
-    return [
-        audit_event("create", svc, 5, resource="services"),
-        audit_event("create", pod, 10),
-        audit_event("patch", labelled, 20, user="bob"),
-        audit_event("delete", pod, 40, response=status),
-        audit_event("create", second, 50),
-    ]
-
-
 def load_corpus(server, token=None):
-    """Posts the audit corpus (as questions_test does) and the scripted timeline."""
-    d = os.path.join(CORPUS, "k8s-audit")
-    with open(os.path.join(d, "audit2rbac-demo.jsonl"), "rb") as f:
+    """Posts the demo's events (demo/audit.jsonl, `serve --demo`: the audit
+    corpus's audit2rbac and Falco events, and the k9s objects' scripted
+    timeline: the Service dictionary1 at :05; nginx (172.17.0.6) created at
+    :10 by alice, labelled app=dictionary1 at :20 by bob, deleted at :40;
+    nginx-2, same IP, new uid, created at :50)."""
+    with open(os.path.join(SOURCE, "demo", "audit.jsonl"), "rb") as f:
         server.post("/v1/ingest/events", f.read(), token)
-    for path in sorted(glob.glob(os.path.join(d, "falco", "*.json"))):
-        with open(path, "rb") as f:
-            text = f.read().strip()
-        try:
-            one = json.loads(text)
-        except ValueError:
-            server.post("/v1/ingest/events", text, token)  # JSON lines
-            continue
-        if isinstance(one, dict) and "auditID" in one:  # a few files hold other objects
-            server.post("/v1/ingest/k8s-audit", text, token)
-    server.post("/v1/ingest/k8s-audit", json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
-                                                    "items": scripted_events()}).encode(), token)
 
 
 class TamperProxy:
