@@ -141,7 +141,6 @@ std::vector<witness::Reply> Cosigning::Ask(const std::vector<size_t>& which,
     MutexLock lock(&round->mu);
     round->replies.resize(which.size());
   }
-  std::string text;
   for (size_t k = 0; k < which.size(); ++k) {
     std::shared_ptr<Slot> slot = slots_[which[k]];
     {
