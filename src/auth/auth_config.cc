@@ -1,5 +1,7 @@
 #include "auth/auth_config.h"
 
+#include "common/bytes.h"
+
 #include <nlohmann/json.hpp>
 
 namespace annals::auth {
@@ -121,24 +123,13 @@ AuthConfig DefaultAuthConfig() {
 StatusOr<std::unordered_map<std::string, TokenIdentity>> ParseTokensFile(std::string_view text) {
   std::unordered_map<std::string, TokenIdentity> out;
   size_t line_no = 0;
-  auto fields = [](std::string_view line) {
-    std::vector<std::string_view> f;
-    size_t i = 0;
-    while (i < line.size()) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-      size_t s = i;
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-      if (i > s) f.push_back(line.substr(s, i - s));
-    }
-    return f;
-  };
   while (!text.empty()) {
     ++line_no;
     size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    auto f = fields(line);
+    auto f = SplitFields(line);
     if (f.empty() || f[0].front() == '#') continue;
     const std::string where = "tokens line " + std::to_string(line_no);
     if (f.size() < 2 || f.size() > 3)

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace annals {
 
@@ -42,6 +43,9 @@ std::optional<std::string> Base64Decode(std::string_view in);
 std::string AsciiLower(std::string s);
 // s without the JSON white space (space, tab, LF, CR) at either end.
 std::string_view TrimJsonSpace(std::string_view s);
+// The fields of a line of a text config file: the runs between spaces and
+// tabs (tokens files, witness policies).
+std::vector<std::string_view> SplitFields(std::string_view line);
 
 std::string HexEncode(std::string_view in);
 std::optional<std::string> HexDecode(std::string_view in);

@@ -165,5 +165,11 @@ TEST(TrimJsonSpace, TrimsJsonWhiteSpaceOnly) {
   EXPECT_EQ(TrimJsonSpace("x"), "x");
 }
 
+TEST(Bytes, SplitFieldsOnSpacesAndTabs) {
+  EXPECT_EQ(SplitFields("  log\tkey  url "), (std::vector<std::string_view>{"log", "key", "url"}));
+  EXPECT_TRUE(SplitFields(" \t ").empty());
+  EXPECT_EQ(SplitFields("one"), (std::vector<std::string_view>{"one"}));
+}
+
 }  // namespace
 }  // namespace annals

@@ -15,16 +15,7 @@ namespace {
 // line dropped.
 std::vector<std::string_view> Fields(std::string_view line) {
   if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
+  return SplitFields(line);
 }
 
 bool IsHexKey(std::string_view s) {
