@@ -30,6 +30,11 @@ rocksdb::Options DbOptions() {
   opts.create_if_missing = true;
   opts.max_open_files = 256;
   opts.info_log = StoreLogger("dedup index");
+  // The runs are ingested table files (SstFileWriter), which carry no
+  // unique id: checking ids against the manifest only warned about each
+  // at every open. Block checksums still cover them (the scrub's
+  // VerifyChecksum).
+  opts.verify_sst_unique_id_in_manifest = false;
   NoPreallocation(&opts);
   rocksdb::BlockBasedTableOptions table;
   // Most lookups are of keys not there: bloom filters answer them without
@@ -172,6 +177,7 @@ StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
     // Ingestor catches it up from the log.
     idx->db_.reset();
     RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, opts), "reset dedup index " + dir));
+    RETURN_IF_ERROR(MakeDirs(dir));
     RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
     idx->db_.reset(raw);
     s = rocksdb::Status::NotFound();
