@@ -1,6 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 BUILD ?= build
 DATA ?= annals-data
+DEMO_DATA ?= annals-demo
 LISTEN ?= 127.0.0.1:7070
 ARGS ?=
 JOBS ?= $(shell nproc)
@@ -37,9 +38,11 @@ IMAGE ?= localhost/annals:latest
 image: build
 	@sh scripts/image.sh $(BUILD) $(IMAGE)
 
-# `make run` with the demo's real audit events loaded (annals serve --demo).
+# `make run` with the demo's real audit events loaded (annals serve --demo),
+# on its own data directory so that the demo's events stay out of `make
+# run`'s ledger (whose README examples start from an empty log).
 demo: build
-	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) --demo $(ARGS)
+	$(BUILD)/annals serve --data $(DEMO_DATA) --listen $(LISTEN) --demo $(ARGS)
 
 # ARGS: more serve flags, e.g. make run ARGS="--tcp-listen 127.0.0.1:7071".
 run: build

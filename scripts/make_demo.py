@@ -2,7 +2,9 @@
 """Regenerates demo/audit.jsonl (what `annals serve --demo` loads) from the
 shared corpus: real public Kubernetes audit events and a short timeline of
 audit events built around real Pod and Service objects, as a kube-apiserver
-audit log (one event per line). Sources and licences: demo/SOURCES.md.
+audit log (one event per line). Beside it, demo/eventlist.json: the
+README's webhook example, an EventList of one Secret create whose body
+redaction takes out. Sources and licences: demo/SOURCES.md.
   scripts/make_demo.py ../shared/corpus demo/audit.jsonl
 """
 import copy
@@ -75,3 +77,21 @@ with open(out, "w") as f:
     for e in events:
         f.write(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n")
 print(f"{out}: {len(events)} events")
+
+# 4. The README's EventList: Falco's create of default/example-secret, at
+#    Request level with the Secret kubectl sends (password "hunter2"), as the
+#    kube-apiserver's webhook posts it.
+with open(os.path.join(corpus, "k8s-audit", "falco", "create_secret.json")) as f:
+    secret_event = json.load(f)
+secret_event["level"] = "Request"
+secret_event["requestObject"] = {
+    "kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+    "metadata": {"name": "example-secret", "namespace": "default", "creationTimestamp": None},
+    "data": {"password": "aHVudGVyMg=="},
+}
+eventlist = os.path.join(os.path.dirname(out), "eventlist.json")
+with open(eventlist, "w") as f:
+    json.dump({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": [secret_event]},
+              f, separators=(",", ":"), sort_keys=True)
+    f.write("\n")
+print(f"{eventlist}: 1 event")
