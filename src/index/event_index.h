@@ -47,6 +47,12 @@ struct EventIndexOptions {
   size_t block_cache_bytes = size_t{256} << 20;
   // Every memtable together.
   size_t write_buffer_bytes = size_t{64} << 20;
+  // A commit of at least this many rows (a catch-up's) writes them as a
+  // table file of their own and ingests it beneath the rest.
+  size_t ingest_rows = 32768;
+  // Tests: a commit fails right after ingesting its rows, as a crash there
+  // would leave it (rows beyond the watermark, nothing else).
+  bool fail_after_row_ingest = false;
 };
 
 inline constexpr Micros kHourMicros = int64_t{3600} * 1000000;
@@ -136,6 +142,9 @@ class EventIndex {
   Status OpenDb(std::string* wiped);
   Status TryOpenDb(std::string* wiped);
   Status LoadLocked();
+  // Writes the batch's rows as one table file and ingests it (Commit, for
+  // batches of at least options_.ingest_rows rows).
+  Status IngestRows(const EventBatch& batch);
 
   std::string dir_;
   EventIndexOptions options_;

@@ -79,6 +79,7 @@ Status Projector::CatchUpLocked() {
       RETURN_IF_ERROR(settle());
       in_flight = std::async(std::launch::async,
                              [this, rows = std::make_shared<index::EventBatch>(std::move(batch)), to = rows_to] {
+                               SetThreadName("annals-idxwrite");
                                Status c = events_->Commit(*rows, to);
                                // A write that finds the index damaged (a compaction
                                // reading a bad block) is the index's fault, not the
