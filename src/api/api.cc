@@ -771,7 +771,11 @@ HttpResponse Api::StateAt(const Target& t, const auth::Permissions& p, size_t* c
   if (!at.ok()) return ErrorResponse(at.status());
   auto ns = ScopedNamespace(p, StrParam(t, "namespace"));
   if (!ns.ok()) return ErrorResponse(ns.status());
-  state::StateQuery q{*at, StrParam(t, "kind"), *ns, StrParam(t, "selector")};
+  state::StateQuery q;
+  q.at = *at;
+  q.kind = StrParam(t, "kind");
+  q.namespace_ = *ns;
+  q.selector = StrParam(t, "selector");
   q.cluster = StrParam(t, "cluster");
   if (auto* l = t.Param("limit")) {
     auto n = ParseDecimal(*l);

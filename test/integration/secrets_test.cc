@@ -326,7 +326,7 @@ TEST_F(Secrets, NoSecretValueReachesAnyFileAndAdminsRevealThemAgainstTheSignedLo
   ASSERT_TRUE(e0b.ok());
   EXPECT_EQ(json::parse(e0b->body)["event"]["requestObject"]["data"]["password"],
             entry0["event"]["requestObject"]["data"]["password"]);
-  server->Stop();
+  ASSERT_TRUE(server->Stop().ok());  // a clean stop: verify reads what the server wrote
   auto off = testutil::RunAnnals({"verify", "--data", data});
   EXPECT_EQ(off.exit_code, 0) << off.out << off.err;
 }
