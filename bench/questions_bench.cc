@@ -1480,6 +1480,7 @@ int Main(int argc, char** argv) {
     lookups.clear();
     lookups.shrink_to_fit();
     store.reset();
+    cold->reset();
     events->reset();
     led->reset();
     std::printf("\n== 3. over HTTP: `annals serve` on the same data directory\n");
@@ -1635,6 +1636,10 @@ int Main(int argc, char** argv) {
   for (const auto& r : g_summary)
     std::printf("%-48s %-22s target %-12s %s\n", r.what.c_str(), r.measured.c_str(), r.target.c_str(),
                 r.meets ? "meets" : "BELOW TARGET");
+  // The cold store closes before its directory goes (else RocksDB's close
+  // reports the missing files).
+  store.reset();
+  cold->reset();
   if (c.keep) {
     std::printf("kept %s\n", tmpl_dir.c_str());
   } else {
