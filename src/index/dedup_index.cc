@@ -22,7 +22,6 @@ namespace {
 constexpr char kWatermarkKey[] = "\x00watermark";
 constexpr char kKeyPrefix = 'k';
 // Bumped when the key layout changes; a mismatch means rebuild.
-constexpr char kVersionKey[] = "\x00version";
 constexpr char kVersion[] = "5";  // 5: "K" values are the log index alone
 
 rocksdb::Options DbOptions() {
@@ -161,33 +160,16 @@ std::vector<std::pair<std::string_view, std::string_view>> RunTable::Sorted() co
 
 StatusOr<std::unique_ptr<DedupIndex>> DedupIndex::Open(const std::string& dir,
                                                        DedupIndexOptions options) {
-  RETURN_IF_ERROR(MakeDirs(dir));
-  const rocksdb::Options opts = DbOptions();
-  rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
   std::unique_ptr<DedupIndex> idx(new DedupIndex());
   idx->dir_ = dir;
   idx->options_ = options;
   idx->open_ = Run(options.run_keys);
-  idx->db_.reset(raw);
+  // Another layout is wiped: the index is derived, and the Ingestor
+  // catches it up from the log.
+  std::string wiped;  // quietly, as before: the catch-up says what it rebuilds
+  RETURN_IF_ERROR(OpenVersioned(dir, DbOptions(), kVersion, "dedup index", &idx->db_, &wiped));
   std::string v;
-  auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), &v);
-  if (s.ok() && v != kVersion) {
-    // Another layout: the index is derived, so start it afresh; the
-    // Ingestor catches it up from the log.
-    idx->db_.reset();
-    RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, opts), "reset dedup index " + dir));
-    RETURN_IF_ERROR(MakeDirs(dir));
-    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open dedup index " + dir));
-    idx->db_.reset(raw);
-    s = rocksdb::Status::NotFound();
-  }
-  if (s.IsNotFound()) {
-    RETURN_IF_ERROR(FromRocks(idx->db_->Put(rocksdb::WriteOptions(),
-                                            rocksdb::Slice(kVersionKey, sizeof(kVersionKey) - 1), kVersion),
-                              "init dedup index"));
-  }
-  s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), &v);
+  auto s = idx->db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(kWatermarkKey, sizeof(kWatermarkKey) - 1), &v);
   if (s.ok() && v.size() == 8) idx->watermark_.store(GetBigEndian64(v.data()));
   idx->sealed_watermark_ = idx->watermark_.load();
   // Leftovers of a run whose ingestion a crash interrupted.

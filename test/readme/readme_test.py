@@ -223,8 +223,8 @@ class ReadmeTest(unittest.TestCase):
                 args += shlex.split(w[5:])
             data = "annals-demo" if target == "demo" else "annals-data"
             # What the Makefile runs (checked, so that a change there shows).
-            self.assertIn(f"DATA ?= annals-data", self.makefile)
-            self.assertIn(f"DEMO_DATA ?= annals-demo", self.makefile)
+            self.assertIn("DATA ?= annals-data", self.makefile)
+            self.assertIn("DEMO_DATA ?= annals-demo", self.makefile)
             recipe = ("$(BUILD)/annals serve --data $(DEMO_DATA) --listen $(LISTEN) --demo $(ARGS)" if target == "demo"
                       else "$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) $(ARGS)")
             self.assertIn(recipe, self.makefile)
