@@ -66,7 +66,7 @@ test: deps-test configure
 	@cmake --build $(BUILD)-tsan -j$(JOBS) --target $(TSAN_TESTS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)
-	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j$(JOBS) -R '^($(subst $(eval) ,|,$(TSAN_TESTS))|thread_safety_analysis_is_on)$$'
+	cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/test/tsan.supp" ctest --output-on-failure -j$(JOBS) -R '^($(subst $(eval) ,|,$(TSAN_TESTS))|thread_safety_analysis_is_on)$$'
 	cd $(BUILD)-fuzz && ctest --output-on-failure -j$(JOBS)
 
 bench: configure
