@@ -323,6 +323,25 @@ struct Config {
 };
 
 const Micros kStart = *ParseRfc3339("2024-01-01T00:00:00Z");
+
+state::StateQuery StateAt(Micros at, std::string kind, std::string ns) {
+  state::StateQuery q;
+  q.at = at;
+  q.kind = std::move(kind);
+  q.namespace_ = std::move(ns);
+  return q;
+}
+
+state::HistoryQuery HistoryOf(std::string kind, std::string ns, std::string name, bool children,
+                              std::vector<std::string> verbs) {
+  state::HistoryQuery q;
+  q.kind = std::move(kind);
+  q.namespace_ = std::move(ns);
+  q.name = std::move(name);
+  q.children = children;
+  q.verbs = std::move(verbs);
+  return q;
+}
 constexpr Micros kSec = 1000000;
 constexpr Micros kMin = 60 * kSec;
 constexpr Micros kHour = 60 * kMin;
@@ -1379,16 +1398,16 @@ int Main(int argc, char** argv) {
   const Micros mid = kStart + span / 2;
   size_t ns_bytes = 0, cluster_bytes = 0;
   double ns_ms = MedianMs(5, [&] {
-    auto r = questions.State({mid, "", "team-07", ""}, nullptr);
+    auto r = questions.State(StateAt(mid, "", "team-07"), nullptr);
     if (!r.ok()) Die("state", r.status());
     ns_bytes = r->size();
   });
   double ns_pods_ms = MedianMs(5, [&] {
-    auto r = questions.State({mid, "pods", "team-07", ""}, nullptr);
+    auto r = questions.State(StateAt(mid, "pods", "team-07"), nullptr);
     if (!r.ok()) Die("state", r.status());
   });
   double cluster_ms = MedianMs(3, [&] {
-    auto r = questions.State({mid, "", "", ""}, nullptr);
+    auto r = questions.State(StateAt(mid, "", ""), nullptr);
     if (!r.ok()) Die("state", r.status());
     cluster_bytes = r->size();
   });
@@ -1412,21 +1431,21 @@ int Main(int argc, char** argv) {
   }
   size_t pod_rows = 0, dep_rows = 0, children_rows = 0;
   double pod_hist_ms = MedianMs(5, [&] {
-    auto r = questions.History({"pods", pod_ns, pod_name, false, {}});
+    auto r = questions.History(HistoryOf("pods", pod_ns, pod_name, false, {}));
     if (!r.ok()) Die("history", r.status());
     pod_rows = (*r)["events"].size();
   });
   double pod_hist_reads_ms = MedianMs(5, [&] {
-    auto r = questions.History({"pods", pod_ns, pod_name, false, {"get", "list", "create", "patch", "delete"}});
+    auto r = questions.History(HistoryOf("pods", pod_ns, pod_name, false, {"get", "list", "create", "patch", "delete"}));
     if (!r.ok()) Die("history", r.status());
   });
   double dep_hist_ms = MedianMs(5, [&] {
-    auto r = questions.History({"deployments", dep_ns, dep_name, false, {}});
+    auto r = questions.History(HistoryOf("deployments", dep_ns, dep_name, false, {}));
     if (!r.ok()) Die("history", r.status());
     dep_rows = (*r)["events"].size();
   });
   double children_ms = MedianMs(3, [&] {
-    auto r = questions.History({"deployments", dep_ns, dep_name, true, {}});
+    auto r = questions.History(HistoryOf("deployments", dep_ns, dep_name, true, {}));
     if (!r.ok()) Die("history", r.status());
     children_rows = (*r)["events"].size();
   });

@@ -394,8 +394,8 @@ int Query(const client::ServerTarget& target, const std::string& path,
 }
 
 // Rebuilds every derived structure from the log (server/instance.h).
-int Rebuild(const std::string& data, uint64_t memory_budget, double cold_after) {
-  auto r = server::RebuildDerived(data, memory_budget, cold_after);
+int Rebuild(const std::string& data, uint64_t memory_budget, double cold_after, uint64_t snapshot_every) {
+  auto r = server::RebuildDerived(data, memory_budget, cold_after, std::max<uint64_t>(snapshot_every, 1));
   if (!r.ok()) return Fail(r.status());
   std::printf("rebuilt from %llu entries in %.2fs: dedup index, event index, %zu objects\n",
               static_cast<unsigned long long>(r->entries), r->seconds, r->objects);
@@ -812,10 +812,14 @@ int main(int argc, char** argv) {
   double rebuild_cold_after = 3600;
   rebuild->add_option("--cold-after", rebuild_cold_after, "as serve's (the same value gives the same snapshot)")
       ->check(CLI::NonNegativeNumber);
+  uint64_t rebuild_snapshot_every = 1000000;
+  rebuild->add_option("--snapshot-every", rebuild_snapshot_every,
+                      "as serve's: a body image every this many entries (the same value gives the same images)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (witness_cmd->parsed()) return RunWitness(data, witness_listen, witness_key, witness_logs);
-  if (rebuild->parsed()) return Rebuild(data, rebuild_budget, rebuild_cold_after);
+  if (rebuild->parsed()) return Rebuild(data, rebuild_budget, rebuild_cold_after, rebuild_snapshot_every);
 
   // The server of a client command, from its flags, the environment and
   // the config file.

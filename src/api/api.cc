@@ -1059,6 +1059,9 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_state_cold_objects", rd.cold_objects);
     metrics_.Set("annals_state_cold_cache_bytes", rd.cold_cache_bytes);
     metrics_.SetCounter("annals_state_cold_loads_total", rd.cold_loads);
+    metrics_.Set("annals_state_body_images", rd.body_images);
+    metrics_.SetCounter("annals_state_bodies_from_images_total", rd.bodies_from_images);
+    metrics_.SetCounter("annals_state_bodies_from_log_total", rd.bodies_from_log);
     metrics_.Set("annals_disk_free_bytes", rd.disk_free_bytes);
     metrics_.Set("annals_projection_unreadable_payloads", rd.unreadable_payloads);
     metrics_.Set("annals_disk_floor_bytes", rd.disk_floor_bytes);

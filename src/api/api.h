@@ -27,6 +27,9 @@ struct Readiness {
   // Hot and cold objects (docs/state.md): histories in the cold store, the
   // bytes of those read back and cached, and how many reads went to disk.
   uint64_t cold_objects = 0, cold_cache_bytes = 0, cold_loads = 0;
+  // Body images on disk, and the bodies state answers took from them and
+  // from the log (docs/state.md "State at T").
+  uint64_t body_images = 0, bodies_from_images = 0, bodies_from_log = 0;
   // Empty, or why writes are refused or failing for want of space: /readyz
   // answers 503 with it (the questions are still answered).
   std::string storage;

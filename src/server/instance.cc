@@ -41,6 +41,7 @@
 #include "server/disk_guard.h"
 #include "server/http_server.h"
 #include "state/cold_objects.h"
+#include "state/body_images.h"
 #include "state/projector.h"
 #include "state/questions.h"
 #include "state/state_store.h"
@@ -66,6 +67,8 @@ std::string SnapshotPath(const std::string& data) { return data + "/index/state/
 
 // Where the objects gone cold live (state/cold_objects.h).
 std::string ColdPath(const std::string& data) { return data + "/index/objects"; }
+// Where the body images live (body_images.h).
+std::string ImagesPath(const std::string& data) { return data + "/index/state/images"; }
 
 // --memory-budget, shared (docs/state.md "Memory"): the event index's
 // block cache a quarter and its memtables an eighth (at most 64 MiB); the
@@ -104,6 +107,7 @@ struct Instance::Parts {
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<index::EventIndex> events;
   std::unique_ptr<state::ColdObjects> cold;
+  std::unique_ptr<state::BodyImages> images;
   std::unique_ptr<state::StateStore> store;
   std::unique_ptr<state::Projector> projector;
   std::unique_ptr<state::Questions> questions;
@@ -315,18 +319,23 @@ Status Instance::Build() {
     if (std::remove(SnapshotPath(data).c_str()) != 0 && errno != ENOENT)
       return UnavailableError("cannot remove " + SnapshotPath(data) + ": " + std::strerror(errno));
   }
+  auto images = state::BodyImages::Open(ImagesPath(data), p.ledger.get());
+  if (!images.ok()) return UnavailableError("cannot open the body images: " + images.status().message());
+  p.images = std::move(*images);
   p.store = std::make_unique<state::StateStore>();
   p.store->set_cold(p.cold.get(), static_cast<Micros>(o.cold_after_seconds * 1e6), o.memory_budget / 4);
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
   p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
+  p.projector->set_images(p.images.get(), o.snapshot_every);
   if (o.on_ready) p.projector->OnCaughtUp(o.on_ready);
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
+  p.questions->set_images(p.images.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
   p.api = std::make_unique<api::Api>(p.ledger.get(), p.ingestor.get(), &p.metrics, p.questions.get());
   if (p.cosigning) p.api->SetWitnesses([c = p.cosigning.get()] { return c->StatusJson(); });
   if (p.sealed) p.api->SetSealedStore(p.sealed.get());
   p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
-                       a = p.archiver.get()]() {
+                       a = p.archiver.get(), im = p.images.get(), q = p.questions.get()]() {
     api::Readiness r;
     r.storage = d->Refusal();
     if (r.storage.empty()) {
@@ -345,6 +354,9 @@ Status Instance::Build() {
     r.cold_objects = cs.cold;
     r.cold_cache_bytes = cs.cached_bytes;
     r.cold_loads = cs.loads;
+    r.body_images = im->Applied().size();
+    r.bodies_from_images = q->bodies_from_images();
+    r.bodies_from_log = q->bodies_from_log();
     if (r.storage.empty() && a) r.storage = a->Unready();
     return r;
   });
@@ -530,7 +542,8 @@ std::string Instance::verifier_key() const {
   return parts_ && parts_->ledger ? parts_->ledger->signer().VerifierKey() : "";
 }
 
-StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_budget, double cold_after_seconds) {
+StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_budget, double cold_after_seconds,
+                                       uint64_t snapshot_every) {
   ledger::LedgerOptions lo;
   lo.data_dir = data;
   if (!FileExists(data + "/key")) return NotFoundError("no ledger in " + data);
@@ -557,11 +570,14 @@ StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_
     return UnavailableError("cannot remove " + snapshot + ": " + std::strerror(errno));
   // Emptied by the projector's first catch-up, which starts from entry 0.
   ASSIGN_OR_RETURN(auto cold, state::ColdObjects::Open(ColdPath(data), memory_budget / 8));
+  ASSIGN_OR_RETURN(auto images, state::BodyImages::Open(ImagesPath(data), ledger->get()));
+  RETURN_IF_ERROR(images->Clear());
   state::StateStore store;
   store.set_cold(cold.get(), static_cast<Micros>(cold_after_seconds * 1e6), memory_budget / 4);
   state::Projector projector(ledger->get(), &store, events.get());
   projector.set_report_progress(true);
   projector.set_snapshot(snapshot, 1, 0);
+  projector.set_images(images.get(), snapshot_every);
   Status s = projector.CatchUp();
   if (!s.ok()) return UnavailableError("projection: " + s.message());
   s = projector.SaveSnapshot();

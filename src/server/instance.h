@@ -149,10 +149,11 @@ struct RebuildReport {
   size_t objects = 0;  // in the state projection
 };
 // `annals rebuild`: every derived structure of a data directory (the dedup
-// index, the event index, the state snapshot and the cold objects) made
-// anew from the log, with no server running. A progress bar on a terminal.
+// index, the event index, the state snapshot, the cold objects and the
+// body images, one every snapshot_every entries) made anew from the log,
+// with no server running. A progress bar on a terminal.
 StatusOr<RebuildReport> RebuildDerived(const std::string& data_dir, uint64_t memory_budget,
-                                       double cold_after_seconds = 3600);
+                                       double cold_after_seconds = 3600, uint64_t snapshot_every = 1000000);
 
 }  // namespace annals::server
 

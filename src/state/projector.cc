@@ -143,6 +143,7 @@ Status Projector::CatchUpLocked() {
     // Bodies of objects gone cold, written now (nothing durable names
     // them until a snapshot does); the cache trimmed.
     RETURN_IF_ERROR(store_->CommitCold());
+    MaybeWriteImageLocked();
     begin = stop;
     applied_.store(begin);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -166,7 +167,30 @@ Status Projector::CatchUpLocked() {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - born_).count());
   }
   cv_.notify_all();
+  // After the start is ready: a start whose snapshot left little to replay
+  // writes the image the chunks did not.
+  if (caught_up_.load()) MaybeWriteImageLocked();
   return OkStatus();
+}
+
+void Projector::MaybeWriteImageLocked() {
+  if (!images_) return;
+  const uint64_t applied = store_->applied();
+  const uint64_t last = std::max(images_->last_applied(), image_tried_);
+  if (applied < last + image_every_) return;
+  image_tried_ = applied;  // a failure is tried again after another image_every_ entries
+  const auto t0 = std::chrono::steady_clock::now();
+  // Nothing applies meanwhile (the catch-up lock is held): the indexes are
+  // the objects' last versions after exactly `applied` entries.
+  const std::vector<uint64_t> live = store_->LiveVersionIndexes();
+  Status s = images_->Write(applied, store_->max_time(), live, &stop_);
+  if (!s.ok()) {
+    if (!stop_) log::Warning("body image after %llu entries: %s", static_cast<unsigned long long>(applied), s.message().c_str());
+    return;
+  }
+  log::Info("body image written: %zu objects after %llu entries in %.2fs", live.size(),
+            static_cast<unsigned long long>(applied),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 void Projector::Start() {

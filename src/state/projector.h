@@ -19,6 +19,7 @@
 #ifndef ANNALS_STATE_PROJECTOR_H_
 #define ANNALS_STATE_PROJECTOR_H_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,7 @@
 #include "common/status.h"
 #include "index/event_index.h"
 #include "ledger/ledger.h"
+#include "state/body_images.h"
 #include "state/state_store.h"
 
 namespace annals::state {
@@ -80,6 +82,13 @@ class Projector {
     snapshot_path_ = std::move(path);
     snapshot_every_ = every_entries;
     snapshot_seconds_ = every_seconds;
+  }
+  // Body images (body_images.h): written by the catch-up (the start's and
+  // the thread's) whenever every_entries entries were applied since the
+  // last image. Set before Start; images must outlive the projector.
+  void set_images(BodyImages* images, uint64_t every_entries) {
+    images_ = images;
+    image_every_ = std::max<uint64_t>(every_entries, 1);
   }
   // Writes a snapshot of the store now if it has applied entries the last
   // one lacks (no-op without a path). Takes the catch-up lock.
@@ -132,8 +141,12 @@ class Projector {
   uint64_t snapshot_applied_ = 0;  // guarded by mu_
   std::chrono::steady_clock::time_point snapshot_time_ = std::chrono::steady_clock::now();
   bool snapshot_tried_ = false;    // guarded by mu_
+  BodyImages* images_ = nullptr;
+  uint64_t image_every_ = 0;
+  uint64_t image_tried_ = 0;  // applied when an image was last written or tried; guarded by mu_
   Status SaveSnapshotLocked();
   Status LoadSnapshotLocked();  // see set_snapshot
+  void MaybeWriteImageLocked();
 };
 
 }  // namespace annals::state

@@ -39,6 +39,8 @@
 
 namespace annals::state {
 
+class BodyImages;
+
 // Equality-based label selector: "a=b,c==d,e!=f,g,!h".
 // A Kubernetes label selector, as `kubectl -l` takes it: comma-separated
 // requirements `key=value`, `key==value`, `key!=value`, `key`, `!key`,
@@ -131,7 +133,15 @@ class Questions {
   // (resource, namespace, name, uid, cluster) order, each labelled with its
   // cluster when it has one; count is this page's, total
   // every object matching at T. InvalidArgument for a malformed cursor.
+  // Bodies come from the body image chosen for T where it holds them
+  // (never for an answer with evidence, which reads the log it proves).
   StatusOr<std::string> State(const StateQuery& q, std::vector<uint64_t>* evidence) const;
+  // Where State finds bodies before reading the log (may be nullptr).
+  // Set before questions are asked; must outlive this.
+  void set_images(BodyImages* images) { images_ = images; }
+  // Bodies State took from images and from the log, since the start.
+  uint64_t bodies_from_images() const { return bodies_from_images_.load(std::memory_order_relaxed); }
+  uint64_t bodies_from_log() const { return bodies_from_log_.load(std::memory_order_relaxed); }
   // NotFound (with nearest intervals in *nearest) when no pod held the IP.
   // cluster: only that cluster's pods ("" = any). When pods of several
   // clusters held it at once, the answer is the first cluster's (by name)
@@ -177,6 +187,8 @@ class Questions {
 
   ledger::Ledger* ledger_;
   const StateStore* store_;
+  BodyImages* images_ = nullptr;
+  mutable std::atomic<uint64_t> bodies_from_images_{0}, bodies_from_log_{0};
   const index::EventIndex* events_;
   std::function<void(const std::string&)> on_index_damaged_;
   // s, or for DataLoss from the event index: Unavailable, after telling

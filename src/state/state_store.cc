@@ -630,6 +630,23 @@ void StateStore::set_cold(ColdStore* cold, Micros after, size_t cache_bytes) {
   cache_budget_ = cache_bytes;
 }
 
+Micros StateStore::max_time() const {
+  std::shared_lock lock(mu_);
+  return max_time_;
+}
+
+std::vector<uint64_t> StateStore::LiveVersionIndexes() const {
+  std::shared_lock lock(mu_);
+  std::vector<uint64_t> out;
+  for (uint32_t id = 0; id < objects_.size(); ++id) {
+    const Version* v = VersionAt(id, std::numeric_limits<Micros>::max());
+    if (v && v->presence != Presence::kGone) out.push_back(v->index);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 const Version* StateStore::VersionAt(uint32_t id, Micros t) const {
   const Object& o = objects_[id];
   if (!o.cold) return o.At(t);

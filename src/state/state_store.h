@@ -146,6 +146,12 @@ class StateStore {
                           index::EventBatch* rows);
   // Entries [0, applied()) have been applied.
   uint64_t applied() const;
+  // The latest version time applied (log time; the minimum before any).
+  Micros max_time() const;
+  // The ledger indexes of the last version of every object that exists
+  // (present or terminating), ascending: what a body image holds. Takes
+  // the lock shared.
+  std::vector<uint64_t> LiveVersionIndexes() const;
   void SetApplied(uint64_t n);
 
   // The whole projection as a snapshot body (docs/format/state-snapshot.md),
