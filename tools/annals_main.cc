@@ -606,7 +606,8 @@ int main(int argc, char** argv) {
                   "start although the log holds entries and no signed checkpoint (checkpoints.log lost): "
                   "sign the log as it is now; recorded in DATA/log/accepted-losses");
   serve->add_option("--snapshot-every", flags.snapshot_every,
-                    "write a state snapshot once this many entries were projected since the last")
+                    "write a state snapshot once this many entries were projected since the last, "
+                    "and a body image of every object (state at T reads them) every this many entries")
       ->capture_default_str();
   serve->add_option("--snapshot-interval", flags.snapshot_interval,
                     "or once this many seconds passed since the last (and an entry came)")

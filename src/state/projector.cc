@@ -176,25 +176,64 @@ Status Projector::CatchUpLocked() {
 void Projector::MaybeWriteImageLocked() {
   if (!images_) return;
   const uint64_t applied = store_->applied();
-  const uint64_t last = std::max(images_->last_applied(), image_tried_);
-  if (applied < last + image_every_) return;
-  image_tried_ = applied;  // a failure is tried again after another image_every_ entries
-  const auto t0 = std::chrono::steady_clock::now();
+  if (applied < std::max(images_->last_applied(), image_taken_) + image_every_) return;
+  image_taken_ = applied;  // a failed write is tried again after another image_every_ entries
   // Nothing applies meanwhile (the catch-up lock is held): the indexes are
   // the objects' last versions after exactly `applied` entries.
-  const std::vector<uint64_t> live = store_->LiveVersionIndexes();
-  Status s = images_->Write(applied, store_->max_time(), live, &stop_);
+  ImageJob job{applied, store_->max_time(), store_->LiveVersionIndexes()};
+  {
+    std::lock_guard lock(image_mu_);
+    if (imager_running_) {
+      image_jobs_.push_back(std::move(job));
+      image_cv_.notify_all();
+      return;
+    }
+  }
+  WriteImage(job);
+}
+
+void Projector::WriteImage(const ImageJob& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = images_->Write(job.applied, job.time, job.indexes, &stop_);
   if (!s.ok()) {
-    if (!stop_) log::Warning("body image after %llu entries: %s", static_cast<unsigned long long>(applied), s.message().c_str());
+    if (!stop_) log::Warning("body image after %llu entries: %s", static_cast<unsigned long long>(job.applied), s.message().c_str());
     return;
   }
-  log::Info("body image written: %zu objects after %llu entries in %.2fs", live.size(),
-            static_cast<unsigned long long>(applied),
+  log::Info("body image written: %zu objects after %llu entries in %.2fs", job.indexes.size(),
+            static_cast<unsigned long long>(job.applied),
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void Projector::RunImager() {
+  while (true) {
+    ImageJob job;
+    {
+      std::unique_lock lock(image_mu_);
+      image_cv_.wait(lock, [this] { return stop_.load() || !image_jobs_.empty(); });
+      if (stop_) {
+        image_jobs_.clear();
+        imager_running_ = false;
+        return;
+      }
+      job = std::move(image_jobs_.front());
+      image_jobs_.pop_front();
+    }
+    WriteImage(job);
+  }
 }
 
 void Projector::Start() {
   stop_ = false;
+  if (images_) {
+    {
+      std::lock_guard lock(image_mu_);
+      imager_running_ = true;
+    }
+    imager_ = std::thread([this] {
+      SetThreadName("annals-imager");
+      RunImager();
+    });
+  }
   thread_ = std::thread([this] {
     SetThreadName("annals-project");
     Run();
@@ -207,6 +246,15 @@ void Projector::Start() {
 
 void Projector::Stop() {
   Cancel();
+  {
+    std::lock_guard lock(image_mu_);
+    image_cv_.notify_all();
+  }
+  if (imager_.joinable()) imager_.join();
+  {
+    std::lock_guard lock(image_mu_);
+    imager_running_ = false;  // images taken from now on are written at once
+  }
   if (thread_.joinable()) thread_.join();
   if (verifier_.joinable()) verifier_.join();
 }

@@ -24,10 +24,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "index/event_index.h"
@@ -83,9 +85,13 @@ class Projector {
     snapshot_every_ = every_entries;
     snapshot_seconds_ = every_seconds;
   }
-  // Body images (body_images.h): written by the catch-up (the start's and
+  // Body images (body_images.h): taken by the catch-up (the start's and
   // the thread's) whenever every_entries entries were applied since the
-  // last image. Set before Start; images must outlive the projector.
+  // last image: the list of bodies is made under the catch-up lock, the
+  // image written by a thread of its own once started (so applying and the
+  // change feed do not wait for it), else at once. Images queued when the
+  // projector stops are not written. Set before Start; images must outlive
+  // the projector.
   void set_images(BodyImages* images, uint64_t every_entries) {
     images_ = images;
     image_every_ = std::max<uint64_t>(every_entries, 1);
@@ -143,7 +149,19 @@ class Projector {
   bool snapshot_tried_ = false;    // guarded by mu_
   BodyImages* images_ = nullptr;
   uint64_t image_every_ = 0;
-  uint64_t image_tried_ = 0;  // applied when an image was last written or tried; guarded by mu_
+  uint64_t image_taken_ = 0;  // applied when an image was last taken; guarded by mu_
+  struct ImageJob {
+    uint64_t applied = 0;
+    Micros time = 0;
+    std::vector<uint64_t> indexes;
+  };
+  std::mutex image_mu_;
+  std::condition_variable image_cv_;
+  std::deque<ImageJob> image_jobs_;  // guarded by image_mu_
+  bool imager_running_ = false;      // guarded by image_mu_
+  std::thread imager_;
+  void WriteImage(const ImageJob& job);
+  void RunImager();
   Status SaveSnapshotLocked();
   Status LoadSnapshotLocked();  // see set_snapshot
   void MaybeWriteImageLocked();
