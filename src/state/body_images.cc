@@ -338,15 +338,19 @@ std::shared_ptr<const BodyImages::Image> BodyImages::Latest() const {
   return images_.empty() ? nullptr : images_.back();
 }
 
-std::shared_ptr<const BodyImages::Image> BodyImages::Pick(Micros t) const {
+std::pair<std::shared_ptr<const BodyImages::Image>, std::shared_ptr<const BodyImages::Image>> BodyImages::Pick(
+    Micros t) const {
   std::lock_guard lock(mu_);
-  if (images_.empty()) return nullptr;
+  if (images_.empty()) return {};
   // The last image made at or before T; an image made later still holds
-  // every object unchanged since, so the first serves a T before it.
-  std::shared_ptr<const Image> best = images_.front();
-  for (const auto& img : images_)
-    if (img->time <= t) best = img;
-  return best;
+  // every object unchanged since T, so the first serves a T before it.
+  size_t k = 0;
+  for (size_t j = 0; j < images_.size(); ++j)
+    if (images_[j]->time <= t) k = j;
+  std::shared_ptr<const Image> after;
+  for (size_t j = k + 1; j < images_.size() && !after; ++j)
+    if (images_[j]->time > t) after = images_[j];
+  return {images_[k], after};
 }
 
 std::vector<uint64_t> BodyImages::Applied() const {
@@ -463,8 +467,17 @@ Status BodyImages::Write(uint64_t applied, Micros time, const std::vector<uint64
 
 size_t BodyImages::Lookup(Micros t, const std::vector<uint64_t>& indexes,
                           const std::function<void(size_t, std::string_view)>& found) {
-  std::shared_ptr<const Image> img = Pick(t);
-  if (!img || indexes.empty()) return 0;
+  if (indexes.empty()) return 0;
+  auto [before, after] = Pick(t);
+  std::vector<bool> have(indexes.size(), false);
+  size_t hits = 0;
+  if (before) hits += LookupIn(before, indexes, &have, found);
+  if (after && hits < indexes.size()) hits += LookupIn(after, indexes, &have, found);
+  return hits;
+}
+
+size_t BodyImages::LookupIn(const std::shared_ptr<const Image>& img, const std::vector<uint64_t>& indexes,
+                            std::vector<bool>* have, const std::function<void(size_t, std::string_view)>& found) {
   auto f = OpenRead(img->path);
   if (!f.ok()) {
     Drop(img, f.status());
@@ -475,6 +488,7 @@ size_t BodyImages::Lookup(Micros t, const std::vector<uint64_t>& indexes,
   size_t hits = 0;
   for (size_t slot = 0; slot < indexes.size(); ++slot) {
     if (indexes[slot] >= img->applied) break;
+    if ((*have)[slot]) continue;
     auto body = cursor.Find(indexes[slot]);
     if (!body.ok()) {
       Drop(img, body.status());
@@ -482,6 +496,7 @@ size_t BodyImages::Lookup(Micros t, const std::vector<uint64_t>& indexes,
     }
     if (*body) {
       found(slot, **body);
+      (*have)[slot] = true;
       ++hits;
     }
   }

@@ -69,10 +69,12 @@ class BodyImages {
                const std::atomic<bool>* stop = nullptr);
 
   // For the answer at T: calls found(slot, body) for every indexes[slot]
-  // (ascending) held by the image chosen for T, and returns how many.
-  // A damaged image is removed (and said on stderr) and what it did not
-  // give is left to the log: the caller reads every index found was not
-  // called for.
+  // (ascending) held by the last image made at or before T (the first
+  // image for a T before them all), then, for those it lacked, by the
+  // first image made after T (objects unchanged from T until then), and
+  // returns how many. A damaged image is removed (and said on stderr) and
+  // what it did not give is left to the log: the caller reads every index
+  // found was not called for.
   size_t Lookup(Micros t, const std::vector<uint64_t>& indexes,
                 const std::function<void(size_t slot, std::string_view body)>& found);
 
@@ -98,7 +100,12 @@ class BodyImages {
 
  private:
   BodyImages(std::string dir, const ledger::Ledger* ledger) : dir_(std::move(dir)), ledger_(ledger) {}
-  std::shared_ptr<const Image> Pick(Micros t) const;
+  // The last image made at or before t (else the first), and the first
+  // made after t other than that one (nullptr if none).
+  std::pair<std::shared_ptr<const Image>, std::shared_ptr<const Image>> Pick(Micros t) const;
+  // LookupIn one image: the slots not yet `have` that it holds.
+  size_t LookupIn(const std::shared_ptr<const Image>& img, const std::vector<uint64_t>& indexes,
+                  std::vector<bool>* have, const std::function<void(size_t, std::string_view)>& found);
   std::shared_ptr<const Image> Latest() const;
   void Drop(const std::shared_ptr<const Image>& image, const Status& why);
 
