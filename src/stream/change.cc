@@ -25,10 +25,27 @@ void AppendOneLine(std::string* out, std::string_view json_text) {
     if ((*out)[i] == '\n' || (*out)[i] == '\r') (*out)[i] = ' ';
 }
 
+// The kind of the object a create or update of a resource (not a
+// subresource) sends, when the event has no object with a uid to take it
+// from (a Request-level create: the apiserver gives the uid in its
+// answer). A subresource's body is another kind (DeleteOptions, Eviction,
+// Scale, Binding), a patch's a patch: "" for those.
+std::string RequestKind(std::string_view payload, const Change& c, std::string_view subresource) {
+  if (!subresource.empty() || (c.verb != "create" && c.verb != "update")) return "";
+  std::string_view req = state::RawMember(payload, "requestObject");
+  if (req.empty()) return "";
+  std::string_view kind = state::RawMember(req, "kind");
+  if (kind.size() < 2 || kind.front() != '"') return "";
+  json k = json::parse(kind, nullptr, false);
+  if (!k.is_string() || k.get<std::string>() == "Status") return "";
+  return k.get<std::string>();
+}
+
 // Fills the object part of c (kind, uid, labels) and *change from the
 // event's responseObject (or requestObject); adds what changed for a write
 // that made a version in the store.
-void DescribeObject(const ChangeSources& src, std::string_view payload, Change* c, json* change) {
+void DescribeObject(const ChangeSources& src, std::string_view payload, std::string_view subresource, Change* c,
+                    json* change) {
   std::string_view obj = state::RawMember(payload, "responseObject");
   auto facts = obj.empty() ? StatusOr<state::ObjectFacts>(NotFoundError("")) : state::ReadObjectFacts(obj);
   bool from_response = facts.ok() && facts->kind != "Status";
@@ -36,7 +53,10 @@ void DescribeObject(const ChangeSources& src, std::string_view payload, Change* 
     std::string_view req = state::RawMember(payload, "requestObject");
     if (!req.empty()) facts = state::ReadObjectFacts(req);
   }
-  if (!facts.ok() || facts->kind == "Status") return;
+  if (!facts.ok() || facts->kind == "Status") {
+    c->kind = RequestKind(payload, *c, subresource);
+    return;
+  }
   c->kind = facts->kind;
   c->uid = facts->uid;
   json labels = json::object();
@@ -118,11 +138,11 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
     std::string_view t = state::StringMember(a, "time");
     if (auto at = ParseRfc3339(t)) c->time = *at;
     change = json::object();
-    DescribeObject(src, payload, c.get(), &change);
+    std::string_view sub = state::StringMember(a, "subresource");
+    DescribeObject(src, payload, sub, c.get(), &change);
     if (!c->cluster.empty()) change["cluster"] = c->cluster;
     change["kind"] = c->kind;
     change["resource"] = c->resource;
-    std::string_view sub = state::StringMember(a, "subresource");
     if (!sub.empty()) change["subresource"] = std::string(sub);
     change["namespace"] = c->namespace_;
     change["name"] = c->name;
