@@ -224,6 +224,15 @@ StatusOr<std::string> ReadObjectBody(const ledger::Ledger& ledger, uint64_t inde
   return std::string(ObjectOfEntry(d.meta, payload));
 }
 
+StatusOr<Hash> EntryDigest(const ledger::Ledger& ledger, uint64_t index) {
+  Hash h{};
+  RETURN_IF_ERROR(ledger.ReadEntries(index, index + 1, [&](uint64_t, std::string_view e) {
+    h = Sha256(e);
+    return OkStatus();
+  }));
+  return h;
+}
+
 StatusOr<BodyImages::Image> ParseBodyImage(uint64_t file_size,
                                            const std::function<Status(uint64_t, size_t, std::string*)>& read,
                                            Hash* last_entry) {
@@ -312,11 +321,7 @@ StatusOr<std::unique_ptr<BodyImages>> BodyImages::Open(const std::string& dir, c
       if (name != ImageName(img.applied)) return Bad("named " + name + " but made after " + std::to_string(img.applied) + " entries");
       if (img.applied == 0 || img.applied > size)
         return FailedPreconditionError("made after " + std::to_string(img.applied) + " entries, the log holds " + std::to_string(size));
-      Hash got{};
-      RETURN_IF_ERROR(ledger->ReadEntries(img.applied - 1, img.applied, [&](uint64_t, std::string_view e) {
-        got = Sha256(e);
-        return OkStatus();
-      }));
+      ASSIGN_OR_RETURN(Hash got, EntryDigest(*ledger, img.applied - 1));
       if (got != last)
         return FailedPreconditionError("entry " + std::to_string(img.applied - 1) + " of the log is not the one it was made after");
       return std::shared_ptr<const Image>(std::make_shared<Image>(std::move(img)));
@@ -391,11 +396,7 @@ Status BodyImages::Clear() {
 Status BodyImages::Write(uint64_t applied, Micros time, const std::vector<uint64_t>& indexes,
                          const std::atomic<bool>* stop) {
   if (applied == 0 || applied <= last_applied()) return OkStatus();
-  Hash last{};
-  RETURN_IF_ERROR(ledger_->ReadEntries(applied - 1, applied, [&](uint64_t, std::string_view e) {
-    last = Sha256(e);
-    return OkStatus();
-  }));
+  ASSIGN_OR_RETURN(const Hash last, EntryDigest(*ledger_, applied - 1));
   const std::string path = dir_ + "/" + ImageName(applied);
   const std::string tmp = path + ".tmp";
   const int raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -49,6 +49,10 @@ inline constexpr size_t kBodyImageHeaderSize = 80;
 // The responseObject (or object) of entry `index` as state answers show
 // it: "" when the version has no body (gone by a Status answer).
 StatusOr<std::string> ReadObjectBody(const ledger::Ledger& ledger, uint64_t index);
+// SHA-256 of log entry `index` as stored: what derived files (the state
+// snapshot, body images) record to be checked against the log they were
+// made from.
+StatusOr<Hash> EntryDigest(const ledger::Ledger& ledger, uint64_t index);
 
 class BodyImages {
  public:

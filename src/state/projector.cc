@@ -288,11 +288,7 @@ Status Projector::LoadSnapshotLocked() {
       return FailedPreconditionError("it covers " + std::to_string(h.applied) + " entries, the log holds " +
                                      std::to_string(size));
     if (h.applied == 0) return OkStatus();
-    Hash got{};
-    RETURN_IF_ERROR(ledger_->ReadEntries(h.applied - 1, h.applied, [&](uint64_t, std::string_view e) -> Status {
-      got = Sha256(e);
-      return OkStatus();
-    }));
+    ASSIGN_OR_RETURN(Hash got, EntryDigest(*ledger_, h.applied - 1));
     if (got != h.last_entry)
       return FailedPreconditionError("entry " + std::to_string(h.applied - 1) + " of the log is not the one it was made after");
     return OkStatus();
@@ -322,11 +318,7 @@ Status Projector::SaveSnapshotLocked() {
   const uint64_t applied = store_->applied();
   if (applied <= snapshot_applied_) return OkStatus();
   const auto t0 = std::chrono::steady_clock::now();
-  Hash last{};
-  RETURN_IF_ERROR(ledger_->ReadEntries(applied - 1, applied, [&](uint64_t, std::string_view e) -> Status {
-    last = Sha256(e);
-    return OkStatus();
-  }));
+  ASSIGN_OR_RETURN(const Hash last, EntryDigest(*ledger_, applied - 1));
   RETURN_IF_ERROR(MakeDirs(DirName(snapshot_path_)));
   // Every cold body the snapshot names is durable before it is; bodies it
   // no longer names go once it is.
