@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -70,6 +71,27 @@ struct KeyHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 using CountMap = std::unordered_map<std::string, uint64_t, KeyHash, std::equal_to<>>;
+
+// What a row adds to the counts: its hour and counted fields (views into
+// the batch).
+struct Counted {
+  int64_t hour;
+  EventBatch::Facets f;
+  bool operator==(const Counted& o) const {
+    return hour == o.hour && f.code == o.f.code && f.user == o.f.user && f.as == o.f.as && f.verb == o.f.verb &&
+           f.resource == o.f.resource && f.ns == o.f.ns && f.ip == o.f.ip && f.ua == o.f.ua &&
+           f.cloud == o.f.cloud && f.account == o.f.account;
+  }
+};
+struct CountedHash {
+  size_t operator()(const Counted& c) const {
+    const std::hash<std::string_view> h;
+    size_t x = std::hash<int64_t>{}(c.hour) ^ (static_cast<size_t>(static_cast<uint32_t>(c.f.code)) << 17);
+    for (std::string_view v : {c.f.user, c.f.as, c.f.verb, c.f.resource, c.f.ns, c.f.ip, c.f.ua, c.f.cloud, c.f.account})
+      x = (x ^ h(v)) * 0x9e3779b97f4a7c15ULL;
+    return x;
+  }
+};
 
 uint64_t GetLittleEndian64(std::string_view v) {
   uint64_t n = 0;
@@ -172,6 +194,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
   std::map<int64_t, Hour> touched;
   CountMap counts;
+  std::unordered_map<Counted, uint64_t, CountedHash> alike;
   std::string key;
   const auto& rows = batch.row_list();
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -192,19 +215,43 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     ++h.count;
     h.first_index = std::min(h.first_index, r.index);
     h.last_index = std::max(h.last_index, r.index);
-    const EventBatch::Facets f = batch.facets(i);
-    auto bump = [&]() {
-      auto it = counts.find(std::string_view(key));
-      if (it != counts.end()) {
-        ++it->second;
-      } else {
-        counts.emplace(key, 1);
-      }
-    };
+    // Rows alike in every counted field are counted once, with their
+    // number: a batch holds few distinct ones (a controller's watch and
+    // lease traffic repeats), and each costs a dozen count keys.
+    ++alike[Counted{hour, batch.facets(i)}];
+  }
+  auto bump = [&](uint64_t n) {
+    auto it = counts.find(std::string_view(key));
+    if (it != counts.end()) {
+      it->second += n;
+    } else {
+      counts.emplace(key, n);
+    }
+  };
+  // Prefix then value, in the one reused buffer.
+  auto count_key = [&](char field, int64_t hour, std::string_view value) {
+    key.assign(1, kCount);
+    key.push_back(field);
+    PutBigEndian64(&key, Biased(hour));
+    key += value;
+  };
+  auto ns_count_key = [&](char field, int64_t hour, std::string_view ns, std::string_view value) {
+    key.assign(1, kNsCount);
+    key.push_back(field);
+    PutBigEndian64(&key, Biased(hour));
+    PutBigEndian32(&key, static_cast<uint32_t>(ns.size()));
+    key += ns;
+    key += value;
+  };
+  for (const auto& [c, n] : alike) {
+    const int64_t hour = c.hour;
+    const EventBatch::Facets& f = c.f;
     // Every events' counts ('a'); a namespace's ('b') for the fields a
     // namespace is grouped by most (user, verb, resource, code: few values
     // an hour; addresses and agents would multiply the keys).
-    const std::string code = std::to_string(f.code);
+    char code_buf[16];
+    const int code_len = std::snprintf(code_buf, sizeof(code_buf), "%d", f.code);
+    const std::string_view code(code_buf, static_cast<size_t>(code_len));
     const std::pair<Field, std::string_view> fields[] = {{Field::kUser, f.user},   {Field::kVerb, f.verb},
                                                          {Field::kResource, f.resource}, {Field::kCode, code},
                                                          {Field::kSourceIp, f.ip}, {Field::kUserAgent, f.ua},
@@ -213,37 +260,36 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
       // Kubernetes events name no cloud or account: those counts hold the
       // cloud records only (an hour's "" is its count less theirs).
       if (value.empty() && (field == Field::kCloud || field == Field::kAccount)) continue;
-      key = CountPrefix(static_cast<char>(field), hour);
-      key += value;
-      bump();
+      count_key(static_cast<char>(field), hour, value);
+      bump(n);
       if (f.ns.empty() || !NamespaceCounted(field)) continue;  // no question filters on namespace ""
-      key = NsCountPrefix(static_cast<char>(field), hour, f.ns);
-      key += value;
-      bump();
+      ns_count_key(static_cast<char>(field), hour, f.ns, value);
+      bump(n);
     }
     if (!f.as.empty() && f.as != f.user) {
-      key = CountPrefix(static_cast<char>(Field::kImpersonated), hour);
-      key += f.as;
-      bump();
+      count_key(static_cast<char>(Field::kImpersonated), hour, f.as);
+      bump(n);
       if (!f.ns.empty()) {
-        key = NsCountPrefix(static_cast<char>(Field::kImpersonated), hour, f.ns);
-        key += f.as;
-        bump();
+        ns_count_key(static_cast<char>(Field::kImpersonated), hour, f.ns, f.as);
+        bump(n);
       }
     }
-    key = CountPrefix(static_cast<char>(Field::kNamespace), hour);
-    key += f.ns;
-    bump();
+    count_key(static_cast<char>(Field::kNamespace), hour, f.ns);
+    bump(n);
   }
   std::vector<std::string> names, name_first;
   names.reserve(batch.name_list().size());
+  std::unordered_set<std::string_view> named;  // the batch's distinct names
   for (const auto& n : batch.name_list()) {
     if (n.index < from) continue;  // filed already
-    std::string k(1, kName);
-    k += batch.arena(n.at, n.size);
+    const std::string_view name = batch.arena(n.at, n.size);
+    std::string k;
+    k.reserve(name.size() + 9);
+    k.push_back(kName);
+    k += name;
     PutBigEndian64(&k, n.index);
     names.push_back(std::move(k));
-    name_first.push_back(std::string(1, kNameFirst) + NameFirstKey(batch.arena(n.at, n.size)));
+    if (named.insert(name).second) name_first.push_back(std::string(1, kNameFirst) + NameFirstKey(name));
   }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
