@@ -338,8 +338,24 @@ void Api::Serve(HttpRequest&& req, const Target& t, const auth::Caller& caller, 
   }
   if (path == paths::kReadyz) {
     if (readiness_) {
-      if (std::string storage = readiness_().storage; !storage.empty()) {
-        HttpResponse resp = ErrorResponse(503, storage);
+      const Readiness r = readiness_();
+      if (!r.ingest_ready) {
+        // Ingest is held (or, if the catch-up failed, refused) until the
+        // dedup index knows every event of the log.
+        HttpResponse resp = ErrorResponse(
+            503, !r.ingest.empty() ? r.ingest
+                                   : "the dedup index is catching up with the log: " + std::to_string(r.dedup_applied) +
+                                         " of " + std::to_string(r.dedup_target) + " entries; ingest waits for it");
+        auto body = json::parse(resp.body, nullptr, false);
+        if (body.is_object()) {
+          body["progress"] = json{{"dedup_applied", r.dedup_applied}, {"dedup_target", r.dedup_target}};
+          resp.body = body.dump() + "\n";
+        }
+        resp.headers.emplace_back("Retry-After", "1");
+        return respond(std::move(resp));
+      }
+      if (!r.storage.empty()) {
+        HttpResponse resp = ErrorResponse(503, r.storage);
         resp.headers.emplace_back("Retry-After", "5");
         return respond(std::move(resp));
       }
@@ -1053,6 +1069,9 @@ HttpResponse Api::MetricsPage() {
   if (readiness_) {
     const Readiness rd = readiness_();
     metrics_.Set("annals_projection_ready", rd.ready ? 1 : 0);
+    metrics_.Set("annals_ingest_ready", rd.ingest_ready ? 1 : 0);
+    metrics_.Set("annals_dedup_index_applied", rd.dedup_applied);
+    metrics_.Set("annals_dedup_index_target", rd.dedup_target);
     metrics_.Set("annals_projection_applied", rd.applied);
     metrics_.Set("annals_projection_target", rd.target);
     metrics_.Set("annals_projection_rebuilding_index", rd.rebuilding_index ? 1 : 0);

@@ -37,6 +37,11 @@ struct Readiness {
   // Entries projected from their metadata alone: their blob was damaged or
   // missing (docs/faults.md "Blobs").
   uint64_t unreadable_payloads = 0;
+  // Whether ingest is admitted: the dedup index has caught up with the log
+  // (entries it covers, of those to cover); if its catch-up failed, why.
+  bool ingest_ready = true;
+  uint64_t dedup_applied = 0, dedup_target = 0;
+  std::string ingest;
 };
 
 class Api {

@@ -3,7 +3,10 @@
 
 #include <simdjson.h>
 
+#include <string.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <future>
 #include <unordered_set>
@@ -80,6 +83,78 @@ StatusOr<std::unique_ptr<Ingestor>> Ingestor::Open(ledger::Ledger* ledger,
   return in;
 }
 
+std::unique_ptr<Ingestor> Ingestor::OpenCatchingUp(ledger::Ledger* ledger, index::DedupIndex* dedup,
+                                                   Metrics* metrics) {
+  std::unique_ptr<Ingestor> in(new Ingestor(ledger, dedup, metrics));
+  {
+    MutexLock lock(&in->catch_up_mu_);
+    in->caught_up_ = false;
+  }
+  in->catch_up_thread_ = std::thread([p = in.get()] {
+    SetThreadName("annals-dedupcu");
+    p->RunCatchUp();
+  });
+  return in;
+}
+
+void Ingestor::RunCatchUp() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t from = dedup_->watermark();
+  Status s = CatchUp();
+  if (s.ok() && catch_up_target_.load() > from)
+    log::Info("dedup index caught up: %llu entries in %.2fs",
+              static_cast<unsigned long long>(catch_up_target_.load() - from),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (!s.ok() && !cancel_)
+    log::Error("cannot catch up the dedup index: %s; ingest is refused until a restart catches it up",
+               s.message().c_str());
+  EndCatchUp(s);
+}
+
+void Ingestor::EndCatchUp(const Status& s) {
+  std::vector<Held> held;
+  {
+    MutexLock lock(&catch_up_mu_);
+    caught_up_ = s.ok();
+    catch_up_status_ = s.ok() ? s : UnavailableError("the dedup index could not catch up with the log: " + s.message());
+    held.swap(held_);
+    held_bytes_ = 0;
+  }
+  catch_up_cv_.NotifyAll();
+  // In the order they came; each is admitted as if it came now.
+  for (Held& h : held) {
+    if (s.ok()) {
+      Process(h.source, std::move(h.items), std::move(h.done));
+    } else {
+      metrics_->Add("annals_events_rejected_total", "source", h.source, h.items.size());
+      h.done(UnavailableError("the dedup index could not catch up with the log: " + s.message()));
+    }
+  }
+}
+
+Ingestor::CatchUpProgress Ingestor::catch_up() const {
+  CatchUpProgress p;
+  {
+    MutexLock lock(&catch_up_mu_);
+    p.done = caught_up_ || !catch_up_status_.ok();
+    p.status = catch_up_status_;
+  }
+  p.applied = catch_up_applied_.load();
+  p.target = std::max(catch_up_target_.load(), p.applied);
+  return p;
+}
+
+Status Ingestor::WaitForCatchUp() {
+  MutexLock lock(&catch_up_mu_);
+  while (!caught_up_ && catch_up_status_.ok()) catch_up_cv_.Wait(&lock);
+  return catch_up_status_;
+}
+
+void Ingestor::Cancel() {
+  cancel_ = true;
+  if (catch_up_thread_.joinable()) catch_up_thread_.join();
+}
+
 std::string Ingestor::KeyFromMeta(std::string_view meta) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -107,6 +182,11 @@ std::string Ingestor::MarkConflict(std::string_view meta) {
 }
 
 bool Ingestor::IsConflict(std::string_view meta) {
+  // Most entries are no conflict: one memmem dismisses them. (Three
+  // string_view::find calls stopped at every '"' of the metadata to compare
+  // there: a third of the dedup index's catch-up.)
+  static constexpr std::string_view kWord = "conflict";
+  if (::memmem(meta.data(), meta.size(), kWord.data(), kWord.size()) == nullptr) return false;
   return meta.find(R"("type":"k8s.audit.conflict")") != std::string_view::npos ||
          meta.find(R"("type":"cloud.audit.conflict")") != std::string_view::npos ||
          meta.find(R"("conflict":true)") != std::string_view::npos;
@@ -140,8 +220,11 @@ std::string IndexValue(uint64_t index) {
 Status Ingestor::CatchUp() {
   const uint64_t end = ledger_->DurableSize();
   uint64_t begin = dedup_->watermark();
+  catch_up_applied_.store(begin);
+  catch_up_target_.store(end);
   constexpr uint64_t kChunk = 8192;
   while (begin < end) {
+    if (cancel_) return UnavailableError("the dedup index's catch-up was stopped at entry " + std::to_string(begin));
     uint64_t stop = std::min(end, begin + kChunk);
     std::vector<std::pair<std::string, std::string>> records;
     RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
@@ -160,6 +243,7 @@ Status Ingestor::CatchUp() {
     }));
     RETURN_IF_ERROR(dedup_->Record(records, stop));
     begin = stop;
+    catch_up_applied_.store(begin);
   }
   return OkStatus();
 }
@@ -202,6 +286,33 @@ void Ingestor::Submit(const std::string& source, std::vector<IngestItem> items, 
       return;
     }
   }
+  {
+    MutexLock lock(&catch_up_mu_);
+    if (!caught_up_) {
+      Status refused = catch_up_status_;
+      if (refused.ok()) {
+        size_t bytes = 0;
+        for (const IngestItem& it : items) bytes += it.payload.size() + it.meta.size();
+        if (held_bytes_ + bytes <= kMaxHeldBytes || held_.empty()) {
+          held_bytes_ += bytes;
+          held_.push_back({source, std::move(items), std::move(done)});
+          return;
+        }
+        refused = UnavailableError("the dedup index is catching up with the log (" +
+                                   std::to_string(catch_up_applied_.load()) + " of " +
+                                   std::to_string(catch_up_target_.load()) +
+                                   " entries) and holds as much ingest as it may meanwhile: retry");
+      }
+      lock.Unlock();
+      metrics_->Add("annals_events_rejected_total", "source", source, items.size());
+      done(refused);
+      return;
+    }
+  }
+  Process(source, std::move(items), std::move(done));
+}
+
+void Ingestor::Process(const std::string& source, std::vector<IngestItem> items, Done done) {
   Admission a;
   a.pending = std::make_shared<Pending>();
   std::vector<std::string> entries;
@@ -445,7 +556,10 @@ void Ingestor::Drain() {
   while (appends_in_flight_ != 0) drain_cv_.Wait(&lock);
 }
 
-Ingestor::~Ingestor() { Drain(); }
+Ingestor::~Ingestor() {
+  Cancel();
+  Drain();
+}
 
 StatusOr<IngestResult> Ingestor::SubmitAndWait(const std::string& source,
                                                std::vector<IngestItem> items) {

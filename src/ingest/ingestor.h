@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -64,6 +65,27 @@ class Ingestor {
   // Catches the dedup index up with the log before returning.
   static StatusOr<std::unique_ptr<Ingestor>> Open(ledger::Ledger* ledger, index::DedupIndex* dedup,
                                                   Metrics* metrics);
+  // Returns at once; the dedup index catches up with the log on a thread
+  // of its own (annals-dedupcu) while the server already listens and its
+  // projections catch up beside it. Until it is done, what is submitted is
+  // held (in order, up to kMaxHeldBytes of payload; beyond that refused
+  // with Unavailable) and admitted as soon as it is: a retry must be known
+  // before it is admitted. A failed catch-up fails what is held and every
+  // later Submit with its reason.
+  static std::unique_ptr<Ingestor> OpenCatchingUp(ledger::Ledger* ledger, index::DedupIndex* dedup,
+                                                  Metrics* metrics);
+  static constexpr size_t kMaxHeldBytes = size_t{256} << 20;
+  struct CatchUpProgress {
+    bool done = false;
+    Status status;  // of a catch-up that ended
+    uint64_t applied = 0, target = 0;  // entries of the log the index covers, and to cover
+  };
+  CatchUpProgress catch_up() const;
+  // Waits for the catch-up to end; its status.
+  Status WaitForCatchUp();
+  // Stops a catch-up in progress at its next chunk; what is held fails
+  // with Unavailable. For shutdown.
+  void Cancel();
   // All or nothing per call. `done` runs once, on some internal thread.
   void Submit(const std::string& source, std::vector<IngestItem> items, Done done);
   // A check every Submit passes first (the disk guard): a non-empty answer
@@ -121,6 +143,11 @@ class Ingestor {
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
+  void RunCatchUp();
+  // Submit once the dedup index is caught up.
+  void Process(const std::string& source, std::vector<IngestItem> items, Done done);
+  // Ends the catch-up with s: what was held is processed (s ok) or fails.
+  void EndCatchUp(const Status& s);
   // Submit in three steps. When one fails, Submit rolls back in one place
   // (Release, then the request fails with nothing of it queued).
   //
@@ -164,6 +191,21 @@ class Ingestor {
   Mutex drain_mu_;
   CondVar drain_cv_;
   uint64_t appends_in_flight_ GUARDED_BY(drain_mu_) = 0;
+  // The catch-up (OpenCatchingUp) and what waits for it.
+  struct Held {
+    std::string source;
+    std::vector<IngestItem> items;
+    Done done;
+  };
+  mutable Mutex catch_up_mu_;
+  CondVar catch_up_cv_;
+  bool caught_up_ GUARDED_BY(catch_up_mu_) = true;
+  Status catch_up_status_ GUARDED_BY(catch_up_mu_);
+  std::vector<Held> held_ GUARDED_BY(catch_up_mu_);
+  size_t held_bytes_ GUARDED_BY(catch_up_mu_) = 0;
+  std::atomic<bool> cancel_{false};
+  std::atomic<uint64_t> catch_up_applied_{0}, catch_up_target_{0};
+  std::thread catch_up_thread_;
 };
 
 }  // namespace annals::ingest

@@ -275,9 +275,9 @@ Status Instance::Build() {
   auto dedup = index::DedupIndex::Open(data + "/index/dedup");
   if (!dedup.ok()) return UnavailableError("cannot open the dedup index: " + dedup.status().message());
   p.dedup = std::move(*dedup);
-  auto ingestor = ingest::Ingestor::Open(p.ledger.get(), p.dedup.get(), &p.metrics);
-  if (!ingestor.ok()) return UnavailableError("cannot catch up the dedup index: " + ingestor.status().message());
-  p.ingestor = std::move(*ingestor);
+  // Caught up with the log on a thread of its own, beside the projections,
+  // while the server listens; ingest is held until it is.
+  p.ingestor = ingest::Ingestor::OpenCatchingUp(p.ledger.get(), p.dedup.get(), &p.metrics);
   p.ingestor->SetRefusal([d = p.disk.get()] { return d->Admit(); });
   if (o.redaction_policy != "none") {
     redact::Policy policy = redact::DefaultPolicy();
@@ -327,7 +327,13 @@ Status Instance::Build() {
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
   p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
   p.projector->set_images(p.images.get(), o.snapshot_every);
-  if (o.on_ready) p.projector->OnCaughtUp(o.on_ready);
+  if (o.on_ready) {
+    // Ready once ingest is too: the dedup index caught up beside the
+    // projection.
+    p.projector->OnCaughtUp([ing = p.ingestor.get(), ready = o.on_ready](uint64_t end, uint64_t replayed, double secs) {
+      if (ing->WaitForCatchUp().ok()) ready(end, replayed, secs);
+    });
+  }
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->set_images(p.images.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
@@ -335,8 +341,13 @@ Status Instance::Build() {
   if (p.cosigning) p.api->SetWitnesses([c = p.cosigning.get()] { return c->StatusJson(); });
   if (p.sealed) p.api->SetSealedStore(p.sealed.get());
   p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
-                       a = p.archiver.get(), im = p.images.get(), q = p.questions.get()]() {
+                       a = p.archiver.get(), im = p.images.get(), q = p.questions.get(), ing = p.ingestor.get()]() {
     api::Readiness r;
+    const auto dc = ing->catch_up();
+    r.ingest = dc.done ? dc.status.message() : "";
+    r.ingest_ready = dc.done && dc.status.ok();
+    r.dedup_applied = dc.applied;
+    r.dedup_target = dc.target;
     r.storage = d->Refusal();
     if (r.storage.empty()) {
       if (std::string full = l->OutOfSpace(); !full.empty()) r.storage = "out of space: " + full;
@@ -488,7 +499,9 @@ void Instance::Stop() {
   stopped_ = true;
   Parts& p = *parts_;
   // 1. No new work.
-  if (p.projector) p.projector->Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
+  if (p.projector) p.projector->Cancel();
+  // A dedup catch-up in progress ends at its next chunk; ingest it held fails.
+  if (p.ingestor) p.ingestor->Cancel();  // a catch-up in progress (on any thread) ends at its next chunk
   // Witness requests in flight end; no later checkpoint is served unwitnessed.
   if (p.cosigning) p.cosigning->Stop();
   if (p.collector) p.collector->Stop();
