@@ -14,7 +14,6 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -26,7 +25,7 @@ namespace {
 
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "6";
+constexpr std::string_view kVersion = "7";
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
 
@@ -37,6 +36,20 @@ std::string RowKey(uint64_t index) {
   std::string k(1, kRow);
   PutBigEndian64(&k, index);
   return k;
+}
+
+// The events of a name posting: its first (from the key), then the value's
+// ascending deltas.
+Status ReadPosting(uint64_t first, std::string_view deltas, std::vector<uint64_t>* out) {
+  out->push_back(first);
+  uint64_t at = first, d = 0;
+  while (!deltas.empty()) {
+    if (!GetVarint(&deltas, &d) || d == 0 || d > UINT64_MAX - at)
+      return DataLossError("event index damaged: bad name posting");
+    at += d;
+    out->push_back(at);
+  }
+  return OkStatus();
 }
 
 std::string HourKey(int64_t hour) {
@@ -194,7 +207,11 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
   std::map<int64_t, Hour> touched;
   CountMap counts;
-  std::unordered_map<Counted, uint64_t, CountedHash> alike;
+  // The distinct rows in the order they first came (so that the count keys
+  // built next come in about row order, a few hot ones at a time: in hash
+  // order each bump missed the cache), each with its number of rows.
+  std::vector<std::pair<Counted, uint64_t>> alike;
+  std::unordered_map<Counted, size_t, CountedHash> alike_at;
   std::string key;
   const auto& rows = batch.row_list();
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -218,7 +235,9 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     // Rows alike in every counted field are counted once, with their
     // number: a batch holds few distinct ones (a controller's watch and
     // lease traffic repeats), and each costs a dozen count keys.
-    ++alike[Counted{hour, batch.facets(i)}];
+    auto [at, first] = alike_at.try_emplace(Counted{hour, batch.facets(i)}, alike.size());
+    if (first) alike.emplace_back(at->first, 0);
+    ++alike[at->second].second;
   }
   auto bump = [&](uint64_t n) {
     auto it = counts.find(std::string_view(key));
@@ -277,22 +296,36 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     count_key(static_cast<char>(Field::kNamespace), hour, f.ns);
     bump(n);
   }
-  std::vector<std::string> names, name_first;
-  names.reserve(batch.name_list().size());
-  std::unordered_set<std::string_view> named;  // the batch's distinct names
+  // One posting per name the batch files events under: its first event's
+  // index in the key, the others' as ascending deltas in the value (a key
+  // per event was half the index's keys, all of them landing across the key
+  // space, for its compactions to merge).
+  std::vector<std::pair<std::string_view, std::vector<uint64_t>>> postings;
+  std::unordered_map<std::string_view, size_t> posting_at;
   for (const auto& n : batch.name_list()) {
     if (n.index < from) continue;  // filed already
     const std::string_view name = batch.arena(n.at, n.size);
+    auto [at, first] = posting_at.try_emplace(name, postings.size());
+    if (first) postings.emplace_back(name, std::vector<uint64_t>());
+    std::vector<uint64_t>& list = postings[at->second].second;
+    if (list.empty() || n.index > list.back()) list.push_back(n.index);  // names come in index order
+  }
+  std::vector<std::pair<std::string, std::string>> names;
+  std::vector<std::string> name_first;
+  names.reserve(postings.size());
+  name_first.reserve(postings.size());
+  for (const auto& [name, list] : postings) {
     std::string k;
     k.reserve(name.size() + 9);
     k.push_back(kName);
     k += name;
-    PutBigEndian64(&k, n.index);
-    names.push_back(std::move(k));
-    if (named.insert(name).second) name_first.push_back(std::string(1, kNameFirst) + NameFirstKey(name));
+    PutBigEndian64(&k, list.front());
+    std::string v;
+    for (size_t j = 1; j < list.size(); ++j) PutVarint(&v, list[j] - list[j - 1]);
+    names.emplace_back(std::move(k), std::move(v));
+    name_first.push_back(std::string(1, kNameFirst) + NameFirstKey(name));
   }
   std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
   std::sort(name_first.begin(), name_first.end());
   name_first.erase(std::unique(name_first.begin(), name_first.end()), name_first.end());
   {
@@ -323,7 +356,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     RETURN_IF_ERROR(FromRocks(wb.Put(HourKey(hour), v), "event hour"));
   }
   for (const auto& k : name_first) RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
-  for (const auto& k : names) RETURN_IF_ERROR(FromRocks(wb.Put(k, rocksdb::Slice()), "event name"));
+  for (const auto& [k, v] : names) RETURN_IF_ERROR(FromRocks(wb.Put(k, v), "event name"));
   if (rows.size() >= options_.ingest_rows) {
     // A catch-up's batch: its rows (most of its bytes) go in as one table
     // file of their own, ingested beneath everything (row keys only grow,
@@ -423,7 +456,8 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != prefix.size() + 8) continue;  // cannot happen: names are length-prefixed
-    out.push_back(GetBigEndian64(it->key().data() + prefix.size()));
+    RETURN_IF_ERROR(ReadPosting(GetBigEndian64(it->key().data() + prefix.size()),
+                                std::string_view(it->value().data(), it->value().size()), &out));
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "event index names"));
   return out;
@@ -432,8 +466,24 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
 Status EventIndex::ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) const {
   std::shared_lock lock(mu_);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->SeekToFirst(); it->Valid(); it->Next())
-    fn(std::string_view(it->key().data(), it->key().size()), std::string_view(it->value().data(), it->value().size()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view k(it->key().data(), it->key().size()), v(it->value().data(), it->value().size());
+    if (k.size() < 9 || k[0] != kName) {
+      fn(k, v);
+      continue;
+    }
+    // A posting, as the events it holds: one key each (how a batch grouped
+    // them is not part of what the index says).
+    std::vector<uint64_t> list;
+    RETURN_IF_ERROR(ReadPosting(GetBigEndian64(k.data() + k.size() - 8), v, &list));
+    std::string e(k.substr(0, k.size() - 8));
+    const size_t at = e.size();
+    for (uint64_t index : list) {
+      e.resize(at);
+      PutBigEndian64(&e, index);
+      fn(e, std::string_view());
+    }
+  }
   return FromRocks(it->status(), "event index scan");
 }
 

@@ -2,8 +2,6 @@
 
 namespace annals::index {
 
-namespace {
-
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>(v | 0x80));
@@ -11,9 +9,6 @@ void PutVarint(std::string* out, uint64_t v) {
   }
   out->push_back(static_cast<char>(v));
 }
-
-uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 bool GetVarint(std::string_view* in, uint64_t* v) {
   uint64_t r = 0;
@@ -29,6 +24,12 @@ bool GetVarint(std::string_view* in, uint64_t* v) {
   }
   return false;
 }
+
+namespace {
+
+uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
 
 void PutString(std::string* out, std::string_view s) {
   PutVarint(out, s.size());

@@ -81,6 +81,11 @@ class EventBatch {
   std::string arena_;
 };
 
+// LEB128 varints (7 bits a byte, low first). GetVarint consumes one from
+// *in; false if it is cut short or over 64 bits.
+void PutVarint(std::string* out, uint64_t v);
+bool GetVarint(std::string_view* in, uint64_t* v);
+
 // The key prefix of (resource, namespace, name) in the names table:
 // each part varint(length) + bytes.
 std::string NameKey(std::string_view resource, std::string_view ns, std::string_view name);
