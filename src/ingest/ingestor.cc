@@ -86,15 +86,17 @@ StatusOr<std::unique_ptr<Ingestor>> Ingestor::Open(ledger::Ledger* ledger,
 std::unique_ptr<Ingestor> Ingestor::OpenCatchingUp(ledger::Ledger* ledger, index::DedupIndex* dedup,
                                                    Metrics* metrics) {
   std::unique_ptr<Ingestor> in(new Ingestor(ledger, dedup, metrics));
-  {
-    MutexLock lock(&in->catch_up_mu_);
-    in->caught_up_ = false;
-  }
+  in->MarkCatchingUp();
   in->catch_up_thread_ = std::thread([p = in.get()] {
     SetThreadName("annals-dedupcu");
     p->RunCatchUp();
   });
   return in;
+}
+
+void Ingestor::MarkCatchingUp() {
+  MutexLock lock(&catch_up_mu_);
+  caught_up_ = false;
 }
 
 void Ingestor::RunCatchUp() {

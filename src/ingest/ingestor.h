@@ -143,6 +143,7 @@ class Ingestor {
   Ingestor(ledger::Ledger* ledger, index::DedupIndex* dedup, Metrics* metrics)
       : ledger_(ledger), dedup_(dedup), metrics_(metrics) {}
   Status CatchUp();
+  void MarkCatchingUp();
   void RunCatchUp();
   // Submit once the dedup index is caught up.
   void Process(const std::string& source, std::vector<IngestItem> items, Done done);
