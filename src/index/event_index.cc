@@ -58,21 +58,32 @@ std::string HourKey(int64_t hour) {
   return k;
 }
 
+// Into *k (replacing what it held): one buffer serves a batch's keys.
+void PutCountPrefix(std::string* k, char field, int64_t hour) {
+  k->assign(1, kCount);
+  k->push_back(field);
+  PutBigEndian64(k, Biased(hour));
+}
+
 std::string CountPrefix(char field, int64_t hour) {
-  std::string k(1, kCount);
-  k.push_back(field);
-  PutBigEndian64(&k, Biased(hour));
+  std::string k;
+  PutCountPrefix(&k, field, hour);
   return k;
 }
 
 // 'b' field hour len(ns) ns: the counts of one namespace's events (a
 // length, not a terminator: a namespace is untrusted text).
+void PutNsCountPrefix(std::string* k, char field, int64_t hour, std::string_view ns) {
+  k->assign(1, kNsCount);
+  k->push_back(field);
+  PutBigEndian64(k, Biased(hour));
+  PutBigEndian32(k, static_cast<uint32_t>(ns.size()));
+  *k += ns;
+}
+
 std::string NsCountPrefix(char field, int64_t hour, std::string_view ns) {
-  std::string k(1, kNsCount);
-  k.push_back(field);
-  PutBigEndian64(&k, Biased(hour));
-  PutBigEndian32(&k, static_cast<uint32_t>(ns.size()));
-  k += ns;
+  std::string k;
+  PutNsCountPrefix(&k, field, hour, ns);
   return k;
 }
 
@@ -249,17 +260,11 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   };
   // Prefix then value, in the one reused buffer.
   auto count_key = [&](char field, int64_t hour, std::string_view value) {
-    key.assign(1, kCount);
-    key.push_back(field);
-    PutBigEndian64(&key, Biased(hour));
+    PutCountPrefix(&key, field, hour);
     key += value;
   };
   auto ns_count_key = [&](char field, int64_t hour, std::string_view ns, std::string_view value) {
-    key.assign(1, kNsCount);
-    key.push_back(field);
-    PutBigEndian64(&key, Biased(hour));
-    PutBigEndian32(&key, static_cast<uint32_t>(ns.size()));
-    key += ns;
+    PutNsCountPrefix(&key, field, hour, ns);
     key += value;
   };
   for (const auto& [c, n] : alike) {

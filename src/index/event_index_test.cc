@@ -1,6 +1,8 @@
 #include "index/event_index.h"
+#include "common/bytes.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -124,6 +126,10 @@ TEST_F(EventIndexTest, ScansCountsAndNamesSurviveReopen) {
     EXPECT_EQ(i % 5, 0u);
   }
   EXPECT_EQ(names->size(), 50u);  // odd multiples of 5 below 500
+  // In log order, though filed as one posting per name and commit.
+  EXPECT_TRUE(std::is_sorted(names->begin(), names->end()));
+  EXPECT_EQ(names->front(), 5u);
+  EXPECT_EQ(names->back(), 495u);
   EXPECT_TRUE((*idx)->EventsFor("pods", "default", "web").value().empty());  // a prefix is not a name
   // The namespaces that have a name, each once, in order.
   EXPECT_EQ((*idx)->NamespacesOf("pods", "web-0").value(), (std::vector<std::string>{"default", "kube-system"}));
@@ -154,8 +160,11 @@ std::string Dump(const EventIndex& idx) {
     for (const char* name : {"web-0", "web-1"}) {
       auto ev = idx.EventsFor("pods", ns, name);
       EXPECT_TRUE(ev.ok());
-      out += std::string(ns) + "/" + name + " " + std::to_string(ev->size()) + " " +
-             (ev->empty() ? "" : std::to_string(ev->front()) + ".." + std::to_string(ev->back())) + "\n";
+      // Every event filed under the name: postings of batches of other
+      // sizes must list the same ones.
+      out += std::string(ns) + "/" + name + " " + std::to_string(ev->size()) + ":";
+      for (uint64_t i : *ev) out += " " + std::to_string(i);
+      out += "\n";
     }
   return out;
 }
@@ -257,6 +266,33 @@ TEST_F(EventIndexTest, RefusesRowsBelowTheWatermarkSoNothingIsCountedTwice) {
   EXPECT_EQ((*idx)->watermark(), 0u);
   EXPECT_TRUE((*idx)->Hours(INT64_MIN / 2, INT64_MAX / 2).empty());
   ASSERT_TRUE(CommitRows(idx->get(), 0, 20).ok());
+}
+
+// A name posting whose value does not decode to ascending indexes (a bad
+// varint, a zero step) is damage, not a list of events.
+TEST_F(EventIndexTest, AMalformedNamePostingIsDataLoss) {
+  {
+    auto idx = EventIndex::Open(dir_);
+    ASSERT_TRUE(idx.ok());
+    ASSERT_TRUE(CommitRows(idx->get(), 0, 10).ok());
+  }
+  for (const std::string bad : {std::string("\x80", 1), std::string("\x00", 1), std::string("\x05\xff", 2)}) {
+    {
+      rocksdb::Options o;
+      rocksdb::DB* raw = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(o, dir_, &raw).ok());
+      std::unique_ptr<rocksdb::DB> db(raw);
+      std::string k = "n" + NameKey("pods", "default", "web-9");
+      PutBigEndian64(&k, 3);
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), k, bad).ok());
+    }
+    auto idx = EventIndex::Open(dir_);
+    ASSERT_TRUE(idx.ok());
+    auto ev = (*idx)->EventsFor("pods", "default", "web-9");
+    EXPECT_EQ(ev.status().code(), StatusCode::kDataLoss) << ev.status().ToString();
+    // Other names still answer.
+    EXPECT_TRUE((*idx)->EventsFor("pods", "default", "web-0").ok());
+  }
 }
 
 TEST_F(EventIndexTest, AFlippedByteInATableFileIsFoundAndTheIndexWiped) {
