@@ -1,8 +1,8 @@
 #include "state/state_store.h"
 
-#include <string.h>
-#include "state/k8s_object.h"
+#include "common/find_bytes.h"
 #include "json/json_members.h"
+#include "state/k8s_object.h"
 
 #include <simdjson.h>
 
@@ -185,12 +185,11 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
     row.ua = ua;
     row.stage = stage;
     // Who the request acted as, when impersonated: the payload says so only
-    // then, so look for the member before parsing anything. memmem, not
-    // string_view::find, which stops at every '"' (a JSON payload has one
-    // every few bytes) to compare there.
+    // then, so look for the member before parsing anything (ContainsBytes:
+    // memmem, not string_view::find, which stops at every '"').
     std::string as;
     static constexpr std::string_view kImpersonated = "\"impersonatedUser\"";
-    if (::memmem(payload.data(), payload.size(), kImpersonated.data(), kImpersonated.size()) != nullptr) {
+    if (ContainsBytes(payload, kImpersonated)) {
       std::string_view imp = RawMember(payload, "impersonatedUser");
       if (!imp.empty()) {
         simdjson::dom::element iu;
