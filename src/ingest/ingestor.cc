@@ -113,11 +113,13 @@ void Ingestor::RunCatchUp() {
 }
 
 void Ingestor::EndCatchUp(const Status& s) {
+  const Status result =
+      s.ok() ? s : UnavailableError("the dedup index could not catch up with the log: " + s.message());
   std::vector<Held> held;
   {
     MutexLock lock(&catch_up_mu_);
     caught_up_ = s.ok();
-    catch_up_status_ = s.ok() ? s : UnavailableError("the dedup index could not catch up with the log: " + s.message());
+    catch_up_status_ = result;
     held.swap(held_);
     held_bytes_ = 0;
   }
@@ -128,7 +130,7 @@ void Ingestor::EndCatchUp(const Status& s) {
       Process(h.source, std::move(h.items), std::move(h.done));
     } else {
       metrics_->Add("annals_events_rejected_total", "source", h.source, h.items.size());
-      h.done(UnavailableError("the dedup index could not catch up with the log: " + s.message()));
+      h.done(result);
     }
   }
 }
