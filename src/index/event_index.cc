@@ -10,6 +10,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -87,15 +88,6 @@ std::string NsCountPrefix(char field, int64_t hour, std::string_view ns) {
   return k;
 }
 
-// Counts keyed by their RocksDB key, looked up by string_view: a row's
-// thirteen counts build their keys in one reused buffer and allocate
-// only for a key the batch has not seen.
-struct KeyHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using CountMap = std::unordered_map<std::string, uint64_t, KeyHash, std::equal_to<>>;
-
 // What a row adds to the counts: its hour and counted fields (views into
 // the batch).
 struct Counted {
@@ -114,6 +106,76 @@ struct CountedHash {
     for (std::string_view v : {c.f.user, c.f.as, c.f.verb, c.f.resource, c.f.ns, c.f.ip, c.f.ua, c.f.cloud, c.f.account})
       x = (x ^ h(v)) * 0x9e3779b97f4a7c15ULL;
     return x;
+  }
+};
+
+// Where each distinct item of a commit is in a vector of them, by hash:
+// open addressing over one array of slots, no allocation per item (the
+// node-based maps it replaced spent a third of a commit allocating,
+// freeing and missing the cache). A slot holds the hash's high half
+// beside the item's position + 1, so a probe past another item touches
+// no item. Not thread-safe.
+class FlatIndex {
+ public:
+  explicit FlatIndex(size_t expected) : slots_(SlotsFor(expected), 0) {}
+  // The position of the item with hash h for which same(position) holds;
+  // else `next` (the caller appends the new item there) and true.
+  template <typename Same>
+  std::pair<size_t, bool> FindOrAdd(uint64_t h, size_t next, const Same& same) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    const uint64_t tag = h >> 32;
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const uint64_t slot = slots_[i];
+      if (slot == 0) {
+        slots_[i] = (tag << 32) | (next + 1);
+        hashes_.push_back(h);
+        ++size_;
+        return {next, true};
+      }
+      if ((slot >> 32) == tag && same(static_cast<uint32_t>(slot) - 1)) return {static_cast<uint32_t>(slot) - 1, false};
+    }
+  }
+
+ private:
+  static size_t SlotsFor(size_t n) { return std::bit_ceil(std::max<size_t>(64, n * 2)); }
+  void Grow() {
+    std::vector<uint64_t> slots(slots_.size() * 2, 0);
+    for (size_t at = 0; at < hashes_.size(); ++at) {
+      const uint64_t h = hashes_[at];
+      size_t i = h & (slots.size() - 1);
+      while (slots[i] != 0) i = (i + 1) & (slots.size() - 1);
+      slots[i] = ((h >> 32) << 32) | (at + 1);
+    }
+    slots_.swap(slots);
+  }
+  std::vector<uint64_t> slots_;
+  std::vector<uint64_t> hashes_;  // by position, to rehash on growth
+  size_t size_ = 0;
+};
+
+uint64_t Mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// One count key of a commit ('a' kind field hour value, or 'b' kind field
+// hour len(ns) ns value: PutCountPrefix, PutNsCountPrefix), by its parts
+// (views into the batch), and the rows it counts.
+struct CountKey {
+  int64_t hour;
+  std::string_view ns, value;  // ns: "" for 'a'
+  uint64_t n;
+  char kind, field;
+  // The order of the keys' bytes.
+  bool operator<(const CountKey& o) const {
+    if (kind != o.kind) return kind < o.kind;
+    if (field != o.field) return static_cast<unsigned char>(field) < static_cast<unsigned char>(o.field);
+    if (hour != o.hour) return hour < o.hour;
+    if (ns.size() != o.ns.size()) return ns.size() < o.ns.size();
+    if (const int c = ns.compare(o.ns); c != 0) return c < 0;
+    return value < o.value;
   }
 };
 
@@ -217,14 +279,12 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   const uint64_t from = watermark_.load();
   if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
   std::map<int64_t, Hour> touched;
-  CountMap counts;
   // The distinct rows in the order they first came (so that the count keys
   // built next come in about row order, a few hot ones at a time: in hash
   // order each bump missed the cache), each with its number of rows.
-  std::vector<std::pair<Counted, uint64_t>> alike;
-  std::unordered_map<Counted, size_t, CountedHash> alike_at;
-  std::string key;
   const auto& rows = batch.row_list();
+  std::vector<std::pair<Counted, uint64_t>> alike;
+  FlatIndex alike_at(rows.size() / 4);
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
     if (r.index < from || r.index >= watermark)
@@ -246,36 +306,43 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     // Rows alike in every counted field are counted once, with their
     // number: a batch holds few distinct ones (a controller's watch and
     // lease traffic repeats), and each costs a dozen count keys.
-    auto [at, first] = alike_at.try_emplace(Counted{hour, batch.facets(i)}, alike.size());
-    if (first) alike.emplace_back(at->first, 0);
-    ++alike[at->second].second;
+    const Counted c{hour, batch.facets(i)};
+    const auto [at, added] =
+        alike_at.FindOrAdd(CountedHash{}(c), alike.size(), [&](size_t j) { return alike[j].first == c; });
+    if (added) alike.emplace_back(c, 0);
+    ++alike[at].second;
   }
-  auto bump = [&](uint64_t n) {
-    auto it = counts.find(std::string_view(key));
-    if (it != counts.end()) {
-      it->second += n;
+  // The count keys, by their parts: a key is built once, when written.
+  std::vector<CountKey> counts;
+  FlatIndex count_at(alike.size() * 4);
+  const std::hash<std::string_view> hash_text;
+  auto bump = [&](char kind, char field, int64_t hour, std::string_view ns, uint64_t ns_hash, std::string_view value,
+                  uint64_t value_hash, uint64_t n) {
+    const uint64_t h = Mix((static_cast<uint64_t>(static_cast<unsigned char>(kind)) << 56) ^
+                           (static_cast<uint64_t>(static_cast<unsigned char>(field)) << 48) ^
+                           static_cast<uint64_t>(hour) ^ (ns_hash * 0x9e3779b97f4a7c15ULL) ^ value_hash);
+    const auto [at, added] = count_at.FindOrAdd(h, counts.size(), [&](size_t j) {
+      const CountKey& k = counts[j];
+      return k.hour == hour && k.kind == kind && k.field == field && k.value == value && k.ns == ns;
+    });
+    if (added) {
+      counts.push_back(CountKey{hour, ns, value, n, kind, field});
     } else {
-      counts.emplace(key, n);
+      counts[at].n += n;
     }
   };
-  // Prefix then value, in the one reused buffer.
-  auto count_key = [&](char field, int64_t hour, std::string_view value) {
-    PutCountPrefix(&key, field, hour);
-    key += value;
-  };
-  auto ns_count_key = [&](char field, int64_t hour, std::string_view ns, std::string_view value) {
-    PutNsCountPrefix(&key, field, hour, ns);
-    key += value;
-  };
+  // A code's decimal text, kept where the count keys can view it.
+  std::unordered_map<int32_t, std::string> code_texts;
   for (const auto& [c, n] : alike) {
     const int64_t hour = c.hour;
     const EventBatch::Facets& f = c.f;
     // Every events' counts ('a'); a namespace's ('b') for the fields a
     // namespace is grouped by most (user, verb, resource, code: few values
     // an hour; addresses and agents would multiply the keys).
-    char code_buf[16];
-    const int code_len = std::snprintf(code_buf, sizeof(code_buf), "%d", f.code);
-    const std::string_view code(code_buf, static_cast<size_t>(code_len));
+    auto [code_text, code_new] = code_texts.try_emplace(f.code);
+    if (code_new) code_text->second = std::to_string(f.code);
+    const std::string_view code = code_text->second;
+    const uint64_t ns_hash = hash_text(f.ns);
     const std::pair<Field, std::string_view> fields[] = {{Field::kUser, f.user},   {Field::kVerb, f.verb},
                                                          {Field::kResource, f.resource}, {Field::kCode, code},
                                                          {Field::kSourceIp, f.ip}, {Field::kUserAgent, f.ua},
@@ -284,22 +351,17 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
       // Kubernetes events name no cloud or account: those counts hold the
       // cloud records only (an hour's "" is its count less theirs).
       if (value.empty() && (field == Field::kCloud || field == Field::kAccount)) continue;
-      count_key(static_cast<char>(field), hour, value);
-      bump(n);
+      const uint64_t value_hash = hash_text(value);
+      bump(kCount, static_cast<char>(field), hour, {}, 0, value, value_hash, n);
       if (f.ns.empty() || !NamespaceCounted(field)) continue;  // no question filters on namespace ""
-      ns_count_key(static_cast<char>(field), hour, f.ns, value);
-      bump(n);
+      bump(kNsCount, static_cast<char>(field), hour, f.ns, ns_hash, value, value_hash, n);
     }
     if (!f.as.empty() && f.as != f.user) {
-      count_key(static_cast<char>(Field::kImpersonated), hour, f.as);
-      bump(n);
-      if (!f.ns.empty()) {
-        ns_count_key(static_cast<char>(Field::kImpersonated), hour, f.ns, f.as);
-        bump(n);
-      }
+      const uint64_t as_hash = hash_text(f.as);
+      bump(kCount, static_cast<char>(Field::kImpersonated), hour, {}, 0, f.as, as_hash, n);
+      if (!f.ns.empty()) bump(kNsCount, static_cast<char>(Field::kImpersonated), hour, f.ns, ns_hash, f.as, as_hash, n);
     }
-    count_key(static_cast<char>(Field::kNamespace), hour, f.ns);
-    bump(n);
+    bump(kCount, static_cast<char>(Field::kNamespace), hour, {}, 0, f.ns, ns_hash, n);
   }
   // One posting per name the batch files events under: its first event's
   // index in the key, the others' as ascending deltas in the value (a key
@@ -341,8 +403,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
                                     [&](const std::string& k) { return filed_names_.count(k) > 0; }),
                      name_first.end());
   }
-  std::vector<std::pair<std::string, uint64_t>> sorted_counts(counts.begin(), counts.end());
-  std::sort(sorted_counts.begin(), sorted_counts.end());
+  std::sort(counts.begin(), counts.end());
 
   // Every key in key order: the watermark (0x00...), counts ('a', 'b'), hours
   // ('h'), names by name first ('m'), names ('n'), rows ('r'). The memtable's skip list inserts a key
@@ -352,7 +413,16 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   std::string wm;
   PutBigEndian64(&wm, watermark);
   RETURN_IF_ERROR(FromRocks(wb.Put(kWatermarkKey, wm), "event watermark"));
-  for (const auto& [k, n] : sorted_counts) RETURN_IF_ERROR(FromRocks(wb.Merge(k, LittleEndian64(n)), "event count"));
+  std::string key;  // each count key built in the one buffer
+  for (const CountKey& c : counts) {
+    if (c.kind == kCount) {
+      PutCountPrefix(&key, c.field, c.hour);
+    } else {
+      PutNsCountPrefix(&key, c.field, c.hour, c.ns);
+    }
+    key += c.value;
+    RETURN_IF_ERROR(FromRocks(wb.Merge(key, rocksdb::Slice(reinterpret_cast<const char*>(&c.n), 8)), "event count"));
+  }
   for (const auto& [hour, h] : touched) {
     std::string v;
     PutBigEndian64(&v, h.count);

@@ -276,7 +276,7 @@ TEST_F(EventIndexTest, AMalformedNamePostingIsDataLoss) {
     ASSERT_TRUE(idx.ok());
     ASSERT_TRUE(CommitRows(idx->get(), 0, 10).ok());
   }
-  for (const std::string bad : {std::string("\x80", 1), std::string("\x00", 1), std::string("\x05\xff", 2)}) {
+  for (const std::string& bad : {std::string("\x80", 1), std::string("\x00", 1), std::string("\x05\xff", 2)}) {
     {
       rocksdb::Options o;
       rocksdb::DB* raw = nullptr;

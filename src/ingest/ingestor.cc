@@ -159,9 +159,14 @@ void Ingestor::Cancel() {
 }
 
 std::string Ingestor::KeyFromMeta(std::string_view meta) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(meta.data(), meta.size()).get(doc) != simdjson::SUCCESS) return "";
+  // On demand: one member of the top level is read, no tree of the whole
+  // metadata built (this runs for every entry of a catch-up).
+  thread_local simdjson::ondemand::parser parser;
+  thread_local std::string padded;
+  padded.assign(meta);
+  padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded.data(), meta.size(), padded.size()).get(doc) != simdjson::SUCCESS) return "";
   std::string_view key;
   if (doc["key"].get_string().get(key) != simdjson::SUCCESS) return "";
   return std::string(key);

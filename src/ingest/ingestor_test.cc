@@ -112,6 +112,19 @@ TEST_F(IngestorTest, RetriesAreStoredOnceAndOtherBytesAreMarkedConflicts) {
 // A failed append reaches the submitter as ResourceExhausted (disk full) or
 // Unavailable (failed fdatasync), both HTTP 503 (api/http.cc), and frees
 // its keys: the client's retry is stored, not counted as a duplicate.
+TEST(IngestorKeyTest, TheKeyIsTheTopLevelMemberOfTheMetadata) {
+  // A catch-up reads each entry's key back from its metadata.
+  EXPECT_EQ(Ingestor::KeyFromMeta(R"({"v":1,"src":"events","type":"x","ce":{"key":"nested","id":"a-1"},)"
+                                  R"("key":"ce:12:/ci/pipelinea-1"})"),
+            "ce:12:/ci/pipelinea-1");
+  EXPECT_EQ(Ingestor::KeyFromMeta(R"({"key":"a\"b\u00e9","type":"k8s.audit"})"), "a\"b\xc3\xa9");
+  EXPECT_EQ(Ingestor::KeyFromMeta(R"({"v":1,"type":"k8s.audit","audit":{"key":"nested"}})"), "");  // none
+  EXPECT_EQ(Ingestor::KeyFromMeta(R"({"key":7})"), "");  // not a string
+  EXPECT_EQ(Ingestor::KeyFromMeta(R"({"key":"unterminated})"), "");
+  EXPECT_EQ(Ingestor::KeyFromMeta(""), "");
+  EXPECT_EQ(Ingestor::KeyFromMeta("[1,2]"), "");
+}
+
 TEST_F(IngestorTest, FailedAppendIsAnErrorAndItsRetryIsStored) {
   ExpectCounts(Submit({{"a", R"({"n":1})"}}), 1, 0, 0);
   // The segments' disk is full (not the checkpoints': the publisher may

@@ -75,6 +75,10 @@ struct LedgerOptions {
   // The background scrub (Scrub): bytes of entries read per second; 0: no
   // scrub thread (Scrub may still be called).
   uint64_t scrub_bytes_per_second = 0;
+  // The background scrub's first pass waits for StartScrub() (at most
+  // ten minutes): a server starts it once its indexes have caught up
+  // from the log, which needs the start's CPU more.
+  bool scrub_waits_for_start = false;
   // A log that holds entries but no signed checkpoint (checkpoints.log lost
   // or emptied) is refused: signing it again could sign a smaller tree than
   // one already published. True is the operator's decision to sign what is
@@ -222,6 +226,8 @@ class Ledger {
   Status Scrub(uint64_t bytes_per_second, const std::atomic<bool>* stop, ScrubReport* report);
   // The background scrub's findings so far.
   ScrubReport scrub_report() const;
+  // Lets the background scrub begin (LedgerOptions::scrub_waits_for_start).
+  void StartScrub();
   // The segments' bytes on disk, plain and compressed.
   log::SegmentLog::Footprint SegmentFootprint() const { return log_->footprint(); }
   // The sealed segments and their files, checked (for the archiver).
@@ -314,6 +320,7 @@ class Ledger {
   mutable Mutex scrub_mu_;
   CondVar scrub_cv_;
   ScrubReport scrub_ GUARDED_BY(scrub_mu_);
+  bool scrub_started_ GUARDED_BY(scrub_mu_) = false;
   // Stops the scrub and the compressor (both wait on scrub_cv_).
   std::atomic<bool> scrub_stop_{false};
 

@@ -859,6 +859,33 @@ TEST_F(LedgerTest, BackgroundScrubRunsAtStartAndStopsWithTheLedger) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
 }
 
+TEST_F(LedgerTest, BackgroundScrubCanWaitForItsStart) {
+  // A server starts the scrub once its indexes have caught up from the log.
+  constexpr uint64_t kN = 1000;
+  Build(kN);
+  options_.scrub_bytes_per_second = 1 << 30;
+  options_.scrub_waits_for_start = true;
+  auto l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(l->scrub_report().passes, 0u);
+  l->StartScrub();
+  ScrubReport r;
+  for (int i = 0; i < 300 && r.passes == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    r = l->scrub_report();
+  }
+  EXPECT_EQ(r.passes, 1u);
+  EXPECT_EQ(r.tiles, kN / 256);
+  // One still waiting is stopped promptly by the destructor.
+  l.reset();
+  l = MustOpen();
+  ASSERT_NE(l, nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  l.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+}
+
 TEST_F(LedgerTest, SealedSegmentsAreCompressedInTheBackgroundAndAnswerTheSame) {
   constexpr uint64_t kN = 1000;  // segments 0, 256, 512 sealed; 768 open
   Build(kN);

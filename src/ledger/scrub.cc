@@ -174,10 +174,25 @@ Status Ledger::Scrub(uint64_t bytes_per_second, const std::atomic<bool>* stop, S
   return OkStatus();
 }
 
+void Ledger::StartScrub() {
+  {
+    MutexLock lock(&scrub_mu_);
+    scrub_started_ = true;
+  }
+  scrub_cv_.NotifyAll();
+}
+
 void Ledger::ScrubLoop() {
   // A pass after each start, then one a day: a start reads no sealed
   // record, so this is where bit rot in old segments and tiles shows.
   constexpr auto kEvery = std::chrono::hours(24);
+  if (options_.scrub_waits_for_start) {
+    constexpr auto kAtMost = std::chrono::minutes(10);
+    MutexLock lock(&scrub_mu_);
+    const auto until = std::chrono::steady_clock::now() + kAtMost;
+    while (!scrub_started_ && !scrub_stop_.load() && std::chrono::steady_clock::now() < until)
+      scrub_cv_.WaitFor(&lock, std::chrono::seconds(60));
+  }
   while (!scrub_stop_.load()) {
     ScrubReport r;
     {

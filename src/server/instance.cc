@@ -199,6 +199,7 @@ Status Instance::Build() {
   lo.checkpoint_interval = std::chrono::milliseconds(o.checkpoint_interval_ms);
   lo.private_key = o.private_key;
   lo.scrub_bytes_per_second = o.scrub_bytes_per_second;
+  lo.scrub_waits_for_start = true;  // started once caught up (OnCaughtUp below)
   lo.segment_compression_level = o.segment_compression_level;
   lo.max_segment_entries = o.max_segment_entries;
   lo.accept_lost_checkpoints = o.accept_lost_checkpoints;
@@ -327,13 +328,15 @@ Status Instance::Build() {
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
   p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
   p.projector->set_images(p.images.get(), o.snapshot_every);
-  if (o.on_ready) {
-    // Ready once ingest is too: the dedup index caught up beside the
-    // projection.
-    p.projector->OnCaughtUp([ing = p.ingestor.get(), ready = o.on_ready](uint64_t end, uint64_t replayed, double secs) {
-      if (ing->WaitForCatchUp().ok()) ready(end, replayed, secs);
-    });
-  }
+  // Ready once ingest is too: the dedup index caught up beside the
+  // projection. The log's scrub waits for both (a start from empty is all
+  // CPU); a dedup catch-up that failed lets it begin all the same.
+  p.projector->OnCaughtUp([ing = p.ingestor.get(), l = p.ledger.get(), ready = o.on_ready](
+                              uint64_t end, uint64_t replayed, double secs) {
+    const bool ingest_ready = ing->WaitForCatchUp().ok();
+    l->StartScrub();
+    if (ingest_ready && ready) ready(end, replayed, secs);
+  });
   p.questions = std::make_unique<state::Questions>(p.ledger.get(), p.store.get(), p.events.get());
   p.questions->set_images(p.images.get());
   p.questions->OnIndexDamaged([pr = p.projector.get()](const std::string& why) { pr->RebuildEvents(why); });
