@@ -1,5 +1,7 @@
 #include "index/event_row.h"
 
+#include <cstring>
+
 namespace annals::index {
 
 void PutVarint(std::string* out, uint64_t v) {
@@ -44,14 +46,38 @@ bool GetString(std::string_view* in, std::string_view* s) {
   return true;
 }
 
+char* PutVarintAt(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
 }  // namespace
 
 void EncodeEventRow(const EventRowView& row, std::string* out) {
-  PutVarint(out, ZigZag(row.time));
-  PutVarint(out, ZigZag(row.code));
-  for (std::string_view s : {row.verb, row.user, row.resource, row.subresource, row.ns, row.name, row.ip, row.ua,
-                             row.stage, row.as, row.cloud, row.account, row.cluster, row.result})
-    PutString(out, s);
+  // Sized once, then written through a pointer: sixteen appends, each
+  // checking the capacity, were about a seventh of the projection's
+  // thread in a catch-up's profile.
+  const std::string_view fields[] = {row.verb,  row.user, row.resource, row.subresource, row.ns,
+                                     row.name,  row.ip,   row.ua,       row.stage,       row.as,
+                                     row.cloud, row.account, row.cluster, row.result};
+  constexpr size_t kMaxVarint = 10;
+  size_t most = 2 * kMaxVarint;
+  for (std::string_view s : fields) most += kMaxVarint + s.size();
+  const size_t at = out->size();
+  out->resize(at + most);
+  char* p = out->data() + at;
+  p = PutVarintAt(p, ZigZag(row.time));
+  p = PutVarintAt(p, ZigZag(row.code));
+  for (std::string_view s : fields) {
+    p = PutVarintAt(p, s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  out->resize(static_cast<size_t>(p - out->data()));
 }
 
 Status DecodeEventRow(uint64_t index, std::string_view value, EventRowView* row) {
