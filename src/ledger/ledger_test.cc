@@ -834,6 +834,16 @@ TEST_F(LedgerTest, ScrubNamesABadRecordOfASealedSegment) {
   EXPECT_EQ(r.entries, kN / 256 * 256);  // it went on past the damage
 }
 
+// The background scrub's report once it has made a pass (or after 3 s).
+ScrubReport AfterOneScrubPass(const Ledger& l) {
+  ScrubReport r;
+  for (int i = 0; i < 300 && r.passes == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    r = l.scrub_report();
+  }
+  return r;
+}
+
 TEST_F(LedgerTest, BackgroundScrubRunsAtStartAndStopsWithTheLedger) {
   constexpr uint64_t kN = 2000;
   Build(kN);
@@ -841,11 +851,7 @@ TEST_F(LedgerTest, BackgroundScrubRunsAtStartAndStopsWithTheLedger) {
   options_.scrub_bytes_per_second = 1 << 30;
   auto l = MustOpen();
   ASSERT_NE(l, nullptr);
-  ScrubReport r;
-  for (int i = 0; i < 300 && r.passes == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-    r = l->scrub_report();
-  }
+  const ScrubReport r = AfterOneScrubPass(*l);
   EXPECT_EQ(r.passes, 1u);
   EXPECT_EQ(r.tiles, kN / 256);
   EXPECT_EQ(r.bad_entry, -1) << r.damage;
@@ -870,11 +876,7 @@ TEST_F(LedgerTest, BackgroundScrubCanWaitForItsStart) {
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(l->scrub_report().passes, 0u);
   l->StartScrub();
-  ScrubReport r;
-  for (int i = 0; i < 300 && r.passes == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-    r = l->scrub_report();
-  }
+  const ScrubReport r = AfterOneScrubPass(*l);
   EXPECT_EQ(r.passes, 1u);
   EXPECT_EQ(r.tiles, kN / 256);
   // One still waiting is stopped promptly by the destructor.
