@@ -122,14 +122,13 @@ class FlatIndex {
   // else `next` (the caller appends the new item there) and true.
   template <typename Same>
   std::pair<size_t, bool> FindOrAdd(uint64_t h, size_t next, const Same& same) {
-    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    if ((hashes_.size() + 1) * 2 > slots_.size()) Grow();
     const uint64_t tag = h >> 32;
     for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
       const uint64_t slot = slots_[i];
       if (slot == 0) {
         slots_[i] = (tag << 32) | (next + 1);
         hashes_.push_back(h);
-        ++size_;
         return {next, true};
       }
       if ((slot >> 32) == tag && same(static_cast<uint32_t>(slot) - 1)) return {static_cast<uint32_t>(slot) - 1, false};
@@ -149,8 +148,7 @@ class FlatIndex {
     slots_.swap(slots);
   }
   std::vector<uint64_t> slots_;
-  std::vector<uint64_t> hashes_;  // by position, to rehash on growth
-  size_t size_ = 0;
+  std::vector<uint64_t> hashes_;  // by position: the items so far, and to rehash on growth
 };
 
 uint64_t Mix(uint64_t x) {
@@ -421,7 +419,7 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
       PutNsCountPrefix(&key, c.field, c.hour, c.ns);
     }
     key += c.value;
-    RETURN_IF_ERROR(FromRocks(wb.Merge(key, rocksdb::Slice(reinterpret_cast<const char*>(&c.n), 8)), "event count"));
+    RETURN_IF_ERROR(FromRocks(wb.Merge(key, LittleEndian64(c.n)), "event count"));
   }
   for (const auto& [hour, h] : touched) {
     std::string v;

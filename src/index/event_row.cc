@@ -4,12 +4,23 @@
 
 namespace annals::index {
 
-void PutVarint(std::string* out, uint64_t v) {
+namespace {
+
+// Writes v at p (at most 10 bytes); returns the byte after it.
+char* PutVarintAt(char* p, uint64_t v) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
+    *p++ = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+}  // namespace
+
+void PutVarint(std::string* out, uint64_t v) {
+  char buf[10];
+  out->append(buf, static_cast<size_t>(PutVarintAt(buf, v) - buf));
 }
 
 bool GetVarint(std::string_view* in, uint64_t* v) {
@@ -44,15 +55,6 @@ bool GetString(std::string_view* in, std::string_view* s) {
   *s = in->substr(0, n);
   in->remove_prefix(n);
   return true;
-}
-
-char* PutVarintAt(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
 }
 
 }  // namespace
