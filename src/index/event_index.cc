@@ -18,6 +18,7 @@
 
 #include "common/bytes.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "index/rocks_util.h"
 
 namespace annals::index {
@@ -272,8 +273,10 @@ Status EventIndex::LoadLocked() {
 }
 
 Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
+  RETURN_IF_ERROR(ReopenIfStuck());
   // Shared: the one writer does not wait for long scans; Reset excludes it.
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   const uint64_t from = watermark_.load();
   if (watermark < from) return FailedPreconditionError("event index: watermark would move back");
   std::map<int64_t, Hour> touched;
@@ -438,7 +441,10 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
     // CPU). The file is durable before the batch below moves the
     // watermark, so rows are never behind it; rows beyond it after a
     // crash are made again, byte for byte, from the same entries.
-    RETURN_IF_ERROR(IngestRows(batch));
+    if (Status s = IngestRows(batch); !s.ok()) {
+      if (s.code() != StatusCode::kDataLoss) stuck_ = true;
+      return s;
+    }
     if (options_.fail_after_row_ingest) return InternalError("event index: failing after the rows' ingest (test)");
   } else {
     for (const auto& r : rows) {
@@ -452,7 +458,10 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   // the log. (The WAL doubled the bytes written per row.)
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
-  RETURN_IF_ERROR(FromRocks(db_->Write(wo, &wb), "event index write"));
+  if (rocksdb::Status w = db_->Write(wo, &wb); !w.ok()) {
+    if (!w.IsCorruption()) stuck_ = true;
+    return FromRocks(w, "event index write");
+  }
   {
     std::lock_guard fl(filed_mu_);  // only once written: a failed batch is tried again whole
     for (auto& k : name_first) filed_names_.insert(std::move(k));
@@ -483,6 +492,43 @@ Status EventIndex::IngestRows(const EventBatch& batch) {
   return s;
 }
 
+Status EventIndex::ReopenIfStuck() {
+  if (!stuck_.load()) return OkStatus();
+  std::unique_lock lock(mu_);
+  if (!stuck_.load()) return OkStatus();
+  const uint64_t was = watermark_.load();
+  db_.reset();
+  {
+    std::lock_guard fl(filed_mu_);  // their puts may have been in the memtables lost
+    filed_names_.clear();
+  }
+  std::string why;
+  if (Status s = OpenDb(&why); !s.ok()) {
+    db_.reset();
+    return UnavailableError("event index " + dir_ + ": not open again yet after a failed write: " + s.message());
+  }
+  stuck_ = false;
+  const uint64_t now = watermark_.load();
+  log::Warning("event index opened again after a failed write: it covers %llu entries (%llu before)%s%s",
+               static_cast<unsigned long long>(now), static_cast<unsigned long long>(was),
+               why.empty() ? "" : "; wiped: ", why.c_str());
+  // The batch in hand starts at the old watermark: the caller starts again
+  // from the new one.
+  if (now != was)
+    return UnavailableError("event index opened again after a failed write at " + std::to_string(now) +
+                            " entries; the rest is projected again from the log");
+  return OkStatus();
+}
+
+uint64_t EventIndex::UnflushedBytes() const {
+  std::shared_lock lock(mu_);
+  return db_ ? MemtableBytes(db_.get()) : 0;
+}
+
+Status EventIndex::NotOpen() const {
+  return UnavailableError("event index " + dir_ + ": not open again yet after a failed write");
+}
+
 Status EventIndex::Reset() {
   std::unique_lock lock(mu_);
   db_.reset();
@@ -502,6 +548,7 @@ Status EventIndex::Scan(uint64_t from, uint64_t to, const std::function<bool(con
   to = std::min(to, watermark_.load(std::memory_order_acquire));
   if (from >= to) return OkStatus();
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   const std::string start = RowKey(from), end = RowKey(to);
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
@@ -523,6 +570,7 @@ Status EventIndex::Scan(uint64_t from, uint64_t to, const std::function<bool(con
 StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource, std::string_view ns,
                                                       std::string_view name) const {
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   std::string prefix(1, kName);
   prefix += NameKey(resource, ns, name);
   std::vector<uint64_t> out;
@@ -538,6 +586,7 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
 
 Status EventIndex::ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) const {
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view k(it->key().data(), it->key().size()), v(it->value().data(), it->value().size());
@@ -562,6 +611,7 @@ Status EventIndex::ForEach(const std::function<void(std::string_view key, std::s
 
 StatusOr<std::vector<std::string>> EventIndex::NamespacesOf(std::string_view resource, std::string_view name) const {
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   const std::string prefix = std::string(1, kNameFirst) + NameFirstPrefix(resource, name);
   std::vector<std::string> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -606,6 +656,7 @@ StatusOr<std::vector<uint64_t>> EventIndex::CountsOf(Field field, const std::vec
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<std::string> values(keys.size());
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &values);
   std::vector<uint64_t> out(keys.size(), 0);
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -620,6 +671,7 @@ StatusOr<std::vector<uint64_t>> EventIndex::CountsOf(Field field, const std::vec
 Status EventIndex::CountsUnder(const std::string& prefix,
                                const std::function<void(std::string_view, uint64_t)>& fn) const {
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->value().size() != 8) return DataLossError("event index: bad count");
@@ -631,6 +683,7 @@ Status EventIndex::CountsUnder(const std::string& prefix,
 
 Status EventIndex::VerifyChecksums(const std::atomic<bool>* stop) const {
   std::shared_lock lock(mu_);
+  if (!db_) return NotOpen();
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   ro.fill_cache = false;  // a pass over everything would evict what queries use

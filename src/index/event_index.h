@@ -129,6 +129,10 @@ class EventIndex {
   StatusOr<std::vector<uint64_t>> CountsOf(Field field, const std::vector<int64_t>& hours, std::string_view ns,
                                            std::string_view value) const;
 
+  // The bytes its memtables hold, to be written by their next flush (the
+  // disk guard keeps room for them).
+  uint64_t UnflushedBytes() const;
+
   // Reads every stored block and checks its checksum: DataLoss naming the
   // damage. Costs a read of the whole index (run it off the start path);
   // returns Unavailable soon after *stop becomes true.
@@ -142,6 +146,16 @@ class EventIndex {
   Status OpenDb(std::string* wiped);
   Status TryOpenDb(std::string* wiped);
   Status LoadLocked();
+  // After a failed write (a full disk) RocksDB refuses every later one
+  // until it recovers by itself, which it never does with less free space
+  // than its write buffers: the next commit closes and opens it again
+  // instead. Memtables that could not be flushed are gone with their
+  // watermark (no WAL), so the index goes back to what it made durable and
+  // the projector makes the rest again from the log. Fails (and is tried
+  // at the next commit) while there is no room to open.
+  Status ReopenIfStuck();
+  // Readers' answer while the database is closed (a reopen that failed).
+  Status NotOpen() const;
   // Writes the batch's rows as one table file and ingests it (Commit, for
   // batches of at least options_.ingest_rows rows).
   Status IngestRows(const EventBatch& batch);
@@ -160,6 +174,7 @@ class EventIndex {
   std::mutex filed_mu_;
   std::unordered_set<std::string> filed_names_;
   std::atomic<uint64_t> watermark_{0};
+  std::atomic<bool> stuck_{false};  // a write failed: reopen before the next
 };
 
 }  // namespace annals::index
