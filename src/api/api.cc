@@ -1084,6 +1084,7 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_disk_free_bytes", rd.disk_free_bytes);
     metrics_.Set("annals_projection_unreadable_payloads", rd.unreadable_payloads);
     metrics_.Set("annals_disk_floor_bytes", rd.disk_floor_bytes);
+    metrics_.Set("annals_disk_pending_index_bytes", rd.disk_pending_bytes);
     metrics_.Set("annals_disk_writes_refused", rd.storage.empty() ? 0 : 1);
   }
   HttpResponse r;

@@ -34,6 +34,9 @@ struct Readiness {
   // answers 503 with it (the questions are still answered).
   std::string storage;
   uint64_t disk_free_bytes = 0, disk_floor_bytes = 0;
+  // What the derived stores hold in memory and will write (the guard
+  // refuses ingest below the floor plus this).
+  uint64_t disk_pending_bytes = 0;
   // Entries projected from their metadata alone: their blob was damaged or
   // missing (docs/faults.md "Blobs").
   uint64_t unreadable_payloads = 0;

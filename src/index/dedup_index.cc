@@ -242,6 +242,11 @@ StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
   return out;
 }
 
+uint64_t DedupIndex::UnwrittenBytes() const {
+  std::shared_lock lock(mu_);
+  return open_.bytes() + (sealed_ ? sealed_->bytes() : 0);
+}
+
 Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>& entries,
                           uint64_t watermark) {
   std::unique_lock lock(mu_);

@@ -56,6 +56,7 @@ class RunTable {
   explicit RunTable(size_t expected_keys = 0);
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  size_t bytes() const { return arena_.size(); }  // of keys and values
   // Sets `key` to `value`; a later value replaces an earlier one. Keys and
   // values are at most 65,535 bytes (the index's are 34 and 8).
   void Put(std::string_view key, std::string_view value);
@@ -101,6 +102,10 @@ class DedupIndex {
   // Writes the open run to RocksDB (clean shutdown), so the next start has
   // nothing to catch up.
   Status Flush();
+  // The bytes of the runs not yet written (the open one and one being
+  // written): what the index still needs of the disk (the disk guard
+  // keeps room for them).
+  uint64_t UnwrittenBytes() const;
   // Every stored key and value in key order, the watermark's included, after
   // a Flush (what `annals rebuild` must make again from the log; tests).
   Status ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn);

@@ -83,6 +83,11 @@ rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_
   return opts;
 }
 
+uint64_t MemtableBytes(rocksdb::DB* db) {
+  uint64_t bytes = 0;
+  return db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
+}
+
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return OkStatus();
   if (s.IsCorruption()) return DataLossError(what + ": " + s.ToString());

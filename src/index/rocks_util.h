@@ -36,6 +36,10 @@ std::shared_ptr<rocksdb::Logger> StoreLogger(const std::string& what);
 // found stays in the memtable.
 void NoPreallocation(rocksdb::Options* opts);
 
+// The bytes a store's memtables hold (written to table files by their
+// next flush): what it still needs of the disk beyond what it wrote.
+uint64_t MemtableBytes(rocksdb::DB* db);
+
 // OK, DataLoss for a corruption (the store is derived: rebuild it), else
 // Internal; `what` says what was being done.
 Status FromRocks(const rocksdb::Status& s, const std::string& what);

@@ -58,7 +58,15 @@ std::string DiskGuard::Admit() {
 void DiskGuard::Check(bool at_start) {
   last_check_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   auto space = stat_(data_dir_);
+  std::function<uint64_t()> pending;
+  {
+    MutexLock lock(&mu_);
+    pending = pending_;
+  }
+  // Outside mu_: it takes the stores' locks. Not asked with the guard off.
+  const uint64_t held = pending && wanted_floor_ > 0 ? pending() : 0;
   MutexLock lock(&mu_);
+  pending_bytes_ = held;
   if (!space.ok()) {
     if (!stat_failed_) log::Warning("disk guard: %s", space.status().message().c_str());
     stat_failed_ = true;
@@ -71,8 +79,8 @@ void DiskGuard::Check(bool at_start) {
   bool have_reserve = FileExists(ReservePath());
   if (floor_ == 0) {
     low_ = false;
-  } else if (free < floor_) {
-    if (have_reserve && at_start) {
+  } else if (free < floor_ + held) {
+    if (have_reserve && at_start && free < floor_) {
       if (::unlink(ReservePath().c_str()) == 0) {
         ++released_;
         have_reserve = false;
@@ -82,12 +90,13 @@ void DiskGuard::Check(bool at_start) {
       }
     }
     if (!low_)
-      log::Error("disk guard: %s free in %s, below the floor of %s (--disk-reserve): ingest is refused "
-                 "until %s are free",
-                 Mib(free).c_str(), data_dir_.c_str(), Mib(floor_).c_str(), Mib(2 * floor_ + reserve).c_str());
+      log::Error("disk guard: %s free in %s, below the floor of %s (--disk-reserve) and the %s the indexes "
+                 "hold in memory: ingest is refused until %s are free",
+                 Mib(free).c_str(), data_dir_.c_str(), Mib(floor_).c_str(), Mib(held).c_str(),
+                 Mib(2 * floor_ + held + reserve).c_str());
     low_ = true;
   } else {
-    if (!have_reserve && reserve > 0 && free >= 2 * floor_ + reserve) {
+    if (!have_reserve && reserve > 0 && free >= 2 * floor_ + held + reserve) {
       if (Status s = MakeReserve(reserve); s.ok()) {
         have_reserve = true;
         free -= reserve;
@@ -95,15 +104,16 @@ void DiskGuard::Check(bool at_start) {
         log::Warning("disk guard: %s", s.message().c_str());
       }
     }
-    if (low_ && free >= 2 * floor_ && (have_reserve || reserve == 0)) {
+    if (low_ && free >= 2 * floor_ + held && (have_reserve || reserve == 0)) {
       low_ = false;
       log::Info("disk guard: %s free in %s: ingest is taken again", Mib(free).c_str(), data_dir_.c_str());
     }
   }
   free_ = free;
   refusal_ = low_ ? "disk nearly full: " + Mib(free) + " free in " + data_dir_ + ", below the floor of " +
-                        Mib(floor_) + " (--disk-reserve); writes are taken again once " +
-                        Mib(2 * floor_ + (have_reserve ? 0 : reserve)) + " are free"
+                        Mib(floor_) + " (--disk-reserve) and the " + Mib(held) +
+                        " the indexes hold in memory; writes are taken again once " +
+                        Mib(2 * floor_ + held + (have_reserve ? 0 : reserve)) + " are free"
                   : std::string();
 }
 
@@ -120,13 +130,25 @@ void DiskGuard::Run(std::chrono::milliseconds every) {
   });
 }
 
-DiskGuard::~DiskGuard() {
+DiskGuard::~DiskGuard() { Stop(); }
+
+void DiskGuard::Stop() {
   {
     MutexLock lock(&run_mu_);
     stop_ = true;
   }
   run_cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
+}
+
+void DiskGuard::SetPending(std::function<uint64_t()> pending) {
+  MutexLock lock(&mu_);
+  pending_ = std::move(pending);
+}
+
+uint64_t DiskGuard::last_pending() const {
+  MutexLock lock(&mu_);
+  return pending_bytes_;
 }
 
 std::string DiskGuard::Refusal() const {

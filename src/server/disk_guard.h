@@ -5,7 +5,10 @@
 // Writes (ingest from every source) are refused while the free space is
 // below a floor, so that the derived stores, snapshots, tiles and
 // checkpoints always have room, and are taken again once there is room for
-// the floor twice over. A reserve file (DATA/reserve, half the floor,
+// the floor twice over. The floor is raised by what the derived stores
+// hold in memory and have yet to write (memtables, the dedup index's open
+// run): a store whose flush fails for want of space refuses every write
+// after it, so their room is kept before more is acknowledged. A reserve file (DATA/reserve, half the floor,
 // allocated) is kept while there is room: a start that finds less
 // free space than the floor removes it, so that RocksDB can open the
 // indexes and the server can answer reads, and makes it again once space
@@ -50,8 +53,14 @@ class DiskGuard {
   // thread. While running, the reserve is kept for the next start: ingest
   // is refused, and what still writes (indexes, snapshots) has the floor.
   void Check(bool at_start) EXCLUDES(mu_);
-  // Calls Check() every `every` on a thread of its own until destroyed.
+  // Calls Check() every `every` on a thread of its own until Stop() or
+  // destruction.
   void Run(std::chrono::milliseconds every);
+  void Stop() EXCLUDES(run_mu_);
+  // What the derived stores hold in memory and will write, in bytes; asked
+  // at every Check(), which refuses writes below the floor plus that.
+  // nullptr: none (the default). Call Stop() before what it reads goes.
+  void SetPending(std::function<uint64_t()> pending) EXCLUDES(mu_);
   // Empty, or why writes are refused now ("... free, below the floor ...").
   std::string Refusal() const EXCLUDES(mu_);
   // Refusal() for a write about to be made: measures again first when the
@@ -60,6 +69,7 @@ class DiskGuard {
   std::string Admit() EXCLUDES(mu_);
   uint64_t floor() const EXCLUDES(mu_);
   uint64_t last_free() const EXCLUDES(mu_);
+  uint64_t last_pending() const EXCLUDES(mu_);  // at the last Check()
   // How many times Check() released or made the reserve file.
   uint64_t reserve_released() const EXCLUDES(mu_);
 
@@ -73,6 +83,8 @@ class DiskGuard {
   mutable Mutex mu_;
   uint64_t floor_ GUARDED_BY(mu_) = 0;
   uint64_t free_ GUARDED_BY(mu_) = 0;
+  std::function<uint64_t()> pending_ GUARDED_BY(mu_);
+  uint64_t pending_bytes_ GUARDED_BY(mu_) = 0;
   bool low_ GUARDED_BY(mu_) = false;
   std::string refusal_ GUARDED_BY(mu_);
   uint64_t released_ GUARDED_BY(mu_) = 0;

@@ -66,6 +66,44 @@ TEST_F(DiskGuardTest, RefusesBelowTheFloorKeepsTheReserveForTheNextStartAndRecov
   EXPECT_TRUE(fs::exists(Reserve()));
 }
 
+// What the indexes hold in memory raises the floor: their next flushes
+// must find room, or the stores refuse every write after.
+TEST_F(DiskGuardTest, WhatTheIndexesHoldInMemoryRaisesTheFloor) {
+  DiskGuard g(dir_, 2 * kMiB, Stat());
+  std::atomic<uint64_t> held{0};
+  g.SetPending([&held] { return held.load(); });
+  free_ = 5 * kMiB;
+  g.Check(/*at_start=*/true);
+  EXPECT_EQ(g.Refusal(), "");
+  held = 4 * kMiB;  // 5 MiB free, below 2 + 4
+  g.Check(false);
+  EXPECT_EQ(g.last_pending(), 4 * kMiB);
+  EXPECT_NE(g.Refusal().find("4.0 MiB the indexes hold in memory"), std::string::npos) << g.Refusal();
+  EXPECT_TRUE(fs::exists(Reserve()));  // kept while running, as for the floor
+  held = 2 * kMiB;  // flushed some: 5 MiB free, but not twice the floor plus what is held
+  g.Check(false);
+  EXPECT_NE(g.Refusal(), "");
+  free_ = 6 * kMiB;  // 2 * 2 + 2
+  g.Check(false);
+  EXPECT_EQ(g.Refusal(), "");
+  g.SetPending(nullptr);
+  held = 100 * kMiB;
+  g.Check(false);
+  EXPECT_EQ(g.last_pending(), 0u);
+  EXPECT_EQ(g.Refusal(), "");
+  EXPECT_EQ(g.reserve_released(), 0u);
+  // Turned off, the guard asks nothing.
+  DiskGuard off(dir_ + "/off", 0, Stat());
+  bool asked = false;
+  off.SetPending([&asked] {
+    asked = true;
+    return uint64_t{1} << 40;
+  });
+  off.Check(true);
+  EXPECT_EQ(off.Refusal(), "");
+  EXPECT_FALSE(asked);
+}
+
 TEST_F(DiskGuardTest, FloorIsCappedOnASmallFileSystemAndZeroTurnsItOff) {
   DiskGuard big(dir_, 64 * kMiB, Stat());
   big.Check(true);

@@ -320,6 +320,11 @@ Status Instance::Build() {
     if (std::remove(SnapshotPath(data).c_str()) != 0 && errno != ENOENT)
       return UnavailableError("cannot remove " + SnapshotPath(data) + ": " + std::strerror(errno));
   }
+  // Ingest is refused before the disk lacks room for what these hold in
+  // memory (docs/faults.md "A full disk: the guard and the reserve").
+  p.disk->SetPending([dedup = p.dedup.get(), events = p.events.get(), cold = p.cold.get()] {
+    return dedup->UnwrittenBytes() + events->UnflushedBytes() + cold->UnflushedBytes();
+  });
   auto images = state::BodyImages::Open(ImagesPath(data), p.ledger.get());
   if (!images.ok()) return UnavailableError("cannot open the body images: " + images.status().message());
   p.images = std::move(*images);
@@ -357,6 +362,7 @@ Status Instance::Build() {
     }
     r.disk_free_bytes = d->last_free();
     r.disk_floor_bytes = d->floor();
+    r.disk_pending_bytes = d->last_pending();
     const auto pg = pr->progress();
     r.ready = pr->caught_up() && !st->damaged();
     r.applied = pg.applied;
@@ -535,7 +541,12 @@ void Instance::Stop() {
       if (!ss.ok()) log::Warning("state snapshot: %s", ss.message().c_str());
     }
   }
-  // 4. Destroyed in the reverse of the order they were built in.
+  // 4. The disk guard asks the stores what they hold: stopped first.
+  if (p.disk) {
+    p.disk->SetPending(nullptr);
+    p.disk->Stop();
+  }
+  // 5. Destroyed in the reverse of the order they were built in.
   parts_.reset();
 }
 

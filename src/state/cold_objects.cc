@@ -109,6 +109,11 @@ Status ColdObjects::ReopenIfStuck() {
   return OkStatus();
 }
 
+uint64_t ColdObjects::UnflushedBytes() const {
+  std::shared_lock lock(mu_);
+  return db_ ? index::MemtableBytes(db_.get()) : 0;
+}
+
 Status ColdObjects::Sync() {
   RETURN_IF_ERROR(Commit());
   std::shared_lock lock(mu_);

@@ -57,6 +57,9 @@ class ColdObjects : public ColdStore {
   StatusOr<std::string> Get(uint32_t id, uint64_t generation) const override;
   // Every body (id, generation) in key order; stops at the first error.
   Status ForEach(const std::function<Status(uint32_t id, uint64_t generation, std::string_view body)>& fn) const;
+  // The bytes its memtables hold, to be written by their next flush (the
+  // disk guard keeps room for them).
+  uint64_t UnflushedBytes() const;
   // Removes every body (the pending batch too).
   Status Wipe() override;
   Status Verify(const std::atomic<bool>* stop) const override;
