@@ -67,6 +67,25 @@ class DiskFullTest : public ::testing::Test {
     return written;
   }
 
+  // The bytes under each directory of the data directory and the files at
+  // its top (what filled the disk, when a case fails).
+  std::string DiskUse() const {
+    std::string out;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(data_, ec)) {
+      uint64_t bytes = 0;
+      if (e.is_directory()) {
+        for (const auto& f : fs::recursive_directory_iterator(e.path(), ec))
+          if (f.is_regular_file()) bytes += f.file_size();
+      } else if (e.is_regular_file()) {
+        bytes = e.file_size();
+      }
+      out += e.path().filename().string() + " " + std::to_string(bytes) + "\n";
+    }
+    return out;
+  }
+
   // An EventList of `n` corpus events made unique with `tag`.
   std::string EventList(size_t n, const std::string& tag) {
     std::string body = R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)";
@@ -152,6 +171,17 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     EXPECT_NE(ready.find("disk nearly full"), std::string::npos) << ready;
+    // The questions go on while ingest is refused: the projection catches
+    // up with everything acknowledged in the room the guard kept. (Stopped
+    // far behind instead, the next start would need more room than the
+    // reserve holds to catch up: docs/faults.md.)
+    client::HttpResult events;
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_OK_AND_ASSIGN(events, http->Get("/v1/events?verb=create&limit=5"));
+      if (events.status != 503) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(events.status, 200) << events.body.substr(0, 200) << "\n" << DiskUse() << server.StderrText();
     ASSERT_OK(server.Stop());
   }
   // Whatever room is left, taken.
@@ -178,7 +208,7 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
     if (events.status != 503) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_EQ(events.status, 200) << events.body.substr(0, 200);
+  EXPECT_EQ(events.status, 200) << events.body.substr(0, 200) << "\n" << DiskUse() << server.StderrText();
   ASSERT_OK_AND_ASSIGN(auto health, http->Get("/healthz"));
   EXPECT_EQ(health.status, 200) << health.body;
   // Writes: refused, every time, each refused event counted.
@@ -228,17 +258,24 @@ TEST_F(DiskFullTest, WithoutTheGuardAFullDiskIsRetriedInPlaceAndEachCheckpointSi
   const uint64_t acknowledged = PostUntilRefused(http.get(), "d", &refusal);
   ASSERT_GT(acknowledged, 4000u);
   EXPECT_NE(refusal.find("out of space"), std::string::npos) << refusal;
-  // The refused batch's bytes were cut, so a small one could fit: take
-  // what is left, then it is refused too, and /readyz says so.
-  Fill(mnt_ + "/filler", uint64_t{1} << 30);
-  ASSERT_OK_AND_ASSIGN(auto again, http->Post("/v1/ingest/k8s-audit", EventList(10, "e")));
+  // The refused batch's bytes were cut, so a small one could fit, and an
+  // index that opens again after its failed flush gives back what that
+  // flush left: take what is left until a small batch is refused too, and
+  // /readyz says so.
+  client::HttpResult again;
+  int fillers = 0;
+  while (fillers < 5) {
+    Fill(mnt_ + "/filler" + std::to_string(fillers++), uint64_t{1} << 30);
+    ASSERT_OK_AND_ASSIGN(again, http->Post("/v1/ingest/k8s-audit", EventList(10, "e")));
+    if (again.status != 200) break;
+  }
   EXPECT_EQ(again.status, 503) << again.body;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // publisher retries meanwhile
   ASSERT_OK_AND_ASSIGN(auto rz, http->Get("/readyz"));
   EXPECT_EQ(rz.status, 503) << rz.body;
   // Space returns: the same process takes ingest again and signs it all.
   ASSERT_EQ(::unlink((mnt_ + "/other").c_str()), 0);
-  ASSERT_EQ(::unlink((mnt_ + "/filler").c_str()), 0);
+  for (int i = 0; i < fillers; ++i) ASSERT_EQ(::unlink((mnt_ + "/filler" + std::to_string(i)).c_str()), 0);
   const auto [status, body] = PostUntilTaken(http.get(), "f");
   ASSERT_EQ(status, 200) << body;
   ASSERT_OK_AND_ASSIGN(auto cp, testutil::WaitForCheckpoint(http.get(), *verifier, acknowledged + 100, kWait));
