@@ -209,6 +209,9 @@ rocksdb::Options DbOptions(const EventIndexOptions& o, const std::shared_ptr<roc
   opts.max_write_buffer_number = 2;
   opts.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(o.write_buffer_bytes, cache);
   opts.max_background_jobs = 2;
+  opts.level0_file_num_compaction_trigger = 12;
+  opts.level0_slowdown_writes_trigger = 32;
+  opts.level0_stop_writes_trigger = 48;
   return opts;
 }
 
