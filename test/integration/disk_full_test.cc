@@ -116,6 +116,19 @@ class DiskFullTest : public ::testing::Test {
     return acknowledged;
   }
 
+  // A question's answer once the projection has caught up (503 until
+  // then; 30 s at most), or the last answer.
+  static client::HttpResult QuestionOnceCaughtUp(client::HttpClient* http) {
+    client::HttpResult last;
+    for (int i = 0; i < 300; ++i) {
+      auto r = http->Get("/v1/events?verb=create&limit=5");
+      if (r.ok()) last = *r;
+      if (r.ok() && r->status != 503) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return last;
+  }
+
   // Posts 100 events every 100 ms until one is taken (10 s at most);
   // returns the last answer's status and body.
   std::pair<int, std::string> PostUntilTaken(client::HttpClient* http, const std::string& tag) {
@@ -175,12 +188,7 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
     // up with everything acknowledged in the room the guard kept. (Stopped
     // far behind instead, the next start would need more room than the
     // reserve holds to catch up: docs/faults.md.)
-    client::HttpResult events;
-    for (int i = 0; i < 300; ++i) {
-      ASSERT_OK_AND_ASSIGN(events, http->Get("/v1/events?verb=create&limit=5"));
-      if (events.status != 503) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    const client::HttpResult events = QuestionOnceCaughtUp(http.get());
     EXPECT_EQ(events.status, 200) << events.body.substr(0, 200) << "\n" << DiskUse() << server.StderrText();
     ASSERT_OK(server.Stop());
   }
@@ -202,12 +210,7 @@ TEST_F(DiskFullTest, StartsOnAFullDiskServesReadsRefusesIngestAndRecoversWhenSpa
   EXPECT_EQ(entry.status, 200) << entry.body.substr(0, 200);
   // The questions, once the projection has caught up with the log's tail
   // (it writes its indexes in the room the reserve left).
-  client::HttpResult events;
-  for (int i = 0; i < 300; ++i) {
-    ASSERT_OK_AND_ASSIGN(events, http->Get("/v1/events?verb=create&limit=5"));
-    if (events.status != 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  const client::HttpResult events = QuestionOnceCaughtUp(http.get());
   EXPECT_EQ(events.status, 200) << events.body.substr(0, 200) << "\n" << DiskUse() << server.StderrText();
   ASSERT_OK_AND_ASSIGN(auto health, http->Get("/healthz"));
   EXPECT_EQ(health.status, 200) << health.body;
