@@ -248,7 +248,7 @@ uint64_t DedupIndex::UnwrittenBytes() const {
 }
 
 Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>& entries,
-                          uint64_t watermark) {
+                          uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;
   std::string k;
@@ -258,7 +258,7 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>
     open_.Put(k, value);
   }
   if (watermark > watermark_.load()) watermark_.store(watermark);
-  if (open_.size() >= options_.run_keys) return SealLocked(lock);
+  if (open_.size() >= (catching_up ? options_.catch_up_run_keys : options_.run_keys)) return SealLocked(lock);
   return OkStatus();
 }
 

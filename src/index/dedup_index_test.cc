@@ -55,6 +55,32 @@ TEST_F(DedupIndexTest, FindsKeysInTheOpenRunTheSealedRunAndRocksDb) {
   EXPECT_FALSE(vs->back().has_value());
 }
 
+// A catch-up seals runs at catch_up_run_keys, live recording at run_keys;
+// what is not written yet is counted for the disk guard.
+TEST_F(DedupIndexTest, ACatchUpRecordsLargerRunsAndUnwrittenBytesCountThem) {
+  DedupIndexOptions o;
+  o.run_keys = 4;
+  o.catch_up_run_keys = 100;
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  EXPECT_EQ((*idx)->UnwrittenBytes(), 0u);
+  size_t bytes = 0;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE((*idx)->Record({{Key(i), Value(i)}}, i + 1, /*catching_up=*/true).ok());
+    bytes += 1 + Key(i).size() + Value(i).size();
+  }
+  // Sealed at 4 keys, at most two runs of 4 would be unwritten.
+  EXPECT_GE((*idx)->UnwrittenBytes(), bytes);
+  ASSERT_TRUE((*idx)->Record({{Key(50), Value(50)}}, 51).ok());  // live: sealed now
+  ASSERT_TRUE((*idx)->Flush().ok());
+  EXPECT_EQ((*idx)->UnwrittenBytes(), 0u);
+  for (int i = 0; i <= 50; ++i) {
+    auto v = (*idx)->Lookup(Key(i));
+    ASSERT_TRUE(v.ok() && v->has_value()) << i;
+    EXPECT_EQ(**v, Value(i));
+  }
+}
+
 TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {
   DedupIndexOptions o;
   o.run_keys = 100;

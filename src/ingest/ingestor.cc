@@ -245,7 +245,7 @@ Status Ingestor::CatchUp() {
       }
       return OkStatus();
     }));
-    RETURN_IF_ERROR(dedup_->Record(records, stop));
+    RETURN_IF_ERROR(dedup_->Record(records, stop, /*catching_up=*/true));
     begin = stop;
     catch_up_applied_.store(begin);
   }
