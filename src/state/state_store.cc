@@ -20,25 +20,55 @@ std::string_view PresenceName(Presence p) {
   return "?";
 }
 
-uint32_t Strings::Intern(std::string_view s) {
-  auto it = ids_.find(s);
-  if (it != ids_.end()) return it->second;
-  uint32_t id = static_cast<uint32_t>(strings_.size());
+size_t Strings::SlotOf(std::string_view s, uint64_t hash) const {
+  const size_t mask = slots_.size() - 1;
+  const uint64_t tag = hash >> 32;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const uint64_t slot = slots_[i];
+    if (slot == 0) return i;
+    if ((slot >> 32) == tag && strings_[static_cast<uint32_t>(slot) - 1] == s) return i;
+  }
+}
+
+uint32_t Strings::Add(std::string_view s, size_t slot, uint64_t hash) {
+  const uint32_t id = static_cast<uint32_t>(strings_.size());
   strings_.emplace_back(s);
-  ids_.emplace(strings_.back(), id);
+  slots_[slot] = (hash >> 32) << 32 | (id + 1);
+  if (strings_.size() * 2 > slots_.size()) {
+    std::vector<uint64_t> old = std::move(slots_);
+    slots_.assign(old.size() * 2, 0);
+    const size_t mask = slots_.size() - 1;
+    for (const uint64_t o : old) {
+      if (o == 0) continue;
+      size_t i = std::hash<std::string_view>{}(strings_[static_cast<uint32_t>(o) - 1]) & mask;
+      while (slots_[i] != 0) i = (i + 1) & mask;
+      slots_[i] = o;
+    }
+  }
   return id;
 }
 
+uint32_t Strings::Intern(std::string_view s) {
+  if (slots_.empty()) slots_.assign(64, 0);
+  const uint64_t hash = std::hash<std::string_view>{}(s);
+  const size_t at = SlotOf(s, hash);
+  if (slots_[at] != 0) return static_cast<uint32_t>(slots_[at]) - 1;
+  return Add(s, at, hash);
+}
+
 bool Strings::AddUnique(std::string_view s) {
-  if (ids_.count(s)) return false;
-  strings_.emplace_back(s);
-  ids_.emplace(strings_.back(), static_cast<uint32_t>(strings_.size() - 1));
+  if (slots_.empty()) slots_.assign(64, 0);
+  const uint64_t hash = std::hash<std::string_view>{}(s);
+  const size_t at = SlotOf(s, hash);
+  if (slots_[at] != 0) return false;
+  Add(s, at, hash);
   return true;
 }
 
 uint32_t Strings::Find(std::string_view s) const {
-  auto it = ids_.find(s);
-  return it == ids_.end() ? 0xffffffffu : it->second;
+  if (slots_.empty()) return 0xffffffffu;
+  const uint64_t slot = slots_[SlotOf(s, std::hash<std::string_view>{}(s))];
+  return slot == 0 ? 0xffffffffu : static_cast<uint32_t>(slot) - 1;
 }
 
 const Version* Object::At(Micros t) const {
@@ -266,6 +296,7 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
   const uint32_t id = ObjectFor(c_id, r_id, *facts, &created);
   Thaw(id);
   Version v = VersionOf(t, index, p, *facts);
+  LinkObject(id, *facts, v);
   bool seen = false;  // an audit version is a version even if a watch saw its resourceVersion
   v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
   AddVersion(id, v, &*facts);
@@ -309,11 +340,25 @@ uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const Object
   } else {
     id = it->second;
   }
-  for (const auto& o : facts.owners) children_[ScopedKey(cluster, o.uid)].insert(id);
-  for (const auto& [k, v] : facts.labels)
-    if (k == "app.kubernetes.io/instance") instances_[{objects_[id].ns, ScopedKey(cluster, v)}].insert(id);
-  if (!facts.helm_release.empty()) instances_[{objects_[id].ns, ScopedKey(cluster, facts.helm_release)}].insert(id);
   return id;
+}
+
+void StateStore::LinkObject(uint32_t id, const ObjectFacts& facts, const Version& v) {
+  const Object& obj = objects_[id];
+  // The newest version's links were filed when it was applied, and they
+  // are never taken back: the same single owner (v.owner names the whole
+  // reference) and the same labels (no key repeated, so the label set is
+  // all of facts.labels) file nothing new. A Helm release is not in the
+  // version: always filed.
+  if (!obj.versions.empty() && facts.owners.size() <= 1 && facts.helm_release.empty() &&
+      obj.versions.back().owner == v.owner && obj.versions.back().labels == v.labels &&
+      facts.labels.size() == label_sets_[v.labels].size())
+    return;
+  const uint32_t cluster = obj.cluster;
+  for (const auto& o : facts.owners) children_[ScopedKey(cluster, o.uid)].insert(id);
+  for (const auto& [k, val] : facts.labels)
+    if (k == "app.kubernetes.io/instance") instances_[{obj.ns, ScopedKey(cluster, val)}].insert(id);
+  if (!facts.helm_release.empty()) instances_[{obj.ns, ScopedKey(cluster, facts.helm_release)}].insert(id);
 }
 
 uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::string>>& labels) {

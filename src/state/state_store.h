@@ -85,13 +85,15 @@ class Strings {
   bool AddUnique(std::string_view s);
 
  private:
-  // Looks up by string_view without building a std::string.
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
+  // The slot holding s, or the empty slot where it goes.
+  size_t SlotOf(std::string_view s, uint64_t hash) const;
+  uint32_t Add(std::string_view s, size_t slot, uint64_t hash);
   std::vector<std::string> strings_;
-  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
+  // An open-addressing table (at most half full) over strings_: a slot is
+  // 0 if empty, else the high 32 bits of its string's hash beside its
+  // id + 1, so a probe reads a string only when the hashes agree (a node
+  // map's lookup chased three pointers, and held every string twice).
+  std::vector<uint64_t> slots_;
 };
 
 struct Object {
@@ -307,9 +309,12 @@ class StateStore {
                            std::string_view resource, std::string_view key_ns, std::string_view name,
                            const StatusOr<ObjectFacts>& facts);
   void AddVersion(uint32_t id, const Version& v, const ObjectFacts* facts);
-  // The object with facts.uid (made, filed under `resource`, if new), its
-  // owner and instance links updated from facts.
+  // The object with facts.uid (made, filed under `resource`, if new).
   uint32_t ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created);
+  // Files object `id` (hot) under its owners and app instance from facts,
+  // whose version is v (not added yet): skipped when its newest version
+  // already had the same owner and labels (most versions of an object).
+  void LinkObject(uint32_t id, const ObjectFacts& facts, const Version& v);
   // A version at (t, index) with the facts enrichment and whois need, interned.
   Version VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts);
   // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative

@@ -649,6 +649,44 @@ TEST(StateStore, ChildrenAndApplicationInstances) {
   EXPECT_EQ(h.store.Objects(0, 0, true).size(), 6u);
 }
 
+// An object is filed under every owner and instance any of its versions
+// named: a version like the one before files nothing again, and one that
+// changes its owner or labels is filed anew.
+TEST(StateStore, LinksFollowEveryVersionsOwnersAndInstance) {
+  Harness h;
+  const std::string ns = "links";
+  json pod = Pod(ns, "p", "uid-p", "Running", {"10.244.14.14"});
+  auto ref = [](const std::string& uid, bool controller) {
+    return json{{"kind", "ReplicaSet"}, {"name", "rs-" + uid}, {"uid", uid}, {"controller", controller}};
+  };
+  int t = 0;
+  auto update = [&]() { h.Apply({"update", "pods", "", ns, "p", At(t++), pod, 200}); };
+  h.Apply({"create", "pods", "", ns, "p", At(t++), pod, 201});
+  pod["metadata"]["ownerReferences"] = {ref("rs-a", true)};
+  update();
+  update();  // the same owner and labels again
+  pod["metadata"]["ownerReferences"] = {ref("rs-b", true)};
+  update();
+  pod["metadata"]["labels"] = {{"app.kubernetes.io/instance", "x"}};
+  update();
+  update();
+  pod["metadata"]["labels"] = {{"app.kubernetes.io/instance", "y"}};
+  update();
+  // Two owners: the version names the controller alone, both are filed.
+  pod["metadata"]["ownerReferences"] = {ref("rs-c", false), ref("rs-b", true)};
+  update();
+  update();
+  pod["metadata"]["ownerReferences"] = {ref("rs-b", true)};
+  pod["metadata"]["annotations"] = {{"meta.helm.sh/release-name", "z"}};
+  update();
+
+  std::shared_lock lock(h.store.mutex());
+  const std::vector<uint32_t> p{h.Id("uid-p")};
+  for (const char* owner : {"rs-a", "rs-b", "rs-c"}) EXPECT_EQ(h.store.Children(0, owner), p) << owner;
+  for (const char* release : {"x", "y", "z"}) EXPECT_EQ(h.store.Instance(0, h.Str(ns), release), p) << release;
+  EXPECT_TRUE(h.store.Instance(0, h.Str(ns), "w").empty());
+}
+
 TEST(StateStore, VersionsCarryInternedOwnerLabelsAndSelector) {
   Harness h;
   json rs = json::parse(CorpusFile("k9s/rs.json"));
