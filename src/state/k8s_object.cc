@@ -128,10 +128,19 @@ StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json, std::string_view ki
     }
   }
   StringMap(md, "labels", &f.labels);
-  std::vector<std::pair<std::string, std::string>> ann;
-  StringMap(md, "annotations", &ann);
-  for (auto& [k, v] : ann)
-    if (k == "meta.helm.sh/release-name") f.helm_release = v;
+  // One annotation is read: copying them all (kubectl's last-applied
+  // configuration is a copy of the object) cost more than the rest. A
+  // repeated key: the greatest value, as when they were sorted.
+  simdjson::dom::object ann;
+  if (md["annotations"].get_object().get(ann) == simdjson::SUCCESS) {
+    bool found = false;
+    for (auto [k, v] : ann) {
+      std::string_view sv;
+      if (k != "meta.helm.sh/release-name" || v.get_string().get(sv) != simdjson::SUCCESS) continue;
+      if (!found || sv > f.helm_release) f.helm_release = std::string(sv);
+      found = true;
+    }
+  }
   simdjson::dom::element spec, status;
   const bool has_spec = doc["spec"].get(spec) == simdjson::SUCCESS && spec.is_object();
   const bool has_status = doc["status"].get(status) == simdjson::SUCCESS && status.is_object();
