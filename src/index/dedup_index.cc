@@ -251,6 +251,9 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>
                           uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;
+  // A catch-up's run is sized for its keys at once: grown from a live
+  // run's size it was rehashed four times.
+  if (catching_up && open_.empty()) open_ = Run(options_.catch_up_run_keys);
   std::string k;
   for (const auto& [key, value] : entries) {
     k.assign(1, kKeyPrefix);
