@@ -81,6 +81,20 @@ simdjson::simdjson_result<simdjson::ondemand::value> FindMember(simdjson::ondema
 
 }  // namespace
 
+simdjson::simdjson_result<simdjson::ondemand::value> MemberValue(std::string_view json, std::string_view key) {
+  Padded& p = ThreadPadded();
+  thread_local simdjson::ondemand::document doc;
+  if (auto e = p.parser.iterate(p.Copy(json)).get(doc)) return e;
+  return FindMember(doc, key);
+}
+
+simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json) {
+  Padded& p = ThreadPadded();
+  thread_local simdjson::ondemand::document doc;
+  if (auto e = p.parser.iterate(p.Copy(json)).get(doc)) return e;
+  return doc.get_value();
+}
+
 std::string_view RawMemberValue(std::string_view s, std::string_view key) {
   Padded& p = ThreadPadded();
   simdjson::ondemand::document doc;

@@ -5,6 +5,8 @@
 #ifndef ANNALS_JSON_JSON_SCAN_H_
 #define ANNALS_JSON_JSON_SCAN_H_
 
+#include <simdjson.h>
+
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -18,6 +20,15 @@ namespace annals::json_util {
 // compared decoded, as simdjson's DOM compares them; of a repeated name the
 // first counts.
 std::string_view RawMemberValue(std::string_view json, std::string_view key);
+
+// The value of the top-level member `key` of the JSON object text `json`,
+// found as RawMemberValue finds it, to be read On-Demand in the same pass
+// (in a copy of json, with this thread's parser: valid until the thread's
+// next call here). NO_SUCH_FIELD if there is none.
+simdjson::simdjson_result<simdjson::ondemand::value> MemberValue(std::string_view json, std::string_view key);
+// The JSON text `json` (an object or array), to be read On-Demand (in a
+// copy, with this thread's parser: valid until the thread's next call here).
+simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json);
 
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.

@@ -71,21 +71,213 @@ std::string_view RawMember(std::string_view event_json, std::string_view key) {
 
 namespace {
 
-std::string Str(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
-  return "";
+namespace od = simdjson::ondemand;
+
+// On-Demand, in one pass: the members of an object are read in the order
+// they come, each name's first occurrence counting (as the DOM's lookup by
+// name finds the first), and what is not needed (managedFields, containers,
+// conditions: most of an object) is stepped over by the structural index
+// without being parsed. The DOM this replaced built a tape of the whole
+// object, after a first pass had located it in its event.
+
+// Calls fn(i, value) for each member of object v named names[i] (its first
+// occurrence only); false if v is not an object or is malformed.
+template <size_t N, typename Fn>
+bool ForMembers(od::value v, const std::array<std::string_view, N>& names, Fn&& fn) {
+  static_assert(N <= 32);
+  od::object obj;
+  if (v.get_object().get(obj) != simdjson::SUCCESS) return false;
+  uint32_t seen = 0;
+  for (auto member : obj) {
+    od::field f;
+    std::string_view name;
+    if (std::move(member).get(f) != simdjson::SUCCESS || f.unescaped_key().get(name) != simdjson::SUCCESS) return false;
+    const size_t i = static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+    if (i == N || (seen & (uint32_t{1} << i)) != 0) continue;
+    seen |= uint32_t{1} << i;
+    fn(i, f.value());
+  }
+  return true;
 }
 
-void StringMap(simdjson::dom::element e, const char* key,
-               std::vector<std::pair<std::string, std::string>>* out) {
-  simdjson::dom::object obj;
-  if (e[key].get_object().get(obj) != simdjson::SUCCESS) return;
-  for (auto [k, v] : obj) {
-    std::string_view sv;
-    if (v.get_string().get(sv) == simdjson::SUCCESS) out->emplace_back(std::string(k), std::string(sv));
+std::string Str(od::value v) {
+  std::string_view s;
+  return v.get_string().get(s) == simdjson::SUCCESS ? std::string(s) : std::string();
+}
+
+// Every member of object v with a string value (a repeated name each time),
+// sorted.
+void StringMap(od::value v, std::vector<std::pair<std::string, std::string>>* out) {
+  od::object obj;
+  if (v.get_object().get(obj) != simdjson::SUCCESS) return;
+  for (auto member : obj) {
+    od::field f;
+    std::string_view k, sv;
+    if (std::move(member).get(f) != simdjson::SUCCESS || f.unescaped_key().get(k) != simdjson::SUCCESS) break;
+    if (f.value().get_string().get(sv) == simdjson::SUCCESS) out->emplace_back(std::string(k), std::string(sv));
   }
   std::sort(out->begin(), out->end());
+}
+
+bool NonEmptyArray(od::value v) {
+  od::array a;
+  bool empty = true;
+  return v.get_array().get(a) == simdjson::SUCCESS && a.is_empty().get(empty) == simdjson::SUCCESS && !empty;
+}
+
+OwnerRef ReadOwner(od::value o) {
+  OwnerRef r;
+  static constexpr std::array<std::string_view, 4> kNames = {"kind", "name", "uid", "controller"};
+  ForMembers(o, kNames, [&](size_t i, od::value v) {
+    if (i == 0) r.kind = Str(v);
+    if (i == 1) r.name = Str(v);
+    if (i == 2) r.uid = Str(v);
+    bool c;
+    if (i == 3 && v.get_bool().get(c) == simdjson::SUCCESS) r.controller = c;
+  });
+  return r;
+}
+
+// The Helm release annotation alone: kubectl's last-applied configuration
+// is a copy of the object. A repeated key: the greatest value, as when the
+// annotations were sorted.
+std::string HelmRelease(od::value v) {
+  std::string release;
+  od::object ann;
+  if (v.get_object().get(ann) != simdjson::SUCCESS) return release;
+  bool found = false;
+  for (auto member : ann) {
+    od::field a;
+    std::string_view k, sv;
+    if (std::move(member).get(a) != simdjson::SUCCESS || a.unescaped_key().get(k) != simdjson::SUCCESS) break;
+    if (k != "meta.helm.sh/release-name" || a.value().get_string().get(sv) != simdjson::SUCCESS) continue;
+    if (!found || sv > release) release = std::string(sv);
+    found = true;
+  }
+  return release;
+}
+
+// metadata's facts; false if it is not an object.
+bool ReadMetadata(od::value md, ObjectFacts* f) {
+  static constexpr std::array<std::string_view, 10> kNames = {
+      "uid",        "name",    "namespace", "resourceVersion", "deletionTimestamp", "finalizers",
+      "deletionGracePeriodSeconds", "ownerReferences", "labels", "annotations"};
+  return ForMembers(md, kNames, [&](size_t i, od::value v) {
+    switch (i) {
+      case 0: f->uid = Str(v); break;
+      case 1: f->name = Str(v); break;
+      case 2: f->namespace_ = Str(v); break;
+      case 3: f->resource_version = Str(v); break;
+      case 4: {
+        bool null = false;
+        f->deleting = !(v.is_null().get(null) == simdjson::SUCCESS && null);
+        break;
+      }
+      case 5: f->has_finalizers = NonEmptyArray(v); break;
+      case 6: {
+        int64_t g;
+        if (v.get_int64().get(g) == simdjson::SUCCESS) f->grace_seconds = g;
+        break;
+      }
+      case 7: {
+        od::array owners;
+        if (v.get_array().get(owners) != simdjson::SUCCESS) break;
+        for (auto item : owners) {
+          od::value o;
+          if (std::move(item).get(o) != simdjson::SUCCESS) break;
+          OwnerRef r = ReadOwner(o);
+          if (!r.uid.empty()) f->owners.push_back(std::move(r));
+        }
+        break;
+      }
+      case 8: StringMap(v, &f->labels); break;
+      case 9: f->helm_release = HelmRelease(v); break;
+    }
+  });
+}
+
+// What spec and status say, read before the kind may be known (members
+// come in any order); ReadFacts keeps what the kind has.
+struct SpecFacts {
+  bool host_network = false, finalizers = false;
+  std::string node_name, service_account_name, service_account;
+  std::vector<std::pair<std::string, std::string>> selector;
+};
+struct StatusFacts {
+  std::string phase, pod_ip;
+  std::vector<IpKey> pod_ips;
+};
+
+bool ReadSpec(od::value v, SpecFacts* s) {
+  static constexpr std::array<std::string_view, 6> kNames = {"hostNetwork", "nodeName", "serviceAccountName",
+                                                             "serviceAccount", "selector", "finalizers"};
+  return ForMembers(v, kNames, [&](size_t i, od::value x) {
+    bool hn;
+    if (i == 0 && x.get_bool().get(hn) == simdjson::SUCCESS) s->host_network = hn;
+    if (i == 1) s->node_name = Str(x);
+    if (i == 2) s->service_account_name = Str(x);
+    if (i == 3) s->service_account = Str(x);
+    if (i == 4) StringMap(x, &s->selector);
+    if (i == 5) s->finalizers = NonEmptyArray(x);
+  });
+}
+
+bool ReadStatus(od::value v, StatusFacts* s) {
+  static constexpr std::array<std::string_view, 3> kNames = {"phase", "podIP", "podIPs"};
+  static constexpr std::array<std::string_view, 1> kIp = {"ip"};
+  return ForMembers(v, kNames, [&](size_t i, od::value x) {
+    if (i == 0) s->phase = Str(x);
+    if (i == 1) s->pod_ip = Str(x);
+    od::array ips;
+    if (i != 2 || x.get_array().get(ips) != simdjson::SUCCESS) return;
+    for (auto item : ips) {
+      od::value e;
+      if (std::move(item).get(e) != simdjson::SUCCESS) break;
+      std::string ip;
+      ForMembers(e, kIp, [&](size_t, od::value iv) { ip = Str(iv); });
+      if (auto key = ParseIp(ip)) s->pod_ips.push_back(*key);
+    }
+  });
+}
+
+StatusOr<ObjectFacts> ReadFacts(od::value object, std::string_view kind_hint) {
+  ObjectFacts f;
+  bool has_metadata = false, has_spec = false, has_status = false;
+  SpecFacts spec;
+  StatusFacts status;
+  static constexpr std::array<std::string_view, 5> kNames = {"kind", "apiVersion", "metadata", "spec", "status"};
+  const bool is_object = ForMembers(object, kNames, [&](size_t i, od::value v) {
+    if (i == 0) f.kind = Str(v);
+    if (i == 1) f.api_version = Str(v);
+    if (i == 2) has_metadata = ReadMetadata(v, &f);
+    if (i == 3) has_spec = ReadSpec(v, &spec);
+    if (i == 4) has_status = ReadStatus(v, &status);
+  });
+  if (!is_object) return InvalidArgumentError("object is not valid JSON");
+  if (f.kind.empty()) f.kind = std::string(kind_hint);
+  if (!has_metadata) return NotFoundError("object has no metadata");
+  if (f.uid.empty()) return NotFoundError("object has no metadata.uid");
+  if (f.kind == "Pod") {
+    if (has_spec) {
+      f.host_network = spec.host_network;
+      f.node_name = std::move(spec.node_name);
+      f.service_account =
+          spec.service_account_name.empty() ? std::move(spec.service_account) : std::move(spec.service_account_name);
+    }
+    if (has_status) {
+      f.phase = std::move(status.phase);
+      f.pod_ips = std::move(status.pod_ips);
+      if (f.pod_ips.empty())
+        if (auto ip = ParseIp(status.pod_ip)) f.pod_ips.push_back(*ip);
+    }
+  } else if (f.kind == "Service" && has_spec) {
+    f.selector = std::move(spec.selector);
+  } else if (f.kind == "Namespace" && has_spec) {
+    // A Namespace's finalizers live in spec.finalizers: deleted, it stays
+    // Terminating until the namespace controller has emptied it.
+    if (spec.finalizers) f.has_finalizers = true;
+  }
+  return f;
 }
 
 }  // namespace
@@ -96,82 +288,16 @@ std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload) 
 }
 
 StatusOr<ObjectFacts> ReadObjectFacts(std::string_view json, std::string_view kind_hint) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(json.data(), json.size()).get(doc) != simdjson::SUCCESS || !doc.is_object())
-    return InvalidArgumentError("object is not valid JSON");
-  ObjectFacts f;
-  f.kind = Str(doc, "kind");
-  if (f.kind.empty()) f.kind = std::string(kind_hint);
-  f.api_version = Str(doc, "apiVersion");
-  simdjson::dom::element md;
-  if (doc["metadata"].get(md) != simdjson::SUCCESS || !md.is_object())
-    return NotFoundError("object has no metadata");
-  f.uid = Str(md, "uid");
-  if (f.uid.empty()) return NotFoundError("object has no metadata.uid");
-  f.name = Str(md, "name");
-  f.namespace_ = Str(md, "namespace");
-  f.resource_version = Str(md, "resourceVersion");
-  simdjson::dom::element x;
-  f.deleting = md["deletionTimestamp"].get(x) == simdjson::SUCCESS && !x.is_null();
-  simdjson::dom::array fin;
-  f.has_finalizers = md["finalizers"].get_array().get(fin) == simdjson::SUCCESS && fin.size() > 0;
-  int64_t g;
-  if (md["deletionGracePeriodSeconds"].get_int64().get(g) == simdjson::SUCCESS) f.grace_seconds = g;
-  simdjson::dom::array owners;
-  if (md["ownerReferences"].get_array().get(owners) == simdjson::SUCCESS) {
-    for (auto o : owners) {
-      OwnerRef r{Str(o, "kind"), Str(o, "name"), Str(o, "uid"), false};
-      bool c;
-      if (o["controller"].get_bool().get(c) == simdjson::SUCCESS) r.controller = c;
-      if (!r.uid.empty()) f.owners.push_back(std::move(r));
-    }
-  }
-  StringMap(md, "labels", &f.labels);
-  // One annotation is read: copying them all (kubectl's last-applied
-  // configuration is a copy of the object) cost more than the rest. A
-  // repeated key: the greatest value, as when they were sorted.
-  simdjson::dom::object ann;
-  if (md["annotations"].get_object().get(ann) == simdjson::SUCCESS) {
-    bool found = false;
-    for (auto [k, v] : ann) {
-      std::string_view sv;
-      if (k != "meta.helm.sh/release-name" || v.get_string().get(sv) != simdjson::SUCCESS) continue;
-      if (!found || sv > f.helm_release) f.helm_release = std::string(sv);
-      found = true;
-    }
-  }
-  simdjson::dom::element spec, status;
-  const bool has_spec = doc["spec"].get(spec) == simdjson::SUCCESS && spec.is_object();
-  const bool has_status = doc["status"].get(status) == simdjson::SUCCESS && status.is_object();
-  if (f.kind == "Pod") {
-    if (has_spec) {
-      bool hn;
-      if (spec["hostNetwork"].get_bool().get(hn) == simdjson::SUCCESS) f.host_network = hn;
-      f.node_name = Str(spec, "nodeName");
-      f.service_account = Str(spec, "serviceAccountName");
-      if (f.service_account.empty()) f.service_account = Str(spec, "serviceAccount");
-    }
-    if (has_status) {
-      f.phase = Str(status, "phase");
-      simdjson::dom::array ips;
-      if (status["podIPs"].get_array().get(ips) == simdjson::SUCCESS) {
-        for (auto e : ips)
-          if (auto ip = ParseIp(Str(e, "ip"))) f.pod_ips.push_back(*ip);
-      }
-      if (f.pod_ips.empty())
-        if (auto ip = ParseIp(Str(status, "podIP"))) f.pod_ips.push_back(*ip);
-    }
-  } else if (f.kind == "Service" && has_spec) {
-    StringMap(spec, "selector", &f.selector);
-  } else if (f.kind == "Namespace" && has_spec) {
-    // A Namespace's finalizers live in spec.finalizers: deleted, it stays
-    // Terminating until the namespace controller has emptied it.
-    simdjson::dom::array sfin;
-    if (spec["finalizers"].get_array().get(sfin) == simdjson::SUCCESS && sfin.size() > 0)
-      f.has_finalizers = true;
-  }
-  return f;
+  od::value v;
+  if (json_util::Value(json).get(v) != simdjson::SUCCESS) return InvalidArgumentError("object is not valid JSON");
+  return ReadFacts(v, kind_hint);
+}
+
+StatusOr<ObjectFacts> ReadMemberFacts(std::string_view event_json, std::string_view member, bool* present) {
+  od::value v;
+  *present = json_util::MemberValue(event_json, member).get(v) == simdjson::SUCCESS;
+  if (!*present) return NotFoundError("no " + std::string(member));
+  return ReadFacts(v, {});
 }
 
 std::string_view StringMember(simdjson::dom::element e, const char* key) {

@@ -48,6 +48,12 @@ struct ObjectFacts {
 // stands in for a missing "kind" (items of a List carry none).
 StatusOr<ObjectFacts> ReadObjectFacts(std::string_view object_json, std::string_view kind_hint = {});
 
+// The facts of the object that is the top-level member `member` of the
+// JSON object text event_json (an audit event's "responseObject"), found
+// and read in one pass. *present says whether the member is there at all
+// (NotFound if not; any value, null too, counts).
+StatusOr<ObjectFacts> ReadMemberFacts(std::string_view event_json, std::string_view member, bool* present);
+
 // The object a version's entry holds: a watch entry's payload is the object
 // itself ("k8s.watch" meta), an audit event's is its responseObject.
 std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload);

@@ -298,5 +298,35 @@ TEST(RawMember, FindsTopLevelMembersOnly) {
   EXPECT_EQ(RawMember("{}", "x"), "");
 }
 
+// The member is found and read in one pass; whether it is there at all is
+// told apart from whether it is an object with a uid.
+TEST(ReadMemberFacts, ReadsTheResponseObjectAndSaysWhetherItIsThere) {
+  const std::string pod = CorpusFile("k9s/po.json");
+  bool present = false;
+  auto f = ReadMemberFacts(R"({"kind":"Event","responseObject":)" + pod + R"(,"stage":"ResponseComplete"})",
+                           "responseObject", &present);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_TRUE(present);
+  auto direct = ReadObjectFacts(pod);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(f->uid, direct->uid);
+  EXPECT_EQ(f->labels, direct->labels);
+  EXPECT_EQ(f->pod_ips, direct->pod_ips);
+  EXPECT_EQ(f->owners.size(), direct->owners.size());
+
+  EXPECT_FALSE(ReadMemberFacts(R"({"responseObject":null})", "responseObject", &present).ok());
+  EXPECT_TRUE(present);  // a delete's Status-less answer still names the object by the event
+  EXPECT_EQ(ReadMemberFacts(R"({"requestObject":{}})", "responseObject", &present).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_FALSE(present);
+  EXPECT_FALSE(ReadMemberFacts("not json", "responseObject", &present).ok());
+  EXPECT_FALSE(present);
+  // The first of a repeated name counts, compared decoded.
+  auto first = ReadMemberFacts(R"({"respons\u0065Object":{"metadata":{"uid":"a"}},"responseObject":{"metadata":{"uid":"b"}}})",
+                               "responseObject", &present);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->uid, "a");
+}
+
 }  // namespace
 }  // namespace annals::state

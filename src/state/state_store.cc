@@ -196,9 +196,9 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // A successful write's response object: the version it made (and, for a
   // create with generateName, the name the request did not have).
   const bool write = stage == "ResponseComplete" && code >= 200 && code < 300 && IsWriteVerb(verb);
-  std::string_view obj = write ? RawMember(payload, "responseObject") : std::string_view();
-  StatusOr<ObjectFacts> facts = obj.empty() ? StatusOr<ObjectFacts>(NotFoundError("no response object"))
-                                            : ReadObjectFacts(obj);  // outside the writer lock
+  bool has_object = false;
+  StatusOr<ObjectFacts> facts = write ? ReadMemberFacts(payload, "responseObject", &has_object)  // outside the writer lock
+                                      : StatusOr<ObjectFacts>(NotFoundError("no response object"));
   const bool named_by_response = facts.ok() && facts->kind != "Status" && facts->name != name;
   if (rows) {
     index::EventRowView row;
@@ -235,7 +235,7 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
     // its events under the object's real name too.
     if (named_by_response) rows->AddName(resource, facts->namespace_, facts->name, index);
   }
-  if (obj.empty() || !store) return OkStatus();
+  if (!has_object || !store) return OkStatus();
   return store->ApplyAuditVersion(index, t, cluster, verb, resource, key_ns, name, facts);
 }
 
