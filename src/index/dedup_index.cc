@@ -66,9 +66,9 @@ std::string Stored(std::string_view key) {
 
 RunTable::RunTable(size_t expected_keys) {
   size_t n = 16;
-  while (n < expected_keys * 2 + 2) n <<= 1;
+  while (n < expected_keys * 2) n <<= 1;  // Put grows past half full
   slots_.assign(n, 0);
-  arena_.reserve(expected_keys * 80);
+  arena_.reserve(expected_keys * 48);  // the index's records: 4 + 34 + 8 bytes
 }
 
 std::string_view RunTable::KeyAt(uint32_t offset) const {
@@ -251,9 +251,14 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>
                           uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;
-  // A catch-up's run is sized for its keys at once: grown from a live
-  // run's size it was rehashed four times.
-  if (catching_up && open_.empty()) open_ = Run(options_.catch_up_run_keys);
+  // A catch-up's run is sized for its keys at once (grown from a live
+  // run's size it was rehashed four times), and sealed before it would
+  // outgrow them.
+  if (catching_up) {
+    const size_t limit = options_.catch_up_run_keys;
+    if (!open_.empty() && open_.size() + entries.size() > limit) RETURN_IF_ERROR(SealLocked(lock));
+    if (open_.empty() && open_.capacity() < limit) open_ = Run(limit);
+  }
   std::string k;
   for (const auto& [key, value] : entries) {
     k.assign(1, kKeyPrefix);

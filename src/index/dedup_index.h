@@ -62,6 +62,7 @@ class RunTable {
   explicit RunTable(size_t expected_keys = 0);
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  size_t capacity() const { return slots_.size() / 2; }  // keys it holds before growing
   size_t bytes() const { return arena_.size(); }  // of keys and values
   // Sets `key` to `value`; a later value replaces an earlier one. Keys and
   // values are at most 65,535 bytes (the index's are 34 and 8).

@@ -81,6 +81,37 @@ TEST_F(DedupIndexTest, ACatchUpRecordsLargerRunsAndUnwrittenBytesCountThem) {
   }
 }
 
+// A catch-up's batches that would take a run past catch_up_run_keys go to
+// the next run (sized for them at once): nothing is lost at the seams, and
+// each run's watermark is the batch before it.
+TEST_F(DedupIndexTest, ACatchUpSealsARunBeforeABatchWouldOutgrowIt) {
+  DedupIndexOptions o;
+  o.run_keys = 4;
+  o.catch_up_run_keys = 10;
+  {
+    auto idx = DedupIndex::Open(dir_, o);
+    ASSERT_TRUE(idx.ok());
+    for (int b = 0; b < 10; ++b) {
+      std::vector<std::pair<std::string, std::string>> batch;
+      for (int i = 4 * b; i < 4 * b + 4; ++i) batch.emplace_back(Key(i), Value(i));
+      ASSERT_TRUE((*idx)->Record(batch, 4 * b + 4, /*catching_up=*/true).ok());
+      size_t record = 0;  // the largest record: 4 bytes of lengths, the prefix, key and value
+      for (int i = 0; i < 40; ++i) record = std::max(record, 4 + 1 + Key(i).size() + Value(i).size());
+      EXPECT_LE((*idx)->UnwrittenBytes(), 2 * 10 * record);  // two runs of 10 at most
+    }
+    ASSERT_TRUE((*idx)->Flush().ok());
+    EXPECT_EQ((*idx)->watermark(), 40u);
+  }
+  auto idx = DedupIndex::Open(dir_, o);
+  ASSERT_TRUE(idx.ok());
+  EXPECT_EQ((*idx)->watermark(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    auto v = (*idx)->Lookup(Key(i));
+    ASSERT_TRUE(v.ok() && v->has_value()) << i;
+    EXPECT_EQ(**v, Value(i));
+  }
+}
+
 TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {
   DedupIndexOptions o;
   o.run_keys = 100;
