@@ -308,7 +308,7 @@ Status StateStore::EncodeSnapshot(const std::function<Status(std::string_view)>&
   o.U(objects_.size());
   for (const Object& ob : objects_) PutObject(o, ob);
   // Object ids are positions, and the lists below were built in id order:
-  // by_uid_, by_name_ and by_resource_ns_ are rebuilt from the objects.
+  // uid_slots_, by_name_ and by_resource_ns_ are rebuilt from the objects.
   {
     std::vector<std::pair<std::string, std::vector<uint32_t>>> children;
     for (const auto& [uid, ids] : children_) children.emplace_back(uid, Sorted(ids));
@@ -439,12 +439,15 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
       Object ob;
       GetObject(in, {S, L, R, n}, &ob);
       if (!in.ok()) break;
-      if (!s.by_uid_.emplace(s.ScopedKey(ob.cluster, ob.uid), static_cast<uint32_t>(id)).second)
-        in.Fail("uid " + ob.uid + " repeated");
+      if (s.uid_slots_.empty()) s.uid_slots_.assign(64, 0);
+      const uint64_t hash = UidHash(ob.cluster, ob.uid);
+      const size_t slot = s.UidSlot(ob.cluster, ob.uid, hash);
+      if (s.uid_slots_[slot] != 0) in.Fail("uid " + ob.uid + " repeated");
       s.by_name_[{ob.resource, ob.ns, ob.name, ob.cluster}].push_back(static_cast<uint32_t>(id));
       s.NoteCluster(ob.cluster);
       s.by_resource_ns_[{ob.resource, ob.ns}].push_back(static_cast<uint32_t>(id));
       s.objects_.push_back(std::move(ob));
+      if (in.ok()) s.FileUid(static_cast<uint32_t>(id), slot, hash);
     }
   }
   const size_t O = s.objects_.size();
@@ -529,7 +532,8 @@ void StateStore::AdoptLocked(StateStore& s) {
   applied_ = s.applied_;
   strings_ = std::move(s.strings_);
   objects_ = std::move(s.objects_);
-  by_uid_ = std::move(s.by_uid_);
+  uid_slots_ = std::move(s.uid_slots_);
+  uid_count_ = s.uid_count_;
   clusters_ = std::move(s.clusters_);
   by_name_ = std::move(s.by_name_);
   by_resource_ns_ = std::move(s.by_resource_ns_);

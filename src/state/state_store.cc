@@ -295,7 +295,7 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
   bool created = false;
   const uint32_t id = ObjectFor(c_id, r_id, *facts, &created);
   Thaw(id);
-  Version v = VersionOf(t, index, p, *facts);
+  Version v = VersionOf(id, t, index, p, *facts);
   LinkObject(id, *facts, v);
   bool seen = false;  // an audit version is a version even if a watch saw its resourceVersion
   v.rv = NoteResourceVersion(id, facts->resource_version, &seen);
@@ -306,24 +306,57 @@ Status StateStore::ApplyAuditVersion(uint64_t index, Micros t, std::string_view 
   return OkStatus();
 }
 
-Version StateStore::VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts) {
+Version StateStore::VersionOf(uint32_t id, Micros t, uint64_t index, Presence p, const ObjectFacts& facts) {
+  const std::vector<Version>& versions = objects_[id].versions;
+  const Version none;
+  const Version& last = versions.empty() ? none : versions.back();
   Version ver;
   ver.time = t;
   ver.index = index;
   ver.presence = p;
-  ver.owner = InternOwner(facts.owners);
-  ver.labels = InternLabels(facts.labels);
-  if (facts.kind == "Service") ver.selector = InternLabels(facts.selector);
+  ver.owner = InternOwner(facts.owners, last.owner);
+  ver.labels = InternLabels(facts.labels, last.labels);
+  if (facts.kind == "Service") ver.selector = InternLabels(facts.selector, last.selector);
   return ver;
+}
+
+uint64_t StateStore::UidHash(uint32_t cluster, std::string_view uid) {
+  return std::hash<std::string_view>{}(uid) ^ (uint64_t{cluster} * 0x9e3779b97f4a7c15ULL);
+}
+
+size_t StateStore::UidSlot(uint32_t cluster, std::string_view uid, uint64_t hash) const {
+  const size_t mask = uid_slots_.size() - 1;
+  const uint64_t tag = hash >> 32;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const uint64_t slot = uid_slots_[i];
+    if (slot == 0) return i;
+    if ((slot >> 32) != tag) continue;
+    const Object& o = objects_[static_cast<uint32_t>(slot) - 1];
+    if (o.cluster == cluster && o.uid == uid) return i;
+  }
+}
+
+void StateStore::FileUid(uint32_t id, size_t slot, uint64_t hash) {
+  uid_slots_[slot] = (hash >> 32) << 32 | (uint64_t{id} + 1);
+  if (++uid_count_ * 2 <= uid_slots_.size()) return;
+  std::vector<uint64_t> old = std::move(uid_slots_);
+  uid_slots_.assign(old.size() * 2, 0);
+  const size_t mask = uid_slots_.size() - 1;
+  for (const uint64_t o : old) {
+    if (o == 0) continue;
+    const Object& ob = objects_[static_cast<uint32_t>(o) - 1];
+    size_t i = UidHash(ob.cluster, ob.uid) & mask;
+    while (uid_slots_[i] != 0) i = (i + 1) & mask;
+    uid_slots_[i] = o;
+  }
 }
 
 uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created) {
   uint32_t id;
-  // Objects of no named cluster (the usual case) are keyed by the uid itself: no copy to look it up.
-  std::string scoped = cluster == 0 ? std::string() : ScopedKey(cluster, facts.uid);
-  const std::string& key = cluster == 0 ? facts.uid : scoped;
-  auto it = by_uid_.find(key);
-  *created = it == by_uid_.end();
+  if (uid_slots_.empty()) uid_slots_.assign(64, 0);
+  const uint64_t hash = UidHash(cluster, facts.uid);
+  const size_t slot = UidSlot(cluster, facts.uid, hash);
+  *created = uid_slots_[slot] == 0;
   if (*created) {
     id = static_cast<uint32_t>(objects_.size());
     Object o;
@@ -333,12 +366,12 @@ uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const Object
     o.cluster = cluster;
     o.uid = facts.uid;
     objects_.push_back(std::move(o));
-    by_uid_.emplace(key, id);
+    FileUid(id, slot, hash);
     by_name_[{objects_[id].resource, objects_[id].ns, objects_[id].name, cluster}].push_back(id);
     by_resource_ns_[{objects_[id].resource, objects_[id].ns}].push_back(id);
     NoteCluster(cluster);
   } else {
-    id = it->second;
+    id = static_cast<uint32_t>(uid_slots_[slot]) - 1;
   }
   return id;
 }
@@ -361,7 +394,7 @@ void StateStore::LinkObject(uint32_t id, const ObjectFacts& facts, const Version
   if (!facts.helm_release.empty()) instances_[{obj.ns, ScopedKey(cluster, facts.helm_release)}].insert(id);
 }
 
-uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::string>>& labels) {
+uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::string>>& labels, uint32_t hint) {
   if (labels.empty()) return 0;
   LabelSet set;
   set.reserve(labels.size());
@@ -378,18 +411,23 @@ uint32_t StateStore::InternLabels(const std::vector<std::pair<std::string, std::
     if (!unique.empty() && unique.back().first == set[i].first) unique.pop_back();
     unique.push_back(set[i]);
   }
+  if (hint != 0 && label_sets_[hint] == unique) return hint;  // no key built, no map searched
   std::string key(reinterpret_cast<const char*>(unique.data()), unique.size() * sizeof(unique[0]));
   auto [it, inserted] = label_set_ids_.emplace(std::move(key), static_cast<uint32_t>(label_sets_.size()));
   if (inserted) label_sets_.push_back(std::move(unique));
   return it->second;
 }
 
-uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners) {
+uint32_t StateStore::InternOwner(const std::vector<OwnerRef>& owners, uint32_t hint) {
   if (owners.empty()) return 0;
   // The controller if there is one (the last one marked), else the first.
   const OwnerRef* ref = &owners[0];
   for (const auto& o : owners)
     if (o.controller) ref = &o;
+  if (hint != 0) {
+    const OwnerLink& h = owner_refs_[hint];
+    if (h.uid == ref->uid && strings_.Get(h.kind) == ref->kind && strings_.Get(h.name) == ref->name) return hint;
+  }
   std::string key = ref->uid;
   key += '\0';
   key += ref->kind;
@@ -622,8 +660,9 @@ std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool a
 }
 
 int64_t StateStore::FindUid(uint32_t cluster, std::string_view uid) const {
-  auto it = by_uid_.find(ScopedKey(cluster, uid));
-  return it == by_uid_.end() ? int64_t{-1} : static_cast<int64_t>(it->second);
+  if (uid_slots_.empty()) return -1;
+  const uint64_t slot = uid_slots_[UidSlot(cluster, uid, UidHash(cluster, uid))];
+  return slot == 0 ? int64_t{-1} : static_cast<int64_t>(static_cast<uint32_t>(slot) - 1);
 }
 
 std::vector<uint32_t> StateStore::ByName(uint32_t cluster, uint32_t resource, uint32_t ns, uint32_t name) const {

@@ -316,7 +316,9 @@ class StateStore {
   // already had the same owner and labels (most versions of an object).
   void LinkObject(uint32_t id, const ObjectFacts& facts, const Version& v);
   // A version at (t, index) with the facts enrichment and whois need, interned.
-  Version VersionOf(Micros t, uint64_t index, Presence p, const ObjectFacts& facts);
+  // Object `id`'s newest version, if any, hints the ids: most versions
+  // have their predecessor's owner, labels and selector.
+  Version VersionOf(uint32_t id, Micros t, uint64_t index, Presence p, const ObjectFacts& facts);
   // Watch entries ("k8s.watch"; state_store_watch.cc): authoritative
   // versions merged with audit versions by uid and resourceVersion.
   Status ApplyWatch(uint64_t index, std::string_view meta, std::string_view payload);
@@ -352,14 +354,25 @@ class StateStore {
   void ExtendIntervals(uint32_t id);
   // Files one of o's intervals under its address and in o.ips_ever.
   void IndexInterval(Object& o, const IpInterval& iv);
-  uint32_t InternLabels(const std::vector<std::pair<std::string, std::string>>& labels);
-  uint32_t InternOwner(const std::vector<OwnerRef>& owners);
+  // hint: an id that may be the answer, checked first (0: none).
+  uint32_t InternLabels(const std::vector<std::pair<std::string, std::string>>& labels, uint32_t hint = 0);
+  uint32_t InternOwner(const std::vector<OwnerRef>& owners, uint32_t hint = 0);
 
   mutable std::shared_mutex mu_;
   uint64_t applied_ = 0;
   Strings strings_;
   std::vector<Object> objects_;
-  std::unordered_map<std::string, uint32_t> by_uid_;  // ScopedKey(cluster, uid)
+  // Objects by (cluster, uid): an open-addressing table (at most half
+  // full) of the high 32 bits of the key's hash beside id + 1 (0: empty),
+  // checked against objects_[id]. A node map keyed by uid held every uid
+  // twice and took three dependent loads a lookup.
+  std::vector<uint64_t> uid_slots_;
+  size_t uid_count_ = 0;
+  static uint64_t UidHash(uint32_t cluster, std::string_view uid);
+  // The slot of (cluster, uid), or the empty slot where it goes.
+  size_t UidSlot(uint32_t cluster, std::string_view uid, uint64_t hash) const;
+  // Files objects_[id] under its (cluster, uid), which none has yet.
+  void FileUid(uint32_t id, size_t slot, uint64_t hash);
   std::vector<uint32_t> clusters_;
   std::unordered_map<NameKey, std::vector<uint32_t>, NameKeyHash> by_name_;
   std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> by_resource_ns_;

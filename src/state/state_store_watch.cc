@@ -125,7 +125,7 @@ Status StateStore::ApplyWatch(uint64_t index, std::string_view meta, std::string
   Thaw(id);
   // A tombstone repeats the last resourceVersion known; it is a deletion,
   // not that version again, and orders after everything known.
-  Version v = VersionOf(t, index, p, *facts);
+  Version v = VersionOf(id, t, index, p, *facts);
   LinkObject(id, *facts, v);
   if (!tombstone) {
     bool seen = false;
