@@ -662,10 +662,10 @@ TEST(StateStore, LinksFollowEveryVersionsOwnersAndInstance) {
   int t = 0;
   auto update = [&]() { h.Apply({"update", "pods", "", ns, "p", At(t++), pod, 200}); };
   h.Apply({"create", "pods", "", ns, "p", At(t++), pod, 201});
-  pod["metadata"]["ownerReferences"] = {ref("rs-a", true)};
+  pod["metadata"]["ownerReferences"] = json::array({ref("rs-a", true)});
   update();
   update();  // the same owner and labels again
-  pod["metadata"]["ownerReferences"] = {ref("rs-b", true)};
+  pod["metadata"]["ownerReferences"] = json::array({ref("rs-b", true)});
   update();
   pod["metadata"]["labels"] = {{"app.kubernetes.io/instance", "x"}};
   update();
@@ -673,10 +673,10 @@ TEST(StateStore, LinksFollowEveryVersionsOwnersAndInstance) {
   pod["metadata"]["labels"] = {{"app.kubernetes.io/instance", "y"}};
   update();
   // Two owners: the version names the controller alone, both are filed.
-  pod["metadata"]["ownerReferences"] = {ref("rs-c", false), ref("rs-b", true)};
+  pod["metadata"]["ownerReferences"] = json::array({ref("rs-c", false), ref("rs-b", true)});
   update();
   update();
-  pod["metadata"]["ownerReferences"] = {ref("rs-b", true)};
+  pod["metadata"]["ownerReferences"] = json::array({ref("rs-b", true)});
   pod["metadata"]["annotations"] = {{"meta.helm.sh/release-name", "z"}};
   update();
 
