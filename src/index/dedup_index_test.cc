@@ -26,6 +26,15 @@ class DedupIndexTest : public ::testing::Test {
 std::string Key(int i) { return "K" + std::to_string(i * 7919 % 100003) + "-key"; }
 std::string Value(int i) { return "v" + std::to_string(i); }
 
+// idx holds Key(i) -> Value(i) for every i in [0, n).
+void ExpectEveryKey(DedupIndex& idx, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto v = idx.Lookup(Key(i));
+    ASSERT_TRUE(v.ok() && v->has_value()) << i;
+    EXPECT_EQ(**v, Value(i));
+  }
+}
+
 TEST_F(DedupIndexTest, FindsKeysInTheOpenRunTheSealedRunAndRocksDb) {
   DedupIndexOptions o;
   o.run_keys = 64;  // many runs, so lookups cross every tier
@@ -74,11 +83,7 @@ TEST_F(DedupIndexTest, ACatchUpRecordsLargerRunsAndUnwrittenBytesCountThem) {
   ASSERT_TRUE((*idx)->Record({{Key(50), Value(50)}}, 51).ok());  // live: sealed now
   ASSERT_TRUE((*idx)->Flush().ok());
   EXPECT_EQ((*idx)->UnwrittenBytes(), 0u);
-  for (int i = 0; i <= 50; ++i) {
-    auto v = (*idx)->Lookup(Key(i));
-    ASSERT_TRUE(v.ok() && v->has_value()) << i;
-    EXPECT_EQ(**v, Value(i));
-  }
+  ExpectEveryKey(**idx, 51);
 }
 
 // A catch-up's batches that would take a run past catch_up_run_keys go to
@@ -105,11 +110,7 @@ TEST_F(DedupIndexTest, ACatchUpSealsARunBeforeABatchWouldOutgrowIt) {
   auto idx = DedupIndex::Open(dir_, o);
   ASSERT_TRUE(idx.ok());
   EXPECT_EQ((*idx)->watermark(), 40u);
-  for (int i = 0; i < 40; ++i) {
-    auto v = (*idx)->Lookup(Key(i));
-    ASSERT_TRUE(v.ok() && v->has_value()) << i;
-    EXPECT_EQ(**v, Value(i));
-  }
+  ExpectEveryKey(**idx, 40);
 }
 
 TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {
@@ -123,12 +124,7 @@ TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {
   auto idx = DedupIndex::Open(dir_, o);
   ASSERT_TRUE(idx.ok());
   EXPECT_EQ((*idx)->watermark(), 550u);
-  for (int i = 0; i < 550; ++i) {
-    auto v = (*idx)->Lookup(Key(i));
-    ASSERT_TRUE(v.ok());
-    ASSERT_TRUE(v->has_value()) << i;
-    EXPECT_EQ(**v, Value(i));
-  }
+  ExpectEveryKey(**idx, 550);
   // No run files are left beside RocksDB's own.
   for (const auto& f : fs::directory_iterator(dir_))
     EXPECT_FALSE(f.path().filename().string().starts_with("run-")) << f.path();

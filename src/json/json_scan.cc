@@ -96,14 +96,11 @@ simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json
 }
 
 std::string_view RawMemberValue(std::string_view s, std::string_view key) {
-  Padded& p = ThreadPadded();
-  simdjson::ondemand::document doc;
-  if (p.parser.iterate(p.Copy(s)).get(doc) != simdjson::SUCCESS) return {};
   simdjson::ondemand::value v;
-  if (FindMember(doc, key).get(v) != simdjson::SUCCESS) return {};
+  if (MemberValue(s, key).get(v) != simdjson::SUCCESS) return {};
   std::string_view raw;
   if (RawOf(v).get(raw) != simdjson::SUCCESS) return {};
-  return Back(p, s, raw);
+  return Back(ThreadPadded(), s, raw);
 }
 
 namespace {
