@@ -542,12 +542,13 @@ void StateStore::AddVersion(uint32_t id, const Version& v, const ObjectFacts* fa
   }
   o.pod.insert(o.pod.begin() + static_cast<long>(k), pf);
   // The newest version (the usual case) only moves the end of the history:
-  // extend it. A version that lands earlier re-derives the whole history,
-  // which for a pod updated thousands of times was quadratic.
+  // extend it. A version that lands earlier re-derives the history from
+  // itself on; from the beginning, for a pod updated thousands of times
+  // by several posters whose events interleave, was quadratic.
   if (k + 1 == o.versions.size()) {
     ExtendIntervals(id);
   } else {
-    RecomputeIntervals(id);
+    RecomputeIntervalsFrom(id, k);
   }
 }
 
@@ -620,6 +621,60 @@ void StateStore::IndexInterval(Object& o, const IpInterval& iv) {
                               [](Micros s, const IpInterval& x) { return s < x.start; }),
              iv);
   if (std::find(o.ips_ever.begin(), o.ips_ever.end(), iv.ip) == o.ips_ever.end()) o.ips_ever.push_back(iv.ip);
+}
+
+void StateStore::RecomputeIntervalsFrom(uint32_t id, size_t k) {
+  Object& o = objects_[id];
+  const Version& at = o.versions[k];
+  auto before = [&](Micros t, uint64_t index) { return t != at.time ? t < at.time : index < at.index; };
+  // A version with the new one's very key (the same entry twice) would
+  // blur which steps come before it: derive everything.
+  if (k == 0 || !before(o.versions[k - 1].time, o.versions[k - 1].index)) return RecomputeIntervals(id);
+  // Intervals are kept closed in step order, then open: the ones closed by
+  // a step before k are a prefix, and stay.
+  size_t kept = 0;
+  while (kept < o.intervals.size() && o.intervals[kept].end != kNever &&
+         before(o.intervals[kept].end, o.intervals[kept].end_index))
+    ++kept;
+  // Of the rest, those opened before k were open when step k came: open
+  // again, in the order they opened (by their opening step, then by their
+  // place in its address list). Those opened at k or later go.
+  std::vector<IpInterval> open;
+  for (size_t i = kept; i < o.intervals.size(); ++i) {
+    const IpInterval& iv = o.intervals[i];
+    auto& vec = ip_index_.Intervals(iv.ip);
+    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
+                               [](const IpInterval& x, Micros s) { return x.start < s; });
+    for (; it != vec.end() && it->start == iv.start; ++it) {
+      if (it->pod == id && it->start_index == iv.start_index) {
+        vec.erase(it);
+        break;
+      }
+    }
+    if (!before(iv.start, iv.start_index)) continue;
+    IpInterval again = iv;
+    again.end = kNever;
+    again.end_index = 0;
+    open.push_back(again);
+  }
+  auto place = [&](const IpInterval& iv) {
+    auto step = std::lower_bound(o.versions.begin(), o.versions.begin() + static_cast<long>(k), iv,
+                                 [](const Version& v, const IpInterval& x) {
+                                   return v.time != x.start ? v.time < x.start : v.index < x.start_index;
+                                 });
+    const auto& ips = HeldIps(o.pod[static_cast<size_t>(step - o.versions.begin())]);
+    return std::find(ips.begin(), ips.end(), iv.ip) - ips.begin();
+  };
+  std::stable_sort(open.begin(), open.end(), [&](const IpInterval& x, const IpInterval& y) {
+    if (x.start != y.start || x.start_index != y.start_index)
+      return x.start != y.start ? x.start < y.start : x.start_index < y.start_index;
+    return place(x) < place(y);
+  });
+  o.intervals.resize(kept);
+  for (size_t j = k; j < o.versions.size(); ++j)
+    StepIntervals(id, o.versions[j], HeldIps(o.pod[j]), &open, &o.intervals);
+  o.intervals.insert(o.intervals.end(), open.begin(), open.end());
+  for (size_t i = kept; i < o.intervals.size(); ++i) IndexInterval(o, o.intervals[i]);
 }
 
 void StateStore::RecomputeIntervals(uint32_t id) {

@@ -334,6 +334,9 @@ class StateStore {
   // when the new version is both the newest and the highest.
   void OrderByResourceVersion(uint32_t id, uint64_t added);
   void RecomputeIntervals(uint32_t id);
+  // The same result when a version was just inserted at position k: the
+  // steps before it stand, so only versions k.. are stepped again.
+  void RecomputeIntervalsFrom(uint32_t id, size_t k);
   // Cold objects (see set_cold).
   const Object& Loaded(uint32_t id) const;
   void Thaw(uint32_t id);
