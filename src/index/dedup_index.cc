@@ -55,13 +55,6 @@ rocksdb::Options DbOptions() {
   return opts;
 }
 
-std::string Stored(std::string_view key) {
-  std::string k;
-  k.reserve(key.size() + 1);
-  k.push_back(kKeyPrefix);
-  k += key;
-  return k;
-}
 }  // namespace
 
 RunTable::RunTable(size_t expected_keys) {
@@ -196,24 +189,26 @@ DedupIndex::~DedupIndex() {
 }
 
 StatusOr<std::optional<std::string>> DedupIndex::Lookup(std::string_view key) const {
-  std::vector<std::string> keys{std::string(key)};
-  ASSIGN_OR_RETURN(auto values, LookupMany(keys));
+  ASSIGN_OR_RETURN(auto values, LookupMany({key}));
   return std::move(values[0]);
 }
 
 StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
-    const std::vector<std::string>& keys) const {
+    const std::vector<std::string_view>& keys) const {
   std::vector<std::optional<std::string>> out(keys.size());
-  std::vector<std::string> stored;
-  std::vector<size_t> from_db;
-  stored.reserve(keys.size());
+  // The stored forms of the keys not in a run, end to end in one buffer
+  // (a string each was an allocation per ingested event).
+  std::string stored;
+  std::vector<size_t> from_db, ends;
   {
     // The runs first, under one hold of the lock: a run leaves sealed_ only
     // after RocksDB holds it, so what is not in a run here is in RocksDB
     // by the time it is read below, or was never recorded.
     std::shared_lock lock(mu_);
+    std::string k;
     for (size_t i = 0; i < keys.size(); ++i) {
-      std::string k = Stored(keys[i]);
+      k.assign(1, kKeyPrefix);
+      k += keys[i];
       if (auto v = open_.Find(k)) {
         out[i] = std::string(*v);
         continue;
@@ -224,17 +219,21 @@ StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
           continue;
         }
       }
-      stored.push_back(std::move(k));
+      stored += k;
+      ends.push_back(stored.size());
       from_db.push_back(i);
     }
   }
   if (from_db.empty()) return out;
-  std::vector<rocksdb::Slice> slices(stored.begin(), stored.end());
-  std::vector<rocksdb::PinnableSlice> values(stored.size());
-  std::vector<rocksdb::Status> statuses(stored.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), stored.size(), slices.data(),
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(ends.size());
+  for (size_t j = 0, begin = 0; j < ends.size(); begin = ends[j++])
+    slices.emplace_back(stored.data() + begin, ends[j] - begin);
+  std::vector<rocksdb::PinnableSlice> values(slices.size());
+  std::vector<rocksdb::Status> statuses(slices.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), slices.size(), slices.data(),
                 values.data(), statuses.data());
-  for (size_t j = 0; j < stored.size(); ++j) {
+  for (size_t j = 0; j < slices.size(); ++j) {
     if (statuses[j].IsNotFound()) continue;
     RETURN_IF_ERROR(FromRocks(statuses[j], "dedup lookup"));
     out[from_db[j]] = values[j].ToString();
@@ -247,7 +246,7 @@ uint64_t DedupIndex::UnwrittenBytes() const {
   return open_.bytes() + (sealed_ ? sealed_->bytes() : 0);
 }
 
-Status DedupIndex::Record(const std::vector<std::pair<std::string, std::string>>& entries,
+Status DedupIndex::Record(const std::vector<std::pair<std::string_view, std::string_view>>& entries,
                           uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;

@@ -100,11 +100,11 @@ class DedupIndex {
   StatusOr<std::optional<std::string>> Lookup(std::string_view key) const;
   // The values of many keys at once (RocksDB MultiGet for those not in a run).
   StatusOr<std::vector<std::optional<std::string>>> LookupMany(
-      const std::vector<std::string>& keys) const;
+      const std::vector<std::string_view>& keys) const;
   // Records (key, value) pairs and advances the watermark, atomically: a
   // crash keeps the whole call or none of it, and never keys without the
   // watermark that covers them. May wait while a full run is written.
-  Status Record(const std::vector<std::pair<std::string, std::string>>& entries,
+  Status Record(const std::vector<std::pair<std::string_view, std::string_view>>& entries,
                 uint64_t watermark, bool catching_up = false);
   // Writes the open run to RocksDB (clean shutdown), so the next start has
   // nothing to catch up.

@@ -25,6 +25,11 @@ class DedupIndexTest : public ::testing::Test {
 
 std::string Key(int i) { return "K" + std::to_string(i * 7919 % 100003) + "-key"; }
 std::string Value(int i) { return "v" + std::to_string(i); }
+// What Record takes: views of the caller's (key, value) strings.
+std::vector<std::pair<std::string_view, std::string_view>> Views(
+    const std::vector<std::pair<std::string, std::string>>& kv) {
+  return {kv.begin(), kv.end()};
+}
 
 // idx holds Key(i) -> Value(i) for every i in [0, n).
 void ExpectEveryKey(DedupIndex& idx, int n) {
@@ -44,7 +49,7 @@ TEST_F(DedupIndexTest, FindsKeysInTheOpenRunTheSealedRunAndRocksDb) {
   for (int i = 0; i < kKeys; i += 10) {
     std::vector<std::pair<std::string, std::string>> batch;
     for (int j = i; j < i + 10; ++j) batch.emplace_back(Key(j), Value(j));
-    ASSERT_TRUE((*idx)->Record(batch, i + 10).ok());
+    ASSERT_TRUE((*idx)->Record(Views(batch), i + 10).ok());
     // Everything recorded so far is found at once, whichever tier holds it.
     auto v = (*idx)->Lookup(Key(i / 2));
     ASSERT_TRUE(v.ok());
@@ -55,7 +60,7 @@ TEST_F(DedupIndexTest, FindsKeysInTheOpenRunTheSealedRunAndRocksDb) {
   std::vector<std::string> keys;
   for (int i = 0; i < kKeys; ++i) keys.push_back(Key(i));
   keys.push_back("Kmissing");
-  auto vs = (*idx)->LookupMany(keys);
+  auto vs = (*idx)->LookupMany(std::vector<std::string_view>(keys.begin(), keys.end()));
   ASSERT_TRUE(vs.ok());
   for (int i = 0; i < kKeys; ++i) {
     ASSERT_TRUE((*vs)[i].has_value()) << i;
@@ -99,7 +104,7 @@ TEST_F(DedupIndexTest, ACatchUpSealsARunBeforeABatchWouldOutgrowIt) {
     for (int b = 0; b < 10; ++b) {
       std::vector<std::pair<std::string, std::string>> batch;
       for (int i = 4 * b; i < 4 * b + 4; ++i) batch.emplace_back(Key(i), Value(i));
-      ASSERT_TRUE((*idx)->Record(batch, 4 * b + 4, /*catching_up=*/true).ok());
+      ASSERT_TRUE((*idx)->Record(Views(batch), 4 * b + 4, /*catching_up=*/true).ok());
       size_t record = 0;  // the largest record: 4 bytes of lengths, the prefix, key and value
       for (int i = 0; i < 40; ++i) record = std::max(record, 4 + 1 + Key(i).size() + Value(i).size());
       EXPECT_LE((*idx)->UnwrittenBytes(), 2 * 10 * record);  // two runs of 10 at most

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
-#include <unordered_set>
 
 #include "common/bytes.h"
 #include "common/find_bytes.h"
@@ -196,30 +195,53 @@ bool Ingestor::IsConflict(std::string_view meta) {
          ContainsBytes(meta, R"("type":"cloud.audit.conflict")") || ContainsBytes(meta, R"("conflict":true)");
 }
 
-std::string Ingestor::KeyIndexKey(std::string_view key) {
-  // Fixed 33-byte index keys: long keys made memtable inserts the largest
-  // cost of ingest. SHA-256 keeps them collision-free in practice.
-  std::string k = "K";
-  k.append(HashBytes(Sha256(key)));
+namespace {
+
+Ingestor::IndexKey MakeIndexKey(char kind, const Hash& digest) {
+  Ingestor::IndexKey k;
+  k[0] = kind;
+  std::memcpy(k.data() + 1, digest.data(), digest.size());
   return k;
 }
 
-std::string Ingestor::ConflictIndexKey(std::string_view key, const Hash& digest) {
-  std::string id = "C";
-  id.append(HashBytes(Sha256Parts({key, std::string_view("\0", 1), HashBytes(digest)})));
-  return id;
-}
+std::string_view View(const Ingestor::IndexKey& k) { return {k.data(), k.size()}; }
 
-namespace {
+// Dedup index records on their way to DedupIndex::Record: fixed-size keys
+// and values (the log index, big-endian) held here, handed over as views.
+class IndexRecords {
+ public:
+  void Reserve(size_t n) {
+    keys_.reserve(n);
+    values_.reserve(n);
+  }
+  void Add(const Ingestor::IndexKey& key, uint64_t index) {
+    keys_.push_back(key);
+    std::array<char, 8>& v = values_.emplace_back();
+    for (int i = 0; i < 8; ++i) v[i] = static_cast<char>(index >> (56 - 8 * i));
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> Views() const {
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    out.reserve(keys_.size());
+    for (size_t i = 0; i < keys_.size(); ++i) out.emplace_back(View(keys_[i]), std::string_view(values_[i].data(), 8));
+    return out;
+  }
 
-// Value of a "K" or "C" record: the log index.
-std::string IndexValue(uint64_t index) {
-  std::string v;
-  PutBigEndian64(&v, index);
-  return v;
-}
+ private:
+  std::vector<Ingestor::IndexKey> keys_;
+  std::vector<std::array<char, 8>> values_;
+};
 
 }  // namespace
+
+Ingestor::IndexKey Ingestor::KeyIndexKey(std::string_view key) {
+  // Fixed 33-byte index keys: long keys made memtable inserts the largest
+  // cost of ingest. SHA-256 keeps them collision-free in practice.
+  return MakeIndexKey('K', Sha256(key));
+}
+
+Ingestor::IndexKey Ingestor::ConflictIndexKey(std::string_view key, const Hash& digest) {
+  return MakeIndexKey('C', Sha256Parts({key, std::string_view("\0", 1), HashBytes(digest)}));
+}
 
 Status Ingestor::CatchUp() {
   const uint64_t end = ledger_->DurableSize();
@@ -230,7 +252,7 @@ Status Ingestor::CatchUp() {
   while (begin < end) {
     if (cancel_) return UnavailableError("the dedup index's catch-up was stopped at entry " + std::to_string(begin));
     uint64_t stop = std::min(end, begin + kChunk);
-    std::vector<std::pair<std::string, std::string>> records;
+    IndexRecords records;
     RETURN_IF_ERROR(ledger_->ReadEntries(begin, stop, [&](uint64_t i, std::string_view e) {
       auto d = ledger::DecodeEntry(e);
       if (!d.ok()) return d.status();
@@ -238,14 +260,14 @@ Status Ingestor::CatchUp() {
       if (!k.empty()) {
         if (IsConflict(d->meta)) {
           const Hash digest = d->external ? d->payload_digest : Sha256(d->payload);
-          records.emplace_back(ConflictIndexKey(k, digest), IndexValue(i));
+          records.Add(ConflictIndexKey(k, digest), i);
         } else {
-          records.emplace_back(KeyIndexKey(k), IndexValue(i));
+          records.Add(KeyIndexKey(k), i);
         }
       }
       return OkStatus();
     }));
-    RETURN_IF_ERROR(dedup_->Record(records, stop, /*catching_up=*/true));
+    RETURN_IF_ERROR(dedup_->Record(records.Views(), stop, /*catching_up=*/true));
     begin = stop;
     catch_up_applied_.store(begin);
   }
@@ -343,41 +365,38 @@ Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
   // Outside the lock: each keyed item's index key. The payload is not
   // hashed: a new key (the common case) needs no digest, and a held one is
   // compared with the bytes that hold it.
-  std::vector<std::string> lookup;  // the keyed items' index keys, in order
-  lookup.reserve(items.size());
+  std::vector<IndexKey> keys;  // the keyed items' index keys, in order
+  keys.reserve(items.size());
   for (const IngestItem& item : items)
-    if (!item.key.empty()) lookup.push_back(KeyIndexKey(item.key));
+    if (!item.key.empty()) keys.push_back(KeyIndexKey(item.key));
+  std::vector<std::string_view> lookup(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) lookup[i] = View(keys[i]);
 
   MutexLock lock(&mu_);
   // Looked up under the lock: a request that finishes between a lookup
   // and the claims below would otherwise be missed by both.
   ASSIGN_OR_RETURN(auto stored, dedup_->LookupMany(lookup));
-  // What this request claims, by index key: the bytes of its first item.
-  std::unordered_map<std::string_view, std::string_view> batch_keys;
-  std::unordered_set<std::string> batch_conflicts;
   size_t next = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].key.empty()) continue;
-    const std::string& ikey = lookup[next];
+    const IndexKey& ikey = keys[next];
     const std::string_view payload = items[i].payload;
     const std::optional<std::string>& found = stored[next++];
-    // Who holds the key already: this request, another in flight, or the
+    // Who holds the key already: this request (its claim is in inflight_
+    // too, with the bytes of its first item), another in flight, or the
     // log (the entry the index names, read back).
     bool held = true;
     bool same = false;
     std::shared_ptr<Pending> holder;
-    if (auto b = batch_keys.find(ikey); b != batch_keys.end()) {
-      same = b->second == payload;
-    } else if (auto f = inflight_.find(ikey); f != inflight_.end()) {
+    if (auto f = inflight_.find(ikey); f != inflight_.end()) {
       same = f->second.payload == payload;
-      holder = f->second.pending;
+      if (f->second.pending != a->pending) holder = f->second.pending;
     } else if (found.has_value()) {
       ASSIGN_OR_RETURN(same, HoldsPayload(*found, payload));
     } else {
       held = false;
     }
     if (!held) {
-      batch_keys.emplace(ikey, payload);
       inflight_[ikey] = {a->pending, payload};
       claims.push_back({ikey, i, 0});
       continue;
@@ -392,16 +411,15 @@ Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
     // conflict, so a reused Audit-ID can neither suppress an event nor
     // pass for the original; the first one stays the audit event. A
     // retried conflict is a duplicate of its own "C" record.
-    std::string ckey = ConflictIndexKey(items[i].key, Sha256(payload));
-    bool dup = batch_conflicts.count(ckey) > 0;
-    if (!dup) {
-      if (auto f = inflight_.find(ckey); f != inflight_.end()) {
-        dup = true;
-        a->deps.push_back(f->second.pending);
-      }
+    const IndexKey ckey = ConflictIndexKey(items[i].key, Sha256(payload));
+    // Claimed already: by this request (no wait), or by another in flight.
+    bool dup = false;
+    if (auto f = inflight_.find(ckey); f != inflight_.end()) {
+      dup = true;
+      if (f->second.pending != a->pending) a->deps.push_back(f->second.pending);
     }
     if (!dup) {
-      ASSIGN_OR_RETURN(auto c, dedup_->Lookup(ckey));
+      ASSIGN_OR_RETURN(auto c, dedup_->Lookup(View(ckey)));
       dup = c.has_value();
     }
     if (dup) {
@@ -411,9 +429,8 @@ Status Ingestor::Admit(const std::vector<IngestItem>& items, Admission* a) {
     }
     ++a->conflicts;
     a->fate[i] = Fate::kConflict;
-    batch_conflicts.insert(ckey);
     inflight_[ckey] = {a->pending, payload};
-    claims.push_back({std::move(ckey), i, 0});
+    claims.push_back({ckey, i, 0});
   }
   return OkStatus();
 }
@@ -502,16 +519,13 @@ Status Ingestor::Commit(const std::string& source, std::vector<std::string> entr
                                                          join](StatusOr<uint64_t> first) {
       Status st = first.status();
       if (first.ok()) {
-        std::vector<std::pair<std::string, std::string>> records;
-        records.reserve(pending->claims.size());
-        for (const Claim& c : pending->claims) {
-          uint64_t index = *first + c.position;
-          records.emplace_back(c.key, IndexValue(index));
-        }
+        IndexRecords records;
+        records.Reserve(pending->claims.size());
+        for (const Claim& c : pending->claims) records.Add(c.key, *first + c.position);
         // The entries are durable whatever the index says. After a failed
         // index write the watermark stops, so the next start catches up.
         const int64_t r0 = ThreadCpuNanos();
-        Status rs = dedup_->Record(records, index_failed_ ? 0 : *first + n);
+        Status rs = dedup_->Record(records.Views(), index_failed_ ? 0 : *first + n);
         metrics_->AddNanos("annals_ingest_cpu_seconds_total", "stage", "dedup-record",
                            ThreadCpuNanos() - r0);
         if (!rs.ok()) {

@@ -17,8 +17,10 @@
 #ifndef ANNALS_INGEST_INGESTOR_H_
 #define ANNALS_INGEST_INGESTOR_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -120,8 +122,9 @@ class Ingestor {
   // Dedup index keys (docs/format/dedup-index.md): "K" + SHA-256(key)
   // names the first item with that key (value: its log index);
   // "C" + SHA-256(key || 0x00 || payload digest) names a conflicting item.
-  static std::string KeyIndexKey(std::string_view key);
-  static std::string ConflictIndexKey(std::string_view key, const Hash& payload_digest);
+  using IndexKey = std::array<char, 33>;
+  static IndexKey KeyIndexKey(std::string_view key);
+  static IndexKey ConflictIndexKey(std::string_view key, const Hash& payload_digest);
 
  private:
   struct Pending;  // one in-flight append
@@ -134,7 +137,7 @@ class Ingestor {
   // A key a request reserved in inflight_: the index record its append
   // writes once durable.
   struct Claim {
-    std::string key;  // the index key ("K" or "C" record)
+    IndexKey key;     // the index key ("K" or "C" record)
     size_t item;      // of the item that claimed it, in the request
     size_t position;  // of that item's entry in the append (set by Encode)
   };
@@ -184,7 +187,15 @@ class Ingestor {
   const redact::Redactor* redactor_ = nullptr;
   redact::SealedStore* sealed_ = nullptr;
   Mutex mu_;  // also orders admission
-  std::unordered_map<std::string, Inflight> inflight_ GUARDED_BY(mu_);
+  // An index key's digest bytes are already uniformly spread.
+  struct IndexKeyHash {
+    size_t operator()(const IndexKey& k) const {
+      size_t h;
+      std::memcpy(&h, k.data() + 1, sizeof(h));
+      return h;
+    }
+  };
+  std::unordered_map<IndexKey, Inflight, IndexKeyHash> inflight_ GUARDED_BY(mu_);
   // Set once an index write failed: the watermark then stays where it was,
   // so the next start catches the index up from the log.
   std::atomic<bool> index_failed_{false};

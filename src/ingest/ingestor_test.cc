@@ -107,6 +107,9 @@ TEST_F(IngestorTest, RetriesAreStoredOnceAndOtherBytesAreMarkedConflicts) {
   Open();
   ExpectCounts(Submit({{"a", R"({"n":1})"}, {"a", R"({"n":9})"}, {"b", R"({"n":4})"}}), 1, 2, 1);
   EXPECT_EQ(Metas().size(), 5u);
+  // A conflict and its retry in the request that makes it: one stored.
+  ExpectCounts(Submit({{"c", R"({"n":1})"}, {"c", R"({"n":2})"}, {"c", R"({"n":2})"}}), 2, 1, 1);
+  EXPECT_EQ(Metas().size(), 7u);
 }
 
 // A failed append reaches the submitter as ResourceExhausted (disk full) or
