@@ -106,7 +106,7 @@ void FlowEnricher::FindVersions(Flow* batch, size_t n) const {
     for (FlowEnd& e : batch[k].end) {
       e.versions_left = 0;
       if (!e.held) continue;
-      const auto& versions = store_->object(e.held->pod).versions;
+      const auto& versions = (e.object ? *e.object : store_->object(e.held->pod)).versions;
       e.versions_from = versions.data();
       e.versions_left = versions.size();
       if (e.versions_left > 0) __builtin_prefetch(e.versions_from + e.versions_left / 2);
@@ -132,7 +132,7 @@ void FlowEnricher::FindVersions(Flow* batch, size_t n) const {
 }
 
 void FlowEnricher::KeyCache(FlowEnd* e, Micros t) const {
-  const uint32_t ns = store_->object(e->held->pod).ns;
+  const uint32_t ns = store_->names(e->held->pod).ns;  // a cold object's stub has it
   e->epoch = store_->ServiceEpoch(ns, t);
   e->generation = store_->late_generation(ns);
   const uint64_t hash = (e->version->index * 0x9E3779B97F4A7C15ull) ^ (e->epoch * 0xC2B2AE3D27D4EB4Full);
@@ -375,7 +375,12 @@ Status FlowEnricher::EnrichFlows(std::string_view body, std::string* out, size_t
       for (size_t k = 0; k < n; ++k)
         for (FlowEnd& e : batch[k].end) {
           FindHolder(&e, batch[k].time, c);
-          if (e.held) Prefetch(&store_->object(e.held->pod), sizeof(Object));
+          // A cold pod is found in the store's cache once, here, not at
+          // each step that reads it.
+          if (e.held) {
+            e.object = &store_->object(e.held->pod);
+            Prefetch(e.object, sizeof(Object));
+          }
         }
       FindVersions(batch, n);
       for (size_t k = 0; k < n; ++k)

@@ -63,6 +63,7 @@ class FlowEnricher {
     std::optional<IpKey> ip;
     const std::vector<IpInterval>* intervals = nullptr;  // ip's, if indexed
     const IpInterval* held = nullptr;  // when a pod held ip at the flow's time
+    const Object* object = nullptr;    // that pod (loaded once, if cold)
     const Version* version = nullptr;  // that pod's version at the flow's time
     // The pod's versions still in question while a batch searches them:
     // [versions_from, versions_from + versions_left).

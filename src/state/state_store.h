@@ -410,7 +410,9 @@ class StateStore {
   // Histories read back (or just frozen), in shards by id so that readers
   // on several threads do not queue on one lock. Entries are freed only
   // under mu_ held exclusive (TrimCacheLocked, Thaw, AdoptLocked).
-  struct CacheShard {
+  // A cache line (or more) each: two readers locking neighbouring shards
+  // must not bounce one line between their cores.
+  struct alignas(64) CacheShard {
     Mutex mu;
     std::unordered_map<uint32_t, std::unique_ptr<Object>> map GUARDED_BY(mu);
     std::vector<uint32_t> order GUARDED_BY(mu);  // oldest first; may name ids no longer cached
