@@ -584,6 +584,16 @@ void StepIntervals(uint32_t id, const Version& v, const std::vector<IpKey>& acti
   }
 }
 
+// Pod id's copy of its interval iv in iv's address list (sorted by start),
+// or the list's end. A pod opens an address once per version.
+std::vector<IpInterval>::iterator Filed(std::vector<IpInterval>& vec, uint32_t id, const IpInterval& iv) {
+  auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
+                             [](const IpInterval& x, Micros s) { return x.start < s; });
+  for (; it != vec.end() && it->start == iv.start; ++it)
+    if (it->pod == id && it->start_index == iv.start_index) return it;
+  return vec.end();
+}
+
 }  // namespace
 
 void StateStore::ExtendIntervals(uint32_t id) {
@@ -601,14 +611,9 @@ void StateStore::ExtendIntervals(uint32_t id) {
   for (size_t i = first_open; i < o.intervals.size(); ++i) {
     const IpInterval& iv = o.intervals[i];
     auto& vec = ip_index_.Intervals(iv.ip);
-    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
-                               [](const IpInterval& x, Micros s) { return x.start < s; });
-    for (; it != vec.end() && it->start == iv.start; ++it) {
-      if (it->pod == id && it->end == kNever) {
-        it->end = iv.end;
-        it->end_index = iv.end_index;
-        break;
-      }
+    if (auto it = Filed(vec, id, iv); it != vec.end()) {
+      it->end = iv.end;
+      it->end_index = iv.end_index;
     }
   }
   o.intervals.insert(o.intervals.end(), open.begin(), open.end());
@@ -643,14 +648,7 @@ void StateStore::RecomputeIntervalsFrom(uint32_t id, size_t k) {
   for (size_t i = kept; i < o.intervals.size(); ++i) {
     const IpInterval& iv = o.intervals[i];
     auto& vec = ip_index_.Intervals(iv.ip);
-    auto it = std::lower_bound(vec.begin(), vec.end(), iv.start,
-                               [](const IpInterval& x, Micros s) { return x.start < s; });
-    for (; it != vec.end() && it->start == iv.start; ++it) {
-      if (it->pod == id && it->start_index == iv.start_index) {
-        vec.erase(it);
-        break;
-      }
-    }
+    if (auto it = Filed(vec, id, iv); it != vec.end()) vec.erase(it);
     if (!before(iv.start, iv.start_index)) continue;
     IpInterval again = iv;
     again.end = kNever;
