@@ -559,6 +559,7 @@ void StateStore::AdoptLocked(StateStore& s) {
     c.order.clear();
     c.bytes = 0;
   }
+  for (Object& o : objects_) o.loaded = nullptr;  // s's cache, not this one's
 }
 
 std::string StateStore::EncodeObject(const Object& ob) const {

@@ -804,6 +804,7 @@ std::string StateStore::damage() const {
 
 const Object& StateStore::Loaded(uint32_t id) const {
   const Object& stub = objects_[id];
+  if (const Object* o = std::atomic_ref(stub.loaded).load(std::memory_order_acquire)) return *o;
   CacheShard& c = ShardOf(id);
   {
     MutexLock l(&c.mu);
@@ -827,6 +828,7 @@ const Object& StateStore::Loaded(uint32_t id) const {
   MutexLock l(&c.mu);
   auto [it, inserted] = c.map.emplace(id, std::move(o));
   if (inserted) {
+    std::atomic_ref(stub.loaded).store(it->second.get(), std::memory_order_release);
     c.bytes += BytesOf(*it->second);
     c.order.push_back(id);
     ++c.loads;
@@ -849,6 +851,7 @@ void StateStore::Thaw(uint32_t id) {
       back = std::move(it->second);
       c.map.erase(it);
     }
+    o.loaded = nullptr;
   }
   if (&body == &o || !back) {  // unreadable (damaged): hot with no history until the rebuild
     o.cold = 0;
@@ -881,6 +884,7 @@ void StateStore::Freeze(uint32_t id, uint64_t generation) {
   CacheShard& c = ShardOf(id);
   MutexLock l(&c.mu);
   c.bytes += BytesOf(*body);
+  o.loaded = body.get();
   c.map.insert_or_assign(id, std::move(body));
   c.order.push_back(id);
   if (c.bytes > cache_budget_ / kCacheShards) over_budget_.store(true, std::memory_order_relaxed);
@@ -930,9 +934,11 @@ void StateStore::TrimCacheLocked() {
     MutexLock l(&c.mu);
     size_t k = 0;
     while (c.bytes > share && k < c.order.size()) {
-      auto it = c.map.find(c.order[k++]);
+      const uint32_t id = c.order[k++];
+      auto it = c.map.find(id);
       if (it == c.map.end()) continue;
       c.bytes -= std::min(c.bytes, BytesOf(*it->second));
+      objects_[id].loaded = nullptr;
       c.map.erase(it);
     }
     c.order.erase(c.order.begin(), c.order.begin() + static_cast<long>(k));

@@ -126,6 +126,10 @@ struct Object {
   uint64_t cold = 0;
   Micros first_time = 0;  // cold: the time of its first version
   Version last;           // cold: its last version (gone)
+  // Cold: its history while the store's cache holds it, else null. Read
+  // and published through std::atomic_ref (readers under the shared lock
+  // find it without the cache's lock); cleared only under the exclusive one.
+  mutable const Object* loaded = nullptr;
 
   // Last version at or before t, or nullptr; presence kGone means absent.
   // Not for a cold object (StateStore::VersionAt).
