@@ -22,6 +22,10 @@ inline void PutBigEndian32(std::string* dst, uint32_t v) {
 inline void PutBigEndian64(std::string* dst, uint64_t v) {
   for (int s = 56; s >= 0; s -= 8) dst->push_back(static_cast<char>(v >> s));
 }
+// The 8 bytes at p.
+inline void StoreBigEndian64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (56 - 8 * i));
+}
 inline uint16_t GetBigEndian16(const char* p) {
   auto u = reinterpret_cast<const unsigned char*>(p);
   return static_cast<uint16_t>((u[0] << 8) | u[1]);

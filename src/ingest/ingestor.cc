@@ -216,8 +216,7 @@ class IndexRecords {
   }
   void Add(const Ingestor::IndexKey& key, uint64_t index) {
     keys_.push_back(key);
-    std::array<char, 8>& v = values_.emplace_back();
-    for (int i = 0; i < 8; ++i) v[i] = static_cast<char>(index >> (56 - 8 * i));
+    StoreBigEndian64(values_.emplace_back().data(), index);
   }
   std::vector<std::pair<std::string_view, std::string_view>> Views() const {
     std::vector<std::pair<std::string_view, std::string_view>> out;

@@ -106,7 +106,7 @@ void FlowEnricher::FindVersions(Flow* batch, size_t n) const {
     for (FlowEnd& e : batch[k].end) {
       e.versions_left = 0;
       if (!e.held) continue;
-      const auto& versions = (e.object ? *e.object : store_->object(e.held->pod)).versions;
+      const auto& versions = e.object->versions;  // set at the pod step
       e.versions_from = versions.data();
       e.versions_left = versions.size();
       if (e.versions_left > 0) __builtin_prefetch(e.versions_from + e.versions_left / 2);

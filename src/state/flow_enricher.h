@@ -91,8 +91,9 @@ class FlowEnricher {
   // caller holds the store lock.
   uint32_t ClusterId(std::string_view cluster) const;
   void FindVersion(FlowEnd* e, Micros t) const;
-  // FindVersion for a batch: the binary searches of all its ends advance
-  // one probe at a time, each probe prefetched a round before it is read.
+  // FindVersion for a batch whose held ends have their object set: the
+  // binary searches of all its ends advance one probe at a time, each
+  // probe prefetched a round before it is read.
   void FindVersions(Flow* batch, size_t n) const;
   // e's render-cache key, set and tag (e->version set).
   void KeyCache(FlowEnd* e, Micros t) const;

@@ -439,7 +439,6 @@ Status StateStore::DecodeSnapshot(std::string_view body) {
       Object ob;
       GetObject(in, {S, L, R, n}, &ob);
       if (!in.ok()) break;
-      if (s.uid_slots_.empty()) s.uid_slots_.assign(64, 0);
       const uint64_t hash = UidHash(ob.cluster, ob.uid);
       const size_t slot = s.UidSlot(ob.cluster, ob.uid, hash);
       if (s.uid_slots_[slot] != 0) in.Fail("uid " + ob.uid + " repeated");

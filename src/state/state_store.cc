@@ -353,7 +353,6 @@ void StateStore::FileUid(uint32_t id, size_t slot, uint64_t hash) {
 
 uint32_t StateStore::ObjectFor(uint32_t cluster, uint32_t resource, const ObjectFacts& facts, bool* created) {
   uint32_t id;
-  if (uid_slots_.empty()) uid_slots_.assign(64, 0);
   const uint64_t hash = UidHash(cluster, facts.uid);
   const size_t slot = UidSlot(cluster, facts.uid, hash);
   *created = uid_slots_[slot] == 0;
@@ -713,7 +712,6 @@ std::vector<uint32_t> StateStore::Objects(uint32_t resource, uint32_t ns, bool a
 }
 
 int64_t StateStore::FindUid(uint32_t cluster, std::string_view uid) const {
-  if (uid_slots_.empty()) return -1;
   const uint64_t slot = uid_slots_[UidSlot(cluster, uid, UidHash(cluster, uid))];
   return slot == 0 ? int64_t{-1} : static_cast<int64_t>(static_cast<uint32_t>(slot) - 1);
 }

@@ -373,7 +373,7 @@ class StateStore {
   // full) of the high 32 bits of the key's hash beside id + 1 (0: empty),
   // checked against objects_[id]. A node map keyed by uid held every uid
   // twice and took three dependent loads a lookup.
-  std::vector<uint64_t> uid_slots_;
+  std::vector<uint64_t> uid_slots_ = std::vector<uint64_t>(64, 0);  // a power of two
   size_t uid_count_ = 0;
   static uint64_t UidHash(uint32_t cluster, std::string_view uid);
   // The slot of (cluster, uid), or the empty slot where it goes.
