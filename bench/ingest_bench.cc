@@ -525,8 +525,11 @@ class Server {
 
   // CPU seconds so far: per thread name (from /proc) and, as "stage:NAME",
   // the server's annals_ingest_cpu_seconds_total{stage="NAME"} counters.
+  // "process" is the whole process's, threads that exited included (the
+  // event index's commits run on short-lived threads).
   std::map<std::string, double> Cpu() const {
     std::map<std::string, double> out = ThreadCpuSeconds(pid_);
+    out["process"] = ProcessCpuSeconds(pid_);
     const std::string m = Metrics();
     constexpr std::string_view kName = "\nannals_ingest_cpu_seconds_total{stage=\"";
     for (size_t at = m.find(kName); at != std::string::npos; at = m.find(kName, at + 1)) {
@@ -734,14 +737,16 @@ StageCpu Stages(const std::map<std::string, double>& a, const std::map<std::stri
   named = http + d("annals-writer") + d("annals-complete") + d("annals-dedup") +
           d("annals-integrat") + d("annals-publish") + d("annals-project") + d("annals-feed") +
           d("annals-compress");
-  double rocks = 0, all = 0;
+  double rocks = 0, live = 0;
   for (const auto& [k, v] : b) {
-    if (k.starts_with("stage:")) continue;
-    all += d(k);
+    if (k.starts_with("stage:") || k == "process") continue;
+    live += d(k);
     if (k.starts_with("rocksdb")) rocks += d(k);
   }
+  const double all = std::max(live, d("process"));
   row("rocksdb background", rocks);
-  row("other threads", all - named - rocks);
+  row("other threads (running)", live - named - rocks);
+  row("threads that exited (event index commits)", all - live);
   out.total = all * per;
   return out;
 }

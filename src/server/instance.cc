@@ -333,6 +333,8 @@ Status Instance::Build() {
   p.projector = std::make_unique<state::Projector>(p.ledger.get(), p.store.get(), p.events.get());
   p.projector->set_snapshot(SnapshotPath(data), std::max<uint64_t>(o.snapshot_every, 1), o.snapshot_interval);
   p.projector->set_images(p.images.get(), o.snapshot_every);
+  // Live event rows commit in batches of up to 50 ms (docs/state.md).
+  p.projector->set_live_commit(32768, 50);
   // Ready once ingest is too: the dedup index caught up beside the
   // projection. The log's scrub waits for both (a start from empty is all
   // CPU); a dedup catch-up that failed lets it begin all the same.

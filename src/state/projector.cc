@@ -49,6 +49,7 @@ Status Projector::CatchUpLocked() {
     RETURN_IF_ERROR(store_->Reset());
   }
   if (rebuild_events_.exchange(false)) {
+    deferred_ = {};
     RETURN_IF_ERROR(events_->Reset());
     log::Warning("event index wiped; rebuilding it from the log");
   }
@@ -59,19 +60,28 @@ Status Projector::CatchUpLocked() {
     // the log was not made from this log.
     log::Warning("event index covers %llu entries, the log %llu: rebuilding it",
                  static_cast<unsigned long long>(events_->watermark()), static_cast<unsigned long long>(end));
+    deferred_ = {};
     RETURN_IF_ERROR(events_->Reset());
   }
-  uint64_t begin = std::min(store_->applied(), events_->watermark());
-  if (first_begin_ == UINT64_MAX) first_begin_ = begin;
   // The event rows of [watermark, rows_to), not yet committed. A catch-up
-  // commits them in batches of EventIndex::kCatchUpRows; live, each call
-  // commits what it read.
+  // commits them in batches of EventIndex::kCatchUpRows; live, the rows of
+  // the last calls wait (deferred_) until there are live_commit_rows_ of
+  // them or the oldest is live_commit_ms_ old.
   index::EventBatch batch;
   uint64_t rows_to = events_->watermark();
+  // Rows handed to a commit, done or in flight.
+  uint64_t handed_to = rows_to;
+  if (deferred_.rows_to > rows_to && deferred_.from == rows_to) {
+    batch = std::move(deferred_.batch);
+    rows_to = deferred_.rows_to;
+  }
+  const auto deferred_since = deferred_.since;
+  deferred_ = {};
+  uint64_t begin = std::min(store_->applied(), rows_to);
+  if (first_begin_ == UINT64_MAX) first_begin_ = begin;
   // A batch of rows is committed on a thread of its own while the next
   // chunks are applied (one in flight): the two halves of a catch-up take
   // about as long each, and there are two cores.
-  uint64_t handed_to = rows_to;  // rows handed to a commit, done or in flight
   std::future<Status> in_flight;
   auto settle = [&]() -> Status { return in_flight.valid() ? in_flight.get() : OkStatus(); };
   auto commit = [&]() -> Status {
@@ -91,6 +101,16 @@ Status Projector::CatchUpLocked() {
     }
     batch.clear();
     return OkStatus();
+  };
+  // Live rows (after the first catch-up) wait for more: each commit writes
+  // a fixed share of keys besides the rows (counts, names, hours, the
+  // watermark) that land all over the memtable, each a full skip-list
+  // search; at one commit per group commit of the log they were most of
+  // the index's CPU (docs/performance.md).
+  auto defer = [&]() {
+    if (live_commit_ms_ <= 0 || !first_done_ || stop_ || rows_to - handed_to >= live_commit_rows_) return false;
+    const auto since = deferred_since.value_or(std::chrono::steady_clock::now());
+    return std::chrono::steady_clock::now() - since < std::chrono::milliseconds(live_commit_ms_);
   };
   auto t0 = std::chrono::steady_clock::now();
   auto last_report = t0;
@@ -136,8 +156,10 @@ Status Projector::CatchUpLocked() {
       return read;
     }
     if (stop > rows_from) rows_to = stop;
-    // At the end of the call the index covers everything the store does.
-    if (batch.rows() >= index::EventIndex::kCatchUpRows || stop == end) RETURN_IF_ERROR(commit());
+    // At the end of the call the index covers everything the store does,
+    // unless the rows wait for more (after the loop).
+    if (batch.rows() >= index::EventIndex::kCatchUpRows) RETURN_IF_ERROR(commit());
+    if (stop == end && !defer()) RETURN_IF_ERROR(commit());
     if (stop == end) RETURN_IF_ERROR(settle());
     if (stop > store_from) store_->SetApplied(stop);
     // Bodies of objects gone cold, written now (nothing durable names
@@ -156,10 +178,19 @@ Status Projector::CatchUpLocked() {
                    rate > 0 ? static_cast<double>(end - begin) / rate : 0.0);
     }
   }
-  RETURN_IF_ERROR(settle());  // a catch-up returns with the index where the store is
+  // Rows read by an earlier call, none since: committed once due.
+  if (rows_to > handed_to && !defer()) RETURN_IF_ERROR(commit());
+  RETURN_IF_ERROR(settle());  // a catch-up returns with the index where the store is, or its rows deferred
+  if (rows_to > handed_to) {
+    deferred_.batch = std::move(batch);
+    deferred_.from = handed_to;
+    deferred_.rows_to = rows_to;
+    deferred_.since = deferred_since.value_or(std::chrono::steady_clock::now());
+  }
+  rows_made_.store(rows_to);
   RETURN_IF_ERROR(store_->CommitCold());  // trims what readers brought back
   applied_.store(std::min(store_->applied(), events_->watermark()));
-  caught_up_.store(applied_.load() >= end && !rebuild_events_.load(), std::memory_order_release);
+  caught_up_.store(std::min(store_->applied(), rows_to) >= end && !rebuild_events_.load(), std::memory_order_release);
   if (!first_done_ && caught_up_.load()) {
     first_done_ = true;
     if (on_caught_up_)
@@ -257,6 +288,16 @@ void Projector::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   if (verifier_.joinable()) verifier_.join();
+  // Rows deferred by the last live call: committed, so the next start does
+  // not make them again from the log (it would, byte for byte, if this
+  // fails or the process dies first).
+  std::lock_guard lock(mu_);
+  if (deferred_.rows_to > deferred_.from && events_->watermark() == deferred_.from) {
+    Status s = events_->Commit(deferred_.batch, deferred_.rows_to);
+    if (!s.ok()) log::Warning("event index: the last rows were not committed (%s); the next start makes them again", s.message().c_str());
+    else applied_.store(std::min(store_->applied(), events_->watermark()));
+  }
+  deferred_ = {};
 }
 
 void Projector::RebuildEvents(const std::string& why) {
@@ -375,7 +416,8 @@ Projector::Progress Projector::progress() const {
   p.applied = applied_.load();
   p.target = std::max(target_.load(), p.applied);
   p.entries_per_second = rate_.load();
-  p.rebuilding_events = rebuild_events_.load() || events_->watermark() < store_->applied();
+  p.rebuilding_events =
+      rebuild_events_.load() || std::max(rows_made_.load(), events_->watermark()) < store_->applied();
   p.unreadable_payloads = unreadable_.load();
   p.first_unreadable = first_unreadable_.load();
   return p;

@@ -4,9 +4,9 @@
 // the in-memory store, loaded at start from its snapshot, and each audit
 // event's row to the on-disk EventIndex, which keeps a durable watermark
 // and so only catches up the tail of the log on start. When a catch-up
-// returns, the index covers what the store does (WaitForApplied waits for
-// both); within a long catch-up the rows go in batches of
-// EventIndex::kCatchUpRows.
+// returns, the index covers what the store does, except live rows that
+// set_live_commit lets wait (WaitForApplied waits for both); within a long
+// catch-up the rows go in batches of EventIndex::kCatchUpRows.
 //
 // A state snapshot (state_snapshot.h), written periodically, lets a start
 // replay only the entries after it.
@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +69,17 @@ class Projector {
   // the projector was made. Set before Start.
   void OnCaughtUp(std::function<void(uint64_t entries, uint64_t replayed, double seconds)> fn) {
     on_caught_up_ = std::move(fn);
+  }
+  // Once the first catch-up is done, a call's event rows wait for the next
+  // calls' until there are `rows` of them or the oldest is `ms` old (the
+  // polling thread calls every 10 ms), so that the index commits a few
+  // large batches a second rather than one per group commit of the log.
+  // The store, the change feed and /readyz do not wait for them;
+  // questions of the event index see an entry up to `ms` later. 0 ms
+  // (the default): every call commits what it read. Set before Start.
+  void set_live_commit(uint64_t rows, int ms) {
+    live_commit_rows_ = std::max<uint64_t>(rows, 1);
+    live_commit_ms_ = ms;
   }
   // Prints the catch-up's progress (entries/s, ETA) to stderr every ~2 s.
   void set_report_progress(bool on) { report_ = on; }
@@ -137,6 +149,16 @@ class Projector {
   std::atomic<double> rate_{0};
   std::function<void(uint64_t, uint64_t, double)> on_caught_up_;
   bool first_done_ = false;  // guarded by mu_
+  uint64_t live_commit_rows_ = 1;
+  int live_commit_ms_ = 0;
+  // Rows [from, rows_to) made by the last calls, not yet committed;
+  // guarded by mu_.
+  struct Deferred {
+    index::EventBatch batch;
+    uint64_t from = 0, rows_to = 0;
+    std::optional<std::chrono::steady_clock::time_point> since;
+  } deferred_;
+  std::atomic<uint64_t> rows_made_{0};  // rows made (committed or deferred) up to here
   uint64_t first_begin_ = UINT64_MAX;  // where the first catch-up began; guarded by mu_
   std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
   bool report_ = true;

@@ -376,8 +376,11 @@ StatusOr<std::string> Questions::State(const StateQuery& q, std::vector<uint64_t
       if (evidence) evidence->push_back(v->index);
     }
   }
+  // Entries both the store and the event index cover (the index's live
+  // rows can trail the store by Projector::set_live_commit's interval).
+  const uint64_t applied = events_ ? std::min(store_->applied(), events_->watermark()) : store_->applied();
   out += "],\"count\":" + std::to_string(count) + ",\"total\":" + std::to_string(total) + ",\"applied\":" +
-         std::to_string(store_->applied());
+         std::to_string(applied);
   if (!next.empty()) {
     out += ",\"next_cursor\":";
     json_util::AppendJsonString(&out, next);
