@@ -3,11 +3,14 @@
 // it redacts must hold up: every sealed value opens its commitment, and
 // putting each value back in place of its commitment gives the input byte
 // for byte (nothing else was touched). The cheap look (MayApply) must not
-// say "nothing here" for an input the redactor does redact.
+// say "nothing here" for an input the redactor does redact, and its look
+// at the parsed document agrees with its look at the bytes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include <simdjson.h>
 
 #include "fuzz_check.h"
 #include "redact/policy.h"
@@ -20,6 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Half the inputs as a watched list's items: the kind from outside.
   const std::string_view kind = size % 2 ? "Secret" : "";
   const bool may = redactor->MayApply(input, kind);
+  // Parsed, the look at the document says the same.
+  {
+    static simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(input.data(), input.size()).get(doc) == simdjson::SUCCESS) CHECK(redactor->MayApply(doc, kind) == may);
+  }
   uint8_t n = 0;
   auto r = redactor->Apply(
       input,

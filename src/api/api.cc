@@ -685,7 +685,7 @@ void Api::IngestK8sAudit(HttpRequest&& req, Responder respond) {
   const std::string source = "k8s-audit";
   auto body = std::make_shared<std::string>(std::move(req.body));
   const int64_t t0 = ThreadCpuNanos();
-  auto events = ingest::ParseAuditBody(*body, body->capacity());
+  auto events = ingest::ParseAuditBody(*body, body->capacity(), ingestor_->redactor());
   if (!events.ok()) {
     metrics_.Add("annals_events_rejected_total", "source", source);
     return respond(ErrorResponse(events.status()));

@@ -442,6 +442,7 @@ Status Ingestor::Redact(const std::string& source, std::vector<IngestItem>* item
   for (size_t i = 0; i < items->size(); ++i) {
     if (a->fate[i] == Fate::kDuplicate) continue;
     IngestItem& it = (*items)[i];
+    if (!it.may_redact) continue;  // the parser looked already
     // A watched list's items carry no kind: the entry's metadata says it.
     std::string_view kind;
     if (ContainsBytes(it.meta, "\"type\":\"k8s.watch\"")) {

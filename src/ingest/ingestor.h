@@ -43,6 +43,9 @@ struct IngestItem {
   std::string meta;          // entry metadata JSON
   std::string_view payload;  // original bytes; must outlive Submit's callback
   std::string key;           // dedup key; empty = never deduplicated
+  // False: the parser looked at the payload for the redactor's triggers
+  // and found none (Redactor::MayApply), so redaction skips it.
+  bool may_redact = true;
 };
 
 // Files an item under a cluster (docs/sources.md "Clusters"): its
@@ -104,6 +107,8 @@ class Ingestor {
   // sealed->Sync()). Deduplication still compares what was received: a
   // retry of a redacted event is recognised through the sealed store's
   // digest of it. Set before the first Submit; neither is owned.
+  // What ingest parsers look for triggers of (nullptr: no redaction).
+  const redact::Redactor* redactor() const { return redactor_ && sealed_ ? redactor_ : nullptr; }
   void SetRedaction(const redact::Redactor* redactor, redact::SealedStore* sealed) {
     redactor_ = redactor;
     sealed_ = sealed;

@@ -12,7 +12,9 @@
 #include <filesystem>
 
 #include "env/fault_injection_env.h"
+#include "ingest/k8s_audit.h"
 #include "ledger/entry.h"
+#include "redact/policy.h"
 
 namespace annals::ingest {
 namespace {
@@ -255,6 +257,34 @@ TEST_F(IngestorTest, IngestDuringTheDedupCatchUpWaitsForItAndFindsRetries) {
   EXPECT_EQ(p.target, static_cast<uint64_t>(kEntries));
   EXPECT_EQ(ledger_->DurableSize(), static_cast<uint64_t>(kEntries + 2));
   std::printf("(the request came %s the catch-up ended)\n", held ? "before" : "after");
+}
+
+}  // namespace
+}  // namespace annals::ingest
+
+namespace annals::ingest {
+namespace {
+
+// The webhook's parse looks at each parsed event for the redactor's
+// triggers: an event naming secrets goes on to redaction, a plain one is
+// skipped by it; without a redactor every event goes on.
+TEST(AuditBodyRedactionLook, EachEventIsMarkedByWhatItHolds) {
+  const std::string body =
+      R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[)"
+      R"({"auditID":"a1","stage":"ResponseComplete","verb":"get","objectRef":{"resource":"secrets","name":"db"}},)"
+      R"({"auditID":"a2","stage":"ResponseComplete","verb":"get","objectRef":{"resource":"pods","name":"web"}},)"
+      R"({"auditID":"a3","stage":"ResponseComplete","verb":"create","requestObject":{"spec":{"containers":[{"env":[]}]}}}]})";
+  const redact::Redactor redactor(redact::DefaultPolicy());
+  auto looked = ParseAuditBody(body, 0, &redactor);
+  ASSERT_TRUE(looked.ok()) << looked.status().ToString();
+  ASSERT_EQ(looked->size(), 3u);
+  EXPECT_TRUE((*looked)[0].may_redact);
+  EXPECT_FALSE((*looked)[1].may_redact);
+  EXPECT_TRUE((*looked)[2].may_redact);
+  EXPECT_FALSE(AuditItem((*looked)[1], "k8s-audit", "2026-12-07T00:00:00Z").may_redact);
+  auto plain = ParseAuditBody(body);
+  ASSERT_TRUE(plain.ok());
+  for (const auto& e : *plain) EXPECT_TRUE(e.may_redact);
 }
 
 }  // namespace

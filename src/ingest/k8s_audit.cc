@@ -9,6 +9,7 @@
 #include "json/json_parse.h"
 #include "json/json_scan.h"
 #include "json/json_write.h"
+#include "redact/redactor.h"
 
 namespace annals::ingest {
 
@@ -104,7 +105,8 @@ StatusOr<AuditEvent> ParseAuditEvent(std::string_view json, std::string_view wha
   return AuditEventFromDom(doc, json, what);
 }
 
-StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size_t readable) {
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size_t readable,
+                                                 const redact::Redactor* redactor) {
   std::string_view body = TrimJsonSpace(received);
   if (body.empty()) return InvalidArgumentError("empty body");
   // Bytes readable from the trimmed body's start.
@@ -123,6 +125,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
                        (kind.empty() && doc["items"].get_array().get(items) == simdjson::SUCCESS);
   if (!is_list) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, body, "body"));
+    if (redactor) ev.may_redact = redactor->MayApply(doc);
     return std::vector<AuditEvent>{std::move(ev)};
   }
   std::string_view api;
@@ -139,6 +142,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
   size_t k = 0;
   for (simdjson::dom::element item : items) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(item, raws[k], "items[" + std::to_string(k) + "]"));
+    if (redactor) ev.may_redact = redactor->MayApply(item);
     out.push_back(std::move(ev));
     ++k;
   }
@@ -189,6 +193,7 @@ IngestItem AuditItem(const AuditEvent& e, std::string_view source, std::string_v
   item.key = e.DedupKey();
   item.meta = MetaWithKey(e, item.key, source, receive_time);
   item.payload = e.raw;
+  item.may_redact = e.may_redact;
   return item;
 }
 

@@ -37,6 +37,9 @@ struct AuditEvent {
   std::string stage_timestamp;
   std::string source_ip;   // sourceIPs[0]
   std::string user_agent;
+  // False when the parse found none of the redactor's triggers in it
+  // (Redactor::MayApply on the parsed document): redaction skips it.
+  bool may_redact = true;
 
   // "audit:<len(auditID)>:<auditID>/<stage>": the apiserver emits each
   // stage of a request once, so this pair names an event across webhook
@@ -65,7 +68,10 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
 // `readable`: how many bytes from body.data() may be read (a std::string's
 // capacity); with json_util::kJsonPadding past the end the body is parsed
 // where it is, not copied.
-StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body, size_t readable = 0);
+// `redactor`: each event's may_redact is its look at the parsed event
+// (else true).
+StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body, size_t readable = 0,
+                                                 const redact::Redactor* redactor = nullptr);
 
 // The entry metadata for an audit event (entry_format.h "meta").
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time);

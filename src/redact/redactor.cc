@@ -1,5 +1,7 @@
 #include "redact/redactor.h"
 
+#include <simdjson.h>
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -669,6 +671,31 @@ bool Redactor::MayApply(std::string_view t, std::string_view root_kind) const {
 #endif
   scalar(i, t.size());
   return found;
+}
+
+bool Redactor::MayApply(const simdjson::dom::element& doc, std::string_view root_kind) const {
+  if (always_) return true;
+  if (triggers_.empty()) return false;
+  if (!root_kind.empty() && IsTrigger(root_kind)) return true;
+  return HasTrigger(doc);
+}
+
+bool Redactor::HasTrigger(const simdjson::dom::element& e) const {
+  // Depth is bounded by the parser's (kMaxJsonDepth).
+  switch (e.type()) {
+    case simdjson::dom::element_type::OBJECT:
+      for (auto field : simdjson::dom::object(e))
+        if (IsTrigger(field.key) || HasTrigger(field.value)) return true;
+      return false;
+    case simdjson::dom::element_type::ARRAY:
+      for (auto v : simdjson::dom::array(e))
+        if (HasTrigger(v)) return true;
+      return false;
+    case simdjson::dom::element_type::STRING:
+      return IsTrigger(std::string_view(e));
+    default:
+      return false;
+  }
 }
 
 StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<Salt()>& salt,

@@ -30,6 +30,10 @@
 #include "common/status.h"
 #include "redact/policy.h"
 
+namespace simdjson::dom {
+class element;
+}  // namespace simdjson::dom
+
 namespace annals::redact {
 
 using Salt = std::array<uint8_t, 32>;
@@ -68,6 +72,9 @@ class Redactor {
   // root_kind: the kind of the top-level object when it does not carry
   // one (a watched list's items); as for Apply.
   bool MayApply(std::string_view json, std::string_view root_kind = {}) const;
+  // The same look over a document already parsed (its member names and
+  // string values, decoded): true wherever MayApply(its bytes) is.
+  bool MayApply(const simdjson::dom::element& doc, std::string_view root_kind = {}) const;
   // Salts come from `salt` (tests), else from OpenSSL's CSPRNG.
   // A kind's rules apply to objects of that kind, to the items of a list
   // of them ("SecretList"), and to the top-level object when root_kind
@@ -96,6 +103,7 @@ class Redactor {
     bool caseless;
   };
   bool IsTrigger(std::string_view s) const;
+  bool HasTrigger(const simdjson::dom::element& e) const;
   std::vector<Trigger> triggers_;
   std::bitset<(kMaxTrigger + 1) * 256> seen_;
   bool always_ = false;  // a rule too long to look for: every event is parsed
