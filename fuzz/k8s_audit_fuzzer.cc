@@ -6,6 +6,8 @@
 // stage), so a stored payload can never belong to another event's metadata.
 // The same bytes in a buffer with room behind them (as the HTTP server
 // hands bodies over: parsed in place, not copied) give the same answer.
+// Given the redactor, the parse accepts the same and marks each event as
+// the redactor's own look at its bytes would (Redactor::MayApply).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +16,8 @@
 
 #include "ingest/k8s_audit.h"
 #include "json/json_parse.h"
+#include "redact/policy.h"
+#include "redact/redactor.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -32,6 +36,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (b.raw.data() < roomy.data() || b.raw.data() + b.raw.size() > roomy.data() + roomy.size())
         std::abort();  // in place: a view into the roomy copy
     }
+  }
+  // With the redactor's look folded into the key check: the same events
+  // accepted, each marked as the redactor's look at its bytes says.
+  static const annals::redact::Redactor* redactor = new annals::redact::Redactor(annals::redact::DefaultPolicy());
+  auto looked = annals::ingest::ParseAuditBody(roomy, roomy.capacity(), redactor);
+  if (looked.ok() != events.ok()) std::abort();
+  if (looked.ok()) {
+    if (looked->size() != events->size()) std::abort();
+    for (const auto& ev : *looked)
+      if (ev.may_redact != redactor->MayApply(ev.raw)) std::abort();
   }
   if (!events.ok()) {
     if (events.status().message().empty()) std::abort();  // a rejection names its reason

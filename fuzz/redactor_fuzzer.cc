@@ -13,6 +13,7 @@
 #include <simdjson.h>
 
 #include "fuzz_check.h"
+#include "json/json_parse.h"
 #include "redact/policy.h"
 #include "redact/redactor.h"
 
@@ -27,7 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     static simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (parser.parse(input.data(), input.size()).get(doc) == simdjson::SUCCESS) CHECK(redactor->MayApply(doc, kind) == may);
+    if (parser.parse(input.data(), input.size()).get(doc) == simdjson::SUCCESS &&
+        annals::json_util::CheckUniqueKeys(doc, "input").ok())
+      CHECK(redactor->MayApply(doc, kind) == may);
   }
   uint8_t n = 0;
   auto r = redactor->Apply(

@@ -117,15 +117,37 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
   auto err = parser.parse(body.data(), body.size(), !json_util::JsonPadded(body, readable)).get(doc);
   if (err) return InvalidArgumentError("body: " + json_util::JsonErrorMessage(err));
   if (!doc.is_object()) return InvalidArgumentError("body: not a JSON object");
-  RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body"));
   std::string_view kind;
   if (doc["kind"].get_string().get(kind) != simdjson::SUCCESS) kind = "";
   simdjson::dom::array items;
   const bool is_list = kind == "EventList" ||
                        (kind.empty() && doc["items"].get_array().get(items) == simdjson::SUCCESS);
+  // Every object's keys are checked. With a redactor, the same walk looks
+  // at each event's names and strings for its triggers
+  // (Redactor::MayApply), item by item.
+  std::vector<bool> looked;
+  if (!redactor) {
+    RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body"));
+  } else {
+    auto look = [redactor](std::string_view s) { return redactor->Triggers(s); };
+    bool found = false;
+    if (!is_list || doc["items"].get_array().get(items) != simdjson::SUCCESS) {
+      RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body", look, &found));
+      looked.push_back(found);
+    } else {
+      RETURN_IF_ERROR(json_util::CheckUniqueMembers(doc, "body"));
+      for (auto field : simdjson::dom::object(doc))
+        if (field.key != "items") RETURN_IF_ERROR(json_util::CheckUniqueKeys(field.value, "body"));
+      for (simdjson::dom::element item : items) {
+        RETURN_IF_ERROR(json_util::CheckUniqueKeys(item, "body", look, &found));
+        looked.push_back(found);
+      }
+    }
+  }
+  auto may_redact = [&](size_t k) { return !redactor || redactor->always() || looked.at(k); };
   if (!is_list) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, body, "body"));
-    if (redactor) ev.may_redact = redactor->MayApply(doc);
+    ev.may_redact = may_redact(0);
     return std::vector<AuditEvent>{std::move(ev)};
   }
   std::string_view api;
@@ -142,7 +164,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
   size_t k = 0;
   for (simdjson::dom::element item : items) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(item, raws[k], "items[" + std::to_string(k) + "]"));
-    if (redactor) ev.may_redact = redactor->MayApply(item);
+    ev.may_redact = may_redact(k);
     out.push_back(std::move(ev));
     ++k;
   }

@@ -63,25 +63,42 @@ Status Repeated(std::string_view what, std::string_view dup) {
 }  // namespace
 
 Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what) {
+  return CheckUniqueKeys(root, what, nullptr, nullptr);
+}
+
+Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what,
+                       const std::function<bool(std::string_view)>& look, bool* looked) {
+  bool looking = look != nullptr;
+  if (looked) *looked = false;
+  auto see = [&](std::string_view s) {
+    if (looking && look(s)) {
+      looking = false;
+      *looked = true;
+    }
+  };
+  using T = simdjson::dom::element_type;
+  if (root.type() == T::STRING) see(std::string_view(root));
   std::vector<simdjson::dom::element> stack{root};
   std::vector<std::string_view> keys;
   std::string_view dup;
   while (!stack.empty()) {
     simdjson::dom::element e = stack.back();
     stack.pop_back();
-    if (e.type() == simdjson::dom::element_type::OBJECT) {
+    if (e.type() == T::OBJECT) {
       simdjson::dom::object o(e);
       if (RepeatedKey(o, &keys, &dup)) return Repeated(what, dup);
+      if (looking)
+        for (std::string_view k : keys) see(k);
       for (auto field : o) {
         const auto t = field.value.type();
-        if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
-          stack.push_back(field.value);
+        if (t == T::OBJECT || t == T::ARRAY) stack.push_back(field.value);
+        else if (looking && t == T::STRING) see(std::string_view(field.value));
       }
-    } else if (e.type() == simdjson::dom::element_type::ARRAY) {
+    } else if (e.type() == T::ARRAY) {
       for (auto v : simdjson::dom::array(e)) {
         const auto t = v.type();
-        if (t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY)
-          stack.push_back(v);
+        if (t == T::OBJECT || t == T::ARRAY) stack.push_back(v);
+        else if (looking && t == T::STRING) see(std::string_view(v));
       }
     }
   }

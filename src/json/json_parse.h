@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <string>
+#include <functional>
 #include <string_view>
 
 #include "common/status.h"
@@ -44,6 +45,10 @@ std::string JsonErrorMessage(int simdjson_error);
 // reader of the stored bytes sees could differ. InvalidArgument naming the
 // key. Iterative.
 Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what);
+// The same walk, also handing each member name and string value (decoded)
+// to `look` until it returns true; *looked says whether one did.
+Status CheckUniqueKeys(const simdjson::dom::element& root, std::string_view what,
+                       const std::function<bool(std::string_view)>& look, bool* looked);
 // The same for one object's own keys only (not those of its members): for
 // readers that look at a few objects of a large document on a hot path.
 // OK for an element that is not an object.

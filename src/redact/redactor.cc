@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
+#include "json/json_parse.h"
 
 namespace annals::redact {
 
@@ -677,25 +678,10 @@ bool Redactor::MayApply(const simdjson::dom::element& doc, std::string_view root
   if (always_) return true;
   if (triggers_.empty()) return false;
   if (!root_kind.empty() && IsTrigger(root_kind)) return true;
-  return HasTrigger(doc);
-}
-
-bool Redactor::HasTrigger(const simdjson::dom::element& e) const {
-  // Depth is bounded by the parser's (kMaxJsonDepth).
-  switch (e.type()) {
-    case simdjson::dom::element_type::OBJECT:
-      for (auto field : simdjson::dom::object(e))
-        if (IsTrigger(field.key) || HasTrigger(field.value)) return true;
-      return false;
-    case simdjson::dom::element_type::ARRAY:
-      for (auto v : simdjson::dom::array(e))
-        if (HasTrigger(v)) return true;
-      return false;
-    case simdjson::dom::element_type::STRING:
-      return IsTrigger(std::string_view(e));
-    default:
-      return false;
-  }
+  bool found = false;
+  // A document with a repeated key stops the walk: say "maybe".
+  Status walked = json_util::CheckUniqueKeys(doc, "document", [this](std::string_view s) { return IsTrigger(s); }, &found);
+  return found || !walked.ok();
 }
 
 StatusOr<Redaction> Redactor::Apply(std::string_view json, const std::function<Salt()>& salt,

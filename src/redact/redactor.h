@@ -73,8 +73,13 @@ class Redactor {
   // one (a watched list's items); as for Apply.
   bool MayApply(std::string_view json, std::string_view root_kind = {}) const;
   // The same look over a document already parsed (its member names and
-  // string values, decoded): true wherever MayApply(its bytes) is.
+  // string values, decoded, as json_util::CheckUniqueKeys's walk hands
+  // them over): true wherever MayApply(its bytes) is. A parser that walks
+  // the document anyway looks with Triggers and always() itself:
+  // MayApply(doc) is always() || Triggers(some name or string value).
   bool MayApply(const simdjson::dom::element& doc, std::string_view root_kind = {}) const;
+  bool Triggers(std::string_view s) const { return IsTrigger(s); }
+  bool always() const { return always_; }
   // Salts come from `salt` (tests), else from OpenSSL's CSPRNG.
   // A kind's rules apply to objects of that kind, to the items of a list
   // of them ("SecretList"), and to the top-level object when root_kind
@@ -103,7 +108,6 @@ class Redactor {
     bool caseless;
   };
   bool IsTrigger(std::string_view s) const;
-  bool HasTrigger(const simdjson::dom::element& e) const;
   std::vector<Trigger> triggers_;
   std::bitset<(kMaxTrigger + 1) * 256> seen_;
   bool always_ = false;  // a rule too long to look for: every event is parsed
