@@ -57,6 +57,13 @@ class File {
   // Makes the file's data durable (fdatasync). After a failure the state of
   // unsynced data is unknown: callers must not retry and acknowledge it.
   virtual Status Sync() = 0;
+  // A hint that [offset, offset + n), synced, will not be read soon: the
+  // kernel may drop it from the page cache (posix_fadvise DONTNEED) and
+  // reuse those pages. No error: a hint not taken changes nothing.
+  virtual void DropCache(uint64_t offset, uint64_t n) {
+    (void)offset;
+    (void)n;
+  }
   virtual Status Truncate(uint64_t size) = 0;
   virtual StatusOr<uint64_t> Size() const = 0;
   // Maps the first `size` bytes (size > 0) read-only, for scanning.

@@ -45,6 +45,7 @@ class FaultInjectionFile final : public File {
     if (int e = env_->Check(Op::kSync, path())) return Injected(Op::kSync, path(), e);
     return base_->Sync();
   }
+  void DropCache(uint64_t offset, uint64_t n) override { base_->DropCache(offset, n); }
   Status Truncate(uint64_t size) override {
     if (int e = env_->Check(Op::kTruncate, path())) return Injected(Op::kTruncate, path(), e);
     return base_->Truncate(size);

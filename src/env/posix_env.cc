@@ -43,6 +43,9 @@ class PosixFile final : public File {
     if (::fdatasync(fd_) != 0) return ErrnoError("fdatasync " + path(), errno);
     return OkStatus();
   }
+  void DropCache(uint64_t offset, uint64_t n) override {
+    (void)::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_DONTNEED);
+  }
   Status Truncate(uint64_t size) override {
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
       return ErrnoError("truncate " + path(), errno);

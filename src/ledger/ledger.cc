@@ -120,6 +120,7 @@ Status Ledger::Recover() {
   lo.env = options_.env;
   lo.max_segment_entries = options_.max_segment_entries;
   lo.fetch_archived = options_.fetch_archived_segment;
+  lo.cache_window_bytes = options_.segment_cache_window_bytes;
   ASSIGN_OR_RETURN(log_, log::SegmentLog::Open(lo, cp_size, &recovery_.log));
   const uint64_t n = log_->size();
   if (checkpoints_->latest().empty() && n > 0) {

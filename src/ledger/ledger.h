@@ -65,6 +65,9 @@ struct LedgerOptions {
   // Backpressure: appends beyond this many queued bytes are refused.
   size_t max_queued_bytes = 256u << 20;
   uint64_t max_segment_entries = 1 << 16;
+  // log::SegmentLogOptions::cache_window_bytes (0: the page cache keeps
+  // everything written). `annals serve` uses 32 MiB.
+  uint64_t segment_cache_window_bytes = 0;
   // zstd level at which a background thread, at idle priority, compresses
   // each sealed segment (docs/format/segment.md); 0: segments stay plain
   // (compressed ones stay readable). `annals serve` uses 3.

@@ -59,6 +59,7 @@ struct SegmentLog::Segment {
   std::string archived_sha256;  // hex
   uint64_t bytes = 0;   // durable bytes (readers)
   uint64_t count = 0;   // durable entries
+  uint64_t uncached = 0;  // bytes from the start dropped from the page cache (writer thread)
   // Where the records start. The open segment's (and a sealed one's whose
   // offset file could not be written) are in `offsets`; a sealed segment
   // with an offset file (in_file) maps it on first use, or, if it turns out
@@ -580,6 +581,14 @@ Status SegmentLog::Sync() {
   pending_offsets_.clear();
   buffer_.clear();
   durable_.store(written_, std::memory_order_release);
+  // Synced bytes behind the window: their pages serve the next writes.
+  constexpr uint64_t kDropStep = uint64_t{4} << 20;
+  const uint64_t window = options_.cache_window_bytes;
+  if (window > 0 && seg->bytes >= seg->uncached + window + kDropStep) {
+    const uint64_t to = seg->bytes - window;
+    seg->file->DropCache(seg->uncached, to - seg->uncached);
+    seg->uncached = to;
+  }
   return OkStatus();
 }
 

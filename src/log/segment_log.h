@@ -43,6 +43,14 @@ struct SegmentLogOptions {
   // Fetched segments kept in <dir>/archive-cache, the least recently used
   // removed beyond this many.
   size_t archive_cache_segments = 4;
+  // Once synced, the open segment's bytes more than this far behind its
+  // end leave the page cache (File::DropCache), so that the kernel reuses
+  // those pages for the next writes: on a virtual machine whose free
+  // memory goes back to the host, a buffered write into pages not used
+  // before cost 2-6 times the copy into reused ones (docs/performance.md).
+  // Readers of the newest entries (the change feed, the projection) stay
+  // within the window; older reads go to the disk. 0: nothing is dropped.
+  uint64_t cache_window_bytes = 0;
 };
 
 // What Open() found at the end of the last segment.

@@ -1,7 +1,12 @@
 #include "log/segment_log.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -970,6 +975,69 @@ TEST_F(SegmentLogFaultTest, ReadErrorNamesTheSegmentAndOpenFailsCleanly) {
   log = MustOpen();
   ASSERT_NE(log, nullptr);
   ExpectEntries(*log, 100);
+}
+
+}  // namespace
+}  // namespace annals::log
+
+namespace annals::log {
+namespace {
+
+// With a cache window, synced bytes more than the window behind the open
+// segment's end leave the page cache (the pages the next writes reuse);
+// the newest stay; every entry still reads back whole.
+TEST(SegmentLogCacheWindow, SyncedBytesBehindTheWindowLeaveThePageCache) {
+  std::string tmpl = (fs::temp_directory_path() / "annals-segment-cache-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string root = tmpl;
+  struct statfs fsinfo;
+  ASSERT_EQ(::statfs(root.c_str(), &fsinfo), 0);
+  if (fsinfo.f_type == TMPFS_MAGIC) {
+    fs::remove_all(root);
+    GTEST_SKIP() << root << " is on tmpfs, whose pages are the files themselves: nothing to drop";
+  }
+  SegmentLogOptions o;
+  o.dir = root + "/segments";
+  o.max_segment_entries = 1 << 16;
+  o.cache_window_bytes = 1 << 20;
+  auto log = SegmentLog::Open(o, 0, nullptr);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  constexpr int kEntries = 2048;  // 8 KiB each: 16 MiB
+  auto entry = [](int i) { return std::string(8192, static_cast<char>('a' + i % 26)); };
+  for (int i = 0; i < kEntries; i += 64) {
+    std::vector<std::string> batch;
+    for (int k = i; k < i + 64; ++k) batch.push_back(entry(k));
+    ASSERT_TRUE((*log)->Append(batch).ok());
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  const std::string path = o.dir + "/" + SegmentFileName(0);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const size_t size = static_cast<size_t>(fs::file_size(path));
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  ASSERT_EQ(::mincore(map, size, resident.data()), 0);
+  auto share = [&](size_t from, size_t to) {
+    size_t in = 0;
+    for (size_t p = from / page; p < to / page; ++p) in += resident[p] & 1;
+    return static_cast<double>(in) / static_cast<double>(to / page - from / page);
+  };
+  const double old_part = share(0, size / 2), newest = share(size - (512 << 10), size);
+  ::munmap(map, size);
+  ::close(fd);
+  EXPECT_LT(old_part, 0.1) << "the first half of the segment is still in the page cache";
+  EXPECT_GT(newest, 0.9) << "the newest half MiB was dropped too";
+  int64_t read = 0;
+  ASSERT_TRUE((*log)->ReadRange(0, kEntries, [&](uint64_t i, std::string_view e) {
+                       EXPECT_EQ(e, entry(static_cast<int>(i)));
+                       ++read;
+                       return OkStatus();
+                     }).ok());
+  EXPECT_EQ(read, kEntries);
+  log->reset();
+  fs::remove_all(root);
 }
 
 }  // namespace

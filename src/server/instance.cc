@@ -201,6 +201,7 @@ Status Instance::Build() {
   lo.scrub_bytes_per_second = o.scrub_bytes_per_second;
   lo.scrub_waits_for_start = true;  // started once caught up (OnCaughtUp below)
   lo.segment_compression_level = o.segment_compression_level;
+  lo.segment_cache_window_bytes = uint64_t{32} << 20;  // docs/performance.md, "The page cache"
   lo.max_segment_entries = o.max_segment_entries;
   lo.accept_lost_checkpoints = o.accept_lost_checkpoints;
   archive::ArchiverOptions archive_options;
