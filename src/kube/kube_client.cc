@@ -209,8 +209,8 @@ void KubeClient::Abort() {
   for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
 }
 
-template <class BodyFn>
-StatusOr<int> KubeClient::Do(const Request& r, BodyFn&& body_fn, std::string* error_body) {
+StatusOr<int> KubeClient::Do(const Request& r, const std::function<bool(std::string_view)>& body_fn,
+                             std::string* error_body) {
   const std::string what = std::string(r.method) + " " + r.path;
   {
     std::lock_guard lock(mu_);
