@@ -28,6 +28,8 @@ namespace {
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
 constexpr std::string_view kVersion = "7";
+// The zstd level of a catch-up's row files (IngestRows).
+constexpr int kIngestedRowsZstdLevel = 1;
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
 
 
@@ -479,7 +481,13 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
 
 Status EventIndex::IngestRows(const EventBatch& batch) {
   const std::string path = dir_ + "/ingest-rows.sst";  // not a name RocksDB gives: its own files are numbered
-  const rocksdb::Options opts = DbOptions(options_, cache_);
+  rocksdb::Options opts = DbOptions(options_, cache_);
+  // zstd at level 1, not the default 3: these files stay as written (they
+  // overlap no other table, no compaction rewrites them), and at level 3
+  // their compression was 5% of a 10M catch-up's CPU
+  // (docs/performance.md, "Catch-up from the log").
+  opts.bottommost_compression_opts.enabled = true;
+  opts.bottommost_compression_opts.level = kIngestedRowsZstdLevel;
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), opts);
   RETURN_IF_ERROR(FromRocks(writer.Open(path), "event rows " + path));
   for (const auto& r : batch.row_list()) {
