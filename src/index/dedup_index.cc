@@ -76,9 +76,12 @@ std::string_view RunTable::ValueAt(uint32_t offset) const {
 }
 
 namespace {
-uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>()(key); }
 uint32_t Offset(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
+// How many keys ahead a batch fetches slots (RunTable::PrefetchSlot).
+constexpr size_t kPrefetchAhead = 8;
 }  // namespace
+
+uint64_t RunTable::HashOf(std::string_view key) { return std::hash<std::string_view>()(key); }
 
 size_t RunTable::Slot(std::string_view key, uint64_t hash) const {
   const size_t mask = slots_.size() - 1;
@@ -89,9 +92,8 @@ size_t RunTable::Slot(std::string_view key, uint64_t hash) const {
   return i;
 }
 
-void RunTable::Put(std::string_view key, std::string_view value) {
+void RunTable::Put(std::string_view key, std::string_view value, uint64_t hash) {
   if ((size_ + 1) * 2 > slots_.size()) Grow();
-  const uint64_t hash = KeyHash(key);
   const size_t i = Slot(key, hash);
   if (slots_[i] == 0) ++size_;
   // A replaced value stays in the arena, unreferenced; replacing is rare.
@@ -106,8 +108,8 @@ void RunTable::Put(std::string_view key, std::string_view value) {
   slots_[i] = (hash >> 32 << 32) | (uint64_t{offset} + 1);
 }
 
-std::optional<std::string_view> RunTable::Find(std::string_view key) const {
-  const size_t i = Slot(key, KeyHash(key));
+std::optional<std::string_view> RunTable::Find(std::string_view key, uint64_t hash) const {
+  const size_t i = Slot(key, hash);
   if (slots_[i] == 0) return std::nullopt;
   return ValueAt(Offset(slots_[i]));
 }
@@ -118,7 +120,7 @@ void RunTable::Grow() {
   const size_t mask = slots_.size() - 1;
   for (uint64_t s : old) {
     if (s == 0) continue;
-    size_t i = KeyHash(KeyAt(Offset(s))) & mask;
+    size_t i = HashOf(KeyAt(Offset(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
@@ -199,6 +201,32 @@ StatusOr<std::optional<std::string>> DedupIndex::Lookup(std::string_view key) co
   return std::move(values[0]);
 }
 
+// Keys in their stored form (kKeyPrefix + key), end to end in one buffer,
+// with their RunTable hashes.
+struct DedupIndex::Prefixed {
+  explicit Prefixed(const std::vector<std::string_view>& keys) {
+    size_t bytes = 0;
+    for (auto k : keys) bytes += 1 + k.size();
+    text.reserve(bytes);
+    ends.reserve(keys.size());
+    hashes.reserve(keys.size());
+    for (auto k : keys) {
+      const size_t begin = text.size();
+      text.push_back(kKeyPrefix);
+      text.append(k);
+      ends.push_back(text.size());
+      hashes.push_back(RunTable::HashOf(std::string_view(text).substr(begin)));
+    }
+  }
+  std::string_view key(size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(text).substr(begin, ends[i] - begin);
+  }
+  std::string text;
+  std::vector<size_t> ends;
+  std::vector<uint64_t> hashes;
+};
+
 StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
     const std::vector<std::string_view>& keys) const {
   std::vector<std::optional<std::string>> out(keys.size());
@@ -210,17 +238,20 @@ StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
     // The runs first, under one hold of the lock: a run leaves sealed_ only
     // after RocksDB holds it, so what is not in a run here is in RocksDB
     // by the time it is read below, or was never recorded.
+    const Prefixed prefixed(keys);
     std::shared_lock lock(mu_);
-    std::string k;
     for (size_t i = 0; i < keys.size(); ++i) {
-      k.assign(1, kKeyPrefix);
-      k += keys[i];
-      if (auto v = open_.Find(k)) {
+      if (i + kPrefetchAhead < keys.size()) {
+        open_.PrefetchSlot(prefixed.hashes[i + kPrefetchAhead]);
+        if (sealed_) sealed_->PrefetchSlot(prefixed.hashes[i + kPrefetchAhead]);
+      }
+      const std::string_view k = prefixed.key(i);
+      if (auto v = open_.Find(k, prefixed.hashes[i])) {
         out[i] = std::string(*v);
         continue;
       }
       if (sealed_) {
-        if (auto v = sealed_->Find(k)) {
+        if (auto v = sealed_->Find(k, prefixed.hashes[i])) {
           out[i] = std::string(*v);
           continue;
         }
@@ -264,11 +295,13 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string_view, std::str
     if (!open_.empty() && open_.size() + entries.size() > limit) RETURN_IF_ERROR(SealLocked(lock));
     if (open_.empty() && open_.capacity() < limit) open_ = Run(limit);
   }
-  std::string k;
-  for (const auto& [key, value] : entries) {
-    k.assign(1, kKeyPrefix);
-    k += key;
-    open_.Put(k, value);
+  std::vector<std::string_view> keys;
+  keys.reserve(entries.size());
+  for (const auto& e : entries) keys.push_back(e.first);
+  const Prefixed prefixed(keys);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i + kPrefetchAhead < entries.size()) open_.PrefetchSlot(prefixed.hashes[i + kPrefetchAhead]);
+    open_.Put(prefixed.key(i), entries[i].second, prefixed.hashes[i]);
   }
   if (watermark > watermark_.load()) watermark_.store(watermark);
   if (open_.size() >= (catching_up ? options_.catch_up_run_keys : options_.run_keys)) return SealLocked(lock);

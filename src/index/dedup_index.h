@@ -66,8 +66,15 @@ class RunTable {
   size_t bytes() const { return arena_.size(); }  // of keys and values
   // Sets `key` to `value`; a later value replaces an earlier one. Keys and
   // values are at most 65,535 bytes (the index's are 34 and 8).
-  void Put(std::string_view key, std::string_view value);
-  std::optional<std::string_view> Find(std::string_view key) const;
+  void Put(std::string_view key, std::string_view value) { Put(key, value, HashOf(key)); }
+  std::optional<std::string_view> Find(std::string_view key) const { return Find(key, HashOf(key)); }
+  // The same with the key's HashOf computed once: a batch hashes its keys
+  // first and has each one's slot fetched into the cache a few keys ahead
+  // of its Put or Find (PrefetchSlot), as slots are read at random.
+  static uint64_t HashOf(std::string_view key);
+  void PrefetchSlot(uint64_t hash) const { __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]); }
+  void Put(std::string_view key, std::string_view value, uint64_t hash);
+  std::optional<std::string_view> Find(std::string_view key, uint64_t hash) const;
   // Every (key, value), in key order.
   std::vector<std::pair<std::string_view, std::string_view>> Sorted() const;
 
@@ -119,6 +126,7 @@ class DedupIndex {
 
  private:
   using Run = RunTable;  // stored key -> value
+  struct Prefixed;  // a batch of keys in their stored form, hashed
   DedupIndex() = default;
   // Sorts `run` and ingests it into RocksDB as one SST with `watermark`.
   Status WriteRun(const Run& run, uint64_t watermark);
