@@ -204,16 +204,18 @@ StatusOr<std::optional<std::string>> DedupIndex::Lookup(std::string_view key) co
 // Keys in their stored form (kKeyPrefix + key), end to end in one buffer,
 // with their RunTable hashes.
 struct DedupIndex::Prefixed {
-  explicit Prefixed(const std::vector<std::string_view>& keys) {
+  // key_of(keys[i]) is the i-th key.
+  template <class Keys, class KeyOf>
+  Prefixed(const Keys& keys, KeyOf key_of) {
     size_t bytes = 0;
-    for (auto k : keys) bytes += 1 + k.size();
+    for (const auto& k : keys) bytes += 1 + std::string_view(key_of(k)).size();
     text.reserve(bytes);
     ends.reserve(keys.size());
     hashes.reserve(keys.size());
-    for (auto k : keys) {
+    for (const auto& k : keys) {
       const size_t begin = text.size();
       text.push_back(kKeyPrefix);
-      text.append(k);
+      text.append(key_of(k));
       ends.push_back(text.size());
       hashes.push_back(RunTable::HashOf(std::string_view(text).substr(begin)));
     }
@@ -230,15 +232,15 @@ struct DedupIndex::Prefixed {
 StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
     const std::vector<std::string_view>& keys) const {
   std::vector<std::optional<std::string>> out(keys.size());
-  // The stored forms of the keys not in a run, end to end in one buffer
-  // (a string each was an allocation per ingested event).
-  std::string stored;
-  std::vector<size_t> from_db, ends;
+  // The stored forms of the keys, end to end in one buffer (a string each
+  // was an allocation per ingested event); those not in a run are read
+  // from RocksDB.
+  const Prefixed prefixed(keys, [](std::string_view k) { return k; });
+  std::vector<size_t> from_db;
   {
     // The runs first, under one hold of the lock: a run leaves sealed_ only
     // after RocksDB holds it, so what is not in a run here is in RocksDB
     // by the time it is read below, or was never recorded.
-    const Prefixed prefixed(keys);
     std::shared_lock lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (i + kPrefetchAhead < keys.size()) {
@@ -256,16 +258,13 @@ StatusOr<std::vector<std::optional<std::string>>> DedupIndex::LookupMany(
           continue;
         }
       }
-      stored += k;
-      ends.push_back(stored.size());
       from_db.push_back(i);
     }
   }
   if (from_db.empty()) return out;
   std::vector<rocksdb::Slice> slices;
-  slices.reserve(ends.size());
-  for (size_t j = 0, begin = 0; j < ends.size(); begin = ends[j++])
-    slices.emplace_back(stored.data() + begin, ends[j] - begin);
+  slices.reserve(from_db.size());
+  for (size_t i : from_db) slices.emplace_back(prefixed.key(i).data(), prefixed.key(i).size());
   std::vector<rocksdb::PinnableSlice> values(slices.size());
   std::vector<rocksdb::Status> statuses(slices.size());
   db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), slices.size(), slices.data(),
@@ -295,10 +294,7 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string_view, std::str
     if (!open_.empty() && open_.size() + entries.size() > limit) RETURN_IF_ERROR(SealLocked(lock));
     if (open_.empty() && open_.capacity() < limit) open_ = Run(limit);
   }
-  std::vector<std::string_view> keys;
-  keys.reserve(entries.size());
-  for (const auto& e : entries) keys.push_back(e.first);
-  const Prefixed prefixed(keys);
+  const Prefixed prefixed(entries, [](const auto& e) { return e.first; });
   for (size_t i = 0; i < entries.size(); ++i) {
     if (i + kPrefetchAhead < entries.size()) open_.PrefetchSlot(prefixed.hashes[i + kPrefetchAhead]);
     open_.Put(prefixed.key(i), entries[i].second, prefixed.hashes[i]);

@@ -122,11 +122,12 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
   simdjson::dom::array items;
   const bool is_list = kind == "EventList" ||
                        (kind.empty() && doc["items"].get_array().get(items) == simdjson::SUCCESS);
-  // Every object's keys are checked. With a redactor, the same walk looks
-  // at each event's names and strings for its triggers
-  // (Redactor::MayApply), item by item.
+  // Every object's keys are checked. With a redactor that does not apply
+  // to every event anyway, the same walk looks at each event's names and
+  // strings for its triggers (Redactor::MayApply), item by item.
+  const bool look_for = redactor && !redactor->always();
   std::vector<bool> looked;
-  if (!redactor) {
+  if (!look_for) {
     RETURN_IF_ERROR(json_util::CheckUniqueKeys(doc, "body"));
   } else {
     auto look = [redactor](std::string_view s) { return redactor->Triggers(s); };
@@ -144,7 +145,7 @@ StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view received, size
       }
     }
   }
-  auto may_redact = [&](size_t k) { return !redactor || redactor->always() || looked.at(k); };
+  auto may_redact = [&](size_t k) { return !look_for || looked.at(k); };
   if (!is_list) {
     ASSIGN_OR_RETURN(AuditEvent ev, AuditEventFromDom(doc, body, "body"));
     ev.may_redact = may_redact(0);
