@@ -8,7 +8,6 @@ namespace annals::note {
 
 namespace {
 
-constexpr std::string_view kSigPrefix = "\xe2\x80\x94 ";  // U+2014, space
 constexpr uint64_t kMaxTimestamp = uint64_t{std::numeric_limits<int64_t>::max()};
 
 }  // namespace

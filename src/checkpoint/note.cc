@@ -13,7 +13,6 @@
 namespace annals::note {
 namespace {
 
-constexpr std::string_view kSigPrefix = "\xe2\x80\x94 ";  // U+2014, space
 constexpr size_t kEd25519KeySize = 32;
 
 EVP_PKEY* AsPkey(void* p) { return static_cast<EVP_PKEY*>(p); }

@@ -17,6 +17,8 @@ inline constexpr uint8_t kAlgEd25519 = 0x01;
 inline constexpr size_t kMaxNoteSize = 1 << 20;  // parse limit for notes
 inline constexpr size_t kMaxSignatures = 100;     // as golang.org/x/mod/sumdb/note
 inline constexpr size_t kEd25519SignatureSize = 64;
+// What starts each signature line of a note: U+2014 (em dash), then a space.
+inline constexpr std::string_view kSigPrefix = "\xe2\x80\x94 ";
 
 // Key name rules (signed-note): non-empty, no Unicode spaces, no '+'.
 bool ValidKeyName(std::string_view name);

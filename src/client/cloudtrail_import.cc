@@ -40,11 +40,6 @@ struct LocalDigest {
   std::string chain;              // "first", "valid" or "INVALID: ..."
 };
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const std::string& dir,
@@ -88,7 +83,7 @@ StatusOr<CloudTrailImportResult> ImportCloudTrailDigests(HttpClient* http, const
       } else if (!sig.ok()) {
         ld.verdict = "INVALID: no signature (" + rel + ".sig, the object's x-amz-meta-signature)";
       } else {
-        ld.signature = AsciiLower(Trimmed(*sig));
+        ld.signature = AsciiLower(std::string(TrimJsonSpace(*sig)));
         if (Status v = ingest::VerifyDigestSignature(*ld.d, ld.signature, keys); !v.ok())
           ld.verdict = "INVALID: " + v.message();
       }

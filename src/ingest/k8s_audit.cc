@@ -13,15 +13,7 @@
 
 namespace annals::ingest {
 
-namespace {
-
-std::string Str(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
-  return "";
-}
-
-}  // namespace
+using json_util::StringMember;
 
 StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::string_view raw,
                                        std::string_view what) {
@@ -82,11 +74,11 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
   ev.verb = std::string(verb);
   ev.user = std::string(user);
   if (has_ref && ref.is_object()) {
-    ev.resource = Str(ref, "resource");
-    ev.subresource = Str(ref, "subresource");
-    ev.api_group = Str(ref, "apiGroup");
-    ev.namespace_ = Str(ref, "namespace");
-    ev.name = Str(ref, "name");
+    ev.resource = StringMember(ref, "resource");
+    ev.subresource = StringMember(ref, "subresource");
+    ev.api_group = StringMember(ref, "apiGroup");
+    ev.namespace_ = StringMember(ref, "namespace");
+    ev.name = StringMember(ref, "name");
   }
   ev.code = static_cast<int>(code);
   ev.stage_timestamp = std::string(stage_ts.empty() ? ts : stage_ts);

@@ -2,32 +2,29 @@
 
 #include <simdjson.h>
 
+#include "json/json_members.h"
 #include "json/json_parse.h"
 #include "json/json_scan.h"
 #include "json/json_write.h"
 
 namespace annals::ingest {
 
-namespace {
+using json_util::StringMember;
 
-std::string Str(simdjson::dom::element e, const char* key) {
-  std::string_view v;
-  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
-  return "";
-}
+namespace {
 
 StatusOr<ObjectHead> HeadFromDom(simdjson::dom::element obj, std::string_view what) {
   if (!obj.is_object()) return InvalidArgumentError(std::string(what) + " is not a JSON object");
   ObjectHead h;
-  h.kind = Str(obj, "kind");
-  h.api_version = Str(obj, "apiVersion");
+  h.kind = StringMember(obj, "kind");
+  h.api_version = StringMember(obj, "apiVersion");
   simdjson::dom::element md;
   if (obj["metadata"].get(md) != simdjson::SUCCESS || !md.is_object())
     return InvalidArgumentError(std::string(what) + " has no metadata object");
-  h.uid = Str(md, "uid");
-  h.name = Str(md, "name");
-  h.namespace_ = Str(md, "namespace");
-  h.resource_version = Str(md, "resourceVersion");
+  h.uid = StringMember(md, "uid");
+  h.name = StringMember(md, "name");
+  h.namespace_ = StringMember(md, "namespace");
+  h.resource_version = StringMember(md, "resourceVersion");
   return h;
 }
 
@@ -94,8 +91,8 @@ StatusOr<WatchFrame> ParseWatchFrame(std::string_view line, bool padded) {
     int64_t code = 0;
     if (obj["code"].get_int64().get(code) != simdjson::SUCCESS) code = 0;
     f.error_code = static_cast<int>(code);
-    f.error_reason = Str(obj, "reason");
-    f.error_message = Str(obj, "message");
+    f.error_reason = StringMember(obj, "reason");
+    f.error_message = StringMember(obj, "message");
   } else if (f.type == WatchEventType::kBookmark) {
     if (f.head.resource_version.empty())
       return InvalidArgumentError("watch frame: BOOKMARK without metadata.resourceVersion");
@@ -246,11 +243,11 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
   else if (type == "DELETED") r.type = WatchRecord::kDeleted;
   else if (type == "RELIST") r.type = WatchRecord::kRelist;
   else return InvalidArgumentError(w + ": type must be ADDED, MODIFIED, DELETED or RELIST");
-  r.group = Str(doc, "group");
-  r.version = Str(doc, "version");
-  r.resource = Str(doc, "resource");
-  r.kind = Str(doc, "kind");
-  r.observed = Str(doc, "observed");
+  r.group = StringMember(doc, "group");
+  r.version = StringMember(doc, "version");
+  r.resource = StringMember(doc, "resource");
+  r.kind = StringMember(doc, "kind");
+  r.observed = StringMember(doc, "observed");
   if (r.resource.empty() || r.version.empty())
     return InvalidArgumentError(w + ": resource and version are required");
   for (const std::string* s : {&r.group, &r.version, &r.resource})
@@ -262,7 +259,7 @@ StatusOr<WatchRecord> ParseWatchRecordLine(std::string_view line, std::string_vi
   if (doc["object"].get(obj) != simdjson::SUCCESS || !obj.is_object())
     return InvalidArgumentError(w + ": no \"object\" object");
   if (r.type == WatchRecord::kRelist) {
-    r.head.resource_version = Str(obj, "resourceVersion");
+    r.head.resource_version = StringMember(obj, "resourceVersion");
     if (r.head.resource_version.empty())
       return InvalidArgumentError(w + ": RELIST object needs a resourceVersion");
   } else {

@@ -8,9 +8,18 @@
 #include <simdjson.h>
 
 #include <initializer_list>
+#include <string>
 #include <string_view>
 
 namespace annals::json_util {
+
+// The string member `key` of `e`, copied; "" when `e` is not an object,
+// has no such member, or its value is not a string.
+inline std::string StringMember(simdjson::dom::element e, const char* key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
+  return "";
+}
 
 // A wanted string member: `*out` gets the value of the first member named
 // `key` ("" when that value is not a string); `*is_string`, if given,
