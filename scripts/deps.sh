@@ -6,7 +6,7 @@
 # promtool for the monitoring test; the Kubernetes API models to check the
 # manifests against; buildah, podman and runc to build and run the image).
 set -eu
-PKGS="build-essential cmake clang libclang-rt-14-dev libboost-dev libssl-dev \
+PKGS="build-essential cmake ninja-build clang libclang-rt-14-dev libboost-dev libssl-dev \
 libsimdjson-dev librocksdb-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev \
 netcat-openbsd curl python3 libgoogle-perftools-dev libyaml-dev \
 rsyslog rsyslog-openssl openssl libnats-dev nats-server"
