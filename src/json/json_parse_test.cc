@@ -42,6 +42,22 @@ TEST(CheckUniqueKeys, RefusesARepeatedKeyAtAnyDepthNamingIt) {
   EXPECT_NE(s.message().find("\"verb\""), std::string::npos) << s.message();
 }
 
+TEST(CheckUniqueKeys, KeysAlikeInLengthAndFirstBytesAreToldApart) {
+  // The pairwise check compares each key's length and first six bytes
+  // first: keys equal there must still be compared whole, at every size up
+  // to the sorted path's.
+  for (int n : {1, 16, 31}) {  // objects of 2, 17 and 32 keys
+    SCOPED_TRACE(n);
+    std::string doc = "{";
+    for (int i = 0; i < n; ++i) doc += "\"prefix-" + std::string(1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh"[i]) + "\":" + std::to_string(i) + ",";
+    EXPECT_TRUE(Check(doc + "\"prefix\":0}").ok()) << doc;
+    EXPECT_FALSE(Check(doc + "\"prefix-A\":0}").ok()) << doc;
+  }
+  // Keys longer than a word and alike for their first bytes.
+  EXPECT_TRUE(Check(R"({"managedFieldsA":1,"managedFieldsB":2})").ok());
+  EXPECT_FALSE(Check(R"({"managedFieldsA":1,"managedFieldsB":2,"managedFieldsA":3})").ok());
+}
+
 TEST(CheckUniqueKeys, LargeObjectsAreCheckedToo) {
   // Past the pairwise comparison's size: sorted.
   std::string doc = "{";

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <chrono>
+#include <optional>
 
 #include "common/log.h"
 #include "ledger/ledger.h"
@@ -17,16 +18,20 @@ void Ledger::CompressLoop() {
   sched_param idle{};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
     log::Warning("segment compression: could not lower the thread's priority");
-  auto pause = [this](std::chrono::milliseconds d) {
+  // Waits d, or less when `sealed_since` is given and the writer seals a
+  // segment after that count (it wakes scrub_cv_ when it does).
+  auto pause = [this](std::chrono::milliseconds d, std::optional<uint64_t> sealed_since = std::nullopt) {
     MutexLock lock(&scrub_mu_);
     const auto until = std::chrono::steady_clock::now() + d;
-    while (!scrub_stop_.load() && std::chrono::steady_clock::now() < until)
+    while (!scrub_stop_.load() && std::chrono::steady_clock::now() < until &&
+           !(sealed_since && log_->sealed() != *sealed_since))
       scrub_cv_.WaitFor(&lock, d);
   };
   using std::chrono::seconds;
   while (!scrub_stop_.load()) {
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t before = log_->footprint().compressed_image_bytes;
+    const uint64_t sealed = log_->sealed();
     auto done = log_->CompressOne(options_.segment_compression_level);
     if (!done.ok()) {
       // The segment stays plain and readable; the scrub and `annals
@@ -34,7 +39,7 @@ void Ledger::CompressLoop() {
       log::Warning("segment compression: %s", done.status().message().c_str());
       pause(seconds(600));
     } else if (!*done) {
-      pause(seconds(5));
+      pause(seconds(5), sealed);
     } else if (options_.compression_bytes_per_second > 0) {
       // Segments one after another (a backlog after a burst) are spaced
       // out: each one's reads, fdatasync and the removal of the segment it

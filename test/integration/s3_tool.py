@@ -9,7 +9,7 @@ S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION.
   s3_tool.py put BUCKET KEY FILE        put FILE's bytes at KEY (a new version); prints "put" or the error code
   s3_tool.py get BUCKET KEY FILE        write KEY's latest version to FILE
   s3_tool.py retention BUCKET KEY       "MODE UNTIL" of the latest version
-  s3_tool.py shorten BUCKET KEY         try to end the latest version's lock now; "shortened" or the error code
+  s3_tool.py shorten BUCKET KEY         try to cut the latest version's lock to a minute; "shortened" or the error code
 """
 import json
 import os
@@ -92,7 +92,10 @@ def main(argv):
     elif cmd == "shorten":
         import datetime
         bucket, key = argv[2], argv[3]
-        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
+        # A minute from now: shorter than any lock the tests set, and still
+        # in the future when the gateway reads it (a date already past is
+        # refused as InvalidArgument before the lock is looked at).
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=60)
         try:
             s3.put_object_retention(Bucket=bucket, Key=key,
                                     Retention={"Mode": "COMPLIANCE", "RetainUntilDate": soon})
