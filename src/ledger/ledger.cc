@@ -328,7 +328,6 @@ void Ledger::WriterLoop() {
     }
     const bool failed_before = !s.ok();
     const uint64_t first = log_->size();
-    const uint64_t sealed_before = log_->sealed();
     // The sync beside the log's runs while the batch is written and synced.
     const bool beside = s.ok() && sync_beside_ != nullptr;
     if (beside) sync_beside_->Start();
@@ -337,12 +336,6 @@ void Ledger::WriterLoop() {
       s = log_->Append(r.entries);
     }
     if (s.ok()) s = log_->Sync();
-    if (log_->sealed() != sealed_before) {
-      // A segment was sealed: the compressor takes it now, not at its next
-      // look (docs/format/segment.md).
-      MutexLock lock(&scrub_mu_);
-      scrub_cv_.NotifyAll();
-    }
     bool beside_failed = false;
     if (beside) {
       Status b = sync_beside_->Wait();

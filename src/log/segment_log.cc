@@ -514,7 +514,6 @@ Status SegmentLog::Append(std::span<const std::string> entries) {
         write_error_ = s;
         return s;
       }
-      sealed_.fetch_add(1, std::memory_order_relaxed);
       std::shared_lock lock(mu_);
       seg = segments_.back().get();
       continue;

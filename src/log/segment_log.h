@@ -106,9 +106,6 @@ class SegmentLog {
   // caller at a time (the ledger's compressor thread); concurrent with the
   // writer and readers.
   StatusOr<bool> CompressOne(int level);
-  // How many segments Append has sealed since Open: a change tells the
-  // compressor there is one to take.
-  uint64_t sealed() const { return sealed_.load(std::memory_order_relaxed); }
   // Segments and their bytes on disk, by form.
   struct Footprint {
     uint64_t plain_segments = 0, plain_bytes = 0;  // the open one included
@@ -190,7 +187,6 @@ class SegmentLog {
   std::vector<std::unique_ptr<Segment>> segments_;
   uint64_t written_ = 0;              // appended (writer thread only)
   std::atomic<uint64_t> durable_{0};  // synced
-  std::atomic<uint64_t> sealed_{0};   // segments sealed by Append
   std::string buffer_;                // records appended, not yet written
   std::vector<uint32_t> pending_offsets_;  // their offsets in the last segment
   Status write_error_;                     // sticky (writer thread only)
