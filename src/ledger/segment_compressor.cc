@@ -35,10 +35,10 @@ void Ledger::CompressLoop() {
       pause(seconds(600));
     } else if (!*done) {
       // Nothing sealed: look again in 5 s. Woken by the writer at each seal
-      // instead, it compressed during ingest what this look leaves for
-      // later, and ingest_bench's real mix fell in three pairs out of three
-      // (median 144k -> 116k events/s): zstd over a 111 MB segment slows
-      // every other thread, idle priority or not.
+      // instead, ingest_bench's 5-second real-mix runs fell in three pairs
+      // out of three (median 144k -> 116k events/s); 30-second runs with
+      // this look, compressing during ingest, showed no cost against no
+      // compression (docs/performance.md, "Segment compression").
       pause(seconds(5));
     } else if (options_.compression_bytes_per_second > 0) {
       // Segments one after another (a backlog after a burst) are spaced
