@@ -30,8 +30,12 @@ deps-test:
 
 # `build` and `run` compile only the two binaries (a few minutes on 2
 # cores); the tests and benchmarks are built by `test` and `bench`.
+# The release tree builds no unit tests: `make test` runs them under the
+# sanitizers (CMakeLists.txt, ANNALS_UNIT_TESTS). RELEASE_UNIT_TESTS=ON
+# builds them there too (then `make test` runs them there as well).
+RELEASE_UNIT_TESTS ?= OFF
 configure: deps
-	@cmake -S . -B $(BUILD) $(call GENERATOR,$(BUILD)) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) $(call GENERATOR,$(BUILD)) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANNALS_UNIT_TESTS=$(RELEASE_UNIT_TESTS) >/dev/null
 
 build: configure
 	@echo "make: building annals and kubectl-audit into $(BUILD)/ with $(JOBS) jobs"
@@ -58,14 +62,14 @@ demo: build
 run: build
 	$(BUILD)/annals serve --data $(DATA) --listen $(LISTEN) $(ARGS)
 
-# Whole suite: unit and integration tests of the release build, then the
+# Whole suite: integration tests of the release build, then the
 # ASan+UBSan unit tests and SIGTERM-under-load test, the ThreadSanitizer
 # tests of the concurrent parts, and the libFuzzer targets (briefly), all
 # via ctest. The three sanitizer builds use clang: at -O0 with ASan and
 # UBSan it compiled this code in half of g++'s time (3.2 against 6.9 min
 # on 2 cores); g++ builds the release tree.
 test: deps-test configure
-	@echo "make: building everything (binaries, tests, benchmarks) into $(BUILD)/"
+	@echo "make: building the binaries, integration tests and benchmarks into $(BUILD)/"
 	@cmake --build $(BUILD) -j$(JOBS)
 	@echo "make: building the libFuzzer targets (clang, ASan+UBSan) into $(BUILD)-fuzz/"
 	@cmake -S . -B $(BUILD)-fuzz $(call GENERATOR,$(BUILD)-fuzz) -DANNALS_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
