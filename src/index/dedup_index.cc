@@ -290,21 +290,19 @@ Status DedupIndex::Record(const std::vector<std::pair<std::string_view, std::str
                           uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);
   if (!writer_status_.ok()) return writer_status_;
-  // A catch-up's run is sized for its keys at once (grown from a live
-  // run's size it was rehashed four times), and sealed before it would
-  // outgrow them.
-  if (catching_up) {
-    const size_t limit = options_.catch_up_run_keys;
-    if (!open_.empty() && open_.size() + entries.size() > limit) RETURN_IF_ERROR(SealLocked(lock));
-    if (open_.empty() && open_.capacity() < limit) open_ = Run(limit);
-  }
+  // A run is sized for its keys at once (a catch-up's grown from a live
+  // run's size was rehashed four times), and sealed before a batch would
+  // take it past them (which doubled its table once more).
+  const size_t limit = catching_up ? options_.catch_up_run_keys : options_.run_keys;
+  if (!open_.empty() && open_.size() + entries.size() > limit) RETURN_IF_ERROR(SealLocked(lock));
+  if (open_.empty() && open_.capacity() < limit) open_ = Run(limit);
   const Prefixed prefixed(entries, [](const auto& e) { return e.first; });
   for (size_t i = 0; i < entries.size(); ++i) {
     if (i + kPrefetchAhead < entries.size()) open_.PrefetchSlot(prefixed.hashes[i + kPrefetchAhead]);
     open_.Put(prefixed.key(i), entries[i].second, prefixed.hashes[i]);
   }
   if (watermark > watermark_.load()) watermark_.store(watermark);
-  if (open_.size() >= (catching_up ? options_.catch_up_run_keys : options_.run_keys)) return SealLocked(lock);
+  if (open_.size() >= limit) return SealLocked(lock);
   return OkStatus();
 }
 

@@ -91,31 +91,36 @@ TEST_F(DedupIndexTest, ACatchUpRecordsLargerRunsAndUnwrittenBytesCountThem) {
   ExpectEveryKey(**idx, 51);
 }
 
-// A catch-up's batches that would take a run past catch_up_run_keys go to
-// the next run (sized for them at once): nothing is lost at the seams, and
-// each run's watermark is the batch before it.
-TEST_F(DedupIndexTest, ACatchUpSealsARunBeforeABatchWouldOutgrowIt) {
+// Batches that would take a run past its keys (catch_up_run_keys in a
+// catch-up, run_keys live) go to the next run (sized for them at once):
+// nothing is lost at the seams, and each run's watermark is the batch
+// before it.
+class DedupRunSeamTest : public DedupIndexTest, public ::testing::WithParamInterface<bool> {};
+INSTANTIATE_TEST_SUITE_P(CatchUpAndLive, DedupRunSeamTest, ::testing::Bool());
+TEST_P(DedupRunSeamTest, ARunIsSealedBeforeABatchWouldOutgrowIt) {
+  const bool catching_up = GetParam();
   DedupIndexOptions o;
-  o.run_keys = 4;
-  o.catch_up_run_keys = 10;
+  o.run_keys = catching_up ? 4 : 10;
+  o.catch_up_run_keys = catching_up ? 10 : 4;
   {
     auto idx = DedupIndex::Open(dir_, o);
     ASSERT_TRUE(idx.ok());
+    // Batches of 7: a run that took a second one would hold 14.
     for (int b = 0; b < 10; ++b) {
       std::vector<std::pair<std::string, std::string>> batch;
-      for (int i = 4 * b; i < 4 * b + 4; ++i) batch.emplace_back(Key(i), Value(i));
-      ASSERT_TRUE((*idx)->Record(Views(batch), 4 * b + 4, /*catching_up=*/true).ok());
+      for (int i = 7 * b; i < 7 * b + 7; ++i) batch.emplace_back(Key(i), Value(i));
+      ASSERT_TRUE((*idx)->Record(Views(batch), 7 * b + 7, catching_up).ok());
       size_t record = 0;  // the largest record: 4 bytes of lengths, the prefix, key and value
-      for (int i = 0; i < 40; ++i) record = std::max(record, 4 + 1 + Key(i).size() + Value(i).size());
+      for (int i = 0; i < 70; ++i) record = std::max(record, 4 + 1 + Key(i).size() + Value(i).size());
       EXPECT_LE((*idx)->UnwrittenBytes(), 2 * 10 * record);  // two runs of 10 at most
     }
     ASSERT_TRUE((*idx)->Flush().ok());
-    EXPECT_EQ((*idx)->watermark(), 40u);
+    EXPECT_EQ((*idx)->watermark(), 70u);
   }
   auto idx = DedupIndex::Open(dir_, o);
   ASSERT_TRUE(idx.ok());
-  EXPECT_EQ((*idx)->watermark(), 40u);
-  ExpectEveryKey(**idx, 40);
+  EXPECT_EQ((*idx)->watermark(), 70u);
+  ExpectEveryKey(**idx, 70);
 }
 
 TEST_F(DedupIndexTest, ReopenKeepsEveryKeyAndTheWatermark) {

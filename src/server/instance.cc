@@ -1,6 +1,7 @@
 #include "server/instance.h"
 #include "common/log.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -73,11 +74,23 @@ std::string ImagesPath(const std::string& data) { return data + "/index/state/im
 // --memory-budget, shared (docs/state.md "Memory"): the event index's
 // block cache a quarter and its memtables an eighth (at most 64 MiB); the
 // cold objects' block cache an eighth and the cache of bodies read back a
-// quarter.
+// quarter; the dedup index's two runs an eighth.
 index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
   index::EventIndexOptions o;
   o.block_cache_bytes = budget / 4;
   o.write_buffer_bytes = std::min<uint64_t>(budget / 8, uint64_t{64} << 20);
+  return o;
+}
+// A run costs ~64 bytes a key (arena record and hash slots) and there are
+// two (the open one and the one being written): an eighth of the budget is
+// budget / 1024 keys a run, 1M at the default 1 GiB, as a catch-up's runs.
+// The runs were 128K keys: each spans the whole hashed key space, so
+// universal compaction rewrites a key about log2(index / run) times, and
+// that was the dedup index's 1.4 us of CPU per event in 30-second ingest
+// runs, twice the event index's compactions (docs/performance.md).
+index::DedupIndexOptions DedupIndexOptionsFor(uint64_t budget) {
+  index::DedupIndexOptions o;
+  o.run_keys = std::clamp<uint64_t>(budget / 1024, o.run_keys, o.catch_up_run_keys);
   return o;
 }
 
@@ -274,7 +287,7 @@ Status Instance::Build() {
                static_cast<unsigned long long>(rec.lost_checkpoints_accepted), data.c_str(),
                ledger::kAcceptedLossesName);
 
-  auto dedup = index::DedupIndex::Open(data + "/index/dedup");
+  auto dedup = index::DedupIndex::Open(data + "/index/dedup", DedupIndexOptionsFor(o.memory_budget));
   if (!dedup.ok()) return UnavailableError("cannot open the dedup index: " + dedup.status().message());
   p.dedup = std::move(*dedup);
   // Caught up with the log on a thread of its own, beside the projections,
@@ -584,7 +597,7 @@ StatusOr<RebuildReport> RebuildDerived(const std::string& data, uint64_t memory_
   std::error_code ec;
   std::filesystem::remove_all(dedup_dir, ec);
   if (ec) return UnavailableError("cannot remove " + dedup_dir + ": " + ec.message());
-  ASSIGN_OR_RETURN(auto dedup, index::DedupIndex::Open(dedup_dir));
+  ASSIGN_OR_RETURN(auto dedup, index::DedupIndex::Open(dedup_dir, DedupIndexOptionsFor(memory_budget)));
   Metrics metrics;
   {
     auto ingestor = ingest::Ingestor::Open(ledger->get(), dedup.get(), &metrics);
