@@ -571,7 +571,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 86400.0))
       ->capture_default_str();
   serve->add_option("--memory-budget", flags.memory_budget,
-                    "bytes for the on-disk indexes' caches and the cold objects read back (e.g. 1GiB, 512MiB)")
+                    "bytes for the on-disk indexes' caches and unwritten keys, and the cold objects read back (e.g. 1GiB, 512MiB)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
   serve->add_option("--cold-after", flags.cold_after_seconds,
@@ -808,7 +808,7 @@ int main(int argc, char** argv) {
   auto* rebuild = app.add_subcommand("rebuild", "rebuild every index and projection from the log (server stopped)");
   rebuild->add_option("--data", data, "data directory")->capture_default_str();
   uint64_t rebuild_budget = uint64_t{1} << 30;
-  rebuild->add_option("--memory-budget", rebuild_budget, "bytes for the indexes' caches")
+  rebuild->add_option("--memory-budget", rebuild_budget, "bytes for the indexes' caches and unwritten keys")
       ->transform(CLI::AsSizeValue(false));
   double rebuild_cold_after = 3600;
   rebuild->add_option("--cold-after", rebuild_cold_after, "as serve's (the same value gives the same snapshot)")
