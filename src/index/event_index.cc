@@ -27,7 +27,9 @@ namespace {
 
 constexpr std::string_view kWatermarkKey("\x00watermark", 10);
 // Bumped when the layout changes; another version is wiped and rebuilt.
-constexpr std::string_view kVersion = "7";
+constexpr std::string_view kVersion = "8";
+// The column family of the rows (docs/format/event-index.md).
+constexpr char kRowsFamily[] = "rows";
 // The zstd level of a catch-up's row files (IngestRows).
 constexpr int kIngestedRowsZstdLevel = 1;
 constexpr char kRow = 'r', kName = 'n', kNameFirst = 'm', kHour = 'h', kCount = 'a', kNsCount = 'b';
@@ -214,7 +216,36 @@ rocksdb::Options DbOptions(const EventIndexOptions& o, const std::shared_ptr<roc
   opts.level0_file_num_compaction_trigger = 12;
   opts.level0_slowdown_writes_trigger = 32;
   opts.level0_stop_writes_trigger = 48;
+  // The rows have a column family of their own, and without a WAL the
+  // families' memtables must reach table files together: a flush of one
+  // alone would let a crash keep the watermark (default family) without
+  // the rows it covers, or rows without their counts.
+  opts.atomic_flush = true;
   return opts;
+}
+
+// The rows' family. Row keys only grow, so its tables never overlap: each
+// flushed table moves down the levels as it is (a trivial move) instead of
+// being merged. In the default family, where every flushed table of
+// counts and names spans the whole key space, every level-0 compaction
+// rewrote all of level 1, rows included: 0.5-0.6 us of CPU per event in
+// 30-second ingest runs (docs/performance.md). Written once and kept, so
+// zstd (level 1, as a catch-up's ingested row files) at every level. No
+// Bloom filter: rows are only ever read by range (Scan), which no filter
+// serves, and every flush hashed each row's key into one.
+rocksdb::ColumnFamilyOptions RowsOptions(const rocksdb::Options& db) {
+  rocksdb::ColumnFamilyOptions o(db);
+  o.merge_operator.reset();
+  o.compression = rocksdb::kZSTD;
+  o.compression_opts.level = kIngestedRowsZstdLevel;
+  o.bottommost_compression = rocksdb::kDisableCompressionOption;
+  if (const auto* shared = db.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>()) {
+    rocksdb::BlockBasedTableOptions table = *shared;
+    table.filter_policy.reset();
+    table.partition_filters = false;
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  return o;
 }
 
 }  // namespace
@@ -233,9 +264,14 @@ StatusOr<std::unique_ptr<EventIndex>> EventIndex::Open(const std::string& dir, E
 }
 
 EventIndex::~EventIndex() {
-  // A clean close leaves the memtables in table files: the next open has
-  // no WAL to replay.
-  if (db_) (void)db_->Flush(rocksdb::FlushOptions());
+  // A clean close leaves the memtables in table files (both families', in
+  // one atomic flush): the next open has nothing to catch up.
+  if (db_ && rows_) (void)db_->Flush(rocksdb::FlushOptions(), {db_->DefaultColumnFamily(), rows_.get()});
+}
+
+void EventIndex::CloseDb() {
+  rows_.reset();
+  db_.reset();
 }
 
 Status EventIndex::OpenDb(std::string* wiped) {
@@ -244,14 +280,21 @@ Status EventIndex::OpenDb(std::string* wiped) {
   // Damaged (RocksDB's checksums or our own records): the index is
   // derived, so it is wiped and rebuilt from the log.
   *wiped = "damaged (" + s.message() + ")";
-  db_.reset();
+  CloseDb();
   RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir_, DbOptions(options_, cache_)), "wipe event index " + dir_));
   std::string again;
   return TryOpenDb(&again);
 }
 
 Status EventIndex::TryOpenDb(std::string* wiped) {
-  RETURN_IF_ERROR(OpenVersioned(dir_, DbOptions(options_, cache_), kVersion, "event index", &db_, wiped));
+  CloseDb();
+  const rocksdb::Options opts = DbOptions(options_, cache_);
+  std::vector<FamilyHandle> families;
+  Status s = OpenVersioned(dir_, opts, kVersion, "event index", &db_, wiped, {{kRowsFamily, RowsOptions(opts)}},
+                           &families);
+  if (!families.empty()) rows_ = std::move(families[0]);
+  if (!s.ok()) return s;
+  if (!rows_) return InternalError("event index: no rows family");
   return LoadLocked();
 }
 
@@ -454,7 +497,8 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
   } else {
     for (const auto& r : rows) {
       const auto v = batch.arena(r.at, r.size);
-      RETURN_IF_ERROR(FromRocks(wb.Put(RowKey(r.index), rocksdb::Slice(v.data(), v.size())), "event row"));
+      RETURN_IF_ERROR(
+          FromRocks(wb.Put(rows_.get(), RowKey(r.index), rocksdb::Slice(v.data(), v.size())), "event row"));
     }
   }
   // No WAL: the watermark is in the same batch, and memtables are flushed
@@ -481,14 +525,13 @@ Status EventIndex::Commit(const EventBatch& batch, uint64_t watermark) {
 
 Status EventIndex::IngestRows(const EventBatch& batch) {
   const std::string path = dir_ + "/ingest-rows.sst";  // not a name RocksDB gives: its own files are numbered
-  rocksdb::Options opts = DbOptions(options_, cache_);
-  // zstd at level 1, not the default 3: these files stay as written (they
-  // overlap no other table, no compaction rewrites them), and at level 3
-  // their compression was 5% of a 10M catch-up's CPU
-  // (docs/performance.md, "Catch-up from the log").
-  opts.bottommost_compression_opts.enabled = true;
-  opts.bottommost_compression_opts.level = kIngestedRowsZstdLevel;
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), opts);
+  // The rows family's options: zstd at level 1, not the default 3 (these
+  // files stay as written: they overlap no other table, no compaction
+  // rewrites them), and at level 3 their compression was 5% of a 10M
+  // catch-up's CPU (docs/performance.md, "Catch-up from the log").
+  const rocksdb::Options db_opts = DbOptions(options_, cache_);
+  const rocksdb::Options opts(rocksdb::DBOptions(db_opts), RowsOptions(db_opts));
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), opts, rows_.get());
   RETURN_IF_ERROR(FromRocks(writer.Open(path), "event rows " + path));
   for (const auto& r : batch.row_list()) {
     const auto v = batch.arena(r.at, r.size);
@@ -498,7 +541,7 @@ Status EventIndex::IngestRows(const EventBatch& batch) {
   rocksdb::IngestExternalFileOptions ingest;
   ingest.move_files = true;
   ingest.verify_checksums_before_ingest = false;  // written just now, by this process
-  Status s = FromRocks(db_->IngestExternalFile({path}, ingest), "ingest event rows " + path);
+  Status s = FromRocks(db_->IngestExternalFile(rows_.get(), {path}, ingest), "ingest event rows " + path);
   std::remove(path.c_str());  // moved (linked) on success; a failure leaves nothing behind
   return s;
 }
@@ -508,14 +551,14 @@ Status EventIndex::ReopenIfStuck() {
   std::unique_lock lock(mu_);
   if (!stuck_.load()) return OkStatus();
   const uint64_t was = watermark_.load();
-  db_.reset();
+  CloseDb();
   {
     std::lock_guard fl(filed_mu_);  // their puts may have been in the memtables lost
     filed_names_.clear();
   }
   std::string why;
   if (Status s = OpenDb(&why); !s.ok()) {
-    db_.reset();
+    CloseDb();
     return UnavailableError("event index " + dir_ + ": not open again yet after a failed write: " + s.message());
   }
   stuck_ = false;
@@ -542,7 +585,7 @@ Status EventIndex::NotOpen() const {
 
 Status EventIndex::Reset() {
   std::unique_lock lock(mu_);
-  db_.reset();
+  CloseDb();
   {
     std::lock_guard fl(filed_mu_);
     filed_names_.clear();
@@ -565,7 +608,7 @@ Status EventIndex::Scan(uint64_t from, uint64_t to, const std::function<bool(con
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
   ro.readahead_size = size_t{1} << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, rows_.get()));
   EventRowView row;
   for (it->Seek(start); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key();
@@ -598,6 +641,8 @@ StatusOr<std::vector<uint64_t>> EventIndex::EventsFor(std::string_view resource,
 Status EventIndex::ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn) const {
   std::shared_lock lock(mu_);
   if (!db_) return NotOpen();
+  // The default family, then the rows': every key of the first sorts
+  // before the rows' ('r'), so this is key order.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view k(it->key().data(), it->key().size()), v(it->value().data(), it->value().size());
@@ -617,7 +662,11 @@ Status EventIndex::ForEach(const std::function<void(std::string_view key, std::s
       fn(e, std::string_view());
     }
   }
-  return FromRocks(it->status(), "event index scan");
+  RETURN_IF_ERROR(FromRocks(it->status(), "event index scan"));
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), rows_.get()));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    fn(std::string_view(it->key().data(), it->key().size()), std::string_view(it->value().data(), it->value().size()));
+  return FromRocks(it->status(), "event index rows");
 }
 
 StatusOr<std::vector<std::string>> EventIndex::NamespacesOf(std::string_view resource, std::string_view name) const {
@@ -699,18 +748,22 @@ Status EventIndex::VerifyChecksums(const std::atomic<bool>* stop) const {
   ro.verify_checksums = true;
   ro.fill_cache = false;  // a pass over everything would evict what queries use
   ro.readahead_size = size_t{2} << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   uint64_t n = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if ((++n & 4095) == 0 && stop->load()) return UnavailableError("event index check stopped");
-    const rocksdb::Slice k = it->key();
-    if (k.size() == 9 && k[0] == kRow) {
+  for (rocksdb::ColumnFamilyHandle* family : {db_->DefaultColumnFamily(), rows_.get()}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, family));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if ((++n & 4095) == 0 && stop->load()) return UnavailableError("event index check stopped");
+      if (family != rows_.get()) continue;
+      const rocksdb::Slice k = it->key();
+      if (k.size() != 9 || k[0] != kRow) return DataLossError("event index " + dir_ + ": bad row key");
       EventRowView row;
-      Status s = DecodeEventRow(GetBigEndian64(k.data() + 1), std::string_view(it->value().data(), it->value().size()), &row);
+      Status s =
+          DecodeEventRow(GetBigEndian64(k.data() + 1), std::string_view(it->value().data(), it->value().size()), &row);
       if (!s.ok()) return DataLossError("event index " + dir_ + ": " + s.message());
     }
+    RETURN_IF_ERROR(FromRocks(it->status(), "event index " + dir_));
   }
-  return FromRocks(it->status(), "event index " + dir_);
+  return OkStatus();
 }
 
 }  // namespace annals::index

@@ -37,6 +37,7 @@
 
 namespace rocksdb {
 class Cache;
+class ColumnFamilyHandle;
 class DB;
 }  // namespace rocksdb
 
@@ -145,6 +146,8 @@ class EventIndex {
   // Opens dir_, wiping it if damaged (*wiped says why).
   Status OpenDb(std::string* wiped);
   Status TryOpenDb(std::string* wiped);
+  // Closes the database (its column family handle first).
+  void CloseDb();
   Status LoadLocked();
   // After a failed write (a full disk) RocksDB refuses every later one
   // until it recovers by itself, which it never does with less free space
@@ -165,6 +168,9 @@ class EventIndex {
   std::shared_ptr<rocksdb::Cache> cache_;
   mutable std::shared_mutex mu_;  // db_: Reset swaps it (exclusive); all else shares
   std::unique_ptr<rocksdb::DB> db_;
+  // The column family of the rows (`'r'` keys); everything else is in the
+  // default one. Declared after db_: destroyed before it.
+  std::unique_ptr<rocksdb::ColumnFamilyHandle> rows_;
   mutable std::mutex hours_mu_;
   std::map<int64_t, Hour> hours_;
   // The 'm' keys this process has put since the index was opened or reset

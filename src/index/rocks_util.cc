@@ -85,7 +85,7 @@ rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_
 
 uint64_t MemtableBytes(rocksdb::DB* db) {
   uint64_t bytes = 0;
-  return db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
+  return db->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
 }
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
@@ -94,25 +94,48 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return InternalError(what + ": " + s.ToString());
 }
 
-Status OpenVersioned(const std::string& dir, const rocksdb::Options& opts, std::string_view version,
-                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped) {
-  wiped->clear();
+namespace {
+Status OpenFamilies(const std::string& dir, const rocksdb::Options& opts, const std::string& what,
+                    const std::vector<rocksdb::ColumnFamilyDescriptor>& families, std::unique_ptr<rocksdb::DB>* db,
+                    std::vector<FamilyHandle>* handles) {
   rocksdb::DB* raw = nullptr;
+  if (families.empty()) {
+    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
+    db->reset(raw);
+    return OkStatus();
+  }
+  rocksdb::DBOptions dbo(opts);
+  dbo.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> all{{rocksdb::kDefaultColumnFamilyName, opts}};
+  all.insert(all.end(), families.begin(), families.end());
+  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(dbo, dir, all, &raw_handles, &raw), "open " + what + " " + dir));
+  db->reset(raw);
+  delete raw_handles[0];  // the default family's: DB::DefaultColumnFamily() serves
+  handles->clear();
+  for (size_t i = 1; i < raw_handles.size(); ++i) handles->emplace_back(raw_handles[i]);
+  return OkStatus();
+}
+}  // namespace
+
+Status OpenVersioned(const std::string& dir, const rocksdb::Options& opts, std::string_view version,
+                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped,
+                     const std::vector<rocksdb::ColumnFamilyDescriptor>& families, std::vector<FamilyHandle>* handles) {
+  wiped->clear();
   // The directory first: RocksDB lists it before creating it, and a store
   // just wiped (DestroyDB removes the directory) would otherwise log a
   // "NotFound" error on every first start.
   RETURN_IF_ERROR(MakeDirs(dir));
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
-  db->reset(raw);
+  RETURN_IF_ERROR(OpenFamilies(dir, opts, what, families, db, handles));
   std::string v;
   rocksdb::Status s = (*db)->Get(rocksdb::ReadOptions(), kVersionKey, &v);
   if (s.ok() && v != version) {
     *wiped = "layout version " + v + ", this build writes " + std::string(version);
+    if (handles) handles->clear();
     db->reset();
     RETURN_IF_ERROR(FromRocks(rocksdb::DestroyDB(dir, opts), "wipe " + what + " " + dir));
     RETURN_IF_ERROR(MakeDirs(dir));
-    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
-    db->reset(raw);
+    RETURN_IF_ERROR(OpenFamilies(dir, opts, what, families, db, handles));
     s = rocksdb::Status::NotFound();
   }
   if (!s.IsNotFound()) return FromRocks(s, what + " version");

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -36,20 +37,29 @@ std::shared_ptr<rocksdb::Logger> StoreLogger(const std::string& what);
 // found stays in the memtable.
 void NoPreallocation(rocksdb::Options* opts);
 
-// The bytes a store's memtables hold (written to table files by their
-// next flush): what it still needs of the disk beyond what it wrote.
+// The bytes a store's memtables hold, in every column family (written to
+// table files by their next flush): what it still needs of the disk beyond
+// what it wrote.
 uint64_t MemtableBytes(rocksdb::DB* db);
 
 // OK, DataLoss for a corruption (the store is derived: rebuild it), else
 // Internal; `what` says what was being done.
 Status FromRocks(const rocksdb::Status& s, const std::string& what);
 
+using FamilyHandle = std::unique_ptr<rocksdb::ColumnFamilyHandle>;
+
 // Opens (creating) the database in dir and checks the layout version kept
 // under the key "\0version": a database of another version is destroyed
 // and made anew (*wiped says so; empty if not). `what` names the store in
 // messages ("event index").
+//
+// `families`: column families beside the default one (opts), created if
+// missing; their handles go to *handles in the same order (to be reset
+// before *db).
 Status OpenVersioned(const std::string& dir, const rocksdb::Options& opts, std::string_view version,
-                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped);
+                     const std::string& what, std::unique_ptr<rocksdb::DB>* db, std::string* wiped,
+                     const std::vector<rocksdb::ColumnFamilyDescriptor>& families = {},
+                     std::vector<FamilyHandle>* handles = nullptr);
 
 }  // namespace annals::index
 
