@@ -99,11 +99,6 @@ Status OpenFamilies(const std::string& dir, const rocksdb::Options& opts, const 
                     const std::vector<rocksdb::ColumnFamilyDescriptor>& families, std::unique_ptr<rocksdb::DB>* db,
                     std::vector<FamilyHandle>* handles) {
   rocksdb::DB* raw = nullptr;
-  if (families.empty()) {
-    RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, dir, &raw), "open " + what + " " + dir));
-    db->reset(raw);
-    return OkStatus();
-  }
   rocksdb::DBOptions dbo(opts);
   dbo.create_missing_column_families = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> all{{rocksdb::kDefaultColumnFamilyName, opts}};
@@ -112,7 +107,7 @@ Status OpenFamilies(const std::string& dir, const rocksdb::Options& opts, const 
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(dbo, dir, all, &raw_handles, &raw), "open " + what + " " + dir));
   db->reset(raw);
   delete raw_handles[0];  // the default family's: DB::DefaultColumnFamily() serves
-  handles->clear();
+  if (handles) handles->clear();
   for (size_t i = 1; i < raw_handles.size(); ++i) handles->emplace_back(raw_handles[i]);
   return OkStatus();
 }

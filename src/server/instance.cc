@@ -86,8 +86,9 @@ index::EventIndexOptions EventIndexOptionsFor(uint64_t budget) {
 // budget / 1024 keys a run, 1M at the default 1 GiB, as a catch-up's runs.
 // The runs were 128K keys: each spans the whole hashed key space, so
 // universal compaction rewrites a key about log2(index / run) times, and
-// that was the dedup index's 1.4 us of CPU per event in 30-second ingest
-// runs, twice the event index's compactions (docs/performance.md).
+// that was the dedup index's 1.2-1.8 us of CPU per event in 30-second
+// ingest runs, over twice the event index's compactions
+// (docs/performance.md).
 index::DedupIndexOptions DedupIndexOptionsFor(uint64_t budget) {
   index::DedupIndexOptions o;
   o.run_keys = std::clamp<uint64_t>(budget / 1024, o.run_keys, o.catch_up_run_keys);
