@@ -20,7 +20,7 @@ TSAN_TESTS = log_test ledger_test ingest_test stream_test state_test auth_test
 # earlier keeps the generator it was made with.
 GENERATOR = $(if $(wildcard $(1)/CMakeCache.txt),,-G Ninja)
 
-.PHONY: deps deps-test configure build run test unit fuzz bench clean format tidy dist image demo
+.PHONY: deps deps-test configure build run test unit fuzz bench bench-pg clean format tidy dist image demo
 
 deps:
 	@sh scripts/deps.sh
@@ -89,6 +89,12 @@ bench: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/ledger_bench
 	$(BUILD)/bench/tls_bench
+
+# annals against PostgreSQL 15 with a hash-chained table, alternated rounds
+# (bench/side_by_side.sh; ../shared/bench installs PostgreSQL from Debian).
+bench-pg: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target annals
+	ANNALS=$(BUILD)/annals bench/side_by_side.sh
 
 # .clang-format on the C++ files changed since main (or FILES=...).
 FILES ?= $(shell git diff --name-only --diff-filter=AM main -- '*.cc' '*.h' 2>/dev/null)
