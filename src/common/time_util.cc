@@ -29,6 +29,27 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
+// The civil date of a day since 1970-01-01 (the inverse of DaysFromCivil).
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+// Writes v as exactly n decimal digits ending just before end.
+void PutDigits(char* end, unsigned v, int n) {
+  for (int i = 0; i < n; ++i) {
+    *--end = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
 }  // namespace
 
 std::optional<Micros> ParseRfc3339(std::string_view s) {
@@ -100,17 +121,39 @@ Micros NowMicros() {
       .count();
 }
 
+// By arithmetic rather than gmtime_r and snprintf: the change feed formats
+// one time per entry, and gmtime_r takes glibc's time zone lock each call.
 std::string FormatRfc3339(Micros t) {
   if (t == kNever) return "";
-  int64_t secs = t >= 0 ? t / 1000000 : (t - 999999) / 1000000;
-  int64_t us = t - secs * 1000000;
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm;
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us));
-  return buf;
+  const int64_t secs = t >= 0 ? t / 1000000 : (t - 999999) / 1000000;
+  const int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  const unsigned sod = static_cast<unsigned>(secs - days * 86400);
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  if (y < 0 || y > 9999) {  // not RFC 3339; printed as before
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02u:%02u:%02u.%06dZ", static_cast<long long>(y),
+                  m, d, sod / 3600, sod / 60 % 60, sod % 60, static_cast<int>(t - secs * 1000000));
+    return buf;
+  }
+  std::string out(27, '\0');  // YYYY-MM-DDTHH:MM:SS.ffffffZ
+  char* p = out.data();
+  PutDigits(p + 4, static_cast<unsigned>(y), 4);
+  p[4] = '-';
+  PutDigits(p + 7, m, 2);
+  p[7] = '-';
+  PutDigits(p + 10, d, 2);
+  p[10] = 'T';
+  PutDigits(p + 13, sod / 3600, 2);
+  p[13] = ':';
+  PutDigits(p + 16, sod / 60 % 60, 2);
+  p[16] = ':';
+  PutDigits(p + 19, sod % 60, 2);
+  p[19] = '.';
+  PutDigits(p + 26, static_cast<unsigned>(t - secs * 1000000), 6);
+  p[26] = 'Z';
+  return out;
 }
 
 std::optional<int64_t> ParseDurationSeconds(std::string_view s) {

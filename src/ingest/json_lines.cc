@@ -4,10 +4,7 @@
 
 #include <simdjson.h>
 
-#include <chrono>
-#include <cstdio>
-#include <ctime>
-
+#include "common/time_util.h"
 #include "json/json_parse.h"
 #include "json/json_write.h"
 
@@ -56,18 +53,7 @@ std::vector<std::pair<std::string_view, size_t>> SplitLines(std::string_view bod
   return out;
 }
 
-std::string NowRfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(us % 1000000));
-  return buf;
-}
+std::string NowRfc3339() { return FormatRfc3339(NowMicros()); }
 
 std::string MakeMeta(std::string_view source, std::string_view receive_time,
                      std::string_view key) {
