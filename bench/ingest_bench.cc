@@ -531,12 +531,16 @@ class Server {
     std::map<std::string, double> out = ThreadCpuSeconds(pid_);
     out["process"] = ProcessCpuSeconds(pid_);
     const std::string m = Metrics();
-    constexpr std::string_view kName = "\nannals_ingest_cpu_seconds_total{stage=\"";
-    for (size_t at = m.find(kName); at != std::string::npos; at = m.find(kName, at + 1)) {
-      size_t name = at + kName.size(), q = m.find('"', name);
-      if (q == std::string::npos || q + 3 > m.size()) break;
-      out["stage:" + m.substr(name, q - name)] += std::strtod(m.c_str() + q + 3, nullptr);
-    }
+    auto family = [&](std::string_view head, const std::string& prefix) {
+      for (size_t at = m.find(head); at != std::string::npos; at = m.find(head, at + 1)) {
+        size_t name = at + head.size(), q = m.find('"', name);
+        if (q == std::string::npos || q + 3 > m.size()) break;
+        out[prefix + m.substr(name, q - name)] += std::strtod(m.c_str() + q + 3, nullptr);
+      }
+    };
+    family("\nannals_ingest_cpu_seconds_total{stage=\"", "stage:");
+    // Each index's flushes and compactions (CompMergeCPU), on RocksDB's threads.
+    family("\nannals_index_background_cpu_seconds_total{index=\"", "index:");
     return out;
   }
 
@@ -739,12 +743,15 @@ StageCpu Stages(const std::map<std::string, double>& a, const std::map<std::stri
           d("annals-compress");
   double rocks = 0, live = 0;
   for (const auto& [k, v] : b) {
-    if (k.starts_with("stage:") || k == "process") continue;
+    if (k.starts_with("stage:") || k.starts_with("index:") || k == "process") continue;
     live += d(k);
     if (k.starts_with("rocksdb")) rocks += d(k);
   }
   const double all = std::max(live, d("process"));
   row("rocksdb background", rocks);
+  row("  of which event index (flush, compaction)", d("index:events"));
+  row("  of which dedup index (compaction)", d("index:dedup"));
+  row("  of which cold objects (flush, compaction)", d("index:cold"));
   row("other threads (running)", live - named - rocks);
   row("threads that exited (event index commits)", all - live);
   out.total = all * per;

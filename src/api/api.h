@@ -45,6 +45,13 @@ struct Readiness {
   bool ingest_ready = true;
   uint64_t dedup_applied = 0, dedup_target = 0;
   std::string ingest;
+  // Each RocksDB-backed index's flushes and compactions since it was
+  // opened: CPU and bytes read and written ("events", "dedup", "cold").
+  struct IndexWork {
+    std::string index;
+    uint64_t cpu_nanos = 0, bytes_read = 0, bytes_written = 0;
+  };
+  std::vector<IndexWork> index_work;
 };
 
 class Api {

@@ -34,6 +34,16 @@ void Metrics::SetCounter(const std::string& name, uint64_t v) {
   slot->store(v, std::memory_order_relaxed);
 }
 
+void Metrics::SetCounter(const std::string& name, const std::string& key, const std::string& value, uint64_t v,
+                         bool nanos) {
+  std::string labels = key.empty() ? "" : key + "=\"" + value + "\"";
+  std::lock_guard lock(mu_);
+  if (nanos) nano_families_.insert(name);
+  auto& slot = counters_[name][labels];
+  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+  slot->store(v, std::memory_order_relaxed);
+}
+
 void Metrics::SetDouble(const std::string& name, double v) {
   std::lock_guard lock(mu_);
   gauges_[name] = v;

@@ -28,6 +28,10 @@ class Metrics {
   // A counter without labels whose value is kept elsewhere (a count since
   // the start, e.g. the scrub's passes): shown as a counter.
   void SetCounter(const std::string& name, uint64_t v);
+  // The same with one label set; with nanos, v is nanoseconds shown in
+  // seconds (as AddNanos).
+  void SetCounter(const std::string& name, const std::string& label_key, const std::string& label_value,
+                  uint64_t v, bool nanos = false);
   // A gauge in a base unit that may be fractional (seconds, a Unix time).
   void SetDouble(const std::string& name, double v);
   std::string Render() const;

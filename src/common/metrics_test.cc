@@ -48,6 +48,21 @@ TEST(Metrics, GaugesTakeFractionsAndCountersCanBeSet) {
       << out;
 }
 
+TEST(Metrics, LabelledCountersCanBeSet) {
+  Metrics m;
+  m.SetCounter("annals_index_background_cpu_seconds_total", "index", "events", 1'500'000'000, true);
+  m.SetCounter("annals_index_background_cpu_seconds_total", "index", "dedup", 250'000'000, true);
+  m.SetCounter("annals_index_background_cpu_seconds_total", "index", "dedup", 750'000'000, true);
+  m.SetCounter("annals_index_background_write_bytes_total", "index", "events", 4096);
+  const std::string out = m.Render();
+  EXPECT_NE(out.find("annals_index_background_cpu_seconds_total{index=\"dedup\"} 0.750000000\n"
+                     "annals_index_background_cpu_seconds_total{index=\"events\"} 1.500000000\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("annals_index_background_write_bytes_total{index=\"events\"} 4096\n"), std::string::npos)
+      << out;
+}
+
 TEST(ThreadUtil, ThreadCpuNanosCountsThisThreadsWork) {
   const int64_t t0 = ThreadCpuNanos();
   volatile uint64_t x = 0;

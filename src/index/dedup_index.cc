@@ -286,6 +286,11 @@ uint64_t DedupIndex::UnwrittenBytes() const {
   return open_.bytes() + (sealed_ ? sealed_->bytes() : 0);
 }
 
+BackgroundWork DedupIndex::BackgroundWorkDone() const {
+  std::shared_lock lock(mu_);
+  return db_ ? BackgroundWorkOf(db_.get()) : BackgroundWork{};
+}
+
 Status DedupIndex::Record(const std::vector<std::pair<std::string_view, std::string_view>>& entries,
                           uint64_t watermark, bool catching_up) {
   std::unique_lock lock(mu_);

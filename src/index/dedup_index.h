@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "index/background_work.h"
 
 namespace rocksdb {
 class DB;
@@ -120,6 +121,8 @@ class DedupIndex {
   // written): what the index still needs of the disk (the disk guard
   // keeps room for them).
   uint64_t UnwrittenBytes() const;
+  // Its compactions' work (merging runs) since it was opened, for /metrics.
+  BackgroundWork BackgroundWorkDone() const;
   // Every stored key and value in key order, the watermark's included, after
   // a Flush (what `annals rebuild` must make again from the log; tests).
   Status ForEach(const std::function<void(std::string_view key, std::string_view value)>& fn);

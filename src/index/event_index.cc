@@ -579,6 +579,11 @@ uint64_t EventIndex::UnflushedBytes() const {
   return db_ ? MemtableBytes(db_.get()) : 0;
 }
 
+BackgroundWork EventIndex::BackgroundWorkDone() const {
+  std::shared_lock lock(mu_);
+  return db_ ? BackgroundWorkOf(db_.get(), {rows_.get()}) : BackgroundWork{};
+}
+
 Status EventIndex::NotOpen() const {
   return UnavailableError("event index " + dir_ + ": not open again yet after a failed write");
 }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "index/background_work.h"
 #include "common/time_util.h"
 #include "index/event_row.h"
 
@@ -133,6 +134,9 @@ class EventIndex {
   // The bytes its memtables hold, to be written by their next flush (the
   // disk guard keeps room for them).
   uint64_t UnflushedBytes() const;
+  // Its flushes' and compactions' work since it was opened (both
+  // families), for /metrics.
+  BackgroundWork BackgroundWorkDone() const;
 
   // Reads every stored block and checks its checksum: DataLoss naming the
   // damage. Costs a read of the whole index (run it off the start path);

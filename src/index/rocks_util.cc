@@ -2,6 +2,8 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
@@ -86,6 +88,24 @@ rocksdb::Options DerivedStoreOptions(const std::string& what, const std::shared_
 uint64_t MemtableBytes(rocksdb::DB* db) {
   uint64_t bytes = 0;
   return db->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes) ? bytes : 0;
+}
+
+BackgroundWork BackgroundWorkOf(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  BackgroundWork w;
+  std::vector<rocksdb::ColumnFamilyHandle*> all = {db->DefaultColumnFamily()};
+  all.insert(all.end(), families.begin(), families.end());
+  auto number = [](const std::map<std::string, std::string>& m, const char* key) {
+    auto it = m.find(key);
+    return it == m.end() ? 0.0 : std::strtod(it->second.c_str(), nullptr);
+  };
+  for (rocksdb::ColumnFamilyHandle* cf : all) {
+    std::map<std::string, std::string> m;
+    if (!db->GetMapProperty(cf, rocksdb::DB::Properties::kCFStats, &m)) continue;
+    w.cpu_nanos += static_cast<uint64_t>(number(m, "compaction.Sum.CompMergeCPU") * 1e9);
+    w.bytes_read += static_cast<uint64_t>(number(m, "compaction.Sum.ReadGB") * (1ull << 30));
+    w.bytes_written += static_cast<uint64_t>(number(m, "compaction.Sum.WriteGB") * (1ull << 30));
+  }
+  return w;
 }
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {

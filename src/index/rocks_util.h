@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "index/background_work.h"
 
 namespace annals::index {
 
@@ -41,6 +42,12 @@ void NoPreallocation(rocksdb::Options* opts);
 // table files by their next flush): what it still needs of the disk beyond
 // what it wrote.
 uint64_t MemtableBytes(rocksdb::DB* db);
+
+// What a store's flushes and compactions have done since it was opened,
+// over the default column family and `families` (RocksDB's
+// "rocksdb.cfstats" map, its "Sum" row, CompMergeCPU and the bytes: level
+// 0's row counts the flushes).
+BackgroundWork BackgroundWorkOf(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& families = {});
 
 // OK, DataLoss for a corruption (the store is derived: rebuild it), else
 // Internal; `what` says what was being done.

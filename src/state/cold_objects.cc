@@ -114,6 +114,11 @@ uint64_t ColdObjects::UnflushedBytes() const {
   return db_ ? index::MemtableBytes(db_.get()) : 0;
 }
 
+index::BackgroundWork ColdObjects::BackgroundWorkDone() const {
+  std::shared_lock lock(mu_);
+  return db_ ? index::BackgroundWorkOf(db_.get()) : index::BackgroundWork{};
+}
+
 Status ColdObjects::Sync() {
   RETURN_IF_ERROR(Commit());
   std::shared_lock lock(mu_);

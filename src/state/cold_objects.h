@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "index/background_work.h"
 #include "state/cold_store.h"
 
 namespace rocksdb {
@@ -60,6 +61,8 @@ class ColdObjects : public ColdStore {
   // The bytes its memtables hold, to be written by their next flush (the
   // disk guard keeps room for them).
   uint64_t UnflushedBytes() const;
+  // Its flushes' and compactions' work since it was opened, for /metrics.
+  index::BackgroundWork BackgroundWorkDone() const;
   // Removes every body (the pending batch too).
   Status Wipe() override;
   Status Verify(const std::atomic<bool>* stop) const override;

@@ -327,6 +327,20 @@ TEST_F(HistoryOnDisk, TheAnswersCountEveryEvent) {
   EXPECT_GE(json::parse((*answers_)[15].substr(4))["events"].size(), 27u * 2);
 }
 
+// Each RocksDB-backed index's flushes and compactions are in /metrics,
+// labelled by index.
+TEST_F(HistoryOnDisk, MetricsShowEachIndexsBackgroundWork) {
+  auto r = http_->Get("/metrics");
+  ASSERT_TRUE(r.ok() && r->status == 200);
+  for (const char* family : {"annals_index_background_cpu_seconds_total", "annals_index_background_read_bytes_total",
+                             "annals_index_background_written_bytes_total"}) {
+    EXPECT_NE(r->body.find(std::string("# TYPE ") + family + " counter\n"), std::string::npos) << family;
+    for (const char* index : {"events", "dedup", "cold"})
+      EXPECT_NE(r->body.find(std::string(family) + "{index=\"" + index + "\"} "), std::string::npos)
+          << family << " " << index;
+  }
+}
+
 TEST_F(HistoryOnDisk, ARestartLoadsTheSnapshotAndReplaysNothing) {
   ASSERT_OK(server_->Stop());
   EXPECT_NE(server_->StderrText().find("state snapshot written: " + std::to_string(Events()) + " entries"),
