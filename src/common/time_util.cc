@@ -121,8 +121,9 @@ Micros NowMicros() {
       .count();
 }
 
-// By arithmetic rather than gmtime_r and snprintf: the change feed formats
-// one time per entry, and gmtime_r takes glibc's time zone lock each call.
+// By arithmetic rather than gmtime_r and snprintf: a time is formatted per
+// change frame, per answered row and per event a bench client stamps, and
+// gmtime_r takes glibc's time zone lock each call.
 std::string FormatRfc3339(Micros t) {
   if (t == kNever) return "";
   const int64_t secs = t >= 0 ? t / 1000000 : (t - 999999) / 1000000;
