@@ -222,7 +222,7 @@ scrape_configs:
             for unit in ("_microseconds", "_milliseconds", "_ms", "_us", "_kb", "_mb", "_kilobytes", "_megabytes"):
                 self.assertFalse(name.endswith(unit) or (unit + "_") in name, f"{name}: not a base unit")
         allowed = {"source", "stage", "method", "kind", "name", "reason", "resource", "witness", "role", "result",
-                   "cluster", "path", "endpoint"}
+                   "cluster", "path", "endpoint", "index"}
         for series in values:
             for label in re.findall(r'([a-z_]+)="', series):
                 self.assertIn(label, allowed, series)
