@@ -128,7 +128,13 @@ Status OpenFamilies(const std::string& dir, const rocksdb::Options& opts, const 
   db->reset(raw);
   delete raw_handles[0];  // the default family's: DB::DefaultColumnFamily() serves
   if (handles) handles->clear();
-  for (size_t i = 1; i < raw_handles.size(); ++i) handles->emplace_back(raw_handles[i]);
+  for (size_t i = 1; i < raw_handles.size(); ++i) {
+    if (handles) {
+      handles->emplace_back(raw_handles[i]);
+    } else {
+      delete raw_handles[i];  // the caller keeps no handles (the family stays open in the DB)
+    }
+  }
   return OkStatus();
 }
 }  // namespace
