@@ -488,6 +488,14 @@ TEST(ArchivedListTest, RoundTripsAndRejectsDamage) {
   EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(1), 0, 256, 1, 1, std::string(64, 'a')}})).ok());
   EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(0), 0, 256, 1, 1, std::string(64, 'A')}})).ok());
   EXPECT_FALSE(ParseArchivedList(EncodeArchivedList({{ZsegFileName(0), 0, 0, 1, 1, std::string(64, 'a')}})).ok());
+  // A space more than it writes (found by archived_list_fuzzer: a trailing
+  // one parsed, and re-encoded without it).
+  std::string trailing = text;
+  trailing.insert(text.find('\n', text.find('\n') + 1), " ");
+  EXPECT_FALSE(ParseArchivedList(trailing).ok());
+  std::string doubled = text;
+  doubled.insert(text.find(' ', text.find('\n')), " ");
+  EXPECT_FALSE(ParseArchivedList(doubled).ok());
 }
 
 }  // namespace

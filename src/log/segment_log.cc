@@ -1157,11 +1157,14 @@ StatusOr<std::vector<ArchivedSegment>> ParseArchivedList(std::string_view text) 
       header = true;
       continue;
     }
+    // Split at every space: a trailing or doubled space makes an empty
+    // field, refused (the text must be exactly what EncodeArchivedList writes).
     std::vector<std::string_view> f;
-    while (!line.empty()) {
-      const size_t sp = line.find(' ');
-      f.push_back(line.substr(0, sp));
-      line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
+    for (size_t at = 0;;) {
+      const size_t sp = line.find(' ', at);
+      f.push_back(line.substr(at, sp == std::string_view::npos ? std::string_view::npos : sp - at));
+      if (sp == std::string_view::npos) break;
+      at = sp + 1;
     }
     if (f.size() != 6) return bad(line_no, "want NAME FIRST ENTRIES IMAGE_BYTES FILE_BYTES SHA256");
     ArchivedSegment a;
