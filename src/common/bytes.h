@@ -47,6 +47,12 @@ std::optional<std::string> Base64Decode(std::string_view in);
 std::string AsciiLower(std::string s);
 // s without the JSON white space (space, tab, LF, CR) at either end.
 std::string_view TrimJsonSpace(std::string_view s);
+// At most n bytes of s, not cutting a UTF-8 sequence.
+inline std::string_view ClipUtf8(std::string_view s, size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
 // The fields of a line of a text config file: the runs between spaces and
 // tabs (tokens files, witness policies).
 std::vector<std::string_view> SplitFields(std::string_view line);

@@ -417,17 +417,6 @@ StatusOr<CloudRecord> CloudRecordFromDom(const element& doc, std::string_view ra
   return NotFoundError("not a cloud audit record");
 }
 
-namespace {
-
-// At most n bytes of s, not cutting a UTF-8 sequence.
-std::string_view Clip(std::string_view s, size_t n) {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
-}  // namespace
-
 std::string CloudMeta(const CloudRecord& r, std::string_view source, std::string_view receive_time) {
   const CloudFacts& f = r.facts;
   std::string m;
@@ -440,7 +429,7 @@ std::string CloudMeta(const CloudRecord& r, std::string_view source, std::string
   json_util::AppendJsonString(&m, r.key);  // whole: at most kMaxKey bytes
   m += R"(,"cloud":{)";
   auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
-    json_util::AppendJsonMember(&m, name, Clip(value, 1024), optional);
+    json_util::AppendJsonMember(&m, name, ClipUtf8(value, 1024), optional);
   };
   field("provider", f.cloud);
   field("id", f.id);
@@ -455,7 +444,7 @@ std::string CloudMeta(const CloudRecord& r, std::string_view source, std::string
   field("op", f.operation);
   field("target", f.target, true);
   field("ip", f.ip, true);
-  json_util::AppendJsonMember(&m, "ua", Clip(f.ua, 256), true);
+  json_util::AppendJsonMember(&m, "ua", ClipUtf8(f.ua, 256), true);
   field("result", f.result);
   field("error", f.error, true);
   if (f.read_only >= 0) m += f.read_only ? R"(,"ro":true)" : R"(,"ro":false)";

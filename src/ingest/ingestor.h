@@ -52,7 +52,7 @@ struct IngestItem {
 // metadata gains "cluster" (second, after "v") and its dedup key becomes
 // "cluster:<byte length>:<cluster>/<key>", so the same event from two
 // clusters is two events. Nothing changes for cluster "". The metadata
-// must be one the ingest parsers wrote (it starts {"v":1 and holds the
+// must be one the ingest parsers wrote (it starts {"v":1 or {"v":2 and holds the
 // key as they wrote it); Internal otherwise.
 Status BindCluster(std::string_view cluster, IngestItem* item);
 

@@ -72,12 +72,14 @@ std::string MakeMeta(std::string_view source, std::string_view receive_time,
 
 Status BindCluster(std::string_view cluster, IngestItem* item) {
   if (cluster.empty()) return OkStatus();
-  constexpr std::string_view kHead = R"({"v":1)";
-  if (!item->meta.starts_with(kHead)) return InternalError("entry metadata does not start with {\"v\":1");
-  std::string m(kHead);
+  // {"v":1 or, for audit events, {"v":2.
+  const std::string_view head = std::string_view(item->meta).substr(0, 6);
+  if (head != R"({"v":1)" && head != R"({"v":2)")
+    return InternalError("entry metadata does not start with {\"v\":1 or {\"v\":2");
+  std::string m(head);
   m += R"(,"cluster":)";
   json_util::AppendJsonString(&m, cluster);
-  std::string_view rest = std::string_view(item->meta).substr(kHead.size());
+  std::string_view rest = std::string_view(item->meta).substr(head.size());
   if (!item->key.empty()) {
     std::string old = R"("key":)";
     json_util::AppendJsonString(&old, item->key);

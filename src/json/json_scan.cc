@@ -24,17 +24,7 @@ std::string_view TrimRight(std::string_view s) {
   return s.substr(0, n);
 }
 
-// The input, padded as On-Demand needs it; one per thread, reused.
-struct Padded {
-  simdjson::ondemand::parser parser;
-  std::string buf;
-  simdjson::padded_string_view Copy(std::string_view s) {
-    if (buf.size() < s.size() + simdjson::SIMDJSON_PADDING) buf.resize(s.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(buf.data(), s.data(), s.size());
-    std::memset(buf.data() + s.size(), 0, simdjson::SIMDJSON_PADDING);
-    return simdjson::padded_string_view(buf.data(), s.size(), buf.size());
-  }
-};
+using Padded = PaddedParser;
 
 Padded& ThreadPadded() {
   thread_local Padded p;
@@ -89,10 +79,21 @@ simdjson::simdjson_result<simdjson::ondemand::value> MemberValue(std::string_vie
 }
 
 simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json) {
-  Padded& p = ThreadPadded();
   thread_local simdjson::ondemand::document doc;
-  if (auto e = p.parser.iterate(p.Copy(json)).get(doc)) return e;
-  return doc.get_value();
+  return ThreadPadded().Value(json, &doc);
+}
+
+simdjson::padded_string_view PaddedParser::Copy(std::string_view s) {
+  if (buf.size() < s.size() + simdjson::SIMDJSON_PADDING) buf.resize(s.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(buf.data(), s.data(), s.size());
+  std::memset(buf.data() + s.size(), 0, simdjson::SIMDJSON_PADDING);
+  return simdjson::padded_string_view(buf.data(), s.size(), buf.size());
+}
+
+simdjson::simdjson_result<simdjson::ondemand::value> PaddedParser::Value(std::string_view json,
+                                                                          simdjson::ondemand::document* doc) {
+  if (auto e = parser.iterate(Copy(json)).get(*doc)) return e;
+  return doc->get_value();
 }
 
 std::string_view RawMemberValue(std::string_view s, std::string_view key) {

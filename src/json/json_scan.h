@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -29,6 +30,20 @@ simdjson::simdjson_result<simdjson::ondemand::value> MemberValue(std::string_vie
 // The JSON text `json` (an object or array), to be read On-Demand (in a
 // copy, with this thread's parser: valid until the thread's next call here).
 simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json);
+
+// An On-Demand parser with its own padded copy of the text (On-Demand reads
+// past the end of its input). The functions above share one per thread; a
+// reader whose string views must outlive those calls keeps its own.
+struct PaddedParser {
+  simdjson::ondemand::parser parser;
+  std::string buf;
+  // json copied into buf, padded.
+  simdjson::padded_string_view Copy(std::string_view json);
+  // The JSON text json (a copy) to be read On-Demand through *doc: valid
+  // until the next call on this parser.
+  simdjson::simdjson_result<simdjson::ondemand::value> Value(std::string_view json,
+                                                             simdjson::ondemand::document* doc);
+};
 
 // Extents of the elements of the top-level member `key` (an array) of the
 // JSON object text `json`, which must already be valid JSON.

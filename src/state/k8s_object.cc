@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/bytes.h"
 #include "json/json_scan.h"
 
 
@@ -308,6 +309,81 @@ std::string_view StringMember(simdjson::dom::element e, const char* key) {
 
 bool IsWriteVerb(std::string_view verb) {
   return verb == "create" || verb == "update" || verb == "patch" || verb == "delete";
+}
+
+bool WroteObject(std::string_view stage, std::string_view verb, int64_t code) {
+  return stage == "ResponseComplete" && code >= 200 && code < 300 && IsWriteVerb(verb);
+}
+
+Status ReadAuditFields(std::string_view event, AuditFields* out, WrittenObject* written) {
+  thread_local json_util::PaddedParser parser;
+  thread_local od::document doc;
+  *out = AuditFields{};
+  od::value v;
+  if (parser.Value(event, &doc).get(v) != simdjson::SUCCESS) return DataLossError("audit event is not JSON");
+  auto str = [](od::value x) {
+    std::string_view s;
+    return x.get_string().get(s) == simdjson::SUCCESS ? s : std::string_view();
+  };
+  static constexpr std::array<std::string_view, 1> kUsername = {"username"};
+  static constexpr std::array<std::string_view, 5> kRef = {"resource", "subresource", "apiGroup", "namespace", "name"};
+  static constexpr std::array<std::string_view, 1> kCode = {"code"};
+  static constexpr std::array<std::string_view, 12> kNames = {
+      "stage",     "verb",           "level",     "user",      "objectRef",        "responseStatus", "stageTimestamp",
+      "timestamp", "sourceIPs",      "userAgent", "impersonatedUser", "responseObject"};
+  std::string_view v1beta1_time;
+  bool deferred = false;  // a responseObject came before what says whether it was written
+  bool have_stage = false, have_verb = false, have_status = false;
+  const bool is_object = ForMembers(v, kNames, [&](size_t i, od::value x) {
+    switch (i) {
+      case 0: out->stage = str(x), have_stage = true; break;
+      case 1: out->verb = str(x), have_verb = true; break;
+      case 2: out->level = str(x); break;
+      case 3: ForMembers(x, kUsername, [&](size_t, od::value u) { out->user = str(u); }); break;
+      case 4:
+        ForMembers(x, kRef, [&](size_t k, od::value r) {
+          std::string_view* slots[] = {&out->resource, &out->subresource, &out->api_group, &out->namespace_, &out->name};
+          *slots[k] = str(r);
+        });
+        break;
+      case 5:
+        have_status = true;
+        ForMembers(x, kCode, [&](size_t, od::value c) {
+          if (c.get_int64().get(out->code) != simdjson::SUCCESS) out->code = 0;
+        });
+        break;
+      case 6: out->time = str(x); break;
+      case 7: v1beta1_time = str(x); break;
+      case 8: {
+        od::array ips;
+        if (x.get_array().get(ips) != simdjson::SUCCESS) break;
+        for (auto first : ips) {
+          od::value ip;
+          if (std::move(first).get(ip) == simdjson::SUCCESS) out->ip = str(ip);
+          break;
+        }
+        break;
+      }
+      case 9: out->ua = ClipUtf8(str(x), 256); break;
+      case 10: ForMembers(x, kUsername, [&](size_t, od::value u) { out->as = str(u); }); break;
+      case 11:
+        if (!written) break;
+        // Kubernetes writes stage, verb and responseStatus before it; if
+        // some event does not, the object is read again below.
+        if (!have_stage || !have_verb || !have_status) {
+          deferred = true;
+        } else if (WroteObject(out->stage, out->verb, out->code)) {
+          written->present = true;
+          written->facts = ReadFacts(x, {});
+        }
+        break;
+    }
+  });
+  if (!is_object) return DataLossError("audit event is not a JSON object");
+  if (out->time.empty()) out->time = v1beta1_time;
+  if (deferred && WroteObject(out->stage, out->verb, out->code))
+    written->facts = ReadMemberFacts(event, "responseObject", &written->present);  // json_util's parser: *out stays
+  return OkStatus();
 }
 
 }  // namespace annals::state

@@ -54,6 +54,34 @@ StatusOr<ObjectFacts> ReadObjectFacts(std::string_view object_json, std::string_
 // (NotFound if not; any value, null too, counts).
 StatusOr<ObjectFacts> ReadMemberFacts(std::string_view event_json, std::string_view member, bool* present);
 
+// The fields of a Kubernetes audit event that the state engine and the
+// change feed read. Entry metadata version 1 repeated them in its "audit"
+// block; version 2 leaves them to the payload, read here. Views into the
+// thread's own parser for this (not json_util's shared one): valid until
+// the thread's next ReadAuditFields.
+struct AuditFields {
+  std::string_view stage, verb, user, resource, subresource, api_group, namespace_, name, level;
+  std::string_view time;  // stageTimestamp (timestamp for v1beta1)
+  std::string_view ip;    // sourceIPs[0]
+  std::string_view ua;    // userAgent, its first 256 bytes (not cutting a UTF-8 sequence)
+  std::string_view as;    // impersonatedUser.username
+  int64_t code = 0;       // responseStatus.code, 0 when absent
+};
+// The event's response object, when asked for: read in the same pass if
+// the event is a write that succeeded (see WroteObject).
+struct WrittenObject {
+  bool present = false;  // the event has a responseObject (any value) and is such a write
+  StatusOr<ObjectFacts> facts = NotFoundError("no response object");
+};
+// Reads the audit event text `event` (valid JSON, as stored) in one pass:
+// each name's first occurrence counts, as the ingest's parse took it.
+// DataLoss if it is not a JSON object. `written` (optional): the facts of
+// the responseObject of a write that succeeded.
+Status ReadAuditFields(std::string_view event, AuditFields* out, WrittenObject* written = nullptr);
+// A ResponseComplete of create, update, patch or delete with a 2xx code:
+// its responseObject is the version the write made.
+bool WroteObject(std::string_view stage, std::string_view verb, int64_t code);
+
 // The object a version's entry holds: a watch entry's payload is the object
 // itself ("k8s.watch" meta), an audit event's is its responseObject.
 std::string_view ObjectOfEntry(std::string_view meta, std::string_view payload);

@@ -328,5 +328,56 @@ TEST(ReadMemberFacts, ReadsTheResponseObjectAndSaysWhetherItIsThere) {
   EXPECT_EQ(first->uid, "a");
 }
 
+TEST(ReadAuditFields, ReadsTheIndexedFieldsAndTheWrittenObjectInOnePass) {
+  // A create as the apiserver writes it, with a userAgent whose 256th byte
+  // is inside a two-byte UTF-8 sequence.
+  const std::string ua = std::string(255, 'a') + "\xc3\xa9" + "tail";
+  const std::string event =
+      R"({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a-1",)"
+      R"("stage":"ResponseComplete","verb":"create","user":{"groups":["g"],"username":"alice"},)"
+      R"("impersonatedUser":{"username":"bob"},"sourceIPs":["10.0.0.7","10.0.0.8"],"userAgent":")" + ua +
+      R"(","objectRef":{"resource":"pods","namespace":"shop","name":"web-0","apiGroup":"","subresource":"status"},)"
+      R"("responseStatus":{"metadata":{},"code":201},"responseObject":{"kind":"Pod","apiVersion":"v1",)"
+      R"("metadata":{"name":"web-0","namespace":"shop","uid":"u-1"}},"stageTimestamp":"2024-05-01T12:00:00.012345Z"})";
+  AuditFields f;
+  WrittenObject w;
+  ASSERT_TRUE(ReadAuditFields(event, &f, &w).ok());
+  EXPECT_EQ(f.stage, "ResponseComplete");
+  EXPECT_EQ(f.verb, "create");
+  EXPECT_EQ(f.user, "alice");
+  EXPECT_EQ(f.as, "bob");
+  EXPECT_EQ(f.ip, "10.0.0.7");
+  EXPECT_EQ(f.ua, std::string(255, 'a'));  // not cut inside the sequence
+  EXPECT_EQ(f.resource, "pods");
+  EXPECT_EQ(f.subresource, "status");
+  EXPECT_EQ(f.namespace_, "shop");
+  EXPECT_EQ(f.name, "web-0");
+  EXPECT_EQ(f.level, "RequestResponse");
+  EXPECT_EQ(f.code, 201);
+  EXPECT_EQ(f.time, "2024-05-01T12:00:00.012345Z");
+  ASSERT_TRUE(w.present);
+  ASSERT_TRUE(w.facts.ok()) << w.facts.status().ToString();
+  EXPECT_EQ(w.facts->uid, "u-1");
+
+  // Not a write that succeeded: the object is not read.
+  std::string failed = event;
+  failed.replace(failed.find("\"code\":201"), 10, "\"code\":409");
+  WrittenObject none;
+  ASSERT_TRUE(ReadAuditFields(failed, &f, &none).ok());
+  EXPECT_EQ(f.code, 409);
+  EXPECT_FALSE(none.present);
+  EXPECT_FALSE(none.facts.ok());
+
+  // v1beta1 names the time "timestamp"; what is absent is "".
+  ASSERT_TRUE(ReadAuditFields(R"({"stage":"ResponseComplete","timestamp":"2019-01-01T00:00:00Z","verb":5})", &f).ok());
+  EXPECT_EQ(f.time, "2019-01-01T00:00:00Z");
+  EXPECT_EQ(f.verb, "");
+  EXPECT_EQ(f.user, "");
+  EXPECT_EQ(f.code, 0);
+
+  EXPECT_EQ(ReadAuditFields("[1,2]", &f).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReadAuditFields("null", &f).code(), StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace annals::state

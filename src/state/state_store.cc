@@ -168,37 +168,58 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // The cluster the entry was filed under (ingest::BindCluster), "" if none.
   const std::string_view cluster = StringMember(m, "cluster");
   if (type != "k8s.audit") return OkStatus();
+  // Metadata version 1 repeats the indexed fields in its "audit" block (one
+  // pass over it, not a lookup by name for each: this runs for every audit
+  // event); version 2 leaves them to the payload, read in one pass with
+  // the response object of a write.
+  AuditFields f;
+  WrittenObject written;
+  int64_t version = 1;
+  if (m["v"].get_int64().get(version) != simdjson::SUCCESS) version = 1;
   simdjson::dom::object a;
-  if (m["audit"].get_object().get(a) != simdjson::SUCCESS) return OkStatus();
-  // One pass over the indexed fields (ingest::AuditMeta writes them), not
-  // a lookup by name for each: this runs for every audit event.
-  std::string_view stage, verb, resource, ns, name, time, user, subresource, ip, ua;
-  int64_t code = 0;
-  json_util::ScanMembers(a,
-                      {{"stage", &stage},
-                       {"verb", &verb},
-                       {"resource", &resource},
-                       {"namespace", &ns},
-                       {"name", &name},
-                       {"time", &time},
-                       {"user", &user},
-                       {"subresource", &subresource},
-                       {"ip", &ip},
-                       {"ua", &ua}},
-                      [&](std::string_view k, simdjson::dom::element v) {
-                        if (k == "code" && v.get_int64().get(code) != simdjson::SUCCESS) code = 0;
-                      });
-  const Micros t = ParseRfc3339(time).value_or(0);
+  if (version >= 2) {
+    if (!ReadAuditFields(payload, &f, &written).ok()) return OkStatus();
+  } else if (m["audit"].get_object().get(a) == simdjson::SUCCESS) {
+    json_util::ScanMembers(a,
+                           {{"stage", &f.stage},
+                            {"verb", &f.verb},
+                            {"resource", &f.resource},
+                            {"namespace", &f.namespace_},
+                            {"name", &f.name},
+                            {"time", &f.time},
+                            {"user", &f.user},
+                            {"subresource", &f.subresource},
+                            {"ip", &f.ip},
+                            {"ua", &f.ua}},
+                           [&](std::string_view k, simdjson::dom::element v) {
+                             if (k == "code" && v.get_int64().get(f.code) != simdjson::SUCCESS) f.code = 0;
+                           });
+    if (WroteObject(f.stage, f.verb, f.code))
+      written.facts = ReadMemberFacts(payload, "responseObject", &written.present);  // outside the writer lock
+    // Who the request acted as, when impersonated: the payload says so only
+    // then, so look for the member before parsing anything (ContainsBytes:
+    // memmem, not string_view::find, which stops at every '"').
+    static constexpr std::string_view kImpersonated = "\"impersonatedUser\"";
+    if (rows && ContainsBytes(payload, kImpersonated)) {
+      std::string_view imp = RawMember(payload, "impersonatedUser");
+      if (!imp.empty()) {
+        simdjson::dom::element iu;
+        thread_local simdjson::dom::parser imp_parser;
+        if (imp_parser.parse(imp.data(), imp.size()).get(iu) == simdjson::SUCCESS) f.as = StringMember(iu, "username");
+      }
+    }
+  } else {
+    return OkStatus();  // version 1 without its fields
+  }
+  const std::string_view stage = f.stage, verb = f.verb, resource = f.resource, ns = f.namespace_, name = f.name;
+  const int64_t code = f.code;
+  const Micros t = ParseRfc3339(f.time).value_or(0);
   // Requests to /api/v1/namespaces/NAME carry objectRef.namespace = NAME
   // (the create, a POST to /api/v1/namespaces, does not): a Namespace's
   // events are filed under its cluster-scoped name.
   const std::string_view key_ns = resource == "namespaces" ? std::string_view() : ns;
-  // A successful write's response object: the version it made (and, for a
-  // create with generateName, the name the request did not have).
-  const bool write = stage == "ResponseComplete" && code >= 200 && code < 300 && IsWriteVerb(verb);
-  bool has_object = false;
-  StatusOr<ObjectFacts> facts = write ? ReadMemberFacts(payload, "responseObject", &has_object)  // outside the writer lock
-                                      : StatusOr<ObjectFacts>(NotFoundError("no response object"));
+  const bool has_object = written.present;
+  const StatusOr<ObjectFacts>& facts = written.facts;
   const bool named_by_response = facts.ok() && facts->kind != "Status" && facts->name != name;
   if (rows) {
     index::EventRowView row;
@@ -206,28 +227,15 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
     row.time = t;
     row.code = static_cast<int32_t>(code);
     row.verb = verb;
-    row.user = user;
+    row.user = f.user;
     row.resource = resource;
-    row.subresource = subresource;
+    row.subresource = f.subresource;
     row.ns = ns;
     row.name = name.empty() && named_by_response ? std::string_view(facts->name) : name;
-    row.ip = ip;
-    row.ua = ua;
+    row.ip = f.ip;
+    row.ua = f.ua;
     row.stage = stage;
-    // Who the request acted as, when impersonated: the payload says so only
-    // then, so look for the member before parsing anything (ContainsBytes:
-    // memmem, not string_view::find, which stops at every '"').
-    std::string as;
-    static constexpr std::string_view kImpersonated = "\"impersonatedUser\"";
-    if (ContainsBytes(payload, kImpersonated)) {
-      std::string_view imp = RawMember(payload, "impersonatedUser");
-      if (!imp.empty()) {
-        simdjson::dom::element iu;
-        thread_local simdjson::dom::parser imp_parser;
-        if (imp_parser.parse(imp.data(), imp.size()).get(iu) == simdjson::SUCCESS) as = StringMember(iu, "username");
-      }
-    }
-    row.as = as;
+    row.as = f.as;
     row.cluster = cluster;
     rows->Add(row);
     if (!name.empty()) rows->AddName(resource, key_ns, name, index);

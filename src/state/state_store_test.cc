@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -824,6 +825,158 @@ TEST(StateStore, NamespaceEventsAreFiledUnderTheClusterScopedName) {
   EXPECT_EQ(h.StateAt("uid-ns-foo", At(19)), "terminating");
   EXPECT_EQ(h.StateAt("uid-ns-foo", At(20)), "gone");
   EXPECT_EQ(h.Obj("uid-ns-foo").versions.back().index, gone);
+}
+
+// Entry metadata version 1, as the ingest wrote it before version 2: the
+// indexed fields repeated in an "audit" block. Logs written then hold it.
+std::string MetaV1(const ingest::AuditEvent& e) {
+  nlohmann::ordered_json a;
+  a["stage"] = e.stage;
+  a["verb"] = e.verb;
+  a["user"] = e.user;
+  a["resource"] = e.resource;
+  if (!e.subresource.empty()) a["subresource"] = e.subresource;
+  if (!e.api_group.empty()) a["group"] = e.api_group;
+  a["namespace"] = e.namespace_;
+  a["name"] = e.name;
+  a["code"] = e.code;
+  a["level"] = e.level;
+  a["time"] = e.stage_timestamp;
+  if (!e.source_ip.empty()) a["ip"] = e.source_ip;
+  if (!e.user_agent.empty()) a["ua"] = e.user_agent.substr(0, 256);
+  nlohmann::ordered_json m;
+  m["v"] = 1;
+  m["src"] = "k8s-audit";
+  m["rt"] = "2024-03-01T12:00:00Z";
+  m["ct"] = "application/json";
+  m["type"] = "k8s.audit";
+  m["key"] = e.DedupKey();
+  m["audit"] = a;
+  return m.dump();
+}
+
+// The members of an audit event in the order the kube-apiserver writes
+// them (nlohmann::json sorts them: responseObject before stage and verb).
+std::string ApiserverOrder(const json& j) {
+  static const char* kOrder[] = {"kind", "apiVersion", "level", "auditID", "stage", "requestURI", "verb", "user",
+                                 "impersonatedUser", "sourceIPs", "userAgent", "objectRef", "responseStatus",
+                                 "requestObject", "responseObject", "requestReceivedTimestamp", "stageTimestamp",
+                                 "timestamp", "annotations"};
+  nlohmann::ordered_json o;
+  for (const char* k : kOrder)
+    if (j.contains(k)) o[k] = j[k];
+  for (const auto& [k, v] : j.items())
+    if (!o.contains(k)) o[k] = v;
+  return o.dump();
+}
+
+std::vector<std::string> CorpusAuditEvents() {
+  std::vector<std::string> files = {"audit2rbac-demo.jsonl"};
+  std::vector<std::string> falco;
+  const std::string dir = std::string(ANNALS_CORPUS_DIR) + "/k8s-audit/";
+  for (const auto& f : std::filesystem::directory_iterator(dir + "falco")) falco.push_back("falco/" + f.path().filename().string());
+  std::sort(falco.begin(), falco.end());
+  files.insert(files.end(), falco.begin(), falco.end());
+  std::vector<std::string> out;
+  for (const auto& f : files) {
+    std::ifstream in(dir + f, std::ios::binary);
+    EXPECT_TRUE(in.good()) << f;
+    for (std::string line; std::getline(in, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+TEST(StateStore, MetadataVersionsOneAndTwoGiveTheSameRowsAndState) {
+  // Version 2 leaves the indexed fields to the payload; a log holding
+  // version 1 entries (the fields repeated in the metadata) must answer the
+  // same: the same event rows and name links, the same objects and versions.
+  std::vector<std::string> events = CorpusAuditEvents();
+  const size_t corpus = events.size();
+  const json pod = Pod(kNs, "web-0", "uid-web-0", "Running", {"10.244.1.7"});
+  const json gen = Pod(kNs, "web-5f7d9-abcde", "uid-gen", "Pending", {});
+  std::vector<json> made;
+  int serial = 0;
+  made.push_back(AuditEvent({"create", "pods", "", kNs, "web-0", At(0), pod, 201}, ++serial));
+  made.push_back(AuditEvent({"patch", "pods", "status", kNs, "web-0", At(1), pod, 200}, ++serial));
+  made.push_back(AuditEvent({"get", "pods", "", kNs, "web-0", At(2), pod, 200}, ++serial));
+  made.push_back(AuditEvent({"update", "pods", "", kNs, "web-0", At(3), pod, 409}, ++serial));
+  made.push_back(AuditEvent({"create", "pods", "", kNs, "", At(4), gen, 201}, ++serial));
+  made.push_back(AuditEvent({"delete", "pods", "", kNs, "web-0", At(5), StatusSuccess("pods", "web-0")}, ++serial));
+  made.push_back(AuditEvent({"delete", "pods", "", kNs, "web-5f7d9-abcde", At(6), json(), 200}, ++serial));
+  json imp = AuditEvent({"create", "pods", "", "team-a", "imp", At(7), Pod("team-a", "imp", "uid-imp", "Pending", {}), 201},
+                        ++serial);
+  imp["impersonatedUser"] = {{"username", "system:serviceaccount:team-a:deployer"}};
+  imp["userAgent"] = std::string(300, 'k');  // cut at 256 bytes in the rows
+  made.push_back(imp);
+  json beta = AuditEvent({"update", "pods", "", "team-a", "imp", At(8), Pod("team-a", "imp", "uid-imp", "Running", {"10.244.2.9"}), 200},
+                         ++serial);
+  beta["apiVersion"] = "audit.k8s.io/v1beta1";
+  beta["timestamp"] = beta["stageTimestamp"];
+  beta.erase("stageTimestamp");
+  made.push_back(beta);
+  for (const json& j : made) {
+    events.push_back(j.dump());           // sorted: responseObject before stage, verb and code
+    events.push_back(ApiserverOrder(j));  // as the apiserver writes: after them
+  }
+  StateStore v1, v2;
+  index::EventBatch rows1, rows2;
+  uint64_t index = 0;
+  size_t audit = 0;
+  for (const std::string& payload : events) {
+    auto ev = ingest::ParseAuditEvent(payload, "event");
+    if (!ev.ok()) continue;
+    ++audit;
+    ASSERT_TRUE(v1.Apply(index, MetaV1(*ev), payload, &rows1).ok());
+    const std::string meta2 = ingest::AuditMeta(*ev, "k8s-audit", "2024-03-01T12:00:00Z");
+    ASSERT_TRUE(meta2.starts_with(R"({"v":2,)")) << meta2;
+    ASSERT_EQ(meta2.find(R"("audit")"), std::string::npos) << meta2;
+    ASSERT_TRUE(v2.Apply(index, meta2, payload, &rows2).ok());
+    ++index;
+  }
+  EXPECT_GT(audit, corpus / 2);
+  ASSERT_EQ(rows1.rows(), audit);
+  ASSERT_EQ(rows2.rows(), audit);
+  for (size_t i = 0; i < audit; ++i) {
+    const auto& a = rows1.row_list()[i];
+    const auto& b = rows2.row_list()[i];
+    EXPECT_EQ(a.index, b.index);
+    EXPECT_EQ(rows1.arena(a.at, a.size), rows2.arena(b.at, b.size)) << "row of entry " << a.index;
+  }
+  ASSERT_EQ(rows1.name_list().size(), rows2.name_list().size());
+  for (size_t i = 0; i < rows1.name_list().size(); ++i) {
+    const auto& a = rows1.name_list()[i];
+    const auto& b = rows2.name_list()[i];
+    EXPECT_EQ(a.index, b.index);
+    EXPECT_EQ(rows1.arena(a.at, a.size), rows2.arena(b.at, b.size));
+  }
+  // The impersonated create's row names who it acted as, and its agent cut.
+  bool saw_as = false;
+  for (const auto& r : rows2.row_list()) {
+    index::EventRowView v;
+    ASSERT_TRUE(index::DecodeEventRow(r.index, rows2.arena(r.at, r.size), &v).ok());
+    if (v.as == "system:serviceaccount:team-a:deployer") {
+      saw_as = true;
+      EXPECT_EQ(v.ua, std::string(256, 'k'));
+    }
+  }
+  EXPECT_TRUE(saw_as);
+  auto snapshot = [](const StateStore& s) {
+    std::string out;
+    EXPECT_TRUE(s.EncodeSnapshot([&](std::string_view part) {
+                  out.append(part);
+                  return OkStatus();
+                }).ok());
+    return out;
+  };
+  {
+    std::shared_lock lock(v2.mutex());
+    EXPECT_GE(v2.object_count(), 3u);  // web-0, the generated pod, imp, and the corpus' objects
+    const int64_t id = v2.FindUid(0, "uid-imp");
+    ASSERT_GE(id, 0);
+    EXPECT_GE(v2.object(static_cast<uint32_t>(id)).versions.size(), 2u);  // its create and update
+  }
+  EXPECT_EQ(snapshot(v1), snapshot(v2));
 }
 
 }  // namespace

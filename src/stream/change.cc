@@ -124,21 +124,40 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   c->cluster = std::string(state::StringMember(m, "cluster"));
   c->time = ParseRfc3339(state::StringMember(m, "rt")).value_or(0);
   json change;  // null unless an audit event
-  simdjson::dom::element a;
-  if (c->type == "k8s.audit" && m["audit"].get(a) == simdjson::SUCCESS) {
-    c->verb = state::StringMember(a, "verb");
-    c->user = state::StringMember(a, "user");
-    c->resource = state::StringMember(a, "resource");
-    c->namespace_ = state::StringMember(a, "namespace");
-    c->name = state::StringMember(a, "name");
-    c->stage = state::StringMember(a, "stage");
-    int64_t code = 0;
-    if (a["code"].get_int64().get(code)) code = 0;
-    c->code = static_cast<int>(code);
-    std::string_view t = state::StringMember(a, "time");
+  // Metadata version 1 repeats the fields in its "audit" block; version 2
+  // leaves them to the payload.
+  state::AuditFields a;
+  simdjson::dom::element block;
+  bool audit = c->type == "k8s.audit";
+  int64_t version = 1;
+  if (m["v"].get_int64().get(version) != simdjson::SUCCESS) version = 1;
+  if (audit && version >= 2) {
+    audit = state::ReadAuditFields(payload, &a).ok();
+  } else if (audit && m["audit"].get(block) == simdjson::SUCCESS) {
+    a.verb = state::StringMember(block, "verb");
+    a.user = state::StringMember(block, "user");
+    a.resource = state::StringMember(block, "resource");
+    a.subresource = state::StringMember(block, "subresource");
+    a.namespace_ = state::StringMember(block, "namespace");
+    a.name = state::StringMember(block, "name");
+    a.stage = state::StringMember(block, "stage");
+    if (block["code"].get_int64().get(a.code)) a.code = 0;
+    a.time = state::StringMember(block, "time");
+  } else {
+    audit = false;  // version 1 without its fields
+  }
+  if (audit) {
+    c->verb = a.verb;
+    c->user = a.user;
+    c->resource = a.resource;
+    c->namespace_ = a.namespace_;
+    c->name = a.name;
+    c->stage = a.stage;
+    c->code = static_cast<int>(a.code);
+    std::string_view t = a.time;
     if (auto at = ParseRfc3339(t)) c->time = *at;
     change = json::object();
-    std::string_view sub = state::StringMember(a, "subresource");
+    std::string_view sub = a.subresource;
     DescribeObject(src, payload, sub, c.get(), &change);
     if (!c->cluster.empty()) change["cluster"] = c->cluster;
     change["kind"] = c->kind;

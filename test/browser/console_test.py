@@ -390,6 +390,14 @@ class ConsoleTest(Page, unittest.TestCase):
         self.assertTrue(self.all("section.proof[data-verified=ok]"))
         shown = json.loads(self.browser.find_element(By.CSS_SELECTOR, "pre.json").text)
         self.assertEqual(shown, want["event"])
+        # Its fields, read from the event (metadata version 2 does not repeat them).
+        self.assertEqual(want["meta"]["type"], "k8s.audit")
+        self.assertNotIn("audit", want["meta"])
+        kv = self.text("table.kv")
+        for field in ("verb", "user", "resource", "time"):
+            self.assertIn(field, kv)
+        self.assertIn(want["event"]["user"]["username"], kv)
+        self.assertIn(want["event"]["verb"], kv)
         self.shot("entry")
         self.assertNoErrors()
 

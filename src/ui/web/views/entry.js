@@ -7,6 +7,17 @@ import { parseVerifierKey, verifyEntryReceipt, payloadJson, b64decode } from '..
 
 export const title = 'Entry';
 
+// The fields the table shows of a Kubernetes audit event, as the server
+// reads them (state::ReadAuditFields).
+function auditFields(ev) {
+  const ref = ev.objectRef || {};
+  return {
+    verb: ev.verb, user: ev.user && ev.user.username, resource: ref.resource, subresource: ref.subresource,
+    namespace: ref.namespace, name: ref.name, code: ev.responseStatus ? ev.responseStatus.code : undefined,
+    time: ev.stageTimestamp || ev.timestamp,
+  };
+}
+
 export async function render(main, { parts, navigate, signal }) {
   const index = parts[0] || '';
   main.append(h('h1', {}, 'Entry'),
@@ -39,7 +50,9 @@ export async function render(main, { parts, navigate, signal }) {
   }
   const { meta, payload } = result.entry;
   const ev = payloadJson(payload);
-  const a = meta.audit || {};
+  // Metadata version 1 repeats an audit event's fields in "audit";
+  // version 2 leaves them to the event.
+  const a = meta.audit || (String(meta.type).startsWith('k8s.audit') && ev ? auditFields(ev) : {});
   const rows = [
     ['type', meta.type], ['source', meta.src], ['received', meta.rt], ['dedup key', meta.key],
     ['verb', a.verb], ['user', a.user], ['resource', a.resource && (a.resource + (a.subresource ? '/' + a.subresource : ''))],
