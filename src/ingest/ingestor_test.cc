@@ -287,5 +287,39 @@ TEST(AuditBodyRedactionLook, EachEventIsMarkedByWhatItHolds) {
   for (const auto& e : *plain) EXPECT_TRUE(e.may_redact);
 }
 
+TEST(AuditMetadata, VersionTwoNamesTheEventAndLeavesItsFieldsToThePayload) {
+  // The worked example of docs/format/entry.md.
+  const std::string body =
+      R"({"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[)" "\n"
+      R"({"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"6f1c0f3e-3f0b-4d55-9a57-1d8c2b7e0a11","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods/web-0","verb":"delete","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["10.0.0.7"],"userAgent":"kubectl/v1.29.0","objectRef":{"resource":"pods","namespace":"default","name":"web-0","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2024-05-01T12:00:00.000000Z","stageTimestamp":"2024-05-01T12:00:00.012345Z"})"
+      "\n]}";
+  auto events = ParseAuditBody(body);
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 1u);
+  const AuditEvent& e = (*events)[0];
+  const std::string rt = "2026-11-25T15:40:56.057115Z";
+  const IngestItem item = AuditItem(e, "k8s-audit", rt);
+  EXPECT_EQ(item.meta,
+            R"({"v":2,"src":"k8s-audit","rt":"2026-11-25T15:40:56.057115Z","ct":"application/json","type":"k8s.audit",)"
+            R"("key":"audit:36:6f1c0f3e-3f0b-4d55-9a57-1d8c2b7e0a11/ResponseComplete"})");
+  EXPECT_EQ(item.meta, AuditMeta(e, "k8s-audit", rt));
+  EXPECT_EQ(item.key, "audit:36:6f1c0f3e-3f0b-4d55-9a57-1d8c2b7e0a11/ResponseComplete");
+  EXPECT_EQ(Ingestor::KeyFromMeta(item.meta), item.key);
+  auto entry = ledger::EncodeEntry(item.meta, item.payload, nullptr);
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(entry->size(), 741u);
+  // Version 1, as logs written before hold it.
+  EXPECT_EQ(AuditMetaV1(e, "k8s-audit", rt),
+            R"({"v":1,"src":"k8s-audit","rt":"2026-11-25T15:40:56.057115Z","ct":"application/json","type":"k8s.audit",)"
+            R"("key":"audit:36:6f1c0f3e-3f0b-4d55-9a57-1d8c2b7e0a11/ResponseComplete","audit":{"stage":"ResponseComplete",)"
+            R"("verb":"delete","user":"alice","resource":"pods","namespace":"default","name":"web-0","code":200,)"
+            R"("level":"Metadata","time":"2024-05-01T12:00:00.012345Z","ip":"10.0.0.7","ua":"kubectl/v1.29.0"}})");
+  // Filed under a cluster, either version gains it after "v".
+  IngestItem bound = item;
+  ASSERT_TRUE(BindCluster("prod", &bound).ok());
+  EXPECT_TRUE(bound.meta.starts_with(R"({"v":2,"cluster":"prod","src":)")) << bound.meta;
+  EXPECT_EQ(bound.key, "cluster:4:prod/" + item.key);
+}
+
 }  // namespace
 }  // namespace annals::ingest

@@ -185,6 +185,31 @@ std::string MetaWithKey(std::string_view key, std::string_view source, std::stri
 
 }  // namespace
 
+std::string AuditMetaV1(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
+  std::string m = MetaWithKey(e.DedupKey(), source, receive_time);
+  m.replace(0, 6, R"({"v":1)");
+  m.pop_back();  // the closing brace
+  m += R"(,"audit":{)";
+  auto field = [&m](std::string_view name, std::string_view value, bool optional = false) {
+    json_util::AppendJsonMember(&m, name, value, optional);
+  };
+  field("stage", e.stage);
+  field("verb", e.verb);
+  field("user", e.user);
+  field("resource", e.resource);
+  field("subresource", e.subresource, true);
+  field("group", e.api_group, true);
+  field("namespace", e.namespace_);
+  field("name", e.name);
+  m += R"(,"code":)" + std::to_string(e.code);
+  field("level", e.level);
+  field("time", e.stage_timestamp);
+  field("ip", e.source_ip, true);
+  field("ua", std::string_view(e.user_agent).substr(0, 256), true);
+  m += "}}";
+  return m;
+}
+
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time) {
   return MetaWithKey(e.DedupKey(), source, receive_time);
 }

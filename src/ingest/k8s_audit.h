@@ -73,8 +73,12 @@ StatusOr<AuditEvent> AuditEventFromDom(const simdjson::dom::element& doc, std::s
 StatusOr<std::vector<AuditEvent>> ParseAuditBody(std::string_view body, size_t readable = 0,
                                                  const redact::Redactor* redactor = nullptr);
 
-// The entry metadata for an audit event (entry_format.h "meta").
+// The entry metadata for an audit event (docs/format/entry.md, version 2).
 std::string AuditMeta(const AuditEvent& e, std::string_view source, std::string_view receive_time);
+// The version 1 metadata the ingest wrote before (the indexed fields
+// repeated in an "audit" object): logs written then hold it. Not written
+// any more; the tests and apply_bench compare the readers on both.
+std::string AuditMetaV1(const AuditEvent& e, std::string_view source, std::string_view receive_time);
 // The ingest item for an event (meta, payload = e.raw, key = e.DedupKey()),
 // the key built once for both.
 IngestItem AuditItem(const AuditEvent& e, std::string_view source, std::string_view receive_time);
