@@ -737,7 +737,8 @@ TEST_F(AuditCorpus, SearchRowsCarryInclusionProofs) {
     EXPECT_EQ(e["checkpoint"], r["checkpoint"]);
     EXPECT_EQ(p["leaf_hash"], e["leaf_hash"]) << i;
     EXPECT_EQ(p["hashes"], e["inclusion_proof"]["hashes"]) << i;
-    EXPECT_EQ(e["meta"]["audit"]["resource"], "configmaps");
+    EXPECT_EQ(e["meta"]["v"], 2);
+    EXPECT_EQ(e["event"]["objectRef"]["resource"], "configmaps");
   }
 }
 
