@@ -91,9 +91,17 @@ bool ForMembers(od::value v, const std::array<std::string_view, N>& names, Fn&& 
   uint32_t seen = 0;
   for (auto member : obj) {
     od::field f;
-    std::string_view name;
-    if (std::move(member).get(f) != simdjson::SUCCESS || f.unescaped_key().get(name) != simdjson::SUCCESS) return false;
-    const size_t i = static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+    if (std::move(member).get(f) != simdjson::SUCCESS) return false;
+    // The name as written when it has no escapes (nearly always: no copy),
+    // else decoded; stage 1 found its closing quote, so the scan ends.
+    const char* raw = f.key().raw();
+    size_t len = 0;
+    while (raw[len] != '"' && raw[len] != '\\') ++len;
+    std::string_view name(raw, len);
+    if (raw[len] == '\\' && f.unescaped_key().get(name) != simdjson::SUCCESS) return false;
+    // Length and first byte first: most names differ there.
+    size_t i = 0;
+    while (i < N && (names[i].size() != name.size() || names[i][0] != name[0] || names[i] != name)) ++i;
     if (i == N || (seen & (uint32_t{1} << i)) != 0) continue;
     seen |= uint32_t{1} << i;
     fn(i, f.value());

@@ -375,6 +375,14 @@ TEST(ReadAuditFields, ReadsTheIndexedFieldsAndTheWrittenObjectInOnePass) {
   EXPECT_EQ(f.user, "");
   EXPECT_EQ(f.code, 0);
 
+  // A name written with escapes is the name it decodes to, as for the DOM.
+  ASSERT_TRUE(ReadAuditFields(R"({"st\u0061ge":"ResponseComplete","v\"erb":"x","verb":"get"})", &f).ok());
+  EXPECT_EQ(f.stage, "ResponseComplete");
+  EXPECT_EQ(f.verb, "get");
+  auto facts = ReadObjectFacts(R"({"kind":"Pod","metad\u0061ta":{"name":"n","\u0075id":"u-2"}})");
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->uid, "u-2");
+
   EXPECT_EQ(ReadAuditFields("[1,2]", &f).code(), StatusCode::kDataLoss);
   EXPECT_EQ(ReadAuditFields("null", &f).code(), StatusCode::kDataLoss);
 }
