@@ -1,8 +1,9 @@
-// Feeds arbitrary bytes to ReadObjectFacts and ReadMemberFacts (the
-// projection's reading of every object in the log, On-Demand in one pass).
-// They may not crash; and on any text simdjson's DOM accepts as a JSON
-// object, what they read must be what a lookup by name in the DOM finds
-// (each name's first occurrence), for every fact the state engine keeps.
+// Feeds arbitrary bytes to ReadObjectFacts, ReadMemberFacts and
+// ReadAuditFields (the projection's reading of every object and audit
+// event in the log, On-Demand in one pass). They may not crash; and on any
+// text simdjson's DOM accepts as a JSON object, what they read must be what
+// a lookup by name in the DOM finds (each name's first occurrence), for
+// every fact and field the state engine keeps.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include <simdjson.h>
 
+#include "common/bytes.h"
 #include "state/k8s_object.h"
 #include "fuzz_check.h"
 
@@ -113,6 +115,45 @@ void Compare(element doc, const StatusOr<state::ObjectFacts>& f) {
                                                        : std::vector<std::pair<std::string, std::string>>()));
 }
 
+// The audit event fields of doc (a JSON object) by DOM lookups, checked
+// against a, and the written object against w.
+void CompareAudit(element doc, const state::AuditFields& a, const state::WrittenObject& w) {
+  CHECK(a.stage == Str(doc, "stage") && a.verb == Str(doc, "verb") && a.level == Str(doc, "level"));
+  element x;
+  CHECK(a.user == (doc["user"].get(x) == simdjson::SUCCESS ? Str(x, "username") : std::string()));
+  CHECK(a.as == (doc["impersonatedUser"].get(x) == simdjson::SUCCESS ? Str(x, "username") : std::string()));
+  element ref;
+  const bool has_ref = doc["objectRef"].get(ref) == simdjson::SUCCESS;
+  CHECK(a.resource == (has_ref ? Str(ref, "resource") : ""));
+  CHECK(a.subresource == (has_ref ? Str(ref, "subresource") : ""));
+  CHECK(a.api_group == (has_ref ? Str(ref, "apiGroup") : ""));
+  CHECK(a.namespace_ == (has_ref ? Str(ref, "namespace") : ""));
+  CHECK(a.name == (has_ref ? Str(ref, "name") : ""));
+  int64_t code = 0;
+  if (doc["responseStatus"].get(x) != simdjson::SUCCESS || x["code"].get_int64().get(code) != simdjson::SUCCESS)
+    code = 0;
+  CHECK(a.code == code);
+  std::string time = Str(doc, "stageTimestamp");
+  if (time.empty()) time = Str(doc, "timestamp");
+  CHECK(a.time == time);
+  std::string ip;
+  simdjson::dom::array ips;
+  if (doc["sourceIPs"].get_array().get(ips) == simdjson::SUCCESS && ips.size() > 0) {
+    std::string_view v;
+    if (ips.at(0).get_string().get(v) == simdjson::SUCCESS) ip = std::string(v);
+  }
+  CHECK(a.ip == ip);
+  const std::string ua = Str(doc, "userAgent");
+  CHECK(a.ua == ClipUtf8(ua, 256));
+  element response;
+  if (state::WroteObject(a.stage, a.verb, a.code) && doc["responseObject"].get(response) == simdjson::SUCCESS) {
+    CHECK(w.present);
+    Compare(response, w.facts);
+  } else {
+    CHECK(!w.present);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -122,9 +163,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto member = state::ReadMemberFacts(text, "responseObject", &present);
   CHECK(present || member.status().code() == StatusCode::kNotFound);
 
+  state::AuditFields audit;
+  state::WrittenObject written;
+  const Status read = state::ReadAuditFields(text, &audit, &written);
+
   simdjson::dom::parser parser;
   element doc;
   if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS) return 0;
+  CHECK(read.ok() == doc.is_object());
+  if (doc.is_object()) CompareAudit(doc, audit, written);
   Compare(doc, facts);
   element response;
   if (doc.is_object() && doc["responseObject"].get(response) == simdjson::SUCCESS) {
