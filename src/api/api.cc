@@ -1086,7 +1086,9 @@ HttpResponse Api::MetricsPage() {
     metrics_.Set("annals_disk_floor_bytes", rd.disk_floor_bytes);
     metrics_.Set("annals_disk_pending_index_bytes", rd.disk_pending_bytes);
     metrics_.Set("annals_disk_writes_refused", rd.storage.empty() ? 0 : 1);
-    for (const auto& w : rd.index_work) {
+  }
+  if (index_work_) {
+    for (const IndexWork& w : index_work_()) {
       metrics_.SetCounter("annals_index_background_cpu_seconds_total", "index", w.index, w.cpu_nanos, true);
       metrics_.SetCounter("annals_index_background_read_bytes_total", "index", w.index, w.bytes_read);
       metrics_.SetCounter("annals_index_background_written_bytes_total", "index", w.index, w.bytes_written);

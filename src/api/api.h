@@ -45,13 +45,13 @@ struct Readiness {
   bool ingest_ready = true;
   uint64_t dedup_applied = 0, dedup_target = 0;
   std::string ingest;
-  // Each RocksDB-backed index's flushes and compactions since it was
-  // opened: CPU and bytes read and written ("events", "dedup", "cold").
-  struct IndexWork {
-    std::string index;
-    uint64_t cpu_nanos = 0, bytes_read = 0, bytes_written = 0;
-  };
-  std::vector<IndexWork> index_work;
+};
+
+// A RocksDB-backed index's flushes and compactions since it was opened:
+// CPU and bytes read and written ("events", "dedup", "cold").
+struct IndexWork {
+  std::string index;
+  uint64_t cpu_nanos = 0, bytes_read = 0, bytes_written = 0;
 };
 
 class Api {
@@ -81,6 +81,10 @@ class Api {
   // Where /readyz, the questions and /metrics learn how far the projections
   // are. Without it they are always ready. Call before serving.
   void SetReadiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
+  // Where /metrics learns the indexes' background work (read at each
+  // scrape only: RocksDB's statistics are formatted text, too dear for the
+  // readiness check every question makes).
+  void SetIndexWork(std::function<std::vector<IndexWork>()> fn) { index_work_ = std::move(fn); }
   // The cluster ingest is filed under when the caller's credentials name
   // none and the request's ?cluster= does not either (serve --cluster).
   void SetDefaultCluster(std::string cluster) { default_cluster_ = std::move(cluster); }
@@ -159,6 +163,7 @@ class Api {
   redact::SealedStore* sealed_ = nullptr;
   std::string default_cluster_;
   std::function<Readiness()> readiness_;
+  std::function<std::vector<IndexWork>()> index_work_;
   std::function<std::string()> witnesses_;
 };
 

@@ -366,8 +366,7 @@ Status Instance::Build() {
   if (p.cosigning) p.api->SetWitnesses([c = p.cosigning.get()] { return c->StatusJson(); });
   if (p.sealed) p.api->SetSealedStore(p.sealed.get());
   p.api->SetReadiness([pr = p.projector.get(), st = p.store.get(), d = p.disk.get(), l = p.ledger.get(),
-                       a = p.archiver.get(), im = p.images.get(), q = p.questions.get(), ing = p.ingestor.get(),
-                       dedup = p.dedup.get(), events = p.events.get(), cold = p.cold.get()]() {
+                       a = p.archiver.get(), im = p.images.get(), q = p.questions.get(), ing = p.ingestor.get()]() {
     api::Readiness r;
     const auto dc = ing->catch_up();
     r.ingest = dc.done ? dc.status.message() : "";
@@ -396,13 +395,17 @@ Status Instance::Build() {
     r.bodies_from_images = q->bodies_from_images();
     r.bodies_from_log = q->bodies_from_log();
     if (r.storage.empty() && a) r.storage = a->Unready();
-    auto work = [&r](const char* name, const index::BackgroundWork& w) {
-      r.index_work.push_back({name, w.cpu_nanos, w.bytes_read, w.bytes_written});
+    return r;
+  });
+  p.api->SetIndexWork([dedup = p.dedup.get(), events = p.events.get(), cold = p.cold.get()] {
+    std::vector<api::IndexWork> out;
+    auto work = [&out](const char* name, const index::BackgroundWork& w) {
+      out.push_back({name, w.cpu_nanos, w.bytes_read, w.bytes_written});
     };
     work("events", events->BackgroundWorkDone());
     work("dedup", dedup->BackgroundWorkDone());
     work("cold", cold->BackgroundWorkDone());
-    return r;
+    return out;
   });
   stream::ChangeFeedOptions fo;
   fo.buffer_entries = std::max<size_t>(1, o.watch_buffer);

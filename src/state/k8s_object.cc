@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "common/bytes.h"
+#include "common/find_bytes.h"
+#include "json/json_members.h"
 #include "json/json_scan.h"
 
 
@@ -321,6 +323,47 @@ bool IsWriteVerb(std::string_view verb) {
 
 bool WroteObject(std::string_view stage, std::string_view verb, int64_t code) {
   return stage == "ResponseComplete" && code >= 200 && code < 300 && IsWriteVerb(verb);
+}
+
+Status ReadAuditEntry(simdjson::dom::element meta, std::string_view payload, AuditFields* out,
+                      WrittenObject* written) {
+  int64_t version = 1;
+  if (meta["v"].get_int64().get(version) != simdjson::SUCCESS) version = 1;
+  if (version >= 2) return ReadAuditFields(payload, out, written);
+  simdjson::dom::object a;
+  if (meta["audit"].get_object().get(a) != simdjson::SUCCESS) return NotFoundError("no audit fields");
+  *out = AuditFields{};
+  // One pass over the block, not a lookup by name for each.
+  json_util::ScanMembers(a,
+                         {{"stage", &out->stage},
+                          {"verb", &out->verb},
+                          {"resource", &out->resource},
+                          {"namespace", &out->namespace_},
+                          {"name", &out->name},
+                          {"time", &out->time},
+                          {"user", &out->user},
+                          {"subresource", &out->subresource},
+                          {"group", &out->api_group},
+                          {"level", &out->level},
+                          {"ip", &out->ip},
+                          {"ua", &out->ua}},
+                         [&](std::string_view k, simdjson::dom::element v) {
+                           if (k == "code" && v.get_int64().get(out->code) != simdjson::SUCCESS) out->code = 0;
+                         });
+  if (written && WroteObject(out->stage, out->verb, out->code))
+    written->facts = ReadMemberFacts(payload, "responseObject", &written->present);
+  // Who the request acted as, when impersonated: the payload says so only
+  // then, so look for the member before parsing anything (ContainsBytes:
+  // memmem, not string_view::find, which stops at every '"').
+  static constexpr std::string_view kImpersonated = "\"impersonatedUser\"";
+  if (ContainsBytes(payload, kImpersonated)) {
+    std::string_view imp = RawMember(payload, "impersonatedUser");
+    simdjson::dom::element iu;
+    thread_local simdjson::dom::parser imp_parser;
+    if (!imp.empty() && imp_parser.parse(imp.data(), imp.size()).get(iu) == simdjson::SUCCESS)
+      out->as = StringMember(iu, "username");
+  }
+  return OkStatus();
 }
 
 Status ReadAuditFields(std::string_view event, AuditFields* out, WrittenObject* written) {

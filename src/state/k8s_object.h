@@ -78,6 +78,13 @@ struct WrittenObject {
 // DataLoss if it is not a JSON object. `written` (optional): the facts of
 // the responseObject of a write that succeeded.
 Status ReadAuditFields(std::string_view event, AuditFields* out, WrittenObject* written = nullptr);
+// The same for an audit entry of either metadata version (`meta`, parsed):
+// version 2 reads the payload (ReadAuditFields); version 1 takes the fields
+// from its "audit" block (views into `meta`) and reads the payload only for
+// who the request acted as and the written object. NotFound for a version
+// 1 entry without its block: it is not read as an audit event.
+Status ReadAuditEntry(simdjson::dom::element meta, std::string_view payload, AuditFields* out,
+                      WrittenObject* written = nullptr);
 // A ResponseComplete of create, update, patch or delete with a 2xx code:
 // its responseObject is the version the write made.
 bool WroteObject(std::string_view stage, std::string_view verb, int64_t code);

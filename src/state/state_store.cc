@@ -1,6 +1,5 @@
 #include "state/state_store.h"
 
-#include "common/find_bytes.h"
 #include "json/json_members.h"
 #include "state/k8s_object.h"
 
@@ -168,49 +167,9 @@ Status StateStore::ApplyEntry(StateStore* store, uint64_t index, std::string_vie
   // The cluster the entry was filed under (ingest::BindCluster), "" if none.
   const std::string_view cluster = StringMember(m, "cluster");
   if (type != "k8s.audit") return OkStatus();
-  // Metadata version 1 repeats the indexed fields in its "audit" block (one
-  // pass over it, not a lookup by name for each: this runs for every audit
-  // event); version 2 leaves them to the payload, read in one pass with
-  // the response object of a write.
   AuditFields f;
   WrittenObject written;
-  int64_t version = 1;
-  if (m["v"].get_int64().get(version) != simdjson::SUCCESS) version = 1;
-  simdjson::dom::object a;
-  if (version >= 2) {
-    if (!ReadAuditFields(payload, &f, &written).ok()) return OkStatus();
-  } else if (m["audit"].get_object().get(a) == simdjson::SUCCESS) {
-    json_util::ScanMembers(a,
-                           {{"stage", &f.stage},
-                            {"verb", &f.verb},
-                            {"resource", &f.resource},
-                            {"namespace", &f.namespace_},
-                            {"name", &f.name},
-                            {"time", &f.time},
-                            {"user", &f.user},
-                            {"subresource", &f.subresource},
-                            {"ip", &f.ip},
-                            {"ua", &f.ua}},
-                           [&](std::string_view k, simdjson::dom::element v) {
-                             if (k == "code" && v.get_int64().get(f.code) != simdjson::SUCCESS) f.code = 0;
-                           });
-    if (WroteObject(f.stage, f.verb, f.code))
-      written.facts = ReadMemberFacts(payload, "responseObject", &written.present);  // outside the writer lock
-    // Who the request acted as, when impersonated: the payload says so only
-    // then, so look for the member before parsing anything (ContainsBytes:
-    // memmem, not string_view::find, which stops at every '"').
-    static constexpr std::string_view kImpersonated = "\"impersonatedUser\"";
-    if (rows && ContainsBytes(payload, kImpersonated)) {
-      std::string_view imp = RawMember(payload, "impersonatedUser");
-      if (!imp.empty()) {
-        simdjson::dom::element iu;
-        thread_local simdjson::dom::parser imp_parser;
-        if (imp_parser.parse(imp.data(), imp.size()).get(iu) == simdjson::SUCCESS) f.as = StringMember(iu, "username");
-      }
-    }
-  } else {
-    return OkStatus();  // version 1 without its fields
-  }
+  if (!ReadAuditEntry(m, payload, &f, &written).ok()) return OkStatus();
   const std::string_view stage = f.stage, verb = f.verb, resource = f.resource, ns = f.namespace_, name = f.name;
   const int64_t code = f.code;
   const Micros t = ParseRfc3339(f.time).value_or(0);

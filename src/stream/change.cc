@@ -124,28 +124,8 @@ StatusOr<std::shared_ptr<const Change>> MakeChange(const ChangeSources& src, uin
   c->cluster = std::string(state::StringMember(m, "cluster"));
   c->time = ParseRfc3339(state::StringMember(m, "rt")).value_or(0);
   json change;  // null unless an audit event
-  // Metadata version 1 repeats the fields in its "audit" block; version 2
-  // leaves them to the payload.
   state::AuditFields a;
-  simdjson::dom::element block;
-  bool audit = c->type == "k8s.audit";
-  int64_t version = 1;
-  if (m["v"].get_int64().get(version) != simdjson::SUCCESS) version = 1;
-  if (audit && version >= 2) {
-    audit = state::ReadAuditFields(payload, &a).ok();
-  } else if (audit && m["audit"].get(block) == simdjson::SUCCESS) {
-    a.verb = state::StringMember(block, "verb");
-    a.user = state::StringMember(block, "user");
-    a.resource = state::StringMember(block, "resource");
-    a.subresource = state::StringMember(block, "subresource");
-    a.namespace_ = state::StringMember(block, "namespace");
-    a.name = state::StringMember(block, "name");
-    a.stage = state::StringMember(block, "stage");
-    if (block["code"].get_int64().get(a.code)) a.code = 0;
-    a.time = state::StringMember(block, "time");
-  } else {
-    audit = false;  // version 1 without its fields
-  }
+  const bool audit = c->type == "k8s.audit" && state::ReadAuditEntry(m, payload, &a).ok();
   if (audit) {
     c->verb = a.verb;
     c->user = a.user;
